@@ -1,0 +1,71 @@
+import { readFile } from 'node:fs/promises';
+import { KilnError } from '../../core/errors.js';
+import { pathKind } from '../../core/fs.js';
+import { Progress, warnOnce } from '../../core/log.js';
+import { TextClassifier, type Prediction } from '../../runtime/text-classifier.js';
+import { formatMs, percentile } from '../format.js';
+import { artifactFromArgument } from '../open-artifact.js';
+import { defineCommand, nonEmpty } from '../table.js';
+
+/** Untimed inferences before measuring, as the seed's inference.py warms up. */
+const WARMUP_RUNS = 3;
+
+export const runCommand = defineCommand({
+  name: 'run',
+  summary: 'Classify texts one at a time and report each latency.',
+  description:
+    'Loads an artifact (or compiles a SOURCE on the fly through the cache), warms it up, then classifies each text ' +
+    'alone, as the seed\'s latency loop does: one line per text with label, score and latency, and with several ' +
+    'texts a last line with count, average, p50 and p99. Texts longer than the max length are truncated (a warning ' +
+    'says so once); an empty text is an error.',
+  positionals: [
+    { name: 'ARTIFACT', description: 'A compiled artifact folder, or a SOURCE to compile first (see kiln compile).', required: true },
+    { name: 'TEXT', description: 'Texts to classify; quote each one.', required: false, variadic: true },
+  ],
+  flags: {
+    file: { type: 'string', short: 'f', arg: 'F', description: 'Read texts from a UTF-8 file, one per line (after any TEXT arguments).', default: null as string | null, parse: nonEmpty },
+    json: { type: 'boolean', description: 'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}.', default: false },
+  },
+  examples: [
+    { command: 'kiln run models/sst2-distilbert-tiny "I absolutely loved this movie" "The food was cold"', note: 'two texts, labels and latencies, then the summary line' },
+    { command: 'kiln run sst2-distilbert-tiny.kiln --file reviews.txt --json > predictions.jsonl', note: 'a file of texts, machine-readable output' },
+  ],
+  async run({ positionals, flags }) {
+    const texts = (positionals.TEXT ?? []).map((text, i) => ({ text, where: `TEXT argument ${i + 1}` }));
+    if (flags.file) {
+      if ((await pathKind(flags.file)) !== 'file') throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: flags.file });
+      const lines = (await readFile(flags.file, 'utf8')).split(/\r?\n/);
+      if (lines.at(-1) === '') lines.pop();
+      lines.forEach((text, i) => texts.push({ text, where: `line ${i + 1} of ${flags.file}` }));
+    }
+    if (texts.length === 0) throw new KilnError('KILN_ERR_INPUT_NO_TEXTS', {});
+    // Reject empty texts before loading anything: the error names the text, and nothing runs.
+    for (const t of texts) if (t.text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
+
+    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: flags.json });
+    const classifier = await TextClassifier.load(artifact);
+    try {
+      for (let i = 0; i < WARMUP_RUNS; i += 1) await classifier.classify([texts[0]!.text]);
+      const progress = new Progress({ quiet: flags.json || texts.length < 200 });
+      const latencies: number[] = [];
+      for (const [index, { text, where }] of texts.entries()) {
+        const started = performance.now();
+        const [prediction] = (await classifier.classify([text], () => where)) as [Prediction];
+        const latencyMs = performance.now() - started;
+        latencies.push(latencyMs);
+        if (prediction.truncated) {
+          warnOnce('truncated', `${where} is longer than the artifact's max length (${classifier.manifest.limits.maxLength} tokens) and was truncated; later truncations are not reported`);
+        }
+        process.stdout.write(flags.json ? `${JSON.stringify({ text, label: prediction.label, score: prediction.score, logits: prediction.logits, latencyMs })}\n` : `${prediction.label}  ${prediction.score.toFixed(4)}  ${formatMs(latencyMs).padStart(9)}  ${text}\n`);
+        progress.tick(index + 1, texts.length, 'texts');
+      }
+      if (!flags.json && texts.length > 1) {
+        const sorted = [...latencies].sort((a, b) => a - b);
+        const avg = latencies.reduce((a, b) => a + b, 0) / latencies.length;
+        process.stdout.write(`${texts.length} texts  avg ${formatMs(avg)}  p50 ${formatMs(percentile(sorted, 50))}  p99 ${formatMs(percentile(sorted, 99))}\n`);
+      }
+    } finally {
+      await classifier.close();
+    }
+  },
+});

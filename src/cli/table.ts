@@ -1,0 +1,87 @@
+/**
+ * The shape of kiln's one command table: commands, their arguments and flags with defaults and
+ * validating parsers. `--help`, argument parsing and docs/cli.md are all derived from it.
+ */
+import { KilnError } from '../core/errors.js';
+
+export interface FlagSpec<T> {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** Placeholder for the value in help, e.g. `N` or `DIR`. */
+  arg?: string;
+  description: string;
+  /** The value when the flag is absent. */
+  default: T;
+  /** How the default reads in help when it is computed (e.g. `<source-name>.kiln`). */
+  defaultText?: string;
+  /** Environment variable that supplies the default when set. */
+  env?: string;
+  /** Turns the raw string into the value, or throws KILN_ERR_CLI_INVALID_FLAG. */
+  parse?: (raw: string, flag: string) => T;
+}
+
+export interface PositionalSpec {
+  name: string;
+  description: string;
+  required: boolean;
+  /** Takes every remaining positional argument. */
+  variadic?: boolean;
+}
+
+export interface Example {
+  command: string;
+  /** What it shows, one line. */
+  note: string;
+}
+
+export type FlagValues<F extends Record<string, FlagSpec<unknown>>> = { [K in keyof F]: F[K] extends FlagSpec<infer T> ? T : never };
+
+export interface CommandArgs<F extends Record<string, FlagSpec<unknown>>> {
+  positionals: Record<string, string[]>;
+  flags: FlagValues<F>;
+}
+
+export interface CommandSpec<F extends Record<string, FlagSpec<unknown>> = Record<string, FlagSpec<unknown>>> {
+  /** One or two words: `compile`, `cache ls`. */
+  name: string;
+  summary: string;
+  description: string;
+  positionals: PositionalSpec[];
+  flags: F;
+  examples: [Example, Example, ...Example[]];
+  run: (args: CommandArgs<F>) => Promise<void>;
+}
+
+export function defineCommand<F extends Record<string, FlagSpec<unknown>>>(spec: CommandSpec<F>): CommandSpec {
+  return spec as unknown as CommandSpec;
+}
+
+export function usage(spec: CommandSpec): string {
+  const args = spec.positionals.map((p) => {
+    const name = p.variadic ? `${p.name}…` : p.name;
+    return p.required ? name : `[${name}]`;
+  });
+  return ['kiln', spec.name, ...args, Object.keys(spec.flags).length > 0 ? '[options]' : ''].filter(Boolean).join(' ');
+}
+
+// Parsers shared by the table.
+
+const invalid = (flag: string, rule: string, value: string): KilnError => new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule, value });
+
+export function integer(min: number, max: number): (raw: string, flag: string) => number {
+  return (raw, flag) => {
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) throw invalid(flag, `an integer in [${min}, ${max}]`, raw);
+    return value;
+  };
+}
+
+export function nonEmpty(raw: string, flag: string): string {
+  if (raw.trim() === '') throw invalid(flag, 'a non-empty string', raw);
+  return raw;
+}
+
+export function host(raw: string, flag: string): string {
+  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(raw)) throw invalid(flag, 'a host name or IP address such as 127.0.0.1 or 0.0.0.0', raw);
+  return raw;
+}

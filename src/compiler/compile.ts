@@ -1,0 +1,310 @@
+/**
+ * `kiln compile`: source model → checked, optimized, self-describing artifact, through the cache.
+ * Order matters: cheap checks that name the user's mistake come before expensive work.
+ */
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { arch, cpus, platform } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { KilnError } from '../core/errors.js';
+import { copyFlatDir, pathKind, replaceDir, temporarySibling } from '../core/fs.js';
+import { sha256, sha256File } from '../core/hash.js';
+import { externalTensor, type TensorInfo, graphInputs, graphOutputs, operatorCounts, opsetImports, parameterCount } from '../onnx/graph.js';
+import { decodeModel, type ModelProto } from '../onnx/proto.js';
+import {
+  ARTIFACT_FORMAT,
+  ARTIFACT_FORMAT_VERSION,
+  MANIFEST_FILE,
+  MODEL_FILE,
+  isArtifactDir,
+  readArtifact,
+  type Manifest,
+} from '../model/artifact.js';
+import { parseConfig, readJson, resolveSource, type ModelConfig, type ModelSource } from '../model/source.js';
+import { buildFeeds } from '../model/feeds.js';
+import { TextTokenizer } from '../model/tokenizer.js';
+import { createSession, RUNTIME_VERSION, type Backend } from '../runtime/binding.js';
+import { KILN_VERSION } from '../version.js';
+import { cacheKey, commit, lookup, pruneStaging, stagingDir } from './cache.js';
+import { checkTextClassifierIO } from './io-check.js';
+import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
+
+/** The seed traces with `max_length=128`. */
+export const DEFAULT_MAX_LENGTH = 128;
+export const DEFAULT_MAX_BATCH = 32;
+export const MAX_BATCH_LIMIT = 1024;
+
+export interface CompileOptions {
+  /** A Hugging Face-layout folder or a .onnx file. */
+  source: string;
+  /**
+   * Where to write the artifact folder. `null` leaves it in the cache only and returns the
+   * cache entry (what `run` and `serve` do). @defaultValue `<source-name>.kiln`
+   */
+  out?: string | null;
+  /** Longest token sequence, special tokens included; capped by the position embeddings. @defaultValue 128 */
+  maxLength?: number;
+  /** Most sequences per inference call. @defaultValue 32 */
+  maxBatch?: number;
+  /** Read and write the compile cache. @defaultValue true */
+  cache?: boolean;
+  /** @defaultValue 'cpu' */
+  backend?: Backend;
+  /** Called as each step starts and ends, for progress display. */
+  onStep?: (step: CompileStep, phase: 'start' | 'end') => void;
+}
+
+export type CompileStep = 'hash' | 'check-operators' | 'check-io' | 'optimize' | 'smoke-test' | 'write';
+
+export interface CompileResult {
+  artifactDir: string;
+  manifest: Manifest;
+  cache: 'hit' | 'miss' | 'off';
+  cacheKey: string;
+  durationMs: number;
+}
+
+/** The machine the optimized graph is made for; part of the cache key. */
+export function compileTarget(): Manifest['compile']['target'] {
+  return { platform: platform(), arch: arch(), cpu: cpus()[0]?.model.trim() ?? 'unknown' };
+}
+
+export async function compile(options: CompileOptions): Promise<CompileResult> {
+  const started = performance.now();
+  const backend = options.backend ?? 'cpu';
+  const step = async <T>(name: CompileStep, work: () => Promise<T>): Promise<T> => {
+    options.onStep?.(name, 'start');
+    const result = await work();
+    options.onStep?.(name, 'end');
+    return result;
+  };
+
+  const source = await resolveSource(options.source);
+  const config = parseConfig(await readJson(source.configPath), source.configPath);
+  const limits = resolveLimits(options, config);
+  const out = options.out === undefined ? resolve(`${source.name}.kiln`) : options.out === null ? null : resolve(options.out);
+  if (out !== null) await assertWritableOutput(out);
+
+  const sourceSha256 = await step('hash', () => hashSource(source));
+  const key = cacheKey({
+    sourceSha256,
+    options: { ...limits, backend, optimization: 'all' },
+    target: compileTarget(),
+    kilnVersion: KILN_VERSION,
+    runtimeVersion: RUNTIME_VERSION,
+  });
+  const useCache = options.cache !== false;
+
+  if (useCache) {
+    const hit = await lookup(key);
+    if (hit) {
+      const artifactDir = out === null ? hit : await publish(hit, out, 'copy');
+      const { manifest } = await readArtifact(artifactDir, { verify: false });
+      return { artifactDir, manifest, cache: 'hit', cacheKey: key, durationMs: performance.now() - started };
+    }
+    await pruneStaging().catch(() => undefined);
+  }
+
+  const staging = useCache ? await stagingDir(key) : temporarySibling(out ?? resolve(`${source.name}.kiln`));
+  try {
+    await mkdir(staging, { recursive: true });
+    const manifest = await build({ source, config, limits, backend, staging, sourceSha256, step, started });
+    let artifactDir: string;
+    if (useCache) {
+      const entry = await commit(staging, key);
+      artifactDir = out === null ? entry : await publish(entry, out, 'copy');
+    } else {
+      artifactDir = await publish(staging, out ?? resolve(`${source.name}.kiln`), 'move');
+    }
+    return { artifactDir, manifest, cache: useCache ? 'miss' : 'off', cacheKey: key, durationMs: performance.now() - started };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+function resolveLimits(options: CompileOptions, config: ModelConfig): { maxLength: number; maxBatch: number } {
+  const cap = config.maxPositions ?? Infinity;
+  const maxLength = options.maxLength ?? Math.min(DEFAULT_MAX_LENGTH, cap);
+  if (!Number.isInteger(maxLength) || maxLength < 2 || maxLength > cap) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--max-length',
+      rule: `an integer in [2, ${cap}]${Number.isFinite(cap) ? " (this model's position embeddings)" : ''}`,
+      value: String(options.maxLength),
+    });
+  }
+  const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_LIMIT) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--max-batch', rule: `an integer in [1, ${MAX_BATCH_LIMIT}]`, value: String(options.maxBatch) });
+  }
+  return { maxLength, maxBatch };
+}
+
+/** Refuses to overwrite a folder or file that is not a kiln artifact. */
+async function assertWritableOutput(out: string): Promise<void> {
+  const kind = await pathKind(out);
+  if (kind === 'missing') return;
+  if (kind === 'dir' && (await isArtifactDir(out))) return;
+  throw new KilnError('KILN_ERR_OUTPUT_EXISTS', { path: out });
+}
+
+/** Source files that decide the artifact's content, by role. */
+function sourceFiles(source: ModelSource): Array<[string, string]> {
+  return [
+    ['model.onnx', source.onnxPath],
+    ['config.json', source.configPath],
+    ['tokenizer.json', source.tokenizerPath],
+    ...source.extraFiles.map((f): [string, string] => [basename(f), f]),
+  ];
+}
+
+async function hashSource(source: ModelSource): Promise<string> {
+  const lines: string[] = [];
+  for (const [role, path] of sourceFiles(source)) lines.push(`${role} ${await sha256File(path)}`);
+  return sha256(lines.join('\n'));
+}
+
+interface BuildInput {
+  source: ModelSource;
+  config: ModelConfig;
+  limits: { maxLength: number; maxBatch: number };
+  backend: Backend;
+  staging: string;
+  sourceSha256: string;
+  started: number;
+  step: <T>(name: CompileStep, work: () => Promise<T>) => Promise<T>;
+}
+
+async function build(input: BuildInput): Promise<Manifest> {
+  const { source, config, limits, backend, staging, step } = input;
+
+  const model = await step('check-operators', async () => {
+    const decoded = decodeModel(await readFile(source.onnxPath), source.onnxPath);
+    await checkOperators(decoded, source.onnxPath, backend);
+    const external = externalTensor(decoded.graph ?? {});
+    if (external) throw new KilnError('KILN_ERR_ONNX_EXTERNAL_DATA', { path: source.onnxPath, tensor: external });
+    return decoded;
+  });
+
+  const tokenizer = await step('check-io', async () => {
+    checkTextClassifierIO(source.onnxPath, graphInputs(model.graph ?? {}), graphOutputs(model.graph ?? {}), config.labels);
+    const tokenizerConfigPath = source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json');
+    const tokenizerConfig = tokenizerConfigPath ? await readJson(tokenizerConfigPath) : {};
+    return new TextTokenizer(await readJson(source.tokenizerPath), tokenizerConfig, source.tokenizerPath);
+  });
+
+  const modelPath = join(staging, MODEL_FILE);
+  const optimized = await step('optimize', async () => {
+    const session = await createSession(source.onnxPath, { backend, optimization: 'all', optimizedModelPath: modelPath });
+    await session.release();
+    if ((await pathKind(modelPath)) !== 'file') {
+      throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: source.onnxPath, step: 'optimizing', reason: 'ONNX Runtime wrote no optimized graph' });
+    }
+    const decoded = decodeModel(await readFile(modelPath), modelPath);
+    // The optimizer may introduce fused kernels; they must exist for this backend too.
+    const unsupported = findUnsupportedOps(decoded, backend);
+    if (unsupported.length > 0) throw unsupportedOpsError(unsupported, backend);
+    return decoded;
+  });
+
+  const inputs = graphInputs(optimized.graph ?? {});
+  const outputs = graphOutputs(optimized.graph ?? {});
+  await step('smoke-test', () => smokeTest(modelPath, source.onnxPath, backend, inputs, config.labels.length, tokenizer));
+
+  return step('write', async () => {
+    const copied: string[] = [];
+    for (const [name, path] of sourceFiles(input.source).slice(1)) {
+      await copyFile(path, join(staging, name));
+      copied.push(name);
+    }
+    const files: Manifest['files'] = {};
+    for (const name of [MODEL_FILE, ...copied]) {
+      const path = join(staging, name);
+      files[name] = { sha256: await sha256File(path), bytes: (await stat(path)).size };
+    }
+    const manifest: Manifest = {
+      format: ARTIFACT_FORMAT,
+      formatVersion: ARTIFACT_FORMAT_VERSION,
+      name: source.name,
+      task: 'text-classification',
+      labels: config.labels,
+      tokenizer: {
+        file: 'tokenizer.json',
+        configFile: copied.includes('tokenizer_config.json') ? 'tokenizer_config.json' : null,
+        ...tokenizer.describe(),
+      },
+      model: {
+        file: MODEL_FILE,
+        inputs,
+        outputs,
+        opsets: opsetImports(optimized),
+        parameters: parameterCount(model.graph ?? {}),
+        operators: { source: operatorCounts(model.graph ?? {}), optimized: operatorCounts(optimized.graph ?? {}) },
+      },
+      limits,
+      source: { kind: source.kind, path: source.path, name: source.name, sha256: input.sourceSha256 },
+      compile: {
+        options: limits,
+        optimization: 'all',
+        backend,
+        target: compileTarget(),
+        durationMs: Math.round(performance.now() - input.started),
+        createdAt: new Date().toISOString(),
+      },
+      versions: { kiln: KILN_VERSION, onnxruntime: RUNTIME_VERSION, node: process.versions.node },
+      files,
+    };
+    await writeFile(join(staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    return manifest;
+  });
+}
+
+async function checkOperators(model: ModelProto, path: string, backend: Backend): Promise<void> {
+  let unsupported = findUnsupportedOps(model, backend);
+  if (unsupported.length === 0) return;
+  // ONNX defines some standard ops as functions that ONNX Runtime expands when it has no kernel.
+  // The table cannot tell those apart, so a default-domain verdict is confirmed by loading.
+  if (unsupported.some((u) => u.domain === '' || u.domain === 'ai.onnx.ml')) {
+    const loads = await createSession(path, { backend, optimization: 'disabled' }).then(
+      async (s) => {
+        await s.release();
+        return true;
+      },
+      () => false,
+    );
+    if (loads) unsupported = unsupported.filter((u) => u.domain !== '' && u.domain !== 'ai.onnx.ml');
+  }
+  if (unsupported.length > 0) throw unsupportedOpsError(unsupported, backend);
+}
+
+/** One inference on the optimized graph, so an artifact that cannot run is never written. */
+async function smokeTest(modelPath: string, sourcePath: string, backend: Backend, inputs: TensorInfo[], classes: number, tokenizer: TextTokenizer): Promise<void> {
+  const session = await createSession(modelPath, { backend, optimization: 'disabled', intraOpThreads: 1 });
+  try {
+    const encoded = [tokenizer.encode('kiln compiles this sentence.', DEFAULT_MAX_LENGTH), tokenizer.encode('short', DEFAULT_MAX_LENGTH)];
+    const results = await session.run(buildFeeds(encoded, inputs, tokenizer.padId));
+    const logits = results[session.outputNames[0] ?? ''];
+    if (!logits || logits.dims.length !== 2 || logits.dims[0] !== encoded.length || logits.dims[1] !== classes) {
+      throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
+        path: sourcePath,
+        found: `${session.outputNames[0]} with shape [${logits?.dims.join(', ')}]`,
+        problem: `a test inference on ${encoded.length} texts did not return ${classes} logits per text (one per label in config.json)`,
+      });
+    }
+  } catch (err) {
+    if (err instanceof KilnError && err.code !== 'KILN_ERR_RUNTIME_RUN') throw err;
+    throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: sourcePath, step: 'running a test inference', reason: (err as Error).message }, { cause: err });
+  } finally {
+    await session.release();
+  }
+}
+
+/** Puts a finished artifact at `out`, replacing an older artifact there. */
+async function publish(from: string, out: string, how: 'copy' | 'move'): Promise<string> {
+  await assertWritableOutput(out);
+  let staged = from;
+  if (how === 'copy') {
+    staged = temporarySibling(out);
+    await copyFlatDir(from, staged);
+  }
+  await replaceDir(staged, out);
+  return out;
+}

@@ -1,0 +1,255 @@
+/**
+ * The one table of errors a kiln user can see. Every entry has a stable code (never reused),
+ * the HTTP status a server answers with, a one-line summary for `docs/errors.md`, and a message
+ * template that names the value, the rule and the fix.
+ */
+
+interface ErrorDef<P> {
+  /** HTTP status used when the error reaches a client of `kiln serve`. */
+  readonly status: number;
+  /** When the error happens, one sentence; rendered into docs/errors.md. */
+  readonly when: string;
+  readonly message: (params: P) => string;
+}
+
+function def<P = Record<string, never>>(status: number, when: string, message: (params: P) => string): ErrorDef<P> {
+  return { status, when, message };
+}
+
+const q = (value: unknown): string => JSON.stringify(value);
+
+export const ERRORS = {
+  // Command line
+  KILN_ERR_CLI_UNKNOWN_COMMAND: def<{ command: string; known: readonly string[] }>(
+    400,
+    'The first argument is not a kiln command.',
+    (p) => `unknown command ${q(p.command)}; commands are: ${p.known.join(', ')}. Run "kiln --help" for what each does`,
+  ),
+  KILN_ERR_CLI_UNKNOWN_FLAG: def<{ command: string; flag: string }>(
+    400,
+    'A flag that the command does not define.',
+    (p) => `unknown flag ${q(p.flag)} for "kiln ${p.command}"; run "kiln ${p.command} --help" to list its flags`,
+  ),
+  KILN_ERR_CLI_MISSING_ARGUMENT: def<{ command: string; argument: string; usage: string }>(
+    400,
+    'A required positional argument is missing.',
+    (p) => `"kiln ${p.command}" needs ${p.argument}; usage: ${p.usage}`,
+  ),
+  KILN_ERR_CLI_EXTRA_ARGUMENT: def<{ command: string; value: string; usage: string }>(
+    400,
+    'More positional arguments than the command takes.',
+    (p) => `"kiln ${p.command}" does not take ${q(p.value)}; usage: ${p.usage}`,
+  ),
+  KILN_ERR_CLI_INVALID_FLAG: def<{ flag: string; rule: string; value: string }>(
+    400,
+    'A flag value fails its rule (range, type, choices).',
+    (p) => `${p.flag} must be ${p.rule}, got ${q(p.value)}`,
+  ),
+
+  // Model sources
+  KILN_ERR_SOURCE_NOT_FOUND: def<{ path: string }>(
+    404,
+    'The SOURCE or ARTIFACT path does not exist.',
+    (p) =>
+      `no model at ${q(p.path)}: the path does not exist; pass a Hugging Face-layout folder, a .onnx file or a .kiln artifact (the embedded model is models/sst2-distilbert-tiny)`,
+  ),
+  KILN_ERR_SOURCE_UNRECOGNIZED: def<{ path: string }>(
+    400,
+    'The path is neither a folder nor a .onnx file.',
+    (p) => `${q(p.path)} is not a model source: expected a folder (config.json, tokenizer.json, onnx/model.onnx) or a .onnx file`,
+  ),
+  KILN_ERR_SOURCE_MISSING_FILE: def<{ path: string; file: string; purpose: string }>(
+    400,
+    'A model folder lacks a file that compile needs (config, tokenizer or ONNX graph).',
+    (p) => `${q(p.path)} has no ${p.file}, which kiln needs for ${p.purpose}; add it to the folder (Hugging Face layout) or pass a complete folder`,
+  ),
+  KILN_ERR_SOURCE_NEEDS_FOLDER: def<{ path: string; missing: string }>(
+    400,
+    'A bare .onnx file was given, but a text model also needs its tokenizer and labels.',
+    (p) =>
+      `${q(p.path)} is a bare ONNX file, but no ${p.missing} was found beside it; put the .onnx in a Hugging Face-layout folder with config.json and tokenizer.json and compile the folder`,
+  ),
+  KILN_ERR_CONFIG_INVALID: def<{ path: string; problem: string }>(
+    400,
+    'config.json or a tokenizer file is not valid JSON or lacks a required field.',
+    (p) => `${q(p.path)} is not usable: ${p.problem}`,
+  ),
+
+  // ONNX graphs
+  KILN_ERR_ONNX_NOT_ONNX: def<{ path: string; reason: string }>(
+    400,
+    'The file is not an ONNX model (not protobuf, or no graph in it).',
+    (p) => `${q(p.path)} is not an ONNX model (${p.reason}); export the model to ONNX first (e.g. torch.onnx.export) and pass the .onnx file`,
+  ),
+  KILN_ERR_ONNX_TRUNCATED: def<{ path: string; bytes: number }>(
+    400,
+    'The ONNX file ends in the middle of a record: an interrupted download or copy.',
+    (p) => `${q(p.path)} is truncated: its protobuf data ends early after ${p.bytes} bytes; copy or export the file again`,
+  ),
+  KILN_ERR_ONNX_EXTERNAL_DATA: def<{ path: string; tensor: string }>(
+    400,
+    'The model keeps weights in external data files, which compile does not read yet.',
+    (p) => `${q(p.path)} stores tensor ${q(p.tensor)} in an external data file; re-export with weights inside the .onnx (models under 2 GiB)`,
+  ),
+  KILN_ERR_OP_UNSUPPORTED: def<{ backend: string; count: number; details: string }>(
+    422,
+    'The graph uses operators that the target runtime does not implement.',
+    (p) =>
+      `${p.count} operator type(s) are not supported by the ${p.backend} backend:\n${p.details}\n` +
+      'fix: export the model with standard ONNX operators (a newer opset, or without custom ops), or replace these nodes',
+  ),
+  KILN_ERR_MODEL_INPUTS: def<{ path: string; found: string; problem: string }>(
+    422,
+    "The graph's inputs are not what the tokenizer produces.",
+    (p) =>
+      `${q(p.path)} takes inputs ${p.found}, but ${p.problem}; a text classifier must take input_ids and attention_mask (int64 or int32, [batch, sequence]) and may take token_type_ids`,
+  ),
+  KILN_ERR_MODEL_OUTPUTS: def<{ path: string; found: string; problem: string }>(
+    422,
+    "The graph's output is not class logits matching config.json's id2label.",
+    (p) => `${q(p.path)} has outputs ${p.found}, but ${p.problem}; the first output must be logits [batch, number of labels]`,
+  ),
+  KILN_ERR_COMPILE_FAILED: def<{ path: string; step: string; reason: string }>(
+    500,
+    'ONNX Runtime rejected the graph while compiling it.',
+    (p) => `compiling ${q(p.path)} failed while ${p.step}: ${p.reason}`,
+  ),
+
+  // Artifacts and cache
+  KILN_ERR_ARTIFACT_INVALID: def<{ path: string; problem: string }>(
+    400,
+    'manifest.json is missing, unreadable, or from an unknown format version.',
+    (p) => `${q(p.path)} is not a usable kiln artifact: ${p.problem}; compile the source again with "kiln compile"`,
+  ),
+  KILN_ERR_ARTIFACT_CORRUPT: def<{ path: string; file: string; problem: string }>(
+    400,
+    'A file of the artifact is missing or its SHA-256 differs from the manifest.',
+    (p) => `artifact ${q(p.path)} is corrupt: ${p.file} ${p.problem}; compile it again (kiln compile SOURCE --no-cache) or restore it from a good copy`,
+  ),
+  KILN_ERR_OUTPUT_EXISTS: def<{ path: string }>(
+    409,
+    'The output path exists and is not a kiln artifact, so kiln will not overwrite it.',
+    (p) => `output ${q(p.path)} exists and is not a kiln artifact; choose another path with -o or remove it`,
+  ),
+  KILN_ERR_CACHE_IO: def<{ path: string; reason: string }>(
+    500,
+    'The compile cache folder cannot be written or read.',
+    (p) => `the compile cache at ${q(p.path)} is not usable (${p.reason}); set KILN_CACHE_DIR to a writable folder, or pass --no-cache`,
+  ),
+
+  // Inputs to a model
+  KILN_ERR_INPUT_EMPTY_TEXT: def<{ where: string }>(
+    400,
+    'A text to classify is empty or only whitespace.',
+    (p) => `${p.where} is empty or whitespace only; every text needs at least one visible character`,
+  ),
+  KILN_ERR_INPUT_FILE_NOT_FOUND: def<{ path: string }>(
+    404,
+    'The file given with --file does not exist.',
+    (p) => `--file ${q(p.path)} does not exist; pass a UTF-8 text file with one text per line`,
+  ),
+  KILN_ERR_INPUT_NO_TEXTS: def(
+    400,
+    '`kiln run` was given neither texts nor --file.',
+    () => 'no texts to classify; pass them as arguments (kiln run ARTIFACT "some text") or with --file F (one per line)',
+  ),
+
+  // Runtime
+  KILN_ERR_RUNTIME_LOAD: def<{ path: string; reason: string }>(
+    500,
+    'ONNX Runtime could not load the model of an artifact.',
+    (p) => `ONNX Runtime could not load ${q(p.path)}: ${p.reason}; recompile it with this kiln and ONNX Runtime (kiln compile SOURCE --no-cache)`,
+  ),
+  KILN_ERR_RUNTIME_RUN: def<{ reason: string }>(
+    500,
+    'An inference failed inside ONNX Runtime.',
+    (p) => `inference failed in ONNX Runtime: ${p.reason}`,
+  ),
+
+  // HTTP server
+  KILN_ERR_HTTP_BAD_JSON: def<{ reason: string }>(
+    400,
+    'The request body is not valid JSON.',
+    (p) => `the request body is not valid JSON (${p.reason}); send a JSON object such as {"text": "I loved it"}`,
+  ),
+  KILN_ERR_HTTP_INVALID_BODY: def<{ problem: string }>(
+    400,
+    'The JSON body does not follow the route schema (missing field, wrong type, extra field).',
+    (p) => `invalid request body: ${p.problem}; send {"text": "…"} or {"texts": ["…", …]}`,
+  ),
+  KILN_ERR_HTTP_MEDIA_TYPE: def<{ contentType: string }>(
+    415,
+    'The request has a content type the route does not accept.',
+    (p) => `content type ${q(p.contentType)} is not accepted; send application/json`,
+  ),
+  KILN_ERR_HTTP_BODY_TOO_LARGE: def<{ limit: number }>(
+    413,
+    'The request body is larger than the server accepts.',
+    (p) => `the request body is larger than ${p.limit} bytes; send fewer or shorter texts per request`,
+  ),
+  KILN_ERR_HTTP_TOO_MANY_TEXTS: def<{ count: number; limit: number }>(
+    413,
+    'A request carries more texts than one request may hold.',
+    (p) => `the request has ${p.count} texts; at most ${p.limit} are accepted per request, split it into several requests`,
+  ),
+  KILN_ERR_HTTP_NOT_FOUND: def<{ method: string; url: string; routes: string }>(
+    404,
+    'No route matches the method and path.',
+    (p) => `no route ${p.method} ${p.url}; routes are ${p.routes}`,
+  ),
+  KILN_ERR_HTTP_NOT_READY: def(
+    503,
+    'The server is up but the model is still loading.',
+    () => 'the model is still loading; retry when GET /ping answers 200',
+  ),
+  KILN_ERR_HTTP_UNAUTHORIZED: def(
+    401,
+    'An API key is set and the request did not carry it.',
+    () => 'missing or wrong API key; send the header "authorization: Bearer <key>" (or "x-api-key: <key>")',
+  ),
+  KILN_ERR_HTTP_PORT_IN_USE: def<{ host: string; port: number }>(
+    500,
+    'The port that kiln serve should listen on is taken.',
+    (p) => `port ${p.port} on ${p.host} is already in use; stop the other server or pass --port (or PORT) with a free port`,
+  ),
+  KILN_ERR_INTERNAL: def<{ reason: string }>(
+    500,
+    'An unexpected failure; the server keeps running. Please report it.',
+    (p) => `internal error: ${p.reason}; run with KILN_DEBUG=1 for a stack trace and report it`,
+  ),
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+export type ErrorParams<C extends ErrorCode> = Parameters<(typeof ERRORS)[C]['message']>[0];
+
+/** An error a user can act on: a stable code, an HTTP status, and a message naming the fix. */
+export class KilnError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+  readonly status: number;
+  readonly params: ErrorParams<C>;
+
+  constructor(code: C, params: ErrorParams<C>, options?: { cause?: unknown }) {
+    const entry = ERRORS[code] as ErrorDef<ErrorParams<C>>;
+    super(entry.message(params), options);
+    this.name = 'KilnError';
+    this.code = code;
+    this.status = entry.status;
+    this.params = params;
+  }
+
+  /** The body every kiln HTTP error has. */
+  toJSON(): { error: { code: C; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export function isKilnError(err: unknown): err is KilnError {
+  return err instanceof KilnError;
+}
+
+/** Any thrown value as a KilnError: kiln's own pass through, anything else is internal. */
+export function toKilnError(err: unknown): KilnError {
+  if (err instanceof KilnError) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  return new KilnError('KILN_ERR_INTERNAL', { reason }, { cause: err });
+}

@@ -1,0 +1,124 @@
+/**
+ * The compiled artifact: a folder with `manifest.json`, the optimized graph and the tokenizer
+ * files. Everything downstream of compile (run, serve) reads only this. Format: docs/artifact.md.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { KilnError } from '../core/errors.js';
+import { pathKind } from '../core/fs.js';
+import { sha256File } from '../core/hash.js';
+import type { TensorInfo } from '../onnx/graph.js';
+
+export const ARTIFACT_FORMAT = 'kiln-artifact';
+/** Bumped when a reader of the previous version could misread the new one. */
+export const ARTIFACT_FORMAT_VERSION = 1;
+export const MANIFEST_FILE = 'manifest.json';
+export const MODEL_FILE = 'model.onnx';
+
+export interface Manifest {
+  format: typeof ARTIFACT_FORMAT;
+  formatVersion: number;
+  name: string;
+  task: 'text-classification';
+  /** Class names by logit index, from config.json's id2label. */
+  labels: string[];
+  tokenizer: {
+    file: string;
+    configFile: string | null;
+    padTokenId: number;
+    specialTokensAfterText: number;
+    specialTokensTotal: number;
+  };
+  model: {
+    file: string;
+    inputs: TensorInfo[];
+    outputs: TensorInfo[];
+    opsets: Record<string, number>;
+    parameters: number;
+    /** Operator counts of the source graph and of the optimized one. */
+    operators: { source: Record<string, number>; optimized: Record<string, number> };
+  };
+  limits: {
+    /** Longest token sequence (special tokens included); longer texts are truncated. */
+    maxLength: number;
+    /** Most sequences in one inference call. */
+    maxBatch: number;
+  };
+  source: { kind: string; path: string; name: string; sha256: string };
+  compile: {
+    options: CompileOptionsRecord;
+    optimization: 'all';
+    backend: string;
+    /** The optimized graph may use kernels specific to this CPU (ONNX Runtime's NCHWc, AVX paths). */
+    target: { platform: string; arch: string; cpu: string };
+    durationMs: number;
+    createdAt: string;
+  };
+  versions: { kiln: string; onnxruntime: string; node: string };
+  /** SHA-256 and size of every other file in the artifact. */
+  files: Record<string, { sha256: string; bytes: number }>;
+}
+
+export interface CompileOptionsRecord {
+  maxLength: number;
+  maxBatch: number;
+}
+
+export interface Artifact {
+  dir: string;
+  manifest: Manifest;
+}
+
+export async function isArtifactDir(path: string): Promise<boolean> {
+  return (await pathKind(join(path, MANIFEST_FILE))) === 'file';
+}
+
+/** Reads the manifest and checks its shape; `verify` also checks every file's SHA-256. */
+export async function readArtifact(input: string, options: { verify?: boolean } = {}): Promise<Artifact> {
+  const dir = resolve(input);
+  const manifestPath = join(dir, MANIFEST_FILE);
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
+  } catch (err) {
+    const problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `it has no ${MANIFEST_FILE}` : `${MANIFEST_FILE} is not valid JSON (${(err as Error).message})`;
+    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: input, problem }, { cause: err });
+  }
+  if (manifest?.format !== ARTIFACT_FORMAT || typeof manifest.formatVersion !== 'number') {
+    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: input, problem: `${MANIFEST_FILE} is not a kiln manifest (no "format": "${ARTIFACT_FORMAT}")` });
+  }
+  if (manifest.formatVersion > ARTIFACT_FORMAT_VERSION) {
+    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', {
+      path: input,
+      problem: `its format version ${manifest.formatVersion} is newer than this kiln reads (${ARTIFACT_FORMAT_VERSION}); upgrade kiln`,
+    });
+  }
+  if (!manifest.files || !manifest.files[manifest.model?.file] || !Array.isArray(manifest.labels)) {
+    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: input, problem: `${MANIFEST_FILE} lacks the model file entry or labels` });
+  }
+  if (options.verify !== false) await verifyFiles(dir, manifest, input);
+  return { dir, manifest };
+}
+
+async function verifyFiles(dir: string, manifest: Manifest, input: string): Promise<void> {
+  for (const [file, expected] of Object.entries(manifest.files)) {
+    const path = join(dir, file);
+    let bytes: number;
+    try {
+      bytes = (await stat(path)).size;
+    } catch (err) {
+      throw new KilnError('KILN_ERR_ARTIFACT_CORRUPT', { path: input, file, problem: 'is missing' }, { cause: err });
+    }
+    if (bytes !== expected.bytes) {
+      throw new KilnError('KILN_ERR_ARTIFACT_CORRUPT', { path: input, file, problem: `has ${bytes} bytes, the manifest says ${expected.bytes}` });
+    }
+    const actual = await sha256File(path);
+    if (actual !== expected.sha256) {
+      throw new KilnError('KILN_ERR_ARTIFACT_CORRUPT', {
+        path: input,
+        file,
+        problem: `has SHA-256 ${actual.slice(0, 12)}…, the manifest says ${expected.sha256.slice(0, 12)}…`,
+      });
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Model sources: what `kiln compile` accepts. A Hugging Face-layout folder (config.json,
+ * tokenizer.json, onnx/model.onnx or model.onnx) or a bare .onnx file with those files beside it.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { KilnError } from '../core/errors.js';
+import { pathKind } from '../core/fs.js';
+
+export interface ModelSource {
+  kind: 'hf-folder' | 'onnx-file';
+  /** Absolute path of what the user passed. */
+  path: string;
+  /** Short name for the artifact: the folder name, or the file name without `.onnx`. */
+  name: string;
+  onnxPath: string;
+  configPath: string;
+  tokenizerPath: string;
+  /** Optional tokenizer companions copied into the artifact when present. */
+  extraFiles: string[];
+}
+
+const ONNX_CANDIDATES = ['onnx/model.onnx', 'model.onnx'];
+const OPTIONAL_FILES = ['tokenizer_config.json', 'special_tokens_map.json'];
+
+async function firstExisting(dir: string, names: readonly string[]): Promise<string | null> {
+  for (const name of names) {
+    if ((await pathKind(join(dir, name))) === 'file') return join(dir, name);
+  }
+  return null;
+}
+
+/** Finds the files of a source; throws a coded error naming what is missing. */
+export async function resolveSource(input: string): Promise<ModelSource> {
+  const path = resolve(input);
+  const kind = await pathKind(path);
+  if (kind === 'missing') throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path: input });
+
+  if (kind === 'dir') {
+    const onnxPath = await firstExisting(path, ONNX_CANDIDATES);
+    if (!onnxPath) {
+      throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: input, file: 'onnx/model.onnx or model.onnx', purpose: 'the model graph' });
+    }
+    return { kind: 'hf-folder', path, name: basename(path), onnxPath, ...(await companions(path, input, 'folder')) };
+  }
+
+  if (kind === 'file' && extname(path).toLowerCase() === '.onnx') {
+    // A graph exported to <model>/onnx/model.onnx keeps its config one folder up.
+    const dir = dirname(path);
+    const home = basename(dir) === 'onnx' && (await pathKind(join(dirname(dir), 'config.json'))) === 'file' ? dirname(dir) : dir;
+    const name = basename(path, extname(path)) === 'model' && home !== dir ? basename(home) : basename(path, extname(path));
+    return { kind: 'onnx-file', path, name, onnxPath: path, ...(await companions(home, input, 'file')) };
+  }
+
+  throw new KilnError('KILN_ERR_SOURCE_UNRECOGNIZED', { path: input });
+}
+
+async function companions(dir: string, input: string, from: 'folder' | 'file'): Promise<Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'extraFiles'>> {
+  const need = async (file: string, purpose: string): Promise<string> => {
+    const found = await firstExisting(dir, [file]);
+    if (found) return found;
+    if (from === 'file') throw new KilnError('KILN_ERR_SOURCE_NEEDS_FOLDER', { path: input, missing: file });
+    throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: input, file, purpose });
+  };
+  const configPath = await need('config.json', 'the labels (id2label) and position limit');
+  const tokenizerPath = await need('tokenizer.json', 'turning text into token ids');
+  const extraFiles: string[] = [];
+  for (const name of OPTIONAL_FILES) {
+    const found = await firstExisting(dir, [name]);
+    if (found) extraFiles.push(found);
+  }
+  return { configPath, tokenizerPath, extraFiles };
+}
+
+export async function readJson(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `it cannot be read (${(err as Error).message})` }, { cause: err });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `it is not valid JSON (${(err as Error).message})` }, { cause: err });
+  }
+}
+
+/** The facts compile needs from config.json. */
+export interface ModelConfig {
+  labels: string[];
+  /** Longest sequence the position embeddings allow, or null when the config does not say. */
+  maxPositions: number | null;
+  modelType: string | null;
+  architectures: string[];
+}
+
+export function parseConfig(raw: unknown, path: string): ModelConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it is not a JSON object' });
+  }
+  const config = raw as Record<string, unknown>;
+  const id2label = config.id2label;
+  if (typeof id2label !== 'object' || id2label === null || Object.keys(id2label).length === 0) {
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it has no "id2label" map, so the class names are unknown; add {"id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}' });
+  }
+  const entries = Object.entries(id2label as Record<string, unknown>);
+  const labels: string[] = new Array(entries.length);
+  for (const [id, label] of entries) {
+    const index = Number(id);
+    if (!Number.isInteger(index) || index < 0 || index >= entries.length || typeof label !== 'string' || labels[index] !== undefined) {
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path,
+        problem: `"id2label" must map the ids 0..${entries.length - 1} to label names, got ${JSON.stringify(id)}: ${JSON.stringify(label)}`,
+      });
+    }
+    labels[index] = label;
+  }
+  const modelType = typeof config.model_type === 'string' ? config.model_type : null;
+  let maxPositions = typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings : null;
+  // RoBERTa-family position ids start after the padding index, which costs pad_token_id + 1 slots.
+  if (maxPositions !== null && (modelType === 'roberta' || modelType === 'xlm-roberta' || modelType === 'camembert')) {
+    const pad = typeof config.pad_token_id === 'number' ? config.pad_token_id : 1;
+    maxPositions -= pad + 1;
+  }
+  const architectures = Array.isArray(config.architectures) ? config.architectures.filter((a): a is string => typeof a === 'string') : [];
+  return { labels, maxPositions, modelType, architectures };
+}

@@ -1,0 +1,71 @@
+/**
+ * The only file that imports onnxruntime-node. The rest of kiln sees `RuntimeSession` and plain
+ * typed arrays, so another backend (onnxruntime-web, a CUDA build) can slot in here.
+ */
+import ort from 'onnxruntime-node';
+import { KilnError } from '../core/errors.js';
+import type { FloatTensor, IntTensor } from '../core/tensor.js';
+
+export const RUNTIME_VERSION: string = ort.env.versions.node ?? ort.env.versions.common;
+
+/** Execution providers kiln can name; `cpu` is the one every install has. */
+export type Backend = 'cpu';
+export const BACKENDS: readonly Backend[] = ['cpu'];
+
+export interface SessionOptions {
+  backend: Backend;
+  /**
+   * `all` applies every graph optimization for this machine (compile); `disabled` loads an
+   * already optimized graph as it is (run, serve).
+   */
+  optimization: 'all' | 'disabled';
+  /** Where ONNX Runtime writes the optimized graph; compile only. */
+  optimizedModelPath?: string;
+  /** Intra-op threads; 0 lets ONNX Runtime use every core. @defaultValue 0 */
+  intraOpThreads?: number;
+}
+
+export interface RuntimeSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, IntTensor>): Promise<Record<string, FloatTensor>>;
+  release(): Promise<void>;
+}
+
+export async function createSession(modelPath: string, options: SessionOptions): Promise<RuntimeSession> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelPath, {
+      executionProviders: [options.backend],
+      graphOptimizationLevel: options.optimization,
+      ...(options.optimizedModelPath ? { optimizedModelFilePath: options.optimizedModelPath } : {}),
+      intraOpNumThreads: options.intraOpThreads ?? 0,
+      // Level 3 = errors only: ONNX Runtime's warning that an 'all'-optimized graph is specific
+      // to this machine is recorded in the manifest's compile target instead.
+      logSeverityLevel: 3,
+    });
+  } catch (err) {
+    throw new KilnError('KILN_ERR_RUNTIME_LOAD', { path: modelPath, reason: (err as Error).message }, { cause: err });
+  }
+  return {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(feeds) {
+      const ortFeeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+      let results: ort.InferenceSession.OnnxValueMapType;
+      try {
+        results = await session.run(ortFeeds);
+      } catch (err) {
+        throw new KilnError('KILN_ERR_RUNTIME_RUN', { reason: (err as Error).message }, { cause: err });
+      }
+      const out: Record<string, FloatTensor> = {};
+      for (const [name, value] of Object.entries(results)) {
+        const tensor = value as ort.Tensor;
+        out[name] = { data: tensor.data instanceof Float32Array ? tensor.data : Float32Array.from(tensor.data as ArrayLike<number>), dims: tensor.dims };
+      }
+      return out;
+    },
+    release: () => session.release(),
+  };
+}
