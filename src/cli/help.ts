@@ -91,7 +91,7 @@ export function renderMarkdown(commands: readonly CommandSpec[]): string {
       out.push('');
     }
     out.push('| flag | description | default |', '| --- | --- | --- |');
-    for (const [name, flag] of Object.entries(c.flags)) out.push(`| \`${flagLabel(name, flag).trim()}\` | ${md(flag.description)} | ${md(defaultLabel(flag))} |`);
+    for (const [name, flag] of Object.entries(c.flags)) out.push(`| \`${flagLabel(name, flag).trim()}\` | ${md(flag.description)} | \`${md(defaultLabel(flag))}\` |`);
     out.push(`| \`-h, --help\` | ${HELP_FLAG.description} | |`, '', 'Examples:', '', '```sh');
     for (const e of c.examples) out.push(`# ${e.note}`, e.command);
     out.push('```', '');
