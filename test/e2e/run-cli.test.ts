@@ -1,0 +1,58 @@
+/** `kiln run` as a user runs it: labels, latencies, summary, truncation warning, JSON lines. */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { EMBEDDED_MODEL, kiln, tempDir } from '../fixtures/models.js';
+
+let env: NodeJS.ProcessEnv;
+let artifact: string;
+
+before(async () => {
+  const dir = await tempDir();
+  env = { KILN_CACHE_DIR: join(dir, 'cache') };
+  artifact = join(dir, 'sst2.kiln');
+  const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], { env });
+  assert.equal(compiled.code, 0, compiled.stderr);
+});
+
+test('kiln run prints label, score and latency per text, then count, avg, p50 and p99', async () => {
+  const texts = ['I absolutely loved this movie, it was fantastic!', 'The service was terrible and the food was cold.', 'Best purchase I have ever made'];
+  const result = await kiln(['run', artifact, ...texts], { env });
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stdout.trim().split('\n');
+  assert.equal(lines.length, texts.length + 1);
+  texts.forEach((text, i) => assert.match(lines[i]!, new RegExp(`^(POSITIVE|NEGATIVE)  0\\.\\d{4} +\\d+\\.\\d+ ms  ${text.replace(/[.!,]/g, '\\$&')}$`)));
+  assert.match(lines[0]!, /^POSITIVE/);
+  assert.match(lines[1]!, /^NEGATIVE/);
+  assert.match(lines[3]!, /^3 texts  avg \d+\.\d+ ms  p50 \d+\.\d+ ms  p99 \d+\.\d+ ms$/);
+});
+
+test('kiln run --json prints only JSON lines with text, label, score, logits and latencyMs', async () => {
+  const result = await kiln(['run', artifact, 'good', 'bad', '--json'], { env });
+  const rows = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(rows.length, 2);
+  for (const row of rows) {
+    assert.deepEqual(Object.keys(row), ['text', 'label', 'score', 'logits', 'latencyMs']);
+    const logits = row.logits as number[];
+    assert.equal(logits.length, 2);
+    // score is the softmax probability of the arg-max label.
+    const p = 1 / (1 + Math.exp(-Math.abs(logits[1]! - logits[0]!)));
+    assert.ok(Math.abs((row.score as number) - p) < 1e-9);
+    assert.equal(row.label, logits[1]! > logits[0]! ? 'POSITIVE' : 'NEGATIVE');
+  }
+});
+
+test('texts longer than max length are truncated with one warning on stderr', async () => {
+  const long = 'this film is a wonderful and moving experience '.repeat(40);
+  const result = await kiln(['run', artifact, long, long, 'short one', '--json'], { env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout.trim().split('\n').length, 3);
+  assert.equal(result.stderr.match(/warning: .*truncated/g)?.length, 1, result.stderr);
+  assert.match(result.stderr, /TEXT argument 1 is longer than the artifact's max length \(128 tokens\)/);
+});
+
+test('kiln run accepts a SOURCE and compiles it through the cache on the way', async () => {
+  const first = await kiln(['run', EMBEDDED_MODEL, 'what a great film', '--json'], { env: { KILN_CACHE_DIR: join(await tempDir(), 'cache') } });
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal((JSON.parse(first.stdout) as { label: string }).label, 'POSITIVE');
+});
