@@ -107,7 +107,7 @@ export function parseConfig(raw: unknown, path: string): ModelConfig {
   const entries = Object.entries(id2label as Record<string, unknown>);
   const labels: string[] = new Array(entries.length);
   for (const [id, label] of entries) {
-    const index = Number(id);
+    const index = /^\d+$/.test(id) ? Number(id) : NaN;
     if (!Number.isInteger(index) || index < 0 || index >= entries.length || typeof label !== 'string' || labels[index] !== undefined) {
       throw new KilnError('KILN_ERR_CONFIG_INVALID', {
         path,

@@ -31,8 +31,11 @@ export function decodeModel(bytes: Uint8Array, path: string): ModelProto {
     model = onnx.ModelProto.decode(bytes);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    // protobufjs reports reads past the end of the buffer as "index out of range".
-    if (message.includes('index out of range')) {
+    // protobufjs reports reads past the end of the buffer as "index out of range". Random bytes
+    // (a JSON file, say) do that too, so it only means truncation when the file starts like an
+    // ONNX model: field 1 (ir_version, varint tag 0x08) with a plausible version.
+    const looksLikeOnnx = bytes[0] === 0x08 && (bytes[1] ?? 0) >= 1 && (bytes[1] ?? 0) <= 20;
+    if (message.includes('index out of range') && looksLikeOnnx) {
       throw new KilnError('KILN_ERR_ONNX_TRUNCATED', { path, bytes: bytes.length }, { cause: err });
     }
     throw new KilnError('KILN_ERR_ONNX_NOT_ONNX', { path, reason: `protobuf decoding failed: ${message}` }, { cause: err });

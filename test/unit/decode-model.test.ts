@@ -43,15 +43,15 @@ describe('decodeModel on damaged or foreign bytes', () => {
     });
   }
 
-  // Bug: a JSON object starts with "{" (0x7b = field 15, wire type 3, "start group"); protobufjs
-  // skips the group to the end of the buffer and reports "index out of range", which decodeModel
-  // takes for truncation. These are marked todo until src/onnx/proto.ts tells them apart.
+  // Regression: a JSON object starts with "{" (0x7b = field 15, wire type 3, "start group");
+  // protobufjs skips the group to the end of the buffer and reports "index out of range", which
+  // decodeModel once took for truncation.
   const jsonBytes: [string, Uint8Array][] = [
     ['a small JSON object', text('{"a":1,"b":[1,2]}')],
     ['the embedded model tokenizer_config.json', readFileSync(join(EMBEDDED_MODEL, 'tokenizer_config.json'))],
   ];
   for (const [what, bytes] of jsonBytes) {
-    test(`decodeModel(${what}) throws KILN_ERR_ONNX_NOT_ONNX`, { todo: 'JSON is misreported as KILN_ERR_ONNX_TRUNCATED (src/onnx/proto.ts decodeModel)' }, () => {
+    test(`decodeModel(${what}) throws KILN_ERR_ONNX_NOT_ONNX, not truncated`, () => {
       assert.throws(() => decodeModel(bytes, 'x.onnx'), { name: 'KilnError', code: 'KILN_ERR_ONNX_NOT_ONNX' });
     });
   }

@@ -28,6 +28,8 @@ describe('parseConfig', () => {
     ['a negative id', { id2label: { 0: 'a', '-1': 'b' } }, /got "-1": "b"/],
     ['a fractional id', { id2label: { 0: 'a', 0.5: 'b' } }, /got "0\.5": "b"/],
     ['a non-string label', { id2label: { 0: 'a', 1: 2 } }, /got "1": 2/],
+    ['an empty-string id (once read as 0)', { id2label: { '': 'a', 1: 'b' } }, /got "": "a"/],
+    ['an exponent id (once read as 1)', { id2label: { 0: 'a', '1e0': 'b' } }, /got "1e0": "b"/],
     ['a null label', { id2label: { 0: null } }, /got "0": null/],
     ['missing id2label', { label2id: { a: 0 } }, /no "id2label" map/],
     ['an empty id2label', { id2label: {} }, /no "id2label" map/],
