@@ -115,6 +115,43 @@ export const ERRORS = {
     (p) => `compiling ${q(p.path)} failed while ${p.step}: ${p.reason}`,
   ),
 
+  // Hugging Face checkpoints (safetensors) and the importer
+  KILN_ERR_WEIGHTS_INVALID: def<{ path: string; problem: string }>(
+    400,
+    'A safetensors file has a malformed header or tensor offsets that overlap or run past the data.',
+    (p) => `${q(p.path)} is not a valid safetensors file: ${p.problem}; re-save or re-download the checkpoint`,
+  ),
+  KILN_ERR_WEIGHTS_TRUNCATED: def<{ path: string; expected: number; actual: number }>(
+    400,
+    'A safetensors file is shorter than its header says: an interrupted download or copy.',
+    (p) => `${q(p.path)} is truncated: its header needs ${p.expected} bytes, the file has ${p.actual}; copy or download it again`,
+  ),
+  KILN_ERR_WEIGHTS_DTYPE: def<{ path: string; tensor: string; dtype: string; supported: string }>(
+    400,
+    'A tensor is stored in a number format kiln does not read.',
+    (p) => `tensor ${q(p.tensor)} in ${q(p.path)} has dtype ${q(p.dtype)}; kiln reads ${p.supported}; convert the checkpoint (e.g. save it in float32)`,
+  ),
+  KILN_ERR_WEIGHTS_MISSING_TENSOR: def<{ path: string; tensor: string; architecture: string }>(
+    400,
+    'A tensor the architecture needs is not in the checkpoint.',
+    (p) => `the ${p.architecture} checkpoint at ${q(p.path)} has no tensor ${q(p.tensor)}; check that config.json's architecture matches the weights`,
+  ),
+  KILN_ERR_WEIGHTS_SHAPE: def<{ path: string; tensor: string; expected: string; actual: string }>(
+    400,
+    'A tensor has a different shape than config.json implies.',
+    (p) => `tensor ${q(p.tensor)} in ${q(p.path)} has shape ${p.actual}, but config.json implies ${p.expected}; check that config.json belongs to these weights`,
+  ),
+  KILN_ERR_IMPORT_ARCHITECTURE: def<{ architecture: string; supported: string }>(
+    422,
+    "config.json names an architecture the importer cannot build.",
+    (p) => `kiln cannot import architecture ${q(p.architecture)}; supported: ${p.supported}. Export it to ONNX yourself and compile the .onnx instead`,
+  ),
+  KILN_ERR_SYNTH_UNKNOWN_PRESET: def<{ preset: string; known: string }>(
+    400,
+    '`kiln synth` was given a preset it does not know.',
+    (p) => `unknown preset ${q(p.preset)}; presets are: ${p.known}`,
+  ),
+
   // Artifacts and cache
   KILN_ERR_ARTIFACT_INVALID: def<{ path: string; problem: string }>(
     400,
