@@ -1,8 +1,10 @@
 /** The one table of kiln's commands, in the order help lists them. */
 import { cacheClearCommand, cacheLsCommand, cachePathCommand } from './commands/cache.js';
 import { compileCommand } from './commands/compile.js';
+import { importCommand } from './commands/import.js';
+import { synthCommand } from './commands/synth.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import type { CommandSpec } from './table.js';
 
-export const COMMANDS: readonly CommandSpec[] = [compileCommand, runCommand, serveCommand, cacheLsCommand, cacheClearCommand, cachePathCommand];
+export const COMMANDS: readonly CommandSpec[] = [compileCommand, runCommand, serveCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand];

@@ -85,3 +85,10 @@ export function host(raw: string, flag: string): string {
   if (!/^[A-Za-z0-9.:\-[\]]+$/.test(raw)) throw invalid(flag, 'a host name or IP address such as 127.0.0.1 or 0.0.0.0', raw);
   return raw;
 }
+
+export function choice<T extends string>(choices: readonly T[]): (raw: string, flag: string) => T {
+  return (raw, flag) => {
+    if (!(choices as readonly string[]).includes(raw)) throw invalid(flag, `one of ${choices.join(', ')}`, raw);
+    return raw as T;
+  };
+}

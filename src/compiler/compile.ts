@@ -25,6 +25,8 @@ import { TextTokenizer } from '../model/tokenizer.js';
 import { createSession, RUNTIME_VERSION, type Backend } from '../runtime/binding.js';
 import { KILN_VERSION } from '../version.js';
 import { cacheKey, commit, lookup, pruneStaging, stagingDir } from './cache.js';
+import { importCheckpoint } from '../import/import.js';
+import { fusionCounts } from './fusions.js';
 import { checkTextClassifierIO } from './io-check.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
 
@@ -53,7 +55,7 @@ export interface CompileOptions {
   onStep?: (step: CompileStep, phase: 'start' | 'end') => void;
 }
 
-export type CompileStep = 'hash' | 'check-operators' | 'check-io' | 'optimize' | 'smoke-test' | 'write';
+export type CompileStep = 'hash' | 'import' | 'check-operators' | 'check-io' | 'optimize' | 'smoke-test' | 'write';
 
 export interface CompileResult {
   artifactDir: string;
@@ -149,11 +151,17 @@ async function assertWritableOutput(out: string): Promise<void> {
 /** Source files that decide the artifact's content, by role. */
 function sourceFiles(source: ModelSource): Array<[string, string]> {
   return [
-    ['model.onnx', source.onnxPath],
     ['config.json', source.configPath],
     ['tokenizer.json', source.tokenizerPath],
     ...source.extraFiles.map((f): [string, string] => [basename(f), f]),
+    ...(source.onnxPath ? [['model.onnx', source.onnxPath] as [string, string]] : []),
+    ...source.weightFiles.map((f): [string, string] => [basename(f), f]),
   ];
+}
+
+/** The files copied into the artifact beside the optimized graph. */
+function companionFiles(source: ModelSource): Array<[string, string]> {
+  return [['config.json', source.configPath], ['tokenizer.json', source.tokenizerPath], ...source.extraFiles.map((f): [string, string] => [basename(f), f])];
 }
 
 async function hashSource(source: ModelSource): Promise<string> {
@@ -174,18 +182,36 @@ interface BuildInput {
 }
 
 async function build(input: BuildInput): Promise<Manifest> {
+  const { source, staging, step } = input;
+
+  // A checkpoint becomes a graph first; it is imported next to the staging folder, not in it.
+  const imported = source.onnxPath === null ? temporarySibling(staging) : null;
+  try {
+    const onnxPath = imported
+      ? await step('import', async () => {
+          await importCheckpoint({ dir: source.path, out: imported });
+          return join(imported, 'onnx', 'model.onnx');
+        })
+      : source.onnxPath!;
+    return await buildFromGraph(input, onnxPath);
+  } finally {
+    if (imported) await rm(imported, { recursive: true, force: true });
+  }
+}
+
+async function buildFromGraph(input: BuildInput, onnxPath: string): Promise<Manifest> {
   const { source, config, limits, backend, staging, step } = input;
 
   const model = await step('check-operators', async () => {
-    const decoded = decodeModel(await readFile(source.onnxPath), source.onnxPath);
-    await checkOperators(decoded, source.onnxPath, backend);
+    const decoded = decodeModel(await readFile(onnxPath), onnxPath);
+    await checkOperators(decoded, onnxPath, backend);
     const external = externalTensor(decoded.graph ?? {});
-    if (external) throw new KilnError('KILN_ERR_ONNX_EXTERNAL_DATA', { path: source.onnxPath, tensor: external });
+    if (external) throw new KilnError('KILN_ERR_ONNX_EXTERNAL_DATA', { path: onnxPath, tensor: external });
     return decoded;
   });
 
   const tokenizer = await step('check-io', async () => {
-    checkTextClassifierIO(source.onnxPath, graphInputs(model.graph ?? {}), graphOutputs(model.graph ?? {}), config.labels);
+    checkTextClassifierIO(onnxPath, graphInputs(model.graph ?? {}), graphOutputs(model.graph ?? {}), config.labels);
     const tokenizerConfigPath = source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json');
     const tokenizerConfig = tokenizerConfigPath ? await readJson(tokenizerConfigPath) : {};
     return new TextTokenizer(await readJson(source.tokenizerPath), tokenizerConfig, source.tokenizerPath);
@@ -193,10 +219,10 @@ async function build(input: BuildInput): Promise<Manifest> {
 
   const modelPath = join(staging, MODEL_FILE);
   const optimized = await step('optimize', async () => {
-    const session = await createSession(source.onnxPath, { backend, optimization: 'all', optimizedModelPath: modelPath });
+    const session = await createSession(onnxPath, { backend, optimization: 'all', optimizedModelPath: modelPath });
     await session.release();
     if ((await pathKind(modelPath)) !== 'file') {
-      throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: source.onnxPath, step: 'optimizing', reason: 'ONNX Runtime wrote no optimized graph' });
+      throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: onnxPath, step: 'optimizing', reason: 'ONNX Runtime wrote no optimized graph' });
     }
     const decoded = decodeModel(await readFile(modelPath), modelPath);
     // The optimizer may introduce fused kernels; they must exist for this backend too.
@@ -207,11 +233,11 @@ async function build(input: BuildInput): Promise<Manifest> {
 
   const inputs = graphInputs(optimized.graph ?? {});
   const outputs = graphOutputs(optimized.graph ?? {});
-  await step('smoke-test', () => smokeTest(modelPath, source.onnxPath, backend, inputs, config.labels.length, tokenizer));
+  await step('smoke-test', () => smokeTest(modelPath, onnxPath, backend, inputs, config.labels.length, tokenizer));
 
   return step('write', async () => {
     const copied: string[] = [];
-    for (const [name, path] of sourceFiles(input.source).slice(1)) {
+    for (const [name, path] of companionFiles(input.source)) {
       await copyFile(path, join(staging, name));
       copied.push(name);
     }
@@ -238,7 +264,9 @@ async function build(input: BuildInput): Promise<Manifest> {
         opsets: opsetImports(optimized),
         parameters: parameterCount(model.graph ?? {}),
         operators: { source: operatorCounts(model.graph ?? {}), optimized: operatorCounts(optimized.graph ?? {}) },
+        fusions: fusionCounts(operatorCounts(optimized.graph ?? {})),
       },
+      ...(config.synthetic ? { synthetic: config.synthetic } : {}),
       limits,
       source: { kind: source.kind, path: source.path, name: source.name, sha256: input.sourceSha256 },
       compile: {

@@ -37,13 +37,18 @@ export interface Manifest {
     parameters: number;
     /** Operator counts of the source graph and of the optimized one. */
     operators: { source: Record<string, number>; optimized: Record<string, number> };
+    /** Fused kernels in the optimized graph, by kind. */
+    fusions: { attention: number; layerNorm: number; gelu: number; matmul: number };
   };
+  /** Present when the weights are random (kiln synth): predictions are meaningless. */
+  synthetic?: string;
   limits: {
     /** Longest token sequence (special tokens included); longer texts are truncated. */
     maxLength: number;
     /** Most sequences in one inference call. */
     maxBatch: number;
   };
+  /** `sha256` covers the graph or checkpoint, config and tokenizer files. */
   source: { kind: string; path: string; name: string; sha256: string };
   compile: {
     options: CompileOptionsRecord;

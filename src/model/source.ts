@@ -8,12 +8,16 @@ import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 
 export interface ModelSource {
-  kind: 'hf-folder' | 'onnx-file';
+  /** `hf-checkpoint`: a folder with safetensors weights and no ONNX graph yet (compile imports it). */
+  kind: 'hf-folder' | 'onnx-file' | 'hf-checkpoint';
   /** Absolute path of what the user passed. */
   path: string;
   /** Short name for the artifact: the folder name, or the file name without `.onnx`. */
   name: string;
-  onnxPath: string;
+  /** The graph; null for a checkpoint until it is imported. */
+  onnxPath: string | null;
+  /** Safetensors files (index and shards, or the single file) of a checkpoint. */
+  weightFiles: string[];
   configPath: string;
   tokenizerPath: string;
   /** Optional tokenizer companions copied into the artifact when present. */
@@ -38,10 +42,16 @@ export async function resolveSource(input: string): Promise<ModelSource> {
 
   if (kind === 'dir') {
     const onnxPath = await firstExisting(path, ONNX_CANDIDATES);
-    if (!onnxPath) {
-      throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: input, file: 'onnx/model.onnx or model.onnx', purpose: 'the model graph' });
+    if (onnxPath) return { kind: 'hf-folder', path, name: basename(path), onnxPath, weightFiles: [], ...(await companions(path, input, 'folder')) };
+    const weightFiles = await checkpointFiles(path);
+    if (weightFiles.length === 0) {
+      throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', {
+        path: input,
+        file: 'onnx/model.onnx, model.onnx, model.safetensors or model.safetensors.index.json',
+        purpose: 'the model graph or its weights',
+      });
     }
-    return { kind: 'hf-folder', path, name: basename(path), onnxPath, ...(await companions(path, input, 'folder')) };
+    return { kind: 'hf-checkpoint', path, name: basename(path), onnxPath: null, weightFiles, ...(await companions(path, input, 'folder')) };
   }
 
   if (kind === 'file' && extname(path).toLowerCase() === '.onnx') {
@@ -49,10 +59,27 @@ export async function resolveSource(input: string): Promise<ModelSource> {
     const dir = dirname(path);
     const home = basename(dir) === 'onnx' && (await pathKind(join(dirname(dir), 'config.json'))) === 'file' ? dirname(dir) : dir;
     const name = basename(path, extname(path)) === 'model' && home !== dir ? basename(home) : basename(path, extname(path));
-    return { kind: 'onnx-file', path, name, onnxPath: path, ...(await companions(home, input, 'file')) };
+    return { kind: 'onnx-file', path, name, onnxPath: path, weightFiles: [], ...(await companions(home, input, 'file')) };
   }
 
   throw new KilnError('KILN_ERR_SOURCE_UNRECOGNIZED', { path: input });
+}
+
+/** The safetensors files of a checkpoint folder: the single file, or the index and its shards. */
+async function checkpointFiles(dir: string): Promise<string[]> {
+  const single = join(dir, 'model.safetensors');
+  if ((await pathKind(single)) === 'file') return [single];
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  if ((await pathKind(indexPath)) !== 'file') return [];
+  const index = (await readJson(indexPath)) as { weight_map?: Record<string, unknown> } | null;
+  const shards = new Set(Object.values(index?.weight_map ?? {}).filter((v): v is string => typeof v === 'string'));
+  const files = [indexPath];
+  for (const shard of [...shards].sort()) {
+    const file = join(dir, shard);
+    if ((await pathKind(file)) !== 'file') throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: dir, file: shard, purpose: 'a shard of the weights listed in model.safetensors.index.json' });
+    files.push(file);
+  }
+  return files;
 }
 
 async function companions(dir: string, input: string, from: 'folder' | 'file'): Promise<Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'extraFiles'>> {
@@ -93,6 +120,8 @@ export interface ModelConfig {
   maxPositions: number | null;
   modelType: string | null;
   architectures: string[];
+  /** Set by `kiln synth`: the weights are random and predictions meaningless. */
+  synthetic: string | null;
 }
 
 export function parseConfig(raw: unknown, path: string): ModelConfig {
@@ -124,5 +153,7 @@ export function parseConfig(raw: unknown, path: string): ModelConfig {
     maxPositions -= pad + 1;
   }
   const architectures = Array.isArray(config.architectures) ? config.architectures.filter((a): a is string => typeof a === 'string') : [];
-  return { labels, maxPositions, modelType, architectures };
+  const marker = config.kiln_synthetic as { note?: unknown } | undefined;
+  const synthetic = marker ? (typeof marker.note === 'string' ? marker.note : 'synthetic weights; predictions are meaningless') : null;
+  return { labels, maxPositions, modelType, architectures, synthetic };
 }

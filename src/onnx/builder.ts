@@ -37,11 +37,20 @@ function attribute(name: string, value: AttributeValue): AttributeProto {
   return { name, type: T.FLOAT, f: value.float };
 }
 
+/** A float weight whose data is produced only when the model file is written (see writer.ts). */
+export interface LazyTensor {
+  name: string;
+  dims: number[];
+  load: () => Promise<Float32Array>;
+}
+
 export class GraphBuilder {
   private readonly inputs: ValueInfoProto[] = [];
   private readonly outputs: ValueInfoProto[] = [];
   private readonly initializers: TensorProto[] = [];
   private readonly nodes: NodeProto[] = [];
+  /** Weights streamed into the file one at a time, so a model never sits in memory whole. */
+  readonly lazyWeights: LazyTensor[] = [];
   private counter = 0;
 
   constructor(private readonly name: string) {}
@@ -61,6 +70,22 @@ export class GraphBuilder {
     const dataType = data instanceof Float32Array ? ELEMENT_CODES.float : data instanceof BigInt64Array ? ELEMENT_CODES.int64 : ELEMENT_CODES.int32;
     this.initializers.push({ name, dims, dataType, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     return name;
+  }
+
+  /** A float weight loaded when the file is written; returns its name. */
+  lazyWeight(name: string, dims: number[], load: () => Promise<Float32Array>): string {
+    this.lazyWeights.push({ name, dims, load });
+    return name;
+  }
+
+  /** A float constant (scalar when `dims` is []), stored as a small initializer. */
+  constant(name: string, values: number[], dims: number[] = []): string {
+    return this.weight(name, Float32Array.from(values), dims);
+  }
+
+  /** An int64 constant such as a shape or axes list. */
+  ints(name: string, values: number[], dims: number[] = [values.length]): string {
+    return this.weight(name, BigInt64Array.from(values.map(BigInt)), dims);
   }
 
   /** Adds a node; returns its output names (generated when not given). */
@@ -92,7 +117,18 @@ export class GraphBuilder {
     };
   }
 
+  /** The whole model in memory, lazy weights loaded. For small graphs (tests); big ones use writeModel. */
+  async toBytesWithWeights(opsets?: Record<string, number>): Promise<Uint8Array> {
+    const model = this.toModel(opsets);
+    for (const lazy of this.lazyWeights) {
+      const data = await lazy.load();
+      model.graph!.initializer!.push({ name: lazy.name, dims: lazy.dims, dataType: ELEMENT_CODES.float, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    }
+    return encodeModel(model);
+  }
+
   toBytes(opsets?: Record<string, number>): Uint8Array {
+    if (this.lazyWeights.length > 0) throw new Error('GraphBuilder.toBytes: the graph has lazy weights; use writeModel or toBytesWithWeights');
     return encodeModel(this.toModel(opsets));
   }
 }

@@ -71,10 +71,17 @@ export function tensorElementCount(tensor: TensorProto): number {
   return (tensor.dims ?? []).reduce<number>((n, d) => n * int64(d), 1);
 }
 
-/** Number of weights stored in initializers (the model's parameters, including embeddings). */
+const WEIGHT_TYPES = new Set<number>([onnx.TensorProto.DataType.FLOAT, onnx.TensorProto.DataType.FLOAT16, onnx.TensorProto.DataType.BFLOAT16, onnx.TensorProto.DataType.DOUBLE, onnx.TensorProto.DataType.INT8, onnx.TensorProto.DataType.UINT8]);
+
+/**
+ * Number of weights stored in initializers (the model's parameters, embeddings included).
+ * Scalars and integer tensors are constants of the graph (shapes, axes, scales), not parameters.
+ */
 export function parameterCount(graph: GraphProto): number {
   let total = 0;
-  for (const t of graph.initializer ?? []) total += tensorElementCount(t);
+  for (const t of graph.initializer ?? []) {
+    if ((t.dims ?? []).length > 0 && WEIGHT_TYPES.has(t.dataType ?? 0)) total += tensorElementCount(t);
+  }
   return total;
 }
 

@@ -18,7 +18,12 @@ describe('parseConfig', () => {
       maxPositions: 512,
       modelType: 'distilbert',
       architectures: ['DistilBertForSequenceClassification'],
+      synthetic: null,
     });
+  });
+
+  test('parseConfig reports kiln synth\'s marker as synthetic', () => {
+    assert.equal(parseConfig({ ...TWO_LABELS, kiln_synthetic: { note: 'random' } }, 'config.json').synthetic, 'random');
   });
 
   const invalid: [string, unknown, RegExp][] = [
@@ -76,6 +81,7 @@ describe('resolveSource', () => {
       path: dir,
       name: 'my-model',
       onnxPath: join(dir, 'onnx', 'model.onnx'),
+      weightFiles: [],
       configPath: join(dir, 'config.json'),
       tokenizerPath: join(dir, 'tokenizer.json'),
       extraFiles: [join(dir, 'tokenizer_config.json')],
@@ -90,7 +96,7 @@ describe('resolveSource', () => {
   const missingFile: [string, Parameters<typeof sourceFolder>[2], string][] = [
     ['without tokenizer.json', { tokenizer: false }, 'tokenizer.json'],
     ['without config.json', { config: null }, 'config.json'],
-    ['without any .onnx', { onnx: null }, 'onnx/model.onnx or model.onnx'],
+    ['without any .onnx or weights', { onnx: null }, 'onnx/model.onnx, model.onnx, model.safetensors or model.safetensors.index.json'],
   ];
   for (const [what, options, file] of missingFile) {
     test(`resolveSource(a folder ${what}) throws KILN_ERR_SOURCE_MISSING_FILE naming ${file}`, async () => {
@@ -135,6 +141,7 @@ describe('resolveSource', () => {
       path: onnxPath,
       name: 'sst2-model',
       onnxPath,
+      weightFiles: [],
       configPath: join(dir, 'config.json'),
       tokenizerPath: join(dir, 'tokenizer.json'),
       extraFiles: [join(dir, 'tokenizer_config.json')],

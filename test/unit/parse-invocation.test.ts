@@ -60,7 +60,7 @@ describe('parseInvocation', () => {
     [['cache', 'ls', 'extra'], 'KILN_ERR_CLI_EXTRA_ARGUMENT', /does not take "extra"/],
     [['compile', 'a', '--bogus'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "--bogus" for "kiln compile"/],
     [['serve', 'a', '-z'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "-z" for "kiln serve"/],
-    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, run, serve, cache\. /],
+    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, run, serve, import, synth, cache\. /],
     [['cache', 'nope'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "cache nope"; commands are: cache ls, cache clear, cache path\. /],
   ];
   for (const [argv, code, message] of errors) {

@@ -1,17 +1,30 @@
 import { relative } from 'node:path';
 import { compile, DEFAULT_MAX_BATCH, DEFAULT_MAX_LENGTH, MAX_BATCH_LIMIT, type CompileStep } from '../../compiler/compile.js';
 import { Progress } from '../../core/log.js';
+import type { Manifest } from '../../model/artifact.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
 import { formatBytes, formatCount, formatMs, operatorChanges, sum, table } from '../format.js';
 
 const STEP_LABELS: Record<CompileStep, string> = {
   hash: 'hashed the source',
+  import: 'imported the checkpoint into an ONNX graph',
   'check-operators': 'checked every operator against the runtime',
   'check-io': 'checked inputs, outputs and labels',
   optimize: 'optimized the graph for this machine',
   'smoke-test': 'ran a test inference',
   write: 'wrote the artifact',
 };
+
+/** Relative to the working folder when inside it, else absolute. */
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
+function describeFusions(f: Manifest['model']['fusions']): string {
+  const part = (n: number, what: string): string => `${what} ${n > 0 ? n : 'none'}`;
+  return [part(f.attention, 'attention'), part(f.layerNorm, 'layer norm'), part(f.gelu, 'GELU'), part(f.matmul, 'MatMul/Gemm')].join(', ');
+}
 
 export const compileCommand = defineCommand({
   name: 'compile',
@@ -25,7 +38,8 @@ export const compileCommand = defineCommand({
   positionals: [
     {
       name: 'SOURCE',
-      description: 'A Hugging Face-layout folder (config.json, tokenizer.json, onnx/model.onnx or model.onnx) or a .onnx file with those files beside it.',
+      description:
+        'A Hugging Face-layout folder (config.json, tokenizer.json, and onnx/model.onnx, model.onnx, or safetensors weights that are imported on the way) or a .onnx file with config.json and tokenizer.json beside it.',
       required: true,
     },
   ],
@@ -67,12 +81,14 @@ export const compileCommand = defineCommand({
     const fileRows = Object.entries(manifest.files).map(([name, f]) => `${name} ${formatBytes(f.bytes)}`);
     const total = Object.values(manifest.files).reduce((n, f) => n + f.bytes, 0);
     process.stdout.write(
-      `compiled ${source} → ${relative(process.cwd(), result.artifactDir) || result.artifactDir}\n` +
+      `compiled ${source} → ${displayPath(result.artifactDir)}\n` +
         table([
           ['task', `${manifest.task}, labels ${manifest.labels.join(', ')}`],
+          ...(manifest.synthetic ? [['weights', `SYNTHETIC: ${manifest.synthetic}`] as [string, string]] : []),
           ['parameters', `${formatCount(manifest.model.parameters)} (${manifest.model.parameters.toLocaleString('en-US')})`],
           ['operators', `${sum(ops.source)} → ${sum(ops.optimized)} nodes after optimization`],
           ['', operatorChanges(ops.source, ops.optimized)],
+          ['fusions', describeFusions(manifest.model.fusions)],
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
           ['limits', `max length ${manifest.limits.maxLength} tokens, max batch ${manifest.limits.maxBatch}`],
           ['target', `${manifest.compile.backend}, ${manifest.compile.target.cpu} (${manifest.compile.target.arch}), ONNX Runtime ${manifest.versions.onnxruntime}`],

@@ -1,0 +1,195 @@
+/**
+ * Builds the ONNX graph of a BERT-family sequence classifier from a Hugging Face checkpoint.
+ * Standard ONNX operators at opset 17, written in the shapes ONNX Runtime's optimizer fuses
+ * (LayerNormalization, the erf GELU, MatMul + Add), as PyTorch's exporter writes them.
+ * Weights are not read here: each becomes a lazy initializer, streamed when the file is written.
+ */
+import { KilnError } from '../core/errors.js';
+import { GraphBuilder } from '../onnx/builder.js';
+import { FAMILY_NAMES, type EncoderConfig, type FamilyNames } from './architectures.js';
+
+export const IMPORT_OPSET = 17;
+
+/** Where weights come from: a checkpoint on disk, or a generator of synthetic ones. */
+export interface WeightSource {
+  /** For error messages: the checkpoint folder. */
+  readonly path: string;
+  shape(name: string): number[] | undefined;
+  load(name: string): Promise<Float32Array>;
+}
+
+const shapeText = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+/** Finds checkpoint names (with or without the model prefix; LayerNorm gamma/beta aliases), checks shapes. */
+class Weights {
+  constructor(
+    private readonly source: WeightSource,
+    private readonly names: FamilyNames,
+    private readonly architecture: string,
+  ) {}
+
+  private resolve(relative: string): string {
+    const candidates = [this.names.prefix + relative, relative];
+    // Checkpoints converted from TensorFlow name LayerNorm parameters gamma and beta.
+    if (relative.endsWith('.weight')) candidates.push(...candidates.map((c) => c.replace(/\.weight$/, '.gamma')));
+    if (relative.endsWith('.bias')) candidates.push(...candidates.map((c) => c.replace(/\.bias$/, '.beta')));
+    const found = candidates.find((c) => this.source.shape(c) !== undefined);
+    if (!found) throw new KilnError('KILN_ERR_WEIGHTS_MISSING_TENSOR', { path: this.source.path, tensor: candidates[0]!, architecture: this.architecture });
+    return found;
+  }
+
+  /** The name under which `relative` lives, after checking its shape (null dims match anything). */
+  checked(relative: string, expected: Array<number | null>): { name: string; shape: number[] } {
+    const name = this.resolve(relative);
+    const shape = this.source.shape(name)!;
+    if (shape.length !== expected.length || expected.some((d, i) => d !== null && d !== shape[i])) {
+      throw new KilnError('KILN_ERR_WEIGHTS_SHAPE', {
+        path: this.source.path,
+        tensor: name,
+        expected: shapeText(expected.map((d) => (d === null ? '?' : d)) as number[]),
+        actual: shapeText(shape),
+      });
+    }
+    return { name, shape };
+  }
+
+  has(relative: string): boolean {
+    return [this.names.prefix + relative, relative].some((c) => this.source.shape(c) !== undefined);
+  }
+
+  load(name: string): Promise<Float32Array> {
+    return this.source.load(name);
+  }
+}
+
+/** PyTorch's nn.Linear stores [out, in]; MatMul wants [in, out]. */
+function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r += 1) {
+    for (let c = 0; c < cols; c += 1) out[c * rows + r] = data[r * cols + c]!;
+  }
+  return out;
+}
+
+export interface BuiltGraph {
+  builder: GraphBuilder;
+  inputs: string[];
+  parameters: number;
+  vocabSize: number;
+}
+
+export function buildEncoderClassifier(config: EncoderConfig, source: WeightSource): BuiltGraph {
+  const names = FAMILY_NAMES[config.family];
+  const w = new Weights(source, names, config.architecture);
+  const g = new GraphBuilder(`${config.architecture}`);
+  const H = config.hidden;
+  const heads = config.heads;
+  const headSize = H / heads;
+  let parameters = 0;
+
+  /** A weight used as is. */
+  const tensor = (relative: string, expected: Array<number | null>): string => {
+    const { name, shape } = w.checked(relative, expected);
+    parameters += shape.reduce((a, b) => a * b, 1);
+    return g.lazyWeight(name, shape, () => w.load(name));
+  };
+  /** A Linear layer's weight, transposed for MatMul, and its bias. */
+  const linear = (x: string, relative: string, inFeatures: number, outFeatures: number, output?: string): string => {
+    const { name } = w.checked(`${relative}.weight`, [outFeatures, inFeatures]);
+    parameters += inFeatures * outFeatures;
+    const weight = g.lazyWeight(`${name}.T`, [inFeatures, outFeatures], async () => transpose(await w.load(name), outFeatures, inFeatures));
+    const bias = tensor(`${relative}.bias`, [outFeatures]);
+    return g.op('Add', [g.op('MatMul', [x, weight], undefined, { name: `/${relative}/MatMul` }), bias], undefined, { name: `/${relative}/Add`, output });
+  };
+  const layerNorm = (x: string, relative: string): string =>
+    g.op('LayerNormalization', [x, tensor(`${relative}.weight`, [H]), tensor(`${relative}.bias`, [H])], { axis: -1, epsilon: { float: config.layerNormEps } }, { name: `/${relative}/LayerNorm` });
+
+  const zero = g.ints('zero', [0], []);
+  const one = g.ints('one', [1], []);
+  const half = g.constant('half', [0.5]);
+  const oneF = g.constant('one_f', [1]);
+
+  // Embeddings.
+  const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
+  const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
+  const inputs = [inputIds, attentionMask];
+  const word = w.checked(`${names.wordEmbeddings}.weight`, [null, H]);
+  const vocabSize = word.shape[0]!;
+  parameters += vocabSize * H;
+  let embedded = g.op('Gather', [g.lazyWeight(word.name, word.shape, () => w.load(word.name)), inputIds], { axis: 0 }, { name: '/embeddings/word/Gather' });
+
+  const positionTable = tensor(`${names.positionEmbeddings}.weight`, [config.maxPositions, H]);
+  let positions: string;
+  if (config.family === 'roberta') {
+    // RoBERTa numbers real tokens from padding_idx + 1 and gives padding the padding index.
+    const pad = g.ints('pad_id', [config.padTokenId], []);
+    const notPad = g.op('Cast', [g.op('Not', [g.op('Equal', [inputIds, pad])])], { to: 7 });
+    const counted = g.op('Mul', [g.op('CumSum', [notPad, one]), notPad]);
+    positions = g.op('Gather', [positionTable, g.op('Add', [counted, pad])], { axis: 0 }, { name: '/embeddings/position/Gather' });
+  } else {
+    const sequence = g.op('Gather', [g.op('Shape', [inputIds]), one], { axis: 0 });
+    positions = g.op('Gather', [positionTable, g.op('Range', [zero, sequence, one])], { axis: 0 }, { name: '/embeddings/position/Gather' });
+  }
+  embedded = g.op('Add', [embedded, positions]);
+  if (names.tokenTypeEmbeddings && config.typeVocabSize > 0 && w.has(`${names.tokenTypeEmbeddings}.weight`)) {
+    const table = tensor(`${names.tokenTypeEmbeddings}.weight`, [config.typeVocabSize, H]);
+    if (config.family === 'bert') {
+      const tokenTypes = g.input('token_type_ids', 'int64', ['batch', 'sequence']);
+      inputs.push(tokenTypes);
+      embedded = g.op('Add', [embedded, g.op('Gather', [table, tokenTypes], { axis: 0 }, { name: '/embeddings/token_type/Gather' })]);
+    } else {
+      // RoBERTa's tokenizer gives every token type 0: add that row.
+      embedded = g.op('Add', [embedded, g.op('Gather', [table, zero], { axis: 0 }, { name: '/embeddings/token_type/Gather' })]);
+    }
+  }
+  let hidden = layerNorm(embedded, names.embeddingNorm);
+
+  // The additive attention mask in the form ONNX Runtime's fusions know: (1 - mask) * -10000.
+  const maskFloat = g.op('Cast', [g.op('Unsqueeze', [attentionMask, g.ints('mask_axes', [1, 2])])], { to: 1 });
+  const maskBias = g.op('Mul', [g.op('Sub', [oneF, maskFloat]), g.constant('mask_fill', [-10000])], undefined, { name: '/attention_mask/Mul' });
+  const splitHeads = g.ints('split_heads', [0, 0, heads, headSize]);
+  const mergeHeads = g.ints('merge_heads', [0, 0, H]);
+  const scale = g.constant('attention_scale', [Math.sqrt(headSize)]);
+  const sqrt2 = g.constant('sqrt2', [Math.SQRT2]);
+
+  const activation = (x: string, layer: number): string => {
+    const name = `/layer.${layer}/activation`;
+    if (config.activation === 'relu') return g.op('Relu', [x], undefined, { name });
+    if (config.activation === 'gelu') {
+      // 0.5 * x * (1 + erf(x / sqrt 2)): the exact GELU, in the node order ONNX Runtime fuses.
+      const erf = g.op('Erf', [g.op('Div', [x, sqrt2])], undefined, { name: `${name}/Erf` });
+      return g.op('Mul', [g.op('Mul', [x, g.op('Add', [erf, oneF])]), half], undefined, { name: `${name}/Mul` });
+    }
+    // gelu_new: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))).
+    const cube = g.op('Mul', [g.op('Pow', [x, g.constant('three', [3])]), g.constant('gelu_c', [0.044715])]);
+    const inner = g.op('Mul', [g.op('Add', [x, cube]), g.constant('sqrt_2_over_pi', [Math.sqrt(2 / Math.PI)])]);
+    return g.op('Mul', [g.op('Mul', [x, g.op('Add', [g.op('Tanh', [inner]), oneF])]), half], undefined, { name: `${name}/Mul` });
+  };
+
+  for (let i = 0; i < config.layers; i += 1) {
+    const n = names.layer(i);
+    const heads4 = (x: string, perm: number[]): string => g.op('Transpose', [g.op('Reshape', [x, splitHeads])], { perm });
+    const q = heads4(linear(hidden, n.query, H, H), [0, 2, 1, 3]);
+    const k = heads4(linear(hidden, n.key, H, H), [0, 2, 3, 1]);
+    const v = heads4(linear(hidden, n.value, H, H), [0, 2, 1, 3]);
+    const scores = g.op('Add', [g.op('Div', [g.op('MatMul', [q, k]), scale]), maskBias]);
+    const probs = g.op('Softmax', [scores], { axis: 3 }, { name: `/layer.${i}/attention/Softmax` });
+    const context = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }), mergeHeads]);
+    hidden = layerNorm(g.op('Add', [linear(context, n.attentionOutput, H, H), hidden]), n.attentionNorm);
+    const expanded = activation(linear(hidden, n.intermediate, H, config.intermediate), i);
+    hidden = layerNorm(g.op('Add', [linear(expanded, n.output, config.intermediate, H), hidden]), n.outputNorm);
+  }
+
+  // Classification head on the first token ([CLS] or <s>); its weights sit outside the model prefix.
+  const first = g.op('Gather', [hidden, zero], { axis: 1 }, { name: '/head/first_token' });
+  const head =
+    config.family === 'bert'
+      ? { features: g.op('Tanh', [linear(first, 'pooler.dense', H, H)]), out: 'classifier' }
+      : config.family === 'roberta'
+        ? { features: g.op('Tanh', [linear(first, 'classifier.dense', H, H)]), out: 'classifier.out_proj' }
+        : { features: g.op('Relu', [linear(first, 'pre_classifier', H, H)]), out: 'classifier' };
+  linear(head.features, head.out, H, config.labels, 'logits');
+  g.output('logits', 'float', ['batch', config.labels]);
+
+  return { builder: g, inputs, parameters, vocabSize };
+}
