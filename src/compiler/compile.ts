@@ -193,13 +193,14 @@ async function build(input: BuildInput): Promise<Manifest> {
           return join(imported, 'onnx', 'model.onnx');
         })
       : source.onnxPath!;
-    return await buildFromGraph(input, onnxPath);
+    return await buildFromGraph(input, onnxPath, imported ? source.path : onnxPath);
   } finally {
     if (imported) await rm(imported, { recursive: true, force: true });
   }
 }
 
-async function buildFromGraph(input: BuildInput, onnxPath: string): Promise<Manifest> {
+/** `shownPath` names the model in errors: the checkpoint folder when the graph was imported. */
+async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: string): Promise<Manifest> {
   const { source, config, limits, backend, staging, step } = input;
 
   const model = await step('check-operators', async () => {
@@ -211,10 +212,14 @@ async function buildFromGraph(input: BuildInput, onnxPath: string): Promise<Mani
   });
 
   const tokenizer = await step('check-io', async () => {
-    checkTextClassifierIO(onnxPath, graphInputs(model.graph ?? {}), graphOutputs(model.graph ?? {}), config.labels);
+    checkTextClassifierIO(shownPath, graphInputs(model.graph ?? {}), graphOutputs(model.graph ?? {}), config.labels);
     const tokenizerConfigPath = source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json');
     const tokenizerConfig = tokenizerConfigPath ? await readJson(tokenizerConfigPath) : {};
-    return new TextTokenizer(await readJson(source.tokenizerPath), tokenizerConfig, source.tokenizerPath);
+    const tokenizer = new TextTokenizer(await readJson(source.tokenizerPath), tokenizerConfig, source.tokenizerPath);
+    if (config.vocabSize !== null && tokenizer.vocabSize > config.vocabSize) {
+      throw new KilnError('KILN_ERR_TOKENIZER_MISMATCH', { tokenizer: source.tokenizerPath, tokens: tokenizer.vocabSize, rows: config.vocabSize });
+    }
+    return tokenizer;
   });
 
   const modelPath = join(staging, MODEL_FILE);
@@ -233,7 +238,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string): Promise<Mani
 
   const inputs = graphInputs(optimized.graph ?? {});
   const outputs = graphOutputs(optimized.graph ?? {});
-  await step('smoke-test', () => smokeTest(modelPath, onnxPath, backend, inputs, config.labels.length, tokenizer));
+  await step('smoke-test', () => smokeTest(modelPath, shownPath, backend, inputs, config.labels.length, tokenizer));
 
   return step('write', async () => {
     const copied: string[] = [];

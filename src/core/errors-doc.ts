@@ -9,6 +9,7 @@ const AREAS: Array<[prefix: string, title: string]> = [
   ['KILN_ERR_OP_', 'ONNX graphs'],
   ['KILN_ERR_MODEL_', 'ONNX graphs'],
   ['KILN_ERR_COMPILE_', 'ONNX graphs'],
+  ['KILN_ERR_TOKENIZER_', 'ONNX graphs'],
   ['KILN_ERR_WEIGHTS_', 'Hugging Face checkpoints'],
   ['KILN_ERR_IMPORT_', 'Hugging Face checkpoints'],
   ['KILN_ERR_SYNTH_', 'Hugging Face checkpoints'],

@@ -122,6 +122,8 @@ export interface ModelConfig {
   architectures: string[];
   /** Set by `kiln synth`: the weights are random and predictions meaningless. */
   synthetic: string | null;
+  /** Rows of the word embedding table, when config.json says (`vocab_size`). */
+  vocabSize: number | null;
 }
 
 export function parseConfig(raw: unknown, path: string): ModelConfig {
@@ -155,5 +157,6 @@ export function parseConfig(raw: unknown, path: string): ModelConfig {
   const architectures = Array.isArray(config.architectures) ? config.architectures.filter((a): a is string => typeof a === 'string') : [];
   const marker = config.kiln_synthetic as { note?: unknown } | undefined;
   const synthetic = marker ? (typeof marker.note === 'string' ? marker.note : 'synthetic weights; predictions are meaningless') : null;
-  return { labels, maxPositions, modelType, architectures, synthetic };
+  const vocabSize = typeof config.vocab_size === 'number' && Number.isInteger(config.vocab_size) ? config.vocab_size : null;
+  return { labels, maxPositions, modelType, architectures, synthetic, vocabSize };
 }

@@ -18,6 +18,8 @@ export class TextTokenizer {
   /** Special tokens the template puts after the text ([SEP], </s>): kept when truncating. */
   private readonly trailingSpecials: number;
   readonly padId: number;
+  /** Number of token ids the tokenizer can produce (its vocabulary and added tokens). */
+  readonly vocabSize: number;
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown, path: string) {
     try {
@@ -27,6 +29,7 @@ export class TextTokenizer {
     }
     this.trailingSpecials = countTrailingSpecials(this.tokenizer);
     this.padId = padTokenId(this.tokenizer, tokenizerJson, tokenizerConfig);
+    this.vocabSize = Math.max(...this.tokenizer.get_vocab(true).values()) + 1;
   }
 
   encode(text: string, maxLength: number): EncodedText {

@@ -40,9 +40,9 @@ export async function createSession(modelPath: string, options: SessionOptions):
       graphOptimizationLevel: options.optimization,
       ...(options.optimizedModelPath ? { optimizedModelFilePath: options.optimizedModelPath } : {}),
       intraOpNumThreads: options.intraOpThreads ?? 0,
-      // Level 3 = errors only: ONNX Runtime's warning that an 'all'-optimized graph is specific
-      // to this machine is recorded in the manifest's compile target instead.
-      logSeverityLevel: 3,
+      // Level 4 = fatal only. Errors reach kiln as exceptions and become coded errors; the warning
+      // that an 'all'-optimized graph is specific to this machine is in the manifest's target.
+      logSeverityLevel: 4,
     });
   } catch (err) {
     throw new KilnError('KILN_ERR_RUNTIME_LOAD', { path: modelPath, reason: (err as Error).message }, { cause: err });
