@@ -217,7 +217,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
     const tokenizerConfig = tokenizerConfigPath ? await readJson(tokenizerConfigPath) : {};
     const tokenizer = new TextTokenizer(await readJson(source.tokenizerPath), tokenizerConfig, source.tokenizerPath);
     if (config.vocabSize !== null && tokenizer.vocabSize > config.vocabSize) {
-      throw new KilnError('KILN_ERR_TOKENIZER_MISMATCH', { tokenizer: source.tokenizerPath, tokens: tokenizer.vocabSize, rows: config.vocabSize });
+      throw new KilnError('KILN_ERR_TOKENIZER_MISMATCH', { tokenizer: source.tokenizerPath, maxId: tokenizer.vocabSize - 1, rows: config.vocabSize });
     }
     return tokenizer;
   });

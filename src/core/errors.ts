@@ -109,11 +109,11 @@ export const ERRORS = {
     "The graph's output is not class logits matching config.json's id2label.",
     (p) => `${q(p.path)} has outputs ${p.found}, but ${p.problem}; the first output must be logits [batch, number of labels]`,
   ),
-  KILN_ERR_TOKENIZER_MISMATCH: def<{ tokenizer: string; tokens: number; rows: number }>(
+  KILN_ERR_TOKENIZER_MISMATCH: def<{ tokenizer: string; maxId: number; rows: number }>(
     422,
     "The tokenizer can produce token ids beyond the model's embedding table.",
     (p) =>
-      `${q(p.tokenizer)} produces ids up to ${p.tokens - 1}, but the model's embedding table has ${p.rows} rows (config.json vocab_size); use the tokenizer the model was trained with`,
+      `${q(p.tokenizer)} produces ids up to ${p.maxId}, but the model's embedding table has ${p.rows} rows (config.json vocab_size); use the tokenizer the model was trained with`,
   ),
   KILN_ERR_COMPILE_FAILED: def<{ path: string; step: string; reason: string }>(
     500,

@@ -19,6 +19,7 @@ describe('parseConfig', () => {
       modelType: 'distilbert',
       architectures: ['DistilBertForSequenceClassification'],
       synthetic: null,
+      vocabSize: null,
     });
   });
 
