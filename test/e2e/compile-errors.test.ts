@@ -86,6 +86,12 @@ describe('kiln compile rejects bad sources with coded errors', () => {
     await expectCompileError(await sourceFolder(dir, 'bad-outputs-symbolic', { onnx }), 'KILN_ERR_MODEL_OUTPUTS');
   });
 
+  test('a tokenizer with more ids than the embedding has rows → KILN_ERR_TOKENIZER_MISMATCH', async () => {
+    const source = await sourceFolder(dir, 'small-vocab', { onnx: tinyClassifier({ vocab: 100 }), config: { id2label: { 0: 'NEGATIVE', 1: 'POSITIVE' }, vocab_size: 100 } });
+    const stderr = await expectCompileError(source, 'KILN_ERR_TOKENIZER_MISMATCH');
+    assert.match(stderr, /ids up to 30521, but the model's embedding table has 100 rows/);
+  });
+
   test('config.json without id2label → KILN_ERR_CONFIG_INVALID', async () => {
     const stderr = await expectCompileError(await sourceFolder(dir, 'no-labels', { config: { model_type: 'bert' } }), 'KILN_ERR_CONFIG_INVALID');
     assert.match(stderr, /id2label/);
