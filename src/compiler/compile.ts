@@ -20,6 +20,7 @@ import {
   type Manifest,
 } from '../model/artifact.js';
 import { parseConfig, readJson, resolveSource, type ModelConfig, type ModelSource } from '../model/source.js';
+import { defaultBuckets } from '../model/buckets.js';
 import { buildFeeds } from '../model/feeds.js';
 import { TextTokenizer } from '../model/tokenizer.js';
 import { createSession, RUNTIME_VERSION, type Backend } from '../runtime/binding.js';
@@ -272,7 +273,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
         fusions: fusionCounts(operatorCounts(optimized.graph ?? {})),
       },
       ...(config.synthetic ? { synthetic: config.synthetic } : {}),
-      limits,
+      limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },
       source: { kind: source.kind, path: source.path, name: source.name, sha256: input.sourceSha256 },
       compile: {
         options: limits,

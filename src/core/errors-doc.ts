@@ -18,6 +18,9 @@ const AREAS: Array<[prefix: string, title: string]> = [
   ['KILN_ERR_CACHE_', 'Artifacts and the compile cache'],
   ['KILN_ERR_INPUT_', 'Inputs'],
   ['KILN_ERR_RUNTIME_', 'Runtime'],
+  ['KILN_ERR_QUEUE_', 'Runtime'],
+  ['KILN_ERR_SCHEDULER_', 'Runtime'],
+  ['KILN_ERR_REPLICA_', 'Runtime'],
   ['KILN_ERR_HTTP_', 'HTTP server'],
   ['KILN_ERR_INTERNAL', 'Other'],
 ];

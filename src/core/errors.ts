@@ -209,6 +209,23 @@ export const ERRORS = {
     (p) => `inference failed in ONNX Runtime: ${p.reason}`,
   ),
 
+  // Scheduler
+  KILN_ERR_QUEUE_FULL: def<{ depth: number; maxQueue: number }>(
+    429,
+    'The request queue is full: the server is overloaded and refuses work instead of slowing everyone down.',
+    (p) => `the server is overloaded: ${p.depth} requests are queued (the limit is ${p.maxQueue}); retry after a short pause, or raise --max-queue or add replicas`,
+  ),
+  KILN_ERR_SCHEDULER_CLOSED: def<{ reason: string }>(
+    503,
+    'The model is shutting down and takes no new work.',
+    (p) => `the model is not accepting work: ${p.reason}`,
+  ),
+  KILN_ERR_REPLICA_FAILED: def<{ replica: number; attempts: number; reason: string }>(
+    500,
+    'A replica failed while running a batch, on every attempt.',
+    (p) => `inference failed on replica ${p.replica} after ${p.attempts} attempt(s): ${p.reason}`,
+  ),
+
   // HTTP server
   KILN_ERR_HTTP_BAD_JSON: def<{ reason: string }>(
     400,

@@ -47,6 +47,8 @@ export interface Manifest {
     maxLength: number;
     /** Most sequences in one inference call. */
     maxBatch: number;
+    /** Sequence lengths batches are padded to, ascending, ending at maxLength (absent before kiln 0.2: derived). */
+    buckets?: number[];
   };
   /** `sha256` covers the graph or checkpoint, config and tokenizer files. */
   source: { kind: string; path: string; name: string; sha256: string };

@@ -1,14 +1,17 @@
 /**
- * A loaded text-classification artifact: tokenizer → padded batch → ONNX Runtime → softmax →
- * labels. One session on the calling thread; the replica pool and the dynamic batcher build on it.
+ * A loaded text-classification artifact: the tokenizer on the calling thread, a scheduler in
+ * front of replica workers (ONNX Runtime sessions), softmax and labels on the way back.
  */
+import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { readArtifact, type Manifest } from '../model/artifact.js';
-import { buildFeeds } from '../model/feeds.js';
 import { TextTokenizer } from '../model/tokenizer.js';
-import { createSession, type Backend, type RuntimeSession } from './binding.js';
+import type { Backend } from './binding.js';
+import { workerReplicas, type ReplicaFactory } from './replica.js';
+import { defaultBuckets } from '../model/buckets.js';
+import { Scheduler, type SchedulerStats } from './scheduler.js';
 
 export interface Prediction {
   label: string;
@@ -23,12 +26,30 @@ export interface Prediction {
 }
 
 export interface ClassifierOptions {
-  /** Intra-op threads for the session; 0 lets ONNX Runtime use every core. @defaultValue 0 */
-  intraOpThreads?: number;
+  /** Replicas (sessions in worker threads); `auto` fills the cores. @defaultValue 'auto' */
+  replicas?: number | 'auto';
+  /** Intra-op threads per replica (the seed's cores per model). @defaultValue 1 */
+  threadsPerReplica?: number;
+  /** Most texts per batch; at most the artifact's max batch. @defaultValue the artifact's max batch */
+  maxBatch?: number;
+  /** How long a request may wait for companions while replicas are busy, in ms. @defaultValue 2 */
+  maxDelayMs?: number;
+  /** Most requests waiting before new ones are refused (429 in the server). @defaultValue 4096 */
+  maxQueue?: number;
+  /** Sequence lengths to pad batches to. @defaultValue the artifact's buckets */
+  buckets?: number[];
   /** @defaultValue 'cpu' */
   backend?: Backend;
   /** Check every file's SHA-256 against the manifest before loading. @defaultValue true */
   verify?: boolean;
+  /** Replaces the worker replicas (tests inject failing ones). */
+  replicaFactory?: ReplicaFactory;
+}
+
+/** Replicas × threads that fill the machine's cores. */
+export function resolveReplicas(replicas: number | 'auto' | undefined, threadsPerReplica: number): number {
+  if (typeof replicas === 'number') return replicas;
+  return Math.max(1, Math.floor(availableParallelism() / threadsPerReplica));
 }
 
 export class TextClassifier {
@@ -36,7 +57,9 @@ export class TextClassifier {
     readonly dir: string,
     readonly manifest: Manifest,
     private readonly tokenizer: TextTokenizer,
-    private readonly session: RuntimeSession,
+    private readonly scheduler: Scheduler,
+    /** The layout in use: replicas × threads, batching. */
+    readonly layout: { replicas: number; threadsPerReplica: number; maxBatch: number; maxDelayMs: number; buckets: number[] },
   ) {}
 
   static async load(artifactPath: string, options: ClassifierOptions = {}): Promise<TextClassifier> {
@@ -44,13 +67,25 @@ export class TextClassifier {
     const tokenizerJson = JSON.parse(await readFile(join(dir, manifest.tokenizer.file), 'utf8')) as unknown;
     const tokenizerConfig = manifest.tokenizer.configFile ? (JSON.parse(await readFile(join(dir, manifest.tokenizer.configFile), 'utf8')) as unknown) : {};
     const tokenizer = new TextTokenizer(tokenizerJson, tokenizerConfig, join(dir, manifest.tokenizer.file));
-    const session = await createSession(join(dir, manifest.model.file), {
-      backend: options.backend ?? 'cpu',
-      // The artifact holds the graph already optimized for this target; do not redo it.
-      optimization: 'disabled',
-      intraOpThreads: options.intraOpThreads ?? 0,
+
+    const threadsPerReplica = options.threadsPerReplica ?? 1;
+    const replicas = resolveReplicas(options.replicas, threadsPerReplica);
+    const maxBatch = Math.min(options.maxBatch ?? manifest.limits.maxBatch, manifest.limits.maxBatch);
+    const buckets = (options.buckets ?? manifest.limits.buckets ?? defaultBuckets(manifest.limits.maxLength)).filter((b) => b <= manifest.limits.maxLength);
+    if (buckets.at(-1) !== manifest.limits.maxLength) buckets.push(manifest.limits.maxLength);
+    const maxDelayMs = options.maxDelayMs ?? 2;
+    const scheduler = await Scheduler.create({
+      replicas,
+      factory: options.replicaFactory ?? workerReplicas({ modelPath: join(dir, manifest.model.file), backend: options.backend ?? 'cpu', intraOpThreads: threadsPerReplica }),
+      maxBatch,
+      maxDelayMs,
+      maxQueue: options.maxQueue,
+      buckets,
+      inputs: manifest.model.inputs,
+      padId: tokenizer.padId,
+      classes: manifest.labels.length,
     });
-    return new TextClassifier(dir, manifest, tokenizer, session);
+    return new TextClassifier(dir, manifest, tokenizer, scheduler, { replicas, threadsPerReplica, maxBatch, maxDelayMs, buckets });
   }
 
   get labels(): readonly string[] {
@@ -58,32 +93,26 @@ export class TextClassifier {
   }
 
   /**
-   * Classifies texts in batches of at most the artifact's max batch, each padded to its longest
-   * text. `describe(i)` names text i in errors (e.g. "line 5 of reviews.txt").
+   * Classifies texts; each is queued on its own and batched with whatever else is waiting.
+   * `describe(i)` names text i in errors (e.g. "line 5 of reviews.txt").
    */
   async classify(texts: readonly string[], describe: (index: number) => string = (i) => `text ${i} (counting from 0)`): Promise<Prediction[]> {
     texts.forEach((text, index) => {
       if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
     });
-    const { maxLength, maxBatch } = this.manifest.limits;
+    const { maxLength } = this.manifest.limits;
     const encoded = texts.map((text) => this.tokenizer.encode(text, maxLength));
-    const predictions: Prediction[] = [];
-    for (let start = 0; start < encoded.length; start += maxBatch) {
-      const batch = encoded.slice(start, start + maxBatch);
-      const results = await this.session.run(buildFeeds(batch, this.manifest.model.inputs, this.tokenizer.padId));
-      const logits = results[this.session.outputNames[0] ?? ''];
-      if (!logits) throw new KilnError('KILN_ERR_RUNTIME_RUN', { reason: 'the model returned no logits' });
-      const classes = this.labels.length;
-      batch.forEach((text, row) => {
-        const values = Array.from(logits.data.subarray(row * classes, (row + 1) * classes));
-        predictions.push({ ...topLabel(values, this.labels), logits: values, tokens: text.ids.length, truncated: text.truncated });
-      });
-    }
-    return predictions;
+    const logits = await Promise.all(encoded.map((e) => this.scheduler.submit(e)));
+    return logits.map((values, i) => ({ ...topLabel(values, this.labels), logits: values, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }
 
+  stats(): SchedulerStats {
+    return this.scheduler.stats();
+  }
+
+  /** Finishes queued work, then stops the replicas. */
   async close(): Promise<void> {
-    await this.session.release();
+    await this.scheduler.close();
   }
 }
 

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { KilnError } from '../../core/errors.js';
 import { pathKind } from '../../core/fs.js';
 import { Progress, warnOnce } from '../../core/log.js';
@@ -43,7 +44,8 @@ export const runCommand = defineCommand({
     for (const t of texts) if (t.text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
 
     const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: flags.json });
-    const classifier = await TextClassifier.load(artifact);
+    // One replica using every core: the latency of one request at a time, as the seed measures it.
+    const classifier = await TextClassifier.load(artifact, { replicas: 1, threadsPerReplica: availableParallelism() });
     try {
       for (let i = 0; i < WARMUP_RUNS; i += 1) await classifier.classify([texts[0]!.text]);
       const progress = new Progress({ quiet: flags.json || texts.length < 200 });

@@ -1,0 +1,343 @@
+/**
+ * The scheduler, in the shape of undici's Pool: one queue in front of N replicas, dynamic
+ * batching (max batch, max delay, token budget), length buckets (a batch is padded to the
+ * smallest bucket that fits its longest sequence), dispatch to the least-busy free replica,
+ * a bounded queue that refuses with a coded error, an immutable stats() snapshot, close()
+ * that finishes queued work and destroy() that fails it. Every request settles exactly once,
+ * also when replicas fail: a crashed replica is replaced and its batch retried.
+ */
+import { channels, type BatchEvent } from '../core/channels.js';
+import { KilnError } from '../core/errors.js';
+import type { TensorInfo } from '../onnx/graph.js';
+import { bucketFor, defaultBuckets } from '../model/buckets.js';
+import { buildFeeds } from '../model/feeds.js';
+import type { EncodedText } from '../model/tokenizer.js';
+import type { Replica, ReplicaFactory } from './replica.js';
+
+export interface SchedulerOptions {
+  /** Number of replicas (ONNX Runtime sessions in worker threads). */
+  replicas: number;
+  factory: ReplicaFactory;
+  /** Most sequences in one batch. */
+  maxBatch: number;
+  /** How long a request may wait for companions when a replica is busy, in ms. @defaultValue 2 */
+  maxDelayMs?: number;
+  /** Most requests waiting; more are refused with KILN_ERR_QUEUE_FULL. @defaultValue 4096 */
+  maxQueue?: number;
+  /** Most padded tokens (batch size × bucket) in one batch. @defaultValue maxBatch × largest bucket */
+  tokenBudget?: number;
+  /** Sequence lengths batches are padded to, ascending; the last is the max length. */
+  buckets: number[];
+  /** The graph's inputs (names and integer types). */
+  inputs: TensorInfo[];
+  padId: number;
+  /** Logits per sequence. */
+  classes: number;
+  /** Tries per request before it fails with KILN_ERR_REPLICA_FAILED. @defaultValue 2 */
+  maxAttempts?: number;
+}
+
+interface Job {
+  encoded: EncodedText;
+  enqueuedAt: number;
+  attempts: number;
+  settled: boolean;
+  resolve: (logits: number[]) => void;
+  reject: (err: Error) => void;
+}
+
+interface Slot {
+  replica: Replica;
+  busy: boolean;
+  /** Set while a replacement for a failed replica is starting. */
+  restarting: boolean;
+  busyMs: number;
+  batches: number;
+  items: number;
+  failures: number;
+}
+
+export interface ReplicaStats {
+  readonly id: number;
+  readonly busy: boolean;
+  readonly busyMs: number;
+  readonly batches: number;
+  readonly items: number;
+  readonly failures: number;
+}
+
+export interface SchedulerStats {
+  readonly replicas: readonly ReplicaStats[];
+  readonly queueDepth: number;
+  readonly inFlight: number;
+  readonly submitted: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly rejected: number;
+  readonly batches: number;
+  /** Batches by size: `{ "1": 10, "16": 4 }`. */
+  readonly batchSizes: Readonly<Record<string, number>>;
+  /** Batches by padded length (bucket). */
+  readonly paddedLengths: Readonly<Record<string, number>>;
+  /** Batches by fill (real tokens / padded tokens) in tenths: `{ "0.9": 12 }` means 90–100 %. */
+  readonly fill: Readonly<Record<string, number>>;
+  readonly realTokens: number;
+  readonly paddedTokens: number;
+  readonly uptimeMs: number;
+}
+
+const DEFAULT_MAX_DELAY_MS = 2;
+const DEFAULT_MAX_QUEUE = 4096;
+
+export class Scheduler {
+  private readonly queue: Job[] = [];
+  private readonly slots: Slot[];
+  private readonly maxDelayMs: number;
+  private readonly maxQueue: number;
+  private readonly tokenBudget: number;
+  private readonly maxAttempts: number;
+  private readonly started = performance.now();
+  private timer: NodeJS.Timeout | null = null;
+  /** Jobs on a replica now, so destroy() can fail them at once. */
+  private readonly inFlight = new Set<Job>();
+  private pumpScheduled = false;
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private drained: (() => void) | null = null;
+  private counters = { submitted: 0, completed: 0, failed: 0, rejected: 0, batches: 0, realTokens: 0, paddedTokens: 0 };
+  private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
+
+  private constructor(
+    private readonly options: SchedulerOptions,
+    replicas: Replica[],
+  ) {
+    this.slots = replicas.map((replica) => ({ replica, busy: false, restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
+    this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+    this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    this.tokenBudget = options.tokenBudget ?? options.maxBatch * options.buckets[options.buckets.length - 1]!;
+    this.maxAttempts = options.maxAttempts ?? 2;
+  }
+
+  /** Starts every replica (in parallel) and returns a scheduler that uses them. */
+  static async create(options: SchedulerOptions): Promise<Scheduler> {
+    const settled = await Promise.allSettled(Array.from({ length: options.replicas }, (_, i) => options.factory(i)));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+      throw failed.reason;
+    }
+    return new Scheduler(options, settled.map((s) => (s as PromiseFulfilledResult<Replica>).value));
+  }
+
+  /** Queues one sequence; resolves to its logits. */
+  submit(encoded: EncodedText): Promise<number[]> {
+    if (this.state !== 'open') return Promise.reject(new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it is shutting down' }));
+    if (this.queue.length >= this.maxQueue) {
+      this.counters.rejected += 1;
+      if (channels.reject.hasSubscribers) channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
+      return Promise.reject(new KilnError('KILN_ERR_QUEUE_FULL', { depth: this.queue.length, maxQueue: this.maxQueue }));
+    }
+    this.counters.submitted += 1;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ encoded, enqueuedAt: performance.now(), attempts: 0, settled: false, resolve, reject });
+      this.schedulePump();
+    });
+  }
+
+  /** Requests that arrive in the same turn of the event loop can share a batch. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    while (this.queue.length > 0) {
+      const slot = this.freeSlot();
+      if (!slot) return;
+      const anyBusy = this.slots.some((s) => s.busy);
+      const waited = performance.now() - this.queue[0]!.enqueuedAt;
+      // Wait for companions only while another replica is working: an idle machine answers now.
+      if (anyBusy && this.queue.length < this.options.maxBatch && waited < this.maxDelayMs && this.state === 'open') {
+        this.timer = setTimeout(() => this.pump(), Math.max(0, this.maxDelayMs - waited));
+        return;
+      }
+      this.dispatch(slot, this.takeBatch());
+    }
+    this.checkDrained();
+  }
+
+  /** The free replica that has worked least: spreads load and keeps caches warm evenly. */
+  private freeSlot(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const slot of this.slots) {
+      if (slot.busy || slot.restarting) continue;
+      if (!best || slot.busyMs < best.busyMs) best = slot;
+    }
+    return best;
+  }
+
+  private takeBatch(): Job[] {
+    const batch: Job[] = [];
+    let longest = 0;
+    while (this.queue.length > 0 && batch.length < this.options.maxBatch) {
+      const next = this.queue[0]!;
+      const length = Math.max(longest, next.encoded.ids.length);
+      const padded = bucketFor(length, this.options.buckets) * (batch.length + 1);
+      if (batch.length > 0 && padded > this.tokenBudget) break;
+      batch.push(this.queue.shift()!);
+      longest = length;
+    }
+    return batch;
+  }
+
+  private dispatch(slot: Slot, batch: Job[]): void {
+    const longest = Math.max(...batch.map((j) => j.encoded.ids.length));
+    const paddedLength = bucketFor(longest, this.options.buckets);
+    const feeds = buildFeeds(
+      batch.map((j) => j.encoded),
+      this.options.inputs,
+      this.options.padId,
+      paddedLength,
+    );
+    const wire = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { type: t.type, data: t.data, dims: [...t.dims] }]));
+    const dispatchedAt = performance.now();
+    const maxQueueMs = Math.max(...batch.map((j) => dispatchedAt - j.enqueuedAt));
+    const realTokens = batch.reduce((n, j) => n + j.encoded.ids.length, 0);
+    for (const job of batch) this.inFlight.add(job);
+    slot.busy = true;
+    slot.replica.run(wire).then(
+      (result) => {
+        for (const job of batch) this.inFlight.delete(job);
+        const computeMs = performance.now() - dispatchedAt;
+        this.record(slot, batch.length, paddedLength, realTokens, computeMs, maxQueueMs, true);
+        const classes = this.options.classes;
+        batch.forEach((job, row) => this.settle(job, () => job.resolve(Array.from(result.data.subarray(row * classes, (row + 1) * classes)))));
+        this.counters.completed += batch.length;
+        slot.busy = false;
+        this.pump();
+      },
+      (err: Error) => {
+        for (const job of batch) this.inFlight.delete(job);
+        this.record(slot, batch.length, paddedLength, realTokens, performance.now() - dispatchedAt, maxQueueMs, false);
+        slot.failures += 1;
+        slot.busy = false;
+        void this.recover(slot, batch, err);
+      },
+    );
+  }
+
+  /** Retries a failed batch (at the front of the queue) and replaces the replica if it died. */
+  private async recover(slot: Slot, batch: Job[], err: Error): Promise<void> {
+    if (channels.replicaError.hasSubscribers) channels.replicaError.publish({ replica: slot.replica.id, message: err.message });
+    const retry: Job[] = [];
+    for (const job of batch) {
+      job.attempts += 1;
+      if (job.attempts >= this.maxAttempts || this.state === 'closed') {
+        this.counters.failed += 1;
+        this.settle(job, () => job.reject(new KilnError('KILN_ERR_REPLICA_FAILED', { replica: slot.replica.id, attempts: job.attempts, reason: err.message }, { cause: err })));
+      } else retry.push(job);
+    }
+    this.queue.unshift(...retry);
+    if (!slot.replica.alive && this.state !== 'closed') {
+      slot.restarting = true;
+      try {
+        const old = slot.replica;
+        slot.replica = await this.options.factory(old.id);
+        await old.close().catch(() => undefined);
+      } catch (startErr) {
+        // Without a replacement this slot stays out; the others carry on.
+        if (channels.replicaError.hasSubscribers) channels.replicaError.publish({ replica: slot.replica.id, message: `restart failed: ${(startErr as Error).message}` });
+        if (this.slots.every((s) => s === slot || !s.replica.alive)) this.failQueued(startErr as Error);
+        this.pump();
+        return;
+      } finally {
+        slot.restarting = false;
+      }
+    }
+    this.pump();
+  }
+
+  private record(slot: Slot, size: number, paddedLength: number, realTokens: number, computeMs: number, maxQueueMs: number, ok: boolean): void {
+    slot.busyMs += computeMs;
+    slot.batches += 1;
+    slot.items += size;
+    this.counters.batches += 1;
+    this.counters.realTokens += realTokens;
+    this.counters.paddedTokens += paddedLength * size;
+    const fill = realTokens / (paddedLength * size);
+    const bump = (h: Record<string, number>, key: string): void => {
+      h[key] = (h[key] ?? 0) + 1;
+    };
+    bump(this.histograms.batchSizes, String(size));
+    bump(this.histograms.paddedLengths, String(paddedLength));
+    bump(this.histograms.fill, (Math.min(9, Math.floor(fill * 10)) / 10).toFixed(1));
+    if (channels.batch.hasSubscribers) {
+      channels.batch.publish({ replica: slot.replica.id, size, paddedLength, fill, computeMs, maxQueueMs, ok } satisfies BatchEvent);
+    }
+  }
+
+  private settle(job: Job, action: () => void): void {
+    if (job.settled) return;
+    job.settled = true;
+    action();
+  }
+
+  private failQueued(err: Error): void {
+    for (const job of this.queue.splice(0)) {
+      this.counters.failed += 1;
+      this.settle(job, () => job.reject(err));
+    }
+  }
+
+  private checkDrained(): void {
+    if (this.drained && this.queue.length === 0 && this.slots.every((s) => !s.busy && !s.restarting)) {
+      const done = this.drained;
+      this.drained = null;
+      done();
+    }
+  }
+
+  stats(): SchedulerStats {
+    return Object.freeze({
+      replicas: Object.freeze(
+        this.slots.map((s) => Object.freeze({ id: s.replica.id, busy: s.busy, busyMs: s.busyMs, batches: s.batches, items: s.items, failures: s.failures })),
+      ),
+      queueDepth: this.queue.length,
+      inFlight: this.slots.filter((s) => s.busy).length,
+      ...this.counters,
+      batchSizes: Object.freeze({ ...this.histograms.batchSizes }),
+      paddedLengths: Object.freeze({ ...this.histograms.paddedLengths }),
+      fill: Object.freeze({ ...this.histograms.fill }),
+      uptimeMs: performance.now() - this.started,
+    });
+  }
+
+  /** Stops taking work, finishes what is queued and in flight, then closes the replicas. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    await new Promise<void>((resolve) => {
+      this.drained = resolve;
+      this.pump();
+    });
+    this.state = 'closed';
+    await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
+  }
+
+  /** Fails everything queued and in flight with `err`, and closes the replicas now. */
+  async destroy(err: Error = new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it was destroyed' })): Promise<void> {
+    this.state = 'closed';
+    if (this.timer) clearTimeout(this.timer);
+    this.failQueued(err);
+    for (const job of this.inFlight) this.settle(job, () => job.reject(err));
+    this.inFlight.clear();
+    await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
+  }
+}
