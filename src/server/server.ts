@@ -9,6 +9,7 @@ import { installErrorHandling } from './http-errors.js';
 import { ModelHost } from './model-host.js';
 import { pingRoute } from './routes/ping.js';
 import { predictRoute } from './routes/predict.js';
+import { statsRoute } from './routes/stats.js';
 
 export interface ServerOptions {
   /** Address to bind; loopback unless told otherwise. @defaultValue '127.0.0.1' */
@@ -45,10 +46,11 @@ export function createServer(options: ServerOptions = {}): KilnServer {
   // JSON only: fastify's default text/plain parser would turn a stray string into a body.
   app.removeContentTypeParser('text/plain');
   const model = new ModelHost();
-  installErrorHandling(app, { bodyLimit, routes: () => 'GET /ping and POST /predict' });
+  installErrorHandling(app, { bodyLimit, routes: () => 'GET /ping, POST /predict and GET /stats' });
   installApiKey(app, { apiKey: options.apiKey ?? null, publicPaths: PUBLIC_PATHS });
   pingRoute(app, model);
   predictRoute(app, model);
+  statsRoute(app, model);
 
   return {
     app,

@@ -2,6 +2,7 @@ import { formatError } from '../../core/log.js';
 import { TextClassifier } from '../../runtime/text-classifier.js';
 import { createServer, DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
 import { artifactFromArgument } from '../open-artifact.js';
+import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
 import { defineCommand, host, integer, nonEmpty } from '../table.js';
 
 export const serveCommand = defineCommand({
@@ -24,6 +25,7 @@ export const serveCommand = defineCommand({
       defaultText: 'none',
       parse: nonEmpty,
     },
+    ...runtimeFlags,
   },
   examples: [
     { command: 'kiln serve models/sst2-distilbert-tiny', note: 'compile (first run) and serve the embedded model on http://127.0.0.1:8080' },
@@ -47,15 +49,17 @@ export const serveCommand = defineCommand({
     const started = performance.now();
     try {
       const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
-      const classifier = await TextClassifier.load(artifact);
+      const classifier = await TextClassifier.load(artifact, classifierOptions(flags));
       if (stopping) {
         await classifier.close();
         return;
       }
       server.model.set(classifier);
       const m = classifier.manifest;
+      const l = classifier.layout;
       process.stderr.write(
-        `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (labels ${m.labels.join(', ')}); ` +
+        `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (labels ${m.labels.join(', ')}; ` +
+          `${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, buckets ${l.buckets.join(',')}); ` +
           `try: curl -s ${url}/predict -H 'content-type: application/json' -d '{"text":"I loved it"}'\n`,
       );
     } catch (err) {

@@ -1,0 +1,83 @@
+/** Flags shared by the commands that run a model on replicas (serve, bench). */
+import { KilnError } from '../core/errors.js';
+import type { ClassifierOptions } from '../runtime/text-classifier.js';
+import { integer, type FlagSpec } from './table.js';
+
+function replicasFlag(raw: string, flag: string): number | 'auto' {
+  return raw === 'auto' ? 'auto' : integer(1, 256)(raw, flag);
+}
+
+function bucketsFlag(raw: string, flag: string): number[] {
+  const values = raw.split(',').map((v) => Number(v.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 2 || v > 8192) || values.some((v, i) => i > 0 && v <= values[i - 1]!)) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule: 'ascending integers in [2, 8192] separated by commas, such as 16,32,64,128', value: raw });
+  }
+  return values;
+}
+
+export const runtimeFlags = {
+  replicas: {
+    type: 'string',
+    arg: 'N|auto',
+    description: 'Model replicas (ONNX Runtime sessions in worker threads); auto fills the cores with replicas of --threads-per-replica threads.',
+    default: 'auto' as number | 'auto',
+    parse: replicasFlag,
+  } satisfies FlagSpec<number | 'auto'>,
+  'threads-per-replica': {
+    type: 'string',
+    arg: 'T',
+    description: 'Intra-op threads of each replica (the seed\'s cores per model).',
+    default: 1,
+    parse: integer(1, 256),
+  } satisfies FlagSpec<number>,
+  'max-batch': {
+    type: 'string',
+    arg: 'N',
+    description: 'Most texts per batch (at most the artifact\'s max batch).',
+    default: undefined as number | undefined,
+    defaultText: "the artifact's max batch",
+    parse: integer(1, 1024),
+  } satisfies FlagSpec<number | undefined>,
+  'max-delay-ms': {
+    type: 'string',
+    arg: 'MS',
+    description: 'How long a request may wait for companions while every replica is busy.',
+    default: 2,
+    parse: integer(0, 10_000),
+  } satisfies FlagSpec<number>,
+  'max-queue': {
+    type: 'string',
+    arg: 'N',
+    description: 'Most requests waiting; more are refused (HTTP 429, KILN_ERR_QUEUE_FULL).',
+    default: 4096,
+    parse: integer(1, 1_000_000),
+  } satisfies FlagSpec<number>,
+  buckets: {
+    type: 'string',
+    arg: 'L1,L2,…',
+    description: 'Sequence lengths batches are padded to (the smallest that fits the longest text).',
+    default: undefined as number[] | undefined,
+    defaultText: "the artifact's, e.g. 16,32,64,128",
+    parse: bucketsFlag,
+  } satisfies FlagSpec<number[] | undefined>,
+};
+
+export interface RuntimeFlagValues {
+  replicas: number | 'auto';
+  'threads-per-replica': number;
+  'max-batch': number | undefined;
+  'max-delay-ms': number;
+  'max-queue': number;
+  buckets: number[] | undefined;
+}
+
+export function classifierOptions(flags: RuntimeFlagValues): ClassifierOptions {
+  return {
+    replicas: flags.replicas,
+    threadsPerReplica: flags['threads-per-replica'],
+    maxBatch: flags['max-batch'],
+    maxDelayMs: flags['max-delay-ms'],
+    maxQueue: flags['max-queue'],
+    buckets: flags.buckets,
+  };
+}
