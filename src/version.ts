@@ -5,3 +5,6 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 /** kiln's version, part of every cache key and manifest. */
 export const KILN_VERSION: string = pkg.version;
+
+/** The package's root folder (holds models/ and data/), from dist/src/version.js. */
+export const PACKAGE_ROOT: string = new URL('../../', import.meta.url).pathname;

@@ -224,7 +224,12 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
     for (const name of node.input ?? []) if (name) uses.set(name, (uses.get(name) ?? 0) + 1);
   }
   for (const node of nodes) {
-    for (const name of node.input ?? []) if (name) consumers.set(name, [...(consumers.get(name) ?? []), node]);
+    for (const name of node.input ?? []) {
+      if (!name) continue;
+      const readers = consumers.get(name);
+      if (readers) readers.push(node);
+      else consumers.set(name, [node]);
+    }
   }
   for (const o of graph.output ?? []) uses.set(o.name ?? '', (uses.get(o.name ?? '') ?? 0) + 1);
 

@@ -17,6 +17,7 @@ const AREAS: Array<[prefix: string, title: string]> = [
   ['KILN_ERR_OUTPUT_', 'Artifacts and the compile cache'],
   ['KILN_ERR_CACHE_', 'Artifacts and the compile cache'],
   ['KILN_ERR_INPUT_', 'Inputs'],
+  ['KILN_ERR_DATA_', 'Inputs'],
   ['KILN_ERR_RUNTIME_', 'Runtime'],
   ['KILN_ERR_QUEUE_', 'Runtime'],
   ['KILN_ERR_SCHEDULER_', 'Runtime'],

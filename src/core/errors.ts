@@ -197,6 +197,23 @@ export const ERRORS = {
     () => 'no texts to classify; pass them as arguments (kiln run ARTIFACT "some text") or with --file F (one per line)',
   ),
 
+  // Data files (bench, verify, batch)
+  KILN_ERR_DATA_INVALID: def<{ path: string; line: number; problem: string }>(
+    400,
+    'A line of a data file cannot be read (bad JSON, wrong number of columns, empty text).',
+    (p) => `${q(p.path)} line ${p.line}: ${p.problem}`,
+  ),
+  KILN_ERR_DATA_NO_TEXT_COLUMN: def<{ path: string; columns: string }>(
+    400,
+    'A TSV/CSV data file has no column named sentence or text.',
+    (p) => `${q(p.path)} has columns ${p.columns}, none of them "sentence" or "text"; name the text column so in the header row`,
+  ),
+  KILN_ERR_DATA_EMPTY: def<{ path: string }>(
+    400,
+    'A data file holds no texts.',
+    (p) => `${q(p.path)} holds no texts; give it a header row and at least one row (TSV/CSV), or one JSON object per line (JSONL)`,
+  ),
+
   // Runtime
   KILN_ERR_RUNTIME_LOAD: def<{ path: string; reason: string }>(
     500,

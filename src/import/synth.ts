@@ -6,7 +6,6 @@
  */
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KilnError } from '../core/errors.js';
 import { pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { writeSafetensors } from '../model/safetensors.js';
@@ -14,6 +13,7 @@ import { writeModel } from '../onnx/writer.js';
 import { encoderConfig, type EncoderConfig } from './architectures.js';
 import { buildEncoderClassifier, IMPORT_OPSET, type WeightSource } from './encoder-graph.js';
 import { assertReplaceable } from './import.js';
+import { PACKAGE_ROOT } from '../version.js';
 
 /** Public config.json facts of each preset (labels are added per run). */
 export const PRESETS: Record<string, Record<string, unknown>> = {
@@ -81,7 +81,7 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
 export const SYNTHETIC_NOTE = 'kiln synth: random weights with the architecture of a public model, for benchmarks; predictions are meaningless';
 
 /** The embedded model's tokenizer (bert-base-uncased vocabulary), shipped with kiln. */
-const TOKENIZER_DIR = fileURLToPath(new URL('../../../models/sst2-distilbert-tiny/', import.meta.url));
+const TOKENIZER_DIR = join(PACKAGE_ROOT, 'models', 'sst2-distilbert-tiny');
 
 export interface SynthOptions {
   preset: string;

@@ -92,7 +92,8 @@ const DEFAULT_MAX_QUEUE = 4096;
 export class Scheduler {
   private readonly queue: Job[] = [];
   private readonly slots: Slot[];
-  private readonly maxDelayMs: number;
+  private maxDelayMs: number;
+  private maxBatch: number;
   private readonly maxQueue: number;
   private readonly tokenBudget: number;
   private readonly maxAttempts: number;
@@ -112,6 +113,7 @@ export class Scheduler {
   ) {
     this.slots = replicas.map((replica) => ({ replica, busy: false, restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+    this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
     this.tokenBudget = options.tokenBudget ?? options.maxBatch * options.buckets[options.buckets.length - 1]!;
     this.maxAttempts = options.maxAttempts ?? 2;
@@ -164,7 +166,7 @@ export class Scheduler {
       const anyBusy = this.slots.some((s) => s.busy);
       const waited = performance.now() - this.queue[0]!.enqueuedAt;
       // Wait for companions only while another replica is working: an idle machine answers now.
-      if (anyBusy && this.queue.length < this.options.maxBatch && waited < this.maxDelayMs && this.state === 'open') {
+      if (anyBusy && this.queue.length < this.maxBatch && waited < this.maxDelayMs && this.state === 'open') {
         this.timer = setTimeout(() => this.pump(), Math.max(0, this.maxDelayMs - waited));
         return;
       }
@@ -186,7 +188,7 @@ export class Scheduler {
   private takeBatch(): Job[] {
     const batch: Job[] = [];
     let longest = 0;
-    while (this.queue.length > 0 && batch.length < this.options.maxBatch) {
+    while (this.queue.length > 0 && batch.length < this.maxBatch) {
       const next = this.queue[0]!;
       const length = Math.max(longest, next.encoded.ids.length);
       const padded = bucketFor(length, this.options.buckets) * (batch.length + 1);
@@ -302,6 +304,12 @@ export class Scheduler {
       this.drained = null;
       done();
     }
+  }
+
+  /** Changes batching for work dispatched from now on (bench sweeps and tune use it). */
+  reconfigure(batching: { maxBatch?: number; maxDelayMs?: number }): void {
+    if (batching.maxBatch !== undefined) this.maxBatch = batching.maxBatch;
+    if (batching.maxDelayMs !== undefined) this.maxDelayMs = batching.maxDelayMs;
   }
 
   stats(): SchedulerStats {

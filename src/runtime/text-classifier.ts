@@ -110,6 +110,19 @@ export class TextClassifier {
     return this.scheduler.stats();
   }
 
+  /** Changes max batch (capped by the artifact's) and max delay without reloading replicas. */
+  reconfigure(batching: { maxBatch?: number; maxDelayMs?: number }): void {
+    const maxBatch = batching.maxBatch === undefined ? undefined : Math.min(batching.maxBatch, this.manifest.limits.maxBatch);
+    this.scheduler.reconfigure({ maxBatch, maxDelayMs: batching.maxDelayMs });
+    if (maxBatch !== undefined) this.layout.maxBatch = maxBatch;
+    if (batching.maxDelayMs !== undefined) this.layout.maxDelayMs = batching.maxDelayMs;
+  }
+
+  /** Token count of a text after truncation (special tokens included). */
+  tokenCount(text: string): number {
+    return this.tokenizer.encode(text, this.manifest.limits.maxLength).ids.length;
+  }
+
   /** Finishes queued work, then stops the replicas. */
   async close(): Promise<void> {
     await this.scheduler.close();

@@ -1,0 +1,1021 @@
+import assert from 'node:assert/strict';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { describe, test, type TestContext } from 'node:test';
+import { BATCH_CHANNEL, REJECT_CHANNEL, REPLICA_ERROR_CHANNEL, type BatchEvent, type RejectEvent, type ReplicaErrorEvent } from '../../src/core/channels.js';
+import { KilnError } from '../../src/core/errors.js';
+import type { FloatTensor } from '../../src/core/tensor.js';
+import type { TensorInfo } from '../../src/onnx/graph.js';
+import type { EncodedText } from '../../src/model/tokenizer.js';
+import type { Replica, ReplicaFactory } from '../../src/runtime/replica.js';
+import type { WireTensor } from '../../src/runtime/replica-protocol.js';
+import { Scheduler, type SchedulerOptions } from '../../src/runtime/scheduler.js';
+
+// ---------------------------------------------------------------------------------------------
+// Fakes: replicas that compute "logits" from their feeds, so a row answered to the wrong request
+// shows up as a wrong number. Row r of a batch gets [sum of its input_ids, count of its mask ones].
+// ---------------------------------------------------------------------------------------------
+
+type Outcome = 'ok' | 'hold' | 'fail' | 'crash';
+type Result = FloatTensor & { computeMs: number };
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (err: Error) => void;
+}
+
+function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** One call of `Replica.run`, as the fake saw it. */
+interface Run {
+  replica: FakeReplica;
+  feeds: Record<string, WireTensor>;
+  dims: number[];
+  /** input_ids, row by row, padding included. */
+  ids: number[][];
+  mask: number[][];
+  /** First id of each row: the tag of the sequence (see `seq`). */
+  tags: number[];
+  logits: number[][];
+  state: 'pending' | 'resolved' | 'rejected';
+  /** The replica was already dead (crashed or closed) when it was asked to run. */
+  dead: boolean;
+  release(): void;
+  fail(err?: Error): void;
+  /** Fails the run and marks the replica dead, as a worker that exited. */
+  crash(err?: Error): void;
+}
+
+class FakeReplica implements Replica {
+  alive = true;
+  closes = 0;
+  ran = 0;
+
+  constructor(
+    readonly id: number,
+    /** 0 for the first replica of this id, 1 for its first replacement… */
+    readonly generation: number,
+    private readonly fleet: Fleet,
+  ) {}
+
+  run(feeds: Record<string, WireTensor>): Promise<Result> {
+    return this.fleet.handle(this, feeds);
+  }
+
+  async close(): Promise<void> {
+    this.closes += 1;
+    this.alive = false;
+    await this.fleet.closing(this);
+  }
+}
+
+const rowsOf = (tensor: WireTensor): number[][] => {
+  const [rows, width] = tensor.dims as [number, number];
+  const flat = Array.from(tensor.data as ArrayLike<number | bigint>, Number);
+  return Array.from({ length: rows }, (_, r) => flat.slice(r * width, (r + 1) * width));
+};
+
+/** Every replica a test's factory made, and every run they were given. */
+class Fleet {
+  readonly runs: Run[] = [];
+  readonly replicas: FakeReplica[] = [];
+  readonly factoryCalls: number[] = [];
+  /** What a replica does with its nth run (0-based, per replica instance). */
+  outcome: (replica: FakeReplica, nth: number) => Outcome = () => 'ok';
+  /** Runs while the factory starts replica `id`; throw to fail the start. */
+  starting: (id: number, generation: number) => Promise<void> | void = () => undefined;
+  closing: (replica: FakeReplica) => Promise<void> | void = () => undefined;
+  private waiters: { count: number; resolve: () => void }[] = [];
+
+  readonly factory: ReplicaFactory = async (id) => {
+    const generation = this.factoryCalls.filter((i) => i === id).length;
+    this.factoryCalls.push(id);
+    await this.starting(id, generation);
+    const replica = new FakeReplica(id, generation, this);
+    this.replicas.push(replica);
+    return replica;
+  };
+
+  handle(replica: FakeReplica, feeds: Record<string, WireTensor>): Promise<Result> {
+    const nth = replica.ran++;
+    const ids = rowsOf(feeds.input_ids!);
+    const mask = rowsOf(feeds.attention_mask!);
+    const logits = ids.map((row, r) => [row.reduce((a, b) => a + b, 0), mask[r]!.filter((m) => m !== 0).length]);
+    const answer = deferred<Result>();
+    const settle = (state: 'resolved' | 'rejected'): void => {
+      if (run.state !== 'pending') throw new Error('test bug: a fake run was settled twice');
+      run.state = state;
+    };
+    const run: Run = {
+      replica,
+      feeds,
+      dims: [...feeds.input_ids!.dims],
+      ids,
+      mask,
+      tags: ids.map((row) => row[0]!),
+      logits,
+      state: 'pending',
+      dead: !replica.alive,
+      release: () => {
+        settle('resolved');
+        answer.resolve({ data: Float32Array.from(logits.flat()), dims: [logits.length, 2], computeMs: 1 });
+      },
+      fail: (err = new Error(`replica ${replica.id} failed`)) => {
+        settle('rejected');
+        answer.reject(err);
+      },
+      crash: (err = new Error(`replica ${replica.id} exited with code 1`)) => {
+        replica.alive = false;
+        run.fail(err);
+      },
+    };
+    this.runs.push(run);
+    this.waiters = this.waiters.filter((w) => (this.runs.length >= w.count ? (w.resolve(), false) : true));
+    if (run.dead) run.fail(new Error(`replica ${replica.id} is dead`));
+    else {
+      const outcome = this.outcome(replica, nth);
+      if (outcome === 'ok') run.release();
+      else if (outcome === 'fail') run.fail();
+      else if (outcome === 'crash') run.crash();
+    }
+    return answer.promise;
+  }
+
+  /** Resolves once the replicas have been given `count` runs in all. */
+  waitForRuns(count: number): Promise<void> {
+    if (this.runs.length >= count) return Promise.resolve();
+    const d = deferred();
+    this.waiters.push({ count, resolve: d.resolve });
+    return d.promise;
+  }
+
+  at(index: number): Run {
+    const run = this.runs[index];
+    assert.ok(run, `run #${index} happened (${this.runs.length} runs)`);
+    return run;
+  }
+
+  sizes(): number[] {
+    return this.runs.map((r) => r.dims[0]!);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+const INPUTS: TensorInfo[] = [
+  { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
+  { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] },
+];
+
+/** A sequence `[tag, 1, 1, …]` of `length` ids: its logits are [tag + length - 1, length]. */
+const seq = (tag: number, length: number): EncodedText => ({
+  ids: [tag, ...Array<number>(length - 1).fill(1)],
+  typeIds: Array<number>(length).fill(0),
+  truncated: false,
+});
+const logitsOf = (encoded: EncodedText): number[] => [encoded.ids.reduce((a, b) => a + b, 0), encoded.ids.length];
+
+/** A submitted request, with how often the scheduler called its resolve/reject. */
+interface Watched {
+  encoded: EncodedText;
+  promise: Promise<number[]>;
+  settlements(): number;
+  outcome: { status: 'pending' } | { status: 'fulfilled'; value: number[] } | { status: 'rejected'; reason: unknown };
+}
+
+/**
+ * `scheduler.submit(encoded)`, counting calls of the resolve and reject it was given. A native
+ * promise ignores a second settlement, so watching the promise cannot catch a request answered
+ * twice: for the one synchronous call, `Promise` is a subclass whose executor counts them.
+ */
+function submit(scheduler: Scheduler, encoded: EncodedText): Watched {
+  const Native = globalThis.Promise;
+  let calls = 0;
+  class Counting<T> extends Native<T> {
+    static override get [Symbol.species](): PromiseConstructor {
+      return Native;
+    }
+    constructor(executor: (resolve: (value: T | PromiseLike<T>) => void, reject: (reason?: unknown) => void) => void) {
+      super((resolve, reject) =>
+        executor(
+          (value) => {
+            calls += 1;
+            resolve(value);
+          },
+          (reason) => {
+            calls += 1;
+            reject(reason);
+          },
+        ),
+      );
+    }
+  }
+  let promise: Promise<number[]>;
+  (globalThis as { Promise: PromiseConstructor }).Promise = Counting as unknown as PromiseConstructor;
+  try {
+    promise = scheduler.submit(encoded);
+  } finally {
+    (globalThis as { Promise: PromiseConstructor }).Promise = Native;
+  }
+  const watched: Watched = { encoded, promise, settlements: () => calls, outcome: { status: 'pending' } };
+  promise.then(
+    (value) => (watched.outcome = { status: 'fulfilled', value }),
+    (reason: unknown) => (watched.outcome = { status: 'rejected', reason }),
+  );
+  return watched;
+}
+
+/** The scheduler pumps its queue from a setImmediate; this resolves after that pump ran. */
+const afterPump = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function options(fleet: Fleet, overrides: Partial<SchedulerOptions> = {}): SchedulerOptions {
+  return { replicas: 1, factory: fleet.factory, maxBatch: 4, buckets: [16, 32, 64], inputs: INPUTS, padId: 0, classes: 2, ...overrides };
+}
+
+async function start(t: TestContext, fleet: Fleet, overrides: Partial<SchedulerOptions> = {}): Promise<Scheduler> {
+  const scheduler = await Scheduler.create(options(fleet, overrides));
+  t.after(() => scheduler.destroy());
+  return scheduler;
+}
+
+/** Every request resolved exactly once, to its own logits. */
+async function assertAnswered(requests: Watched[]): Promise<void> {
+  for (const r of requests) assert.deepEqual(await r.promise, logitsOf(r.encoded), `logits of tag ${r.encoded.ids[0]}`);
+  assert.deepEqual(
+    requests.map((r) => r.settlements()),
+    requests.map(() => 1),
+    'settlements per request',
+  );
+}
+
+/** Each tag was computed in exactly one batch that the replica answered. */
+function assertComputedOnceEach(fleet: Fleet, requests: Watched[]): void {
+  const answered = fleet.runs.filter((r) => r.state === 'resolved').flatMap((r) => r.tags);
+  assert.deepEqual([...answered].sort((a, b) => a - b), requests.map((r) => r.encoded.ids[0]!).sort((a, b) => a - b));
+}
+
+function subscribe<E>(t: TestContext, name: string): E[] {
+  const events: E[] = [];
+  const onMessage = (message: unknown): void => {
+    events.push(message as E);
+  };
+  diagnosticsChannel.subscribe(name, onMessage);
+  t.after(() => diagnosticsChannel.unsubscribe(name, onMessage));
+  return events;
+}
+
+/** Replaces performance.now and setTimeout with a clock that moves only on `advance`. */
+function fakeClock(t: TestContext): { advance(ms: number): void } {
+  let now = 1_000;
+  t.mock.method(performance, 'now', () => now);
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  return {
+    advance(ms: number): void {
+      now += ms;
+      t.mock.timers.tick(ms);
+    },
+  };
+}
+
+const isCode =
+  (code: string, status: number) =>
+  (err: unknown): boolean => {
+    assert.ok(err instanceof KilnError, `expected a KilnError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    assert.equal(err.status, status);
+    return true;
+  };
+
+// ---------------------------------------------------------------------------------------------
+
+describe('Scheduler.submit batching', () => {
+  test('submit(10 sequences in one tick), maxBatch 4, 1 replica → batches of 4, 4, 2 in FIFO order, each its own logits', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 4 });
+    const requests = Array.from({ length: 10 }, (_, i) => submit(scheduler, seq(1000 + i, 3 + i)));
+    await assertAnswered(requests);
+    assert.deepEqual(fleet.sizes(), [4, 4, 2]);
+    assert.deepEqual(
+      fleet.runs.map((r) => r.tags),
+      [
+        [1000, 1001, 1002, 1003],
+        [1004, 1005, 1006, 1007],
+        [1008, 1009],
+      ],
+    );
+    assertComputedOnceEach(fleet, requests);
+  });
+
+  test('submit() while the only replica is busy: the waiting requests go together in the next batch', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 8 });
+    const first = submit(scheduler, seq(1000, 4));
+    await fleet.waitForRuns(1);
+    const later = [submit(scheduler, seq(1001, 4)), submit(scheduler, seq(1002, 5))];
+    await afterPump();
+    assert.equal(fleet.runs.length, 1, 'nothing dispatched while the replica is busy');
+    later.push(submit(scheduler, seq(1003, 6)));
+    await afterPump();
+    fleet.at(0).release();
+    await fleet.waitForRuns(2);
+    assert.deepEqual(fleet.at(1).tags, [1001, 1002, 1003]);
+    fleet.at(1).release();
+    await assertAnswered([first, ...later]);
+  });
+});
+
+describe('Scheduler.submit buckets', () => {
+  // Each case is one batch (submitted in one tick, fewer than maxBatch).
+  const cases: { name: string; lengths: number[]; dims: [number, number] }[] = [
+    { name: 'lengths 5 and 20 share a batch padded to bucket 32', lengths: [5, 20], dims: [2, 32] },
+    { name: 'only length-5 sequences pad to bucket 16', lengths: [5, 5, 3], dims: [3, 16] },
+    { name: 'length 16 fits bucket 16 exactly', lengths: [16], dims: [1, 16] },
+    { name: 'length 17 takes bucket 32', lengths: [17, 2], dims: [2, 32] },
+    { name: 'length 64 (the last bucket) pads to 64', lengths: [64, 5], dims: [2, 64] },
+  ];
+  for (const { name, lengths, dims } of cases) {
+    test(`submit(lengths ${lengths.join(', ')}), buckets [16, 32, 64]: ${name}; the mask marks exactly the real tokens`, async (t) => {
+      const fleet = new Fleet();
+      const scheduler = await start(t, fleet, { maxBatch: 8, buckets: [16, 32, 64] });
+      const requests = lengths.map((length, i) => submit(scheduler, seq(1000 + i, length)));
+      await assertAnswered(requests);
+      assert.equal(fleet.runs.length, 1);
+      const run = fleet.at(0);
+      assert.deepEqual(run.dims, dims);
+      assert.deepEqual(run.feeds.attention_mask!.dims, dims);
+      assert.equal(run.feeds.input_ids!.type, 'int64');
+      assert.ok(run.feeds.input_ids!.data instanceof BigInt64Array);
+      lengths.forEach((length, row) => {
+        const width = dims[1];
+        assert.deepEqual(run.mask[row], [...Array<number>(length).fill(1), ...Array<number>(width - length).fill(0)], `mask row ${row}`);
+        assert.deepEqual(run.ids[row], [...seq(1000 + row, length).ids, ...Array<number>(width - length).fill(0)], `ids row ${row}`);
+      });
+    });
+  }
+
+  test(
+    'submit(a sequence longer than the last bucket): the batch is no wider than the last bucket, and stats count the width sent',
+    {
+      todo:
+        'scheduler.ts dispatch(): bucketFor() caps at 64 but buildFeeds() widens to the sequence (70), so the replica gets [1, 70] ' +
+        'while stats()/kiln:scheduler:batch report paddedLength 64, paddedTokens 64 < realTokens 70 and fill 1.09 (documented as (0, 1])',
+    },
+    async (t) => {
+      const fleet = new Fleet();
+      const events = subscribe<BatchEvent>(t, BATCH_CHANNEL);
+      const scheduler = await start(t, fleet, { maxBatch: 8, buckets: [16, 32, 64] });
+      await submit(scheduler, seq(1000, 70)).promise;
+      const run = fleet.at(0);
+      const stats = scheduler.stats();
+      assert.equal(stats.paddedTokens, run.dims[0]! * run.dims[1]!, 'paddedTokens is what was sent');
+      assert.ok(stats.realTokens <= stats.paddedTokens, `realTokens ${stats.realTokens} <= paddedTokens ${stats.paddedTokens}`);
+      assert.ok(events[0]!.fill <= 1, `fill ${events[0]!.fill} <= 1`);
+      assert.deepEqual(run.dims, [1, 64]);
+    },
+  );
+});
+
+describe('Scheduler.submit token budget', () => {
+  const cases: { name: string; tokenBudget: number; lengths: number[]; batches: [number, number][] }[] = [
+    { name: 'four length-20 (bucket 32) go two by two', tokenBudget: 64, lengths: [20, 20, 20, 20], batches: [[2, 32], [2, 32]] },
+    { name: 'five length-5 (bucket 16): four fit, the fifth waits', tokenBudget: 64, lengths: [5, 5, 5, 5, 5], batches: [[4, 16], [1, 16]] },
+    {
+      name: 'a longer sequence raises the bucket of the whole batch, so it starts the next one',
+      tokenBudget: 64,
+      lengths: [5, 5, 20, 5],
+      batches: [[2, 16], [2, 32]],
+    },
+    { name: 'a sequence over the budget on its own still runs, alone', tokenBudget: 16, lengths: [20, 3], batches: [[1, 32], [1, 16]] },
+  ];
+  for (const { name, tokenBudget, lengths, batches } of cases) {
+    test(`submit(lengths ${lengths.join(', ')}), tokenBudget ${tokenBudget}, buckets [16, 32]: ${name}`, async (t) => {
+      const fleet = new Fleet();
+      const scheduler = await start(t, fleet, { maxBatch: 8, buckets: [16, 32], tokenBudget });
+      const requests = lengths.map((length, i) => submit(scheduler, seq(1000 + i, length)));
+      await assertAnswered(requests);
+      assert.deepEqual(
+        fleet.runs.map((r) => r.dims),
+        batches,
+      );
+      assert.deepEqual(
+        fleet.runs.flatMap((r) => r.tags),
+        requests.map((r) => r.encoded.ids[0]),
+        'FIFO',
+      );
+    });
+  }
+});
+
+describe('Scheduler dispatch to replicas', () => {
+  test('submit() while replica 0 is busy dispatches to replica 1; stats().replicas count batches and items per replica', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 8, maxDelayMs: 0 });
+    const a = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 3)), submit(scheduler, seq(1002, 3))];
+    await fleet.waitForRuns(1);
+    const b = [submit(scheduler, seq(1003, 3)), submit(scheduler, seq(1004, 3))];
+    await fleet.waitForRuns(2);
+    assert.deepEqual(
+      fleet.runs.map((r) => [r.replica.id, r.tags]),
+      [
+        [0, [1000, 1001, 1002]],
+        [1, [1003, 1004]],
+      ],
+    );
+    let stats = scheduler.stats();
+    assert.deepEqual(
+      stats.replicas.map((r) => r.busy),
+      [true, true],
+    );
+    assert.equal(stats.inFlight, 2);
+    fleet.at(1).release();
+    fleet.at(0).release();
+    await assertAnswered([...a, ...b]);
+    stats = scheduler.stats();
+    assert.deepEqual(
+      stats.replicas.map(({ id, busy, batches, items, failures }) => ({ id, busy, batches, items, failures })),
+      [
+        { id: 0, busy: false, batches: 1, items: 3, failures: 0 },
+        { id: 1, busy: false, batches: 1, items: 2, failures: 0 },
+      ],
+    );
+  });
+
+  test('submit() with both replicas idle picks the one with the least busy time, not the first or the one with fewest items', async (t) => {
+    const clock = fakeClock(t);
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 8, maxDelayMs: 0 });
+    const requests = [submit(scheduler, seq(1000, 3))];
+    await fleet.waitForRuns(1);
+    requests.push(submit(scheduler, seq(1001, 3)), submit(scheduler, seq(1002, 3)), submit(scheduler, seq(1003, 3)));
+    await fleet.waitForRuns(2);
+    // Replica 1 (3 items) is done after 10 ms, replica 0 (1 item) after 50 ms.
+    clock.advance(10);
+    fleet.at(1).release();
+    await Promise.all(requests.slice(1).map((r) => r.promise));
+    clock.advance(40);
+    fleet.at(0).release();
+    await requests[0]!.promise;
+    assert.deepEqual(
+      scheduler.stats().replicas.map(({ id, busyMs, items }) => ({ id, busyMs, items })),
+      [
+        { id: 0, busyMs: 50, items: 1 },
+        { id: 1, busyMs: 10, items: 3 },
+      ],
+    );
+    requests.push(submit(scheduler, seq(1004, 3)));
+    await fleet.waitForRuns(3);
+    assert.equal(fleet.at(2).replica.id, 1);
+    fleet.at(2).release();
+    await assertAnswered(requests);
+  });
+});
+
+describe('Scheduler dynamic delay (maxDelayMs)', () => {
+  test('submit() while another replica is busy waits maxDelayMs from the first arrival; arrivals within it join the batch', async (t) => {
+    const clock = fakeClock(t);
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4, maxDelayMs: 10 });
+    const first = submit(scheduler, seq(1000, 3));
+    await afterPump();
+    assert.equal(fleet.runs.length, 1, 'the first request, with both replicas idle, goes at once');
+    const b = submit(scheduler, seq(1001, 3));
+    await afterPump();
+    clock.advance(5);
+    await afterPump();
+    assert.equal(fleet.runs.length, 1, 'at 5 ms the lone request still waits for companions');
+    const c = submit(scheduler, seq(1002, 3));
+    await afterPump();
+    clock.advance(4);
+    await afterPump();
+    assert.equal(fleet.runs.length, 1, 'at 9 ms still waiting');
+    clock.advance(1);
+    await afterPump();
+    assert.equal(fleet.runs.length, 2, 'at 10 ms (maxDelayMs after the first arrival) the batch goes, not 10 ms after the last');
+    assert.equal(fleet.at(1).replica.id, 1);
+    assert.deepEqual(fleet.at(1).tags, [1001, 1002]);
+    fleet.at(0).release();
+    fleet.at(1).release();
+    await assertAnswered([first, b, c]);
+  });
+
+  test('submit() with all replicas idle dispatches a lone request without waiting for maxDelayMs', async (t) => {
+    fakeClock(t);
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4, maxDelayMs: 10_000 });
+    const lone = submit(scheduler, seq(1000, 3));
+    // The timers never move: only an immediate dispatch can answer.
+    await assertAnswered([lone]);
+    assert.deepEqual(fleet.sizes(), [1]);
+  });
+
+  test('submit() while a replica is busy stops waiting as soon as maxBatch requests are queued', async (t) => {
+    fakeClock(t);
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 3, maxDelayMs: 10_000 });
+    const first = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(1);
+    const rest = [submit(scheduler, seq(1001, 3)), submit(scheduler, seq(1002, 3))];
+    await afterPump();
+    assert.equal(fleet.runs.length, 1);
+    rest.push(submit(scheduler, seq(1003, 3)));
+    await fleet.waitForRuns(2);
+    assert.deepEqual(fleet.at(1).tags, [1001, 1002, 1003]);
+    fleet.at(0).release();
+    fleet.at(1).release();
+    await assertAnswered([first, ...rest]);
+  });
+
+  test('close() dispatches a request that waits for companions at once', async (t) => {
+    fakeClock(t);
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4, maxDelayMs: 10_000 });
+    const first = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(1);
+    const waiting = submit(scheduler, seq(1001, 3));
+    await afterPump();
+    assert.equal(fleet.runs.length, 1);
+    const closed = scheduler.close();
+    await fleet.waitForRuns(2);
+    fleet.at(0).release();
+    fleet.at(1).release();
+    await closed;
+    await assertAnswered([first, waiting]);
+  });
+});
+
+describe('Scheduler bounded queue (maxQueue)', () => {
+  test('submit() beyond maxQueue rejects with KILN_ERR_QUEUE_FULL (429), counts it and publishes kiln:scheduler:reject', async (t) => {
+    const events = subscribe<RejectEvent>(t, REJECT_CHANNEL);
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 2, maxQueue: 3 });
+    // The first batch leaves the queue for the replica, which then stays busy.
+    const inFlight = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 3))];
+    await fleet.waitForRuns(1);
+    assert.equal(scheduler.stats().queueDepth, 0);
+    const queued = [submit(scheduler, seq(1002, 3)), submit(scheduler, seq(1003, 3)), submit(scheduler, seq(1004, 3))];
+    const refused = [submit(scheduler, seq(1005, 3)), submit(scheduler, seq(1006, 3))];
+    for (const r of refused) {
+      await assert.rejects(r.promise, (err: unknown) => {
+        isCode('KILN_ERR_QUEUE_FULL', 429)(err);
+        assert.deepEqual((err as KilnError<'KILN_ERR_QUEUE_FULL'>).params, { depth: 3, maxQueue: 3 });
+        return true;
+      });
+    }
+    const stats = scheduler.stats();
+    assert.equal(stats.rejected, 2);
+    assert.equal(stats.submitted, 5);
+    assert.equal(stats.queueDepth, 3);
+    assert.deepEqual(events, [
+      { queueDepth: 3, maxQueue: 3 },
+      { queueDepth: 3, maxQueue: 3 },
+    ]);
+    fleet.at(0).release();
+    await fleet.waitForRuns(2);
+    fleet.at(1).release();
+    await fleet.waitForRuns(3);
+    fleet.at(2).release();
+    await assertAnswered([...inFlight, ...queued]);
+    assert.deepEqual(
+      refused.map((r) => r.settlements()),
+      [1, 1],
+    );
+    assertComputedOnceEach(fleet, [...inFlight, ...queued]);
+    // Room again once the queue drained.
+    fleet.outcome = () => 'ok';
+    await assertAnswered([submit(scheduler, seq(1007, 3))]);
+    assert.equal(scheduler.stats().rejected, 2);
+  });
+});
+
+describe('Scheduler replica failures', () => {
+  test('a replica run that rejects once (replica alive) → the batch is retried and each request resolves once to its logits', async (t) => {
+    const errors = subscribe<ReplicaErrorEvent>(t, REPLICA_ERROR_CHANNEL);
+    const fleet = new Fleet();
+    fleet.outcome = (_replica, nth) => (nth === 0 ? 'fail' : 'ok');
+    const scheduler = await start(t, fleet, { maxBatch: 4 });
+    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 7)), submit(scheduler, seq(1002, 5))];
+    await assertAnswered(requests);
+    assert.deepEqual(
+      fleet.runs.map((r) => [r.state, r.tags]),
+      [
+        ['rejected', [1000, 1001, 1002]],
+        ['resolved', [1000, 1001, 1002]],
+      ],
+    );
+    assertComputedOnceEach(fleet, requests);
+    assert.deepEqual(fleet.factoryCalls, [0], 'a live replica is not replaced');
+    const stats = scheduler.stats();
+    assert.equal(stats.replicas[0]!.failures, 1);
+    assert.equal(stats.completed, 3);
+    assert.equal(stats.failed, 0);
+    assert.deepEqual(errors, [{ replica: 0, message: 'replica 0 failed' }]);
+  });
+
+  test('a replica that crashes (alive false) is replaced by factory(same id) and the batch retried on the new one', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = (replica) => (replica.generation === 0 ? 'crash' : 'ok');
+    const scheduler = await start(t, fleet, { maxBatch: 4 });
+    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4)), submit(scheduler, seq(1002, 9))];
+    await assertAnswered(requests);
+    assert.deepEqual(fleet.factoryCalls, [0, 0]);
+    const [old, replacement] = fleet.replicas;
+    assert.equal(old!.closes, 1, 'the crashed replica is closed');
+    assert.deepEqual(
+      fleet.runs.map((r) => [r.replica.generation, r.state, r.tags]),
+      [
+        [0, 'rejected', [1000, 1001, 1002]],
+        [1, 'resolved', [1000, 1001, 1002]],
+      ],
+    );
+    assert.ok(fleet.runs.every((r) => !r.dead));
+    assertComputedOnceEach(fleet, requests);
+    const stats = scheduler.stats();
+    assert.deepEqual(
+      stats.replicas.map(({ id, failures }) => ({ id, failures })),
+      [{ id: 0, failures: 1 }],
+    );
+    assert.equal(stats.completed, 3);
+    assert.equal(replacement!.alive, true);
+  });
+
+  test('a crash while the other replica is busy: no request is lost or answered twice', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 2, maxDelayMs: 0 });
+    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
+    await fleet.waitForRuns(1);
+    requests.push(submit(scheduler, seq(1002, 5)), submit(scheduler, seq(1003, 6)));
+    await fleet.waitForRuns(2);
+    requests.push(submit(scheduler, seq(1004, 7)));
+    await afterPump();
+    fleet.at(0).crash();
+    // The retried batch goes first, to whichever replica is free first: here the replacement.
+    await fleet.waitForRuns(3);
+    assert.deepEqual(fleet.factoryCalls, [0, 1, 0]);
+    assert.deepEqual(fleet.at(2).tags, [1000, 1001]);
+    assert.equal(fleet.at(2).replica.generation, 1);
+    fleet.at(2).release();
+    await fleet.waitForRuns(4);
+    fleet.at(1).release();
+    fleet.at(3).release();
+    await assertAnswered(requests);
+    assertComputedOnceEach(fleet, requests);
+    assert.ok(fleet.runs.every((r) => !r.dead));
+    const stats = scheduler.stats();
+    assert.equal(stats.completed + stats.failed, stats.submitted);
+    assert.equal(stats.completed, 5);
+  });
+
+  test(
+    'a crash while the replacement starts slowly: the batch is retried on the other, idle replica at once',
+    { todo: 'scheduler.ts recover(): the retried jobs wait in the queue until `await this.options.factory(old.id)` (a model load) returns, because pump() runs only after it; an idle replica sits unused meanwhile' },
+    async (t) => {
+      const fleet = new Fleet();
+      const replacementStarted = deferred();
+      fleet.starting = (_id, generation) => (generation > 0 ? replacementStarted.promise : undefined);
+      fleet.outcome = (replica) => (replica.id === 0 && replica.generation === 0 ? 'crash' : 'ok');
+      const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4 });
+      t.after(() => replacementStarted.resolve());
+      const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
+      await fleet.waitForRuns(1);
+      await afterPump();
+      await afterPump();
+      assert.equal(fleet.runs.length, 2, 'the retry was dispatched while the replacement is starting');
+      assert.equal(fleet.at(1).replica.id, 1);
+      await assertAnswered(requests);
+    },
+  );
+
+  test(
+    'a crashed replica whose restart fails is left out: its batch is retried on the live replica',
+    {
+      todo:
+        'scheduler.ts freeSlot() skips busy/restarting slots but not dead ones: after a failed restart the dead replica is picked again ' +
+        '(recover() comments "this slot stays out"), the retry runs on it and fails with KILN_ERR_REPLICA_FAILED although replica 1 is alive',
+    },
+    async (t) => {
+      // The clock makes the dead replica the least busy one (0 ms against 10 ms), so the policy picks it if it may.
+      const clock = fakeClock(t);
+      const fleet = new Fleet();
+      fleet.starting = (_id, generation) => {
+        if (generation > 0) throw new Error('replacement failed to load');
+      };
+      fleet.outcome = () => 'hold';
+      const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4, maxDelayMs: 0 });
+      const a = [submit(scheduler, seq(1000, 3))];
+      await fleet.waitForRuns(1);
+      const b = [submit(scheduler, seq(1001, 3))];
+      await fleet.waitForRuns(2);
+      assert.equal(fleet.at(1).replica.id, 1);
+      fleet.at(0).crash();
+      await afterPump();
+      await afterPump();
+      assert.deepEqual(fleet.factoryCalls, [0, 1, 0], 'a restart was tried');
+      clock.advance(10);
+      fleet.at(1).release();
+      await fleet.waitForRuns(3);
+      const retry = fleet.at(2);
+      assert.equal(retry.dead, false, 'the retry was not sent to the dead replica');
+      retry.release();
+      await assertAnswered([...a, ...b]);
+    },
+  );
+
+  const attempts: { maxAttempts: number | undefined; runs: number }[] = [
+    { maxAttempts: undefined, runs: 2 },
+    { maxAttempts: 1, runs: 1 },
+    { maxAttempts: 3, runs: 3 },
+  ];
+  for (const { maxAttempts, runs } of attempts) {
+    test(`a replica that always rejects, maxAttempts ${maxAttempts ?? 'default'} → ${runs} run(s), then each request rejects with KILN_ERR_REPLICA_FAILED`, async (t) => {
+      const fleet = new Fleet();
+      fleet.outcome = () => 'fail';
+      const scheduler = await start(t, fleet, { maxBatch: 4, ...(maxAttempts === undefined ? {} : { maxAttempts }) });
+      const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4)), submit(scheduler, seq(1002, 5))];
+      for (const r of requests) {
+        await assert.rejects(r.promise, (err: unknown) => {
+          isCode('KILN_ERR_REPLICA_FAILED', 500)(err);
+          const e = err as KilnError<'KILN_ERR_REPLICA_FAILED'>;
+          assert.equal(e.params.attempts, runs);
+          assert.equal(e.params.replica, 0);
+          assert.ok(e.cause instanceof Error && e.cause.message === 'replica 0 failed', 'keeps the cause');
+          return true;
+        });
+      }
+      assert.deepEqual(
+        requests.map((r) => r.settlements()),
+        [1, 1, 1],
+      );
+      assert.equal(fleet.runs.length, runs);
+      const stats = scheduler.stats();
+      assert.equal(stats.failed, 3);
+      assert.equal(stats.completed, 0);
+      assert.equal(stats.replicas[0]!.failures, runs);
+    });
+  }
+});
+
+describe('Scheduler.close and Scheduler.destroy', () => {
+  test('close() finishes queued and in-flight work, then closes the replicas; submit() after it rejects with KILN_ERR_SCHEDULER_CLOSED', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 1, maxBatch: 2 });
+    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4)), submit(scheduler, seq(1002, 5))];
+    await fleet.waitForRuns(1);
+    let closed = false;
+    const closing = scheduler.close().then(() => (closed = true));
+    const late = submit(scheduler, seq(1003, 3));
+    await assert.rejects(late.promise, isCode('KILN_ERR_SCHEDULER_CLOSED', 503));
+    await afterPump();
+    assert.equal(closed, false, 'close() waits for the work');
+    assert.equal(fleet.replicas[0]!.closes, 0, 'replicas stay open while work remains');
+    fleet.at(0).release();
+    await fleet.waitForRuns(2);
+    assert.deepEqual(fleet.at(1).tags, [1002], 'the queued request still runs');
+    await afterPump();
+    assert.equal(closed, false);
+    assert.equal(fleet.replicas[0]!.closes, 0);
+    fleet.at(1).release();
+    await closing;
+    assert.equal(fleet.replicas[0]!.closes, 1);
+    await assertAnswered(requests);
+    assert.equal(late.settlements(), 1);
+    assert.equal(fleet.runs.length, 2, 'the refused request never ran');
+  });
+
+  test(
+    'close() called twice while work is in flight: both calls resolve',
+    { todo: 'scheduler.ts close(): a second call overwrites this.drained, so the first close() promise never resolves' },
+    async (t) => {
+      const fleet = new Fleet();
+      fleet.outcome = () => 'hold';
+      const scheduler = await start(t, fleet);
+      const request = submit(scheduler, seq(1000, 3));
+      await fleet.waitForRuns(1);
+      let firstDone = false;
+      const first = scheduler.close().then(() => (firstDone = true));
+      const second = scheduler.close();
+      fleet.at(0).release();
+      await second;
+      await afterPump();
+      assert.equal(firstDone, true, 'the first close() resolved too');
+      await first;
+      await assertAnswered([request]);
+    },
+  );
+
+  test('destroy(err) rejects queued and in-flight requests with exactly err; a late replica result settles nothing', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 1, maxBatch: 2 });
+    const inFlight = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
+    await fleet.waitForRuns(1);
+    const queued = [submit(scheduler, seq(1002, 5))];
+    const err = new Error('shutting down for a test');
+    await scheduler.destroy(err);
+    for (const r of [...inFlight, ...queued]) {
+      await assert.rejects(r.promise, (e: unknown) => e === err);
+    }
+    assert.equal(fleet.replicas[0]!.closes, 1);
+    fleet.at(0).release();
+    await afterPump();
+    assert.deepEqual(
+      [...inFlight, ...queued].map((r) => r.settlements()),
+      [1, 1, 1],
+    );
+    assert.equal(fleet.runs.length, 1, 'the queued request never ran');
+    await assert.rejects(submit(scheduler, seq(1003, 3)).promise, isCode('KILN_ERR_SCHEDULER_CLOSED', 503));
+  });
+
+  test('destroy() without an error rejects with KILN_ERR_SCHEDULER_CLOSED', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet);
+    const request = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(1);
+    await scheduler.destroy();
+    await assert.rejects(request.promise, isCode('KILN_ERR_SCHEDULER_CLOSED', 503));
+  });
+
+  test(
+    'destroy(err) with requests in flight: stats count them failed, not completed when the late result arrives',
+    {
+      todo:
+        'scheduler.ts destroy() rejects in-flight jobs without counting them in failed, and the late result then adds them to completed ' +
+        '(dispatch() does `completed += batch.length` for already-settled jobs); a late failure would add them to failed a second time',
+    },
+    async (t) => {
+      const fleet = new Fleet();
+      fleet.outcome = () => 'hold';
+      const scheduler = await start(t, fleet, { maxBatch: 2 });
+      const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
+      await fleet.waitForRuns(1);
+      requests.push(submit(scheduler, seq(1002, 5)));
+      await scheduler.destroy(new Error('stop'));
+      fleet.at(0).release();
+      await afterPump();
+      const stats = scheduler.stats();
+      assert.deepEqual({ submitted: stats.submitted, completed: stats.completed, failed: stats.failed }, { submitted: 3, completed: 0, failed: 3 });
+    },
+  );
+
+  test(
+    'destroy() while a crashed replica is being replaced: the replacement is closed too',
+    { todo: 'scheduler.ts recover(): after destroy() closed the slots, `slot.replica = await factory(id)` installs a new replica that nobody closes (a worker thread left running)' },
+    async (t) => {
+      const fleet = new Fleet();
+      const replacementStarted = deferred();
+      fleet.starting = (_id, generation) => (generation > 0 ? replacementStarted.promise : undefined);
+      fleet.outcome = () => 'crash';
+      const scheduler = await start(t, fleet);
+      const request = submit(scheduler, seq(1000, 3));
+      await fleet.waitForRuns(1);
+      await afterPump();
+      assert.deepEqual(fleet.factoryCalls, [0, 0], 'a replacement is starting');
+      await scheduler.destroy(new Error('stop'));
+      await assert.rejects(request.promise, /stop/);
+      replacementStarted.resolve();
+      await afterPump();
+      assert.equal(fleet.replicas.length, 2);
+      assert.deepEqual(
+        fleet.replicas.map((r) => r.closes > 0),
+        [true, true],
+        'every replica the factory made is closed',
+      );
+    },
+  );
+});
+
+describe('Scheduler.stats', () => {
+  test('stats() is a frozen snapshot with exact token counts and batchSizes / paddedLengths / fill histograms', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 4, buckets: [16, 32, 64] });
+    // Batch 1: lengths 5 + 20 padded to 32 → 25 real of 64 padded tokens, fill 0.39.
+    await assertAnswered([submit(scheduler, seq(1000, 5)), submit(scheduler, seq(1001, 20))]);
+    const early = scheduler.stats();
+    const earlyCopy = structuredClone(early);
+    // Batch 2: one length 16 in bucket 16, fill 1. Batch 3: four length 3 in bucket 16, fill 12/64.
+    await assertAnswered([submit(scheduler, seq(1002, 16))]);
+    await assertAnswered([1003, 1004, 1005, 1006].map((tag) => submit(scheduler, seq(tag, 3))));
+    const stats = scheduler.stats();
+    assert.deepEqual(fleet.sizes(), [2, 1, 4]);
+
+    assert.deepEqual(early, earlyCopy, 'an earlier snapshot does not change');
+    assert.equal(early.batches, 1);
+    assert.deepEqual(early.batchSizes, { 2: 1 });
+
+    assert.equal(stats.submitted, 7);
+    assert.equal(stats.completed, 7);
+    assert.equal(stats.failed, 0);
+    assert.equal(stats.rejected, 0);
+    assert.equal(stats.batches, 3);
+    assert.equal(stats.queueDepth, 0);
+    assert.equal(stats.inFlight, 0);
+    assert.equal(stats.realTokens, 25 + 16 + 12);
+    assert.equal(stats.paddedTokens, 64 + 16 + 64);
+    assert.deepEqual(stats.batchSizes, { 1: 1, 2: 1, 4: 1 });
+    assert.deepEqual(stats.paddedLengths, { 16: 2, 32: 1 });
+    assert.deepEqual(stats.fill, { '0.1': 1, '0.3': 1, '0.9': 1 });
+    assert.deepEqual(
+      stats.replicas.map(({ id, batches, items }) => ({ id, batches, items })),
+      [{ id: 0, batches: 3, items: 7 }],
+    );
+    assert.ok(stats.uptimeMs >= 0);
+
+    // ESM is strict: writing to a frozen object throws.
+    const writes: [string, () => void][] = [
+      ['a counter', () => ((stats as { completed: number }).completed = 0)],
+      ['a histogram', () => ((stats.batchSizes as Record<string, number>)['1'] = 9)],
+      ['a new histogram key', () => ((stats.fill as Record<string, number>)['0.5'] = 1)],
+      ['the replica list', () => (stats.replicas as unknown as unknown[]).push({})],
+      ['a replica', () => ((stats.replicas[0] as { items: number }).items = 0)],
+    ];
+    for (const [what, write] of writes) assert.throws(write, TypeError, what);
+    assert.equal(scheduler.stats().completed, 7);
+  });
+});
+
+describe('kiln:scheduler:batch channel', () => {
+  test('publishes one event per batch with replica, size, paddedLength, fill and ok (false for a failed run)', async (t) => {
+    const events = subscribe<BatchEvent>(t, BATCH_CHANNEL);
+    const fleet = new Fleet();
+    fleet.outcome = (_replica, nth) => (nth === 1 ? 'fail' : 'ok');
+    const scheduler = await start(t, fleet, { maxBatch: 4, buckets: [16, 32, 64] });
+    await assertAnswered([submit(scheduler, seq(1000, 5)), submit(scheduler, seq(1001, 20))]);
+    // Fails once, then succeeds on the retry.
+    await assertAnswered([submit(scheduler, seq(1002, 16))]);
+    assert.equal(events.length, 3);
+    assert.deepEqual(
+      events.map(({ replica, size, paddedLength, fill, ok }) => ({ replica, size, paddedLength, fill, ok })),
+      [
+        { replica: 0, size: 2, paddedLength: 32, fill: 25 / 64, ok: true },
+        { replica: 0, size: 1, paddedLength: 16, fill: 1, ok: false },
+        { replica: 0, size: 1, paddedLength: 16, fill: 1, ok: true },
+      ],
+    );
+    for (const e of events) {
+      assert.equal(typeof e.computeMs, 'number');
+      assert.ok(e.computeMs >= 0 && e.maxQueueMs >= 0);
+    }
+  });
+});
+
+describe('Scheduler.create', () => {
+  test('Scheduler.create() with a factory that fails for replica 1 rejects with its error and closes the replicas that started', async () => {
+    const fleet = new Fleet();
+    const slowStarts = deferred();
+    const loadError = new Error('replica 1 could not load');
+    fleet.starting = (id) => {
+      if (id === 1) throw loadError;
+      return slowStarts.promise;
+    };
+    let settled = false;
+    const created = Scheduler.create(options(fleet, { replicas: 3 })).finally(() => (settled = true));
+    created.catch(() => undefined);
+    await afterPump();
+    assert.equal(settled, false, 'create() waits for the replicas still starting');
+    slowStarts.resolve();
+    await assert.rejects(created, (err: unknown) => err === loadError);
+    assert.deepEqual([...fleet.factoryCalls].sort(), [0, 1, 2]);
+    assert.deepEqual(
+      fleet.replicas.map((r) => [r.id, r.closes]),
+      [
+        [0, 1],
+        [2, 1],
+      ],
+    );
+  });
+
+  test(
+    'Scheduler.create() with a failing replica and a started one whose close() fails still rejects with the load error',
+    { todo: 'scheduler.ts create(): `await Promise.all(… s.value.close())` lets a close() failure replace the load error (elsewhere close errors are caught)' },
+    async () => {
+      const fleet = new Fleet();
+      const loadError = new Error('replica 1 could not load');
+      fleet.starting = (id) => {
+        if (id === 1) throw loadError;
+      };
+      fleet.closing = () => {
+        throw new Error('close failed');
+      };
+      await assert.rejects(Scheduler.create(options(fleet, { replicas: 2 })), (err: unknown) => err === loadError);
+    },
+  );
+});
