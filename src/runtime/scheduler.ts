@@ -95,7 +95,8 @@ export class Scheduler {
   private maxDelayMs: number;
   private maxBatch: number;
   private readonly maxQueue: number;
-  private readonly tokenBudget: number;
+  /** Null: the budget follows max batch × the largest bucket. */
+  private readonly tokenBudget: number | null;
   private readonly maxAttempts: number;
   private readonly started = performance.now();
   private timer: NodeJS.Timeout | null = null;
@@ -104,6 +105,7 @@ export class Scheduler {
   private pumpScheduled = false;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private drained: (() => void) | null = null;
+  private closing: Promise<void> | null = null;
   private counters = { submitted: 0, completed: 0, failed: 0, rejected: 0, batches: 0, realTokens: 0, paddedTokens: 0 };
   private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
 
@@ -115,7 +117,7 @@ export class Scheduler {
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
-    this.tokenBudget = options.tokenBudget ?? options.maxBatch * options.buckets[options.buckets.length - 1]!;
+    this.tokenBudget = options.tokenBudget ?? null;
     this.maxAttempts = options.maxAttempts ?? 2;
   }
 
@@ -124,7 +126,8 @@ export class Scheduler {
     const settled = await Promise.allSettled(Array.from({ length: options.replicas }, (_, i) => options.factory(i)));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
-      await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+      // The load error is the one to report; a replica that also fails to close must not hide it.
+      await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.close().catch(() => undefined) : undefined)));
       throw failed.reason;
     }
     return new Scheduler(options, settled.map((s) => (s as PromiseFulfilledResult<Replica>).value));
@@ -179,7 +182,7 @@ export class Scheduler {
   private freeSlot(): Slot | undefined {
     let best: Slot | undefined;
     for (const slot of this.slots) {
-      if (slot.busy || slot.restarting) continue;
+      if (slot.busy || slot.restarting || !slot.replica.alive) continue;
       if (!best || slot.busyMs < best.busyMs) best = slot;
     }
     return best;
@@ -188,20 +191,26 @@ export class Scheduler {
   private takeBatch(): Job[] {
     const batch: Job[] = [];
     let longest = 0;
+    const budget = this.tokenBudget ?? this.maxBatch * this.options.buckets[this.options.buckets.length - 1]!;
     while (this.queue.length > 0 && batch.length < this.maxBatch) {
       const next = this.queue[0]!;
       const length = Math.max(longest, next.encoded.ids.length);
-      const padded = bucketFor(length, this.options.buckets) * (batch.length + 1);
-      if (batch.length > 0 && padded > this.tokenBudget) break;
+      const padded = this.paddedLength(length) * (batch.length + 1);
+      if (batch.length > 0 && padded > budget) break;
       batch.push(this.queue.shift()!);
       longest = length;
     }
     return batch;
   }
 
+  /** The bucket that fits `length`; a sequence longer than every bucket keeps its own length. */
+  private paddedLength(length: number): number {
+    return Math.max(length, bucketFor(length, this.options.buckets));
+  }
+
   private dispatch(slot: Slot, batch: Job[]): void {
     const longest = Math.max(...batch.map((j) => j.encoded.ids.length));
-    const paddedLength = bucketFor(longest, this.options.buckets);
+    const paddedLength = this.paddedLength(longest);
     const feeds = buildFeeds(
       batch.map((j) => j.encoded),
       this.options.inputs,
@@ -220,8 +229,10 @@ export class Scheduler {
         const computeMs = performance.now() - dispatchedAt;
         this.record(slot, batch.length, paddedLength, realTokens, computeMs, maxQueueMs, true);
         const classes = this.options.classes;
-        batch.forEach((job, row) => this.settle(job, () => job.resolve(Array.from(result.data.subarray(row * classes, (row + 1) * classes)))));
-        this.counters.completed += batch.length;
+        batch.forEach((job, row) => {
+          // A job destroy() already failed stays failed; count only answers actually given.
+          if (this.settle(job, () => job.resolve(Array.from(result.data.subarray(row * classes, (row + 1) * classes))))) this.counters.completed += 1;
+        });
         slot.busy = false;
         this.pump();
       },
@@ -240,28 +251,33 @@ export class Scheduler {
     if (channels.replicaError.hasSubscribers) channels.replicaError.publish({ replica: slot.replica.id, message: err.message });
     const retry: Job[] = [];
     for (const job of batch) {
+      if (job.settled) continue;
       job.attempts += 1;
       if (job.attempts >= this.maxAttempts || this.state === 'closed') {
-        this.counters.failed += 1;
-        this.settle(job, () => job.reject(new KilnError('KILN_ERR_REPLICA_FAILED', { replica: slot.replica.id, attempts: job.attempts, reason: err.message }, { cause: err })));
+        this.fail(job, new KilnError('KILN_ERR_REPLICA_FAILED', { replica: slot.replica.id, attempts: job.attempts, reason: err.message }, { cause: err }));
       } else retry.push(job);
     }
     this.queue.unshift(...retry);
-    if (!slot.replica.alive && this.state !== 'closed') {
-      slot.restarting = true;
-      try {
-        const old = slot.replica;
-        slot.replica = await this.options.factory(old.id);
-        await old.close().catch(() => undefined);
-      } catch (startErr) {
-        // Without a replacement this slot stays out; the others carry on.
-        if (channels.replicaError.hasSubscribers) channels.replicaError.publish({ replica: slot.replica.id, message: `restart failed: ${(startErr as Error).message}` });
-        if (this.slots.every((s) => s === slot || !s.replica.alive)) this.failQueued(startErr as Error);
-        this.pump();
+    const dead = !slot.replica.alive && this.state !== 'closed';
+    if (dead) slot.restarting = true;
+    // The other replicas take the retried work now; the replacement joins when it has loaded.
+    this.pump();
+    if (!dead) return;
+    const old = slot.replica;
+    try {
+      const replacement = await this.options.factory(old.id);
+      if (this.state === 'closed') {
+        await replacement.close().catch(() => undefined);
         return;
-      } finally {
-        slot.restarting = false;
       }
+      slot.replica = replacement;
+      await old.close().catch(() => undefined);
+    } catch (startErr) {
+      // Without a replacement this slot stays out (its replica is dead); the others carry on.
+      if (channels.replicaError.hasSubscribers) channels.replicaError.publish({ replica: old.id, message: `restart failed: ${(startErr as Error).message}` });
+      if (this.slots.every((s) => !s.replica.alive)) this.failQueued(startErr as Error);
+    } finally {
+      slot.restarting = false;
     }
     this.pump();
   }
@@ -285,17 +301,20 @@ export class Scheduler {
     }
   }
 
-  private settle(job: Job, action: () => void): void {
-    if (job.settled) return;
+  /** Runs `action` if the job is not settled yet; returns whether it ran. */
+  private settle(job: Job, action: () => void): boolean {
+    if (job.settled) return false;
     job.settled = true;
     action();
+    return true;
+  }
+
+  private fail(job: Job, err: Error): void {
+    if (this.settle(job, () => job.reject(err))) this.counters.failed += 1;
   }
 
   private failQueued(err: Error): void {
-    for (const job of this.queue.splice(0)) {
-      this.counters.failed += 1;
-      this.settle(job, () => job.reject(err));
-    }
+    for (const job of this.queue.splice(0)) this.fail(job, err);
   }
 
   private checkDrained(): void {
@@ -329,14 +348,17 @@ export class Scheduler {
 
   /** Stops taking work, finishes what is queued and in flight, then closes the replicas. */
   async close(): Promise<void> {
-    if (this.state === 'closed') return;
-    this.state = 'closing';
-    await new Promise<void>((resolve) => {
-      this.drained = resolve;
-      this.pump();
-    });
-    this.state = 'closed';
-    await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
+    this.closing ??= (async () => {
+      if (this.state === 'closed') return;
+      this.state = 'closing';
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+        this.pump();
+      });
+      this.state = 'closed';
+      await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
+    })();
+    return this.closing;
   }
 
   /** Fails everything queued and in flight with `err`, and closes the replicas now. */
@@ -344,7 +366,7 @@ export class Scheduler {
     this.state = 'closed';
     if (this.timer) clearTimeout(this.timer);
     this.failQueued(err);
-    for (const job of this.inFlight) this.settle(job, () => job.reject(err));
+    for (const job of this.inFlight) this.fail(job, err);
     this.inFlight.clear();
     await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
   }

@@ -365,12 +365,7 @@ describe('Scheduler.submit buckets', () => {
   }
 
   test(
-    'submit(a sequence longer than the last bucket): the batch is no wider than the last bucket, and stats count the width sent',
-    {
-      todo:
-        'scheduler.ts dispatch(): bucketFor() caps at 64 but buildFeeds() widens to the sequence (70), so the replica gets [1, 70] ' +
-        'while stats()/kiln:scheduler:batch report paddedLength 64, paddedTokens 64 < realTokens 70 and fill 1.09 (documented as (0, 1])',
-    },
+    'submit(a sequence longer than the last bucket): the batch keeps the sequence\'s own width (never truncated here), and stats count the width sent',
     async (t) => {
       const fleet = new Fleet();
       const events = subscribe<BatchEvent>(t, BATCH_CHANNEL);
@@ -381,7 +376,7 @@ describe('Scheduler.submit buckets', () => {
       assert.equal(stats.paddedTokens, run.dims[0]! * run.dims[1]!, 'paddedTokens is what was sent');
       assert.ok(stats.realTokens <= stats.paddedTokens, `realTokens ${stats.realTokens} <= paddedTokens ${stats.paddedTokens}`);
       assert.ok(events[0]!.fill <= 1, `fill ${events[0]!.fill} <= 1`);
-      assert.deepEqual(run.dims, [1, 64]);
+      assert.deepEqual(run.dims, [1, 70]);
     },
   );
 });
@@ -685,7 +680,6 @@ describe('Scheduler replica failures', () => {
 
   test(
     'a crash while the replacement starts slowly: the batch is retried on the other, idle replica at once',
-    { todo: 'scheduler.ts recover(): the retried jobs wait in the queue until `await this.options.factory(old.id)` (a model load) returns, because pump() runs only after it; an idle replica sits unused meanwhile' },
     async (t) => {
       const fleet = new Fleet();
       const replacementStarted = deferred();
@@ -705,11 +699,6 @@ describe('Scheduler replica failures', () => {
 
   test(
     'a crashed replica whose restart fails is left out: its batch is retried on the live replica',
-    {
-      todo:
-        'scheduler.ts freeSlot() skips busy/restarting slots but not dead ones: after a failed restart the dead replica is picked again ' +
-        '(recover() comments "this slot stays out"), the retry runs on it and fails with KILN_ERR_REPLICA_FAILED although replica 1 is alive',
-    },
     async (t) => {
       // The clock makes the dead replica the least busy one (0 ms against 10 ms), so the policy picks it if it may.
       const clock = fakeClock(t);
@@ -802,7 +791,6 @@ describe('Scheduler.close and Scheduler.destroy', () => {
 
   test(
     'close() called twice while work is in flight: both calls resolve',
-    { todo: 'scheduler.ts close(): a second call overwrites this.drained, so the first close() promise never resolves' },
     async (t) => {
       const fleet = new Fleet();
       fleet.outcome = () => 'hold';
@@ -856,11 +844,6 @@ describe('Scheduler.close and Scheduler.destroy', () => {
 
   test(
     'destroy(err) with requests in flight: stats count them failed, not completed when the late result arrives',
-    {
-      todo:
-        'scheduler.ts destroy() rejects in-flight jobs without counting them in failed, and the late result then adds them to completed ' +
-        '(dispatch() does `completed += batch.length` for already-settled jobs); a late failure would add them to failed a second time',
-    },
     async (t) => {
       const fleet = new Fleet();
       fleet.outcome = () => 'hold';
@@ -878,7 +861,6 @@ describe('Scheduler.close and Scheduler.destroy', () => {
 
   test(
     'destroy() while a crashed replica is being replaced: the replacement is closed too',
-    { todo: 'scheduler.ts recover(): after destroy() closed the slots, `slot.replica = await factory(id)` installs a new replica that nobody closes (a worker thread left running)' },
     async (t) => {
       const fleet = new Fleet();
       const replacementStarted = deferred();
@@ -1005,7 +987,6 @@ describe('Scheduler.create', () => {
 
   test(
     'Scheduler.create() with a failing replica and a started one whose close() fails still rejects with the load error',
-    { todo: 'scheduler.ts create(): `await Promise.all(… s.value.close())` lets a close() failure replace the load error (elsewhere close errors are caught)' },
     async () => {
       const fleet = new Fleet();
       const loadError = new Error('replica 1 could not load');
