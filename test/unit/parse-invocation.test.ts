@@ -60,7 +60,7 @@ describe('parseInvocation', () => {
     [['cache', 'ls', 'extra'], 'KILN_ERR_CLI_EXTRA_ARGUMENT', /does not take "extra"/],
     [['compile', 'a', '--bogus'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "--bogus" for "kiln compile"/],
     [['serve', 'a', '-z'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "-z" for "kiln serve"/],
-    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, run, serve, import, synth, cache\. /],
+    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, run, serve, bench, import, synth, cache\. /],
     [['cache', 'nope'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "cache nope"; commands are: cache ls, cache clear, cache path\. /],
   ];
   for (const [argv, code, message] of errors) {
@@ -138,6 +138,24 @@ describe('parseInvocation', () => {
 
   test('parseInvocation(serve ARTIFACT) defaults to host 127.0.0.1, port 8080, no API key', () => {
     const inv = parseInvocation(['serve', 'm.kiln'], COMMANDS, NO_ENV);
-    assert.deepEqual((inv as Extract<Invocation, { kind: 'run' }>).flags, { host: '127.0.0.1', port: 8080, 'api-key': null });
+    assert.deepEqual((inv as Extract<Invocation, { kind: 'run' }>).flags, {
+      host: '127.0.0.1',
+      port: 8080,
+      'api-key': null,
+      replicas: 'auto',
+      'threads-per-replica': 1,
+      'max-batch': undefined,
+      'max-delay-ms': 2,
+      'max-queue': 4096,
+      buckets: undefined,
+    });
+  });
+
+  test('parseInvocation(serve --replicas 3 --buckets 16,48,128) parses the runtime flags; bad buckets name the rule', () => {
+    const inv = parseInvocation(['serve', 'm.kiln', '--replicas', '3', '--buckets', '16,48,128'], COMMANDS, NO_ENV) as Extract<Invocation, { kind: 'run' }>;
+    assert.equal(inv.flags.replicas, 3);
+    assert.deepEqual(inv.flags.buckets, [16, 48, 128]);
+    assert.throws(() => parseInvocation(['serve', 'm.kiln', '--buckets', '64,32'], COMMANDS, NO_ENV), { code: 'KILN_ERR_CLI_INVALID_FLAG', message: /ascending integers/ });
+    assert.throws(() => parseInvocation(['serve', 'm.kiln', '--replicas', 'lots'], COMMANDS, NO_ENV), { code: 'KILN_ERR_CLI_INVALID_FLAG' });
   });
 });
