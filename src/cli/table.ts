@@ -92,3 +92,17 @@ export function choice<T extends string>(choices: readonly T[]): (raw: string, f
     return raw as T;
   };
 }
+
+export function decimal(min: number, max: number): (raw: string, flag: string) => number {
+  return (raw, flag) => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max) throw invalid(flag, `a number in [${min}, ${max}]`, raw);
+    return value;
+  };
+}
+
+export function nameList(raw: string, flag: string): string[] {
+  const names = raw.split(',').map((n) => n.trim()).filter(Boolean);
+  if (names.length === 0) throw invalid(flag, 'one or more names separated by commas', raw);
+  return names;
+}

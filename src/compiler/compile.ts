@@ -27,6 +27,10 @@ import { createSession, RUNTIME_VERSION, type Backend } from '../runtime/binding
 import { KILN_VERSION } from '../version.js';
 import { cacheKey, commit, lookup, pruneStaging, stagingDir } from './cache.js';
 import { importCheckpoint } from '../import/import.js';
+import { readDataset } from '../model/dataset.js';
+import { encodeModel } from '../onnx/proto.js';
+import { quantizeModel, type QuantizeReport } from './quantize.js';
+import { enforceLimits, verifyArtifact } from './verify.js';
 import { fusionCounts } from './fusions.js';
 import { checkTextClassifierIO } from './io-check.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
@@ -52,11 +56,26 @@ export interface CompileOptions {
   cache?: boolean;
   /** @defaultValue 'cpu' */
   backend?: Backend;
+  /** `int8`: MatMul/Gemm weights quantized per channel, activations at run time. @defaultValue 'fp32' */
+  precision?: Precision;
+  /** int8 only: store the word-embedding table in int8 too (a smaller artifact). @defaultValue false */
+  quantizeEmbeddings?: boolean;
+  /** int8 only: node names (or prefixes ending in `*`) to keep in fp32. */
+  keepFp32?: string[];
+  /** A data file to check the compiled model against the fp32 source on (see verify.ts). */
+  verify?: string | null;
+  /** Most accuracy the compiled model may lose on `verify`, in percentage points. @defaultValue 1 */
+  maxAccuracyDrop?: number;
+  /** Without labels: least label agreement with the fp32 source, in [0, 1]. @defaultValue 0.98 */
+  minAgreement?: number;
   /** Called as each step starts and ends, for progress display. */
   onStep?: (step: CompileStep, phase: 'start' | 'end') => void;
 }
 
-export type CompileStep = 'hash' | 'import' | 'check-operators' | 'check-io' | 'optimize' | 'smoke-test' | 'write';
+export type Precision = 'fp32' | 'int8';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'int8'];
+
+export type CompileStep = 'hash' | 'import' | 'quantize' | 'verify' | 'check-operators' | 'check-io' | 'optimize' | 'smoke-test' | 'write';
 
 export interface CompileResult {
   artifactDir: string;
@@ -88,9 +107,14 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   if (out !== null) await assertWritableOutput(out);
 
   const sourceSha256 = await step('hash', () => hashSource(source));
+  const precision = options.precision ?? 'fp32';
+  const quantization = precision === 'int8' ? { quantizeEmbeddings: options.quantizeEmbeddings ?? false, keepFp32: options.keepFp32 ?? [] } : null;
+  const verify = options.verify
+    ? { path: resolve(options.verify), sha256: await sha256File(resolve(options.verify)).catch(() => ''), maxAccuracyDrop: options.maxAccuracyDrop ?? 1, minAgreement: options.minAgreement ?? 0.98 }
+    : null;
   const key = cacheKey({
     sourceSha256,
-    options: { ...limits, backend, optimization: 'all' },
+    options: { ...limits, backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined } },
     target: compileTarget(),
     kilnVersion: KILN_VERSION,
     runtimeVersion: RUNTIME_VERSION,
@@ -110,7 +134,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const staging = useCache ? await stagingDir(key) : temporarySibling(out ?? resolve(`${source.name}.kiln`));
   try {
     await mkdir(staging, { recursive: true });
-    const manifest = await build({ source, config, limits, backend, staging, sourceSha256, step, started });
+    const manifest = await build({ source, config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify });
     let artifactDir: string;
     if (useCache) {
       const entry = await commit(staging, key);
@@ -180,6 +204,9 @@ interface BuildInput {
   sourceSha256: string;
   started: number;
   step: <T>(name: CompileStep, work: () => Promise<T>) => Promise<T>;
+  precision: Precision;
+  quantization: { quantizeEmbeddings: boolean; keepFp32: string[] } | null;
+  verify: { path: string; maxAccuracyDrop: number; minAgreement: number } | null;
 }
 
 async function build(input: BuildInput): Promise<Manifest> {
@@ -223,9 +250,23 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
     return tokenizer;
   });
 
+  // int8: quantize the source graph, before ONNX Runtime's optimizer fuses MatMul + Add away.
+  let optimizeFrom = onnxPath;
+  let quantized: QuantizeReport | null = null;
+  const scratch = temporarySibling(staging);
+  if (input.quantization) {
+    quantized = await step('quantize', async () => {
+      const { model: q, report } = quantizeModel(model, { ...input.quantization!, keep: input.quantization!.keepFp32 });
+      await mkdir(scratch, { recursive: true });
+      optimizeFrom = join(scratch, 'quantized.onnx');
+      await writeFile(optimizeFrom, encodeModel(q));
+      return report;
+    });
+  }
+
   const modelPath = join(staging, MODEL_FILE);
   const optimized = await step('optimize', async () => {
-    const session = await createSession(onnxPath, { backend, optimization: 'all', optimizedModelPath: modelPath });
+    const session = await createSession(optimizeFrom, { backend, optimization: 'all', optimizedModelPath: modelPath }).finally(() => rm(scratch, { recursive: true, force: true }));
     await session.release();
     if ((await pathKind(modelPath)) !== 'file') {
       throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: onnxPath, step: 'optimizing', reason: 'ONNX Runtime wrote no optimized graph' });
@@ -240,6 +281,27 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
   const inputs = graphInputs(optimized.graph ?? {});
   const outputs = graphOutputs(optimized.graph ?? {});
   await step('smoke-test', () => smokeTest(modelPath, shownPath, backend, inputs, config.labels.length, tokenizer));
+
+  const verified = input.verify
+    ? await step('verify', async () => {
+        const v = input.verify!;
+        const report = await verifyArtifact({
+          dataset: await readDataset(v.path),
+          labels: config.labels,
+          tokenizer,
+          maxLength: limits.maxLength,
+          backend,
+          referencePath: onnxPath,
+          referenceInputs: graphInputs(model.graph ?? {}),
+          compiledPath: modelPath,
+          compiledInputs: inputs,
+          maxAccuracyDrop: v.maxAccuracyDrop,
+          minAgreement: v.minAgreement,
+        });
+        enforceLimits(report, input.precision);
+        return report;
+      })
+    : null;
 
   return step('write', async () => {
     const copied: string[] = [];
@@ -273,10 +335,13 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
         fusions: fusionCounts(operatorCounts(optimized.graph ?? {})),
       },
       ...(config.synthetic ? { synthetic: config.synthetic } : {}),
+      precision: input.precision,
+      ...(quantized ? { quantization: quantized } : {}),
+      ...(verified ? { verify: verified } : {}),
       limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },
       source: { kind: source.kind, path: source.path, name: source.name, sha256: input.sourceSha256 },
       compile: {
-        options: limits,
+        options: { ...limits, precision: input.precision, ...(input.quantization ?? {}) },
         optimization: 'all',
         backend,
         target: compileTarget(),

@@ -4,6 +4,7 @@
  * quantized at run time by com.microsoft DynamicQuantizeMatMul (u8 activations × s8 or u8
  * weights in MLAS, float output with the bias added in the GEMM's output stage).
  */
+import type { QuantizeReport } from '../model/reports.js';
 import { int64, onnx, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 import { opsetImports, tensorElementCount, walkNodes } from '../onnx/graph.js';
 
@@ -31,18 +32,6 @@ export interface QuantizeOptions {
   minElements?: number;
 }
 
-export interface QuantizeReport {
-  /** Names of the MatMul and Gemm nodes now computed by DynamicQuantizeMatMul, in graph order. */
-  quantized: string[];
-  /** Names of candidate nodes left in fp32 by `keep` or `minElements`, in graph order. */
-  kept: string[];
-  /** Names of the embedding tables now stored in int8. */
-  embeddings: string[];
-  /** Bytes of all initializers' data, before and after. */
-  weightBytes: { before: number; after: number };
-  /** Fraction (0..1) of the float weight elements (initializers of rank ≥ 1) now stored in 8 bits only. */
-  quantizedFraction: number;
-}
 
 export interface QuantizedColumns {
   /** Row-major [K, N], like the float weight. */
@@ -420,3 +409,5 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
   };
   return { model: onnx.ModelProto.create({ ...model, opsetImport, graph: newGraph }), report };
 }
+
+export type { QuantizeReport };

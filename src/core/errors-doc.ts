@@ -13,6 +13,7 @@ const AREAS: Array<[prefix: string, title: string]> = [
   ['KILN_ERR_WEIGHTS_', 'Hugging Face checkpoints'],
   ['KILN_ERR_IMPORT_', 'Hugging Face checkpoints'],
   ['KILN_ERR_SYNTH_', 'Hugging Face checkpoints'],
+  ['KILN_ERR_VERIFY_', 'Verification'],
   ['KILN_ERR_ARTIFACT_', 'Artifacts and the compile cache'],
   ['KILN_ERR_OUTPUT_', 'Artifacts and the compile cache'],
   ['KILN_ERR_CACHE_', 'Artifacts and the compile cache'],

@@ -158,6 +158,20 @@ export const ERRORS = {
     (p) => `unknown preset ${q(p.preset)}; presets are: ${p.known}`,
   ),
 
+  // Verification after compile
+  KILN_ERR_VERIFY_ACCURACY_DROP: def<{ drop: string; reference: string; compiled: string; limit: string; flipped: number; fix: string }>(
+    422,
+    'The compiled model lost more accuracy on the verify data than --max-accuracy-drop allows.',
+    (p) =>
+      `the compiled model's accuracy is ${p.compiled} % against ${p.reference} % for the fp32 source, a drop of ${p.drop} points (limit ${p.limit}; ${p.flipped} rows flipped); nothing was written. To proceed: ${p.fix}, or raise --max-accuracy-drop`,
+  ),
+  KILN_ERR_VERIFY_AGREEMENT: def<{ agreement: string; limit: string; flipped: number; fix: string }>(
+    422,
+    'Without labels, the compiled model agreed with the fp32 source on fewer rows than --min-agreement.',
+    (p) =>
+      `the compiled model agrees with the fp32 source on ${p.agreement} % of the rows (limit ${p.limit} %; ${p.flipped} rows flipped); nothing was written. To proceed: ${p.fix}, or lower --min-agreement`,
+  ),
+
   // Artifacts and cache
   KILN_ERR_ARTIFACT_INVALID: def<{ path: string; problem: string }>(
     400,

@@ -8,6 +8,7 @@ import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import type { TensorInfo } from '../onnx/graph.js';
+import type { QuantizeReport, VerifyReport } from './reports.js';
 
 export const ARTIFACT_FORMAT = 'kiln-artifact';
 /** Bumped when a reader of the previous version could misread the new one. */
@@ -42,6 +43,12 @@ export interface Manifest {
   };
   /** Present when the weights are random (kiln synth): predictions are meaningless. */
   synthetic?: string;
+  /** Number format of the weights: fp32, or int8 (dynamic quantization). Absent means fp32. */
+  precision?: 'fp32' | 'int8';
+  /** int8: what was quantized (compiler/quantize.ts QuantizeReport). */
+  quantization?: QuantizeReport;
+  /** Present when compile ran --verify: the compiled model against the fp32 source (compiler/verify.ts). */
+  verify?: VerifyReport;
   limits: {
     /** Longest token sequence (special tokens included); longer texts are truncated. */
     maxLength: number;
@@ -69,6 +76,9 @@ export interface Manifest {
 export interface CompileOptionsRecord {
   maxLength: number;
   maxBatch: number;
+  precision?: string;
+  quantizeEmbeddings?: boolean;
+  keepFp32?: string[];
 }
 
 export interface Artifact {

@@ -52,7 +52,7 @@ export async function createSession(modelPath: string, options: SessionOptions):
     outputNames: session.outputNames,
     async run(feeds) {
       const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type as 'int64', t.data as BigInt64Array, t.dims);
       let results: ort.InferenceSession.OnnxValueMapType;
       try {
         results = await session.run(ortFeeds);

@@ -1,13 +1,15 @@
 import { relative } from 'node:path';
-import { compile, DEFAULT_MAX_BATCH, DEFAULT_MAX_LENGTH, MAX_BATCH_LIMIT, type CompileStep } from '../../compiler/compile.js';
+import { compile, DEFAULT_MAX_BATCH, DEFAULT_MAX_LENGTH, MAX_BATCH_LIMIT, PRECISIONS, type CompileStep, type Precision } from '../../compiler/compile.js';
 import { Progress } from '../../core/log.js';
 import type { Manifest } from '../../model/artifact.js';
-import { defineCommand, integer, nonEmpty } from '../table.js';
+import { choice, decimal, defineCommand, integer, nameList, nonEmpty } from '../table.js';
 import { formatBytes, formatCount, formatMs, operatorChanges, sum, table } from '../format.js';
 
 const STEP_LABELS: Record<CompileStep, string> = {
   hash: 'hashed the source',
   import: 'imported the checkpoint into an ONNX graph',
+  quantize: 'quantized MatMul weights to int8',
+  verify: 'verified the compiled model against the fp32 source',
   'check-operators': 'checked every operator against the runtime',
   'check-io': 'checked inputs, outputs and labels',
   optimize: 'optimized the graph for this machine',
@@ -19,6 +21,19 @@ const STEP_LABELS: Record<CompileStep, string> = {
 function displayPath(path: string): string {
   const rel = relative(process.cwd(), path);
   return rel && !rel.startsWith('..') ? rel : path;
+}
+
+function precisionRows(m: Manifest): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  const q = m.quantization;
+  rows.push(['precision', q ? `int8: ${q.quantized.length} MatMul/Gemm quantized${q.kept.length ? `, ${q.kept.length} kept fp32` : ''}${q.embeddings.length ? ', embeddings int8' : ''}; ${(q.quantizedFraction * 100).toFixed(1)} % of weights in 8 bits, ${formatBytes(q.weightBytes.before)} → ${formatBytes(q.weightBytes.after)}` : 'fp32']);
+  const v = m.verify;
+  if (v) {
+    const acc = v.accuracy ? `accuracy ${(v.accuracy.reference * 100).toFixed(2)} % → ${(v.accuracy.compiled * 100).toFixed(2)} % (drop ${v.accuracy.drop.toFixed(2)} pt, limit ${v.limits.maxAccuracyDrop}); ` : '';
+    rows.push(['verify', `${v.rows} rows of ${v.data}: ${acc}agreement ${(v.agreement * 100).toFixed(2)} %, max |Δlogit| ${v.maxAbsLogitDelta.toExponential(2)}, mean ${v.meanAbsLogitDelta.toExponential(2)}, ${v.flippedCount} flipped`]);
+    for (const f of v.flipped.slice(0, 3)) rows.push(['', `flipped line ${f.line}: ${f.reference} → ${f.compiled}${f.gold ? ` (gold ${f.gold})` : ''}: ${f.text.length > 60 ? `${f.text.slice(0, 57)}…` : f.text}`]);
+  }
+  return rows;
 }
 
 function describeFusions(f: Manifest['model']['fusions']): string {
@@ -54,11 +69,31 @@ export const compileCommand = defineCommand({
       parse: integer(2, 8192),
     },
     'max-batch': { type: 'string', arg: 'N', description: 'Most texts per inference call.', default: DEFAULT_MAX_BATCH, parse: integer(1, MAX_BATCH_LIMIT) },
+    precision: {
+      type: 'string',
+      arg: 'P',
+      description: 'fp32, or int8: MatMul/Gemm weights quantized per channel, activations at run time (faster, smaller; check it with --verify).',
+      default: 'fp32' as Precision,
+      parse: choice<Precision>(PRECISIONS),
+    },
+    'quantize-embeddings': { type: 'boolean', description: 'With int8: also store the word-embedding table in int8 (about 4× smaller).', default: false },
+    'keep-fp32': { type: 'string', arg: 'NODES', description: 'With int8: node names (or prefixes ending in *) to keep in fp32, comma-separated.', default: [] as string[], defaultText: 'none', parse: nameList },
+    verify: {
+      type: 'string',
+      arg: 'FILE',
+      description: 'Run the fp32 source and the compiled model on every row of FILE (TSV/CSV with sentence/text and label columns, or JSONL) and fail if accuracy drops too much.',
+      default: null as string | null,
+      defaultText: 'none',
+      parse: nonEmpty,
+    },
+    'max-accuracy-drop': { type: 'string', arg: 'PTS', description: 'With --verify: most accuracy the compiled model may lose, in percentage points.', default: 1, parse: decimal(0, 100) },
+    'min-agreement': { type: 'string', arg: 'F', description: 'With --verify on rows without labels: least fraction of rows with the same label as the fp32 source.', default: 0.98, parse: decimal(0, 1) },
     'no-cache': { type: 'boolean', description: 'Compile from scratch; neither read nor write the compile cache.', default: false },
     json: { type: 'boolean', description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.', default: false },
   },
   examples: [
     { command: 'kiln compile models/sst2-distilbert-tiny', note: 'compile the embedded sentiment model to ./sst2-distilbert-tiny.kiln' },
+    { command: 'kiln compile models/sst2-distilbert-tiny --precision int8 --verify data/sst2/dev.tsv', note: 'int8, checked on the SST-2 dev set (fails if accuracy drops more than 1 point)' },
     { command: 'kiln compile model.onnx -o /srv/models/sentiment.kiln --max-length 64 --max-batch 16', note: 'a bare ONNX file (config.json and tokenizer.json beside it), shorter sequences' },
   ],
   async run({ positionals, flags }) {
@@ -70,6 +105,12 @@ export const compileCommand = defineCommand({
       maxLength: flags['max-length'],
       maxBatch: flags['max-batch'],
       cache: !flags['no-cache'],
+      precision: flags.precision,
+      quantizeEmbeddings: flags['quantize-embeddings'],
+      keepFp32: flags['keep-fp32'],
+      verify: flags.verify,
+      maxAccuracyDrop: flags['max-accuracy-drop'],
+      minAgreement: flags['min-agreement'],
       onStep: (step, phase) => (phase === 'start' ? progress.step(STEP_LABELS[step]) : progress.done(STEP_LABELS[step])),
     });
     const { manifest } = result;
@@ -89,6 +130,7 @@ export const compileCommand = defineCommand({
           ['operators', `${sum(ops.source)} → ${sum(ops.optimized)} nodes after optimization`],
           ['', operatorChanges(ops.source, ops.optimized)],
           ['fusions', describeFusions(manifest.model.fusions)],
+          ...precisionRows(manifest),
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
           ['limits', `max length ${manifest.limits.maxLength} tokens, max batch ${manifest.limits.maxBatch}`],
           ['target', `${manifest.compile.backend}, ${manifest.compile.target.cpu} (${manifest.compile.target.arch}), ONNX Runtime ${manifest.versions.onnxruntime}`],
