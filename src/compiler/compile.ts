@@ -18,6 +18,7 @@ import {
   isArtifactDir,
   readArtifact,
   type Manifest,
+  type MemoryFigures,
 } from '../model/artifact.js';
 import { parseConfig, readJson, resolveSource, type ModelConfig, type ModelSource } from '../model/source.js';
 import { defaultBuckets } from '../model/buckets.js';
@@ -31,6 +32,7 @@ import { readDataset } from '../model/dataset.js';
 import { encodeModel } from '../onnx/proto.js';
 import { quantizeModel, type QuantizeReport } from './quantize.js';
 import { enforceLimits, verifyArtifact } from './verify.js';
+import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { fusionCounts } from './fusions.js';
 import { checkTextClassifierIO } from './io-check.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
@@ -75,7 +77,7 @@ export interface CompileOptions {
 export type Precision = 'fp32' | 'int8';
 export const PRECISIONS: readonly Precision[] = ['fp32', 'int8'];
 
-export type CompileStep = 'hash' | 'import' | 'quantize' | 'verify' | 'check-operators' | 'check-io' | 'optimize' | 'smoke-test' | 'write';
+export type CompileStep = 'hash' | 'import' | 'quantize' | 'verify' | 'measure-memory' | 'check-operators' | 'check-io' | 'optimize' | 'smoke-test' | 'write';
 
 export interface CompileResult {
   artifactDir: string;
@@ -282,6 +284,23 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
   const outputs = graphOutputs(optimized.graph ?? {});
   await step('smoke-test', () => smokeTest(modelPath, shownPath, backend, inputs, config.labels.length, tokenizer));
 
+  const memory = await step('measure-memory', async (): Promise<MemoryFigures> => {
+    const weightsBytes = (await stat(modelPath)).size;
+    const tokenizerConfig = input.source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json') ?? null;
+    const measured = await measureReplica(modelPath, inputs, limits.maxBatch, limits.maxLength, { file: input.source.tokenizerPath, configFile: tokenizerConfig });
+    const measuredBytes = measured.sessionBytes;
+    const shape = config.encoderShape;
+    return {
+      weightsBytes,
+      estimateBytes: shape ? analyticEstimate(weightsBytes, { batch: limits.maxBatch, length: limits.maxLength, ...shape }) : 2 * weightsBytes + 20 * 2 ** 20,
+      measuredBytes,
+      perReplicaBytes: measuredBytes + WORKER_OVERHEAD_BYTES,
+      processBytes: measured.tokenizerBytes + PROCESS_BASE_BYTES,
+      batch: limits.maxBatch,
+      length: limits.maxLength,
+    };
+  });
+
   const verified = input.verify
     ? await step('verify', async () => {
         const v = input.verify!;
@@ -338,6 +357,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
       precision: input.precision,
       ...(quantized ? { quantization: quantized } : {}),
       ...(verified ? { verify: verified } : {}),
+      memory,
       limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },
       source: { kind: source.kind, path: source.path, name: source.name, sha256: input.sourceSha256 },
       compile: {

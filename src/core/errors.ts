@@ -240,6 +240,12 @@ export const ERRORS = {
     (p) => `inference failed in ONNX Runtime: ${p.reason}`,
   ),
 
+  KILN_ERR_MEMORY_INSUFFICIENT: def<{ model: string; replicas: number; perReplica: string; needed: string; available: string; fix: string }>(
+    507,
+    'The requested replicas would need more memory than the machine has available.',
+    (p) => `${p.replicas} replicas of ${p.model} need about ${p.needed} (${p.perReplica} each, measured at compile), but only ${p.available} is available; ${p.fix}`,
+  ),
+
   // Scheduler
   KILN_ERR_QUEUE_FULL: def<{ depth: number; maxQueue: number }>(
     429,

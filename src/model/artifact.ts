@@ -49,6 +49,8 @@ export interface Manifest {
   quantization?: QuantizeReport;
   /** Present when compile ran --verify: the compiled model against the fp32 source (compiler/verify.ts). */
   verify?: VerifyReport;
+  /** Memory per replica: measured at compile, checked before loading replicas. */
+  memory?: MemoryFigures;
   limits: {
     /** Longest token sequence (special tokens included); longer texts are truncated. */
     maxLength: number;
@@ -71,6 +73,22 @@ export interface Manifest {
   versions: { kiln: string; onnxruntime: string; node: string };
   /** SHA-256 and size of every other file in the artifact. */
   files: Record<string, { sha256: string; bytes: number }>;
+}
+
+/** Memory one replica needs (compiler/memory.ts measures it). */
+export interface MemoryFigures {
+  /** Bytes of weights in the optimized graph. */
+  weightsBytes: number;
+  /** Analytic: weights + activations at max batch × max length + runtime overhead. */
+  estimateBytes: number;
+  /** Measured: resident memory one replica added in a fresh process (load + one max-size batch). */
+  measuredBytes: number;
+  /** What a replica is counted at when checking a layout: the measurement plus a worker's overhead. */
+  perReplicaBytes: number;
+  /** Held once per process whatever the replicas: the tokenizer (measured) and the runtime's base. */
+  processBytes?: number;
+  batch: number;
+  length: number;
 }
 
 export interface CompileOptionsRecord {

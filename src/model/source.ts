@@ -124,6 +124,8 @@ export interface ModelConfig {
   synthetic: string | null;
   /** Rows of the word embedding table, when config.json says (`vocab_size`). */
   vocabSize: number | null;
+  /** Encoder sizes for the memory estimate, when config.json names them (BERT or DistilBERT field names). */
+  encoderShape: { hidden: number; intermediate: number; heads: number } | null;
 }
 
 export function parseConfig(raw: unknown, path: string): ModelConfig {
@@ -158,5 +160,13 @@ export function parseConfig(raw: unknown, path: string): ModelConfig {
   const marker = config.kiln_synthetic as { note?: unknown } | undefined;
   const synthetic = marker ? (typeof marker.note === 'string' ? marker.note : 'synthetic weights; predictions are meaningless') : null;
   const vocabSize = typeof config.vocab_size === 'number' && Number.isInteger(config.vocab_size) ? config.vocab_size : null;
-  return { labels, maxPositions, modelType, architectures, synthetic, vocabSize };
+  const num = (...fields: string[]): number | null => {
+    for (const f of fields) if (typeof config[f] === 'number') return config[f] as number;
+    return null;
+  };
+  const hidden = num('hidden_size', 'dim');
+  const intermediate = num('intermediate_size', 'hidden_dim');
+  const heads = num('num_attention_heads', 'n_heads');
+  const encoderShape = hidden !== null && intermediate !== null && heads !== null ? { hidden, intermediate, heads } : null;
+  return { labels, maxPositions, modelType, architectures, synthetic, vocabSize, encoderShape };
 }

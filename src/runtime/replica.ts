@@ -54,7 +54,8 @@ export class WorkerReplica implements Replica {
   }
 
   static async start(id: number, options: ReplicaOptions): Promise<WorkerReplica> {
-    const worker = new Worker(WORKER_URL);
+    // Flags meant for the main script (--input-type, --eval) would stop the worker from starting.
+    const worker = new Worker(WORKER_URL, { execArgv: process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a)) });
     const ready = new Promise<void>((resolve, reject) => {
       const onMessage = (message: FromReplica): void => {
         if (message.type === 'ready') resolve();

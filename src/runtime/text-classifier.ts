@@ -9,6 +9,7 @@ import { KilnError } from '../core/errors.js';
 import { readArtifact, type Manifest } from '../model/artifact.js';
 import { TextTokenizer } from '../model/tokenizer.js';
 import type { Backend } from './binding.js';
+import { checkLayoutFits } from './memory.js';
 import { workerReplicas, type ReplicaFactory } from './replica.js';
 import { defaultBuckets } from '../model/buckets.js';
 import { Scheduler, type SchedulerStats } from './scheduler.js';
@@ -74,6 +75,8 @@ export class TextClassifier {
     const buckets = (options.buckets ?? manifest.limits.buckets ?? defaultBuckets(manifest.limits.maxLength)).filter((b) => b <= manifest.limits.maxLength);
     if (buckets.at(-1) !== manifest.limits.maxLength) buckets.push(manifest.limits.maxLength);
     const maxDelayMs = options.maxDelayMs ?? 2;
+    // Refuse a layout that cannot fit before loading any replica.
+    await checkLayoutFits(manifest.memory, replicas, { model: manifest.name, maxBatch: manifest.limits.maxBatch, maxLength: manifest.limits.maxLength, precision: manifest.precision ?? 'fp32' });
     const scheduler = await Scheduler.create({
       replicas,
       factory: options.replicaFactory ?? workerReplicas({ modelPath: join(dir, manifest.model.file), backend: options.backend ?? 'cpu', intraOpThreads: threadsPerReplica }),

@@ -1,0 +1,39 @@
+/**
+ * Run as a child process by compile: loads one replica's session the way a worker does, runs
+ * one batch at max batch × max length, and prints the process's resident memory before and
+ * after, as JSON on stdout. A fresh process, so nothing else kiln holds is counted.
+ * It also measures the tokenizer, which a process holds once whatever the number of replicas.
+ *   node memory-probe.js MODEL_PATH INPUTS_JSON BATCH LENGTH TOKENIZER_JSON [TOKENIZER_CONFIG_JSON]
+ */
+import { readFile } from 'node:fs/promises';
+import { createSession } from './binding.js';
+import type { IntTensor } from '../core/tensor.js';
+import { TextTokenizer } from '../model/tokenizer.js';
+
+const [modelPath, inputsJson, batchArg, lengthArg, tokenizerPath, tokenizerConfigPath] = process.argv.slice(2);
+const inputs = JSON.parse(inputsJson!) as Array<{ name: string; type: string }>;
+const batch = Number(batchArg);
+const length = Number(lengthArg);
+
+const rss = (): number => process.memoryUsage().rss;
+const start = rss();
+const tokenizer = new TextTokenizer(
+  JSON.parse(await readFile(tokenizerPath!, 'utf8')),
+  tokenizerConfigPath ? JSON.parse(await readFile(tokenizerConfigPath, 'utf8')) : {},
+  tokenizerPath!,
+);
+tokenizer.encode('warm the tokenizer up', 16);
+const before = rss();
+const session = await createSession(modelPath!, { backend: 'cpu', optimization: 'disabled', intraOpThreads: 1 });
+const loaded = rss();
+const feeds: Record<string, IntTensor> = {};
+for (const input of inputs) {
+  const count = batch * length;
+  // Token id 1000 everywhere: a real id in every vocabulary kiln serves; mask 1: full attention.
+  const value = input.name === 'input_ids' ? 1000 : input.name === 'attention_mask' ? 1 : 0;
+  feeds[input.name] = input.type === 'int32' ? { type: 'int32', data: new Int32Array(count).fill(value), dims: [batch, length] } : { type: 'int64', data: new BigInt64Array(count).fill(BigInt(value)), dims: [batch, length] };
+}
+await session.run(feeds);
+const ran = rss();
+await session.release();
+process.stdout.write(`${JSON.stringify({ start, before, loaded, ran })}\n`);
