@@ -20,6 +20,7 @@ describe('parseConfig', () => {
       architectures: ['DistilBertForSequenceClassification'],
       synthetic: null,
       vocabSize: null,
+      encoderShape: null,
     });
   });
 

@@ -60,7 +60,7 @@ describe('parseInvocation', () => {
     [['cache', 'ls', 'extra'], 'KILN_ERR_CLI_EXTRA_ARGUMENT', /does not take "extra"/],
     [['compile', 'a', '--bogus'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "--bogus" for "kiln compile"/],
     [['serve', 'a', '-z'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "-z" for "kiln serve"/],
-    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, run, serve, bench, import, synth, cache\. /],
+    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, inspect, run, serve, bench, import, synth, cache\. /],
     [['cache', 'nope'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "cache nope"; commands are: cache ls, cache clear, cache path\. /],
   ];
   for (const [argv, code, message] of errors) {
@@ -127,13 +127,43 @@ describe('parseInvocation', () => {
       kind: 'run',
       command: 'compile',
       positionals: { SOURCE: ['models/x'] },
-      flags: { out: null, 'max-length': undefined, 'max-batch': 32, 'no-cache': false, json: false },
+      flags: {
+        out: null,
+        'max-length': undefined,
+        'max-batch': 32,
+        precision: 'fp32',
+        'quantize-embeddings': false,
+        'keep-fp32': [],
+        verify: null,
+        'max-accuracy-drop': 1,
+        'min-agreement': 0.98,
+        'no-cache': false,
+        json: false,
+      },
     });
   });
 
   test('parseInvocation(compile SOURCE with every flag) parses each value', () => {
-    const inv = parseInvocation(['compile', 'models/x', '-o', 'out.kiln', '--max-length=64', '--max-batch', '1024', '--no-cache', '--json'], COMMANDS, NO_ENV);
-    assert.deepEqual((inv as Extract<Invocation, { kind: 'run' }>).flags, { out: 'out.kiln', 'max-length': 64, 'max-batch': 1024, 'no-cache': true, json: true });
+    const inv = parseInvocation(
+      ['compile', 'models/x', '-o', 'out.kiln', '--max-length=64', '--max-batch', '1024', '--precision', 'int8', '--quantize-embeddings', '--keep-fp32', '/classifier*, /pre_classifier/MatMul', '--verify', 'dev.tsv', '--max-accuracy-drop', '0.5', '--min-agreement', '0.99', '--no-cache', '--json'],
+      COMMANDS,
+      NO_ENV,
+    );
+    assert.deepEqual((inv as Extract<Invocation, { kind: 'run' }>).flags, {
+      out: 'out.kiln',
+      'max-length': 64,
+      'max-batch': 1024,
+      precision: 'int8',
+      'quantize-embeddings': true,
+      'keep-fp32': ['/classifier*', '/pre_classifier/MatMul'],
+      verify: 'dev.tsv',
+      'max-accuracy-drop': 0.5,
+      'min-agreement': 0.99,
+      'no-cache': true,
+      json: true,
+    });
+    assert.throws(() => parseInvocation(['compile', 'x', '--precision', 'fp16'], COMMANDS, NO_ENV), { code: 'KILN_ERR_CLI_INVALID_FLAG', message: /--precision must be one of fp32, int8, got "fp16"/ });
+    assert.throws(() => parseInvocation(['compile', 'x', '--min-agreement', '1.5'], COMMANDS, NO_ENV), { code: 'KILN_ERR_CLI_INVALID_FLAG', message: /a number in \[0, 1\]/ });
   });
 
   test('parseInvocation(serve ARTIFACT) defaults to host 127.0.0.1, port 8080, no API key', () => {
