@@ -5,8 +5,9 @@ import { compileCommand } from './commands/compile.js';
 import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import { synthCommand } from './commands/synth.js';
+import { tuneCommand } from './commands/tune.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import type { CommandSpec } from './table.js';
 
-export const COMMANDS: readonly CommandSpec[] = [compileCommand, inspectCommand, runCommand, serveCommand, benchCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand];
+export const COMMANDS: readonly CommandSpec[] = [compileCommand, inspectCommand, runCommand, serveCommand, benchCommand, tuneCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand];

@@ -20,31 +20,34 @@ export const runtimeFlags = {
     type: 'string',
     arg: 'N|auto',
     description: 'Model replicas (ONNX Runtime sessions in worker threads); auto fills the cores with replicas of --threads-per-replica threads.',
-    default: 'auto' as number | 'auto',
+    default: undefined as number | 'auto' | undefined,
+    defaultText: "the tuned layout (kiln tune), else auto",
     parse: replicasFlag,
-  } satisfies FlagSpec<number | 'auto'>,
+  } satisfies FlagSpec<number | 'auto' | undefined>,
   'threads-per-replica': {
     type: 'string',
     arg: 'T',
     description: 'Intra-op threads of each replica (the seed\'s cores per model).',
-    default: 1,
+    default: undefined as number | undefined,
+    defaultText: 'the tuned layout, else 1',
     parse: integer(1, 256),
-  } satisfies FlagSpec<number>,
+  } satisfies FlagSpec<number | undefined>,
   'max-batch': {
     type: 'string',
     arg: 'N',
     description: 'Most texts per batch (at most the artifact\'s max batch).',
     default: undefined as number | undefined,
-    defaultText: "the artifact's max batch",
+    defaultText: "the tuned layout, else the artifact's max batch",
     parse: integer(1, 1024),
   } satisfies FlagSpec<number | undefined>,
   'max-delay-ms': {
     type: 'string',
     arg: 'MS',
     description: 'How long a request may wait for companions while every replica is busy.',
-    default: 2,
+    default: undefined as number | undefined,
+    defaultText: 'the tuned layout, else 2',
     parse: integer(0, 10_000),
-  } satisfies FlagSpec<number>,
+  } satisfies FlagSpec<number | undefined>,
   'max-queue': {
     type: 'string',
     arg: 'N',
@@ -63,10 +66,10 @@ export const runtimeFlags = {
 };
 
 export interface RuntimeFlagValues {
-  replicas: number | 'auto';
-  'threads-per-replica': number;
+  replicas: number | 'auto' | undefined;
+  'threads-per-replica': number | undefined;
   'max-batch': number | undefined;
-  'max-delay-ms': number;
+  'max-delay-ms': number | undefined;
   'max-queue': number;
   buckets: number[] | undefined;
 }

@@ -246,6 +246,12 @@ export const ERRORS = {
     (p) => `${p.replicas} replicas of ${p.model} need about ${p.needed} (${p.perReplica} each, measured at compile), but only ${p.available} is available; ${p.fix}`,
   ),
 
+  KILN_ERR_TUNE_NO_LAYOUT: def<{ target: number; best: string; trials: number }>(
+    422,
+    '`kiln tune` found no layout whose p99 meets the target.',
+    (p) => `no layout met p99 ≤ ${p.target} ms in ${p.trials} trials (the lowest p99 was ${p.best} ms); raise --p99-ms, compile with --precision int8 or a smaller --max-length, or use a faster machine`,
+  ),
+
   // Scheduler
   KILN_ERR_QUEUE_FULL: def<{ depth: number; maxQueue: number }>(
     429,

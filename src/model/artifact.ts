@@ -2,7 +2,7 @@
  * The compiled artifact: a folder with `manifest.json`, the optimized graph and the tokenizer
  * files. Everything downstream of compile (run, serve) reads only this. Format: docs/artifact.md.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
@@ -51,6 +51,8 @@ export interface Manifest {
   verify?: VerifyReport;
   /** Memory per replica: measured at compile, checked before loading replicas. */
   memory?: MemoryFigures;
+  /** The layout `kiln tune` chose on this machine; serve and bench use it unless flags say otherwise. */
+  tuned?: TunedLayout;
   limits: {
     /** Longest token sequence (special tokens included); longer texts are truncated. */
     maxLength: number;
@@ -89,6 +91,21 @@ export interface MemoryFigures {
   processBytes?: number;
   batch: number;
   length: number;
+}
+
+export interface TunedLayout {
+  replicas: number;
+  threadsPerReplica: number;
+  maxBatch: number;
+  maxDelayMs: number;
+  /** What the chosen layout measured: closed-loop throughput and p99 at `clients`. */
+  requestsPerSecond: number;
+  p99Ms: number;
+  clients: number;
+  sloP99Ms: number;
+  cpu: string;
+  cores: number;
+  tunedAt: string;
 }
 
 export interface CompileOptionsRecord {
@@ -156,4 +173,12 @@ async function verifyFiles(dir: string, manifest: Manifest, input: string): Prom
       });
     }
   }
+}
+
+/** Rewrites manifest.json atomically (temporary file, then rename); the other files are untouched. */
+export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
+  const path = join(dir, MANIFEST_FILE);
+  const temporary = `${path}.tmp-${process.pid}`;
+  await writeFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`);
+  await rename(temporary, path);
 }

@@ -69,12 +69,14 @@ export class TextClassifier {
     const tokenizerConfig = manifest.tokenizer.configFile ? (JSON.parse(await readFile(join(dir, manifest.tokenizer.configFile), 'utf8')) as unknown) : {};
     const tokenizer = new TextTokenizer(tokenizerJson, tokenizerConfig, join(dir, manifest.tokenizer.file));
 
-    const threadsPerReplica = options.threadsPerReplica ?? 1;
-    const replicas = resolveReplicas(options.replicas, threadsPerReplica);
-    const maxBatch = Math.min(options.maxBatch ?? manifest.limits.maxBatch, manifest.limits.maxBatch);
+    // Unset options take the layout kiln tune stored in the artifact, then the defaults.
+    const tuned = manifest.tuned;
+    const threadsPerReplica = options.threadsPerReplica ?? tuned?.threadsPerReplica ?? 1;
+    const replicas = resolveReplicas(options.replicas ?? tuned?.replicas, threadsPerReplica);
+    const maxBatch = Math.min(options.maxBatch ?? tuned?.maxBatch ?? manifest.limits.maxBatch, manifest.limits.maxBatch);
     const buckets = (options.buckets ?? manifest.limits.buckets ?? defaultBuckets(manifest.limits.maxLength)).filter((b) => b <= manifest.limits.maxLength);
     if (buckets.at(-1) !== manifest.limits.maxLength) buckets.push(manifest.limits.maxLength);
-    const maxDelayMs = options.maxDelayMs ?? 2;
+    const maxDelayMs = options.maxDelayMs ?? tuned?.maxDelayMs ?? 2;
     // Refuse a layout that cannot fit before loading any replica.
     await checkLayoutFits(manifest.memory, replicas, { model: manifest.name, maxBatch: manifest.limits.maxBatch, maxLength: manifest.limits.maxLength, precision: manifest.precision ?? 'fp32' });
     const scheduler = await Scheduler.create({

@@ -60,7 +60,7 @@ describe('parseInvocation', () => {
     [['cache', 'ls', 'extra'], 'KILN_ERR_CLI_EXTRA_ARGUMENT', /does not take "extra"/],
     [['compile', 'a', '--bogus'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "--bogus" for "kiln compile"/],
     [['serve', 'a', '-z'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "-z" for "kiln serve"/],
-    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, inspect, run, serve, bench, import, synth, cache\. /],
+    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, inspect, run, serve, bench, tune, import, synth, cache\. /],
     [['cache', 'nope'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "cache nope"; commands are: cache ls, cache clear, cache path\. /],
   ];
   for (const [argv, code, message] of errors) {
@@ -172,10 +172,10 @@ describe('parseInvocation', () => {
       host: '127.0.0.1',
       port: 8080,
       'api-key': null,
-      replicas: 'auto',
-      'threads-per-replica': 1,
+      replicas: undefined,
+      'threads-per-replica': undefined,
       'max-batch': undefined,
-      'max-delay-ms': 2,
+      'max-delay-ms': undefined,
       'max-queue': 4096,
       buckets: undefined,
     });
