@@ -173,7 +173,10 @@ export class Scheduler {
         this.timer = setTimeout(() => this.pump(), Math.max(0, this.maxDelayMs - waited));
         return;
       }
-      this.dispatch(slot, this.takeBatch());
+      // Share the queue among the idle replicas: four requests and two idle replicas make two
+      // batches of two, not one batch of four and an idle core.
+      const idle = this.slots.filter((sl) => !sl.busy && !sl.restarting && sl.replica.alive).length;
+      this.dispatch(slot, this.takeBatch(Math.ceil(this.queue.length / Math.max(1, idle))));
     }
     this.checkDrained();
   }
@@ -188,11 +191,12 @@ export class Scheduler {
     return best;
   }
 
-  private takeBatch(): Job[] {
+  private takeBatch(share: number): Job[] {
+    const limit = Math.min(this.maxBatch, Math.max(1, share));
     const batch: Job[] = [];
     let longest = 0;
     const budget = this.tokenBudget ?? this.maxBatch * this.options.buckets[this.options.buckets.length - 1]!;
-    while (this.queue.length > 0 && batch.length < this.maxBatch) {
+    while (this.queue.length > 0 && batch.length < limit) {
       const next = this.queue[0]!;
       const length = Math.max(longest, next.encoded.ids.length);
       const padded = this.paddedLength(length) * (batch.length + 1);
