@@ -111,8 +111,10 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const sourceSha256 = await step('hash', () => hashSource(source));
   const precision = options.precision ?? 'fp32';
   const quantization = precision === 'int8' ? { quantizeEmbeddings: options.quantizeEmbeddings ?? false, keepFp32: options.keepFp32 ?? [] } : null;
+  // A missing verify file fails now, not after minutes of importing and optimizing.
+  if (options.verify && (await pathKind(options.verify)) !== 'file') throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: options.verify });
   const verify = options.verify
-    ? { path: resolve(options.verify), sha256: await sha256File(resolve(options.verify)).catch(() => ''), maxAccuracyDrop: options.maxAccuracyDrop ?? 1, minAgreement: options.minAgreement ?? 0.98 }
+    ? { path: resolve(options.verify), sha256: await sha256File(resolve(options.verify)), maxAccuracyDrop: options.maxAccuracyDrop ?? 1, minAgreement: options.minAgreement ?? 0.98 }
     : null;
   const key = cacheKey({
     sourceSha256,
