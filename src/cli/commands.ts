@@ -4,10 +4,11 @@ import { benchCommand } from './commands/bench.js';
 import { compileCommand } from './commands/compile.js';
 import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
+import { monitorCommand, topCommand } from './commands/monitor.js';
 import { synthCommand } from './commands/synth.js';
 import { tuneCommand } from './commands/tune.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import type { CommandSpec } from './table.js';
 
-export const COMMANDS: readonly CommandSpec[] = [compileCommand, inspectCommand, runCommand, serveCommand, benchCommand, tuneCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand];
+export const COMMANDS: readonly CommandSpec[] = [compileCommand, inspectCommand, runCommand, serveCommand, benchCommand, tuneCommand, topCommand, monitorCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand];

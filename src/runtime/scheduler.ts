@@ -84,6 +84,28 @@ export interface SchedulerStats {
   readonly realTokens: number;
   readonly paddedTokens: number;
   readonly uptimeMs: number;
+  /** Requests answered in the last {@link RECENT_WINDOW_MS}: rate and latency (queue + compute). */
+  readonly recent: RecentLatency;
+}
+
+export interface RecentLatency {
+  readonly windowMs: number;
+  readonly count: number;
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/** The window `stats().recent` covers: long enough for stable percentiles, short enough to be live. */
+export const RECENT_WINDOW_MS = 10_000;
+/** Latencies kept for it; beyond this rate the window shortens to the newest answers. */
+const RECENT_CAPACITY = 8192;
+
+/** Nearest-rank percentile of ascending values. */
+function rank(sorted: readonly number[], p: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 const DEFAULT_MAX_DELAY_MS = 2;
@@ -107,6 +129,10 @@ export class Scheduler {
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   private counters = { submitted: 0, completed: 0, failed: 0, rejected: 0, batches: 0, realTokens: 0, paddedTokens: 0 };
+  /** Ring of [done at, latency] for stats().recent. */
+  private readonly recentDone = new Float64Array(RECENT_CAPACITY);
+  private readonly recentLatency = new Float64Array(RECENT_CAPACITY);
+  private recentNext = 0;
   private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
 
   private constructor(
@@ -235,7 +261,10 @@ export class Scheduler {
         const classes = this.options.classes;
         batch.forEach((job, row) => {
           // A job destroy() already failed stays failed; count only answers actually given.
-          if (this.settle(job, () => job.resolve(Array.from(result.data.subarray(row * classes, (row + 1) * classes))))) this.counters.completed += 1;
+          if (this.settle(job, () => job.resolve(Array.from(result.data.subarray(row * classes, (row + 1) * classes))))) {
+            this.counters.completed += 1;
+            this.recordLatency(job);
+          }
         });
         slot.busy = false;
         this.pump();
@@ -284,6 +313,37 @@ export class Scheduler {
       slot.restarting = false;
     }
     this.pump();
+  }
+
+  private recordLatency(job: Job): void {
+    const now = performance.now();
+    const i = this.recentNext++ % RECENT_CAPACITY;
+    this.recentDone[i] = now;
+    this.recentLatency[i] = now - job.enqueuedAt;
+  }
+
+  private recent(): RecentLatency {
+    const now = performance.now();
+    const values: number[] = [];
+    let oldest = now;
+    for (let i = 0; i < Math.min(this.recentNext, RECENT_CAPACITY); i += 1) {
+      if (now - this.recentDone[i]! <= RECENT_WINDOW_MS) {
+        values.push(this.recentLatency[i]!);
+        oldest = Math.min(oldest, this.recentDone[i]!);
+      }
+    }
+    values.sort((a, b) => a - b);
+    // A full ring covers less than the window: the rate is over the time it does cover.
+    const span = values.length >= RECENT_CAPACITY ? Math.max(1, now - oldest) : Math.min(RECENT_WINDOW_MS, Math.max(1, now - this.started));
+    return Object.freeze({
+      windowMs: RECENT_WINDOW_MS,
+      count: values.length,
+      perSecond: (values.length / span) * 1000,
+      p50Ms: rank(values, 50),
+      p90Ms: rank(values, 90),
+      p99Ms: rank(values, 99),
+      maxMs: values.at(-1) ?? 0,
+    });
   }
 
   private record(slot: Slot, size: number, paddedLength: number, realTokens: number, computeMs: number, maxQueueMs: number, ok: boolean): void {
@@ -347,6 +407,7 @@ export class Scheduler {
       paddedLengths: Object.freeze({ ...this.histograms.paddedLengths }),
       fill: Object.freeze({ ...this.histograms.fill }),
       uptimeMs: performance.now() - this.started,
+      recent: this.recent(),
     });
   }
 
