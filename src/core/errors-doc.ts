@@ -23,6 +23,7 @@ const AREAS: Array<[prefix: string, title: string]> = [
   ['KILN_ERR_QUEUE_', 'Runtime'],
   ['KILN_ERR_MEMORY_', 'Runtime'],
   ['KILN_ERR_TUNE_', 'Runtime'],
+  ['KILN_ERR_MONITOR_', 'Watching a server'],
   ['KILN_ERR_SCHEDULER_', 'Runtime'],
   ['KILN_ERR_REPLICA_', 'Runtime'],
   ['KILN_ERR_HTTP_', 'HTTP server'],

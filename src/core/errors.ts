@@ -252,6 +252,12 @@ export const ERRORS = {
     (p) => `no layout met p99 ≤ ${p.target} ms in ${p.trials} trials (the lowest p99 was ${p.best} ms); raise --p99-ms, compile with --precision int8 or a smaller --max-length, or use a faster machine`,
   ),
 
+  KILN_ERR_MONITOR_UNREACHABLE: def<{ url: string; reason: string }>(
+    502,
+    '`kiln top` or `kiln monitor` cannot read the server\'s /stats.',
+    (p) => `cannot read ${p.url}: ${p.reason}; check that kiln serve runs there (--url) and, if it has an API key, pass --api-key`,
+  ),
+
   // Scheduler
   KILN_ERR_QUEUE_FULL: def<{ depth: number; maxQueue: number }>(
     429,
@@ -314,6 +320,51 @@ export const ERRORS = {
     500,
     'The port that kiln serve should listen on is taken.',
     (p) => `port ${p.port} on ${p.host} is already in use; stop the other server or pass --port (or PORT) with a free port`,
+  ),
+  KILN_ERR_HTTP_TEXT_TOO_LONG: def<{ where: string; length: number; limit: number }>(
+    413,
+    'A text is longer than the server accepts (characters per text).',
+    (p) =>
+      `${p.where} has ${p.length} characters; at most ${p.limit} are accepted per text (the model reads only its first tokens anyway); shorten or split the text, or start the server with a larger --max-text-chars`,
+  ),
+  KILN_ERR_HTTP_TIMEOUT: def<{ limit: number }>(
+    504,
+    'A request was not answered within the deadline set by --timeout-ms.',
+    (p) =>
+      `the request was not answered within ${p.limit} ms (--timeout-ms) and was abandoned; retry later or with fewer texts, add replicas, or start the server with a larger --timeout-ms`,
+  ),
+  KILN_ERR_HTTP_DRAINING: def<{ signal: string }>(
+    503,
+    'The server received a stop signal: it finishes the work it accepted and takes no new requests.',
+    (p) => `the server is shutting down (${p.signal}) and takes no new requests; send the request to another instance, or retry once this one has restarted`,
+  ),
+  KILN_ERR_HTTP_INVOCATIONS_BODY: def<{ problem: string }>(
+    400,
+    'A SageMaker POST /invocations body is not {"inputs": …} (JSON) or one input per line (JSON Lines).',
+    (p) =>
+      `invalid /invocations body: ${p.problem}; send {"inputs": "…"} or {"inputs": ["…", …]} as application/json, or one {"inputs": "…"} (or a JSON string) per line as application/jsonlines`,
+  ),
+  KILN_ERR_HTTP_BAD_JSON_LINE: def<{ line: number; problem: string }>(
+    400,
+    'A line of an application/jsonlines body is not JSON, or not a text input.',
+    (p) => `line ${p.line} of the application/jsonlines body ${p.problem}; send one JSON value per line: {"inputs": "…"} or a JSON string`,
+  ),
+  KILN_ERR_HTTP_V2_INVALID_REQUEST: def<{ problem: string }>(
+    400,
+    'A KServe v2 inference request does not follow the protocol or the model\'s inputs and outputs.',
+    (p) =>
+      `invalid inference request: ${p.problem}; send {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [n], "data": ["…", …]}]} (GET /v2/models/{name} lists the inputs and outputs)`,
+  ),
+  KILN_ERR_HTTP_V2_UNKNOWN_MODEL: def<{ model: string; served: string }>(
+    404,
+    'A KServe v2 route names a model (or version) that this server does not serve.',
+    (p) => `no model ${q(p.model)} on this server; it serves ${q(p.served)}: use /v2/models/${p.served} (or /v2/models/${p.served}/versions/1)`,
+  ),
+  KILN_ERR_HTTP_V2_TOKENS_UNSUPPORTED: def<{ input: string; datatype: string }>(
+    400,
+    'A KServe v2 request sent token id tensors; the server takes texts and tokenizes them itself.',
+    (p) =>
+      `input ${q(p.input)} (${p.datatype}) is not accepted yet: this server tokenizes texts itself with the model's tokenizer and does not take token id tensors; send the texts as one BYTES input named "text"`,
   ),
   KILN_ERR_INTERNAL: def<{ reason: string }>(
     500,
