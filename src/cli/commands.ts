@@ -1,5 +1,6 @@
 /** The one table of kiln's commands, in the order help lists them. */
 import { cacheClearCommand, cacheLsCommand, cachePathCommand } from './commands/cache.js';
+import { batchCommand } from './commands/batch.js';
 import { benchCommand } from './commands/bench.js';
 import { compileCommand } from './commands/compile.js';
 import { importCommand } from './commands/import.js';
@@ -11,4 +12,4 @@ import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import type { CommandSpec } from './table.js';
 
-export const COMMANDS: readonly CommandSpec[] = [compileCommand, inspectCommand, runCommand, serveCommand, benchCommand, tuneCommand, topCommand, monitorCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand];
+export const COMMANDS: readonly CommandSpec[] = [compileCommand, inspectCommand, runCommand, serveCommand, benchCommand, tuneCommand, batchCommand, topCommand, monitorCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand];

@@ -19,6 +19,7 @@ const AREAS: Array<[prefix: string, title: string]> = [
   ['KILN_ERR_CACHE_', 'Artifacts and the compile cache'],
   ['KILN_ERR_INPUT_', 'Inputs'],
   ['KILN_ERR_DATA_', 'Inputs'],
+  ['KILN_ERR_BATCH_', 'Inputs'],
   ['KILN_ERR_RUNTIME_', 'Runtime'],
   ['KILN_ERR_QUEUE_', 'Runtime'],
   ['KILN_ERR_MEMORY_', 'Runtime'],

@@ -228,6 +228,12 @@ export const ERRORS = {
     (p) => `${q(p.path)} holds no texts; give it a header row and at least one row (TSV/CSV), or one JSON object per line (JSONL)`,
   ),
 
+  KILN_ERR_BATCH_OUTPUT_INVALID: def<{ path: string; problem: string }>(
+    400,
+    'The output of an earlier `kiln batch` run, which a rerun would continue, is not one it wrote.',
+    (p) => `cannot continue ${q(p.path)}: ${p.problem}; pass another -o, or --restart to overwrite it`,
+  ),
+
   // Runtime
   KILN_ERR_RUNTIME_LOAD: def<{ path: string; reason: string }>(
     500,

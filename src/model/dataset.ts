@@ -1,10 +1,12 @@
 /**
  * Labelled or unlabelled texts from a file, for bench, verify and batch: TSV or CSV with a
- * header naming the text column (`sentence` or `text`) and optionally `label`; JSON Lines with
- * `{"text", "label"}`; anything else is one text per line.
+ * header naming the text column (`sentence` or `text`, or `--text-column`) and optionally
+ * `label`; JSON Lines with `{"text", "label", "id"}`; anything else is one text per line.
+ * Files are read as a stream, line by line, so a batch job's memory does not grow with them.
  */
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { extname } from 'node:path';
+import { createInterface } from 'node:readline';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 
@@ -14,7 +16,12 @@ export interface Example {
   label?: string | number;
   /** 1-based line of the file, for messages. */
   line: number;
+  /** The row's own id (JSONL `id`), when it has one. */
+  id?: string | number;
 }
+
+/** One row of a file as a batch job sees it: an example, or why the row cannot be one. */
+export type Row = { line: number; example: Example } | { line: number; error: KilnError };
 
 export interface Dataset {
   path: string;
@@ -53,55 +60,83 @@ function labelOf(raw: string): string | number {
   return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
 }
 
-export async function readDataset(path: string): Promise<Dataset> {
-  if ((await pathKind(path)) !== 'file') throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path });
-  const lines = (await readFile(path, 'utf8')).split(/\r?\n/);
+export function formatOf(path: string): Dataset['format'] {
   const extension = extname(path).toLowerCase();
-  const examples: Example[] = [];
-  let format: Dataset['format'];
+  if (extension === '.jsonl' || extension === '.ndjson') return 'jsonl';
+  if (extension === '.tsv') return 'tsv';
+  if (extension === '.csv') return 'csv';
+  return 'lines';
+}
 
-  if (extension === '.jsonl' || extension === '.ndjson') {
-    format = 'jsonl';
-    lines.forEach((line, i) => {
-      if (line.trim() === '') return;
+/**
+ * Streams the rows of a data file. Blank lines are skipped (they are no rows); every other line
+ * yields an example or, when it cannot be read, an error naming the line.
+ */
+export async function* streamRows(path: string, options: { textColumn?: string } = {}): AsyncGenerator<Row> {
+  if ((await pathKind(path)) !== 'file') throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path });
+  const format = formatOf(path);
+  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let lineNo = 0;
+  let header: string[] | null = null;
+  let textIndex = -1;
+  let labelIndex = -1;
+  const invalid = (line: number, problem: string): Row => ({ line, error: new KilnError('KILN_ERR_DATA_INVALID', { path, line, problem }) });
+  for await (const raw of lines) {
+    lineNo += 1;
+    const line = lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+    if (format === 'tsv' || format === 'csv') {
+      const split = format === 'tsv' ? (l: string) => l.split('\t') : splitCsvLine;
+      if (header === null) {
+        header = split(line).map((h) => h.trim().toLowerCase());
+        const wanted = options.textColumn?.toLowerCase();
+        textIndex = wanted ? header.indexOf(wanted) : header.findIndex((h) => TEXT_COLUMNS.includes(h));
+        if (textIndex < 0) throw new KilnError('KILN_ERR_DATA_NO_TEXT_COLUMN', { path, columns: JSON.stringify(header) });
+        labelIndex = header.indexOf('label');
+        continue;
+      }
+      if (line.trim() === '') continue;
+      const cells = split(line);
+      if (cells.length !== header.length) {
+        yield invalid(lineNo, `${cells.length} columns where the header has ${header.length}`);
+        continue;
+      }
+      // GLUE's files end each sentence with a space before the tab.
+      const text = cells[textIndex]!.trim();
+      if (text === '') yield invalid(lineNo, 'the text is empty');
+      else yield { line: lineNo, example: { text, line: lineNo, ...(labelIndex >= 0 && cells[labelIndex]!.trim() !== '' ? { label: labelOf(cells[labelIndex]!) } : {}) } };
+    } else if (format === 'jsonl') {
+      if (line.trim() === '') continue;
       let row: unknown;
       try {
         row = JSON.parse(line);
       } catch (err) {
-        throw new KilnError('KILN_ERR_DATA_INVALID', { path, line: i + 1, problem: `not valid JSON (${(err as Error).message})` }, { cause: err });
+        yield invalid(lineNo, `not valid JSON (${(err as Error).message})`);
+        continue;
       }
-      const record = row as { text?: unknown; sentence?: unknown; label?: unknown };
-      const text = typeof record.text === 'string' ? record.text : typeof record.sentence === 'string' ? record.sentence : null;
-      if (text === null) throw new KilnError('KILN_ERR_DATA_INVALID', { path, line: i + 1, problem: 'the object has no "text" string' });
-      const label = typeof record.label === 'string' || typeof record.label === 'number' ? record.label : undefined;
-      examples.push({ text, line: i + 1, ...(label !== undefined ? { label } : {}) });
-    });
-  } else if (extension === '.tsv' || extension === '.csv') {
-    format = extension === '.tsv' ? 'tsv' : 'csv';
-    const split = format === 'tsv' ? (l: string) => l.split('\t') : splitCsvLine;
-    const header = split(lines[0] ?? '').map((h) => h.trim().toLowerCase());
-    const textColumn = header.findIndex((h) => TEXT_COLUMNS.includes(h));
-    if (textColumn < 0) throw new KilnError('KILN_ERR_DATA_NO_TEXT_COLUMN', { path, columns: JSON.stringify(header) });
-    const labelColumn = header.indexOf('label');
-    lines.slice(1).forEach((line, i) => {
-      if (line.trim() === '') return;
-      const cells = split(line);
-      if (cells.length !== header.length) {
-        throw new KilnError('KILN_ERR_DATA_INVALID', { path, line: i + 2, problem: `${cells.length} columns where the header has ${header.length}` });
+      const record = (typeof row === 'object' && row !== null ? row : {}) as Record<string, unknown>;
+      const key = options.textColumn ?? (typeof record.text === 'string' ? 'text' : 'sentence');
+      const text = typeof row === 'string' ? row : typeof record[key] === 'string' ? (record[key] as string) : null;
+      if (text === null) yield invalid(lineNo, `the object has no "${options.textColumn ?? 'text'}" string`);
+      else if (text.trim() === '') yield invalid(lineNo, 'the text is empty');
+      else {
+        const label = typeof record.label === 'string' || typeof record.label === 'number' ? record.label : undefined;
+        const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : undefined;
+        yield { line: lineNo, example: { text, line: lineNo, ...(label !== undefined ? { label } : {}), ...(id !== undefined ? { id } : {}) } };
       }
-      // GLUE's files end each sentence with a space before the tab.
-      const text = cells[textColumn]!.trim();
-      examples.push({ text, line: i + 2, ...(labelColumn >= 0 && cells[labelColumn]!.trim() !== '' ? { label: labelOf(cells[labelColumn]!) } : {}) });
-    });
-  } else {
-    format = 'lines';
-    lines.forEach((line, i) => {
-      if (line.trim() !== '') examples.push({ text: line, line: i + 1 });
-    });
+    } else {
+      if (line.trim() === '') continue;
+      yield { line: lineNo, example: { text: line, line: lineNo } };
+    }
   }
-  for (const e of examples) {
-    if (e.text.trim() === '') throw new KilnError('KILN_ERR_DATA_INVALID', { path, line: e.line, problem: 'the text is empty' });
+}
+
+/** The whole file, for bench and verify: the first unreadable row is an error. */
+export async function readDataset(path: string, options: { textColumn?: string } = {}): Promise<Dataset> {
+  const examples: Example[] = [];
+  for await (const row of streamRows(path, options)) {
+    if ('error' in row) throw row.error;
+    examples.push(row.example);
   }
   if (examples.length === 0) throw new KilnError('KILN_ERR_DATA_EMPTY', { path });
-  return { path, format, examples, hasLabels: examples.every((e) => e.label !== undefined) };
+  return { path, format: formatOf(path), examples, hasLabels: examples.every((e) => e.label !== undefined) };
 }
