@@ -1,4 +1,4 @@
-/** Optional API key: when set, every route except health checks needs it. */
+/** Optional API key: when set, every route except the health checks (`publicPaths`) needs it. */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../core/errors.js';

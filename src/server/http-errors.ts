@@ -1,12 +1,28 @@
 /**
  * Every error a client sees has one body: `{"error": {"code", "message"}}`, with the status from
- * the error table. Framework errors (bad JSON, schema, size, media type) are mapped onto kiln codes.
+ * the error table, except where a protocol fixes its own: KServe v2 routes answer `{"error": "…"}`.
+ * Every error response also carries the code in the `kiln-error-code` header, and a queue-full
+ * 429 carries `Retry-After`. Framework errors (bad JSON, schema, size, media type) are mapped
+ * onto kiln codes, and a bad body on a SageMaker or KServe route gets that protocol's code, whose
+ * message shows that protocol's request.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { KilnError, toKilnError } from '../core/errors.js';
 import { debug } from '../core/log.js';
 
-export function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: number): KilnError {
+/** Seconds a client should wait after a queue-full 429: the queue turns over in milliseconds. */
+export const RETRY_AFTER_SECONDS = 1;
+
+type Protocol = 'kiln' | 'kserve' | 'sagemaker';
+
+function protocolOf(url: string): Protocol {
+  const path = url.split('?')[0] ?? '';
+  if (path === '/v2' || path.startsWith('/v2/')) return 'kserve';
+  if (path === '/invocations') return 'sagemaker';
+  return 'kiln';
+}
+
+export function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: number, contentType?: string): KilnError {
   if (err instanceof KilnError) return err;
   const fe = err as FastifyError;
   if (fe.validation && fe.validation.length > 0) {
@@ -28,7 +44,7 @@ export function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: nu
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new KilnError('KILN_ERR_HTTP_BODY_TOO_LARGE', { limit: bodyLimit }, { cause: err });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new KilnError('KILN_ERR_HTTP_MEDIA_TYPE', { contentType: String(fe.message.match(/: (.*)$/)?.[1] ?? 'unknown') }, { cause: err });
+      return new KilnError('KILN_ERR_HTTP_MEDIA_TYPE', { contentType: contentType ?? 'none' }, { cause: err });
     default:
       if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
         return new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: fe.message }, { cause: err });
@@ -37,14 +53,31 @@ export function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: nu
   }
 }
 
+/** A bad body on a KServe or SageMaker route, re-coded so its message shows that protocol's request. */
+function forProtocol(err: KilnError, protocol: Protocol): KilnError {
+  if (protocol === 'kiln') return err;
+  let problem: string;
+  if (err.code === 'KILN_ERR_HTTP_INVALID_BODY') problem = (err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params.problem;
+  else if (err.code === 'KILN_ERR_HTTP_BAD_JSON') problem = `the body is not valid JSON (${(err as KilnError<'KILN_ERR_HTTP_BAD_JSON'>).params.reason})`;
+  else return err;
+  return protocol === 'kserve'
+    ? new KilnError('KILN_ERR_HTTP_V2_INVALID_REQUEST', { problem }, { cause: err })
+    : new KilnError('KILN_ERR_HTTP_INVOCATIONS_BODY', { problem }, { cause: err });
+}
+
+function send(request: FastifyRequest, reply: FastifyReply, err: KilnError): FastifyReply {
+  void reply.status(err.status).header('kiln-error-code', err.code);
+  if (err.code === 'KILN_ERR_QUEUE_FULL') void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  return reply.send(protocolOf(request.url) === 'kserve' ? { error: err.message } : err.toJSON());
+}
+
 export function installErrorHandling(app: FastifyInstance, options: { bodyLimit: number; routes: () => string }): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const kilnError = toHttpError(err, options.bodyLimit);
+    const kilnError = forProtocol(toHttpError(err, options.bodyLimit, request.headers['content-type']), protocolOf(request.url));
     if (kilnError.status >= 500) debug(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
-    void reply.status(kilnError.status).send(kilnError.toJSON());
+    send(request, reply, kilnError);
   });
   app.setNotFoundHandler((request, reply) => {
-    const err = new KilnError('KILN_ERR_HTTP_NOT_FOUND', { method: request.method, url: request.url, routes: options.routes() });
-    void reply.status(err.status).send(err.toJSON());
+    send(request, reply, new KilnError('KILN_ERR_HTTP_NOT_FOUND', { method: request.method, url: request.url, routes: options.routes() }));
   });
 }

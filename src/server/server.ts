@@ -1,12 +1,20 @@
 /**
- * `kiln serve`'s HTTP server. It composes: error mapping, the optional API key, and the routes.
- * It listens before the model is loaded so health checks see 503 (loading) rather than nothing.
+ * `kiln serve`'s HTTP server. It composes: error mapping, drain, the optional API key, metrics
+ * and the routes. It listens before the model is loaded so health checks see 503 (loading)
+ * rather than nothing.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { KilnError } from '../core/errors.js';
 import { installApiKey } from './auth.js';
+import { RequestTracker } from './drain.js';
 import { installErrorHandling } from './http-errors.js';
+import { DEFAULT_MAX_TEXT_CHARS, type RequestLimits } from './limits.js';
+import { ServerMetrics } from './metrics.js';
 import { ModelHost } from './model-host.js';
+import type { RouteContext } from './routes/context.js';
+import { invocationsRoute } from './routes/invocations.js';
+import { kserveRoutes } from './routes/kserve.js';
+import { metricsRoute } from './routes/metrics.js';
 import { pingRoute } from './routes/ping.js';
 import { predictRoute } from './routes/predict.js';
 import { statsRoute } from './routes/stats.js';
@@ -16,27 +24,45 @@ export interface ServerOptions {
   host?: string;
   /** TCP port; 0 picks a free one. @defaultValue 8080 */
   port?: number;
-  /** When set, every route but GET /ping needs `authorization: Bearer <key>` or `x-api-key`. */
+  /** When set, every route but the health checks needs `authorization: Bearer <key>` or `x-api-key`. */
   apiKey?: string | null;
   /** Largest request body accepted, in bytes. @defaultValue 1 MiB */
   bodyLimit?: number;
+  /** Most characters per text; longer ones answer 413. @defaultValue 20000 */
+  maxTextChars?: number;
+  /** Deadline of a classifying request from its arrival, in ms; later answers are 504. @defaultValue null (none) */
+  timeoutMs?: number | null;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8080;
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
-const PUBLIC_PATHS = ['/ping'];
+/** Health checks: no API key (probes carry none) and they answer while draining (503 then). */
+const HEALTH_PATHS = ['/ping', '/v2/health/live', '/v2/health/ready'];
+const ROUTES =
+  'GET /ping, POST /predict, GET /stats, GET /metrics, POST /invocations, GET /v2, GET /v2/health/live, GET /v2/health/ready, ' +
+  'GET /v2/models/{name}, GET /v2/models/{name}/ready and POST /v2/models/{name}/infer';
 
 export interface KilnServer {
   readonly app: FastifyInstance;
   readonly model: ModelHost;
+  /** This server's Prometheus registry (GET /metrics). */
+  readonly metrics: ServerMetrics;
   /** Starts listening; resolves to the URL (with the real port when 0 was asked). */
   listen(): Promise<string>;
+  /**
+   * Graceful stop: health checks turn 503 at once, new requests get 503 KILN_ERR_HTTP_DRAINING,
+   * requests already received are answered (queued work included); then the model and the
+   * listener close. `onDraining` is told how many requests are still in flight.
+   */
+  drain(signal: string, onDraining?: (inFlight: number) => void): Promise<void>;
+  /** Stops at once: closes the listener (in-flight requests finish), then the model. */
   close(): Promise<void>;
 }
 
 export function createServer(options: ServerOptions = {}): KilnServer {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const limits: RequestLimits = { maxTextChars: options.maxTextChars ?? DEFAULT_MAX_TEXT_CHARS, timeoutMs: options.timeoutMs ?? null };
   const app = Fastify({
     bodyLimit,
     logger: false,
@@ -46,15 +72,36 @@ export function createServer(options: ServerOptions = {}): KilnServer {
   // JSON only: fastify's default text/plain parser would turn a stray string into a body.
   app.removeContentTypeParser('text/plain');
   const model = new ModelHost();
-  installErrorHandling(app, { bodyLimit, routes: () => 'GET /ping, POST /predict and GET /stats' });
-  installApiKey(app, { apiKey: options.apiKey ?? null, publicPaths: PUBLIC_PATHS });
+  const tracker = new RequestTracker();
+  const metrics = new ServerMetrics(model, () => tracker.inFlight);
+  installErrorHandling(app, { bodyLimit, routes: () => ROUTES });
+  metrics.install(app);
+  tracker.install(app, { host: model, healthPaths: HEALTH_PATHS });
+  installApiKey(app, { apiKey: options.apiKey ?? null, publicPaths: HEALTH_PATHS });
+
+  const context: RouteContext = { host: model, limits };
   pingRoute(app, model);
-  predictRoute(app, model);
+  predictRoute(app, context);
   statsRoute(app, model);
+  metricsRoute(app, metrics);
+  invocationsRoute(app, context);
+  kserveRoutes(app, context);
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      try {
+        await app.close();
+        await model.close();
+      } finally {
+        metrics.close();
+      }
+    })());
 
   return {
     app,
     model,
+    metrics,
     async listen() {
       const host = options.host ?? DEFAULT_HOST;
       const port = options.port ?? DEFAULT_PORT;
@@ -65,9 +112,13 @@ export function createServer(options: ServerOptions = {}): KilnServer {
         throw err;
       }
     },
-    async close() {
-      await app.close();
-      await model.close();
+    async drain(signal, onDraining) {
+      model.startDraining(signal);
+      onDraining?.(tracker.inFlight);
+      // Every received request is waiting on the classifier, which stays open until they are answered.
+      await tracker.idle();
+      await close();
     },
+    close,
   };
 }

@@ -78,6 +78,25 @@ describe('kiln server with the embedded model', () => {
     assert.deepEqual(body.predictions.map((p) => p.label), ['NEGATIVE', 'POSITIVE', 'NEGATIVE']);
   });
 
+  test('POST /predict "return_all_scores": true adds every label with its softmax score, in label order', async () => {
+    const texts = ['a charming and moving film', 'awful, boring and far too long'];
+    const res = await post(`${url}/predict`, JSON.stringify({ texts, return_all_scores: true }));
+    const body = (await res.json()) as { predictions: Array<{ label: string; score: number; scores: Array<{ label: string; score: number }> }> };
+    const expected = await reference.classify(texts);
+    body.predictions.forEach((p, i) => {
+      const logits = expected[i]!.logits;
+      const sum = logits.reduce((n, l) => n + Math.exp(l), 0);
+      assert.deepEqual(p.scores.map((s) => s.label), ['NEGATIVE', 'POSITIVE']);
+      p.scores.forEach((s, k) => assert.ok(Math.abs(s.score - Math.exp(logits[k]!) / sum) < 1e-12));
+      assert.equal(p.label, expected[i]!.label);
+      assert.equal(p.scores.find((s) => s.label === p.label)!.score, p.score, 'the top score is the one "score" reports');
+    });
+    const single = (await (await post(`${url}/predict`, JSON.stringify({ text: 'fine', return_all_scores: true }))).json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(single), ['label', 'score', 'scores']);
+    const without = (await (await post(`${url}/predict`, JSON.stringify({ text: 'fine', return_all_scores: false }))).json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(without), ['label', 'score']);
+  });
+
   const badRequests: Array<[name: string, body: string, status: number, code: string, headers?: Record<string, string>]> = [
     ['broken JSON', '{"text": ', 400, 'KILN_ERR_HTTP_BAD_JSON'],
     ['an empty body', '', 400, 'KILN_ERR_HTTP_BAD_JSON'],
@@ -87,6 +106,7 @@ describe('kiln server with the embedded model', () => {
     ['neither text nor texts', '{}', 400, 'KILN_ERR_HTTP_INVALID_BODY'],
     ['both text and texts', '{"text": "a", "texts": ["b"]}', 400, 'KILN_ERR_HTTP_INVALID_BODY'],
     ['an unknown field', '{"text": "a", "colour": "red"}', 400, 'KILN_ERR_HTTP_INVALID_BODY'],
+    ['a string for return_all_scores', '{"text": "a", "return_all_scores": "yes"}', 400, 'KILN_ERR_HTTP_INVALID_BODY'],
     ['a JSON array body', '["a"]', 400, 'KILN_ERR_HTTP_INVALID_BODY'],
     ['an empty texts list', '{"texts": []}', 400, 'KILN_ERR_HTTP_INVALID_BODY'],
     ['an empty text', '{"text": ""}', 400, 'KILN_ERR_INPUT_EMPTY_TEXT'],
@@ -128,7 +148,7 @@ describe('kiln server with the embedded model', () => {
 });
 
 describe('kiln server with an API key', () => {
-  test('every route but GET /ping needs the key, as a bearer token or x-api-key', async () => {
+  test('every route but the health checks needs the key, as a bearer token or x-api-key', async () => {
     const { server, url } = await started({ apiKey: 's3cret' });
     try {
       server.model.set(await TextClassifier.load(artifact));
@@ -140,6 +160,26 @@ describe('kiln server with an API key', () => {
       assert.equal((await post(`${url}/predict`, '{"text":"hi"}', { 'content-type': 'application/json', authorization: 'Bearer s3cret' })).status, 200);
       assert.equal((await post(`${url}/predict`, '{"text":"hi"}', { 'content-type': 'application/json', 'x-api-key': 's3cret' })).status, 200);
       assert.equal((await fetch(`${url}/nope`)).status, 401, 'unknown routes are guarded too');
+      // Health checks stay open (probes carry no key); every other route, old or new, is guarded.
+      for (const path of ['/v2/health/live', '/v2/health/ready']) assert.equal((await fetch(`${url}${path}`)).status, 200, path);
+      const json = { 'content-type': 'application/json' };
+      const guarded: Array<[string, string, string?]> = [
+        ['GET', '/stats'],
+        ['GET', '/metrics'],
+        ['POST', '/invocations', '{"inputs":"hi"}'],
+        ['GET', '/v2'],
+        ['GET', '/v2/models/sst2-distilbert-tiny'],
+        ['GET', '/v2/models/sst2-distilbert-tiny/ready'],
+        ['POST', '/v2/models/sst2-distilbert-tiny/infer', '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["hi"]}]}'],
+      ];
+      for (const [method, path, body] of guarded) {
+        const denied = await fetch(`${url}${path}`, { method, headers: json, body });
+        assert.equal(denied.status, 401, `${method} ${path} without the key`);
+        assert.equal(denied.headers.get('kiln-error-code'), 'KILN_ERR_HTTP_UNAUTHORIZED');
+        if (path.startsWith('/v2')) assert.match(((await denied.json()) as { error: string }).error, /API key/, 'KServe error shape');
+        const allowed = await fetch(`${url}${path}`, { method, headers: { ...json, 'x-api-key': 's3cret' }, body });
+        assert.equal(allowed.status, 200, `${method} ${path} with the key`);
+      }
     } finally {
       await server.close();
     }

@@ -60,7 +60,7 @@ describe('parseInvocation', () => {
     [['cache', 'ls', 'extra'], 'KILN_ERR_CLI_EXTRA_ARGUMENT', /does not take "extra"/],
     [['compile', 'a', '--bogus'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "--bogus" for "kiln compile"/],
     [['serve', 'a', '-z'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "-z" for "kiln serve"/],
-    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, inspect, run, serve, bench, tune, import, synth, cache\. /],
+    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, inspect, run, serve, bench, tune, batch, top, monitor, import, synth, cache\. /],
     [['cache', 'nope'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "cache nope"; commands are: cache ls, cache clear, cache path\. /],
   ];
   for (const [argv, code, message] of errors) {
@@ -73,10 +73,11 @@ describe('parseInvocation', () => {
     assert.deepEqual(parseInvocation(['help', 'frobnicate'], COMMANDS, NO_ENV), { kind: 'overview' });
   });
 
-  const ports: [string[], NodeJS.ProcessEnv, number][] = [
-    [[], {}, 8080],
+  // null: no port given, so serve falls back to SAGEMAKER_BIND_TO_PORT, then 8080.
+  const ports: [string[], NodeJS.ProcessEnv, number | null][] = [
+    [[], {}, null],
     [[], { PORT: '9001' }, 9001],
-    [[], { PORT: '' }, 8080],
+    [[], { PORT: '' }, null],
     [['--port', '7000'], { PORT: '9001' }, 7000],
     [['-p', '0'], { PORT: '9001' }, 0],
   ];
@@ -170,8 +171,10 @@ describe('parseInvocation', () => {
     const inv = parseInvocation(['serve', 'm.kiln'], COMMANDS, NO_ENV);
     assert.deepEqual((inv as Extract<Invocation, { kind: 'run' }>).flags, {
       host: '127.0.0.1',
-      port: 8080,
+      port: null,
       'api-key': null,
+      'timeout-ms': null,
+      'max-text-chars': 20000,
       replicas: undefined,
       'threads-per-replica': undefined,
       'max-batch': undefined,

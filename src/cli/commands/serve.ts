@@ -1,54 +1,117 @@
+import { existsSync } from 'node:fs';
+import { KilnError } from '../../core/errors.js';
 import { formatError } from '../../core/log.js';
 import { TextClassifier } from '../../runtime/text-classifier.js';
+import { DEFAULT_MAX_TEXT_CHARS } from '../../server/limits.js';
 import { createServer, DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
-import { defineCommand, host, integer, nonEmpty } from '../table.js';
+import { defineCommand, host, integer, nonEmpty, usage } from '../table.js';
+
+/** Where SageMaker mounts the model (model.tar.gz, extracted) in a serving container. */
+export const SAGEMAKER_MODEL_DIR = '/opt/ml/model';
+/** SageMaker sets this when the container must listen on another port than 8080. */
+const SAGEMAKER_PORT_ENV = 'SAGEMAKER_BIND_TO_PORT';
 
 export const serveCommand = defineCommand({
   name: 'serve',
-  summary: 'Serve a model over HTTP: GET /ping, POST /predict.',
+  summary: 'Serve a model over HTTP: /predict, KServe v2, SageMaker /invocations, /metrics.',
   description:
     'Starts listening at once (GET /ping answers 503 while the model loads, 200 when ready), compiles a SOURCE ' +
     'through the cache if needed, loads the artifact and answers POST /predict with {"text": "…"} or ' +
-    '{"texts": ["…", …]}. Binds 127.0.0.1 unless told otherwise. Stops cleanly on Ctrl-C or SIGTERM.',
-  positionals: [{ name: 'ARTIFACT', description: 'A compiled artifact folder, or a SOURCE to compile first (see kiln compile).', required: true }],
+    '{"texts": ["…", …]}, the KServe v2 protocol under /v2, SageMaker\'s POST /invocations (JSON or JSON Lines), ' +
+    'and Prometheus metrics on GET /metrics. Without ARTIFACT it serves /opt/ml/model when that exists, as a ' +
+    'SageMaker container started with "serve" does. Binds 127.0.0.1 unless told otherwise. On SIGTERM or Ctrl-C ' +
+    'it drains: health checks answer 503 at once, new requests 503, accepted ones are answered, then it exits 0 ' +
+    '(a second signal stops it at once).',
+  positionals: [
+    {
+      name: 'ARTIFACT',
+      description: `A compiled artifact folder, or a SOURCE to compile first (see kiln compile); default ${SAGEMAKER_MODEL_DIR} when it exists.`,
+      required: false,
+    },
+  ],
   flags: {
     host: { type: 'string', arg: 'HOST', description: 'Address to listen on; 0.0.0.0 exposes the server to the network.', default: DEFAULT_HOST, parse: host },
-    port: { type: 'string', short: 'p', arg: 'PORT', env: 'PORT', description: 'TCP port to listen on; 0 picks a free one.', default: DEFAULT_PORT, parse: integer(0, 65535) },
+    port: {
+      type: 'string',
+      short: 'p',
+      arg: 'PORT',
+      env: 'PORT',
+      description: `TCP port to listen on; 0 picks a free one. Without --port or PORT, ${SAGEMAKER_PORT_ENV} is used when set.`,
+      default: null as number | null,
+      defaultText: `${DEFAULT_PORT}, or ${SAGEMAKER_PORT_ENV} when set`,
+      parse: integer(0, 65535),
+    },
     'api-key': {
       type: 'string',
       arg: 'KEY',
       env: 'KILN_API_KEY',
-      description: 'Require this key (authorization: Bearer KEY, or x-api-key: KEY) on every route but GET /ping.',
+      description: 'Require this key (authorization: Bearer KEY, or x-api-key: KEY) on every route but the health checks (GET /ping, /v2/health/live, /v2/health/ready).',
       default: null as string | null,
       defaultText: 'none',
       parse: nonEmpty,
+    },
+    'timeout-ms': {
+      type: 'string',
+      arg: 'MS',
+      description: 'Answer 504 (KILN_ERR_HTTP_TIMEOUT) to a request not answered this long after it arrived.',
+      default: null as number | null,
+      defaultText: 'none',
+      parse: integer(1, 3_600_000),
+    },
+    'max-text-chars': {
+      type: 'string',
+      arg: 'N',
+      description: 'Most characters per text; longer texts answer 413 (KILN_ERR_HTTP_TEXT_TOO_LONG).',
+      default: DEFAULT_MAX_TEXT_CHARS,
+      parse: integer(1, 10_000_000),
     },
     ...runtimeFlags,
   },
   examples: [
     { command: 'kiln serve models/sst2-distilbert-tiny', note: 'compile (first run) and serve the embedded model on http://127.0.0.1:8080' },
     { command: 'PORT=9000 kiln serve sentiment.kiln --host 0.0.0.0 --api-key "$KEY"', note: 'an artifact on all interfaces, port 9000, with an API key' },
+    { command: 'kiln serve --host 0.0.0.0', note: 'in a SageMaker container: the model at /opt/ml/model, port 8080 or SAGEMAKER_BIND_TO_PORT' },
   ],
   async run({ positionals, flags }) {
-    const server = createServer({ host: flags.host, port: flags.port, apiKey: flags['api-key'] });
+    const artifactArg = positionals.ARTIFACT![0] ?? (existsSync(SAGEMAKER_MODEL_DIR) ? SAGEMAKER_MODEL_DIR : null);
+    if (artifactArg === null) {
+      throw new KilnError('KILN_ERR_CLI_MISSING_ARGUMENT', { command: 'serve', argument: `ARTIFACT (there is no ${SAGEMAKER_MODEL_DIR} to serve instead)`, usage: usage(serveCommand) });
+    }
+    const sagemakerPort = process.env[SAGEMAKER_PORT_ENV];
+    const port = flags.port ?? (sagemakerPort ? integer(0, 65535)(sagemakerPort, `${SAGEMAKER_PORT_ENV} (environment)`) : DEFAULT_PORT);
+    const server = createServer({ host: flags.host, port, apiKey: flags['api-key'], timeoutMs: flags['timeout-ms'], maxTextChars: flags['max-text-chars'] });
     const url = await server.listen();
     process.stderr.write(`kiln serve: listening on ${url} (loading the model; GET /ping answers 503 until it is ready)\n`);
 
     let stopping = false;
     const stop = (signal: string): void => {
+      // A second signal takes the default action (the process ends at once).
+      process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGTERM', onSigterm);
       if (stopping) return;
       stopping = true;
-      process.stderr.write(`kiln serve: ${signal}, stopping\n`);
-      void server.close().then(() => process.stderr.write('kiln serve: stopped\n'));
+      void server
+        .drain(signal, (inFlight) =>
+          process.stderr.write(`kiln serve: ${signal}, stopping: answering ${inFlight} request(s) in flight, refusing new ones (GET /ping answers 503)\n`),
+        )
+        .then(
+          () => process.stderr.write('kiln serve: stopped\n'),
+          (err: unknown) => {
+            process.stderr.write(`${formatError(err)}\n`);
+            process.exitCode = 1;
+          },
+        );
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    const onSigint = (): void => stop('SIGINT');
+    const onSigterm = (): void => stop('SIGTERM');
+    process.once('SIGINT', onSigint);
+    process.once('SIGTERM', onSigterm);
 
     const started = performance.now();
     try {
-      const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
+      const artifact = await artifactFromArgument(artifactArg, { quiet: false });
       const classifier = await TextClassifier.load(artifact, classifierOptions(flags));
       if (stopping) {
         await classifier.close();
@@ -67,6 +130,8 @@ export const serveCommand = defineCommand({
       process.stderr.write(`${formatError(err)}\n`);
       process.exitCode = 1;
       stopping = true;
+      process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGTERM', onSigterm);
       await server.close();
     }
   },

@@ -1,0 +1,24 @@
+/** The JSON answers of /predict and /invocations, built from the classifier's predictions. */
+import type { Prediction } from '../runtime/text-classifier.js';
+
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+export type PredictionBody = LabelScore & { scores?: LabelScore[] };
+
+/** Softmax of the logits, one entry per label in the model's label order. */
+export function allScores(logits: readonly number[], labels: readonly string[]): LabelScore[] {
+  const max = Math.max(...logits);
+  const exps = logits.map((value) => Math.exp(value - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e, i) => ({ label: labels[i] ?? String(i), score: e / sum }));
+}
+
+/** `{label, score}`, plus `scores` (every label, in label order) when asked for. */
+export function predictionBody(prediction: Prediction, labels: readonly string[], returnAllScores: boolean): PredictionBody {
+  const body: PredictionBody = { label: prediction.label, score: prediction.score };
+  if (returnAllScores) body.scores = allScores(prediction.logits, labels);
+  return body;
+}

@@ -1,0 +1,170 @@
+/**
+ * KServe v2 / Open Inference Protocol over HTTP (kserve/open-inference-protocol,
+ * specification/protocol/inference_rest.md): server and model metadata, health, and inference
+ * with the texts as one BYTES input. Errors are `{"error": "…"}` (http-errors.ts) with Triton's
+ * statuses: 400 bad request, 404 unknown model, 503 not ready.
+ *
+ * The model serves one version, "1", so clients that address /versions/1 work too.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { KilnError } from '../../core/errors.js';
+import type { TextClassifier } from '../../runtime/text-classifier.js';
+import { KILN_VERSION } from '../../version.js';
+import { classifyWithin, MAX_TEXTS_PER_REQUEST } from '../limits.js';
+import type { ModelHost } from '../model-host.js';
+import type { RouteContext } from './context.js';
+
+export const MODEL_VERSION = '1';
+/** Triton's platform name for ONNX Runtime models. */
+const PLATFORM = 'onnxruntime_onnx';
+const OUTPUTS = ['label', 'score', 'logits'] as const;
+type OutputName = (typeof OUTPUTS)[number];
+/** Datatypes of token id tensors: a client that tokenized itself. */
+const TOKEN_DATATYPES = new Set(['INT64', 'INT32', 'UINT64', 'UINT32', 'INT16', 'INT8']);
+const TOKEN_INPUTS = new Set(['input_ids', 'attention_mask', 'token_type_ids']);
+
+interface ModelParams {
+  name: string;
+  version?: string;
+}
+
+interface TensorInput {
+  name: string;
+  shape: number[];
+  datatype: string;
+  parameters?: Record<string, unknown>;
+  data: unknown[];
+}
+
+interface InferBody {
+  id?: string;
+  parameters?: Record<string, unknown>;
+  inputs: TensorInput[];
+  outputs?: Array<{ name: string; parameters?: Record<string, unknown> }>;
+}
+
+const parametersSchema = { type: 'object' } as const;
+const inferSchema = {
+  type: 'object',
+  required: ['inputs'],
+  properties: {
+    id: { type: 'string' },
+    parameters: parametersSchema,
+    inputs: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        required: ['name', 'shape', 'datatype', 'data'],
+        properties: {
+          name: { type: 'string' },
+          shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
+          datatype: { type: 'string' },
+          parameters: parametersSchema,
+          data: { type: 'array' },
+        },
+        additionalProperties: false,
+      },
+    },
+    outputs: {
+      type: 'array',
+      items: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, parameters: parametersSchema }, additionalProperties: false },
+    },
+  },
+  additionalProperties: false,
+} as const;
+
+/** The classifier serving `name` (and `version`), or 404 / 503. */
+function modelFor(host: ModelHost, params: ModelParams): TextClassifier {
+  const classifier = host.ready();
+  const served = classifier.manifest.name;
+  if (params.name !== served || (params.version !== undefined && params.version !== MODEL_VERSION)) {
+    throw new KilnError('KILN_ERR_HTTP_V2_UNKNOWN_MODEL', { model: params.version === undefined ? params.name : `${params.name}/versions/${params.version}`, served });
+  }
+  return classifier;
+}
+
+function metadata(classifier: TextClassifier): object {
+  return {
+    name: classifier.manifest.name,
+    versions: [MODEL_VERSION],
+    platform: PLATFORM,
+    inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }],
+    outputs: [
+      { name: 'label', datatype: 'BYTES', shape: [-1] },
+      { name: 'score', datatype: 'FP32', shape: [-1] },
+      { name: 'logits', datatype: 'FP32', shape: [-1, classifier.labels.length] },
+    ],
+  };
+}
+
+const invalid = (problem: string): KilnError => new KilnError('KILN_ERR_HTTP_V2_INVALID_REQUEST', { problem });
+
+/** The texts of the request's one BYTES input: shape [n] or [n, 1], data flat or nested. */
+function readTexts(inputs: readonly TensorInput[]): { texts: string[]; shape: number[] } {
+  const tokens = inputs.find((i) => TOKEN_INPUTS.has(i.name) || TOKEN_DATATYPES.has(i.datatype));
+  if (tokens) throw new KilnError('KILN_ERR_HTTP_V2_TOKENS_UNSUPPORTED', { input: tokens.name, datatype: tokens.datatype });
+  if (inputs.length !== 1) throw invalid(`the model takes one input, "text", but the request has ${inputs.length}: ${inputs.map((i) => JSON.stringify(i.name)).join(', ')}`);
+  const input = inputs[0]!;
+  if (input.datatype !== 'BYTES') throw invalid(`input "${input.name}" has datatype ${JSON.stringify(input.datatype)}; the text input is BYTES`);
+  const { shape } = input;
+  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1)) || shape[0] === 0) {
+    throw invalid(`input "${input.name}" has shape ${JSON.stringify(shape)}; texts take shape [n] or [n, 1] with n ≥ 1`);
+  }
+  const n = shape[0]!;
+  if (n > MAX_TEXTS_PER_REQUEST) throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: n, limit: MAX_TEXTS_PER_REQUEST });
+  // The protocol allows the data flattened (row-major) or nested as the shape.
+  const data = input.data.flat();
+  if (data.length !== n) throw invalid(`input "${input.name}" has shape ${JSON.stringify(shape)} (${n} elements) but ${data.length} data elements`);
+  const bad = data.findIndex((t) => typeof t !== 'string');
+  if (bad >= 0) throw invalid(`element ${bad} of input "${input.name}" is ${JSON.stringify(data[bad])}, not a string`);
+  return { texts: data as string[], shape };
+}
+
+function requestedOutputs(outputs: InferBody['outputs']): OutputName[] {
+  if (outputs === undefined) return [...OUTPUTS];
+  for (const o of outputs) {
+    if (!(OUTPUTS as readonly string[]).includes(o.name)) throw invalid(`the model has no output ${JSON.stringify(o.name)}; its outputs are ${OUTPUTS.join(', ')}`);
+  }
+  return outputs.map((o) => o.name as OutputName);
+}
+
+function sendHealth(reply: FastifyReply, ok: boolean, body: object): FastifyReply {
+  return reply.status(ok ? 200 : 503).send(body);
+}
+
+export function kserveRoutes(app: FastifyInstance, { host, limits }: RouteContext): void {
+  app.get('/v2', async () => ({ name: 'kiln', version: KILN_VERSION, extensions: [] }));
+  app.get('/v2/health/live', async () => ({ live: true }));
+  app.get('/v2/health/ready', async (_request, reply) => sendHealth(reply, host.isReady(), { ready: host.isReady() }));
+
+  for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
+    app.get<{ Params: ModelParams }>(prefix, async (request) => metadata(modelFor(host, request.params)));
+
+    app.get<{ Params: ModelParams }>(`${prefix}/ready`, async (request, reply) => {
+      // Unknown names are 404 once a model is loaded; before, nobody knows the name yet.
+      if (host.unavailable() === null) modelFor(host, request.params);
+      return sendHealth(reply, host.isReady(), { name: request.params.name, ready: host.isReady() });
+    });
+
+    app.post<{ Params: ModelParams; Body: InferBody }>(`${prefix}/infer`, { schema: { body: inferSchema } }, async (request, reply) => {
+      const classifier = modelFor(host, request.params);
+      const { id, inputs, outputs } = request.body;
+      const { texts, shape } = readTexts(inputs);
+      const wanted = requestedOutputs(outputs);
+      const predictions = await classifyWithin(classifier, texts, (i) => `element ${i} of input "${inputs[0]!.name}"`, limits, reply.elapsedTime);
+      const classes = classifier.labels.length;
+      const tensors: Record<OutputName, object> = {
+        label: { name: 'label', datatype: 'BYTES', shape, data: predictions.map((p) => p.label) },
+        score: { name: 'score', datatype: 'FP32', shape, data: predictions.map((p) => p.score) },
+        logits: { name: 'logits', datatype: 'FP32', shape: [texts.length, classes], data: predictions.flatMap((p) => p.logits) },
+      };
+      return {
+        model_name: classifier.manifest.name,
+        model_version: MODEL_VERSION,
+        ...(id === undefined ? {} : { id }),
+        outputs: wanted.map((name) => tensors[name]),
+      };
+    });
+  }
+}

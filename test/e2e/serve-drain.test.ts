@@ -1,0 +1,94 @@
+/**
+ * `kiln serve` as a process under SIGTERM: it drains (health 503 at once, new requests 503, every
+ * accepted request answered) and exits 0; SAGEMAKER_BIND_TO_PORT picks the port; without ARTIFACT
+ * and without /opt/ml/model it says what is missing.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CLI, EMBEDDED_MODEL, errorCode, kiln, REPO, tempDir } from '../fixtures/models.js';
+
+/** Starts `kiln serve`; `waitFor(re)` resolves with the match once stderr shows it. */
+function serve(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; stderr: () => string; waitFor: (re: RegExp) => Promise<RegExpExecArray> } {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: REPO, env: { ...process.env, ...env } });
+  let stderr = '';
+  const watchers: Array<{ re: RegExp; resolve: (m: RegExpExecArray) => void; reject: (e: Error) => void }> = [];
+  const check = (): void => {
+    for (const w of [...watchers]) {
+      const m = w.re.exec(stderr);
+      if (m) {
+        watchers.splice(watchers.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  };
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    check();
+  });
+  child.on('exit', (code) => {
+    for (const w of watchers.splice(0)) w.reject(new Error(`kiln serve exited with ${code} before ${w.re}:\n${stderr}`));
+  });
+  const waitFor = (re: RegExp): Promise<RegExpExecArray> =>
+    new Promise((resolve, reject) => {
+      watchers.push({ re, resolve, reject });
+      check();
+    });
+  return { child, stderr: () => stderr, waitFor };
+}
+
+test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_HTTP_DRAINING, every accepted request is answered, exit 0', async () => {
+  const dir = await tempDir();
+  // One replica and batches of one: the queue of 240 texts takes long enough to signal into.
+  const { child, stderr, waitFor } = serve([EMBEDDED_MODEL, '--replicas', '1', '--max-batch', '1'], { PORT: '', SAGEMAKER_BIND_TO_PORT: '0', KILN_CACHE_DIR: join(dir, 'cache') });
+  const url = (await waitFor(/listening on (http:\/\/[^ ]+)/))[1]!;
+  assert.doesNotMatch(url, /:8080$/, 'SAGEMAKER_BIND_TO_PORT=0 picked a free port');
+  await waitFor(/ ready in /);
+  const exited = once(child, 'exit');
+
+  const requests = Array.from({ length: 4 }, (_, r) =>
+    fetch(`${url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ texts: Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? `a wonderful film ${r}-${i}` : `a dreadful film ${r}-${i}`)) }),
+    }),
+  );
+  // Signal once the server holds all 240 texts and has answered few of them.
+  for (;;) {
+    const { scheduler } = (await (await fetch(`${url}/stats`)).json()) as { scheduler: { submitted: number; completed: number } };
+    if (scheduler.submitted === 240) {
+      assert.ok(scheduler.completed < 240, 'the work is still queued when the signal comes');
+      break;
+    }
+  }
+  child.kill('SIGTERM');
+  const [, inFlight] = await waitFor(/SIGTERM, stopping: answering (\d+) request/);
+  assert.equal(inFlight, '4');
+
+  const ping = await fetch(`${url}/ping`);
+  assert.equal(ping.status, 503);
+  assert.equal(((await ping.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_DRAINING');
+  assert.equal((await fetch(`${url}/v2/health/ready`)).status, 503);
+  const late = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"too late"}' });
+  assert.equal(late.status, 503);
+  assert.equal(((await late.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_DRAINING');
+
+  for (const res of await Promise.all(requests)) {
+    assert.equal(res.status, 200);
+    const { predictions } = (await res.json()) as { predictions: Array<{ label: string }> };
+    assert.equal(predictions.length, 60);
+  }
+  const [code] = await exited;
+  assert.equal(code, 0, stderr());
+  assert.match(stderr(), /stopped/);
+});
+
+test('kiln serve without ARTIFACT and without /opt/ml/model → KILN_ERR_CLI_MISSING_ARGUMENT, exit 1', { skip: existsSync('/opt/ml/model') && 'this machine has /opt/ml/model' }, async () => {
+  const result = await kiln(['serve', '--port', '0']);
+  assert.equal(result.code, 1);
+  assert.equal(errorCode(result.stderr), 'KILN_ERR_CLI_MISSING_ARGUMENT');
+  assert.match(result.stderr, /\/opt\/ml\/model/);
+});

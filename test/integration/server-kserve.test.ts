@@ -1,0 +1,185 @@
+/**
+ * KServe v2 / Open Inference Protocol routes on port 0 with real HTTP: metadata, health,
+ * inference with a BYTES text input, and errors in the protocol's `{"error": "…"}` shape with
+ * Triton's statuses.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { compile } from '../../src/compiler/compile.js';
+import { TextClassifier } from '../../src/runtime/text-classifier.js';
+import { createServer, type KilnServer } from '../../src/server/server.js';
+import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
+
+const MODEL = 'sst2-distilbert-tiny';
+let artifact: string;
+
+before(async () => {
+  const dir = await tempDir();
+  process.env.KILN_CACHE_DIR = join(dir, 'cache');
+  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+});
+
+const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+interface OutputTensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data: Array<string | number>;
+}
+
+/** A KServe error: `{"error": "<message>"}` and nothing else, the code in the kiln-error-code header. */
+async function kserveError(res: Response): Promise<{ status: number; code: string | null; message: string }> {
+  const body = (await res.json()) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(body), ['error'], 'the KServe error shape');
+  assert.equal(typeof body.error, 'string');
+  return { status: res.status, code: res.headers.get('kiln-error-code'), message: body.error as string };
+}
+
+describe('KServe v2 before the model is loaded', () => {
+  test('live 200, ready 503, inference 503 KILN_ERR_HTTP_NOT_READY in the {"error"} shape', async () => {
+    const server = createServer({ port: 0 });
+    const url = await server.listen();
+    try {
+      const live = await fetch(`${url}/v2/health/live`);
+      assert.equal(live.status, 200);
+      assert.deepEqual(await live.json(), { live: true });
+      const ready = await fetch(`${url}/v2/health/ready`);
+      assert.equal(ready.status, 503);
+      assert.deepEqual(await ready.json(), { ready: false });
+      const modelReady = await fetch(`${url}/v2/models/${MODEL}/ready`);
+      assert.equal(modelReady.status, 503);
+      assert.deepEqual(await modelReady.json(), { name: MODEL, ready: false });
+      const infer = await kserveError(await postJson(`${url}/v2/models/${MODEL}/infer`, { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['hi'] }] }));
+      assert.deepEqual([infer.status, infer.code], [503, 'KILN_ERR_HTTP_NOT_READY']);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('KServe v2 with the embedded model', () => {
+  let server: KilnServer;
+  let url: string;
+  let reference: TextClassifier;
+
+  before(async () => {
+    server = createServer({ port: 0 });
+    url = await server.listen();
+    server.model.set(await TextClassifier.load(artifact, { replicas: 1 }));
+    reference = await TextClassifier.load(artifact, { replicas: 1 });
+  });
+  after(async () => {
+    await server.close();
+    await reference.close();
+  });
+
+  test('GET /v2 → server metadata: name kiln, the package version, no extensions', async () => {
+    const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+    assert.deepEqual(await (await fetch(`${url}/v2`)).json(), { name: 'kiln', version, extensions: [] });
+  });
+
+  test('GET /v2/health/ready and /v2/models/{name}/ready → 200 once loaded', async () => {
+    const ready = await fetch(`${url}/v2/health/ready`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { ready: true });
+    for (const path of [`/v2/models/${MODEL}/ready`, `/v2/models/${MODEL}/versions/1/ready`]) {
+      const res = await fetch(`${url}${path}`);
+      assert.equal(res.status, 200, path);
+      assert.deepEqual(await res.json(), { name: MODEL, ready: true });
+    }
+  });
+
+  test('GET /v2/models/{name} → model metadata with the protocol field names', async () => {
+    const expected = {
+      name: MODEL,
+      versions: ['1'],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }],
+      outputs: [
+        { name: 'label', datatype: 'BYTES', shape: [-1] },
+        { name: 'score', datatype: 'FP32', shape: [-1] },
+        { name: 'logits', datatype: 'FP32', shape: [-1, 2] },
+      ],
+    };
+    assert.deepEqual(await (await fetch(`${url}/v2/models/${MODEL}`)).json(), expected);
+    assert.deepEqual(await (await fetch(`${url}/v2/models/${MODEL}/versions/1`)).json(), expected);
+  });
+
+  test('unknown model or version → 404 KILN_ERR_HTTP_V2_UNKNOWN_MODEL naming the served model', async () => {
+    for (const [method, path] of [
+      ['GET', '/v2/models/bert'],
+      ['GET', '/v2/models/bert/ready'],
+      ['GET', `/v2/models/${MODEL}/versions/2`],
+      ['POST', '/v2/models/bert/infer'],
+    ] as const) {
+      const res = method === 'GET' ? await fetch(`${url}${path}`) : await postJson(`${url}${path}`, { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'] }] });
+      const err = await kserveError(res);
+      assert.deepEqual([err.status, err.code], [404, 'KILN_ERR_HTTP_V2_UNKNOWN_MODEL'], path);
+      assert.match(err.message, new RegExp(`serves "${MODEL}"`));
+    }
+  });
+
+  test('POST /v2/models/{name}/infer with a BYTES input [n] → label, score and logits equal to the classifier, id echoed', async () => {
+    const texts = ['a charming and moving film', 'awful, boring and far too long', 'the worst'];
+    const res = await postJson(`${url}/v2/models/${MODEL}/infer`, { id: 'req-42', parameters: { anything: 1 }, inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: texts }] });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { model_name: string; model_version: string; id: string; outputs: OutputTensor[] };
+    const expected = await reference.classify(texts);
+    assert.deepEqual(body, {
+      model_name: MODEL,
+      model_version: '1',
+      id: 'req-42',
+      outputs: [
+        { name: 'label', datatype: 'BYTES', shape: [3], data: expected.map((p) => p.label) },
+        { name: 'score', datatype: 'FP32', shape: [3], data: expected.map((p) => p.score) },
+        { name: 'logits', datatype: 'FP32', shape: [3, 2], data: expected.flatMap((p) => p.logits) },
+      ],
+    });
+    assert.deepEqual(body.outputs[0]!.data, ['POSITIVE', 'NEGATIVE', 'NEGATIVE']);
+  });
+
+  test('shape [n, 1] with nested data, and requested outputs: only those come back, in the order asked; no id, none echoed', async () => {
+    const res = await postJson(`${url}/v2/models/${MODEL}/versions/1/infer`, {
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 1], data: [['I loved it'], ['I hated it']] }],
+      outputs: [{ name: 'score' }, { name: 'label' }],
+    });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { id?: string; outputs: OutputTensor[] };
+    assert.equal('id' in body, false);
+    assert.deepEqual(body.outputs.map((o) => [o.name, o.shape]), [['score', [2, 1]], ['label', [2, 1]]]);
+    const expected = await reference.classify(['I loved it', 'I hated it']);
+    assert.deepEqual(body.outputs[1]!.data, expected.map((p) => p.label));
+  });
+
+  const badRequests: Array<[name: string, body: unknown, status: number, code: string, message: RegExp]> = [
+    ['INT64 token tensors', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2023, 102] }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 1, 1] }] }, 400, 'KILN_ERR_HTTP_V2_TOKENS_UNSUPPORTED', /"input_ids" \(INT64\) is not accepted yet/],
+    ['an FP32 input', { inputs: [{ name: 'text', datatype: 'FP32', shape: [1], data: [1.5] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /datatype "FP32"; the text input is BYTES/],
+    ['two inputs', { inputs: [{ name: 'a', datatype: 'BYTES', shape: [1], data: ['x'] }, { name: 'b', datatype: 'BYTES', shape: [1], data: ['y'] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /one input, "text", but the request has 2/],
+    ['a shape that does not match the data', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: ['x', 'y'] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /shape \[3\] \(3 elements\) but 2 data elements/],
+    ['a [2, 2] shape', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 2], data: ['a', 'b', 'c', 'd'] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /shape \[n\] or \[n, 1\]/],
+    ['a number in BYTES data', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2], data: ['x', 7] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /element 1 of input "text" is 7/],
+    ['an unknown output', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'] }], outputs: [{ name: 'probabilities' }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /no output "probabilities"; its outputs are label, score, logits/],
+    ['no inputs field', { id: '1' }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /must have required property 'inputs'/],
+    ['an unknown field in an input', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'], contents: {} }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /unknown field "contents"/],
+    ['broken JSON', '{"inputs": [', 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /not valid JSON/],
+    ['an empty text', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [' '] }] }, 400, 'KILN_ERR_INPUT_EMPTY_TEXT', /element 0 of input "text" is empty/],
+    ['too many texts', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1025], data: Array.from({ length: 1025 }, () => 'x') }] }, 413, 'KILN_ERR_HTTP_TOO_MANY_TEXTS', /at most 1024/],
+  ];
+  for (const [name, body, status, code, message] of badRequests) {
+    test(`infer with ${name} → ${status} ${code} as {"error": "…"}`, async () => {
+      const err = await kserveError(await postJson(`${url}/v2/models/${MODEL}/infer`, body));
+      assert.deepEqual([err.status, err.code], [status, code]);
+      assert.match(err.message, message);
+    });
+  }
+
+  test('an unknown /v2 route → 404 in the {"error"} shape; the server keeps serving', async () => {
+    const err = await kserveError(await fetch(`${url}/v2/repository/index`));
+    assert.deepEqual([err.status, err.code], [404, 'KILN_ERR_HTTP_NOT_FOUND']);
+    assert.equal((await fetch(`${url}/v2/health/ready`)).status, 200);
+  });
+});

@@ -1,0 +1,190 @@
+/**
+ * The server under pressure, on port 0 with real HTTP: a full queue answers 429 with Retry-After,
+ * long texts 413, a missed deadline 504, and a drain answers what it accepted while refusing new
+ * work. A gated replica holds batches until the test opens the gate, so every outcome is decided
+ * by the order of events, not by timing.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { compile } from '../../src/compiler/compile.js';
+import { WorkerReplica, type Replica, type ReplicaFactory } from '../../src/runtime/replica.js';
+import { TextClassifier, type ClassifierOptions } from '../../src/runtime/text-classifier.js';
+import { createServer, type KilnServer, type ServerOptions } from '../../src/server/server.js';
+import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
+
+let artifact: string;
+
+before(async () => {
+  const dir = await tempDir();
+  process.env.KILN_CACHE_DIR = join(dir, 'cache');
+  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+});
+
+/** Real replicas whose batches wait until `open()`; `running` resolves when the first batch arrives. */
+function gatedReplicas(): { factory: ReplicaFactory; open: () => void; running: Promise<void> } {
+  let open!: () => void;
+  let arrived!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const running = new Promise<void>((resolve) => (arrived = resolve));
+  const factory: ReplicaFactory = async (id) => {
+    const real = await WorkerReplica.start(id, { modelPath: join(artifact, 'model.onnx'), backend: 'cpu', intraOpThreads: 1 });
+    const gated: Replica = {
+      id,
+      get alive() {
+        return real.alive;
+      },
+      run: async (feeds) => {
+        arrived();
+        await gate;
+        return real.run(feeds);
+      },
+      close: () => real.close(),
+    };
+    return gated;
+  };
+  return { factory, open, running };
+}
+
+async function gatedServer(serverOptions: ServerOptions, classifierOptions: ClassifierOptions = {}) {
+  const gated = gatedReplicas();
+  const server = createServer({ port: 0, ...serverOptions });
+  const url = await server.listen();
+  server.model.set(await TextClassifier.load(artifact, { replicas: 1, replicaFactory: gated.factory, ...classifierOptions }));
+  return { server, url, ...gated };
+}
+
+const predict = (url: string, body: object) => fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+async function errorCode(res: Response): Promise<string> {
+  return ((await res.json()) as { error: { code: string } }).error.code;
+}
+
+/** Resolves when `count` of the responses have arrived. */
+function whenSettled(responses: Array<Promise<Response>>, count: number): Promise<void> {
+  let settled = 0;
+  return new Promise((resolve) => {
+    for (const r of responses) {
+      void r.then(() => {
+        settled += 1;
+        if (settled === count) resolve();
+      });
+    }
+  });
+}
+
+describe('overload', () => {
+  test('a burst against a full queue (max-queue 1): the excess gets 429 KILN_ERR_QUEUE_FULL with Retry-After, the rest 200, and the server keeps serving', async () => {
+    const { server, url, open, running } = await gatedServer({}, { maxQueue: 1 });
+    try {
+      // One request on the replica (held at the gate), then a burst: one fits the queue, the rest do not.
+      const first = predict(url, { text: 'a charming and moving film' });
+      await running;
+      const burst = Array.from({ length: 8 }, (_, i) => predict(url, { text: `awful, boring and far too long, part ${i}` }));
+      await whenSettled(burst, 7);
+      open();
+      const responses = await Promise.all([first, ...burst]);
+      const refused = responses.filter((r) => r.status === 429);
+      const answered = responses.filter((r) => r.status === 200);
+      assert.equal(refused.length, 7);
+      assert.equal(answered.length, 2);
+      for (const res of refused) {
+        assert.equal(res.headers.get('retry-after'), '1');
+        assert.equal(res.headers.get('kiln-error-code'), 'KILN_ERR_QUEUE_FULL');
+        const body = (await res.json()) as { error: { code: string; message: string } };
+        assert.equal(body.error.code, 'KILN_ERR_QUEUE_FULL');
+        assert.match(body.error.message, /--max-queue/);
+      }
+      assert.equal(((await responses[0]!.json()) as { label: string }).label, 'POSITIVE', 'the request on the replica got its own answer');
+      const after = await predict(url, { text: 'still serving' });
+      assert.equal(after.status, 200);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, /^kiln_queue_rejections_total 7$/m);
+      assert.match(metrics, /^kiln_http_requests_total\{method="POST",route="\/predict",status="429"\} 7$/m);
+    } finally {
+      open();
+      await server.close();
+    }
+  });
+
+  test('a text over --max-text-chars → 413 KILN_ERR_HTTP_TEXT_TOO_LONG on every classifying route; the default is 20,000', async () => {
+    const server = createServer({ port: 0 });
+    const url = await server.listen();
+    try {
+      server.model.set(await TextClassifier.load(artifact, { replicas: 1 }));
+      const long = 'good '.repeat(4001);
+      const requests: Array<[string, string, string]> = [
+        ['/predict', 'application/json', JSON.stringify({ texts: ['fine', long] })],
+        ['/invocations', 'application/json', JSON.stringify({ inputs: long })],
+        ['/invocations', 'application/jsonlines', `"fine"\n${JSON.stringify(long)}\n`],
+        ['/v2/models/sst2-distilbert-tiny/infer', 'application/json', JSON.stringify({ inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [long] }] })],
+      ];
+      for (const [path, type, body] of requests) {
+        const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+        assert.equal(res.status, 413, path);
+        assert.equal(res.headers.get('kiln-error-code'), 'KILN_ERR_HTTP_TEXT_TOO_LONG', path);
+        const message = JSON.stringify(await res.json());
+        assert.match(message, /20005 characters; at most 20000/, path);
+      }
+      assert.equal((await predict(url, { text: 'good '.repeat(3999) })).status, 200, 'a text at the limit is accepted');
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a request not answered within --timeout-ms → 504 KILN_ERR_HTTP_TIMEOUT; the server keeps serving', async () => {
+    const { server, url, open } = await gatedServer({ timeoutMs: 50 });
+    try {
+      const res = await predict(url, { text: 'held at the gate' });
+      assert.equal(res.status, 504);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'KILN_ERR_HTTP_TIMEOUT');
+      assert.match(body.error.message, /50 ms \(--timeout-ms\)/);
+      open();
+      assert.equal((await predict(url, { text: 'answered in time' })).status, 200);
+    } finally {
+      open();
+      await server.close();
+    }
+  });
+});
+
+describe('drain', () => {
+  test('drain(): health checks turn 503 at once, new requests get 503 KILN_ERR_HTTP_DRAINING, the request in flight is answered, then the server closes', async () => {
+    const { server, url, open, running } = await gatedServer({ apiKey: 'k' }, { maxQueue: 16 });
+    const auth = { authorization: 'Bearer k', 'content-type': 'application/json' };
+    try {
+      const inFlight = fetch(`${url}/predict`, { method: 'POST', headers: auth, body: JSON.stringify({ texts: ['a charming and moving film', 'the worst'] }) });
+      await running;
+      let reported = -1;
+      const drained = server.drain('SIGTERM', (n) => (reported = n));
+      assert.equal(reported, 1, 'one request in flight when the drain starts');
+
+      const ping = await fetch(`${url}/ping`);
+      assert.equal(ping.status, 503);
+      assert.equal(await errorCode(ping), 'KILN_ERR_HTTP_DRAINING');
+      const ready = await fetch(`${url}/v2/health/ready`);
+      assert.equal(ready.status, 503);
+      assert.deepEqual(await ready.json(), { ready: false });
+      assert.equal((await fetch(`${url}/v2/health/live`)).status, 200, 'the process is still alive');
+      const refused = await fetch(`${url}/predict`, { method: 'POST', headers: auth, body: '{"text":"too late"}' });
+      assert.equal(refused.status, 503);
+      const body = (await refused.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'KILN_ERR_HTTP_DRAINING');
+      assert.match(body.error.message, /shutting down \(SIGTERM\)/);
+      const refusedV2 = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, { method: 'POST', headers: auth, body: '{"inputs":[]}' });
+      assert.equal(refusedV2.status, 503);
+      assert.match(((await refusedV2.json()) as { error: string }).error, /shutting down/);
+
+      open();
+      const answer = await inFlight;
+      assert.equal(answer.status, 200);
+      assert.deepEqual(((await answer.json()) as { predictions: Array<{ label: string }> }).predictions.map((p) => p.label), ['POSITIVE', 'NEGATIVE']);
+      await drained;
+      await assert.rejects(fetch(`${url}/ping`), 'the listener is closed after the drain');
+    } finally {
+      open();
+      await server.close();
+    }
+  });
+});
