@@ -55,6 +55,8 @@ test('kiln monitor prints one neuron-monitor-style JSON report per period with c
     assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p100);
     assert.deepEqual(e.error_summary, { failed: 0, rejected: 0 });
     assert.ok(report.system_data.memory_info.memory_total_bytes > 0);
+    // The server's own memory, as /stats reports it: more than the tokenizer and two replicas' weights.
+    assert.ok((data.report.memory_used.rss_bytes ?? 0) > 50 * 2 ** 20);
   }
 });
 
