@@ -60,7 +60,7 @@ export const runtimeFlags = {
     arg: 'L1,L2,…',
     description: 'Sequence lengths batches are padded to (the smallest that fits the longest text).',
     default: undefined as number[] | undefined,
-    defaultText: "the artifact's, e.g. 16,32,64,128",
+    defaultText: "the artifact's: every 8 tokens to 64, every 16 to 128, then every 32",
     parse: bucketsFlag,
   } satisfies FlagSpec<number[] | undefined>,
 };

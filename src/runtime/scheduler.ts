@@ -200,8 +200,15 @@ export class Scheduler {
         return;
       }
       // Share the queue among the idle replicas: four requests and two idle replicas make two
-      // batches of two, not one batch of four and an idle core.
+      // batches of two, not one batch of four and an idle core. The requests this round will
+      // take are ordered by length first, so each batch holds similar lengths and pads little
+      // (order changes only within one round; every request of the round is dispatched now).
       const idle = this.slots.filter((sl) => !sl.busy && !sl.restarting && sl.replica.alive).length;
+      const round = Math.min(this.queue.length, idle * this.maxBatch);
+      if (idle > 1 && round > 1) {
+        const head = this.queue.splice(0, round).sort((a, b) => a.encoded.ids.length - b.encoded.ids.length);
+        this.queue.unshift(...head);
+      }
       this.dispatch(slot, this.takeBatch(Math.ceil(this.queue.length / Math.max(1, idle))));
     }
     this.checkDrained();

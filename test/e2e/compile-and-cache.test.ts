@@ -30,7 +30,7 @@ describe('kiln compile on the embedded model', () => {
     assert.equal(m.formatVersion, 1);
     assert.equal(m.task, 'text-classification');
     assert.deepEqual(m.labels, ['NEGATIVE', 'POSITIVE']);
-    assert.deepEqual(m.limits, { maxLength: 128, maxBatch: 32, buckets: [16, 32, 64, 128] });
+    assert.deepEqual(m.limits, { maxLength: 128, maxBatch: 32, buckets: [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128] });
     assert.deepEqual(m.model.inputs.map((i) => i.name), ['input_ids', 'attention_mask']);
     assert.equal(m.model.outputs[0]?.name, 'logits');
     assert.equal(m.model.parameters, 4_782_466);
