@@ -60,7 +60,7 @@ export const runtimeFlags = {
     arg: 'L1,L2,…',
     description: 'Sequence lengths batches are padded to (the smallest that fits the longest text).',
     default: undefined as number[] | undefined,
-    defaultText: "the artifact's: every 8 tokens to 64, every 16 to 128, then every 32",
+    defaultText: "the artifact's: every 4 tokens to 64, every 8 to 128, then every 16",
     parse: bucketsFlag,
   } satisfies FlagSpec<number[] | undefined>,
 };

@@ -30,7 +30,7 @@ describe('kiln compile on the embedded model', () => {
     assert.equal(m.formatVersion, 1);
     assert.equal(m.task, 'text-classification');
     assert.deepEqual(m.labels, ['NEGATIVE', 'POSITIVE']);
-    assert.deepEqual(m.limits, { maxLength: 128, maxBatch: 32, buckets: [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128] });
+    assert.deepEqual(m.limits, { maxLength: 128, maxBatch: 32, buckets: [4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60, 64, 72, 80, 88, 96, 104, 112, 120, 128] });
     assert.deepEqual(m.model.inputs.map((i) => i.name), ['input_ids', 'attention_mask']);
     assert.equal(m.model.outputs[0]?.name, 'logits');
     assert.equal(m.model.parameters, 4_782_466);
