@@ -118,7 +118,8 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     : null;
   const key = cacheKey({
     sourceSha256,
-    options: { ...limits, backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined } },
+    // Everything the manifest derives from the options belongs in the key (the buckets too).
+    options: { ...limits, buckets: defaultBuckets(limits.maxLength), backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined } },
     target: compileTarget(),
     kilnVersion: KILN_VERSION,
     runtimeVersion: RUNTIME_VERSION,
