@@ -205,6 +205,11 @@ export const ERRORS = {
     'The file given with --file does not exist.',
     (p) => `--file ${q(p.path)} does not exist; pass a UTF-8 text file with one text per line`,
   ),
+  KILN_ERR_INPUT_TOKENS: def<{ row: number; problem: string }>(
+    400,
+    'Token ids a client sent (KServe v2 INT64 tensors) do not fit the model.',
+    (p) => `row ${p.row} of the token ids is not usable: ${p.problem}; or send the texts and let the server tokenize them`,
+  ),
   KILN_ERR_INPUT_NO_TEXTS: def(
     400,
     '`kiln run` was given neither texts nor --file.',
@@ -365,12 +370,6 @@ export const ERRORS = {
     404,
     'A KServe v2 route names a model (or version) that this server does not serve.',
     (p) => `no model ${q(p.model)} on this server; it serves ${q(p.served)}: use /v2/models/${p.served} (or /v2/models/${p.served}/versions/1)`,
-  ),
-  KILN_ERR_HTTP_V2_TOKENS_UNSUPPORTED: def<{ input: string; datatype: string }>(
-    400,
-    'A KServe v2 request sent token id tensors; the server takes texts and tokenizes them itself.',
-    (p) =>
-      `input ${q(p.input)} (${p.datatype}) is not accepted yet: this server tokenizes texts itself with the model's tokenizer and does not take token id tensors; send the texts as one BYTES input named "text"`,
   ),
   KILN_ERR_INTERNAL: def<{ reason: string }>(
     500,

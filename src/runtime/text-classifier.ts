@@ -111,6 +111,22 @@ export class TextClassifier {
     return logits.map((values, i) => ({ ...topLabel(values, this.labels), logits: values, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }
 
+  /**
+   * Classifies sequences a client tokenized itself (KServe v2 INT64 tensors): each row's ids,
+   * without padding. Ids must be in the tokenizer's vocabulary and rows no longer than max length.
+   */
+  async classifyTokens(rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>): Promise<number[][]> {
+    const { maxLength } = this.manifest.limits;
+    rows.forEach((row, i) => {
+      if (row.ids.length === 0 || row.ids.length > maxLength) {
+        throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `it has ${row.ids.length} tokens; a row needs 1 to ${maxLength} (the artifact's max length)` });
+      }
+      const bad = row.ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize);
+      if (bad >= 0) throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `token ${bad} is ${row.ids[bad]}, outside the vocabulary's ids 0..${this.tokenizer.vocabSize - 1}` });
+    });
+    return Promise.all(rows.map((row) => this.scheduler.submit({ ids: [...row.ids], typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0), truncated: false })));
+  }
+
   stats(): SchedulerStats {
     return this.scheduler.stats();
   }

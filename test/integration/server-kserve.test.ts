@@ -155,8 +155,34 @@ describe('KServe v2 with the embedded model', () => {
     assert.deepEqual(body.outputs[1]!.data, expected.map((p) => p.label));
   });
 
+  test('POST /v2/models/{name}/infer with INT64 input_ids and attention_mask → the same logits as the text, padding ignored', async () => {
+    // "I loved it" and "awful" as bert-base-uncased ids, the second padded to the first's length.
+    const rows = [
+      [101, 1045, 3866, 2009, 102],
+      [101, 9643, 102, 0, 0],
+    ];
+    const res = await postJson(`${url}/v2/models/${MODEL}/infer`, {
+      id: 'tok',
+      inputs: [
+        { name: 'input_ids', datatype: 'INT64', shape: [2, 5], data: rows.flat() },
+        { name: 'attention_mask', datatype: 'INT64', shape: [2, 5], data: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0] },
+      ],
+    });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { id: string; outputs: OutputTensor[] };
+    assert.equal(body.id, 'tok');
+    const expected = await reference.classify(['I loved it', 'awful']);
+    const logits = body.outputs.find((o) => o.name === 'logits')!;
+    assert.deepEqual(logits.shape, [2, 2]);
+    (logits.data as number[]).forEach((v, i) => assert.ok(Math.abs(v - expected[Math.floor(i / 2)]!.logits[i % 2]!) < 1e-5));
+    assert.deepEqual(body.outputs.find((o) => o.name === 'label')!.data, expected.map((p) => p.label));
+  });
+
   const badRequests: Array<[name: string, body: unknown, status: number, code: string, message: RegExp]> = [
-    ['INT64 token tensors', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2023, 102] }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 1, 1] }] }, 400, 'KILN_ERR_HTTP_V2_TOKENS_UNSUPPORTED', /"input_ids" \(INT64\) is not accepted yet/],
+    ['a token id outside the vocabulary', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 99999, 102] }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 1, 1] }] }, 400, 'KILN_ERR_INPUT_TOKENS', /row 0 .*token 1 is 99999, outside the vocabulary's ids 0\.\.30521/],
+    ['a mask with a hole', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2023, 102] }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 0, 1] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /row 0 of "attention_mask" is not 1s followed by 0s/],
+    ['input_ids without a mask', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2023, 102] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /need both "input_ids" and "attention_mask"/],
+    ['a row longer than max length', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 130], data: Array.from({ length: 130 }, () => 1000) }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 130], data: Array.from({ length: 130 }, () => 1) }] }, 400, 'KILN_ERR_INPUT_TOKENS', /130 tokens; a row needs 1 to 128/],
     ['an FP32 input', { inputs: [{ name: 'text', datatype: 'FP32', shape: [1], data: [1.5] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /datatype "FP32"; the text input is BYTES/],
     ['two inputs', { inputs: [{ name: 'a', datatype: 'BYTES', shape: [1], data: ['x'] }, { name: 'b', datatype: 'BYTES', shape: [1], data: ['y'] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /one input, "text", but the request has 2/],
     ['a shape that does not match the data', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: ['x', 'y'] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /shape \[3\] \(3 elements\) but 2 data elements/],

@@ -2,13 +2,14 @@
  * KServe v2 / Open Inference Protocol over HTTP (kserve/open-inference-protocol,
  * specification/protocol/inference_rest.md): server and model metadata, health, and inference
  * with the texts as one BYTES input. Errors are `{"error": "…"}` (http-errors.ts) with Triton's
- * statuses: 400 bad request, 404 unknown model, 503 not ready.
+ * statuses: 400 bad request, 404 unknown model, 503 not ready. Clients that tokenize themselves
+ * send INT64 `input_ids` / `attention_mask` tensors instead and get the same outputs.
  *
  * The model serves one version, "1", so clients that address /versions/1 work too.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { KilnError } from '../../core/errors.js';
-import type { TextClassifier } from '../../runtime/text-classifier.js';
+import { topLabel, type TextClassifier } from '../../runtime/text-classifier.js';
 import { KILN_VERSION } from '../../version.js';
 import { classifyWithin, MAX_TEXTS_PER_REQUEST } from '../limits.js';
 import type { ModelHost } from '../model-host.js';
@@ -100,10 +101,16 @@ function metadata(classifier: TextClassifier): object {
 
 const invalid = (problem: string): KilnError => new KilnError('KILN_ERR_HTTP_V2_INVALID_REQUEST', { problem });
 
+/** The request's texts, or its token rows when the client tokenized (INT64/INT32 tensors). */
+type Request = { kind: 'texts'; texts: string[]; shape: number[] } | { kind: 'tokens'; rows: Array<{ ids: number[]; typeIds?: number[] }> };
+
+function readRequest(inputs: readonly TensorInput[]): Request {
+  if (inputs.some((i) => TOKEN_INPUTS.has(i.name) || TOKEN_DATATYPES.has(i.datatype))) return { kind: 'tokens', rows: readTokens(inputs) };
+  return { kind: 'texts', ...readTexts(inputs) };
+}
+
 /** The texts of the request's one BYTES input: shape [n] or [n, 1], data flat or nested. */
 function readTexts(inputs: readonly TensorInput[]): { texts: string[]; shape: number[] } {
-  const tokens = inputs.find((i) => TOKEN_INPUTS.has(i.name) || TOKEN_DATATYPES.has(i.datatype));
-  if (tokens) throw new KilnError('KILN_ERR_HTTP_V2_TOKENS_UNSUPPORTED', { input: tokens.name, datatype: tokens.datatype });
   if (inputs.length !== 1) throw invalid(`the model takes one input, "text", but the request has ${inputs.length}: ${inputs.map((i) => JSON.stringify(i.name)).join(', ')}`);
   const input = inputs[0]!;
   if (input.datatype !== 'BYTES') throw invalid(`input "${input.name}" has datatype ${JSON.stringify(input.datatype)}; the text input is BYTES`);
@@ -119,6 +126,49 @@ function readTexts(inputs: readonly TensorInput[]): { texts: string[]; shape: nu
   const bad = data.findIndex((t) => typeof t !== 'string');
   if (bad >= 0) throw invalid(`element ${bad} of input "${input.name}" is ${JSON.stringify(data[bad])}, not a string`);
   return { texts: data as string[], shape };
+}
+
+/**
+ * Token rows from `input_ids` and `attention_mask` [batch, sequence] (optionally
+ * `token_type_ids`), integer datatypes: each row keeps the tokens its mask marks, which must
+ * come first (padding at the end, as tokenizers pad).
+ */
+function readTokens(inputs: readonly TensorInput[]): Array<{ ids: number[]; typeIds?: number[] }> {
+  const byName = new Map(inputs.map((i) => [i.name, i]));
+  const unknown = inputs.find((i) => !TOKEN_INPUTS.has(i.name));
+  if (unknown) throw invalid(`input ${JSON.stringify(unknown.name)} is not a token input; token inputs are ${[...TOKEN_INPUTS].join(', ')}`);
+  const ids = byName.get('input_ids');
+  const mask = byName.get('attention_mask');
+  if (!ids || !mask) throw invalid('token inputs need both "input_ids" and "attention_mask"');
+  const tensors = [ids, mask, byName.get('token_type_ids')].filter((t): t is TensorInput => t !== undefined);
+  const shape = ids.shape;
+  for (const t of tensors) {
+    if (!TOKEN_DATATYPES.has(t.datatype)) throw invalid(`input "${t.name}" has datatype ${JSON.stringify(t.datatype)}; token inputs are INT64 or INT32`);
+    if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1] || shape.length !== 2) {
+      throw invalid(`input "${t.name}" has shape ${JSON.stringify(t.shape)}; token inputs share one shape [batch, sequence]`);
+    }
+  }
+  const [batch, sequence] = shape as [number, number];
+  if (batch === 0 || batch > MAX_TEXTS_PER_REQUEST) throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: batch, limit: MAX_TEXTS_PER_REQUEST });
+  const flat = (t: TensorInput): unknown[] => {
+    const data = t.data.flat(2);
+    if (data.length !== batch * sequence) throw invalid(`input "${t.name}" has shape ${JSON.stringify(t.shape)} (${batch * sequence} elements) but ${data.length} data elements`);
+    const bad = data.findIndex((v) => !Number.isInteger(v));
+    if (bad >= 0) throw invalid(`element ${bad} of input "${t.name}" is ${JSON.stringify(data[bad])}, not an integer`);
+    return data;
+  };
+  const idData = flat(ids) as number[];
+  const maskData = flat(mask) as number[];
+  const typeData = byName.has('token_type_ids') ? (flat(byName.get('token_type_ids')!) as number[]) : null;
+  return Array.from({ length: batch }, (_, r) => {
+    const rowMask = maskData.slice(r * sequence, (r + 1) * sequence);
+    const length = rowMask.findIndex((m) => m === 0) === -1 ? sequence : rowMask.findIndex((m) => m === 0);
+    if (rowMask.slice(length).some((m) => m !== 0) || rowMask.some((m) => m !== 0 && m !== 1)) {
+      throw invalid(`row ${r} of "attention_mask" is not 1s followed by 0s; put the padding at the end of each row`);
+    }
+    const row = { ids: idData.slice(r * sequence, r * sequence + length) };
+    return typeData ? { ...row, typeIds: typeData.slice(r * sequence, r * sequence + length) } : row;
+  });
 }
 
 function requestedOutputs(outputs: InferBody['outputs']): OutputName[] {
@@ -150,14 +200,18 @@ export function kserveRoutes(app: FastifyInstance, { host, limits }: RouteContex
     app.post<{ Params: ModelParams; Body: InferBody }>(`${prefix}/infer`, { schema: { body: inferSchema } }, async (request, reply) => {
       const classifier = modelFor(host, request.params);
       const { id, inputs, outputs } = request.body;
-      const { texts, shape } = readTexts(inputs);
+      const parsed = readRequest(inputs);
       const wanted = requestedOutputs(outputs);
-      const predictions = await classifyWithin(classifier, texts, (i) => `element ${i} of input "${inputs[0]!.name}"`, limits, reply.elapsedTime);
+      const predictions =
+        parsed.kind === 'texts'
+          ? await classifyWithin(classifier, parsed.texts, (i) => `element ${i} of input "${inputs[0]!.name}"`, limits, reply.elapsedTime)
+          : (await classifier.classifyTokens(parsed.rows)).map((logits) => ({ ...topLabel(logits, classifier.labels), logits }));
+      const shape = parsed.kind === 'texts' ? parsed.shape : [predictions.length];
       const classes = classifier.labels.length;
       const tensors: Record<OutputName, object> = {
         label: { name: 'label', datatype: 'BYTES', shape, data: predictions.map((p) => p.label) },
         score: { name: 'score', datatype: 'FP32', shape, data: predictions.map((p) => p.score) },
-        logits: { name: 'logits', datatype: 'FP32', shape: [texts.length, classes], data: predictions.flatMap((p) => p.logits) },
+        logits: { name: 'logits', datatype: 'FP32', shape: [predictions.length, classes], data: predictions.flatMap((p) => p.logits) },
       };
       return {
         model_name: classifier.manifest.name,
