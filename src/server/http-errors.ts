@@ -74,10 +74,11 @@ function send(request: FastifyRequest, reply: FastifyReply, err: KilnError): Fas
 export function installErrorHandling(app: FastifyInstance, options: { bodyLimit: number; routes: () => string }): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const kilnError = forProtocol(toHttpError(err, options.bodyLimit, request.headers['content-type']), protocolOf(request.url));
-    if (kilnError.status >= 500) debug(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
+    // The path only: a query may carry the API key (/dashboard?key=…), which is never logged.
+    if (kilnError.status >= 500) debug(`${request.method} ${request.url.split('?')[0]}: ${err.stack ?? err.message}`);
     send(request, reply, kilnError);
   });
   app.setNotFoundHandler((request, reply) => {
-    send(request, reply, new KilnError('KILN_ERR_HTTP_NOT_FOUND', { method: request.method, url: request.url, routes: options.routes() }));
+    send(request, reply, new KilnError('KILN_ERR_HTTP_NOT_FOUND', { method: request.method, url: request.url.split('?')[0]!, routes: options.routes() }));
   });
 }
