@@ -371,6 +371,16 @@ export const ERRORS = {
     'A KServe v2 route names a model (or version) that this server does not serve.',
     (p) => `no model ${q(p.model)} on this server; it serves ${q(p.served)}: use /v2/models/${p.served} (or /v2/models/${p.served}/versions/1)`,
   ),
+  KILN_ERR_HTTP_UNKNOWN_MODEL: def<{ model: string; served: string }>(
+    404,
+    'A request names a model the server does not serve.',
+    (p) => `no model named ${q(p.model)} is served here; models: ${p.served}`,
+  ),
+  KILN_ERR_HTTP_MODEL_REQUIRED: def<{ served: string }>(
+    400,
+    'The server serves several models (a model repository) and the request does not say which.',
+    (p) => `this server serves several models (${p.served}); name one with "model" in the body (or the x-amzn-sagemaker-target-model header on /invocations)`,
+  ),
   KILN_ERR_INTERNAL: def<{ reason: string }>(
     500,
     'An unexpected failure; the server keeps running. Please report it.',

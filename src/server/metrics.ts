@@ -92,11 +92,7 @@ export class ServerMetrics {
   }
 }
 
-/** The scheduler's snapshot, or null while no model is loaded. */
+/** The scheduler's snapshot (of the first model in a repository), or null while none is loaded. */
 function safeStats(host: ModelHost): SchedulerStats | null {
-  try {
-    return host.ready().stats();
-  } catch {
-    return null;
-  }
+  return host.all()[0]?.stats() ?? null;
 }

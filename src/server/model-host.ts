@@ -2,17 +2,18 @@ import { KilnError } from '../core/errors.js';
 import type { TextClassifier } from '../runtime/text-classifier.js';
 
 /**
- * Holds the served model through its life: loading (routes answer 503 NOT_READY), ready,
+ * Holds the served models through their life: loading (routes answer 503 NOT_READY), ready,
  * draining after a stop signal (health checks answer 503 so load balancers stop sending work,
- * while requests already accepted still reach the classifier), closed.
+ * while requests already accepted still reach the classifiers), closed. One model, or several
+ * from a model repository (`kiln serve DIR`), each under its artifact's name.
  */
 export class ModelHost {
-  private classifier: TextClassifier | null = null;
+  private readonly models = new Map<string, TextClassifier>();
   private drainSignal: string | null = null;
 
   /** Ready for new work: loaded and not draining. */
   isReady(): boolean {
-    return this.classifier !== null && this.drainSignal === null;
+    return this.models.size > 0 && this.drainSignal === null;
   }
 
   /** The signal (or reason) the server is draining for, or null. */
@@ -20,34 +21,56 @@ export class ModelHost {
     return this.drainSignal;
   }
 
+  /** Adds a model under its manifest's name (replacing one of the same name). */
   set(classifier: TextClassifier): void {
-    this.classifier = classifier;
+    this.models.set(classifier.manifest.name, classifier);
   }
 
-  /** The loaded classifier, or KILN_ERR_HTTP_NOT_READY while loading (KILN_ERR_HTTP_DRAINING once closed). */
-  ready(): TextClassifier {
-    if (this.classifier) return this.classifier;
-    if (this.drainSignal !== null) throw new KilnError('KILN_ERR_HTTP_DRAINING', { signal: this.drainSignal });
-    throw new KilnError('KILN_ERR_HTTP_NOT_READY', {});
+  /** Names of the served models, in the order they were added. */
+  names(): string[] {
+    return [...this.models.keys()];
+  }
+
+  all(): TextClassifier[] {
+    return [...this.models.values()];
+  }
+
+  /**
+   * The classifier named `name`; without a name, the only one. KILN_ERR_HTTP_NOT_READY while
+   * loading (DRAINING once closed), KILN_ERR_HTTP_UNKNOWN_MODEL for a name not served,
+   * KILN_ERR_HTTP_MODEL_REQUIRED when several are served and no name is given.
+   */
+  ready(name?: string): TextClassifier {
+    if (this.models.size === 0) {
+      if (this.drainSignal !== null) throw new KilnError('KILN_ERR_HTTP_DRAINING', { signal: this.drainSignal });
+      throw new KilnError('KILN_ERR_HTTP_NOT_READY', {});
+    }
+    if (name !== undefined) {
+      const found = this.models.get(name);
+      if (!found) throw new KilnError('KILN_ERR_HTTP_UNKNOWN_MODEL', { model: name, served: this.names().join(', ') });
+      return found;
+    }
+    if (this.models.size > 1) throw new KilnError('KILN_ERR_HTTP_MODEL_REQUIRED', { served: this.names().join(', ') });
+    return this.models.values().next().value!;
   }
 
   /** The error health checks and new requests get now (not ready or draining), or null when ready. */
   unavailable(): KilnError | null {
     if (this.drainSignal !== null) return new KilnError('KILN_ERR_HTTP_DRAINING', { signal: this.drainSignal });
-    if (!this.classifier) return new KilnError('KILN_ERR_HTTP_NOT_READY', {});
+    if (this.models.size === 0) return new KilnError('KILN_ERR_HTTP_NOT_READY', {});
     return null;
   }
 
-  /** Turns health checks to 503; accepted work still reaches the classifier until close(). */
+  /** Turns health checks to 503; accepted work still reaches the classifiers until close(). */
   startDraining(signal: string): void {
     this.drainSignal ??= signal;
   }
 
-  /** Finishes the classifier's queued work, then stops its replicas. */
+  /** Finishes every classifier's queued work, then stops its replicas. */
   async close(): Promise<void> {
     this.drainSignal ??= 'closed';
-    const c = this.classifier;
-    this.classifier = null;
-    await c?.close();
+    const models = this.all();
+    this.models.clear();
+    await Promise.all(models.map((c) => c.close()));
   }
 }

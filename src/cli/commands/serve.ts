@@ -1,4 +1,9 @@
 import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { pathKind } from '../../core/fs.js';
+import { isArtifactDir } from '../../model/artifact.js';
 import { KilnError } from '../../core/errors.js';
 import { formatError } from '../../core/log.js';
 import { TextClassifier } from '../../runtime/text-classifier.js';
@@ -10,6 +15,21 @@ import { defineCommand, host, integer, nonEmpty, usage } from '../table.js';
 
 /** Where SageMaker mounts the model (model.tar.gz, extracted) in a serving container. */
 export const SAGEMAKER_MODEL_DIR = '/opt/ml/model';
+
+/**
+ * The models of a model repository: a folder that is neither an artifact nor a model source
+ * but holds some (each a subfolder with manifest.json or config.json). Null for anything else.
+ */
+async function repositoryMembers(path: string): Promise<string[] | null> {
+  if ((await pathKind(path)) !== 'dir' || (await isArtifactDir(path)) || (await pathKind(join(path, 'config.json'))) === 'file') return null;
+  const members: string[] = [];
+  for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!entry.isDirectory()) continue;
+    const dir = join(path, entry.name);
+    if ((await isArtifactDir(dir)) || (await pathKind(join(dir, 'config.json'))) === 'file') members.push(dir);
+  }
+  return members.length > 0 ? members : null;
+}
 /** SageMaker sets this when the container must listen on another port than 8080. */
 const SAGEMAKER_PORT_ENV = 'SAGEMAKER_BIND_TO_PORT';
 
@@ -20,7 +40,8 @@ export const serveCommand = defineCommand({
     'Starts listening at once (GET /ping answers 503 while the model loads, 200 when ready), compiles a SOURCE ' +
     'through the cache if needed, loads the artifact and answers POST /predict with {"text": "…"} or ' +
     '{"texts": ["…", …]}, the KServe v2 protocol under /v2, SageMaker\'s POST /invocations (JSON or JSON Lines), ' +
-    'and Prometheus metrics on GET /metrics. Without ARTIFACT it serves /opt/ml/model when that exists, as a ' +
+    'and Prometheus metrics on GET /metrics. A folder of artifacts or sources (a model repository) serves each under its ' +
+    'name; requests then name theirs ("model" in the body, the KServe path, or x-amzn-sagemaker-target-model). Without ARTIFACT it serves /opt/ml/model when that exists, as a ' +
     'SageMaker container started with "serve" does. Binds 127.0.0.1 unless told otherwise. On SIGTERM or Ctrl-C ' +
     'it drains: health checks answer 503 at once, new requests 503, accepted ones are answered, then it exits 0 ' +
     '(a second signal stops it at once).',
@@ -111,20 +132,34 @@ export const serveCommand = defineCommand({
 
     const started = performance.now();
     try {
-      const artifact = await artifactFromArgument(artifactArg, { quiet: false });
-      const classifier = await TextClassifier.load(artifact, classifierOptions(flags));
+      // A folder of models (a model repository, like Triton's) serves each under its name.
+      const members = await repositoryMembers(artifactArg);
+      const paths = members ?? [artifactArg];
+      const options = classifierOptions(flags);
+      // Several models share the cores: unless told otherwise, each gets its share of replicas.
+      if (members && options.replicas === undefined) options.replicas = Math.max(1, Math.floor(availableParallelism() / (options.threadsPerReplica ?? 1) / members.length));
+      const loaded: TextClassifier[] = [];
+      try {
+        for (const path of paths) loaded.push(await TextClassifier.load(await artifactFromArgument(path, { quiet: false }), options));
+      } catch (err) {
+        await Promise.all(loaded.map((c) => c.close()));
+        throw err;
+      }
       if (stopping) {
-        await classifier.close();
+        await Promise.all(loaded.map((c) => c.close()));
         return;
       }
-      server.model.set(classifier);
-      const m = classifier.manifest;
-      const l = classifier.layout;
-      process.stderr.write(
-        `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (labels ${m.labels.join(', ')}; ` +
-          `${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, buckets ${l.buckets.join(',')}); ` +
-          `try: curl -s ${url}/predict -H 'content-type: application/json' -d '{"text":"I loved it"}'\n`,
-      );
+      for (const classifier of loaded) server.model.set(classifier);
+      for (const classifier of loaded) {
+        const m = classifier.manifest;
+        const l = classifier.layout;
+        process.stderr.write(
+          `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (labels ${m.labels.join(', ')}; ` +
+            `${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, buckets ${l.buckets.join(',')})\n`,
+        );
+      }
+      const body = members ? `{"model":"${loaded[0]!.manifest.name}","text":"I loved it"}` : '{"text":"I loved it"}';
+      process.stderr.write(`kiln serve: try: curl -s ${url}/predict -H 'content-type: application/json' -d '${body}'\n`);
     } catch (err) {
       // A model that cannot load is fatal: report it and stop serving rather than answer 503 forever.
       process.stderr.write(`${formatError(err)}\n`);

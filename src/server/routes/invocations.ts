@@ -77,7 +77,9 @@ export function invocationsRoute(app: FastifyInstance, { host, limits }: RouteCo
       const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const lines = JSON_LINES_TYPES.includes(mediaType);
       const invocations = lines ? readJsonLines(request.body as string) : [{ ...readInvocation(request.body, null), line: 0 }];
-      const classifier = host.ready();
+      // SageMaker multi-model endpoints name the model in this header.
+      const target = request.headers['x-amzn-sagemaker-target-model'];
+      const classifier = host.ready(typeof target === 'string' && target !== '' ? target.replace(/\.tar\.gz$/, '') : undefined);
       // One classify call for the whole body: the texts of every line share batches.
       const texts = invocations.flatMap((inv) => inv.texts);
       const names = invocations.flatMap((inv) => inv.texts.map((_, k) => (lines ? `line ${inv.line}${inv.single ? '' : ` "inputs[${k}]"`}` : inv.single ? '"inputs"' : `"inputs[${k}]"`)));

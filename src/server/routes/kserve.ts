@@ -77,12 +77,15 @@ const inferSchema = {
 
 /** The classifier serving `name` (and `version`), or 404 / 503. */
 function modelFor(host: ModelHost, params: ModelParams): TextClassifier {
-  const classifier = host.ready();
-  const served = classifier.manifest.name;
-  if (params.name !== served || (params.version !== undefined && params.version !== MODEL_VERSION)) {
-    throw new KilnError('KILN_ERR_HTTP_V2_UNKNOWN_MODEL', { model: params.version === undefined ? params.name : `${params.name}/versions/${params.version}`, served });
+  const unknown = (): KilnError =>
+    new KilnError('KILN_ERR_HTTP_V2_UNKNOWN_MODEL', { model: params.version === undefined ? params.name : `${params.name}/versions/${params.version}`, served: host.names().join(', ') });
+  if (params.version !== undefined && params.version !== MODEL_VERSION && host.unavailable() === null) throw unknown();
+  try {
+    return host.ready(params.name);
+  } catch (err) {
+    if (err instanceof KilnError && err.code === 'KILN_ERR_HTTP_UNKNOWN_MODEL') throw unknown();
+    throw err;
   }
-  return classifier;
 }
 
 function metadata(classifier: TextClassifier): object {

@@ -9,6 +9,7 @@ export function pingRoute(app: FastifyInstance, host: ModelHost): void {
   app.get('/ping', async () => {
     const unavailable = host.unavailable();
     if (unavailable) throw unavailable;
-    return { status: 'ok', model: host.ready().manifest.name };
+    const names = host.names();
+    return names.length === 1 ? { status: 'ok', model: names[0] } : { status: 'ok', models: names };
   });
 }
