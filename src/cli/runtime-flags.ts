@@ -55,6 +55,14 @@ export const runtimeFlags = {
     default: 4096,
     parse: integer(1, 1_000_000),
   } satisfies FlagSpec<number>,
+  'max-queue-ms': {
+    type: 'string',
+    arg: 'MS',
+    description: 'Refuse requests (429) when the queue would take longer than this to clear at the recent rate: fast refusals instead of long waits under overload.',
+    default: null as number | null,
+    defaultText: 'none (only --max-queue bounds the queue)',
+    parse: integer(1, 3_600_000),
+  } satisfies FlagSpec<number | null>,
   buckets: {
     type: 'string',
     arg: 'L1,L2,…',
@@ -71,6 +79,7 @@ export interface RuntimeFlagValues {
   'max-batch': number | undefined;
   'max-delay-ms': number | undefined;
   'max-queue': number;
+  'max-queue-ms': number | null;
   buckets: number[] | undefined;
 }
 
@@ -81,6 +90,7 @@ export function classifierOptions(flags: RuntimeFlagValues): ClassifierOptions {
     maxBatch: flags['max-batch'],
     maxDelayMs: flags['max-delay-ms'],
     maxQueue: flags['max-queue'],
+    maxQueueMs: flags['max-queue-ms'],
     buckets: flags.buckets,
   };
 }

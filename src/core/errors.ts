@@ -275,6 +275,16 @@ export const ERRORS = {
     'The request queue is full: the server is overloaded and refuses work instead of slowing everyone down.',
     (p) => `the server is overloaded: ${p.depth} requests are queued (the limit is ${p.maxQueue}); retry after a short pause, or raise --max-queue or add replicas`,
   ),
+  KILN_ERR_QUEUE_WAIT: def<{ waitMs: number; limitMs: number; depth: number }>(
+    429,
+    'The queue would take longer to clear than --max-queue-ms allows: the server is overloaded and refuses fast.',
+    (p) => `the server is overloaded: the ${p.depth} queued requests would take about ${p.waitMs} ms to clear (the limit is ${p.limitMs} ms); retry after a short pause, or add replicas`,
+  ),
+  KILN_ERR_DEADLINE_EXCEEDED: def<{ waitedMs: number }>(
+    504,
+    'A request waited in the queue past its deadline (--timeout-ms) and was dropped before it ran.',
+    (p) => `the request waited ${p.waitedMs} ms in the queue, past its deadline, and was dropped unrun; retry, raise --timeout-ms, or add replicas`,
+  ),
   KILN_ERR_SCHEDULER_CLOSED: def<{ reason: string }>(
     503,
     'The model is shutting down and takes no new work.',

@@ -35,11 +35,23 @@ export interface SchedulerOptions {
   classes: number;
   /** Tries per request before it fails with KILN_ERR_REPLICA_FAILED. @defaultValue 2 */
   maxAttempts?: number;
+  /**
+   * Refuse a request (KILN_ERR_QUEUE_WAIT, 429) when the queue ahead of it would take longer
+   * than this to clear at the recent rate, in ms: overload turns into fast refusals instead of
+   * long waits for everyone. @defaultValue null (only max queue bounds the queue)
+   */
+  maxQueueMs?: number | null;
+}
+
+export interface SubmitOptions {
+  /** performance.now() time after which the request is dropped unstarted (KILN_ERR_DEADLINE_EXCEEDED). */
+  deadline?: number;
 }
 
 interface Job {
   encoded: EncodedText;
   enqueuedAt: number;
+  deadline: number;
   attempts: number;
   settled: boolean;
   resolve: (logits: number[]) => void;
@@ -160,18 +172,32 @@ export class Scheduler {
   }
 
   /** Queues one sequence; resolves to its logits. */
-  submit(encoded: EncodedText): Promise<number[]> {
+  submit(encoded: EncodedText, options: SubmitOptions = {}): Promise<number[]> {
     if (this.state !== 'open') return Promise.reject(new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it is shutting down' }));
-    if (this.queue.length >= this.maxQueue) {
+    const refuse = (err: KilnError): Promise<never> => {
       this.counters.rejected += 1;
       if (channels.reject.hasSubscribers) channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
-      return Promise.reject(new KilnError('KILN_ERR_QUEUE_FULL', { depth: this.queue.length, maxQueue: this.maxQueue }));
+      return Promise.reject(err);
+    };
+    if (this.queue.length >= this.maxQueue) return refuse(new KilnError('KILN_ERR_QUEUE_FULL', { depth: this.queue.length, maxQueue: this.maxQueue }));
+    const limitMs = this.options.maxQueueMs ?? null;
+    if (limitMs !== null && this.queue.length > 0) {
+      const waitMs = this.expectedWaitMs();
+      if (waitMs > limitMs) return refuse(new KilnError('KILN_ERR_QUEUE_WAIT', { waitMs: Math.round(waitMs), limitMs, depth: this.queue.length }));
     }
     this.counters.submitted += 1;
     return new Promise((resolve, reject) => {
-      this.queue.push({ encoded, enqueuedAt: performance.now(), attempts: 0, settled: false, resolve, reject });
+      this.queue.push({ encoded, enqueuedAt: performance.now(), deadline: options.deadline ?? Infinity, attempts: 0, settled: false, resolve, reject });
       this.schedulePump();
     });
+  }
+
+  /** How long the requests queued now would take to clear at the rate of the last seconds. */
+  private expectedWaitMs(): number {
+    const recent = this.recent();
+    // Too little history to judge (start-up): admit, the count bound still holds.
+    if (recent.count < 20 || recent.perSecond <= 0) return 0;
+    return (this.queue.length / recent.perSecond) * 1000;
   }
 
   /** Requests that arrive in the same turn of the event loop can share a batch. */
@@ -209,7 +235,8 @@ export class Scheduler {
         const head = this.queue.splice(0, round).sort((a, b) => a.encoded.ids.length - b.encoded.ids.length);
         this.queue.unshift(...head);
       }
-      this.dispatch(slot, this.takeBatch(Math.ceil(this.queue.length / Math.max(1, idle))));
+      const batch = this.takeBatch(Math.ceil(this.queue.length / Math.max(1, idle)));
+      if (batch.length > 0) this.dispatch(slot, batch);
     }
     this.checkDrained();
   }
@@ -229,8 +256,15 @@ export class Scheduler {
     const batch: Job[] = [];
     let longest = 0;
     const budget = this.tokenBudget ?? this.maxBatch * this.options.buckets[this.options.buckets.length - 1]!;
+    const now = performance.now();
     while (this.queue.length > 0 && batch.length < limit) {
       const next = this.queue[0]!;
+      // A request past its deadline is dropped unstarted: its client has gone already.
+      if (next.deadline <= now) {
+        this.queue.shift();
+        this.fail(next, new KilnError('KILN_ERR_DEADLINE_EXCEEDED', { waitedMs: Math.round(now - next.enqueuedAt) }));
+        continue;
+      }
       const length = Math.max(longest, next.encoded.ids.length);
       const padded = this.paddedLength(length) * (batch.length + 1);
       if (batch.length > 0 && padded > budget) break;

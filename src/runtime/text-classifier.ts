@@ -37,6 +37,8 @@ export interface ClassifierOptions {
   maxDelayMs?: number;
   /** Most requests waiting before new ones are refused (429 in the server). @defaultValue 4096 */
   maxQueue?: number;
+  /** Refuse requests when the queue would take longer than this to clear, in ms (429). @defaultValue none */
+  maxQueueMs?: number | null;
   /** Sequence lengths to pad batches to. @defaultValue the artifact's buckets */
   buckets?: number[];
   /** @defaultValue 'cpu' */
@@ -85,6 +87,7 @@ export class TextClassifier {
       maxBatch,
       maxDelayMs,
       maxQueue: options.maxQueue,
+      maxQueueMs: options.maxQueueMs ?? null,
       buckets,
       inputs: manifest.model.inputs,
       padId: tokenizer.padId,
@@ -101,13 +104,17 @@ export class TextClassifier {
    * Classifies texts; each is queued on its own and batched with whatever else is waiting.
    * `describe(i)` names text i in errors (e.g. "line 5 of reviews.txt").
    */
-  async classify(texts: readonly string[], describe: (index: number) => string = (i) => `text ${i} (counting from 0)`): Promise<Prediction[]> {
+  async classify(
+    texts: readonly string[],
+    describe: (index: number) => string = (i) => `text ${i} (counting from 0)`,
+    options: { deadline?: number } = {},
+  ): Promise<Prediction[]> {
     texts.forEach((text, index) => {
       if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
     });
     const { maxLength } = this.manifest.limits;
     const encoded = texts.map((text) => this.tokenizer.encode(text, maxLength));
-    const logits = await Promise.all(encoded.map((e) => this.scheduler.submit(e)));
+    const logits = await Promise.all(encoded.map((e) => this.scheduler.submit(e, options)));
     return logits.map((values, i) => ({ ...topLabel(values, this.labels), logits: values, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }
 

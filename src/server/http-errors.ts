@@ -67,7 +67,7 @@ function forProtocol(err: KilnError, protocol: Protocol): KilnError {
 
 function send(request: FastifyRequest, reply: FastifyReply, err: KilnError): FastifyReply {
   void reply.status(err.status).header('kiln-error-code', err.code);
-  if (err.code === 'KILN_ERR_QUEUE_FULL') void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  if (err.status === 429) void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
   return reply.send(protocolOf(request.url) === 'kserve' ? { error: err.message } : err.toJSON());
 }
 

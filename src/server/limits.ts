@@ -31,8 +31,8 @@ export function checkTexts(texts: readonly string[], describe: (index: number) =
 
 /**
  * Checks the texts and classifies them within what is left of the request's deadline
- * (`elapsedMs` since it arrived). On timeout the answer is 504; texts already queued still run,
- * because the scheduler has no way yet to withdraw a queued request.
+ * (`elapsedMs` since it arrived). On timeout the answer is 504, and texts still queued then are
+ * dropped by the scheduler before they run (a batch already running finishes).
  */
 export async function classifyWithin(
   classifier: TextClassifier,
@@ -42,9 +42,10 @@ export async function classifyWithin(
   elapsedMs: number,
 ): Promise<Prediction[]> {
   checkTexts(texts, describe, limits);
-  const work = classifier.classify(texts, describe);
-  if (limits.timeoutMs === null) return work;
+  if (limits.timeoutMs === null) return classifier.classify(texts, describe);
   const limit = limits.timeoutMs;
+  // Queued texts still waiting at the deadline are dropped by the scheduler, unrun.
+  const work = classifier.classify(texts, describe, { deadline: performance.now() + Math.max(0, limit - elapsedMs) });
   // The abandoned work may still fail later (e.g. a queue-full rejection); nobody awaits it then.
   work.catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;

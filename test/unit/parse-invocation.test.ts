@@ -180,6 +180,7 @@ describe('parseInvocation', () => {
       'max-batch': undefined,
       'max-delay-ms': undefined,
       'max-queue': 4096,
+      'max-queue-ms': null,
       buckets: undefined,
     });
   });
