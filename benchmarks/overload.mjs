@@ -2,7 +2,7 @@
 // driven by autocannon over loopback at 4× its sustainable rate (0 crashes, 0 5xx, every
 // accepted request answered, the excess answered 429, p99 of accepted ≤ 5× the unloaded p99),
 // then its resident memory over a long run at the sustainable rate (stable within ± 10 %).
-//   npm run bench:overload -- [--seconds 60] [--requests 100000] [--max-queue 64]
+//   npm run bench:overload -- [--seconds 60] [--requests 100000] [--max-queue 64] [--max-queue-ms MS]
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
@@ -33,6 +33,7 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '60' },
     requests: { type: 'string', default: '100000' },
     'max-queue': { type: 'string', default: '64' },
+    'max-queue-ms': { type: 'string', default: '' },
   },
 });
 const positive = (name, help) => {
@@ -69,7 +70,8 @@ async function readSentences(limit) {
 
 /** `kiln serve` as a child process on a free loopback port; resolves once GET /ping answers 200. */
 async function startServer(cacheDir) {
-  const child = spawn(process.execPath, [CLI, 'serve', MODEL, '--host', '127.0.0.1', '--max-queue', String(maxQueue)], {
+  const queueMs = flags['max-queue-ms'] ? ['--max-queue-ms', String(Number(flags['max-queue-ms']))] : [];
+  const child = spawn(process.execPath, [CLI, 'serve', MODEL, '--host', '127.0.0.1', '--max-queue', String(maxQueue), ...queueMs], {
     env: { ...process.env, PORT: '0', KILN_CACHE_DIR: cacheDir },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -247,7 +249,7 @@ try {
   const drift = mean(tail) / mean(warm) - 1;
 
   const lines = [
-    `overload: kiln serve ${layout.replicas} replica(s) × ${layout.threadsPerReplica} thread(s), max batch ${layout.maxBatch}, --max-queue ${maxQueue}; ${cores} cores, load ${loadAtStart.toFixed(1)} at start; autocannon, loopback`,
+    `overload: kiln serve ${layout.replicas} replica(s) × ${layout.threadsPerReplica} thread(s), max batch ${layout.maxBatch}, --max-queue ${maxQueue}${flags['max-queue-ms'] ? `, --max-queue-ms ${flags['max-queue-ms']}` : ''}; ${cores} cores, load ${loadAtStart.toFixed(1)} at start; autocannon, loopback`,
     `  unloaded (${UNLOADED.connections} connection, ${UNLOADED.seconds} s): ${rate(unloaded.accepted / unloaded.elapsed)}, p50 ${ms(percentile(unloaded.ok, 50))}, p99 ${ms(unloadedP99)}`,
     `  sustainable rate R (${SUSTAINED.connections} connections, ${SUSTAINED.seconds} s): ${rate(sustainable)}, p99 ${ms(percentile(sustained.ok, 99))}`,
     `  overload at ${OVERLOAD_FACTOR}× R = ${rate(offered)} offered (${OVERLOAD_CONNECTIONS} connections, ${PHASES} phases, ${over.elapsed.toFixed(1)} s; CPU: server ${serverCpu === null ? 'n/a' : `${serverCpu.toFixed(2)} cores`}, load generator ${benchCpu.toFixed(2)} cores):`,
