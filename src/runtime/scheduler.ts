@@ -145,6 +145,9 @@ export class Scheduler {
   private readonly recentDone = new Float64Array(RECENT_CAPACITY);
   private readonly recentLatency = new Float64Array(RECENT_CAPACITY);
   private recentNext = 0;
+  /** Answers per second over the last 10 s, in one-second buckets: the admission check's rate, O(1). */
+  private readonly rateBuckets = new Float64Array(10);
+  private rateSecond = 0;
   private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
 
   private constructor(
@@ -194,7 +197,7 @@ export class Scheduler {
 
   /** How long the requests queued now would take to clear at the rate of the last seconds. */
   private expectedWaitMs(): number {
-    const recent = this.recent();
+    const recent = this.recentRate(performance.now());
     // Too little history to judge (start-up): admit, the count bound still holds.
     if (recent.count < 20 || recent.perSecond <= 0) return 0;
     return (this.queue.length / recent.perSecond) * 1000;
@@ -356,8 +359,25 @@ export class Scheduler {
     this.pump();
   }
 
+  /** Answers per second over the last seconds (cheap: read on every submit with maxQueueMs). */
+  private recentRate(now: number): { count: number; perSecond: number } {
+    this.advanceRate(now);
+    let count = 0;
+    for (const c of this.rateBuckets) count += c;
+    const span = Math.min(this.rateBuckets.length, Math.max(1, (now - this.started) / 1000));
+    return { count, perSecond: count / span };
+  }
+
+  private advanceRate(now: number): void {
+    const second = Math.floor((now - this.started) / 1000);
+    for (let s = this.rateSecond + 1; s <= second && s <= this.rateSecond + this.rateBuckets.length; s += 1) this.rateBuckets[s % this.rateBuckets.length] = 0;
+    this.rateSecond = Math.max(this.rateSecond, second);
+  }
+
   private recordLatency(job: Job): void {
     const now = performance.now();
+    this.advanceRate(now);
+    this.rateBuckets[this.rateSecond % this.rateBuckets.length]! += 1;
     const i = this.recentNext++ % RECENT_CAPACITY;
     this.recentDone[i] = now;
     this.recentLatency[i] = now - job.enqueuedAt;
