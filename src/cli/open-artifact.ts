@@ -1,16 +1,20 @@
 import { compile } from '../compiler/compile.js';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
+import { isPackagePath, unpackPackage } from '../deploy/package.js';
 import { isArtifactDir } from '../model/artifact.js';
 
 /**
  * An ARTIFACT argument may also be a SOURCE: then it is compiled through the cache (a hit after
- * the first time) and the cache entry is used. Returns the artifact folder.
+ * the first time) and the cache entry is used. It may also be a package (kiln package's
+ * .tar.gz): then it is extracted into the cache once and that folder is used. Returns the
+ * artifact folder.
  */
 export async function artifactFromArgument(path: string, options: { quiet: boolean }): Promise<string> {
   const kind = await pathKind(path);
   if (kind === 'missing') throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path });
   if (kind === 'dir' && (await isArtifactDir(path))) return path;
+  if (kind === 'file' && isPackagePath(path)) return unpackPackage(path);
   const started = performance.now();
   const result = await compile({ source: path, out: null });
   if (!options.quiet && result.cache === 'miss') {

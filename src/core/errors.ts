@@ -188,6 +188,11 @@ export const ERRORS = {
     'The output path exists and is not a kiln artifact, so kiln will not overwrite it.',
     (p) => `output ${q(p.path)} exists and is not a kiln artifact; choose another path with -o or remove it`,
   ),
+  KILN_ERR_PACKAGE_INVALID: def<{ path: string; problem: string }>(
+    400,
+    'A .tar.gz given as ARTIFACT cannot be extracted (truncated, not gzip or tar) or holds no artifact at its root.',
+    (p) => `${q(p.path)} is not a usable kiln package: ${p.problem}; make it again with "kiln package ARTIFACT -o model.tar.gz"`,
+  ),
   KILN_ERR_CACHE_IO: def<{ path: string; reason: string }>(
     500,
     'The compile cache folder cannot be written or read.',
@@ -395,6 +400,13 @@ export const ERRORS = {
     500,
     'An unexpected failure; the server keeps running. Please report it.',
     (p) => `internal error: ${p.reason}; run with KILN_DEBUG=1 for a stack trace and report it`,
+  ),
+
+  // Deploy
+  KILN_ERR_DEPLOY_KUBERNETES_FLAGS: def<{ problem: string; fix: string }>(
+    400,
+    'kiln deploy k8s flags that do not fit together (--job without --shards or --input, --job with --kserve, --min above --max).',
+    (p) => `kiln deploy k8s: ${p.problem}; ${p.fix}`,
   ),
 } as const;
 

@@ -42,7 +42,7 @@ export const serveCommand = defineCommand({
     '{"texts": ["…", …]}, the KServe v2 protocol under /v2, SageMaker\'s POST /invocations (JSON or JSON Lines), ' +
     'and Prometheus metrics on GET /metrics. A folder of artifacts or sources (a model repository) serves each under its ' +
     'name; requests then name theirs ("model" in the body, the KServe path, or x-amzn-sagemaker-target-model). Without ARTIFACT it serves /opt/ml/model when that exists, as a ' +
-    'SageMaker container started with "serve" does. Binds 127.0.0.1 unless told otherwise. On SIGTERM or Ctrl-C ' +
+    'SageMaker container started with "serve" does. Binds 127.0.0.1 unless told otherwise (--host, or KILN_HOST as the container image sets). On SIGTERM or Ctrl-C ' +
     'it drains: health checks answer 503 at once, new requests 503, accepted ones are answered, then it exits 0 ' +
     '(a second signal stops it at once).',
   positionals: [
@@ -53,7 +53,7 @@ export const serveCommand = defineCommand({
     },
   ],
   flags: {
-    host: { type: 'string', arg: 'HOST', description: 'Address to listen on; 0.0.0.0 exposes the server to the network.', default: DEFAULT_HOST, parse: host },
+    host: { type: 'string', arg: 'HOST', env: 'KILN_HOST', description: 'Address to listen on; 0.0.0.0 exposes the server to the network.', default: DEFAULT_HOST, parse: host },
     port: {
       type: 'string',
       short: 'p',

@@ -1,0 +1,257 @@
+/**
+ * Kubernetes manifests for an artifact: a Deployment sized from the manifest's tuned layout and
+ * memory figures, its Service, HorizontalPodAutoscaler and PodDisruptionBudget; or a KServe
+ * InferenceService; or an Indexed Job that runs `kiln batch` shards. Pure: objects in, YAML out.
+ */
+import { Document, isMap, isPair, isScalar, type YAMLMap } from 'yaml';
+import type { Manifest } from '../model/artifact.js';
+
+/** Where the image holds the artifact: `/models/<name>` (baked in by the image's Dockerfile). */
+export const MODELS_DIR = '/models';
+/** The port `kiln serve` listens on in the container (its default, SageMaker's too). */
+export const CONTAINER_PORT = 8080;
+/**
+ * Seconds preStop waits before Kubernetes sends SIGTERM: endpoint removal reaches kube-proxy and
+ * ingress controllers asynchronously, so a pod that stopped at once would still get new requests.
+ */
+export const PRE_STOP_SECONDS = 5;
+/** preStop plus the drain (answer accepted requests) after SIGTERM; then SIGKILL. */
+export const TERMINATION_GRACE_SECONDS = 30;
+/** Memory limit over the request: the figures are measured at max batch × max length, not a bound on every allocator's slack. */
+export const MEMORY_LIMIT_HEADROOM = 1.5;
+const MI = 1024 * 1024;
+
+export interface K8sOptions {
+  /** Container image that holds kiln and the artifact at /models/<name>. */
+  image: string;
+  /** Pods the Deployment starts with. @defaultValue 2 */
+  replicas: number;
+  /** HPA bounds (pods). */
+  min: number;
+  max: number;
+}
+
+export interface K8sJobOptions {
+  image: string;
+  /** Job indexes, each one `kiln batch --shard I/N`. */
+  shards: number;
+  /** INPUT path as the container sees it (a mounted volume). */
+  input: string;
+  /** Each index writes `<outputPrefix>-<index>.jsonl`. */
+  outputPrefix: string;
+}
+
+/** One YAML file to write: its name in the output folder and its text. */
+export interface K8sFile {
+  file: string;
+  text: string;
+}
+
+/** The pod's size: kiln's replicas × threads as CPU, and the memory figures from compile. */
+export interface PodSizing {
+  replicas: number;
+  threadsPerReplica: number;
+  cpu: number;
+  /** Request and limit in MiB; null when the artifact has no memory figures (compiled before kiln measured them). */
+  memoryRequestMi: number | null;
+  memoryLimitMi: number | null;
+}
+
+export function podSizing(manifest: Manifest): PodSizing {
+  const replicas = manifest.tuned?.replicas ?? 1;
+  const threadsPerReplica = manifest.tuned?.threadsPerReplica ?? 1;
+  const memory = manifest.memory;
+  const requestMi = memory ? Math.ceil(((memory.processBytes ?? 0) + replicas * memory.perReplicaBytes) / MI) : null;
+  return {
+    replicas,
+    threadsPerReplica,
+    cpu: replicas * threadsPerReplica,
+    memoryRequestMi: requestMi,
+    memoryLimitMi: requestMi === null ? null : Math.ceil(requestMi * MEMORY_LIMIT_HEADROOM),
+  };
+}
+
+/** A DNS-1123 label from the artifact's name (Kubernetes object names and label values). */
+export function resourceName(name: string): string {
+  const label = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  return label || 'kiln-model';
+}
+
+function resources(s: PodSizing): Record<string, Record<string, string>> {
+  const cpu = String(s.cpu);
+  const requests: Record<string, string> = { cpu };
+  const limits: Record<string, string> = { cpu };
+  if (s.memoryRequestMi !== null && s.memoryLimitMi !== null) {
+    requests.memory = `${s.memoryRequestMi}Mi`;
+    limits.memory = `${s.memoryLimitMi}Mi`;
+  }
+  return { requests, limits };
+}
+
+function serveContainer(manifest: Manifest, image: string, name: string): Record<string, unknown> {
+  const s = podSizing(manifest);
+  const probe = (path: string, failureThreshold: number): Record<string, unknown> => ({
+    httpGet: { path, port: 'http' },
+    periodSeconds: 5,
+    timeoutSeconds: 2,
+    failureThreshold,
+  });
+  return {
+    name,
+    image,
+    args: ['serve', `${MODELS_DIR}/${manifest.name}`, '--host', '0.0.0.0', '--port', String(CONTAINER_PORT), '--replicas', String(s.replicas), '--threads-per-replica', String(s.threadsPerReplica)],
+    ports: [{ name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP' }],
+    resources: resources(s),
+    // The model loads after the server listens: /v2/health/ready answers 503 until it is loaded, and while draining.
+    readinessProbe: probe('/v2/health/ready', 1),
+    livenessProbe: { ...probe('/v2/health/live', 3), initialDelaySeconds: 10 },
+    lifecycle: { preStop: { exec: { command: ['node', '-e', `setTimeout(() => {}, ${PRE_STOP_SECONDS * 1000})`] } } },
+  };
+}
+
+function toDocument(value: unknown, comment?: string): Document {
+  // No anchors and aliases for repeated objects (labels): kubectl reads them, but people grep the YAML.
+  const doc = new Document(value, { aliasDuplicateObjects: false });
+  if (comment) doc.commentBefore = comment.split('\n').map((l) => ` ${l.trimStart()}`).join('\n');
+  return doc;
+}
+
+/** Sets the comment shown before the map entry `key` (a path of keys and indexes). */
+function commentOn(doc: Document, path: (string | number)[], comment: string): void {
+  const node = doc.getIn(path.slice(0, -1), true) as YAMLMap | undefined;
+  const key = path[path.length - 1];
+  if (!node || !isMap(node)) return;
+  const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === key);
+  if (pair && isScalar(pair.key)) pair.key.commentBefore = comment;
+}
+
+const QUEUE_DEPTH_ALTERNATIVE = [
+  ' Alternative: scale on queued work instead of CPU, with the kiln_queue_depth gauge from GET /metrics',
+  ' exposed as a pods metric (e.g. by prometheus-adapter). Replace the list below with:',
+  ' - type: Pods',
+  '   pods:',
+  '     metric:',
+  '       name: kiln_queue_depth',
+  '     target:',
+  '       type: AverageValue',
+  '       averageValue: "8"',
+].join('\n');
+
+/** Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget for `kiln serve`. */
+export function deploymentFiles(manifest: Manifest, options: K8sOptions): K8sFile[] {
+  const name = resourceName(manifest.name);
+  const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/managed-by': 'kiln' };
+  const selector = { matchLabels: { 'app.kubernetes.io/name': name } };
+  const s = podSizing(manifest);
+  const header = `kiln deploy k8s: ${manifest.name}; ${s.replicas} replica(s) × ${s.threadsPerReplica} thread(s) per pod${manifest.tuned ? ' (tuned layout)' : ' (untuned: run kiln tune for a measured layout)'}`;
+
+  const deployment = toDocument(
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, labels },
+      spec: {
+        replicas: options.replicas,
+        selector,
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+        template: {
+          metadata: { labels },
+          spec: { terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS, containers: [serveContainer(manifest, options.image, 'kiln')] },
+        },
+      },
+    },
+    header,
+  );
+  commentOn(deployment, ['spec', 'template', 'spec', 'terminationGracePeriodSeconds'], ` preStop waits ${PRE_STOP_SECONDS} s for endpoints to drop the pod, then SIGTERM: kiln serve answers what it accepted and exits 0`);
+  const container = ['spec', 'template', 'spec', 'containers', 0];
+  commentOn(deployment, [...container, 'resources'], s.memoryRequestMi === null
+    ? ' CPU = replicas × threads per replica; no memory figures in the artifact (recompile to measure them)'
+    : ` CPU = replicas × threads per replica; memory = process + replicas × per-replica bytes (compile's measurement), limit ×${MEMORY_LIMIT_HEADROOM}`);
+
+  const service = toDocument({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, labels },
+    spec: { selector: selector.matchLabels, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+  });
+
+  const hpa = toDocument({
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: { name, labels },
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+      minReplicas: options.min,
+      maxReplicas: options.max,
+      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }],
+    },
+  });
+  commentOn(hpa, ['spec', 'metrics'], QUEUE_DEPTH_ALTERNATIVE);
+
+  const pdb = toDocument({
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name, labels },
+    spec: { minAvailable: 1, selector },
+  });
+
+  return [
+    { file: 'deployment.yaml', text: deployment.toString() },
+    { file: 'service.yaml', text: service.toString() },
+    { file: 'hpa.yaml', text: hpa.toString() },
+    { file: 'pdb.yaml', text: pdb.toString() },
+  ];
+}
+
+/** A KServe InferenceService running kiln as a custom predictor container (KServe scales it). */
+export function inferenceServiceFiles(manifest: Manifest, options: K8sOptions): K8sFile[] {
+  const name = resourceName(manifest.name);
+  const container = serveContainer(manifest, options.image, 'kserve-container');
+  const doc = toDocument(
+    {
+      apiVersion: 'serving.kserve.io/v1beta1',
+      kind: 'InferenceService',
+      metadata: { name, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/managed-by': 'kiln' } },
+      spec: { predictor: { minReplicas: options.min, maxReplicas: options.max, containers: [container] } },
+    },
+    `kiln deploy k8s --kserve: ${manifest.name}; kiln serves the KServe v2 protocol under /v2/models/${manifest.name}`,
+  );
+  return [{ file: 'inferenceservice.yaml', text: doc.toString() }];
+}
+
+/** An Indexed Job: index I runs `kiln batch --shard I/N`, so the N pods cover INPUT exactly once. */
+export function batchJobFiles(manifest: Manifest, options: K8sJobOptions): K8sFile[] {
+  const name = `${resourceName(manifest.name).slice(0, 57)}-batch`;
+  const s = podSizing(manifest);
+  const doc = toDocument(
+    {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/managed-by': 'kiln' } },
+      spec: {
+        completionMode: 'Indexed',
+        completions: options.shards,
+        parallelism: options.shards,
+        backoffLimit: 6 * options.shards,
+        template: {
+          spec: {
+            restartPolicy: 'OnFailure',
+            containers: [
+              {
+                name: 'kiln-batch',
+                image: options.image,
+                // Kubernetes expands $(JOB_COMPLETION_INDEX) from the env below: no shell needed.
+                args: ['batch', `${MODELS_DIR}/${manifest.name}`, options.input, '--shard', `$(JOB_COMPLETION_INDEX)/${options.shards}`, '-o', `${options.outputPrefix}-$(JOB_COMPLETION_INDEX).jsonl`],
+                env: [{ name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } }],
+                resources: resources(s),
+              },
+            ],
+          },
+        },
+      },
+    },
+    `kiln deploy k8s --job: ${manifest.name} over ${options.input} in ${options.shards} shards. INPUT and the outputs must be on a volume\n` +
+      'every pod mounts (add it under template.spec); a restarted index resumes its output (kiln batch is resumable).',
+  );
+  return [{ file: 'job.yaml', text: doc.toString() }];
+}
