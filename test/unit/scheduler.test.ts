@@ -701,11 +701,11 @@ describe('Scheduler replica failures', () => {
       const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4 });
       t.after(() => replacementStarted.resolve());
       const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
-      await fleet.waitForRuns(1);
-      await afterPump();
-      await afterPump();
-      assert.equal(fleet.runs.length, 2, 'the retry was dispatched while the replacement is starting');
-      assert.equal(fleet.at(1).replica.id, 1);
+      // The two requests go one to each idle replica; replica 0 crashes. Its request must be
+      // retried on replica 1 while the replacement is still starting (it never finishes here).
+      const onReplica1 = (): number[] => fleet.runs.filter((r) => r.replica.id === 1).flatMap((r) => r.tags);
+      for (let turn = 0; turn < 100 && onReplica1().length < 2; turn += 1) await afterPump();
+      assert.deepEqual(onReplica1().sort(), [1000, 1001], 'the retry was dispatched to replica 1 while the replacement is starting');
       await assertAnswered(requests);
     },
   );
