@@ -86,7 +86,10 @@ export async function latencyRun(predict: Predict, texts: readonly string[], onP
  * batches pad little (what an offline job does), order of answers restored.
  */
 export async function throughputSweep(classifier: TextClassifier, texts: readonly string[], batches: readonly number[], onProgress?: ProgressSink): Promise<ThroughputPoint[]> {
-  const sorted = [...texts].sort((a, b) => classifier.tokenCount(a) - classifier.tokenCount(b));
+  const sorted = texts
+    .map((text) => ({ text, tokens: classifier.tokenCount(text) }))
+    .sort((a, b) => a.tokens - b.tokens)
+    .map(({ text }) => text);
   const points: ThroughputPoint[] = [];
   for (const [i, batch] of batches.entries()) {
     classifier.reconfigure({ maxBatch: batch, maxDelayMs: 0 });

@@ -101,7 +101,11 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   const flush = async (rows: Row[]): Promise<void> => {
     const examples = rows.flatMap((r) => ('example' in r ? [r] : []));
     // Submitted shortest first, so the scheduler's batches hold texts of similar length.
-    const order = [...examples].sort((a, b) => classifier.tokenCount(a.example.text) - classifier.tokenCount(b.example.text));
+    // Each text is measured once, not in every comparison the sort makes.
+    const order = examples
+      .map((r) => ({ r, tokens: classifier.tokenCount(r.example.text) }))
+      .sort((a, b) => a.tokens - b.tokens)
+      .map(({ r }) => r);
     const settled = await Promise.allSettled(order.map((r) => classifier.classify([r.example.text], () => `line ${r.line}`)));
     const answers = new Map<number, OutputLine>();
     order.forEach((r, i) => {
