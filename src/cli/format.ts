@@ -1,6 +1,7 @@
 /** Small formatting helpers for human output on the terminal. */
 
 export { formatBytes, formatMs } from '../core/log.js';
+export { percentile } from '../core/stats.js';
 
 export function formatCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
@@ -13,13 +14,6 @@ export function formatCount(n: number): string {
 export function table(rows: Array<[string, string]>, indent = '  '): string {
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `${indent}${label.padEnd(width)}  ${value}`).join('\n');
-}
-
-/** Nearest-rank percentile of already sorted values. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
 }
 
 /** `new BiasGelu 4, LayerNormalization 9; fewer MatMul 32→28, …`: how optimization changed the op mix. */

@@ -7,6 +7,7 @@
  * also when replicas fail: a crashed replica is replaced and its batch retried.
  */
 import { channels, type BatchEvent } from '../core/channels.js';
+import { percentile } from '../core/stats.js';
 import { KilnError } from '../core/errors.js';
 import type { TensorInfo } from '../onnx/graph.js';
 import { bucketFor, defaultBuckets } from '../model/buckets.js';
@@ -114,11 +115,6 @@ export interface RecentLatency {
 export const RECENT_WINDOW_MS = 10_000;
 /** Latencies kept for it; beyond this rate the window shortens to the newest answers. */
 const RECENT_CAPACITY = 8192;
-
-/** Nearest-rank percentile of ascending values. */
-function rank(sorted: readonly number[], p: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 const DEFAULT_MAX_DELAY_MS = 2;
 const DEFAULT_MAX_QUEUE = 4096;
@@ -394,15 +390,16 @@ export class Scheduler {
       }
     }
     values.sort((a, b) => a - b);
+    const at = (p: number): number => (values.length === 0 ? 0 : percentile(values, p));
     // A full ring covers less than the window: the rate is over the time it does cover.
     const span = values.length >= RECENT_CAPACITY ? Math.max(1, now - oldest) : Math.min(RECENT_WINDOW_MS, Math.max(1, now - this.started));
     return Object.freeze({
       windowMs: RECENT_WINDOW_MS,
       count: values.length,
       perSecond: (values.length / span) * 1000,
-      p50Ms: rank(values, 50),
-      p90Ms: rank(values, 90),
-      p99Ms: rank(values, 99),
+      p50Ms: at(50),
+      p90Ms: at(90),
+      p99Ms: at(99),
       maxMs: values.at(-1) ?? 0,
     });
   }
