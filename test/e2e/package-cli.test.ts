@@ -1,33 +1,14 @@
 /** `kiln package` and serving its tar.gz, as the SageMaker container runs it. */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { cp, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import * as tar from 'tar';
-import { CLI, EMBEDDED_MODEL, kiln, REPO, tempDir } from '../fixtures/models.js';
-
-/** Starts `kiln serve`, resolves with its URL when stderr says it is ready (or rejects when the process ends). */
-function serve(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; stderr: () => string; ready: Promise<string> } {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: REPO, env: { ...process.env, ...env } });
-  // A failed assertion must not leave a server that keeps the test process alive.
-  after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stderr = '';
-  const ready = new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const url = /listening on (http:\/\/[^ ]+)/.exec(stderr)?.[1];
-      if (url && stderr.includes(' ready in ')) resolve(url);
-    });
-    child.on('exit', (code) => reject(new Error(`kiln serve exited with ${code}:\n${stderr}`)));
-  });
-  return { child, stderr: () => stderr, ready };
-}
+import { EMBEDDED_MODEL, kiln, serveProcess, tempDir } from '../fixtures/models.js';
 
 async function stop(child: ChildProcess, stderr: () => string): Promise<void> {
   const exited = once(child, 'exit');
@@ -61,7 +42,7 @@ test('kiln package SOURCE writes a tar.gz whose root holds the artifact files, a
 
 test('kiln serve model.tar.gz, started as the container starts it (KILN_HOST, SAGEMAKER_BIND_TO_PORT), answers /ping, /invocations, /predict and drains on SIGTERM', async () => {
   const { out, env } = await shared;
-  const { child, ready, stderr } = serve([out], { ...env, KILN_HOST: '0.0.0.0', SAGEMAKER_BIND_TO_PORT: '0', PORT: '' });
+  const { child, ready, stderr } = serveProcess([out], { ...env, KILN_HOST: '0.0.0.0', SAGEMAKER_BIND_TO_PORT: '0', PORT: '' });
   const url = await ready;
   const port = new URL(url).port;
   // Bound to every interface: reachable on a non-loopback address too, where the machine has one.
@@ -88,7 +69,7 @@ test('kiln serve DIR serves a folder laid out like /opt/ml/model (the package ex
   const modelDir = join(dir, 'opt-ml-model');
   await mkdir(modelDir);
   await tar.extract({ file: out, cwd: modelDir });
-  const { child, ready, stderr } = serve([modelDir, '--port', '0'], env);
+  const { child, ready, stderr } = serveProcess([modelDir, '--port', '0'], env);
   const url = await ready;
   const res = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"I absolutely loved this movie, it was fantastic!"}' });
   assert.equal(((await res.json()) as { label: string }).label, 'POSITIVE');

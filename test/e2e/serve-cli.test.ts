@@ -1,29 +1,14 @@
 /** `kiln serve` as a process: PORT honoured, loopback only, ready line, /predict, clean stop. */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CLI, EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
-
-/** Starts `kiln serve`, resolves when stderr says it is ready (or the process ends). */
-function serve(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; stderr: () => string; ready: Promise<string> } {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: REPO, env: { ...process.env, ...env } });
-  let stderr = '';
-  const ready = new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const url = /listening on (http:\/\/[^ ]+)/.exec(stderr)?.[1];
-      if (url && stderr.includes(' ready in ')) resolve(url);
-    });
-    child.on('exit', (code) => reject(new Error(`kiln serve exited with ${code}:\n${stderr}`)));
-  });
-  return { child, stderr: () => stderr, ready };
-}
+import { CLI, EMBEDDED_MODEL, REPO, serveProcess, tempDir } from '../fixtures/models.js';
 
 test('kiln serve SOURCE with PORT=0 compiles, listens on 127.0.0.1, predicts, and stops cleanly on SIGTERM', async () => {
   const dir = await tempDir();
-  const { child, ready, stderr } = serve([EMBEDDED_MODEL], { PORT: '0', KILN_CACHE_DIR: join(dir, 'cache') });
+  const { child, ready, stderr } = serveProcess([EMBEDDED_MODEL], { PORT: '0', KILN_CACHE_DIR: join(dir, 'cache') });
   const url = await ready;
   assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.notEqual(url.endsWith(':8080'), true, 'PORT=0 from the environment picks a free port');
