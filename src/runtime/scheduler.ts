@@ -10,7 +10,7 @@ import { channels, type BatchEvent } from '../core/channels.js';
 import { percentile } from '../core/stats.js';
 import { KilnError } from '../core/errors.js';
 import type { TensorInfo } from '../onnx/graph.js';
-import { bucketFor, defaultBuckets } from '../model/buckets.js';
+import { bucketFor } from '../model/buckets.js';
 import { buildFeeds } from '../model/feeds.js';
 import type { EncodedText } from '../model/tokenizer.js';
 import type { Replica, ReplicaFactory } from './replica.js';

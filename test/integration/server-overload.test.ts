@@ -10,7 +10,7 @@ import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { WorkerReplica, type Replica, type ReplicaFactory } from '../../src/runtime/replica.js';
 import { TextClassifier, type ClassifierOptions } from '../../src/runtime/text-classifier.js';
-import { createServer, type KilnServer, type ServerOptions } from '../../src/server/server.js';
+import { createServer, type ServerOptions } from '../../src/server/server.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
 let artifact: string;
