@@ -4,7 +4,8 @@
  * with percentiles from an HDR histogram.
  */
 import hdr from 'hdr-histogram-js';
-import type { Prediction, TextClassifier } from '../runtime/text-classifier.js';
+import type { Prediction } from '../runtime/text-classifier.js';
+import type { ModelInput, TaskModel } from '../runtime/task-model.js';
 
 export type BenchMode = 'latency' | 'throughput' | 'concurrency';
 
@@ -34,8 +35,8 @@ export interface ConcurrencyPoint {
   avgBatch: number;
 }
 
-/** One request = `classify([text])`, in process or over HTTP. */
-export type Predict = (text: string) => Promise<unknown>;
+/** One request = `infer([input])` (a text or an image's bytes), in process or over HTTP. */
+export type Predict = (input: ModelInput) => Promise<unknown>;
 
 const newHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 
@@ -70,7 +71,7 @@ export interface ProgressSink {
 }
 
 /** One request at a time, as the seed's inference.py loop does. */
-export async function latencyRun(predict: Predict, texts: readonly string[], onProgress?: ProgressSink): Promise<LatencySummary> {
+export async function latencyRun(predict: Predict, texts: readonly ModelInput[], onProgress?: ProgressSink): Promise<LatencySummary> {
   const samples: number[] = [];
   for (const [i, text] of texts.entries()) {
     const started = performance.now();
@@ -85,9 +86,9 @@ export async function latencyRun(predict: Predict, texts: readonly string[], onP
  * Offline throughput at each max batch: every text submitted at once, sorted by length so that
  * batches pad little (what an offline job does), order of answers restored.
  */
-export async function throughputSweep(classifier: TextClassifier, texts: readonly string[], batches: readonly number[], onProgress?: ProgressSink): Promise<ThroughputPoint[]> {
+export async function throughputSweep(classifier: TaskModel<unknown, unknown>, texts: readonly ModelInput[], batches: readonly number[], onProgress?: ProgressSink): Promise<ThroughputPoint[]> {
   const sorted = texts
-    .map((text) => ({ text, tokens: classifier.tokenCount(text) }))
+    .map((text) => ({ text, tokens: classifier.inputSize(text) }))
     .sort((a, b) => a.tokens - b.tokens)
     .map(({ text }) => text);
   const points: ThroughputPoint[] = [];
@@ -95,7 +96,7 @@ export async function throughputSweep(classifier: TextClassifier, texts: readonl
     classifier.reconfigure({ maxBatch: batch, maxDelayMs: 0 });
     const before = classifier.stats();
     const started = performance.now();
-    await classifier.classify(sorted);
+    await classifier.infer(sorted);
     const seconds = (performance.now() - started) / 1000;
     const after = classifier.stats();
     const padded = after.paddedTokens - before.paddedTokens;
@@ -108,7 +109,7 @@ export async function throughputSweep(classifier: TextClassifier, texts: readonl
 /** Closed-loop clients: each sends one text, waits for the answer, sends the next. */
 export async function concurrencySweep(
   predict: Predict,
-  texts: readonly string[],
+  texts: readonly ModelInput[],
   levels: readonly number[],
   options: { durationS: number; batchStats?: () => { batches: number; completed: number } },
   onProgress?: ProgressSink,
@@ -141,9 +142,9 @@ export async function concurrencySweep(
 }
 
 /** The seed's serving recipe: every input padded to max length, batch 1, one replica. */
-export async function seedRecipeThroughput(seed: TextClassifier, texts: readonly string[]): Promise<number> {
+export async function seedRecipeThroughput(seed: TaskModel<unknown, unknown>, texts: readonly ModelInput[]): Promise<number> {
   const started = performance.now();
-  for (const text of texts) await seed.classify([text]);
+  for (const text of texts) await seed.infer([text]);
   return texts.length / ((performance.now() - started) / 1000);
 }
 

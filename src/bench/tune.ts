@@ -4,7 +4,8 @@
  * batch grows while throughput grows and p99 meets the SLO; then max delay is tried on the best.
  */
 import { availableParallelism } from 'node:os';
-import type { TextClassifier } from '../runtime/text-classifier.js';
+import type { LoadedModel } from '../runtime/load-model.js';
+import type { ModelInput } from '../runtime/task-model.js';
 import { concurrencySweep, type Predict } from './bench.js';
 
 export interface Trial {
@@ -20,12 +21,12 @@ export interface Trial {
 }
 
 export interface TuneOptions {
-  texts: readonly string[];
+  texts: readonly ModelInput[];
   sloP99Ms: number;
   budgetS: number;
   maxBatchLimit: number;
   /** Loads a classifier with a replicas × threads layout (the expensive step). */
-  load: (replicas: number, threadsPerReplica: number) => Promise<TextClassifier>;
+  load: (replicas: number, threadsPerReplica: number) => Promise<LoadedModel>;
   onTrial?: (trial: Trial, index: number, planned: number) => void;
   cores?: number;
 }
@@ -51,11 +52,11 @@ export async function tune(options: TuneOptions): Promise<{ best: Trial | null; 
   let bestRT: [number, number] | null = null;
   const better = (t: Trial): boolean => t.meetsSlo && (!best || t.requestsPerSecond > best.requestsPerSecond);
 
-  const measure = async (classifier: TextClassifier, layout: [number, number], maxBatch: number, maxDelayMs: number): Promise<Trial> => {
+  const measure = async (classifier: LoadedModel, layout: [number, number], maxBatch: number, maxDelayMs: number): Promise<Trial> => {
     classifier.reconfigure({ maxBatch, maxDelayMs });
     // Enough closed-loop clients to fill every replica's batch, twice over.
     const clients = Math.min(256, layout[0] * maxBatch * 2);
-    const predict: Predict = (text) => classifier.classify([text]);
+    const predict: Predict = (text) => classifier.infer([text]);
     const [point] = await concurrencySweep(predict, options.texts, [clients], { durationS: trialS });
     const trial: Trial = {
       replicas: layout[0],

@@ -1,6 +1,6 @@
 /** Flags shared by the commands that run a model on replicas (serve, bench). */
 import { KilnError } from '../core/errors.js';
-import type { ClassifierOptions } from '../runtime/text-classifier.js';
+import type { ModelOptions } from '../runtime/task-model.js';
 import { integer, type FlagSpec } from './table.js';
 
 function replicasFlag(raw: string, flag: string): number | 'auto' {
@@ -83,7 +83,7 @@ export interface RuntimeFlagValues {
   buckets: number[] | undefined;
 }
 
-export function classifierOptions(flags: RuntimeFlagValues): ClassifierOptions {
+export function classifierOptions(flags: RuntimeFlagValues): ModelOptions {
   return {
     replicas: flags.replicas,
     threadsPerReplica: flags['threads-per-replica'],

@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { copyFlatDir, pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { sha256, sha256File } from '../core/hash.js';
-import { externalTensor, type TensorInfo, graphInputs, graphOutputs, operatorCounts, opsetImports, parameterCount } from '../onnx/graph.js';
+import { describeTensor, externalTensor, type TensorInfo, graphInputs, graphOutputs, operatorCounts, opsetImports, parameterCount } from '../onnx/graph.js';
 import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import {
   ARTIFACT_FORMAT,
@@ -17,10 +17,13 @@ import {
   MODEL_FILE,
   isArtifactDir,
   readArtifact,
+  type EmbeddingHead,
   type Manifest,
   type MemoryFigures,
+  type Pooling,
+  type Task,
 } from '../model/artifact.js';
-import { parseConfig, readJson, resolveSource, type ModelConfig, type ModelSource } from '../model/source.js';
+import { checkpointFiles, parseConfig, readJson, resolveSource, type ModelConfig, type ModelSource } from '../model/source.js';
 import { defaultBuckets } from '../model/buckets.js';
 import { buildFeeds } from '../model/feeds.js';
 import { TextTokenizer } from '../model/tokenizer.js';
@@ -34,7 +37,9 @@ import { quantizeModel, type QuantizeReport } from './quantize.js';
 import { enforceLimits, verifyArtifact } from './verify.js';
 import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { fusionCounts } from './fusions.js';
-import { checkTextClassifierIO } from './io-check.js';
+import { checkLogits, checkTextInputs } from './io-check.js';
+import { appendPooling, embeddingHead, EMBEDDING_OUTPUT, findHiddenOutput } from './pooling.js';
+import { taskFromConfig } from './task.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
 
 /** The seed traces with `max_length=128`. */
@@ -70,6 +75,12 @@ export interface CompileOptions {
   maxAccuracyDrop?: number;
   /** Without labels: least label agreement with the fp32 source, in [0, 1]. @defaultValue 0.98 */
   minAgreement?: number;
+  /** What the model does; detected from config.json's architectures and the graph when unset. */
+  task?: Task;
+  /** feature-extraction: how token states become one vector. @defaultValue 'mean' */
+  pooling?: Pooling;
+  /** feature-extraction: scale vectors to unit length. @defaultValue true */
+  normalize?: boolean;
   /** Called as each step starts and ends, for progress display. */
   onStep?: (step: CompileStep, phase: 'start' | 'end') => void;
 }
@@ -103,7 +114,15 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   };
 
   const source = await resolveSource(options.source);
-  const config = parseConfig(await readJson(source.configPath), source.configPath);
+  const rawConfig = await readJson(source.configPath);
+  // Labels are the classes of a classifier; an embedding model has none, so id2label may be absent.
+  const config = parseConfig(rawConfig, source.configPath, { labels: 'optional' });
+  const task = await resolveTask(options.task ?? taskFromConfig(config), source);
+  if (task !== 'feature-extraction') parseConfig(rawConfig, source.configPath);
+  const embedding = task === 'feature-extraction' ? { pooling: options.pooling ?? 'mean', normalize: options.normalize ?? true } : null;
+  if (task === 'feature-extraction' && options.verify) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with classifiers only (it compares labels); an embedding model has none', value: options.verify });
+  }
   const limits = resolveLimits(options, config);
   const out = options.out === undefined ? resolve(`${source.name}.kiln`) : options.out === null ? null : resolve(options.out);
   if (out !== null) await assertWritableOutput(out);
@@ -119,7 +138,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const key = cacheKey({
     sourceSha256,
     // Everything the manifest derives from the options belongs in the key (the buckets too).
-    options: { ...limits, buckets: defaultBuckets(limits.maxLength), backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined } },
+    options: { ...limits, buckets: defaultBuckets(limits.maxLength), backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined }, task, embedding },
     target: compileTarget(),
     kilnVersion: KILN_VERSION,
     runtimeVersion: RUNTIME_VERSION,
@@ -139,7 +158,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const staging = useCache ? await stagingDir(key) : temporarySibling(out ?? resolve(`${source.name}.kiln`));
   try {
     await mkdir(staging, { recursive: true });
-    const manifest = await build({ source, config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify });
+    const manifest = await build({ source, config: task === 'feature-extraction' ? { ...config, labels: [] } : config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify, task, embedding });
     let artifactDir: string;
     if (useCache) {
       const entry = await commit(staging, key);
@@ -212,17 +231,21 @@ interface BuildInput {
   precision: Precision;
   quantization: { quantizeEmbeddings: boolean; keepFp32: string[] } | null;
   verify: { path: string; maxAccuracyDrop: number; minAgreement: number } | null;
+  task: Task;
+  embedding: { pooling: Pooling; normalize: boolean } | null;
 }
 
 async function build(input: BuildInput): Promise<Manifest> {
   const { source, staging, step } = input;
 
   // A checkpoint becomes a graph first; it is imported next to the staging folder, not in it.
-  const imported = source.onnxPath === null ? temporarySibling(staging) : null;
+  // Embeddings from a folder whose graph ends in a classifier head: import its checkpoint without the head.
+  const headless = input.task === 'feature-extraction' && source.onnxPath !== null && (await needsHeadlessImport(source));
+  const imported = source.onnxPath === null || headless ? temporarySibling(staging) : null;
   try {
     const onnxPath = imported
       ? await step('import', async () => {
-          await importCheckpoint({ dir: source.path, out: imported });
+          await importCheckpoint({ dir: source.path, out: imported, headless: input.task === 'feature-extraction' });
           return join(imported, 'onnx', 'model.onnx');
         })
       : source.onnxPath!;
@@ -244,8 +267,23 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
     return decoded;
   });
 
+  let head: EmbeddingHead | null = null;
   const tokenizer = await step('check-io', async () => {
-    checkTextClassifierIO(shownPath, graphInputs(model.graph ?? {}), graphOutputs(model.graph ?? {}), config.labels);
+    checkTextInputs(shownPath, graphInputs(model.graph ?? {}));
+    if (input.embedding) {
+      const hidden = findHiddenOutput(model);
+      const size = hidden?.hidden ?? config.encoderShape?.hidden ?? null;
+      if (!hidden || size === null) {
+        throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
+          path: shownPath,
+          found: graphOutputs(model.graph ?? {}).map(describeTensor).join(', ') || 'none',
+          problem: 'feature-extraction needs the token states: a float output last_hidden_state [batch, sequence, hidden] (with hidden known from the graph or config.json); export the base model, or compile a checkpoint folder (kiln imports it without its head)',
+        });
+      }
+      head = embeddingHead({ ...input.embedding, hiddenOutput: hidden.name, hidden: size });
+    } else {
+      checkLogits(shownPath, graphOutputs(model.graph ?? {}), config.labels);
+    }
     const tokenizerConfigPath = source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json');
     const tokenizerConfig = tokenizerConfigPath ? await readJson(tokenizerConfigPath) : {};
     const tokenizer = new TextTokenizer(await readJson(source.tokenizerPath), tokenizerConfig, source.tokenizerPath);
@@ -255,13 +293,24 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
     return tokenizer;
   });
 
-  // int8: quantize the source graph, before ONNX Runtime's optimizer fuses MatMul + Add away.
   let optimizeFrom = onnxPath;
-  let quantized: QuantizeReport | null = null;
   const scratch = temporarySibling(staging);
+  // Embeddings: pooling joins the graph before optimizing, so ONNX Runtime plans it with the rest.
+  let graphModel = model;
+  if (head) {
+    const h: EmbeddingHead = head;
+    graphModel = appendPooling(model, { pooling: h.pooling, normalize: h.normalize, hiddenOutput: h.hiddenOutput, hidden: h.dimension }, shownPath);
+    if (!input.quantization) {
+      await mkdir(scratch, { recursive: true });
+      optimizeFrom = join(scratch, 'pooled.onnx');
+      await writeFile(optimizeFrom, encodeModel(graphModel));
+    }
+  }
+  // int8: quantize the source graph, before ONNX Runtime's optimizer fuses MatMul + Add away.
+  let quantized: QuantizeReport | null = null;
   if (input.quantization) {
     quantized = await step('quantize', async () => {
-      const { model: q, report } = quantizeModel(model, { ...input.quantization!, keep: input.quantization!.keepFp32 });
+      const { model: q, report } = quantizeModel(graphModel, { ...input.quantization!, keep: input.quantization!.keepFp32 });
       await mkdir(scratch, { recursive: true });
       optimizeFrom = join(scratch, 'quantized.onnx');
       await writeFile(optimizeFrom, encodeModel(q));
@@ -285,7 +334,8 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
 
   const inputs = graphInputs(optimized.graph ?? {});
   const outputs = graphOutputs(optimized.graph ?? {});
-  await step('smoke-test', () => smokeTest(modelPath, shownPath, backend, inputs, config.labels.length, tokenizer));
+  const outputWidth = head ? (head as EmbeddingHead).dimension : config.labels.length;
+  await step('smoke-test', () => smokeTest(modelPath, shownPath, backend, inputs, outputWidth, tokenizer, head ? 'values per text (the embedding size)' : 'logits per text (one per label in config.json)'));
 
   const memory = await step('measure-memory', async (): Promise<MemoryFigures> => {
     const weightsBytes = (await stat(modelPath)).size;
@@ -340,7 +390,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
       format: ARTIFACT_FORMAT,
       formatVersion: ARTIFACT_FORMAT_VERSION,
       name: source.name,
-      task: 'text-classification',
+      task: input.task,
       labels: config.labels,
       tokenizer: {
         file: 'tokenizer.json',
@@ -356,6 +406,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
         operators: { source: operatorCounts(model.graph ?? {}), optimized: operatorCounts(optimized.graph ?? {}) },
         fusions: fusionCounts(operatorCounts(optimized.graph ?? {})),
       },
+      ...(head ? { embedding: head } : {}),
       ...(config.synthetic ? { synthetic: config.synthetic } : {}),
       precision: input.precision,
       ...(quantized ? { quantization: quantized } : {}),
@@ -364,7 +415,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
       limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },
       source: { kind: source.kind, path: source.path, name: source.name, sha256: input.sourceSha256 },
       compile: {
-        options: { ...limits, precision: input.precision, ...(input.quantization ?? {}) },
+        options: { ...limits, precision: input.precision, ...(input.quantization ?? {}), task: input.task, ...(input.embedding ?? {}) },
         optimization: 'all',
         backend,
         target: compileTarget(),
@@ -398,7 +449,7 @@ async function checkOperators(model: ModelProto, path: string, backend: Backend)
 }
 
 /** One inference on the optimized graph, so an artifact that cannot run is never written. */
-async function smokeTest(modelPath: string, sourcePath: string, backend: Backend, inputs: TensorInfo[], classes: number, tokenizer: TextTokenizer): Promise<void> {
+async function smokeTest(modelPath: string, sourcePath: string, backend: Backend, inputs: TensorInfo[], classes: number, tokenizer: TextTokenizer, what: string): Promise<void> {
   const session = await createSession(modelPath, { backend, optimization: 'disabled', intraOpThreads: 1 });
   try {
     const encoded = [tokenizer.encode('kiln compiles this sentence.', DEFAULT_MAX_LENGTH), tokenizer.encode('short', DEFAULT_MAX_LENGTH)];
@@ -408,7 +459,7 @@ async function smokeTest(modelPath: string, sourcePath: string, backend: Backend
       throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
         path: sourcePath,
         found: `${session.outputNames[0]} with shape [${logits?.dims.join(', ')}]`,
-        problem: `a test inference on ${encoded.length} texts did not return ${classes} logits per text (one per label in config.json)`,
+        problem: `a test inference on ${encoded.length} texts did not return ${classes} ${what}`,
       });
     }
   } catch (err) {
@@ -429,4 +480,22 @@ async function publish(from: string, out: string, how: 'copy' | 'move'): Promise
   }
   await replaceDir(staged, out);
   return out;
+}
+
+/**
+ * The task when config.json did not decide it: a graph that outputs token states is an
+ * embedding model, anything else a text classifier (checked against its labels later).
+ */
+async function resolveTask(fromConfig: Task | null, source: ModelSource): Promise<Task> {
+  if (fromConfig) return fromConfig;
+  if (source.onnxPath === null) return 'text-classification';
+  const model = decodeModel(await readFile(source.onnxPath), source.onnxPath);
+  return findHiddenOutput(model) ? 'feature-extraction' : 'text-classification';
+}
+
+/** An ONNX folder whose graph has no token-state output but whose checkpoint is beside it. */
+async function needsHeadlessImport(source: ModelSource): Promise<boolean> {
+  const model = decodeModel(await readFile(source.onnxPath!), source.onnxPath!);
+  if (findHiddenOutput(model)) return false;
+  return source.kind === 'hf-folder' && (await checkpointFiles(source.path)).length > 0;
 }

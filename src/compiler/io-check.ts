@@ -1,4 +1,4 @@
-/** Checks that a graph is a text classifier the tokenizer can feed and the labels can name. */
+/** Checks that a graph is a text model the tokenizer can feed and (for classifiers) the labels can name. */
 import { KilnError } from '../core/errors.js';
 import { describeTensor, type TensorInfo } from '../onnx/graph.js';
 
@@ -7,6 +7,12 @@ const REQUIRED_INPUTS = ['input_ids', 'attention_mask'];
 const INTEGER_TYPES = new Set(['int64', 'int32']);
 
 export function checkTextClassifierIO(path: string, inputs: TensorInfo[], outputs: TensorInfo[], labels: string[]): void {
+  checkTextInputs(path, inputs);
+  checkLogits(path, outputs, labels);
+}
+
+/** The graph's inputs are ones the tokenizer fills: input_ids and attention_mask (token_type_ids optional), integer, rank 2. */
+export function checkTextInputs(path: string, inputs: TensorInfo[]): void {
   const found = inputs.map(describeTensor).join(', ') || 'none';
   const fail = (problem: string): never => {
     throw new KilnError('KILN_ERR_MODEL_INPUTS', { path, found, problem });
@@ -20,6 +26,10 @@ export function checkTextClassifierIO(path: string, inputs: TensorInfo[], output
     if (!inputs.some((i) => i.name === name)) fail(`"${name}" is missing`);
   }
 
+}
+
+/** The first output is float logits [batch, classes] with one class per label. */
+export function checkLogits(path: string, outputs: TensorInfo[], labels: string[]): void {
   const outFound = outputs.map(describeTensor).join(', ') || 'none';
   const logits = outputs[0];
   const failOut = (problem: string): never => {

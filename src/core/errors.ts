@@ -205,6 +205,11 @@ export const ERRORS = {
     'A text to classify is empty or only whitespace.',
     (p) => `${p.where} is empty or whitespace only; every text needs at least one visible character`,
   ),
+  KILN_ERR_INPUT_KIND: def<{ where: string; expected: string; got: string; task: string }>(
+    400,
+    'An input of the wrong kind for the model\'s task (an image for a text model, a text for an image model).',
+    (p) => `${p.where} is ${p.got}, but this model's task is ${p.task}, which takes ${p.expected}; send ${p.expected}, or use a model compiled for that kind of input`,
+  ),
   KILN_ERR_INPUT_FILE_NOT_FOUND: def<{ path: string }>(
     404,
     'The file given with --file does not exist.',
@@ -385,6 +390,11 @@ export const ERRORS = {
     404,
     'A KServe v2 route names a model (or version) that this server does not serve.',
     (p) => `no model ${q(p.model)} on this server; it serves ${q(p.served)}: use /v2/models/${p.served} (or /v2/models/${p.served}/versions/1)`,
+  ),
+  KILN_ERR_HTTP_WRONG_TASK: def<{ model: string; task: string; route: string; serves: string; use: string }>(
+    400,
+    'A route that serves other tasks than the model\'s (e.g. /v1/embeddings for a classifier).',
+    (p) => `${p.route} serves ${p.serves} models, but ${q(p.model)} is a ${p.task} model; send it to ${p.use}`,
   ),
   KILN_ERR_HTTP_UNKNOWN_MODEL: def<{ model: string; served: string }>(
     404,

@@ -10,3 +10,6 @@ export interface FloatTensor {
   data: Float32Array;
   dims: readonly number[];
 }
+
+/** A graph input: token ids and masks (integers) or pixel values (float32). */
+export type InputTensor = IntTensor | (FloatTensor & { type: 'float32' });

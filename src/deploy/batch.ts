@@ -9,7 +9,8 @@ import { open, readFile, truncate } from 'node:fs/promises';
 import { KilnError, toKilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { streamRows, type Row } from '../model/dataset.js';
-import type { TextClassifier } from '../runtime/text-classifier.js';
+import type { LoadedModel } from '../runtime/load-model.js';
+import type { ModelInput } from '../runtime/task-model.js';
 
 export interface Shard {
   /** 0-based. */
@@ -18,7 +19,9 @@ export interface Shard {
 }
 
 export interface BatchOptions {
-  classifier: TextClassifier;
+  classifier: LoadedModel;
+  /** Turns a row's text into the model's input (an image model reads the file it names). @defaultValue the text itself */
+  readInput?: (text: string) => Promise<ModelInput>;
   input: string;
   output: string;
   shard?: Shard;
@@ -45,6 +48,8 @@ interface OutputLine {
   id?: string | number;
   label?: string;
   score?: number;
+  /** feature-extraction: the row's vector. */
+  embedding?: number[];
   error?: { code: string; message: string };
 }
 
@@ -102,16 +107,32 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
     const examples = rows.flatMap((r) => ('example' in r ? [r] : []));
     // Submitted shortest first, so the scheduler's batches hold texts of similar length.
     // Each text is measured once, not in every comparison the sort makes.
+    const read = options.readInput ?? (async (text: string): Promise<ModelInput> => text);
+    const inputs = new Map<number, ModelInput>();
+    const unreadable = new Map<number, unknown>();
+    for (const r of examples) {
+      try {
+        inputs.set(r.line, await read(r.example.text));
+      } catch (err) {
+        unreadable.set(r.line, err);
+      }
+    }
     const order = examples
-      .map((r) => ({ r, tokens: classifier.tokenCount(r.example.text) }))
-      .sort((a, b) => a.tokens - b.tokens)
+      .filter((r) => inputs.has(r.line))
+      .map((r) => ({ r, size: classifier.inputSize(inputs.get(r.line)!) }))
+      .sort((a, b) => a.size - b.size)
       .map(({ r }) => r);
-    const settled = await Promise.allSettled(order.map((r) => classifier.classify([r.example.text], () => `line ${r.line}`)));
+    const settled: PromiseSettledResult<object>[] = await Promise.allSettled(order.map(async (r) => answerFields((await classifier.infer([inputs.get(r.line)!], () => `line ${r.line}`))[0]!)));
+    for (const [line, err] of unreadable) {
+      const r = examples.find((e) => e.line === line)!;
+      order.push(r);
+      settled.push({ status: 'rejected', reason: err });
+    }
     const answers = new Map<number, OutputLine>();
     order.forEach((r, i) => {
       const s = settled[i]!;
       const id = r.example.id !== undefined ? { id: r.example.id } : {};
-      if (s.status === 'fulfilled') answers.set(r.line, { line: r.line, ...id, label: s.value[0]!.label, score: s.value[0]!.score });
+      if (s.status === 'fulfilled') answers.set(r.line, { line: r.line, ...id, ...s.value });
       else {
         const e = toKilnError(s.reason);
         answers.set(r.line, { line: r.line, ...id, error: { code: e.code, message: e.message } });
@@ -150,4 +171,10 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   const seconds = (performance.now() - started) / 1000;
   const done = summary.rows - resume.rows;
   return { ...summary, resumed: resume.rows, seconds, rowsPerSecond: done / Math.max(seconds, 1e-9) };
+}
+
+/** The output fields of one answer: label and score of a classifier, the vector of an embedder. */
+function answerFields(result: { label?: string; score?: number; embedding?: number[] }): Pick<OutputLine, 'label' | 'score' | 'embedding'> {
+  if (result.embedding) return { embedding: result.embedding };
+  return { label: result.label, score: result.score };
 }

@@ -22,7 +22,10 @@ export interface EncoderConfig {
   /** 0 when the family has no token type embeddings (DistilBERT). */
   typeVocabSize: number;
   padTokenId: number;
+  /** Classes of the classification head; 0 for a base model (no head: outputs last_hidden_state). */
   labels: number;
+  /** `classifier`: a sequence-classification head gives logits; `none`: the encoder's hidden states. */
+  head: 'classifier' | 'none';
 }
 
 /** Parameter names of one encoder layer, relative to the model prefix. */
@@ -99,7 +102,15 @@ const ARCHITECTURES: Record<string, Family> = {
   DistilBertForSequenceClassification: 'distilbert',
   RobertaForSequenceClassification: 'roberta',
   XLMRobertaForSequenceClassification: 'roberta',
+  // Base models (sentence embedders such as all-MiniLM-L6-v2 are BertModel): no head.
+  BertModel: 'bert',
+  DistilBertModel: 'distilbert',
+  RobertaModel: 'roberta',
+  XLMRobertaModel: 'roberta',
 };
+
+/** Architectures without a classification head: imported as encoders (last_hidden_state). */
+export const BASE_MODELS: ReadonlySet<string> = new Set(['BertModel', 'DistilBertModel', 'RobertaModel', 'XLMRobertaModel']);
 
 const MODEL_TYPES: Record<string, Family> = { bert: 'bert', distilbert: 'distilbert', roberta: 'roberta', 'xlm-roberta': 'roberta' };
 
@@ -107,8 +118,11 @@ export const SUPPORTED_ARCHITECTURES = Object.keys(ARCHITECTURES);
 
 const ACTIVATIONS: Record<string, Activation> = { gelu: 'gelu', gelu_new: 'gelu_new', gelu_pytorch_tanh: 'gelu_new', relu: 'relu' };
 
-/** Reads the graph-shaping facts from config.json, or throws a coded error naming the problem. */
-export function encoderConfig(raw: Record<string, unknown>, path: string): EncoderConfig {
+/**
+ * Reads the graph-shaping facts from config.json, or throws a coded error naming the problem.
+ * `headless`: build the encoder only, also for a classifier checkpoint (its head is ignored).
+ */
+export function encoderConfig(raw: Record<string, unknown>, path: string, options: { headless?: boolean } = {}): EncoderConfig {
   const architectures = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : '';
   const architecture = architectures[0] ?? modelType;
@@ -136,8 +150,9 @@ export function encoderConfig(raw: Record<string, unknown>, path: string): Encod
     return activation;
   };
   const id2label = raw.id2label;
-  const labels = typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
-  if (labels === 0) throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it has no "id2label" map, so the number of classes is unknown' });
+  const head = options.headless || BASE_MODELS.has(architecture) ? 'none' : 'classifier';
+  const labels = head === 'none' ? 0 : typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
+  if (head === 'classifier' && labels === 0) throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it has no "id2label" map, so the number of classes is unknown' });
 
   let config: EncoderConfig;
   if (family === 'distilbert') {
@@ -158,6 +173,7 @@ export function encoderConfig(raw: Record<string, unknown>, path: string): Encod
       typeVocabSize: 0,
       padTokenId: int('pad_token_id', 0),
       labels,
+      head,
     };
   } else {
     const eps = raw.layer_norm_eps ?? 1e-12;
@@ -175,6 +191,7 @@ export function encoderConfig(raw: Record<string, unknown>, path: string): Encod
       typeVocabSize: int('type_vocab_size', 2),
       padTokenId: int('pad_token_id', family === 'roberta' ? 1 : 0),
       labels,
+      head,
     };
   }
   if (config.heads === 0 || config.hidden % config.heads !== 0) {

@@ -1,5 +1,6 @@
 /**
- * Builds the ONNX graph of a BERT-family sequence classifier from a Hugging Face checkpoint.
+ * Builds the ONNX graph of a BERT-family encoder (a sequence classifier, or a base model whose
+ * output is last_hidden_state) from a Hugging Face checkpoint.
  * Standard ONNX operators at opset 17, written in the shapes ONNX Runtime's optimizer fuses
  * (LayerNormalization, the erf GELU, MatMul + Add), as PyTorch's exporter writes them.
  * Weights are not read here: each becomes a lazy initializer, streamed when the file is written.
@@ -178,6 +179,13 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     hidden = layerNorm(g.op('Add', [linear(context, n.attentionOutput, H, H), hidden]), n.attentionNorm);
     const expanded = activation(linear(hidden, n.intermediate, H, config.intermediate), i);
     hidden = layerNorm(g.op('Add', [linear(expanded, n.output, config.intermediate, H), hidden]), n.outputNorm);
+  }
+
+  if (config.head === 'none') {
+    // A base model: the token states are the output; compile adds pooling for embeddings.
+    g.op('Identity', [hidden], undefined, { name: '/last_hidden_state', output: 'last_hidden_state' });
+    g.output('last_hidden_state', 'float', ['batch', 'sequence', H]);
+    return { builder: g, inputs, parameters, vocabSize };
   }
 
   // Classification head on the first token ([CLS] or <s>); its weights sit outside the model prefix.

@@ -20,6 +20,8 @@ export interface ImportOptions {
   dir: string;
   /** The folder to write (replaced if it exists and was written by kiln import before). */
   out: string;
+  /** Build the encoder without its classification head (output last_hidden_state), for embeddings. @defaultValue false */
+  headless?: boolean;
   /** Called after each tensor is written. */
   onTensor?: (written: number, total: number, name: string) => void;
 }
@@ -38,7 +40,7 @@ export async function importCheckpoint(options: ImportOptions): Promise<ImportRe
   if ((await pathKind(configPath)) !== 'file') {
     throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: options.dir, file: 'config.json', purpose: 'the architecture and its sizes' });
   }
-  const config = encoderConfig((await readJson(configPath)) as Record<string, unknown>, configPath);
+  const config = encoderConfig((await readJson(configPath)) as Record<string, unknown>, configPath, { headless: options.headless });
   await assertReplaceable(options.out);
   const checkpoint = await Checkpoint.open(options.dir);
   try {

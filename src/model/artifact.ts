@@ -20,10 +20,11 @@ export interface Manifest {
   format: typeof ARTIFACT_FORMAT;
   formatVersion: number;
   name: string;
-  task: 'text-classification';
-  /** Class names by logit index, from config.json's id2label. */
+  task: Task;
+  /** Class names by logit index, from config.json's id2label; empty for feature-extraction. */
   labels: string[];
-  tokenizer: {
+  /** Text tasks: the tokenizer files and facts. */
+  tokenizer?: {
     file: string;
     configFile: string | null;
     padTokenId: number;
@@ -41,6 +42,8 @@ export interface Manifest {
     /** Fused kernels in the optimized graph, by kind. */
     fusions: { attention: number; layerNorm: number; gelu: number; matmul: number };
   };
+  /** feature-extraction: how the graph turns token states into one vector per text. */
+  embedding?: EmbeddingHead;
   /** Present when the weights are random (kiln synth): predictions are meaningless. */
   synthetic?: string;
   /** Number format of the weights: fp32, or int8 (dynamic quantization). Absent means fp32. */
@@ -76,6 +79,25 @@ export interface Manifest {
   /** SHA-256 and size of every other file in the artifact. */
   files: Record<string, { sha256: string; bytes: number }>;
 }
+
+/** What a compiled model does with its input; decides the runtime class, routes and outputs. */
+export type Task = 'text-classification' | 'feature-extraction' | 'image-classification';
+export const TASKS: readonly Task[] = ['text-classification', 'feature-extraction', 'image-classification'];
+
+/** The pooling compile appends to an encoder for feature-extraction (output `embedding`). */
+export interface EmbeddingHead {
+  /** Length of each vector (the encoder's hidden size). */
+  dimension: number;
+  /** `mean` over real tokens (mask-aware), the first token (`cls`), or the per-dimension `max`. */
+  pooling: Pooling;
+  /** Vectors are scaled to unit L2 length (cosine similarity = dot product). */
+  normalize: boolean;
+  /** The graph output the pooling reads: last_hidden_state [batch, tokens, hidden]. */
+  hiddenOutput: string;
+}
+
+export type Pooling = 'mean' | 'cls' | 'max';
+export const POOLINGS: readonly Pooling[] = ['mean', 'cls', 'max'];
 
 /** Memory one replica needs (compiler/memory.ts measures it). */
 export interface MemoryFigures {
@@ -114,6 +136,9 @@ export interface CompileOptionsRecord {
   precision?: string;
   quantizeEmbeddings?: boolean;
   keepFp32?: string[];
+  task?: Task;
+  pooling?: Pooling;
+  normalize?: boolean;
 }
 
 export interface Artifact {

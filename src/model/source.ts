@@ -66,7 +66,7 @@ export async function resolveSource(input: string): Promise<ModelSource> {
 }
 
 /** The safetensors files of a checkpoint folder: the single file, or the index and its shards. */
-async function checkpointFiles(dir: string): Promise<string[]> {
+export async function checkpointFiles(dir: string): Promise<string[]> {
   const single = join(dir, 'model.safetensors');
   if ((await pathKind(single)) === 'file') return [single];
   const indexPath = join(dir, 'model.safetensors.index.json');
@@ -128,12 +128,16 @@ export interface ModelConfig {
   encoderShape: { hidden: number; intermediate: number; heads: number } | null;
 }
 
-export function parseConfig(raw: unknown, path: string): ModelConfig {
+/** `labels: 'optional'` (embedding models): a config without id2label gives no labels instead of an error. */
+export function parseConfig(raw: unknown, path: string, options: { labels?: 'required' | 'optional' } = {}): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it is not a JSON object' });
   }
   const config = raw as Record<string, unknown>;
-  const id2label = config.id2label;
+  const id2label = config.id2label ?? (options.labels === 'optional' ? {} : undefined);
+  if (options.labels === 'optional' && typeof id2label === 'object' && id2label !== null && Object.keys(id2label).length === 0) {
+    return { ...parseConfig({ ...config, id2label: { 0: 'LABEL_0' } }, path), labels: [] };
+  }
   if (typeof id2label !== 'object' || id2label === null || Object.keys(id2label).length === 0) {
     throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it has no "id2label" map, so the class names are unknown; add {"id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}' });
   }

@@ -53,7 +53,11 @@ export class GraphBuilder {
   readonly lazyWeights: LazyTensor[] = [];
   private counter = 0;
 
-  constructor(private readonly name: string) {}
+  /** `prefix` starts every generated tensor and node name, so a fragment spliced into another graph cannot collide with its names. */
+  constructor(
+    private readonly name: string,
+    private readonly prefix = '',
+  ) {}
 
   input(name: string, type: ElementType, shape: Dim[]): string {
     this.inputs.push(valueInfo(name, type, shape));
@@ -91,9 +95,9 @@ export class GraphBuilder {
   /** Adds a node; returns its output names (generated when not given). */
   node(opType: string, inputs: string[], options: { outputs?: string[] | number; attrs?: Record<string, AttributeValue>; domain?: string; name?: string } = {}): string[] {
     const id = this.counter++;
-    const outputs = Array.isArray(options.outputs) ? options.outputs : Array.from({ length: options.outputs ?? 1 }, (_, i) => `${opType.toLowerCase()}_${id}_${i}`);
+    const outputs = Array.isArray(options.outputs) ? options.outputs : Array.from({ length: options.outputs ?? 1 }, (_, i) => `${this.prefix}${opType.toLowerCase()}_${id}_${i}`);
     this.nodes.push({
-      name: options.name ?? `/${opType}_${id}`,
+      name: options.name ?? `/${this.prefix}${opType}_${id}`,
       opType,
       domain: options.domain ?? '',
       input: inputs,

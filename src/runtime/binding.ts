@@ -4,7 +4,7 @@
  */
 import ort from 'onnxruntime-node';
 import { KilnError } from '../core/errors.js';
-import type { FloatTensor, IntTensor } from '../core/tensor.js';
+import type { FloatTensor, InputTensor } from '../core/tensor.js';
 
 export const RUNTIME_VERSION: string = ort.env.versions.node ?? ort.env.versions.common;
 
@@ -28,7 +28,7 @@ export interface SessionOptions {
 export interface RuntimeSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Record<string, IntTensor>): Promise<Record<string, FloatTensor>>;
+  run(feeds: Record<string, InputTensor>): Promise<Record<string, FloatTensor>>;
   release(): Promise<void>;
 }
 

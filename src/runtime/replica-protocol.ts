@@ -1,11 +1,9 @@
 /** Messages between the main thread and a replica worker (one ONNX Runtime session each). */
 import type { Backend } from './binding.js';
 
-export interface WireTensor {
-  type: 'int64' | 'int32';
-  data: BigInt64Array | Int32Array;
-  dims: number[];
-}
+export type WireTensor =
+  | { type: 'int64' | 'int32'; data: BigInt64Array | Int32Array; dims: number[] }
+  | { type: 'float32'; data: Float32Array; dims: number[] };
 
 export type ToReplica =
   | { type: 'load'; modelPath: string; backend: Backend; intraOpThreads: number }

@@ -9,13 +9,12 @@
 import { channels, type BatchEvent } from '../core/channels.js';
 import { percentile } from '../core/stats.js';
 import { KilnError } from '../core/errors.js';
-import type { TensorInfo } from '../onnx/graph.js';
 import { bucketFor } from '../model/buckets.js';
-import { buildFeeds } from '../model/feeds.js';
-import type { EncodedText } from '../model/tokenizer.js';
+import type { Batcher } from './batcher.js';
 import type { Replica, ReplicaFactory } from './replica.js';
+import type { WireTensor } from './replica-protocol.js';
 
-export interface SchedulerOptions {
+export interface SchedulerOptions<I> {
   /** Number of replicas (ONNX Runtime sessions in worker threads). */
   replicas: number;
   factory: ReplicaFactory;
@@ -29,11 +28,8 @@ export interface SchedulerOptions {
   tokenBudget?: number;
   /** Sequence lengths batches are padded to, ascending; the last is the max length. */
   buckets: number[];
-  /** The graph's inputs (names and integer types). */
-  inputs: TensorInfo[];
-  padId: number;
-  /** Logits per sequence. */
-  classes: number;
+  /** Turns the requests of a batch into the graph's feeds (the task's part: text, images…). */
+  batcher: Batcher<I>;
   /** Tries per request before it fails with KILN_ERR_REPLICA_FAILED. @defaultValue 2 */
   maxAttempts?: number;
   /**
@@ -49,13 +45,15 @@ export interface SubmitOptions {
   deadline?: number;
 }
 
-interface Job {
-  encoded: EncodedText;
+interface Job<I> {
+  item: I;
+  /** The item's sequence length (1 for fixed-size inputs), measured once. */
+  length: number;
   enqueuedAt: number;
   deadline: number;
   attempts: number;
   settled: boolean;
-  resolve: (logits: number[]) => void;
+  resolve: (output: number[]) => void;
   reject: (err: Error) => void;
 }
 
@@ -119,8 +117,8 @@ const RECENT_CAPACITY = 8192;
 const DEFAULT_MAX_DELAY_MS = 2;
 const DEFAULT_MAX_QUEUE = 4096;
 
-export class Scheduler {
-  private readonly queue: Job[] = [];
+export class Scheduler<I> {
+  private readonly queue: Job<I>[] = [];
   private readonly slots: Slot[];
   private maxDelayMs: number;
   private maxBatch: number;
@@ -131,7 +129,7 @@ export class Scheduler {
   private readonly started = performance.now();
   private timer: NodeJS.Timeout | null = null;
   /** Jobs on a replica now, so destroy() can fail them at once. */
-  private readonly inFlight = new Set<Job>();
+  private readonly inFlight = new Set<Job<I>>();
   private pumpScheduled = false;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private drained: (() => void) | null = null;
@@ -147,7 +145,7 @@ export class Scheduler {
   private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
 
   private constructor(
-    private readonly options: SchedulerOptions,
+    private readonly options: SchedulerOptions<I>,
     replicas: Replica[],
   ) {
     this.slots = replicas.map((replica) => ({ replica, busy: false, restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
@@ -159,7 +157,7 @@ export class Scheduler {
   }
 
   /** Starts every replica (in parallel) and returns a scheduler that uses them. */
-  static async create(options: SchedulerOptions): Promise<Scheduler> {
+  static async create<I>(options: SchedulerOptions<I>): Promise<Scheduler<I>> {
     const settled = await Promise.allSettled(Array.from({ length: options.replicas }, (_, i) => options.factory(i)));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
@@ -170,8 +168,8 @@ export class Scheduler {
     return new Scheduler(options, settled.map((s) => (s as PromiseFulfilledResult<Replica>).value));
   }
 
-  /** Queues one sequence; resolves to its logits. */
-  submit(encoded: EncodedText, options: SubmitOptions = {}): Promise<number[]> {
+  /** Queues one request; resolves to its row of the model's first output (logits, embedding…). */
+  submit(item: I, options: SubmitOptions = {}): Promise<number[]> {
     if (this.state !== 'open') return Promise.reject(new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it is shutting down' }));
     const refuse = (err: KilnError): Promise<never> => {
       this.counters.rejected += 1;
@@ -186,7 +184,7 @@ export class Scheduler {
     }
     this.counters.submitted += 1;
     return new Promise((resolve, reject) => {
-      this.queue.push({ encoded, enqueuedAt: performance.now(), deadline: options.deadline ?? Infinity, attempts: 0, settled: false, resolve, reject });
+      this.queue.push({ item, length: this.options.batcher.length(item), enqueuedAt: performance.now(), deadline: options.deadline ?? Infinity, attempts: 0, settled: false, resolve, reject });
       this.schedulePump();
     });
   }
@@ -231,7 +229,7 @@ export class Scheduler {
       const idle = this.slots.filter((sl) => !sl.busy && !sl.restarting && sl.replica.alive).length;
       const round = Math.min(this.queue.length, idle * this.maxBatch);
       if (idle > 1 && round > 1) {
-        const head = this.queue.splice(0, round).sort((a, b) => a.encoded.ids.length - b.encoded.ids.length);
+        const head = this.queue.splice(0, round).sort((a, b) => a.length - b.length);
         this.queue.unshift(...head);
       }
       const batch = this.takeBatch(Math.ceil(this.queue.length / Math.max(1, idle)));
@@ -250,9 +248,9 @@ export class Scheduler {
     return best;
   }
 
-  private takeBatch(share: number): Job[] {
+  private takeBatch(share: number): Job<I>[] {
     const limit = Math.min(this.maxBatch, Math.max(1, share));
-    const batch: Job[] = [];
+    const batch: Job<I>[] = [];
     let longest = 0;
     const budget = this.tokenBudget ?? this.maxBatch * this.options.buckets[this.options.buckets.length - 1]!;
     const now = performance.now();
@@ -264,7 +262,7 @@ export class Scheduler {
         this.fail(next, new KilnError('KILN_ERR_DEADLINE_EXCEEDED', { waitedMs: Math.round(now - next.enqueuedAt) }));
         continue;
       }
-      const length = Math.max(longest, next.encoded.ids.length);
+      const length = Math.max(longest, next.length);
       const padded = this.paddedLength(length) * (batch.length + 1);
       if (batch.length > 0 && padded > budget) break;
       batch.push(this.queue.shift()!);
@@ -278,19 +276,17 @@ export class Scheduler {
     return Math.max(length, bucketFor(length, this.options.buckets));
   }
 
-  private dispatch(slot: Slot, batch: Job[]): void {
-    const longest = Math.max(...batch.map((j) => j.encoded.ids.length));
+  private dispatch(slot: Slot, batch: Job<I>[]): void {
+    const longest = Math.max(...batch.map((j) => j.length));
     const paddedLength = this.paddedLength(longest);
-    const feeds = buildFeeds(
-      batch.map((j) => j.encoded),
-      this.options.inputs,
-      this.options.padId,
+    const feeds = this.options.batcher.feeds(
+      batch.map((j) => j.item),
       paddedLength,
     );
-    const wire = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { type: t.type, data: t.data, dims: [...t.dims] }]));
+    const wire = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { ...t, dims: [...t.dims] } as WireTensor]));
     const dispatchedAt = performance.now();
     const maxQueueMs = Math.max(...batch.map((j) => dispatchedAt - j.enqueuedAt));
-    const realTokens = batch.reduce((n, j) => n + j.encoded.ids.length, 0);
+    const realTokens = batch.reduce((n, j) => n + j.length, 0);
     for (const job of batch) this.inFlight.add(job);
     slot.busy = true;
     slot.replica.run(wire).then(
@@ -298,10 +294,11 @@ export class Scheduler {
         for (const job of batch) this.inFlight.delete(job);
         const computeMs = performance.now() - dispatchedAt;
         this.record(slot, batch.length, paddedLength, realTokens, computeMs, maxQueueMs, true);
-        const classes = this.options.classes;
+        // The first output has one row per request: logits, an embedding, whatever the task's graph gives.
+        const width = result.data.length / batch.length;
         batch.forEach((job, row) => {
           // A job destroy() already failed stays failed; count only answers actually given.
-          if (this.settle(job, () => job.resolve(Array.from(result.data.subarray(row * classes, (row + 1) * classes))))) {
+          if (this.settle(job, () => job.resolve(Array.from(result.data.subarray(row * width, (row + 1) * width))))) {
             this.counters.completed += 1;
             this.recordLatency(job);
           }
@@ -320,9 +317,9 @@ export class Scheduler {
   }
 
   /** Retries a failed batch (at the front of the queue) and replaces the replica if it died. */
-  private async recover(slot: Slot, batch: Job[], err: Error): Promise<void> {
+  private async recover(slot: Slot, batch: Job<I>[], err: Error): Promise<void> {
     if (channels.replicaError.hasSubscribers) channels.replicaError.publish({ replica: slot.replica.id, message: err.message });
-    const retry: Job[] = [];
+    const retry: Job<I>[] = [];
     for (const job of batch) {
       if (job.settled) continue;
       job.attempts += 1;
@@ -370,7 +367,7 @@ export class Scheduler {
     this.rateSecond = Math.max(this.rateSecond, second);
   }
 
-  private recordLatency(job: Job): void {
+  private recordLatency(job: Job<I>): void {
     const now = performance.now();
     this.advanceRate(now);
     this.rateBuckets[this.rateSecond % this.rateBuckets.length]! += 1;
@@ -424,14 +421,14 @@ export class Scheduler {
   }
 
   /** Runs `action` if the job is not settled yet; returns whether it ran. */
-  private settle(job: Job, action: () => void): boolean {
+  private settle(job: Job<I>, action: () => void): boolean {
     if (job.settled) return false;
     job.settled = true;
     action();
     return true;
   }
 
-  private fail(job: Job, err: Error): void {
+  private fail(job: Job<I>, err: Error): void {
     if (this.settle(job, () => job.reject(err))) this.counters.failed += 1;
   }
 

@@ -5,6 +5,7 @@
  */
 import { KilnError } from '../core/errors.js';
 import type { Prediction, TextClassifier } from '../runtime/text-classifier.js';
+import type { Embedding, TextEmbedder } from '../runtime/text-embedder.js';
 
 /** Most texts one request may carry; larger jobs belong in several requests or `kiln batch`. */
 export const MAX_TEXTS_PER_REQUEST = 1024;
@@ -34,7 +35,7 @@ export function checkTexts(texts: readonly string[], describe: (index: number) =
  * (`elapsedMs` since it arrived). On timeout the answer is 504, and texts still queued then are
  * dropped by the scheduler before they run (a batch already running finishes).
  */
-export async function classifyWithin(
+export function classifyWithin(
   classifier: TextClassifier,
   texts: readonly string[],
   describe: (index: number) => string,
@@ -42,18 +43,29 @@ export async function classifyWithin(
   elapsedMs: number,
 ): Promise<Prediction[]> {
   checkTexts(texts, describe, limits);
-  if (limits.timeoutMs === null) return classifier.classify(texts, describe);
+  return runWithin(limits, elapsedMs, (options) => classifier.classify(texts, describe, options));
+}
+
+/** {@link classifyWithin} for embedding models. */
+export function embedWithin(embedder: TextEmbedder, texts: readonly string[], describe: (index: number) => string, limits: RequestLimits, elapsedMs: number): Promise<Embedding[]> {
+  checkTexts(texts, describe, limits);
+  return runWithin(limits, elapsedMs, (options) => embedder.embed(texts, describe, options));
+}
+
+/** Runs `work` with the request's deadline: 504 when it passes, and unstarted work is dropped. */
+export async function runWithin<R>(limits: RequestLimits, elapsedMs: number, work: (options: { deadline?: number }) => Promise<R>): Promise<R> {
+  if (limits.timeoutMs === null) return work({});
   const limit = limits.timeoutMs;
-  // Queued texts still waiting at the deadline are dropped by the scheduler, unrun.
-  const work = classifier.classify(texts, describe, { deadline: performance.now() + Math.max(0, limit - elapsedMs) });
+  // Queued inputs still waiting at the deadline are dropped by the scheduler, unrun.
+  const running = work({ deadline: performance.now() + Math.max(0, limit - elapsedMs) });
   // The abandoned work may still fail later (e.g. a queue-full rejection); nobody awaits it then.
-  work.catch(() => undefined);
+  running.catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new KilnError('KILN_ERR_HTTP_TIMEOUT', { limit })), Math.max(0, limit - elapsedMs));
   });
   try {
-    return await Promise.race([work, deadline]);
+    return await Promise.race([running, deadline]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,5 +1,6 @@
 import { KilnError } from '../core/errors.js';
-import type { TextClassifier } from '../runtime/text-classifier.js';
+import type { LoadedModel } from '../runtime/load-model.js';
+import type { Task } from '../model/artifact.js';
 
 /**
  * Holds the served models through their life: loading (routes answer 503 NOT_READY), ready,
@@ -8,7 +9,7 @@ import type { TextClassifier } from '../runtime/text-classifier.js';
  * from a model repository (`kiln serve DIR`), each under its artifact's name.
  */
 export class ModelHost {
-  private readonly models = new Map<string, TextClassifier>();
+  private readonly models = new Map<string, LoadedModel>();
   private drainSignal: string | null = null;
 
   /** Ready for new work: loaded and not draining. */
@@ -22,7 +23,7 @@ export class ModelHost {
   }
 
   /** Adds a model under its manifest's name (replacing one of the same name). */
-  set(classifier: TextClassifier): void {
+  set(classifier: LoadedModel): void {
     this.models.set(classifier.manifest.name, classifier);
   }
 
@@ -31,7 +32,7 @@ export class ModelHost {
     return [...this.models.keys()];
   }
 
-  all(): TextClassifier[] {
+  all(): LoadedModel[] {
     return [...this.models.values()];
   }
 
@@ -40,7 +41,7 @@ export class ModelHost {
    * loading (DRAINING once closed), KILN_ERR_HTTP_UNKNOWN_MODEL for a name not served,
    * KILN_ERR_HTTP_MODEL_REQUIRED when several are served and no name is given.
    */
-  ready(name?: string): TextClassifier {
+  ready(name?: string): LoadedModel {
     if (this.models.size === 0) {
       if (this.drainSignal !== null) throw new KilnError('KILN_ERR_HTTP_DRAINING', { signal: this.drainSignal });
       throw new KilnError('KILN_ERR_HTTP_NOT_READY', {});
@@ -52,6 +53,18 @@ export class ModelHost {
     }
     if (this.models.size > 1) throw new KilnError('KILN_ERR_HTTP_MODEL_REQUIRED', { served: this.names().join(', ') });
     return this.models.values().next().value!;
+  }
+
+  /**
+   * The model named `name` (see {@link ready}) when its task is one `route` serves;
+   * KILN_ERR_HTTP_WRONG_TASK (400) otherwise, naming the routes that do serve it.
+   */
+  readyFor<T extends Task>(name: string | undefined, route: string, tasks: readonly T[]): Extract<LoadedModel, { task: T }> {
+    const model = this.ready(name);
+    if (!(tasks as readonly Task[]).includes(model.task)) {
+      throw new KilnError('KILN_ERR_HTTP_WRONG_TASK', { model: model.manifest.name, task: model.task, route, serves: tasks.join(', '), use: ROUTES_BY_TASK[model.task] });
+    }
+    return model as Extract<LoadedModel, { task: T }>;
   }
 
   /** The error health checks and new requests get now (not ready or draining), or null when ready. */
@@ -74,3 +87,10 @@ export class ModelHost {
     await Promise.all(models.map((c) => c.close()));
   }
 }
+
+/** Where each task's inference is served, for the wrong-task error. */
+const ROUTES_BY_TASK: Record<Task, string> = {
+  'text-classification': 'POST /predict, /invocations or /v2/models/{name}/infer',
+  'image-classification': 'POST /predict, /invocations or /v2/models/{name}/infer',
+  'feature-extraction': 'POST /v1/embeddings, /embed, /invocations or /v2/models/{name}/infer',
+};

@@ -13,6 +13,7 @@ import { ServerMetrics } from './metrics.js';
 import { ModelHost } from './model-host.js';
 import type { RouteContext } from './routes/context.js';
 import { dashboardRoute } from './routes/dashboard.js';
+import { embeddingRoutes } from './routes/embeddings.js';
 import { invocationsRoute } from './routes/invocations.js';
 import { kserveRoutes } from './routes/kserve.js';
 import { metricsRoute } from './routes/metrics.js';
@@ -41,7 +42,7 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** Health checks: no API key (probes carry none) and they answer while draining (503 then). */
 const HEALTH_PATHS = ['/ping', '/v2/health/live', '/v2/health/ready'];
 const ROUTES =
-  'GET /ping, POST /predict, GET /stats, GET /dashboard, GET /metrics, POST /invocations, GET /v2, GET /v2/health/live, GET /v2/health/ready, ' +
+  'GET /ping, POST /predict, POST /v1/embeddings, POST /embed, GET /stats, GET /dashboard, GET /metrics, POST /invocations, GET /v2, GET /v2/health/live, GET /v2/health/ready, ' +
   'GET /v2/models/{name}, GET /v2/models/{name}/ready and POST /v2/models/{name}/infer';
 
 export interface KilnServer {
@@ -88,6 +89,7 @@ export function createServer(options: ServerOptions = {}): KilnServer {
   metricsRoute(app, metrics);
   invocationsRoute(app, context);
   kserveRoutes(app, context);
+  embeddingRoutes(app, context);
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { WorkerReplica, type Replica, type ReplicaFactory } from '../../src/runtime/replica.js';
-import { TextClassifier, type ClassifierOptions } from '../../src/runtime/text-classifier.js';
+import { TextClassifier } from '../../src/runtime/text-classifier.js';
+import type { ModelOptions } from '../../src/runtime/task-model.js';
 import { createServer, type ServerOptions } from '../../src/server/server.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
@@ -46,7 +47,7 @@ function gatedReplicas(): { factory: ReplicaFactory; open: () => void; running: 
   return { factory, open, running };
 }
 
-async function gatedServer(serverOptions: ServerOptions, classifierOptions: ClassifierOptions = {}) {
+async function gatedServer(serverOptions: ServerOptions, classifierOptions: ModelOptions = {}) {
   const gated = gatedReplicas();
   const server = createServer({ port: 0, ...serverOptions });
   const url = await server.listen();

@@ -138,6 +138,9 @@ describe('parseInvocation', () => {
         verify: null,
         'max-accuracy-drop': 1,
         'min-agreement': 0.98,
+        task: undefined,
+        pooling: 'mean',
+        'no-normalize': false,
         'no-cache': false,
         json: false,
       },
@@ -146,7 +149,7 @@ describe('parseInvocation', () => {
 
   test('parseInvocation(compile SOURCE with every flag) parses each value', () => {
     const inv = parseInvocation(
-      ['compile', 'models/x', '-o', 'out.kiln', '--max-length=64', '--max-batch', '1024', '--precision', 'int8', '--quantize-embeddings', '--keep-fp32', '/classifier*, /pre_classifier/MatMul', '--verify', 'dev.tsv', '--max-accuracy-drop', '0.5', '--min-agreement', '0.99', '--no-cache', '--json'],
+      ['compile', 'models/x', '-o', 'out.kiln', '--max-length=64', '--max-batch', '1024', '--precision', 'int8', '--quantize-embeddings', '--keep-fp32', '/classifier*, /pre_classifier/MatMul', '--verify', 'dev.tsv', '--max-accuracy-drop', '0.5', '--min-agreement', '0.99', '--task', 'feature-extraction', '--pooling', 'cls', '--no-normalize', '--no-cache', '--json'],
       COMMANDS,
       NO_ENV,
     );
@@ -160,6 +163,9 @@ describe('parseInvocation', () => {
       verify: 'dev.tsv',
       'max-accuracy-drop': 0.5,
       'min-agreement': 0.99,
+      task: 'feature-extraction',
+      pooling: 'cls',
+      'no-normalize': true,
       'no-cache': true,
       json: true,
     });

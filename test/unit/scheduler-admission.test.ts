@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
 import type { Replica } from '../../src/runtime/replica.js';
 import { Scheduler } from '../../src/runtime/scheduler.js';
+import { textBatcher } from '../../src/runtime/batcher.js';
 
 /** A replica that answers each batch when the test releases it (or at once when `auto`). */
 function gatedReplica(id: number, auto: boolean): Replica & { runs: number; release: () => void } {
@@ -32,7 +33,7 @@ const seq = (n = 5) => ({ ids: Array.from({ length: n }, (_, i) => i + 1), typeI
 
 test('submit with a deadline that passes while queued rejects KILN_ERR_DEADLINE_EXCEEDED and never runs', async () => {
   const replica = gatedReplica(0, false);
-  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], inputs: INPUTS, padId: 0, classes: 2 });
+  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0) });
   const first = scheduler.submit(seq());
   await new Promise((r) => setImmediate(r));
   assert.equal(replica.runs, 1);
@@ -57,7 +58,7 @@ test('with maxQueueMs, a request whose queue would take too long to clear is ref
     const rows = feeds.input_ids!.dims[0]!;
     return new Promise<{ data: Float32Array; dims: number[]; computeMs: number }>((resolve) => held.push(() => resolve({ data: new Float32Array(rows * 2), dims: [rows, 2], computeMs: 1 })));
   }
-  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], inputs: INPUTS, padId: 0, classes: 2, maxQueueMs: 50 });
+  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 50 });
   // History: 40 answers, so the recent rate is known.
   await Promise.all(Array.from({ length: 40 }, () => scheduler.submit(seq())));
   const rate = scheduler.stats().recent.perSecond;

@@ -9,6 +9,7 @@ import type { EncodedText } from '../../src/model/tokenizer.js';
 import type { Replica, ReplicaFactory } from '../../src/runtime/replica.js';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
 import { Scheduler, type SchedulerOptions } from '../../src/runtime/scheduler.js';
+import { textBatcher } from '../../src/runtime/batcher.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fakes: replicas that compute "logits" from their feeds, so a row answered to the wrong request
@@ -198,7 +199,7 @@ interface Watched {
  * promise ignores a second settlement, so watching the promise cannot catch a request answered
  * twice: for the one synchronous call, `Promise` is a subclass whose executor counts them.
  */
-function submit(scheduler: Scheduler, encoded: EncodedText): Watched {
+function submit(scheduler: Scheduler<EncodedText>, encoded: EncodedText): Watched {
   const Native = globalThis.Promise;
   let calls = 0;
   class Counting<T> extends Native<T> {
@@ -238,11 +239,11 @@ function submit(scheduler: Scheduler, encoded: EncodedText): Watched {
 /** The scheduler pumps its queue from a setImmediate; this resolves after that pump ran. */
 const afterPump = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function options(fleet: Fleet, overrides: Partial<SchedulerOptions> = {}): SchedulerOptions {
-  return { replicas: 1, factory: fleet.factory, maxBatch: 4, buckets: [16, 32, 64], inputs: INPUTS, padId: 0, classes: 2, ...overrides };
+function options(fleet: Fleet, overrides: Partial<SchedulerOptions<EncodedText>> = {}): SchedulerOptions<EncodedText> {
+  return { replicas: 1, factory: fleet.factory, maxBatch: 4, buckets: [16, 32, 64], batcher: textBatcher(INPUTS, 0), ...overrides };
 }
 
-async function start(t: TestContext, fleet: Fleet, overrides: Partial<SchedulerOptions> = {}): Promise<Scheduler> {
+async function start(t: TestContext, fleet: Fleet, overrides: Partial<SchedulerOptions<EncodedText>> = {}): Promise<Scheduler<EncodedText>> {
   const scheduler = await Scheduler.create(options(fleet, overrides));
   t.after(() => scheduler.destroy());
   return scheduler;

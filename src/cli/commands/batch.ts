@@ -2,7 +2,7 @@ import { basename, extname, resolve } from 'node:path';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import { runBatch, type Shard } from '../../deploy/batch.js';
-import { TextClassifier } from '../../runtime/text-classifier.js';
+import { loadModel } from '../../runtime/load-model.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
 import { defineCommand, integer, nonEmpty, type FlagSpec } from '../table.js';
@@ -48,7 +48,7 @@ export const batchCommand = defineCommand({
     const shardSuffix = flags.shard ? `.shard-${flags.shard.index}-of-${flags.shard.count}` : '';
     const output = resolve(flags.out ?? `${basename(input, extname(input))}.predictions${shardSuffix}.jsonl`);
     const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
-    const classifier = await TextClassifier.load(artifact, classifierOptions(flags));
+    const classifier = await loadModel(artifact, classifierOptions(flags));
     const progress = new Progress();
     progress.step('classifying');
     try {

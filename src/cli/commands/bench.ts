@@ -7,7 +7,7 @@ import type { BenchResult } from '../../bench/result.js';
 import { Progress } from '../../core/log.js';
 import { readDataset } from '../../model/dataset.js';
 import { RUNTIME_VERSION } from '../../runtime/binding.js';
-import { TextClassifier } from '../../runtime/text-classifier.js';
+import { loadModel } from '../../runtime/load-model.js';
 import { KILN_VERSION, PACKAGE_ROOT } from '../../version.js';
 import { formatMs } from '../format.js';
 import { artifactFromArgument } from '../open-artifact.js';
@@ -65,21 +65,23 @@ export const benchCommand = defineCommand({
     const dataset = await readDataset(flags.data);
     const texts = dataset.examples.map((e) => e.text);
     const artifact = await artifactFromArgument(artifactArg, { quiet: false });
-    const classifier = await TextClassifier.load(artifact, classifierOptions(flags));
+    const classifier = await loadModel(artifact, classifierOptions(flags));
     const progress = new Progress();
     const tick = (label: string, done: number, total: number): void => progress.tick(done, total, label);
     try {
       const m = classifier.manifest;
-      const meanTokens = texts.reduce((n, t) => n + classifier.tokenCount(t), 0) / texts.length;
+      const meanTokens = texts.reduce((n, t) => n + classifier.inputSize(t), 0) / texts.length;
       const url = flags.url ? flags.url.replace(/\/$/, '') : null;
       const headers: Record<string, string> = { 'content-type': 'application/json', ...(flags['api-key'] ? { authorization: `Bearer ${flags['api-key']}` } : {}) };
+      // Over HTTP each task has its route: /predict for classifiers, /embed for embedders.
+      const route = classifier.task === 'feature-extraction' ? { path: '/embed', body: (text: unknown) => ({ inputs: text }) } : { path: '/predict', body: (text: unknown) => ({ text }) };
       const predict: Predict = url
         ? async (text) => {
-            const res = await fetch(`${url}/predict`, { method: 'POST', headers, body: JSON.stringify({ text }) });
-            if (!res.ok) throw new Error(`POST ${url}/predict answered ${res.status}: ${await res.text()}`);
+            const res = await fetch(`${url}${route.path}`, { method: 'POST', headers, body: JSON.stringify(route.body(text)) });
+            if (!res.ok) throw new Error(`POST ${url}${route.path} answered ${res.status}: ${await res.text()}`);
             return res.json();
           }
-        : (text) => classifier.classify([text]);
+        : (text) => classifier.infer([text]);
       const layout = { ...classifier.layout, buckets: [...classifier.layout.buckets] };
       const out = process.stdout;
       out.write(
@@ -134,10 +136,10 @@ export const benchCommand = defineCommand({
       }
       if (flags.compare === 'seed' && result.best) {
         // The seed's recipe: pad every text to max length, one text per call, one model copy.
-        const seed = await TextClassifier.load(artifact, { replicas: 1, threadsPerReplica: availableParallelism(), maxBatch: 1, buckets: [m.limits.maxLength] });
+        const seed = await loadModel(artifact, { replicas: 1, threadsPerReplica: availableParallelism(), maxBatch: 1, buckets: [m.limits.maxLength] });
         try {
           const sample = texts.slice(0, Math.min(texts.length, 300));
-          for (let i = 0; i < Math.min(flags.warmup, 10); i += 1) await seed.classify([sample[0]!]);
+          for (let i = 0; i < Math.min(flags.warmup, 10); i += 1) await seed.infer([sample[0]!]);
           const seedRate = await seedRecipeThroughput(seed, sample);
           result.compare = { seedTextsPerSecond: seedRate, speedup: result.best.textsPerSecond / seedRate };
           out.write(`seed recipe (padded to ${m.limits.maxLength}, batch 1, one replica): ${seedRate.toFixed(1)} texts/s; kiln is ${result.compare.speedup.toFixed(1)}× faster\n`);

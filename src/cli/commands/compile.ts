@@ -1,7 +1,7 @@
 import { relative } from 'node:path';
 import { compile, DEFAULT_MAX_BATCH, DEFAULT_MAX_LENGTH, MAX_BATCH_LIMIT, PRECISIONS, type CompileStep, type Precision } from '../../compiler/compile.js';
 import { Progress } from '../../core/log.js';
-import type { Manifest } from '../../model/artifact.js';
+import { POOLINGS, TASKS, type Manifest, type Pooling, type Task } from '../../model/artifact.js';
 import { choice, decimal, defineCommand, integer, nameList, nonEmpty } from '../table.js';
 import { formatBytes, formatCount, formatMs, operatorChanges, sum, table } from '../format.js';
 
@@ -89,12 +89,24 @@ export const compileCommand = defineCommand({
     },
     'max-accuracy-drop': { type: 'string', arg: 'PTS', description: 'With --verify: most accuracy the compiled model may lose, in percentage points.', default: 1, parse: decimal(0, 100) },
     'min-agreement': { type: 'string', arg: 'F', description: 'With --verify on rows without labels: least fraction of rows with the same label as the fp32 source.', default: 0.98, parse: decimal(0, 1) },
+    task: {
+      type: 'string',
+      arg: 'T',
+      description:
+        'text-classification, feature-extraction (embeddings) or image-classification. Detected from config.json\'s architectures (…ForSequenceClassification, BertModel…) and the graph\'s outputs; set it to serve a classifier checkpoint\'s encoder as an embedder.',
+      default: undefined as Task | undefined,
+      defaultText: 'detected',
+      parse: choice<Task>(TASKS),
+    },
+    pooling: { type: 'string', arg: 'P', description: 'feature-extraction: mean (over real tokens), cls (first token) or max.', default: 'mean' as Pooling, parse: choice<Pooling>(POOLINGS) },
+    'no-normalize': { type: 'boolean', description: 'feature-extraction: keep raw pooled vectors instead of unit-length ones.', default: false },
     'no-cache': { type: 'boolean', description: 'Compile from scratch; neither read nor write the compile cache.', default: false },
     json: { type: 'boolean', description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.', default: false },
   },
   examples: [
     { command: 'kiln compile models/sst2-distilbert-tiny', note: 'compile the embedded sentiment model to ./sst2-distilbert-tiny.kiln' },
     { command: 'kiln compile models/sst2-distilbert-tiny --precision int8 --verify data/sst2/dev.tsv', note: 'int8, checked on the SST-2 dev set (fails if accuracy drops more than 1 point)' },
+    { command: 'kiln compile models/sst2-distilbert-tiny --task feature-extraction -o sst2-encoder.kiln', note: 'the same checkpoint\'s encoder as a sentence embedder (mean pooling, unit vectors)' },
     { command: 'kiln compile model.onnx -o /srv/models/sentiment.kiln --max-length 64 --max-batch 16', note: 'a bare ONNX file (config.json and tokenizer.json beside it), shorter sequences' },
   ],
   async run({ positionals, flags }) {
@@ -112,6 +124,9 @@ export const compileCommand = defineCommand({
       verify: flags.verify,
       maxAccuracyDrop: flags['max-accuracy-drop'],
       minAgreement: flags['min-agreement'],
+      task: flags.task,
+      pooling: flags.pooling,
+      normalize: !flags['no-normalize'],
       onStep: (step, phase) => (phase === 'start' ? progress.step(STEP_LABELS[step]) : progress.done(STEP_LABELS[step])),
     });
     const { manifest } = result;
@@ -125,7 +140,7 @@ export const compileCommand = defineCommand({
     process.stdout.write(
       `compiled ${source} → ${displayPath(result.artifactDir)}\n` +
         table([
-          ['task', `${manifest.task}, labels ${manifest.labels.join(', ')}`],
+          ['task', manifest.embedding ? `${manifest.task}: ${manifest.embedding.dimension}-dimensional vectors, ${manifest.embedding.pooling} pooling${manifest.embedding.normalize ? ', L2-normalized' : ''}` : `${manifest.task}, labels ${manifest.labels.length > 12 ? `${manifest.labels.slice(0, 12).join(', ')} … (${manifest.labels.length})` : manifest.labels.join(', ')}`],
           ...(manifest.synthetic ? [['weights', `SYNTHETIC: ${manifest.synthetic}`] as [string, string]] : []),
           ['parameters', `${formatCount(manifest.model.parameters)} (${manifest.model.parameters.toLocaleString('en-US')})`],
           ['operators', `${sum(ops.source)} → ${sum(ops.optimized)} nodes after optimization`],

@@ -17,7 +17,8 @@ export function renderManifest(dir: string, m: Manifest): string {
     `${m.name} (${dir})`,
     table([
       ['format', `${m.format} v${m.formatVersion}`],
-      ['task', `${m.task}; labels ${m.labels.join(', ')}`],
+      ['task', m.labels.length > 0 ? `${m.task}; labels ${m.labels.length > 12 ? `${m.labels.slice(0, 12).join(', ')} … (${m.labels.length})` : m.labels.join(', ')}` : m.task],
+      ...(m.embedding ? [['embedding', `${m.embedding.dimension} dimensions, ${m.embedding.pooling} pooling, ${m.embedding.normalize ? 'L2-normalized' : 'not normalized'}`] as [string, string]] : []),
       ...(m.synthetic ? [['weights', `SYNTHETIC: ${m.synthetic}`] as [string, string]] : []),
       ['source', `${m.source.kind} ${m.source.path} (sha256 ${m.source.sha256.slice(0, 16)}…)`],
       ['parameters', `${formatCount(m.model.parameters)} (${m.model.parameters.toLocaleString('en-US')})`],
@@ -25,7 +26,7 @@ export function renderManifest(dir: string, m: Manifest): string {
       ['inputs', m.model.inputs.map((i) => `${i.name} ${i.type} [${(i.shape ?? []).join(', ')}]`).join('; ')],
       ['outputs', m.model.outputs.map((o) => `${o.name} ${o.type} [${(o.shape ?? []).join(', ')}]`).join('; ')],
       ['limits', `max length ${m.limits.maxLength}, max batch ${m.limits.maxBatch}, buckets ${(m.limits.buckets ?? []).join(',')}`],
-      ['tokenizer', `${m.tokenizer.file}, pad id ${m.tokenizer.padTokenId}, ${m.tokenizer.specialTokensTotal} special tokens per text`],
+      ...(m.tokenizer ? [['tokenizer', `${m.tokenizer.file}, pad id ${m.tokenizer.padTokenId}, ${m.tokenizer.specialTokensTotal} special tokens per text`] as [string, string]] : []),
       ['fusions', `attention ${m.model.fusions.attention}, layer norm ${m.model.fusions.layerNorm}, GELU ${m.model.fusions.gelu}, MatMul/Gemm ${m.model.fusions.matmul}`],
       ['compiled', `${m.compile.createdAt} in ${(m.compile.durationMs / 1000).toFixed(2)} s; ${m.compile.backend} on ${m.compile.target.cpu} (${m.compile.target.platform}/${m.compile.target.arch})`],
       ['versions', `kiln ${m.versions.kiln}, ONNX Runtime ${m.versions.onnxruntime}, Node ${m.versions.node}`],

@@ -3,7 +3,9 @@ import { availableParallelism } from 'node:os';
 import { KilnError } from '../../core/errors.js';
 import { pathKind } from '../../core/fs.js';
 import { Progress, warnOnce } from '../../core/log.js';
-import { TextClassifier, type Prediction } from '../../runtime/text-classifier.js';
+import { loadModel } from '../../runtime/load-model.js';
+import type { Prediction } from '../../runtime/text-classifier.js';
+import type { Embedding } from '../../runtime/text-embedder.js';
 import { formatMs, percentile } from '../format.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, nonEmpty } from '../table.js';
@@ -13,7 +15,7 @@ const WARMUP_RUNS = 3;
 
 export const runCommand = defineCommand({
   name: 'run',
-  summary: 'Classify texts one at a time and report each latency.',
+  summary: 'Run a model on texts one at a time (labels or embeddings) and report each latency.',
   description:
     'Loads an artifact (or compiles a SOURCE on the fly through the cache), warms it up, then classifies each text ' +
     'alone, as the seed\'s latency loop does: one line per text with label, score and latency, and with several ' +
@@ -25,7 +27,7 @@ export const runCommand = defineCommand({
   ],
   flags: {
     file: { type: 'string', short: 'f', arg: 'F', description: 'Read texts from a UTF-8 file, one per line (after any TEXT arguments).', default: null as string | null, parse: nonEmpty },
-    json: { type: 'boolean', description: 'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}.', default: false },
+    json: { type: 'boolean', description: 'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}, or "embedding" for embedders.', default: false },
   },
   examples: [
     { command: 'kiln run models/sst2-distilbert-tiny "I absolutely loved this movie" "The food was cold"', note: 'two texts, labels and latencies, then the summary line' },
@@ -45,20 +47,20 @@ export const runCommand = defineCommand({
 
     const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: flags.json });
     // One replica using every core: the latency of one request at a time, as the seed measures it.
-    const classifier = await TextClassifier.load(artifact, { replicas: 1, threadsPerReplica: availableParallelism() });
+    const classifier = await loadModel(artifact, { replicas: 1, threadsPerReplica: availableParallelism() });
     try {
-      for (let i = 0; i < WARMUP_RUNS; i += 1) await classifier.classify([texts[0]!.text]);
+      for (let i = 0; i < WARMUP_RUNS; i += 1) await classifier.infer([texts[0]!.text]);
       const progress = new Progress({ quiet: flags.json || texts.length < 200 });
       const latencies: number[] = [];
       for (const [index, { text, where }] of texts.entries()) {
         const started = performance.now();
-        const [prediction] = (await classifier.classify([text], () => where)) as [Prediction];
+        const [prediction] = (await classifier.infer([text], () => where)) as [Prediction | Embedding];
         const latencyMs = performance.now() - started;
         latencies.push(latencyMs);
         if (prediction.truncated) {
           warnOnce('truncated', `${where} is longer than the artifact's max length (${classifier.manifest.limits.maxLength} tokens) and was truncated; later truncations are not reported`);
         }
-        process.stdout.write(flags.json ? `${JSON.stringify({ text, label: prediction.label, score: prediction.score, logits: prediction.logits, latencyMs })}\n` : `${prediction.label}  ${prediction.score.toFixed(4)}  ${formatMs(latencyMs).padStart(9)}  ${text}\n`);
+        process.stdout.write(`${flags.json ? JSON.stringify({ text, ...resultFields(prediction), latencyMs }) : `${resultText(prediction)}  ${formatMs(latencyMs).padStart(9)}  ${text}`}\n`);
         progress.tick(index + 1, texts.length, 'texts');
       }
       if (!flags.json && texts.length > 1) {
@@ -71,3 +73,15 @@ export const runCommand = defineCommand({
     }
   },
 });
+
+function resultFields(result: Prediction | Embedding): object {
+  if ('embedding' in result) return { embedding: result.embedding, tokens: result.tokens };
+  return { label: result.label, score: result.score, logits: result.logits };
+}
+
+/** One line's result: label and score, or the vector's size and first values. */
+function resultText(result: Prediction | Embedding): string {
+  if ('label' in result) return `${result.label}  ${result.score.toFixed(4)}`;
+  const head = result.embedding.slice(0, 3).map((v) => v.toFixed(4)).join(', ');
+  return `[${result.embedding.length}] ${head}, …`;
+}

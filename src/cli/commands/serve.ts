@@ -6,7 +6,8 @@ import { pathKind } from '../../core/fs.js';
 import { isArtifactDir } from '../../model/artifact.js';
 import { KilnError } from '../../core/errors.js';
 import { formatError } from '../../core/log.js';
-import { TextClassifier } from '../../runtime/text-classifier.js';
+import { loadModel, type LoadedModel } from '../../runtime/load-model.js';
+import type { Manifest } from '../../model/artifact.js';
 import { DEFAULT_MAX_TEXT_CHARS } from '../../server/limits.js';
 import { createServer, DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
 import { artifactFromArgument } from '../open-artifact.js';
@@ -138,9 +139,9 @@ export const serveCommand = defineCommand({
       const options = classifierOptions(flags);
       // Several models share the cores: unless told otherwise, each gets its share of replicas.
       if (members && options.replicas === undefined) options.replicas = Math.max(1, Math.floor(availableParallelism() / (options.threadsPerReplica ?? 1) / members.length));
-      const loaded: TextClassifier[] = [];
+      const loaded: LoadedModel[] = [];
       try {
-        for (const path of paths) loaded.push(await TextClassifier.load(await artifactFromArgument(path, { quiet: false }), options));
+        for (const path of paths) loaded.push(await loadModel(await artifactFromArgument(path, { quiet: false }), options));
       } catch (err) {
         await Promise.all(loaded.map((c) => c.close()));
         throw err;
@@ -154,12 +155,11 @@ export const serveCommand = defineCommand({
         const m = classifier.manifest;
         const l = classifier.layout;
         process.stderr.write(
-          `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (labels ${m.labels.join(', ')}; ` +
+          `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (${describeTask(m)}; ` +
             `${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, buckets ${l.buckets.join(',')})\n`,
         );
       }
-      const body = members ? `{"model":"${loaded[0]!.manifest.name}","text":"I loved it"}` : '{"text":"I loved it"}';
-      process.stderr.write(`kiln serve: try: curl -s ${url}/predict -H 'content-type: application/json' -d '${body}'\n`);
+      process.stderr.write(`kiln serve: try: ${tryCommand(url, loaded[0]!, Boolean(members))}\n`);
     } catch (err) {
       // A model that cannot load is fatal: report it and stop serving rather than answer 503 forever.
       process.stderr.write(`${formatError(err)}\n`);
@@ -171,3 +171,17 @@ export const serveCommand = defineCommand({
     }
   },
 });
+
+/** What a model answers, for the ready line: its labels, or its vectors. */
+function describeTask(m: Manifest): string {
+  if (m.task === 'feature-extraction' && m.embedding) return `${m.task}, ${m.embedding.dimension}-dimensional ${m.embedding.pooling}-pooled vectors`;
+  return `labels ${m.labels.length > 8 ? `${m.labels.slice(0, 8).join(', ')} … (${m.labels.length})` : m.labels.join(', ')}`;
+}
+
+/** A curl command that exercises the model's main route. */
+function tryCommand(url: string, model: LoadedModel, named: boolean): string {
+  const name = model.manifest.name;
+  if (model.task === 'feature-extraction') return `curl -s ${url}/v1/embeddings -H 'content-type: application/json' -d '{"model":"${name}","input":"I loved it"}'`;
+  const body = named ? `{"model":"${name}","text":"I loved it"}` : '{"text":"I loved it"}';
+  return `curl -s ${url}/predict -H 'content-type: application/json' -d '${body}'`;
+}

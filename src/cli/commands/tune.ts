@@ -3,7 +3,7 @@ import { tune, type Trial } from '../../bench/tune.js';
 import { KilnError } from '../../core/errors.js';
 import { readDataset } from '../../model/dataset.js';
 import { readArtifact, writeManifest } from '../../model/artifact.js';
-import { TextClassifier } from '../../runtime/text-classifier.js';
+import { loadModel } from '../../runtime/load-model.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { DEFAULT_DATA } from './bench.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
@@ -43,7 +43,7 @@ export const tuneCommand = defineCommand({
       sloP99Ms: flags['p99-ms'],
       budgetS: flags['budget-s'],
       maxBatchLimit: manifest.limits.maxBatch,
-      load: (replicas, threadsPerReplica) => TextClassifier.load(dir, { replicas, threadsPerReplica, verify: false }),
+      load: (replicas, threadsPerReplica) => loadModel(dir, { replicas, threadsPerReplica, verify: false }),
       onTrial: (t) => process.stdout.write(`${row(t)}\n`),
     });
     if (!best) {

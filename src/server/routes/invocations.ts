@@ -10,7 +10,7 @@
 import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../../core/errors.js';
 import { predictionBody } from '../answers.js';
-import { classifyWithin } from '../limits.js';
+import { classifyWithin, embedWithin } from '../limits.js';
 import type { RouteContext } from './context.js';
 
 export const JSON_LINES_TYPES = ['application/jsonlines', 'application/jsonl', 'application/x-jsonlines'];
@@ -79,14 +79,21 @@ export function invocationsRoute(app: FastifyInstance, { host, limits }: RouteCo
       const invocations = lines ? readJsonLines(request.body as string) : [{ ...readInvocation(request.body, null), line: 0 }];
       // SageMaker multi-model endpoints name the model in this header.
       const target = request.headers['x-amzn-sagemaker-target-model'];
-      const classifier = host.ready(typeof target === 'string' && target !== '' ? target.replace(/\.tar\.gz$/, '') : undefined);
+      const model = host.readyFor(typeof target === 'string' && target !== '' ? target.replace(/\.tar\.gz$/, '') : undefined, 'POST /invocations', ['text-classification', 'feature-extraction']);
       // One classify call for the whole body: the texts of every line share batches.
       const texts = invocations.flatMap((inv) => inv.texts);
       const names = invocations.flatMap((inv) => inv.texts.map((_, k) => (lines ? `line ${inv.line}${inv.single ? '' : ` "inputs[${k}]"`}` : inv.single ? '"inputs"' : `"inputs[${k}]"`)));
-      const predictions = await classifyWithin(classifier, texts, (i) => names[i]!, limits, reply.elapsedTime);
+      const describe = (i: number): string => names[i]!;
+      // An embedding model answers {"embedding": […]} where a classifier answers {"label", "score"}.
+      const results: object[] =
+        model.task === 'feature-extraction'
+          ? (await embedWithin(model, texts, describe, limits, reply.elapsedTime)).map((e) => ({ embedding: e.embedding }))
+          : [];
+      const predictions = model.task === 'text-classification' ? await classifyWithin(model, texts, describe, limits, reply.elapsedTime) : [];
       let next = 0;
       const answers = invocations.map((inv) => {
-        const mine = predictions.slice(next, next + inv.texts.length).map((p) => predictionBody(p, classifier.labels, inv.allScores));
+        const mine =
+          model.task === 'text-classification' ? predictions.slice(next, next + inv.texts.length).map((p) => predictionBody(p, model.labels, inv.allScores)) : results.slice(next, next + inv.texts.length);
         next += inv.texts.length;
         return inv.single ? mine[0]! : { predictions: mine };
       });

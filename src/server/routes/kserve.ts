@@ -9,17 +9,19 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { KilnError } from '../../core/errors.js';
-import { topLabel, type TextClassifier } from '../../runtime/text-classifier.js';
+import { topLabel } from '../../runtime/text-classifier.js';
+import type { LoadedModel } from '../../runtime/load-model.js';
 import { KILN_VERSION } from '../../version.js';
-import { classifyWithin, MAX_TEXTS_PER_REQUEST } from '../limits.js';
+import { classifyWithin, embedWithin, MAX_TEXTS_PER_REQUEST } from '../limits.js';
 import type { ModelHost } from '../model-host.js';
 import type { RouteContext } from './context.js';
 
 export const MODEL_VERSION = '1';
 /** Triton's platform name for ONNX Runtime models. */
 const PLATFORM = 'onnxruntime_onnx';
-const OUTPUTS = ['label', 'score', 'logits'] as const;
-type OutputName = (typeof OUTPUTS)[number];
+/** Outputs by task: a classifier's label, score and logits; an embedder's vectors. */
+const OUTPUTS = { 'text-classification': ['label', 'score', 'logits'], 'feature-extraction': ['embedding'] } as const;
+type OutputName = 'label' | 'score' | 'logits' | 'embedding';
 /** Datatypes of token id tensors: a client that tokenized itself. */
 const TOKEN_DATATYPES = new Set(['INT64', 'INT32', 'UINT64', 'UINT32', 'INT16', 'INT8']);
 const TOKEN_INPUTS = new Set(['input_ids', 'attention_mask', 'token_type_ids']);
@@ -75,8 +77,8 @@ const inferSchema = {
   additionalProperties: false,
 } as const;
 
-/** The classifier serving `name` (and `version`), or 404 / 503. */
-function modelFor(host: ModelHost, params: ModelParams): TextClassifier {
+/** The model serving `name` (and `version`), or 404 / 503. */
+function modelFor(host: ModelHost, params: ModelParams): LoadedModel {
   const unknown = (): KilnError =>
     new KilnError('KILN_ERR_HTTP_V2_UNKNOWN_MODEL', { model: params.version === undefined ? params.name : `${params.name}/versions/${params.version}`, served: host.names().join(', ') });
   if (params.version !== undefined && params.version !== MODEL_VERSION && host.unavailable() === null) throw unknown();
@@ -88,18 +90,16 @@ function modelFor(host: ModelHost, params: ModelParams): TextClassifier {
   }
 }
 
-function metadata(classifier: TextClassifier): object {
-  return {
-    name: classifier.manifest.name,
-    versions: [MODEL_VERSION],
-    platform: PLATFORM,
-    inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }],
-    outputs: [
-      { name: 'label', datatype: 'BYTES', shape: [-1] },
-      { name: 'score', datatype: 'FP32', shape: [-1] },
-      { name: 'logits', datatype: 'FP32', shape: [-1, classifier.labels.length] },
-    ],
-  };
+function metadata(model: LoadedModel): object {
+  const outputs =
+    model.task === 'feature-extraction'
+      ? [{ name: 'embedding', datatype: 'FP32', shape: [-1, model.head.dimension] }]
+      : [
+          { name: 'label', datatype: 'BYTES', shape: [-1] },
+          { name: 'score', datatype: 'FP32', shape: [-1] },
+          { name: 'logits', datatype: 'FP32', shape: [-1, model.labels.length] },
+        ];
+  return { name: model.manifest.name, versions: [MODEL_VERSION], platform: PLATFORM, inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }], outputs };
 }
 
 const invalid = (problem: string): KilnError => new KilnError('KILN_ERR_HTTP_V2_INVALID_REQUEST', { problem });
@@ -174,10 +174,10 @@ function readTokens(inputs: readonly TensorInput[]): Array<{ ids: number[]; type
   });
 }
 
-function requestedOutputs(outputs: InferBody['outputs']): OutputName[] {
-  if (outputs === undefined) return [...OUTPUTS];
+function requestedOutputs(outputs: InferBody['outputs'], available: readonly OutputName[]): OutputName[] {
+  if (outputs === undefined) return [...available];
   for (const o of outputs) {
-    if (!(OUTPUTS as readonly string[]).includes(o.name)) throw invalid(`the model has no output ${JSON.stringify(o.name)}; its outputs are ${OUTPUTS.join(', ')}`);
+    if (!(available as readonly string[]).includes(o.name)) throw invalid(`the model has no output ${JSON.stringify(o.name)}; its outputs are ${available.join(', ')}`);
   }
   return outputs.map((o) => o.name as OutputName);
 }
@@ -201,27 +201,31 @@ export function kserveRoutes(app: FastifyInstance, { host, limits }: RouteContex
     });
 
     app.post<{ Params: ModelParams; Body: InferBody }>(`${prefix}/infer`, { schema: { body: inferSchema } }, async (request, reply) => {
-      const classifier = modelFor(host, request.params);
+      const model = modelFor(host, request.params);
       const { id, inputs, outputs } = request.body;
       const parsed = readRequest(inputs);
-      const wanted = requestedOutputs(outputs);
+      const wanted = requestedOutputs(outputs, OUTPUTS[model.task]);
+      const answer = (tensors: object[]): object => ({ model_name: model.manifest.name, model_version: MODEL_VERSION, ...(id === undefined ? {} : { id }), outputs: tensors });
+      if (model.task === 'feature-extraction') {
+        const vectors =
+          parsed.kind === 'texts'
+            ? (await embedWithin(model, parsed.texts, (i) => `element ${i} of input "${inputs[0]!.name}"`, limits, reply.elapsedTime)).map((e) => e.embedding)
+            : await model.embedTokens(parsed.rows);
+        return answer([{ name: 'embedding', datatype: 'FP32', shape: [vectors.length, model.head.dimension], data: vectors.flat() }]);
+      }
+      const classifier = model;
       const predictions =
         parsed.kind === 'texts'
           ? await classifyWithin(classifier, parsed.texts, (i) => `element ${i} of input "${inputs[0]!.name}"`, limits, reply.elapsedTime)
           : (await classifier.classifyTokens(parsed.rows)).map((logits) => ({ ...topLabel(logits, classifier.labels), logits }));
       const shape = parsed.kind === 'texts' ? parsed.shape : [predictions.length];
       const classes = classifier.labels.length;
-      const tensors: Record<OutputName, object> = {
+      const tensors: Record<Exclude<OutputName, 'embedding'>, object> = {
         label: { name: 'label', datatype: 'BYTES', shape, data: predictions.map((p) => p.label) },
         score: { name: 'score', datatype: 'FP32', shape, data: predictions.map((p) => p.score) },
         logits: { name: 'logits', datatype: 'FP32', shape: [predictions.length, classes], data: predictions.flatMap((p) => p.logits) },
       };
-      return {
-        model_name: classifier.manifest.name,
-        model_version: MODEL_VERSION,
-        ...(id === undefined ? {} : { id }),
-        outputs: wanted.map((name) => tensors[name]),
-      };
+      return answer(wanted.map((name) => tensors[name as Exclude<OutputName, 'embedding'>]));
     });
   }
 }

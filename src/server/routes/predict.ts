@@ -34,7 +34,7 @@ export function predictRoute(app: FastifyInstance, { host, limits }: RouteContex
       throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: text === undefined ? 'it has neither "text" nor "texts"' : 'it has both "text" and "texts"' });
     }
     if (texts && texts.length === 0) throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: '"texts" is an empty list' });
-    const classifier = host.ready(model);
+    const classifier = host.readyFor(model, 'POST /predict', ['text-classification']);
     if (text !== undefined) {
       const [prediction] = await classifyWithin(classifier, [text], () => '"text"', limits, reply.elapsedTime);
       return predictionBody(prediction!, classifier.labels, allScores);

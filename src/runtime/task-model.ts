@@ -1,0 +1,155 @@
+/**
+ * What every loaded artifact shares, whatever its task: the layout (replicas × threads,
+ * batching) resolved from options, the tuned layout and defaults; the memory check; a scheduler
+ * in front of worker replicas; stats, reconfigure and close. A task (text-classifier.ts,
+ * text-embedder.ts, image-classifier.ts) adds how its inputs become a batch and what its output
+ * rows mean.
+ */
+import { availableParallelism } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KilnError } from '../core/errors.js';
+import type { Manifest } from '../model/artifact.js';
+import { defaultBuckets } from '../model/buckets.js';
+import { TextTokenizer } from '../model/tokenizer.js';
+import type { Backend } from './binding.js';
+import type { Batcher } from './batcher.js';
+import { checkLayoutFits } from './memory.js';
+import { workerReplicas, type ReplicaFactory } from './replica.js';
+import { Scheduler, type SchedulerStats } from './scheduler.js';
+
+export interface ModelOptions {
+  /** Replicas (sessions in worker threads); `auto` fills the cores. @defaultValue 'auto' */
+  replicas?: number | 'auto';
+  /** Intra-op threads per replica (the seed's cores per model). @defaultValue 1 */
+  threadsPerReplica?: number;
+  /** Most inputs per batch; at most the artifact's max batch. @defaultValue the artifact's max batch */
+  maxBatch?: number;
+  /** How long a request may wait for companions while replicas are busy, in ms. @defaultValue 2 */
+  maxDelayMs?: number;
+  /** Most requests waiting before new ones are refused (429 in the server). @defaultValue 4096 */
+  maxQueue?: number;
+  /** Refuse requests when the queue would take longer than this to clear, in ms (429). @defaultValue none */
+  maxQueueMs?: number | null;
+  /** Sequence lengths to pad batches to (text tasks). @defaultValue the artifact's buckets */
+  buckets?: number[];
+  /** @defaultValue 'cpu' */
+  backend?: Backend;
+  /** Check every file's SHA-256 against the manifest before loading. @defaultValue true */
+  verify?: boolean;
+  /** Replaces the worker replicas (tests inject failing ones). */
+  replicaFactory?: ReplicaFactory;
+}
+
+/** The layout in use: replicas × threads, batching. */
+export interface Layout {
+  replicas: number;
+  threadsPerReplica: number;
+  maxBatch: number;
+  maxDelayMs: number;
+  buckets: number[];
+}
+
+/** Replicas × threads that fill the machine's cores. */
+export function resolveReplicas(replicas: number | 'auto' | undefined, threadsPerReplica: number): number {
+  if (typeof replicas === 'number') return replicas;
+  return Math.max(1, Math.floor(availableParallelism() / threadsPerReplica));
+}
+
+/**
+ * Resolves the layout (unset options take the layout kiln tune stored, then the defaults),
+ * checks it fits in memory, and starts the replicas behind a scheduler.
+ * `fixedLength`: inputs of one size (images) use the single bucket [1].
+ */
+export async function startScheduler<I>(
+  dir: string,
+  manifest: Manifest,
+  options: ModelOptions,
+  batcher: Batcher<I>,
+  fixedLength = false,
+): Promise<{ scheduler: Scheduler<I>; layout: Layout }> {
+  const tuned = manifest.tuned;
+  const threadsPerReplica = options.threadsPerReplica ?? tuned?.threadsPerReplica ?? 1;
+  const replicas = resolveReplicas(options.replicas ?? tuned?.replicas, threadsPerReplica);
+  const maxBatch = Math.min(options.maxBatch ?? tuned?.maxBatch ?? manifest.limits.maxBatch, manifest.limits.maxBatch);
+  let buckets = [1];
+  if (!fixedLength) {
+    buckets = (options.buckets ?? manifest.limits.buckets ?? defaultBuckets(manifest.limits.maxLength)).filter((b) => b <= manifest.limits.maxLength);
+    if (buckets.at(-1) !== manifest.limits.maxLength) buckets.push(manifest.limits.maxLength);
+  }
+  const maxDelayMs = options.maxDelayMs ?? tuned?.maxDelayMs ?? 2;
+  // Refuse a layout that cannot fit before loading any replica.
+  await checkLayoutFits(manifest.memory, replicas, { model: manifest.name, maxBatch: manifest.limits.maxBatch, maxLength: manifest.limits.maxLength, precision: manifest.precision ?? 'fp32' });
+  const scheduler = await Scheduler.create({
+    replicas,
+    factory: options.replicaFactory ?? workerReplicas({ modelPath: join(dir, manifest.model.file), backend: options.backend ?? 'cpu', intraOpThreads: threadsPerReplica }),
+    maxBatch,
+    maxDelayMs,
+    maxQueue: options.maxQueue,
+    maxQueueMs: options.maxQueueMs ?? null,
+    buckets,
+    batcher,
+  });
+  return { scheduler, layout: { replicas, threadsPerReplica, maxBatch, maxDelayMs, buckets } };
+}
+
+/** The tokenizer stored in a text artifact. */
+export async function loadTokenizer(dir: string, manifest: Manifest): Promise<TextTokenizer> {
+  const files = manifest.tokenizer;
+  if (!files) throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: dir, problem: `its task is ${manifest.task} but the manifest names no tokenizer` });
+  const tokenizerJson = JSON.parse(await readFile(join(dir, files.file), 'utf8')) as unknown;
+  const tokenizerConfig = files.configFile ? (JSON.parse(await readFile(join(dir, files.configFile), 'utf8')) as unknown) : {};
+  return new TextTokenizer(tokenizerJson, tokenizerConfig, join(dir, files.file));
+}
+
+/** One input as a user gives it: a text, or the bytes of an image file. */
+export type ModelInput = string | Uint8Array;
+
+/** The parts of a loaded model that bench, batch, tune, run and the server use whatever the task. */
+export abstract class TaskModel<I, R> {
+  protected constructor(
+    readonly dir: string,
+    readonly manifest: Manifest,
+    protected readonly scheduler: Scheduler<I>,
+    readonly layout: Layout,
+  ) {}
+
+  /** The task this class runs (a literal in each subclass, so a LoadedModel narrows on it). */
+  abstract get task(): Manifest['task'];
+
+  get labels(): readonly string[] {
+    return this.manifest.labels;
+  }
+
+  /**
+   * Runs inputs as users give them (texts, image bytes); each is queued on its own and batched
+   * with whatever else is waiting. `describe(i)` names input i in errors ("line 5 of reviews.txt").
+   */
+  abstract infer(inputs: readonly ModelInput[], describe?: (index: number) => string, options?: { deadline?: number }): Promise<R[]>;
+
+  /** How much work an input is, for ordering batches by size (tokens for text, 1 for an image). */
+  abstract inputSize(input: ModelInput): number;
+
+  stats(): SchedulerStats {
+    return this.scheduler.stats();
+  }
+
+  /** Changes max batch (capped by the artifact's) and max delay without reloading replicas. */
+  reconfigure(batching: { maxBatch?: number; maxDelayMs?: number }): void {
+    const maxBatch = batching.maxBatch === undefined ? undefined : Math.min(batching.maxBatch, this.manifest.limits.maxBatch);
+    this.scheduler.reconfigure({ maxBatch, maxDelayMs: batching.maxDelayMs });
+    if (maxBatch !== undefined) this.layout.maxBatch = maxBatch;
+    if (batching.maxDelayMs !== undefined) this.layout.maxDelayMs = batching.maxDelayMs;
+  }
+
+  /** Finishes queued work, then stops the replicas. */
+  async close(): Promise<void> {
+    await this.scheduler.close();
+  }
+}
+
+/** Text inputs must be strings: a text model given image bytes says so. */
+export function asText(input: ModelInput, where: string, task: string): string {
+  if (typeof input === 'string') return input;
+  throw new KilnError('KILN_ERR_INPUT_KIND', { where, expected: 'a text', got: 'binary data (an image?)', task });
+}
