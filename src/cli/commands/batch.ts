@@ -5,7 +5,8 @@ import { runBatch, type Shard } from '../../deploy/batch.js';
 import { loadModel } from '../../runtime/load-model.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
-import { defineCommand, integer, nonEmpty, type FlagSpec } from '../table.js';
+import { choice, defineCommand, integer, nonEmpty, type FlagSpec } from '../table.js';
+import { writeNpyFromJsonl } from '../../deploy/npy.js';
 
 function shardFlag(raw: string, flag: string): Shard {
   const match = /^(\d+)\/(\d+)$/.exec(raw.trim());
@@ -37,6 +38,13 @@ export const batchCommand = defineCommand({
     'text-column': { type: 'string', arg: 'C', description: 'The column (TSV/CSV) or field (JSONL) holding the text.', default: null as string | null, defaultText: 'sentence or text', parse: nonEmpty },
     window: { type: 'string', arg: 'N', description: 'Rows read and sorted by length together; bounds memory.', default: 4096, parse: integer(1, 1_000_000) },
     restart: { type: 'boolean', description: 'Start over instead of continuing an existing output.', default: false },
+    format: {
+      type: 'string',
+      arg: 'F',
+      description: 'jsonl, or npy for embedding models: also write the vectors as one float32 [rows, dimension] .npy beside the JSON Lines (failed rows are NaN).',
+      default: 'jsonl' as 'jsonl' | 'npy',
+      parse: choice<'jsonl' | 'npy'>(['jsonl', 'npy']),
+    },
     ...runtimeFlags,
   },
   examples: [
@@ -49,8 +57,12 @@ export const batchCommand = defineCommand({
     const output = resolve(flags.out ?? `${basename(input, extname(input))}.predictions${shardSuffix}.jsonl`);
     const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
     const classifier = await loadModel(artifact, classifierOptions(flags));
+    if (flags.format === 'npy' && classifier.task !== 'feature-extraction') {
+      await classifier.close();
+      throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--format', rule: `npy only for embedding models (this one is ${classifier.task}); use jsonl`, value: flags.format });
+    }
     const progress = new Progress();
-    progress.step('classifying');
+    progress.step(classifier.task === 'feature-extraction' ? 'embedding' : 'classifying');
     try {
       const s = await runBatch({
         classifier,
@@ -64,9 +76,14 @@ export const batchCommand = defineCommand({
       });
       const labels = Object.entries(s.labels).map(([label, n]) => `${label} ${n}`).join(', ') || 'none';
       process.stderr.write(
-        `kiln batch: ${s.rows} rows in ${output}${s.resumed ? ` (${s.resumed} from an earlier run)` : ''}; ${s.errors} errors; labels ${labels}; ` +
-          `${s.seconds.toFixed(1)} s, ${s.rowsPerSecond.toFixed(1)} rows/s\n`,
+        `kiln batch: ${s.rows} rows in ${output}${s.resumed ? ` (${s.resumed} from an earlier run)` : ''}; ${s.errors} errors; ` +
+          `${classifier.task === 'feature-extraction' ? `${classifier.head.dimension}-dimensional vectors` : `labels ${labels}`}; ${s.seconds.toFixed(1)} s, ${s.rowsPerSecond.toFixed(1)} rows/s\n`,
       );
+      if (flags.format === 'npy' && classifier.task === 'feature-extraction') {
+        const npy = output.replace(/\.jsonl$/, '') + '.npy';
+        const written = await writeNpyFromJsonl(output, npy, classifier.head.dimension);
+        process.stderr.write(`kiln batch: wrote ${npy}: float32 [${written.rows}, ${classifier.head.dimension}]${written.failedLines.length ? `; NaN rows for failed lines ${written.failedLines.slice(0, 10).join(', ')}${written.failedLines.length > 10 ? ' …' : ''}` : ''}\n`);
+      }
     } finally {
       await classifier.close();
     }

@@ -7,7 +7,7 @@ import type { BenchResult } from '../../bench/result.js';
 import { Progress } from '../../core/log.js';
 import { readDataset } from '../../model/dataset.js';
 import { RUNTIME_VERSION } from '../../runtime/binding.js';
-import { loadModel } from '../../runtime/load-model.js';
+import { loadModel, type LoadedModel } from '../../runtime/load-model.js';
 import { KILN_VERSION, PACKAGE_ROOT } from '../../version.js';
 import { formatMs } from '../format.js';
 import { artifactFromArgument } from '../open-artifact.js';
@@ -82,6 +82,8 @@ export const benchCommand = defineCommand({
             return res.json();
           }
         : (text) => classifier.infer([text]);
+      // What one inference makes: a label for a text, a vector, or a label for an image.
+      const unit = UNITS[classifier.task];
       const layout = { ...classifier.layout, buckets: [...classifier.layout.buckets] };
       const out = process.stdout;
       out.write(
@@ -114,7 +116,7 @@ export const benchCommand = defineCommand({
         const batches = flags.batches.filter((b) => b <= m.limits.maxBatch);
         const points = (result.throughput = await throughputSweep(classifier, texts, batches, tick));
         classifier.reconfigure({ maxBatch: layout.maxBatch, maxDelayMs: layout.maxDelayMs });
-        out.write('throughput, offline (all texts at once, sorted by length):\n  batch  texts/s   fill\n');
+        out.write(`throughput, offline (all inputs at once, sorted by size):\n  batch  ${unit.padStart(7)}   fill\n`);
         for (const p of points) out.write(`  ${String(p.batch).padStart(5)}  ${p.textsPerSecond.toFixed(1).padStart(7)}  ${(p.fill * 100).toFixed(0).padStart(4)} %\n`);
         for (const p of points) candidates.push({ textsPerSecond: p.textsPerSecond, mode: `offline, batch ${p.batch}` });
       }
@@ -129,7 +131,7 @@ export const benchCommand = defineCommand({
         for (const p of points) candidates.push({ textsPerSecond: p.requestsPerSecond, mode: `${p.clients} concurrent clients` });
       }
       result.best = candidates.sort((a, b) => b.textsPerSecond - a.textsPerSecond)[0];
-      if (result.best) out.write(`best: ${result.best.textsPerSecond.toFixed(1)} texts/s (${result.best.mode})\n`);
+      if (result.best) out.write(`best: ${result.best.textsPerSecond.toFixed(1)} ${unit} (${result.best.mode})\n`);
       if (flags['price-per-hour'] !== null && result.best) {
         result.cost = { pricePerHour: flags['price-per-hour'], perMillion: costPerMillion(flags['price-per-hour'], result.best.textsPerSecond) };
         out.write(`cost: $${result.cost.perMillion.toFixed(4)} per million inferences at $${flags['price-per-hour']}/h\n`);
@@ -142,7 +144,7 @@ export const benchCommand = defineCommand({
           for (let i = 0; i < Math.min(flags.warmup, 10); i += 1) await seed.infer([sample[0]!]);
           const seedRate = await seedRecipeThroughput(seed, sample);
           result.compare = { seedTextsPerSecond: seedRate, speedup: result.best.textsPerSecond / seedRate };
-          out.write(`seed recipe (padded to ${m.limits.maxLength}, batch 1, one replica): ${seedRate.toFixed(1)} texts/s; kiln is ${result.compare.speedup.toFixed(1)}× faster\n`);
+          out.write(`seed recipe (padded to ${m.limits.maxLength}, batch 1, one replica): ${seedRate.toFixed(1)} ${unit}; kiln is ${result.compare.speedup.toFixed(1)}× faster\n`);
         } finally {
           await seed.close();
         }
@@ -157,3 +159,5 @@ export const benchCommand = defineCommand({
     }
   },
 });
+
+const UNITS: Record<LoadedModel['task'] | 'image-classification', string> = { 'text-classification': 'texts/s', 'feature-extraction': 'embeddings/s', 'image-classification': 'images/s' };
