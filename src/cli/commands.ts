@@ -12,6 +12,7 @@ import { tuneCommand } from './commands/tune.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { deployK8sCommand } from './commands/deploy-k8s.js';
+import { deploySageMakerCommand } from './commands/deploy-sagemaker.js';
 import type { CommandSpec } from './table.js';
 
-export const COMMANDS: readonly CommandSpec[] = [compileCommand, inspectCommand, runCommand, serveCommand, benchCommand, tuneCommand, batchCommand, packageCommand, topCommand, monitorCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand, deployK8sCommand];
+export const COMMANDS: readonly CommandSpec[] = [compileCommand, inspectCommand, runCommand, serveCommand, benchCommand, tuneCommand, batchCommand, packageCommand, topCommand, monitorCommand, importCommand, synthCommand, cacheLsCommand, cacheClearCommand, cachePathCommand, deployK8sCommand, deploySageMakerCommand];

@@ -28,6 +28,9 @@ const AREAS: Array<[prefix: string, title: string]> = [
   ['KILN_ERR_SCHEDULER_', 'Runtime'],
   ['KILN_ERR_REPLICA_', 'Runtime'],
   ['KILN_ERR_HTTP_', 'HTTP server'],
+  ['KILN_ERR_DEPLOY_', 'Deploying'],
+  ['KILN_ERR_AWS_', 'Deploying'],
+  ['KILN_ERR_SAGEMAKER_', 'Deploying'],
   ['KILN_ERR_INTERNAL', 'Other'],
 ];
 

@@ -418,6 +418,50 @@ export const ERRORS = {
     'kiln deploy k8s flags that do not fit together (--job without --shards or --input, --job with --kserve, --min above --max).',
     (p) => `kiln deploy k8s: ${p.problem}; ${p.fix}`,
   ),
+  KILN_ERR_DEPLOY_SAGEMAKER_FLAGS: def<{ problem: string; fix: string }>(
+    400,
+    'kiln deploy sagemaker flags that are missing or do not fit together (--image, --role or --bucket missing; --min, --initial-count, --max out of order).',
+    (p) => `kiln deploy sagemaker: ${p.problem}; ${p.fix}`,
+  ),
+  KILN_ERR_DEPLOY_SAGEMAKER_UNTUNED: def<{ path: string }>(
+    422,
+    'kiln deploy sagemaker has no --target-invocations and the artifact has no tuned layout to compute it from.',
+    (p) =>
+      `${q(p.path)} has no tuned layout, so kiln cannot compute the autoscaling target (tuned requests/s × 0.5 × 60 invocations per instance per minute); run "kiln tune ${p.path}" first, or pass --target-invocations N`,
+  ),
+  KILN_ERR_AWS_CREDENTIALS: def<{ call: string; reason: string }>(
+    401,
+    'The AWS SDK found no credentials, or AWS rejected them as unknown or expired.',
+    (p) =>
+      `${p.call} was not sent: AWS credentials are missing or not valid (${p.reason}); set AWS_PROFILE to a profile of ~/.aws/config (after "aws sso login" for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), then check with "aws sts get-caller-identity"`,
+  ),
+  KILN_ERR_AWS_REGION: def<{ call: string; reason: string }>(
+    400,
+    'No AWS region is configured for the deploy.',
+    (p) => `${p.call} was not sent: no AWS region (${p.reason}); pass --region (e.g. --region us-east-1), or set AWS_REGION, or region in the profile of ~/.aws/config`,
+  ),
+  KILN_ERR_AWS_ACCESS_DENIED: def<{ call: string; awsError: string; awsMessage: string; permission: string }>(
+    403,
+    'AWS refused a call of the deploy: the identity running kiln lacks a permission.',
+    (p) => `AWS denied ${p.call}: ${p.awsError}: ${p.awsMessage}; allow ${p.permission} in an IAM policy of the identity running kiln ("aws sts get-caller-identity" names it), then deploy again`,
+  ),
+  KILN_ERR_AWS_REQUEST: def<{ call: string; awsError: string; awsMessage: string }>(
+    502,
+    'An AWS call of the deploy failed for another reason; the message is AWS\'s own.',
+    (p) => `${p.call} failed: ${p.awsError}: ${p.awsMessage}; fix what AWS names (kiln deploy sagemaker --dry-run prints the input of every call) and deploy again`,
+  ),
+  KILN_ERR_SAGEMAKER_ENDPOINT_FAILED: def<{ endpoint: string; status: string; reason: string; logGroup: string }>(
+    502,
+    'The SageMaker endpoint did not reach InService: it failed, or its update was rolled back.',
+    (p) =>
+      `SageMaker endpoint ${q(p.endpoint)} did not come into service with the new model (status ${p.status}): ${p.reason}; read the container's log in CloudWatch (log group ${p.logGroup}), fix the image, role or instance type, and deploy again`,
+  ),
+  KILN_ERR_SAGEMAKER_WAIT_TIMEOUT: def<{ endpoint: string; status: string; minutes: number }>(
+    504,
+    'The SageMaker endpoint was still not InService when kiln stopped waiting.',
+    (p) =>
+      `SageMaker endpoint ${q(p.endpoint)} is still ${p.status} after ${p.minutes} minutes, and kiln stopped waiting (the deploy goes on in AWS; autoscaling was not set); watch it with "aws sagemaker describe-endpoint --endpoint-name ${p.endpoint}", and once InService run the same kiln deploy sagemaker again`,
+  ),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
