@@ -2,12 +2,11 @@
  * A loaded text-classification artifact: the tokenizer on the calling thread, a scheduler in
  * front of replica workers (ONNX Runtime sessions), softmax and labels on the way back.
  */
-import { KilnError } from '../core/errors.js';
 import { readArtifact, type Manifest } from '../model/artifact.js';
-import type { TextTokenizer, EncodedText } from '../model/tokenizer.js';
-import { textBatcher } from './batcher.js';
+import type { EncodedText, TextTokenizer } from '../model/tokenizer.js';
 import type { Scheduler } from './scheduler.js';
-import { asText, loadTokenizer, startScheduler, TaskModel, type Layout, type ModelInput, type ModelOptions } from './task-model.js';
+import { asText, type Layout, type ModelInput, type ModelOptions } from './task-model.js';
+import { TextModel } from './text-model.js';
 
 export { resolveReplicas } from './task-model.js';
 
@@ -23,9 +22,9 @@ export interface Prediction {
   truncated: boolean;
 }
 
-export class TextClassifier extends TaskModel<EncodedText, Prediction> {
-  private constructor(dir: string, manifest: Manifest, private readonly tokenizer: TextTokenizer, scheduler: Scheduler<EncodedText>, layout: Layout) {
-    super(dir, manifest, scheduler, layout);
+export class TextClassifier extends TextModel<Prediction> {
+  private constructor(dir: string, manifest: Manifest, tokenizer: TextTokenizer, scheduler: Scheduler<EncodedText>, layout: Layout) {
+    super(dir, manifest, tokenizer, scheduler, layout);
   }
 
   get task(): 'text-classification' {
@@ -39,8 +38,7 @@ export class TextClassifier extends TaskModel<EncodedText, Prediction> {
 
   /** Starts replicas for an artifact already read (load-model.ts picks the class by task). */
   static async open(dir: string, manifest: Manifest, options: ModelOptions): Promise<TextClassifier> {
-    const tokenizer = await loadTokenizer(dir, manifest);
-    const { scheduler, layout } = await startScheduler(dir, manifest, options, textBatcher(manifest.model.inputs, tokenizer.padId));
+    const { tokenizer, scheduler, layout } = await TextModel.start(dir, manifest, options);
     return new TextClassifier(dir, manifest, tokenizer, scheduler, layout);
   }
 
@@ -53,52 +51,18 @@ export class TextClassifier extends TaskModel<EncodedText, Prediction> {
     describe: (index: number) => string = (i) => `text ${i} (counting from 0)`,
     options: { deadline?: number } = {},
   ): Promise<Prediction[]> {
-    texts.forEach((text, index) => {
-      if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
-    });
-    const { maxLength } = this.manifest.limits;
-    const encoded = texts.map((text) => this.tokenizer.encode(text, maxLength));
-    const logits = await Promise.all(encoded.map((e) => this.scheduler.submit(e, options)));
-    return logits.map((values, i) => ({ ...topLabel(values, this.labels), logits: values, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
+    const rows = await this.runTexts(texts, describe, options);
+    return rows.map(({ row, tokens, truncated }) => ({ ...topLabel(row, this.labels), logits: row, tokens, truncated }));
   }
 
   infer(inputs: readonly ModelInput[], describe: (index: number) => string = (i) => `input ${i} (counting from 0)`, options: { deadline?: number } = {}): Promise<Prediction[]> {
     return this.classify(inputs.map((input, i) => asText(input, describe(i), this.task)), describe, options);
   }
 
-  inputSize(input: ModelInput): number {
-    return typeof input === 'string' ? this.tokenCount(input) : 1;
+  /** Logits of rows a client tokenized itself (see {@link TextModel.runTokens}). */
+  classifyTokens(rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>): Promise<number[][]> {
+    return this.runTokens(rows);
   }
-
-  /**
-   * Classifies sequences a client tokenized itself (KServe v2 INT64 tensors): each row's ids,
-   * without padding. Ids must be in the tokenizer's vocabulary and rows no longer than max length.
-   */
-  async classifyTokens(rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>): Promise<number[][]> {
-    return runTokens(this.scheduler, this.tokenizer, this.manifest.limits.maxLength, rows);
-  }
-
-  /** Token count of a text after truncation (special tokens included). */
-  tokenCount(text: string): number {
-    return this.tokenizer.encode(text, this.manifest.limits.maxLength).ids.length;
-  }
-}
-
-/** Checks client-made token rows against the vocabulary and max length, then runs them. */
-export function runTokens(
-  scheduler: Scheduler<EncodedText>,
-  tokenizer: TextTokenizer,
-  maxLength: number,
-  rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>,
-): Promise<number[][]> {
-  rows.forEach((row, i) => {
-    if (row.ids.length === 0 || row.ids.length > maxLength) {
-      throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `it has ${row.ids.length} tokens; a row needs 1 to ${maxLength} (the artifact's max length)` });
-    }
-    const bad = row.ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= tokenizer.vocabSize);
-    if (bad >= 0) throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `token ${bad} is ${row.ids[bad]}, outside the vocabulary's ids 0..${tokenizer.vocabSize - 1}` });
-  });
-  return Promise.all(rows.map((row) => scheduler.submit({ ids: [...row.ids], typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0), truncated: false })));
 }
 
 /** The most likely label and its softmax probability (computed stably, max subtracted). */

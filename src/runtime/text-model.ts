@@ -1,0 +1,69 @@
+/**
+ * What the text tasks share: the tokenizer on the calling thread, the empty-text check,
+ * truncation at max length, token rows a client made itself. A text task (classifier,
+ * embedder) says only what a row of the graph's output means.
+ */
+import { KilnError } from '../core/errors.js';
+import type { Manifest } from '../model/artifact.js';
+import type { EncodedText, TextTokenizer } from '../model/tokenizer.js';
+import { textBatcher } from './batcher.js';
+import type { Scheduler } from './scheduler.js';
+import { loadTokenizer, startScheduler, TaskModel, type Layout, type ModelInput, type ModelOptions } from './task-model.js';
+
+/** A text's output row and what the tokenizer made of it. */
+export interface TextRow {
+  row: number[];
+  /** Tokens the model saw, special tokens included. */
+  tokens: number;
+  /** True when the text was cut at the artifact's max length. */
+  truncated: boolean;
+}
+
+export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
+  protected constructor(dir: string, manifest: Manifest, protected readonly tokenizer: TextTokenizer, scheduler: Scheduler<EncodedText>, layout: Layout) {
+    super(dir, manifest, scheduler, layout);
+  }
+
+  /** The tokenizer and the started replicas of a text artifact, for a subclass's constructor. */
+  protected static async start(dir: string, manifest: Manifest, options: ModelOptions): Promise<{ tokenizer: TextTokenizer; scheduler: Scheduler<EncodedText>; layout: Layout }> {
+    const tokenizer = await loadTokenizer(dir, manifest);
+    const { scheduler, layout } = await startScheduler(dir, manifest, options, textBatcher(manifest.model.inputs, tokenizer.padId));
+    return { tokenizer, scheduler, layout };
+  }
+
+  /** Tokenizes texts (refusing empty ones) and queues each; resolves to their output rows. */
+  protected async runTexts(texts: readonly string[], describe: (index: number) => string, options: { deadline?: number }): Promise<TextRow[]> {
+    texts.forEach((text, index) => {
+      if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
+    });
+    const { maxLength } = this.manifest.limits;
+    const encoded = texts.map((text) => this.tokenizer.encode(text, maxLength));
+    const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, options)));
+    return rows.map((row, i) => ({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
+  }
+
+  /**
+   * Runs sequences a client tokenized itself (KServe v2 INT64 tensors): each row's ids, without
+   * padding. Ids must be in the tokenizer's vocabulary and rows no longer than max length.
+   */
+  runTokens(rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>): Promise<number[][]> {
+    const { maxLength } = this.manifest.limits;
+    rows.forEach((row, i) => {
+      if (row.ids.length === 0 || row.ids.length > maxLength) {
+        throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `it has ${row.ids.length} tokens; a row needs 1 to ${maxLength} (the artifact's max length)` });
+      }
+      const bad = row.ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize);
+      if (bad >= 0) throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `token ${bad} is ${row.ids[bad]}, outside the vocabulary's ids 0..${this.tokenizer.vocabSize - 1}` });
+    });
+    return Promise.all(rows.map((row) => this.scheduler.submit({ ids: [...row.ids], typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0), truncated: false })));
+  }
+
+  inputSize(input: ModelInput): number {
+    return typeof input === 'string' ? this.tokenCount(input) : 1;
+  }
+
+  /** Token count of a text after truncation (special tokens included). */
+  tokenCount(text: string): number {
+    return this.tokenizer.encode(text, this.manifest.limits.maxLength).ids.length;
+  }
+}
