@@ -176,17 +176,34 @@ export class Scheduler<I> {
       if (channels.reject.hasSubscribers) channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
       return Promise.reject(err);
     };
-    if (this.queue.length >= this.maxQueue) return refuse(new KilnError('KILN_ERR_QUEUE_FULL', { depth: this.queue.length, maxQueue: this.maxQueue }));
-    const limitMs = this.options.maxQueueMs ?? null;
-    if (limitMs !== null && this.queue.length > 0) {
-      const waitMs = this.expectedWaitMs();
-      if (waitMs > limitMs) return refuse(new KilnError('KILN_ERR_QUEUE_WAIT', { waitMs: Math.round(waitMs), limitMs, depth: this.queue.length }));
-    }
+    const refusal = this.admission();
+    if (refusal) return refuse(refusal);
     this.counters.submitted += 1;
     return new Promise((resolve, reject) => {
       this.queue.push({ item, length: this.options.batcher.length(item), enqueuedAt: performance.now(), deadline: options.deadline ?? Infinity, attempts: 0, settled: false, resolve, reject });
       this.schedulePump();
     });
+  }
+
+  /**
+   * The error a request arriving now would be refused with (queue full, or a wait past
+   * maxQueueMs), or null when it would be queued. Cheap: the server asks before reading a body,
+   * so overload is refused before any parsing or tokenizing. Counts nothing.
+   */
+  admission(): KilnError | null {
+    if (this.queue.length >= this.maxQueue) return new KilnError('KILN_ERR_QUEUE_FULL', { depth: this.queue.length, maxQueue: this.maxQueue });
+    const limitMs = this.options.maxQueueMs ?? null;
+    if (limitMs !== null && this.queue.length > 0) {
+      const waitMs = this.expectedWaitMs();
+      if (waitMs > limitMs) return new KilnError('KILN_ERR_QUEUE_WAIT', { waitMs: Math.round(waitMs), limitMs, depth: this.queue.length });
+    }
+    return null;
+  }
+
+  /** Counts a refusal made for the scheduler before submit (the server's early check). */
+  countRefusal(): void {
+    this.counters.rejected += 1;
+    if (channels.reject.hasSubscribers) channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
   }
 
   /** How long the requests queued now would take to clear at the rate of the last seconds. */

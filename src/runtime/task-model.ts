@@ -134,6 +134,17 @@ export abstract class TaskModel<I, R> {
     return this.scheduler.stats();
   }
 
+  /**
+   * Refuses now, before a request's body is read, when its work would be refused anyway
+   * (queue full, or the wait past max queue ms); null when it would be queued. The refusal is
+   * counted as the scheduler's.
+   */
+  refuseEarly(): Error | null {
+    const refusal = this.scheduler.admission();
+    if (refusal) this.scheduler.countRefusal();
+    return refusal;
+  }
+
   /** Changes max batch (capped by the artifact's) and max delay without reloading replicas. */
   reconfigure(batching: { maxBatch?: number; maxDelayMs?: number }): void {
     const maxBatch = batching.maxBatch === undefined ? undefined : Math.min(batching.maxBatch, this.manifest.limits.maxBatch);

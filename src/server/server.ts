@@ -14,6 +14,7 @@ import { ModelHost } from './model-host.js';
 import type { RouteContext } from './routes/context.js';
 import { dashboardRoute } from './routes/dashboard.js';
 import { embeddingRoutes } from './routes/embeddings.js';
+import { installEarlyRefusal } from './admission.js';
 import { invocationsRoute } from './routes/invocations.js';
 import { kserveRoutes } from './routes/kserve.js';
 import { metricsRoute } from './routes/metrics.js';
@@ -80,6 +81,8 @@ export function createServer(options: ServerOptions = {}): KilnServer {
   metrics.install(app);
   tracker.install(app, { host: model, healthPaths: HEALTH_PATHS });
   installApiKey(app, { apiKey: options.apiKey ?? null, publicPaths: HEALTH_PATHS });
+  // After auth: an unauthenticated client learns nothing about the load.
+  installEarlyRefusal(app, model);
 
   const context: RouteContext = { host: model, limits };
   pingRoute(app, model);

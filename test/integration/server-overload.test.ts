@@ -108,6 +108,31 @@ describe('overload', () => {
     }
   });
 
+  test('a full queue refuses before reading the body: an invalid body gets 429, not 400, on /predict and KServe (in its {"error"} shape)', async () => {
+    const { server, url, open, running } = await gatedServer({}, { maxQueue: 1 });
+    try {
+      const first = predict(url, { text: 'a charming and moving film' });
+      await running;
+      const queued = predict(url, { text: 'waits in the queue' });
+      // The queue holds one request once the scheduler has it: wait for that, not for time.
+      while (server.model.all()[0]!.stats().queueDepth < 1) await new Promise((resolve) => setImmediate(resolve));
+      const invalid = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text": 5, "unknown": true' });
+      assert.equal(invalid.status, 429, 'refused before the body was parsed or validated');
+      assert.equal(await errorCode(invalid), 'KILN_ERR_QUEUE_FULL');
+      const kserve = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'not json' });
+      assert.equal(kserve.status, 429);
+      assert.deepEqual(Object.keys((await kserve.json()) as object), ['error']);
+      // A GET is never refused early, and the refusals are counted as the scheduler's.
+      assert.equal((await fetch(`${url}/stats`)).status, 200);
+      assert.equal(server.model.all()[0]!.stats().rejected, 2);
+      open();
+      assert.deepEqual((await Promise.all([first, queued])).map((r) => r.status), [200, 200]);
+    } finally {
+      open();
+      await server.close();
+    }
+  });
+
   test('a text over --max-text-chars → 413 KILN_ERR_HTTP_TEXT_TOO_LONG on every classifying route; the default is 20,000', async () => {
     const server = createServer({ port: 0 });
     const url = await server.listen();
