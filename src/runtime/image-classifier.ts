@@ -75,7 +75,7 @@ export class ImageClassifier extends TaskModel<Float32Array, ImagePrediction> {
     return outputs.map((logits) => rank(logits, this.labels, this.preprocessing.outputs === 'probabilities', options.topK ?? DEFAULT_TOP_K));
   }
 
-  infer(inputs: readonly ModelInput[], describe: (index: number) => string = (i) => `input ${i} (counting from 0)`, options: { deadline?: number } = {}): Promise<ImagePrediction[]> {
+  async infer(inputs: readonly ModelInput[], describe: (index: number) => string = (i) => `input ${i} (counting from 0)`, options: { deadline?: number } = {}): Promise<ImagePrediction[]> {
     return this.classify(
       inputs.map((input, i) => {
         if (typeof input !== 'string') return input;

@@ -16,6 +16,11 @@ import type { LoadedModel } from '../../runtime/load-model.js';
 import { KILN_VERSION } from '../../version.js';
 import { classifyWithin, embedWithin, MAX_TEXTS_PER_REQUEST, runWithin } from '../limits.js';
 import type { ImagePreprocessing } from '../../model/image.js';
+import { decodeBase64 } from '../answers.js';
+
+const fail = (err: KilnError): never => {
+  throw err;
+};
 import type { ModelHost } from '../model-host.js';
 import type { RouteContext } from './context.js';
 
@@ -197,7 +202,7 @@ function readImages(inputs: readonly TensorInput[], spec: ImagePreprocessing): {
     if (!(input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))) throw invalid(`input "${input.name}" has shape ${JSON.stringify(input.shape)}; images take shape [n]`);
     const data = input.data.flat();
     if (data.length !== n) throw invalid(`input "${input.name}" has shape ${JSON.stringify(input.shape)} (${n} elements) but ${data.length} data elements`);
-    return { kind: 'images', images: data.map((d, i) => decodeBase64(d, `element ${i} of input "${input.name}"`)) };
+    return { kind: 'images', images: data.map((d, i) => decodeBase64(d) ?? fail(invalid(`element ${i} of input "${input.name}" is not a base64 string`))) };
   }
   if (input.datatype === 'FP32') {
     const want = [n, 3, spec.height, spec.width];
@@ -213,11 +218,6 @@ function readImages(inputs: readonly TensorInput[], spec: ImagePreprocessing): {
   throw invalid(`input "${input.name}" has datatype ${JSON.stringify(input.datatype)}; an image model takes BYTES (base64 images) or FP32 tensors`);
 }
 
-/** A base64 string's bytes; a string with other characters is refused rather than decoded partly. */
-export function decodeBase64(value: unknown, where: string): Uint8Array {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(value)) throw invalid(`${where} is not a base64 string`);
-  return Buffer.from(value, 'base64');
-}
 
 function requestedOutputs(outputs: InferBody['outputs'], available: readonly OutputName[]): OutputName[] {
   if (outputs === undefined) return [...available];
