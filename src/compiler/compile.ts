@@ -133,6 +133,9 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     if (task !== 'feature-extraction') parseConfig(rawConfig, configPath);
   }
   const image = task === 'image-classification' ? await resolveImage(source, options.image ?? {}) : null;
+  if (image && options.verify) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with text classifiers only (its data files hold texts)', value: options.verify });
+  }
   const embedding = task === 'feature-extraction' ? { pooling: options.pooling ?? 'mean', normalize: options.normalize ?? true } : null;
   if (task === 'feature-extraction' && options.verify) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with classifiers only (it compares labels); an embedding model has none', value: options.verify });
