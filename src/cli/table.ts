@@ -101,6 +101,13 @@ export function decimal(min: number, max: number): (raw: string, flag: string) =
   };
 }
 
+/** "0.485,0.456,0.406" → three numbers (per-channel values). */
+export function numberTriple(raw: string, flag: string): [number, number, number] {
+  const values = raw.split(',').map((v) => Number(v.trim()));
+  if (values.length !== 3 || raw.split(',').some((v) => v.trim() === '') || !values.every(Number.isFinite)) throw invalid(flag, 'three numbers separated by commas (one per channel)', raw);
+  return values as [number, number, number];
+}
+
 export function nameList(raw: string, flag: string): string[] {
   const names = raw.split(',').map((n) => n.trim()).filter(Boolean);
   if (names.length === 0) throw invalid(flag, 'one or more names separated by commas', raw);

@@ -23,7 +23,8 @@ import {
   type Pooling,
   type Task,
 } from '../model/artifact.js';
-import { checkpointFiles, parseConfig, readJson, resolveSource, type ModelConfig, type ModelSource } from '../model/source.js';
+import { checkpointFiles, imageInput, parseConfig, readJson, requireCompanion, resolveSource, type ModelConfig, type ModelSource } from '../model/source.js';
+import { completePreprocessing, preprocessingFromConfig, type ImageOverrides, type ImagePreprocessing } from '../model/image.js';
 import { defaultBuckets } from '../model/buckets.js';
 import { buildFeeds } from '../model/feeds.js';
 import { TextTokenizer } from '../model/tokenizer.js';
@@ -81,6 +82,10 @@ export interface CompileOptions {
   pooling?: Pooling;
   /** feature-extraction: scale vectors to unit length. @defaultValue true */
   normalize?: boolean;
+  /** image-classification: preprocessing that overrides preprocessor_config.json and the graph's shape. */
+  image?: ImageOverrides;
+  /** Class names by logit index, for a model without config.json id2label (a bare image .onnx). */
+  labels?: string[];
   /** Called as each step starts and ends, for progress display. */
   onStep?: (step: CompileStep, phase: 'start' | 'end') => void;
 }
@@ -114,16 +119,29 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   };
 
   const source = await resolveSource(options.source);
-  const rawConfig = await readJson(source.configPath);
+  // A bare image graph may come without config.json: its labels are then --labels.
+  const rawConfig = source.configPath ? await readJson(source.configPath) : {};
+  const configPath = source.configPath ?? source.path;
   // Labels are the classes of a classifier; an embedding model has none, so id2label may be absent.
-  const config = parseConfig(rawConfig, source.configPath, { labels: 'optional' });
+  let config = parseConfig(rawConfig, configPath, { labels: 'optional' });
   const task = await resolveTask(options.task ?? taskFromConfig(config), source);
-  if (task !== 'feature-extraction') parseConfig(rawConfig, source.configPath);
+  if (task === 'image-classification') {
+    config = { ...config, labels: imageLabels(options.labels, rawConfig, configPath, source.configPath !== null) };
+  } else {
+    requireCompanion(source, 'config.json');
+    requireCompanion(source, 'tokenizer.json');
+    if (task !== 'feature-extraction') parseConfig(rawConfig, configPath);
+  }
+  const image = task === 'image-classification' ? await resolveImage(source, options.image ?? {}) : null;
+  if (image && options.verify) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with text classifiers only (its data files hold texts)', value: options.verify });
+  }
   const embedding = task === 'feature-extraction' ? { pooling: options.pooling ?? 'mean', normalize: options.normalize ?? true } : null;
   if (task === 'feature-extraction' && options.verify) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with classifiers only (it compares labels); an embedding model has none', value: options.verify });
   }
-  const limits = resolveLimits(options, config);
+  // Sequence length means nothing for an image: every input is one fixed-size tensor.
+  const limits = image ? { maxLength: 1, maxBatch: resolveLimits({ ...options, maxLength: 2 }, config).maxBatch } : resolveLimits(options, config);
   const out = options.out === undefined ? resolve(`${source.name}.kiln`) : options.out === null ? null : resolve(options.out);
   if (out !== null) await assertWritableOutput(out);
 
@@ -138,7 +156,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const key = cacheKey({
     sourceSha256,
     // Everything the manifest derives from the options belongs in the key (the buckets too).
-    options: { ...limits, buckets: defaultBuckets(limits.maxLength), backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined }, task, embedding },
+    options: { ...limits, buckets: defaultBuckets(limits.maxLength), backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined }, task, embedding, image, labels: config.labels },
     target: compileTarget(),
     kilnVersion: KILN_VERSION,
     runtimeVersion: RUNTIME_VERSION,
@@ -158,7 +176,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const staging = useCache ? await stagingDir(key) : temporarySibling(out ?? resolve(`${source.name}.kiln`));
   try {
     await mkdir(staging, { recursive: true });
-    const manifest = await build({ source, config: task === 'feature-extraction' ? { ...config, labels: [] } : config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify, task, embedding });
+    const manifest = await build({ source, config: task === 'feature-extraction' ? { ...config, labels: [] } : config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify, task, embedding, image });
     let artifactDir: string;
     if (useCache) {
       const entry = await commit(staging, key);
@@ -200,8 +218,7 @@ async function assertWritableOutput(out: string): Promise<void> {
 /** Source files that decide the artifact's content, by role. */
 function sourceFiles(source: ModelSource): Array<[string, string]> {
   return [
-    ['config.json', source.configPath],
-    ['tokenizer.json', source.tokenizerPath],
+    ...companionPaths(source),
     ...source.extraFiles.map((f): [string, string] => [basename(f), f]),
     ...(source.onnxPath ? [['model.onnx', source.onnxPath] as [string, string]] : []),
     ...source.weightFiles.map((f): [string, string] => [basename(f), f]),
@@ -210,7 +227,15 @@ function sourceFiles(source: ModelSource): Array<[string, string]> {
 
 /** The files copied into the artifact beside the optimized graph. */
 function companionFiles(source: ModelSource): Array<[string, string]> {
-  return [['config.json', source.configPath], ['tokenizer.json', source.tokenizerPath], ...source.extraFiles.map((f): [string, string] => [basename(f), f])];
+  return [...companionPaths(source), ...source.extraFiles.map((f): [string, string] => [basename(f), f])];
+}
+
+/** config.json and tokenizer.json, those present (an image model has no tokenizer). */
+function companionPaths(source: ModelSource): Array<[string, string]> {
+  const files: Array<[string, string]> = [];
+  if (source.configPath) files.push(['config.json', source.configPath]);
+  if (source.tokenizerPath) files.push(['tokenizer.json', source.tokenizerPath]);
+  return files;
 }
 
 async function hashSource(source: ModelSource): Promise<string> {
@@ -233,6 +258,7 @@ interface BuildInput {
   verify: { path: string; maxAccuracyDrop: number; minAgreement: number } | null;
   task: Task;
   embedding: { pooling: Pooling; normalize: boolean } | null;
+  image: ImagePreprocessing | null;
 }
 
 async function build(input: BuildInput): Promise<Manifest> {
@@ -269,6 +295,11 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
 
   let head: EmbeddingHead | null = null;
   const tokenizer = await step('check-io', async () => {
+    if (input.image) {
+      // The inputs were checked when the preprocessing was resolved (resolveImage).
+      checkLogits(shownPath, graphOutputs(model.graph ?? {}), config.labels);
+      return null;
+    }
     checkTextInputs(shownPath, graphInputs(model.graph ?? {}));
     if (input.embedding) {
       const hidden = findHiddenOutput(model);
@@ -286,9 +317,10 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
     }
     const tokenizerConfigPath = source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json');
     const tokenizerConfig = tokenizerConfigPath ? await readJson(tokenizerConfigPath) : {};
-    const tokenizer = new TextTokenizer(await readJson(source.tokenizerPath), tokenizerConfig, source.tokenizerPath);
+    const tokenizerPath = source.tokenizerPath!;
+    const tokenizer = new TextTokenizer(await readJson(tokenizerPath), tokenizerConfig, tokenizerPath);
     if (config.vocabSize !== null && tokenizer.vocabSize > config.vocabSize) {
-      throw new KilnError('KILN_ERR_TOKENIZER_MISMATCH', { tokenizer: source.tokenizerPath, maxId: tokenizer.vocabSize - 1, rows: config.vocabSize });
+      throw new KilnError('KILN_ERR_TOKENIZER_MISMATCH', { tokenizer: tokenizerPath, maxId: tokenizer.vocabSize - 1, rows: config.vocabSize });
     }
     return tokenizer;
   });
@@ -335,12 +367,18 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
   const inputs = graphInputs(optimized.graph ?? {});
   const outputs = graphOutputs(optimized.graph ?? {});
   const outputWidth = head ? (head as EmbeddingHead).dimension : config.labels.length;
-  await step('smoke-test', () => smokeTest(modelPath, shownPath, backend, inputs, outputWidth, tokenizer, head ? 'values per text (the embedding size)' : 'logits per text (one per label in config.json)'));
+  const image = input.image;
+  await step('smoke-test', () =>
+    image
+      ? smokeTestImage(modelPath, shownPath, backend, image, outputWidth)
+      : smokeTest(modelPath, shownPath, backend, inputs, outputWidth, tokenizer!, head ? 'values per text (the embedding size)' : 'logits per text (one per label in config.json)'),
+  );
 
   const memory = await step('measure-memory', async (): Promise<MemoryFigures> => {
     const weightsBytes = (await stat(modelPath)).size;
     const tokenizerConfig = input.source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json') ?? null;
-    const measured = await measureReplica(modelPath, inputs, limits.maxBatch, limits.maxLength, { file: input.source.tokenizerPath, configFile: tokenizerConfig });
+    const feed = image ? { image: [3, image.height, image.width] } : { file: input.source.tokenizerPath!, configFile: tokenizerConfig };
+    const measured = await measureReplica(modelPath, inputs, limits.maxBatch, limits.maxLength, feed);
     const measuredBytes = measured.sessionBytes;
     const shape = config.encoderShape;
     return {
@@ -360,7 +398,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
         const report = await verifyArtifact({
           dataset: await readDataset(v.path),
           labels: config.labels,
-          tokenizer,
+          tokenizer: tokenizer!,
           maxLength: limits.maxLength,
           backend,
           referencePath: onnxPath,
@@ -392,11 +430,16 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
       name: source.name,
       task: input.task,
       labels: config.labels,
-      tokenizer: {
-        file: 'tokenizer.json',
-        configFile: copied.includes('tokenizer_config.json') ? 'tokenizer_config.json' : null,
-        ...tokenizer.describe(),
-      },
+      ...(tokenizer
+        ? {
+            tokenizer: {
+              file: 'tokenizer.json',
+              configFile: copied.includes('tokenizer_config.json') ? 'tokenizer_config.json' : null,
+              ...tokenizer.describe(),
+            },
+          }
+        : {}),
+      ...(image ? { image } : {}),
       model: {
         file: MODEL_FILE,
         inputs,
@@ -415,7 +458,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
       limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },
       source: { kind: source.kind, path: source.path, name: source.name, sha256: input.sourceSha256 },
       compile: {
-        options: { ...limits, precision: input.precision, ...(input.quantization ?? {}), task: input.task, ...(input.embedding ?? {}) },
+        options: { ...limits, precision: input.precision, ...(input.quantization ?? {}), task: input.task, ...(input.embedding ?? {}), ...(image ? { image } : {}) },
         optimization: 'all',
         backend,
         target: compileTarget(),
@@ -470,6 +513,30 @@ async function smokeTest(modelPath: string, sourcePath: string, backend: Backend
   }
 }
 
+/** {@link smokeTest} for an image model: a batch of two random images at the compiled size. */
+async function smokeTestImage(modelPath: string, sourcePath: string, backend: Backend, image: ImagePreprocessing, classes: number): Promise<void> {
+  const session = await createSession(modelPath, { backend, optimization: 'disabled', intraOpThreads: 1 });
+  try {
+    const size = 3 * image.height * image.width;
+    const data = new Float32Array(2 * size);
+    for (let i = 0; i < data.length; i += 1) data[i] = ((i * 7919) % 255) / 127.5 - 1;
+    const results = await session.run({ [image.input]: { type: 'float32', data, dims: [2, 3, image.height, image.width] } });
+    const logits = results[session.outputNames[0] ?? ''];
+    if (!logits || logits.dims.length !== 2 || logits.dims[0] !== 2 || logits.dims[1] !== classes) {
+      throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
+        path: sourcePath,
+        found: `${session.outputNames[0]} with shape [${logits?.dims.join(', ')}]`,
+        problem: `a test inference on 2 images of ${image.height} × ${image.width} did not return ${classes} logits per image (one per label)`,
+      });
+    }
+  } catch (err) {
+    if (err instanceof KilnError && err.code !== 'KILN_ERR_RUNTIME_RUN') throw err;
+    throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: sourcePath, step: 'running a test inference', reason: (err as Error).message }, { cause: err });
+  } finally {
+    await session.release();
+  }
+}
+
 /** Puts a finished artifact at `out`, replacing an older artifact there. */
 async function publish(from: string, out: string, how: 'copy' | 'move'): Promise<string> {
   await assertWritableOutput(out);
@@ -483,14 +550,59 @@ async function publish(from: string, out: string, how: 'copy' | 'move'): Promise
 }
 
 /**
- * The task when config.json did not decide it: a graph that outputs token states is an
- * embedding model, anything else a text classifier (checked against its labels later).
+ * The task when config.json did not decide it: a graph with one float input of rank 4 is an
+ * image classifier, one that outputs token states an embedding model, anything else a text
+ * classifier (checked against its labels later).
  */
 async function resolveTask(fromConfig: Task | null, source: ModelSource): Promise<Task> {
   if (fromConfig) return fromConfig;
   if (source.onnxPath === null) return 'text-classification';
   const model = decodeModel(await readFile(source.onnxPath), source.onnxPath);
+  if (imageInput(graphInputs(model.graph ?? {}))) return 'image-classification';
   return findHiddenOutput(model) ? 'feature-extraction' : 'text-classification';
+}
+
+/** An image model's class names: --labels, else config.json's id2label (required then). */
+function imageLabels(flag: string[] | undefined, rawConfig: unknown, configPath: string, hasConfig: boolean): string[] {
+  if (flag && flag.length > 0) return flag;
+  if (hasConfig) return parseConfig(rawConfig, configPath).labels;
+  throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+    flag: '--labels',
+    rule: 'given for an ONNX file without config.json: the class names in logit order, comma-separated (e.g. --labels 0,180)',
+    value: '',
+  });
+}
+
+/**
+ * The preprocessing of an image model: flags over preprocessor_config.json over defaults; the
+ * tensor size from the flags, else the graph's fixed height and width, else the config's.
+ * Checks the graph takes one float [batch, 3, H, W] input of that size.
+ */
+async function resolveImage(source: ModelSource, overrides: ImageOverrides): Promise<ImagePreprocessing> {
+  if (source.onnxPath === null) {
+    throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: source.given, file: 'onnx/model.onnx or model.onnx', purpose: 'an image model (kiln imports text checkpoints only; export the model to ONNX)' });
+  }
+  const model = decodeModel(await readFile(source.onnxPath), source.onnxPath);
+  const inputs = graphInputs(model.graph ?? {});
+  const fail = (problem: string): never => {
+    throw new KilnError('KILN_ERR_MODEL_IMAGE_INPUTS', { path: source.given, found: inputs.map(describeTensor).join(', ') || 'none', problem });
+  };
+  const input = imageInput(inputs) ?? fail('it does not take exactly one float input of rank 4');
+  const [, channels, graphHeight, graphWidth] = input.shape!;
+  if (typeof channels === 'number' && channels !== 3) fail(`"${input.name}" has ${channels} channels, not 3 (RGB)`);
+  const preprocessorPath = source.extraFiles.find((f) => basename(f) === 'preprocessor_config.json');
+  const fromConfig = preprocessorPath ? preprocessingFromConfig(await readJson(preprocessorPath), preprocessorPath) : {};
+  const fixed = (d: unknown): number | undefined => (typeof d === 'number' && d > 0 ? d : undefined);
+  const height = overrides.height ?? fixed(graphHeight) ?? fromConfig.height ?? fail(`"${input.name}" leaves its height open and neither --image-size nor preprocessor_config.json gives it`);
+  const width = overrides.width ?? fixed(graphWidth) ?? fromConfig.width ?? fail(`"${input.name}" leaves its width open and neither --image-size nor preprocessor_config.json gives it`);
+  if ((fixed(graphHeight) ?? height) !== height || (fixed(graphWidth) ?? width) !== width) {
+    fail(`the graph fixes "${input.name}" at ${graphHeight} × ${graphWidth} while ${overrides.height ? '--image-size' : 'preprocessor_config.json'} asks for ${height} × ${width}`);
+  }
+  const parts: Partial<ImagePreprocessing> = { ...fromConfig };
+  for (const key of ['mean', 'std', 'channels', 'resize'] as const) if (overrides[key] !== undefined) Object.assign(parts, { [key]: overrides[key] });
+  // A graph ending in Softmax returns scores already; softmax over them again would flatten them.
+  const last = (model.graph?.node ?? []).find((n) => n.output?.includes(graphOutputs(model.graph ?? {})[0]?.name ?? ''));
+  return completePreprocessing(input.name, height, width, parts, last?.opType === 'Softmax' ? 'probabilities' : 'logits');
 }
 
 /** An ONNX folder whose graph has no token-state output but whose checkpoint is beside it. */

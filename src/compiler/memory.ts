@@ -30,14 +30,16 @@ export function analyticEstimate(weightsBytes: number, shape: { batch: number; l
  */
 export const PROCESS_BASE_BYTES = 32 * 2 ** 20;
 
+/** `feed`: the tokenizer a text model's batch is made with, or an image model's [channels, height, width]. */
 export async function measureReplica(
   modelPath: string,
   inputs: TensorInfo[],
   batch: number,
   length: number,
-  tokenizer: { file: string; configFile: string | null },
+  feed: { file: string; configFile: string | null } | { image: readonly number[] },
 ): Promise<{ sessionBytes: number; tokenizerBytes: number }> {
-  const args = [PROBE, modelPath, JSON.stringify(inputs.map((i) => ({ name: i.name, type: i.type }))), String(batch), String(length), tokenizer.file, ...(tokenizer.configFile ? [tokenizer.configFile] : [])];
+  const how = 'image' in feed ? ['--image', feed.image.join(',')] : [feed.file, ...(feed.configFile ? [feed.configFile] : [])];
+  const args = [PROBE, modelPath, JSON.stringify(inputs.map((i) => ({ name: i.name, type: i.type }))), String(batch), String(length), ...how];
   const { stdout } = await run(process.execPath, args, { maxBuffer: 1 << 20 });
   const { start, before, ran } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { start: number; before: number; ran: number };
   return { sessionBytes: Math.max(0, ran - before), tokenizerBytes: Math.max(0, before - start) };

@@ -104,6 +104,12 @@ export const ERRORS = {
     (p) =>
       `${q(p.path)} takes inputs ${p.found}, but ${p.problem}; a text classifier must take input_ids and attention_mask (int64 or int32, [batch, sequence]) and may take token_type_ids`,
   ),
+  KILN_ERR_MODEL_IMAGE_INPUTS: def<{ path: string; found: string; problem: string }>(
+    422,
+    "An image model's graph input is not one float [batch, 3, height, width] tensor, or its size is unknown.",
+    (p) =>
+      `${q(p.path)} takes inputs ${p.found}, but ${p.problem}; an image classifier must take one float input [batch, 3, height, width] (pass --image-size HxW when the graph leaves height and width open)`,
+  ),
   KILN_ERR_MODEL_OUTPUTS: def<{ path: string; found: string; problem: string }>(
     422,
     "The graph's output is not class logits matching config.json's id2label.",
@@ -209,6 +215,11 @@ export const ERRORS = {
     400,
     'An input of the wrong kind for the model\'s task (an image for a text model, a text for an image model).',
     (p) => `${p.where} is ${p.got}, but this model's task is ${p.task}, which takes ${p.expected}; send ${p.expected}, or use a model compiled for that kind of input`,
+  ),
+  KILN_ERR_INPUT_IMAGE: def<{ where: string; problem: string; formats: string; megapixels: number }>(
+    400,
+    'An image input cannot be decoded, is not JPEG, PNG or WebP, or is too large.',
+    (p) => `${p.where} is not a usable image: ${p.problem}; send ${p.formats} bytes of at most ${p.megapixels} megapixels`,
   ),
   KILN_ERR_INPUT_FILE_NOT_FOUND: def<{ path: string }>(
     404,

@@ -50,6 +50,8 @@ interface OutputLine {
   score?: number;
   /** feature-extraction: the row's vector. */
   embedding?: number[];
+  /** image-classification: the top labels with their scores. */
+  labels?: Array<{ label: string; score: number }>;
   error?: { code: string; message: string };
 }
 
@@ -174,7 +176,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
 }
 
 /** The output fields of one answer: label and score of a classifier, the vector of an embedder. */
-function answerFields(result: { label?: string; score?: number; embedding?: number[] }): Pick<OutputLine, 'label' | 'score' | 'embedding'> {
+function answerFields(result: { label?: string; score?: number; embedding?: number[]; labels?: Array<{ label: string; score: number }> }): Pick<OutputLine, 'label' | 'score' | 'embedding' | 'labels'> {
   if (result.embedding) return { embedding: result.embedding };
-  return { label: result.label, score: result.score };
+  return { label: result.label, score: result.score, ...(result.labels ? { labels: result.labels } : {}) };
 }

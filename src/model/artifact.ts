@@ -8,6 +8,7 @@ import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import type { TensorInfo } from '../onnx/graph.js';
+import type { ImagePreprocessing } from './image.js';
 import type { QuantizeReport, VerifyReport } from './reports.js';
 
 export const ARTIFACT_FORMAT = 'kiln-artifact';
@@ -44,6 +45,8 @@ export interface Manifest {
   };
   /** feature-extraction: how the graph turns token states into one vector per text. */
   embedding?: EmbeddingHead;
+  /** image-classification: how image bytes become the input tensor (model/image.ts). */
+  image?: ImagePreprocessing;
   /** Present when the weights are random (kiln synth): predictions are meaningless. */
   synthetic?: string;
   /** Number format of the weights: fp32, or int8 (dynamic quantization). Absent means fp32. */
@@ -57,7 +60,7 @@ export interface Manifest {
   /** The layout `kiln tune` chose on this machine; serve and bench use it unless flags say otherwise. */
   tuned?: TunedLayout;
   limits: {
-    /** Longest token sequence (special tokens included); longer texts are truncated. */
+    /** Longest token sequence (special tokens included); longer texts are truncated. 1 for image models. */
     maxLength: number;
     /** Most sequences in one inference call. */
     maxBatch: number;
@@ -139,6 +142,7 @@ export interface CompileOptionsRecord {
   task?: Task;
   pooling?: Pooling;
   normalize?: boolean;
+  image?: ImagePreprocessing;
 }
 
 export interface Artifact {

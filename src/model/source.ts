@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
+import { graphInputs, type TensorInfo } from '../onnx/graph.js';
+import { decodeModel } from '../onnx/proto.js';
 
 export interface ModelSource {
   /** `hf-checkpoint`: a folder with safetensors weights and no ONNX graph yet (compile imports it). */
@@ -18,14 +20,20 @@ export interface ModelSource {
   onnxPath: string | null;
   /** Safetensors files (index and shards, or the single file) of a checkpoint. */
   weightFiles: string[];
-  configPath: string;
-  tokenizerPath: string;
-  /** Optional tokenizer companions copied into the artifact when present. */
+  /** Null when absent; text models and checkpoints require it ({@link requireCompanion}). */
+  configPath: string | null;
+  /** Null when absent; text models require it. */
+  tokenizerPath: string | null;
+  /** Whether the user passed a folder or a bare .onnx file (decides the missing-file error). */
+  from: 'folder' | 'file';
+  /** The path as the user wrote it, for errors. */
+  given: string;
+  /** Optional companions (tokenizer config, preprocessor_config.json) copied into the artifact when present. */
   extraFiles: string[];
 }
 
 const ONNX_CANDIDATES = ['onnx/model.onnx', 'model.onnx'];
-const OPTIONAL_FILES = ['tokenizer_config.json', 'special_tokens_map.json'];
+const OPTIONAL_FILES = ['tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json'];
 
 async function firstExisting(dir: string, names: readonly string[]): Promise<string | null> {
   for (const name of names) {
@@ -42,7 +50,7 @@ export async function resolveSource(input: string): Promise<ModelSource> {
 
   if (kind === 'dir') {
     const onnxPath = await firstExisting(path, ONNX_CANDIDATES);
-    if (onnxPath) return { kind: 'hf-folder', path, name: basename(path), onnxPath, weightFiles: [], ...(await companions(path, input, 'folder')) };
+    if (onnxPath) return { kind: 'hf-folder', path, name: basename(path), onnxPath, weightFiles: [], ...(await companions(path, input, 'folder', onnxPath)) };
     const weightFiles = await checkpointFiles(path);
     if (weightFiles.length === 0) {
       throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', {
@@ -51,7 +59,7 @@ export async function resolveSource(input: string): Promise<ModelSource> {
         purpose: 'the model graph or its weights',
       });
     }
-    return { kind: 'hf-checkpoint', path, name: basename(path), onnxPath: null, weightFiles, ...(await companions(path, input, 'folder')) };
+    return { kind: 'hf-checkpoint', path, name: basename(path), onnxPath: null, weightFiles, ...(await companions(path, input, 'folder', null)) };
   }
 
   if (kind === 'file' && extname(path).toLowerCase() === '.onnx') {
@@ -59,7 +67,7 @@ export async function resolveSource(input: string): Promise<ModelSource> {
     const dir = dirname(path);
     const home = basename(dir) === 'onnx' && (await pathKind(join(dirname(dir), 'config.json'))) === 'file' ? dirname(dir) : dir;
     const name = basename(path, extname(path)) === 'model' && home !== dir ? basename(home) : basename(path, extname(path));
-    return { kind: 'onnx-file', path, name, onnxPath: path, weightFiles: [], ...(await companions(home, input, 'file')) };
+    return { kind: 'onnx-file', path, name, onnxPath: path, weightFiles: [], ...(await companions(home, input, 'file', path)) };
   }
 
   throw new KilnError('KILN_ERR_SOURCE_UNRECOGNIZED', { path: input });
@@ -82,21 +90,55 @@ export async function checkpointFiles(dir: string): Promise<string[]> {
   return files;
 }
 
-async function companions(dir: string, input: string, from: 'folder' | 'file'): Promise<Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'extraFiles'>> {
-  const need = async (file: string, purpose: string): Promise<string> => {
-    const found = await firstExisting(dir, [file]);
-    if (found) return found;
-    if (from === 'file') throw new KilnError('KILN_ERR_SOURCE_NEEDS_FOLDER', { path: input, missing: file });
-    throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: input, file, purpose });
-  };
-  const configPath = await need('config.json', 'the labels (id2label) and position limit');
-  const tokenizerPath = await need('tokenizer.json', 'turning text into token ids');
+async function companions(dir: string, input: string, from: 'folder' | 'file', onnxPath: string | null): Promise<Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'extraFiles' | 'from' | 'given'>> {
+  const configPath = await firstExisting(dir, ['config.json']);
+  const tokenizerPath = await firstExisting(dir, ['tokenizer.json']);
   const extraFiles: string[] = [];
   for (const name of OPTIONAL_FILES) {
     const found = await firstExisting(dir, [name]);
     if (found) extraFiles.push(found);
   }
-  return { configPath, tokenizerPath, extraFiles };
+  const source = { configPath, tokenizerPath, extraFiles, from, given: input };
+  // An image model needs no tokenizer, and a bare image graph no config.json (its labels can be flags).
+  if (!tokenizerPath || !configPath) {
+    const image = (configPath !== null && (await configSaysImage(configPath))) || (onnxPath !== null && (await isImageGraph(onnxPath)));
+    if (!image) {
+      requireCompanion(source, 'config.json');
+      requireCompanion(source, 'tokenizer.json');
+    }
+  }
+  return source;
+}
+
+async function configSaysImage(path: string): Promise<boolean> {
+  const raw = (await readJson(path)) as { architectures?: unknown } | null;
+  const first = Array.isArray(raw?.architectures) ? raw.architectures[0] : undefined;
+  return typeof first === 'string' && first.endsWith('ForImageClassification');
+}
+
+/** One float input of rank 4 ([batch, channels, height, width]): an image model. */
+export function imageInput(inputs: readonly TensorInfo[]): TensorInfo | null {
+  const [only] = inputs;
+  return inputs.length === 1 && only!.type === 'float' && only!.shape?.length === 4 ? only! : null;
+}
+
+async function isImageGraph(onnxPath: string): Promise<boolean> {
+  try {
+    return imageInput(graphInputs(decodeModel(await readFile(onnxPath), onnxPath).graph ?? {})) !== null;
+  } catch {
+    // Not decodable: the missing-file error comes first; compile reports the graph later.
+    return false;
+  }
+}
+
+const PURPOSES = { 'config.json': 'the labels (id2label) and position limit', 'tokenizer.json': 'turning text into token ids' } as const;
+
+/** The companion's path; the coded missing-file error (naming the source as the user gave it) when absent. */
+export function requireCompanion(source: Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'from' | 'given'>, file: keyof typeof PURPOSES): string {
+  const found = file === 'config.json' ? source.configPath : source.tokenizerPath;
+  if (found) return found;
+  if (source.from === 'file') throw new KilnError('KILN_ERR_SOURCE_NEEDS_FOLDER', { path: source.given, missing: file });
+  throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: source.given, file, purpose: PURPOSES[file] });
 }
 
 export async function readJson(path: string): Promise<unknown> {

@@ -4,13 +4,15 @@ import { readArtifact, TASKS, type Manifest } from '../model/artifact.js';
 import type { ModelOptions } from './task-model.js';
 import { TextClassifier } from './text-classifier.js';
 import { TextEmbedder } from './text-embedder.js';
+import { ImageClassifier } from './image-classifier.js';
 
 /** Every loaded model; narrow with `model.task` or `instanceof`. */
-export type LoadedModel = TextClassifier | TextEmbedder;
+export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier;
 
 const OPENERS: Partial<Record<Manifest['task'], (dir: string, manifest: Manifest, options: ModelOptions) => Promise<LoadedModel>>> = {
   'text-classification': (dir, manifest, options) => TextClassifier.open(dir, manifest, options),
   'feature-extraction': (dir, manifest, options) => TextEmbedder.open(dir, manifest, options),
+  'image-classification': (dir, manifest, options) => ImageClassifier.open(dir, manifest, options),
 };
 
 export async function loadModel(artifactPath: string, options: ModelOptions = {}): Promise<LoadedModel> {

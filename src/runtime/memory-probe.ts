@@ -4,10 +4,11 @@
  * after, as JSON on stdout. A fresh process, so nothing else kiln holds is counted.
  * It also measures the tokenizer, which a process holds once whatever the number of replicas.
  *   node memory-probe.js MODEL_PATH INPUTS_JSON BATCH LENGTH TOKENIZER_JSON [TOKENIZER_CONFIG_JSON]
+ *   node memory-probe.js MODEL_PATH INPUTS_JSON BATCH 1 --image C,H,W   (an image model: one float input)
  */
 import { readFile } from 'node:fs/promises';
 import { createSession } from './binding.js';
-import type { IntTensor } from '../core/tensor.js';
+import type { InputTensor } from '../core/tensor.js';
 import { TextTokenizer } from '../model/tokenizer.js';
 
 const [modelPath, inputsJson, batchArg, lengthArg, tokenizerPath, tokenizerConfigPath] = process.argv.slice(2);
@@ -17,17 +18,25 @@ const length = Number(lengthArg);
 
 const rss = (): number => process.memoryUsage().rss;
 const start = rss();
-const tokenizer = new TextTokenizer(
-  JSON.parse(await readFile(tokenizerPath!, 'utf8')),
-  tokenizerConfigPath ? JSON.parse(await readFile(tokenizerConfigPath, 'utf8')) : {},
-  tokenizerPath!,
-);
-tokenizer.encode('warm the tokenizer up', 16);
+const image = tokenizerPath === '--image' ? tokenizerConfigPath!.split(',').map(Number) : null;
+if (!image) {
+  const tokenizer = new TextTokenizer(
+    JSON.parse(await readFile(tokenizerPath!, 'utf8')),
+    tokenizerConfigPath ? JSON.parse(await readFile(tokenizerConfigPath, 'utf8')) : {},
+    tokenizerPath!,
+  );
+  tokenizer.encode('warm the tokenizer up', 16);
+}
 const before = rss();
 const session = await createSession(modelPath!, { backend: 'cpu', optimization: 'disabled', intraOpThreads: 1 });
 const loaded = rss();
-const feeds: Record<string, IntTensor> = {};
-for (const input of inputs) {
+const feeds: Record<string, InputTensor> = {};
+if (image) {
+  const size = image.reduce((a, b) => a * b, 1);
+  // Mid-grey everywhere: the activations' size, not their values, is what is measured.
+  feeds[inputs[0]!.name] = { type: 'float32', data: new Float32Array(batch * size).fill(0.5), dims: [batch, ...image] };
+}
+for (const input of image ? [] : inputs) {
   const count = batch * length;
   // Token id 1000 everywhere: a real id in every vocabulary kiln serves; mask 1: full attention.
   const value = input.name === 'input_ids' ? 1000 : input.name === 'attention_mask' ? 1 : 0;

@@ -22,3 +22,9 @@ export function predictionBody(prediction: Prediction, labels: readonly string[]
   if (returnAllScores) body.scores = allScores(prediction.logits, labels);
   return body;
 }
+
+/** A base64 string's bytes, or null: a string with other characters is refused rather than decoded partly. */
+export function decodeBase64(value: unknown): Uint8Array | null {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(value)) return null;
+  return Buffer.from(value, 'base64');
+}

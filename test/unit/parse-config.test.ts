@@ -87,6 +87,8 @@ describe('resolveSource', () => {
       configPath: join(dir, 'config.json'),
       tokenizerPath: join(dir, 'tokenizer.json'),
       extraFiles: [join(dir, 'tokenizer_config.json')],
+      from: 'folder',
+      given: dir,
     });
   });
 
@@ -147,6 +149,8 @@ describe('resolveSource', () => {
       configPath: join(dir, 'config.json'),
       tokenizerPath: join(dir, 'tokenizer.json'),
       extraFiles: [join(dir, 'tokenizer_config.json')],
+      from: 'file',
+      given: onnxPath,
     });
   });
 

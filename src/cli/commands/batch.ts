@@ -1,8 +1,9 @@
-import { basename, extname, resolve } from 'node:path';
+import { basename, dirname, extname, resolve } from 'node:path';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import { runBatch, type Shard } from '../../deploy/batch.js';
 import { loadModel } from '../../runtime/load-model.js';
+import { readImageFile } from '../image-files.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
 import { choice, defineCommand, integer, nonEmpty, type FlagSpec } from '../table.js';
@@ -73,6 +74,8 @@ export const batchCommand = defineCommand({
         window: flags.window,
         restart: flags.restart,
         onProgress: (p) => progress.tick(p.line, p.lines, 'lines'),
+        // Image models: each line names an image file, relative to the input file's folder.
+        ...(classifier.task === 'image-classification' ? { readInput: (line: string) => readImageFile(resolve(dirname(input), line.trim()), 'the image') } : {}),
       });
       const labels = Object.entries(s.labels).map(([label, n]) => `${label} ${n}`).join(', ') || 'none';
       process.stderr.write(

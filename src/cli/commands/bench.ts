@@ -8,6 +8,9 @@ import { Progress } from '../../core/log.js';
 import { readDataset } from '../../model/dataset.js';
 import { RUNTIME_VERSION } from '../../runtime/binding.js';
 import { loadModel, type LoadedModel } from '../../runtime/load-model.js';
+import { readArtifact } from '../../model/artifact.js';
+import type { ModelInput } from '../../runtime/task-model.js';
+import { imagePaths, readImageFile } from '../image-files.js';
 import { KILN_VERSION, PACKAGE_ROOT } from '../../version.js';
 import { formatMs } from '../format.js';
 import { artifactFromArgument } from '../open-artifact.js';
@@ -62,9 +65,11 @@ export const benchCommand = defineCommand({
   ],
   async run({ positionals, flags }) {
     const artifactArg = positionals.ARTIFACT![0]!;
-    const dataset = await readDataset(flags.data);
-    const texts = dataset.examples.map((e) => e.text);
     const artifact = await artifactFromArgument(artifactArg, { quiet: false });
+    // Image models: --data is a folder of images or a file of image paths.
+    const images = (await readArtifact(artifact, { verify: false })).manifest.task === 'image-classification';
+    const paths = images ? await imagePaths(flags.data) : [];
+    const texts: ModelInput[] = images ? await Promise.all(paths.map((p, i) => readImageFile(p, `image ${i + 1} of ${flags.data}`))) : (await readDataset(flags.data)).examples.map((e) => e.text);
     const classifier = await loadModel(artifact, classifierOptions(flags));
     const progress = new Progress();
     const tick = (label: string, done: number, total: number): void => progress.tick(done, total, label);
@@ -74,7 +79,13 @@ export const benchCommand = defineCommand({
       const url = flags.url ? flags.url.replace(/\/$/, '') : null;
       const headers: Record<string, string> = { 'content-type': 'application/json', ...(flags['api-key'] ? { authorization: `Bearer ${flags['api-key']}` } : {}) };
       // Over HTTP each task has its route: /predict for classifiers, /embed for embedders.
-      const route = classifier.task === 'feature-extraction' ? { path: '/embed', body: (text: unknown) => ({ inputs: text }) } : { path: '/predict', body: (text: unknown) => ({ text }) };
+      const route =
+        classifier.task === 'feature-extraction'
+          ? { path: '/embed', body: (text: unknown) => ({ inputs: text }) }
+          : classifier.task === 'image-classification'
+            ? { path: '/predict', body: (image: unknown) => ({ image: Buffer.from(image as Uint8Array).toString('base64') }) }
+            : { path: '/predict', body: (text: unknown) => ({ text }) };
+      const noun = images ? 'images' : 'texts';
       const predict: Predict = url
         ? async (text) => {
             const res = await fetch(`${url}${route.path}`, { method: 'POST', headers, body: JSON.stringify(route.body(text)) });
@@ -87,7 +98,7 @@ export const benchCommand = defineCommand({
       const layout = { ...classifier.layout, buckets: [...classifier.layout.buckets] };
       const out = process.stdout;
       out.write(
-        `kiln bench ${artifactArg}: ${m.name}${m.synthetic ? ' (SYNTHETIC weights)' : ''}; ${texts.length} texts from ${flags.data === DEFAULT_DATA ? 'data/sst2/dev.tsv' : flags.data} (mean ${meanTokens.toFixed(1)} tokens)\n` +
+        `kiln bench ${artifactArg}: ${m.name}${m.synthetic ? ' (SYNTHETIC weights)' : ''}; ${texts.length} ${noun} from ${flags.data === DEFAULT_DATA ? 'data/sst2/dev.tsv' : flags.data}${images ? ` (${m.image!.height} × ${m.image!.width})` : ` (mean ${meanTokens.toFixed(1)} tokens)`}\n` +
           `  ${layout.replicas} replica(s) × ${layout.threadsPerReplica} thread(s), max batch ${layout.maxBatch}, max delay ${layout.maxDelayMs} ms, buckets ${layout.buckets.join(',')}${url ? `; requests to ${url}` : ''}\n`,
       );
 
@@ -116,7 +127,7 @@ export const benchCommand = defineCommand({
         const batches = flags.batches.filter((b) => b <= m.limits.maxBatch);
         const points = (result.throughput = await throughputSweep(classifier, texts, batches, tick));
         classifier.reconfigure({ maxBatch: layout.maxBatch, maxDelayMs: layout.maxDelayMs });
-        out.write(`throughput, offline (all inputs at once, sorted by size):\n  batch  ${unit.padStart(7)}   fill\n`);
+        out.write(`throughput, offline (all ${noun} at once${images ? '' : ', sorted by length'}):\n  batch  ${unit.padStart(7)}   fill\n`);
         for (const p of points) out.write(`  ${String(p.batch).padStart(5)}  ${p.textsPerSecond.toFixed(1).padStart(7)}  ${(p.fill * 100).toFixed(0).padStart(4)} %\n`);
         for (const p of points) candidates.push({ textsPerSecond: p.textsPerSecond, mode: `offline, batch ${p.batch}` });
       }
@@ -160,4 +171,4 @@ export const benchCommand = defineCommand({
   },
 });
 
-const UNITS: Record<LoadedModel['task'] | 'image-classification', string> = { 'text-classification': 'texts/s', 'feature-extraction': 'embeddings/s', 'image-classification': 'images/s' };
+const UNITS: Record<LoadedModel['task'], string> = { 'text-classification': 'texts/s', 'feature-extraction': 'embeddings/s', 'image-classification': 'images/s' };

@@ -2,7 +2,9 @@ import { relative } from 'node:path';
 import { compile, DEFAULT_MAX_BATCH, DEFAULT_MAX_LENGTH, MAX_BATCH_LIMIT, PRECISIONS, type CompileStep, type Precision } from '../../compiler/compile.js';
 import { Progress } from '../../core/log.js';
 import { POOLINGS, TASKS, type Manifest, type Pooling, type Task } from '../../model/artifact.js';
-import { choice, decimal, defineCommand, integer, nameList, nonEmpty } from '../table.js';
+import { choice, decimal, defineCommand, integer, nameList, nonEmpty, numberTriple } from '../table.js';
+import { CHANNEL_ORDERS, parseImageSize, RESIZE_MODES, type ChannelOrder, type ResizeMode } from '../../model/image.js';
+import { KilnError } from '../../core/errors.js';
 import { formatBytes, formatCount, formatMs, operatorChanges, sum, table } from '../format.js';
 
 const STEP_LABELS: Record<CompileStep, string> = {
@@ -100,6 +102,27 @@ export const compileCommand = defineCommand({
     },
     pooling: { type: 'string', arg: 'P', description: 'feature-extraction: mean (over real tokens), cls (first token) or max.', default: 'mean' as Pooling, parse: choice<Pooling>(POOLINGS) },
     'no-normalize': { type: 'boolean', description: 'feature-extraction: keep raw pooled vectors instead of unit-length ones.', default: false },
+    'image-size': {
+      type: 'string',
+      arg: 'HxW',
+      description: "image-classification: the input tensor's height and width (N for a square); needed when the graph leaves them open.",
+      default: undefined as { height: number; width: number } | undefined,
+      defaultText: "the graph's, else preprocessor_config.json's",
+      parse: (raw: string, flag: string) => parseImageSize(raw) ?? invalidFlag(flag, 'HxW or N, sizes in [1, 4096] (e.g. 224 or 48x192)', raw),
+    },
+    mean: { type: 'string', arg: 'R,G,B', description: 'image-classification: per-channel mean subtracted after rescaling to [0, 1].', default: undefined as [number, number, number] | undefined, defaultText: 'preprocessor_config.json, else 0.5,0.5,0.5', parse: numberTriple },
+    std: { type: 'string', arg: 'R,G,B', description: 'image-classification: per-channel standard deviation divided by.', default: undefined as [number, number, number] | undefined, defaultText: 'preprocessor_config.json, else 0.5,0.5,0.5', parse: numberTriple },
+    channels: { type: 'string', arg: 'ORDER', description: 'image-classification: channel order of the tensor, rgb or bgr (models trained on OpenCV images).', default: undefined as ChannelOrder | undefined, defaultText: 'rgb', parse: choice<ChannelOrder>(CHANNEL_ORDERS) },
+    resize: {
+      type: 'string',
+      arg: 'MODE',
+      description:
+        'image-classification: exact (to HxW), shortest-edge (then center crop), fit-height-pad (keep the aspect, height H, pad the width with zeros: PaddleOCR) or none (images must be HxW).',
+      default: undefined as ResizeMode | undefined,
+      defaultText: 'preprocessor_config.json, else exact',
+      parse: choice<ResizeMode>(RESIZE_MODES),
+    },
+    labels: { type: 'string', arg: 'A,B,…', description: 'Class names in logit order, for a model without config.json id2label (a bare image .onnx).', default: undefined as string[] | undefined, defaultText: "config.json's id2label", parse: nameList },
     'no-cache': { type: 'boolean', description: 'Compile from scratch; neither read nor write the compile cache.', default: false },
     json: { type: 'boolean', description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.', default: false },
   },
@@ -108,6 +131,10 @@ export const compileCommand = defineCommand({
     { command: 'kiln compile models/sst2-distilbert-tiny --precision int8 --verify data/sst2/dev.tsv', note: 'int8, checked on the SST-2 dev set (fails if accuracy drops more than 1 point)' },
     { command: 'kiln compile models/sst2-distilbert-tiny --task feature-extraction -o sst2-encoder.kiln', note: 'the same checkpoint\'s encoder as a sentence embedder (mean pooling, unit vectors)' },
     { command: 'kiln compile model.onnx -o /srv/models/sentiment.kiln --max-length 64 --max-batch 16', note: 'a bare ONNX file (config.json and tokenizer.json beside it), shorter sequences' },
+    {
+      command: 'kiln compile ch_ppocr_mobile_v2.0_cls_infer.onnx --image-size 48x192 --resize fit-height-pad --channels bgr --labels 0,180',
+      note: 'a bare image ONNX file: the PaddleOCR text-orientation classifier',
+    },
   ],
   async run({ positionals, flags }) {
     const source = positionals.SOURCE![0]!;
@@ -127,6 +154,8 @@ export const compileCommand = defineCommand({
       task: flags.task,
       pooling: flags.pooling,
       normalize: !flags['no-normalize'],
+      labels: flags.labels,
+      image: { ...flags['image-size'], mean: flags.mean, std: flags.std, channels: flags.channels, resize: flags.resize },
       onStep: (step, phase) => (phase === 'start' ? progress.step(STEP_LABELS[step]) : progress.done(STEP_LABELS[step])),
     });
     const { manifest } = result;
@@ -149,7 +178,10 @@ export const compileCommand = defineCommand({
           ...precisionRows(manifest),
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
           ...(manifest.memory ? [['memory', `${formatBytes(manifest.memory.perReplicaBytes)} per replica at batch ${manifest.memory.batch} × ${manifest.memory.length} tokens (measured ${formatBytes(manifest.memory.measuredBytes)}, estimated ${formatBytes(manifest.memory.estimateBytes)})`] as [string, string]] : []),
-          ['limits', `max length ${manifest.limits.maxLength} tokens, max batch ${manifest.limits.maxBatch}`],
+          ...(manifest.image
+            ? [['image', `${manifest.image.height} × ${manifest.image.width} ${manifest.image.channels.toUpperCase()}, resize ${manifest.image.resize}${manifest.image.shortestEdge ? ` ${manifest.image.shortestEdge}` : ''} (${manifest.image.resample}), mean ${manifest.image.mean.join(',')}, std ${manifest.image.std.join(',')}`] as [string, string]]
+            : []),
+          ['limits', manifest.image ? `max batch ${manifest.limits.maxBatch} images` : `max length ${manifest.limits.maxLength} tokens, max batch ${manifest.limits.maxBatch}`],
           ['target', `${manifest.compile.backend}, ${manifest.compile.target.cpu} (${manifest.compile.target.arch}), ONNX Runtime ${manifest.versions.onnxruntime}`],
           ['files', `${fileRows.join(', ')}; ${formatBytes(total)} in all`],
           ['time', `${formatMs(result.durationMs)} (cache ${result.cache}${result.cache === 'off' ? '' : `, key ${result.cacheKey.slice(0, 12)}`})`],
@@ -158,3 +190,7 @@ export const compileCommand = defineCommand({
     );
   },
 });
+
+function invalidFlag(flag: string, rule: string, value: string): never {
+  throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule, value });
+}

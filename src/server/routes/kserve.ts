@@ -3,7 +3,9 @@
  * specification/protocol/inference_rest.md): server and model metadata, health, and inference
  * with the texts as one BYTES input. Errors are `{"error": "…"}` (http-errors.ts) with Triton's
  * statuses: 400 bad request, 404 unknown model, 503 not ready. Clients that tokenize themselves
- * send INT64 `input_ids` / `attention_mask` tensors instead and get the same outputs.
+ * send INT64 `input_ids` / `attention_mask` tensors instead and get the same outputs. Image
+ * models take one input: BYTES [n] (each element a base64-encoded JPEG, PNG or WebP) or FP32
+ * [n, 3, H, W] (preprocessed by the client, as the manifest's `image` says).
  *
  * The model serves one version, "1", so clients that address /versions/1 work too.
  */
@@ -12,7 +14,13 @@ import { KilnError } from '../../core/errors.js';
 import { topLabel } from '../../runtime/text-classifier.js';
 import type { LoadedModel } from '../../runtime/load-model.js';
 import { KILN_VERSION } from '../../version.js';
-import { classifyWithin, embedWithin, MAX_TEXTS_PER_REQUEST } from '../limits.js';
+import { classifyWithin, embedWithin, MAX_TEXTS_PER_REQUEST, runWithin } from '../limits.js';
+import type { ImagePreprocessing } from '../../model/image.js';
+import { decodeBase64 } from '../answers.js';
+
+const fail = (err: KilnError): never => {
+  throw err;
+};
 import type { ModelHost } from '../model-host.js';
 import type { RouteContext } from './context.js';
 
@@ -20,7 +28,7 @@ export const MODEL_VERSION = '1';
 /** Triton's platform name for ONNX Runtime models. */
 const PLATFORM = 'onnxruntime_onnx';
 /** Outputs by task: a classifier's label, score and logits; an embedder's vectors. */
-const OUTPUTS = { 'text-classification': ['label', 'score', 'logits'], 'feature-extraction': ['embedding'] } as const;
+const OUTPUTS = { 'text-classification': ['label', 'score', 'logits'], 'image-classification': ['label', 'score', 'logits'], 'feature-extraction': ['embedding'] } as const;
 type OutputName = 'label' | 'score' | 'logits' | 'embedding';
 /** Datatypes of token id tensors: a client that tokenized itself. */
 const TOKEN_DATATYPES = new Set(['INT64', 'INT32', 'UINT64', 'UINT32', 'INT16', 'INT8']);
@@ -99,7 +107,14 @@ function metadata(model: LoadedModel): object {
           { name: 'score', datatype: 'FP32', shape: [-1] },
           { name: 'logits', datatype: 'FP32', shape: [-1, model.labels.length] },
         ];
-  return { name: model.manifest.name, versions: [MODEL_VERSION], platform: PLATFORM, inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }], outputs };
+  const inputs =
+    model.task === 'image-classification'
+      ? [
+          { name: 'image', datatype: 'BYTES', shape: [-1] },
+          { name: model.preprocessing.input, datatype: 'FP32', shape: [-1, 3, model.preprocessing.height, model.preprocessing.width] },
+        ]
+      : [{ name: 'text', datatype: 'BYTES', shape: [-1] }];
+  return { name: model.manifest.name, versions: [MODEL_VERSION], platform: PLATFORM, inputs, outputs };
 }
 
 const invalid = (problem: string): KilnError => new KilnError('KILN_ERR_HTTP_V2_INVALID_REQUEST', { problem });
@@ -174,6 +189,36 @@ function readTokens(inputs: readonly TensorInput[]): Array<{ ids: number[]; type
   });
 }
 
+/**
+ * An image model's request: one input, BYTES [n] of base64 images, or FP32 [n, 3, H, W]
+ * tensors (data flat or nested).
+ */
+function readImages(inputs: readonly TensorInput[], spec: ImagePreprocessing): { kind: 'images'; images: Uint8Array[] } | { kind: 'tensors'; rows: Float32Array[] } {
+  if (inputs.length !== 1) throw invalid(`the model takes one input, "image" (BYTES) or "${spec.input}" (FP32), but the request has ${inputs.length}`);
+  const input = inputs[0]!;
+  const n = input.shape[0] ?? 0;
+  if (n === 0 || n > MAX_TEXTS_PER_REQUEST) throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: n, limit: MAX_TEXTS_PER_REQUEST });
+  if (input.datatype === 'BYTES') {
+    if (!(input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))) throw invalid(`input "${input.name}" has shape ${JSON.stringify(input.shape)}; images take shape [n]`);
+    const data = input.data.flat();
+    if (data.length !== n) throw invalid(`input "${input.name}" has shape ${JSON.stringify(input.shape)} (${n} elements) but ${data.length} data elements`);
+    return { kind: 'images', images: data.map((d, i) => decodeBase64(d) ?? fail(invalid(`element ${i} of input "${input.name}" is not a base64 string`))) };
+  }
+  if (input.datatype === 'FP32') {
+    const want = [n, 3, spec.height, spec.width];
+    if (input.shape.length !== 4 || input.shape.some((d, i) => d !== want[i])) throw invalid(`input "${input.name}" has shape ${JSON.stringify(input.shape)}; this model takes FP32 [n, 3, ${spec.height}, ${spec.width}]`);
+    const data = input.data.flat(3);
+    const size = 3 * spec.height * spec.width;
+    if (data.length !== n * size) throw invalid(`input "${input.name}" has shape ${JSON.stringify(input.shape)} (${n * size} elements) but ${data.length} data elements`);
+    const bad = data.findIndex((v) => typeof v !== 'number');
+    if (bad >= 0) throw invalid(`element ${bad} of input "${input.name}" is ${JSON.stringify(data[bad])}, not a number`);
+    const flat = Float32Array.from(data as number[]);
+    return { kind: 'tensors', rows: Array.from({ length: n }, (_, r) => flat.subarray(r * size, (r + 1) * size)) };
+  }
+  throw invalid(`input "${input.name}" has datatype ${JSON.stringify(input.datatype)}; an image model takes BYTES (base64 images) or FP32 tensors`);
+}
+
+
 function requestedOutputs(outputs: InferBody['outputs'], available: readonly OutputName[]): OutputName[] {
   if (outputs === undefined) return [...available];
   for (const o of outputs) {
@@ -203,9 +248,22 @@ export function kserveRoutes(app: FastifyInstance, { host, limits }: RouteContex
     app.post<{ Params: ModelParams; Body: InferBody }>(`${prefix}/infer`, { schema: { body: inferSchema } }, async (request, reply) => {
       const model = modelFor(host, request.params);
       const { id, inputs, outputs } = request.body;
-      const parsed = readRequest(inputs);
       const wanted = requestedOutputs(outputs, OUTPUTS[model.task]);
       const answer = (tensors: object[]): object => ({ model_name: model.manifest.name, model_version: MODEL_VERSION, ...(id === undefined ? {} : { id }), outputs: tensors });
+      if (model.task === 'image-classification') {
+        const request = readImages(inputs, model.preprocessing);
+        const predictions = await runWithin(limits, reply.elapsedTime, (options) =>
+          request.kind === 'images' ? model.classify(request.images, (i) => `element ${i} of input "${inputs[0]!.name}"`, options) : model.classifyTensors(request.rows, options),
+        );
+        const shape = [predictions.length];
+        const tensors: Record<Exclude<OutputName, 'embedding'>, object> = {
+          label: { name: 'label', datatype: 'BYTES', shape, data: predictions.map((p) => p.label) },
+          score: { name: 'score', datatype: 'FP32', shape, data: predictions.map((p) => p.score) },
+          logits: { name: 'logits', datatype: 'FP32', shape: [predictions.length, model.labels.length], data: predictions.flatMap((p) => p.logits) },
+        };
+        return answer(wanted.map((name) => tensors[name as Exclude<OutputName, 'embedding'>]));
+      }
+      const parsed = readRequest(inputs);
       if (model.task === 'feature-extraction') {
         const vectors =
           parsed.kind === 'texts'
