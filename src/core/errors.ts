@@ -340,8 +340,8 @@ export const ERRORS = {
   ),
   KILN_ERR_HTTP_TOO_MANY_TEXTS: def<{ count: number; limit: number }>(
     413,
-    'A request carries more texts than one request may hold.',
-    (p) => `the request has ${p.count} texts; at most ${p.limit} are accepted per request, split it into several requests`,
+    'A request carries more inputs (texts or images) than one request may hold.',
+    (p) => `the request has ${p.count} inputs (texts or images); at most ${p.limit} are accepted per request, split it into several requests (or use kiln batch)`,
   ),
   KILN_ERR_HTTP_NOT_FOUND: def<{ method: string; url: string; routes: string }>(
     404,

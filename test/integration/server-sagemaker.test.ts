@@ -91,7 +91,7 @@ describe('SageMaker /ping and /invocations with the embedded model', () => {
     ['a JSON Lines line that is a number', '42', 'application/jsonlines', 400, 'KILN_ERR_HTTP_BAD_JSON_LINE', /^line 1 .* not a JSON object or string/],
     ['an empty JSON Lines body', '\n\n', 'application/jsonlines', 400, 'KILN_ERR_HTTP_INVOCATIONS_BODY', /has no lines/],
     ['an empty text on a line', '"fine"\n" "', 'application/jsonlines', 400, 'KILN_ERR_INPUT_EMPTY_TEXT', /^line 2 is empty/],
-    ['more texts than one request may hold', Array.from({ length: 1025 }, () => '"x"').join('\n'), 'application/jsonlines', 413, 'KILN_ERR_HTTP_TOO_MANY_TEXTS', /1025 texts/],
+    ['more texts than one request may hold', Array.from({ length: 1025 }, () => '"x"').join('\n'), 'application/jsonlines', 413, 'KILN_ERR_HTTP_TOO_MANY_TEXTS', /1025 inputs/],
     ['text/csv', 'a,b\n', 'text/csv', 415, 'KILN_ERR_HTTP_MEDIA_TYPE', /text\/csv/],
   ];
   for (const [name, body, contentType, status, code, message] of badRequests) {

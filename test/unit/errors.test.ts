@@ -57,7 +57,7 @@ describe('KilnError', () => {
   ];
   const expected: Record<string, string> = {
     KILN_ERR_CLI_INVALID_FLAG: '--max-batch must be an integer in [1, 1024], got "0"',
-    KILN_ERR_HTTP_TOO_MANY_TEXTS: 'the request has 300 texts; at most 256 are accepted per request, split it into several requests',
+    KILN_ERR_HTTP_TOO_MANY_TEXTS: 'the request has 300 inputs (texts or images); at most 256 are accepted per request, split it into several requests (or use kiln batch)',
     KILN_ERR_CLI_UNKNOWN_COMMAND: 'unknown command "frob"; commands are: compile, run. Run "kiln --help" for what each does',
   };
   for (const [code, err] of rendered) {

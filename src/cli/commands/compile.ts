@@ -177,7 +177,7 @@ export const compileCommand = defineCommand({
           ['fusions', describeFusions(manifest.model.fusions)],
           ...precisionRows(manifest),
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
-          ...(manifest.memory ? [['memory', `${formatBytes(manifest.memory.perReplicaBytes)} per replica at batch ${manifest.memory.batch} × ${manifest.memory.length} tokens (measured ${formatBytes(manifest.memory.measuredBytes)}, estimated ${formatBytes(manifest.memory.estimateBytes)})`] as [string, string]] : []),
+          ...(manifest.memory ? [['memory', `${formatBytes(manifest.memory.perReplicaBytes)} per replica at batch ${manifest.memory.batch}${manifest.image ? ' images' : ` × ${manifest.memory.length} tokens`} (measured ${formatBytes(manifest.memory.measuredBytes)}, estimated ${formatBytes(manifest.memory.estimateBytes)})`] as [string, string]] : []),
           ...(manifest.image
             ? [['image', `${manifest.image.height} × ${manifest.image.width} ${manifest.image.channels.toUpperCase()}, resize ${manifest.image.resize}${manifest.image.shortestEdge ? ` ${manifest.image.shortestEdge}` : ''} (${manifest.image.resample}), mean ${manifest.image.mean.join(',')}, std ${manifest.image.std.join(',')}`] as [string, string]]
             : []),
