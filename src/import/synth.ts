@@ -61,6 +61,22 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
     pad_token_id: 1,
     initializer_range: 0.02,
   },
+  // sentence-transformers/all-MiniLM-L6-v2: a head-less BertModel (its embeddings are mean-pooled outside the model).
+  'all-minilm-l6': {
+    architectures: ['BertModel'],
+    model_type: 'bert',
+    hidden_act: 'gelu',
+    hidden_size: 384,
+    intermediate_size: 1536,
+    num_attention_heads: 12,
+    num_hidden_layers: 6,
+    max_position_embeddings: 512,
+    type_vocab_size: 2,
+    vocab_size: 30522,
+    layer_norm_eps: 1e-12,
+    pad_token_id: 0,
+    initializer_range: 0.02,
+  },
   'bert-large-uncased': {
     architectures: ['BertForSequenceClassification'],
     model_type: 'bert',
