@@ -47,7 +47,7 @@ const MS_DOMAIN = 'com.microsoft';
 const EMBEDDING_MIN_ROWS = 1000;
 
 /** Rounds half to even, as numpy (ONNX Runtime's Python quantizer) and MLAS do. */
-function roundHalfEven(x: number): number {
+export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
@@ -121,7 +121,7 @@ const ELEMENT_BYTES: Record<number, number> = {
 const FLOAT_TYPES = new Set<number>([T.FLOAT, T.FLOAT16, T.BFLOAT16, T.DOUBLE]);
 
 /** Bytes of a tensor's data as stored (wherever it is stored: raw, typed fields or an external file). */
-function tensorBytes(t: TensorProto): number {
+export function tensorBytes(t: TensorProto): number {
   if (t.dataType === T.STRING) return (t.stringData ?? []).reduce((n, s) => n + s.length, 0);
   return Math.ceil(tensorElementCount(t) * (ELEMENT_BYTES[t.dataType ?? 0] ?? 0));
 }
@@ -129,14 +129,14 @@ function tensorBytes(t: TensorProto): number {
 const isFloatWeight = (t: TensorProto): boolean => (t.dims ?? []).length > 0 && FLOAT_TYPES.has(t.dataType ?? 0);
 
 /** Whether a float initializer's values are in the model (not in an external file) and complete. */
-function hasFloatValues(t: TensorProto): boolean {
+export function hasFloatValues(t: TensorProto): boolean {
   if (t.dataType !== T.FLOAT || t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) return false;
   const count = tensorElementCount(t);
   return t.rawData && t.rawData.length > 0 ? t.rawData.length === count * 4 : (t.floatData ?? []).length === count;
 }
 
 /** A float initializer's values (call after hasFloatValues). */
-function floatValues(t: TensorProto): Float32Array {
+export function floatValues(t: TensorProto): Float32Array {
   const raw = t.rawData;
   if (raw && raw.length > 0) {
     // protobufjs hands out views into the file's buffer at any offset; Float32Array needs 4-byte

@@ -163,6 +163,11 @@ export const ERRORS = {
     '`kiln synth` was given a preset it does not know.',
     (p) => `unknown preset ${q(p.preset)}; presets are: ${p.known}`,
   ),
+  KILN_ERR_CALIBRATION_INVALID: def<{ problem: string; fix: string }>(
+    400,
+    'Static int8 quantization was given calibration data that do not fit the model.',
+    (p) => `static int8 quantization cannot calibrate: ${p.problem}; ${p.fix}`,
+  ),
 
   // Verification after compile
   KILN_ERR_VERIFY_ACCURACY_DROP: def<{ drop: string; reference: string; compiled: string; limit: string; flipped: number; fix: string }>(

@@ -61,6 +61,22 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
     pad_token_id: 1,
     initializer_range: 0.02,
   },
+  // sentence-transformers/all-MiniLM-L6-v2: a head-less BertModel (its embeddings are mean-pooled outside the model).
+  'all-minilm-l6': {
+    architectures: ['BertModel'],
+    model_type: 'bert',
+    hidden_act: 'gelu',
+    hidden_size: 384,
+    intermediate_size: 1536,
+    num_attention_heads: 12,
+    num_hidden_layers: 6,
+    max_position_embeddings: 512,
+    type_vocab_size: 2,
+    vocab_size: 30522,
+    layer_norm_eps: 1e-12,
+    pad_token_id: 0,
+    initializer_range: 0.02,
+  },
   'bert-large-uncased': {
     architectures: ['BertForSequenceClassification'],
     model_type: 'bert',
@@ -108,6 +124,18 @@ function hash32(text: string): number {
   return h;
 }
 
+/** Uniform numbers in [0, 1) for the tensor `name`: mulberry32, small, fast and the same on every platform. */
+export function randomStream(name: string, seed: number): () => number {
+  let state = (hash32(name) ^ Math.imul(seed + 1, 0x9e3779b9)) >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /**
  * Deterministic values for one tensor: LayerNorm weights 1, biases 0, the rest uniform with
  * the standard deviation of Hugging Face's initializer (`initializer_range`, 0.02).
@@ -117,17 +145,9 @@ export function syntheticTensor(name: string, count: number, seed: number, std: 
   const isNorm = /LayerNorm|layer_norm/.test(name);
   if (name.endsWith('.bias') || name.endsWith('.beta')) return out;
   if (isNorm) return out.fill(1);
-  // mulberry32: small, fast, and the same on every platform.
-  let state = (hash32(name) ^ Math.imul(seed + 1, 0x9e3779b9)) >>> 0;
+  const next = randomStream(name, seed);
   const half = std * Math.sqrt(3);
-  for (let i = 0; i < count; i += 1) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    out[i] = (u * 2 - 1) * half;
-  }
+  for (let i = 0; i < count; i += 1) out[i] = (next() * 2 - 1) * half;
   return out;
 }
 

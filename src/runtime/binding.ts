@@ -28,7 +28,8 @@ export interface SessionOptions {
 export interface RuntimeSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Record<string, InputTensor>): Promise<Record<string, FloatTensor>>;
+  /** Token ids are int tensors; images and other float inputs are Float32Array tensors (`type` 'float32' optional). */
+  run(feeds: Record<string, InputTensor | FloatTensor>): Promise<Record<string, FloatTensor>>;
   release(): Promise<void>;
 }
 
@@ -52,7 +53,9 @@ export async function createSession(modelPath: string, options: SessionOptions):
     outputNames: session.outputNames,
     async run(feeds) {
       const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type as 'int64', t.data as BigInt64Array, t.dims);
+      for (const [name, t] of Object.entries(feeds)) {
+        ortFeeds[name] = t.data instanceof Float32Array ? new ort.Tensor('float32', t.data, t.dims) : new ort.Tensor((t as InputTensor).type as 'int64', t.data as BigInt64Array, t.dims);
+      }
       let results: ort.InferenceSession.OnnxValueMapType;
       try {
         results = await session.run(ortFeeds);
