@@ -35,6 +35,8 @@ import { importCheckpoint } from '../import/import.js';
 import { readDataset } from '../model/dataset.js';
 import { encodeModel } from '../onnx/proto.js';
 import { quantizeModel, type QuantizeReport } from './quantize.js';
+import { staticQuantize, type StaticQuantizeReport } from './static-quantize.js';
+import { imageBatches, sampleImages, verifyImages } from './image-data.js';
 import { enforceLimits, verifyArtifact } from './verify.js';
 import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { fusionCounts } from './fusions.js';
@@ -84,6 +86,11 @@ export interface CompileOptions {
   normalize?: boolean;
   /** image-classification: preprocessing that overrides preprocessor_config.json and the graph's shape. */
   image?: ImageOverrides;
+  /**
+   * image-classification with int8: a folder of sample images (or a file listing them) to
+   * calibrate static quantization's activation ranges on. Required then.
+   */
+  calibrate?: string | null;
   /** Class names by logit index, for a model without config.json id2label (a bare image .onnx). */
   labels?: string[];
   /** Called as each step starts and ends, for progress display. */
@@ -133,9 +140,19 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     if (task !== 'feature-extraction') parseConfig(rawConfig, configPath);
   }
   const image = task === 'image-classification' ? await resolveImage(source, options.image ?? {}) : null;
-  if (image && options.verify) {
-    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with text classifiers only (its data files hold texts)', value: options.verify });
+  // Image models quantize statically: activation ranges come from sample images.
+  if (options.calibrate && !(image && options.precision === 'int8')) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--calibrate', rule: 'used with image models and --precision int8 (text models quantize activations at run time)', value: options.calibrate });
   }
+  if (image && options.precision === 'int8' && !options.calibrate) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--calibrate',
+      rule: 'given with --precision int8 for an image model: a folder of sample images (or a file listing them), a few dozen like those it will see',
+      value: '(none)',
+    });
+  }
+  const calibration = options.calibrate ? { path: resolve(options.calibrate), ...(await sampleImages(options.calibrate)) } : null;
+  const imageVerify = image && options.verify ? { path: resolve(options.verify), ...(await sampleImages(options.verify)) } : null;
   const embedding = task === 'feature-extraction' ? { pooling: options.pooling ?? 'mean', normalize: options.normalize ?? true } : null;
   if (task === 'feature-extraction' && options.verify) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with classifiers only (it compares labels); an embedding model has none', value: options.verify });
@@ -149,14 +166,19 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const precision = options.precision ?? 'fp32';
   const quantization = precision === 'int8' ? { quantizeEmbeddings: options.quantizeEmbeddings ?? false, keepFp32: options.keepFp32 ?? [] } : null;
   // A missing verify file fails now, not after minutes of importing and optimizing.
-  if (options.verify && (await pathKind(options.verify)) !== 'file') throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: options.verify });
+  if (options.verify && !imageVerify && (await pathKind(options.verify)) !== 'file') throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: options.verify });
   const verify = options.verify
-    ? { path: resolve(options.verify), sha256: await sha256File(resolve(options.verify)), maxAccuracyDrop: options.maxAccuracyDrop ?? 1, minAgreement: options.minAgreement ?? 0.98 }
+    ? {
+        path: resolve(options.verify),
+        sha256: imageVerify ? imageVerify.sha256 : await sha256File(resolve(options.verify)),
+        maxAccuracyDrop: options.maxAccuracyDrop ?? 1,
+        minAgreement: options.minAgreement ?? 0.98,
+      }
     : null;
   const key = cacheKey({
     sourceSha256,
     // Everything the manifest derives from the options belongs in the key (the buckets too).
-    options: { ...limits, buckets: defaultBuckets(limits.maxLength), backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined }, task, embedding, image, labels: config.labels },
+    options: { ...limits, buckets: defaultBuckets(limits.maxLength), backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined }, task, embedding, image, labels: config.labels, calibration: calibration?.sha256 ?? null },
     target: compileTarget(),
     kilnVersion: KILN_VERSION,
     runtimeVersion: RUNTIME_VERSION,
@@ -176,7 +198,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const staging = useCache ? await stagingDir(key) : temporarySibling(out ?? resolve(`${source.name}.kiln`));
   try {
     await mkdir(staging, { recursive: true });
-    const manifest = await build({ source, config: task === 'feature-extraction' ? { ...config, labels: [] } : config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify, task, embedding, image });
+    const manifest = await build({ source, config: task === 'feature-extraction' ? { ...config, labels: [] } : config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify, task, embedding, image, calibration, verifyImages: imageVerify?.paths ?? null });
     let artifactDir: string;
     if (useCache) {
       const entry = await commit(staging, key);
@@ -259,6 +281,10 @@ interface BuildInput {
   task: Task;
   embedding: { pooling: Pooling; normalize: boolean } | null;
   image: ImagePreprocessing | null;
+  /** Static int8 of an image model: the sample images. */
+  calibration: { path: string; paths: string[] } | null;
+  /** --verify on an image model: the images to compare on. */
+  verifyImages: string[] | null;
 }
 
 async function build(input: BuildInput): Promise<Manifest> {
@@ -340,7 +366,22 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
   }
   // int8: quantize the source graph, before ONNX Runtime's optimizer fuses MatMul + Add away.
   let quantized: QuantizeReport | null = null;
-  if (input.quantization) {
+  let staticReport: StaticQuantizeReport | null = null;
+  if (input.quantization && input.image && input.calibration) {
+    const spec = input.image;
+    const samples = input.calibration;
+    staticReport = await step('quantize', async () => {
+      const { model: q, report } = await staticQuantize(graphModel, {
+        calibration: imageBatches(samples.paths, spec, samples.path),
+        inputName: spec.input,
+        keep: input.quantization!.keepFp32,
+      });
+      await mkdir(scratch, { recursive: true });
+      optimizeFrom = join(scratch, 'quantized.onnx');
+      await writeFile(optimizeFrom, encodeModel(q));
+      return report;
+    });
+  } else if (input.quantization) {
     quantized = await step('quantize', async () => {
       const { model: q, report } = quantizeModel(graphModel, { ...input.quantization!, keep: input.quantization!.keepFp32 });
       await mkdir(scratch, { recursive: true });
@@ -395,6 +436,21 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
   const verified = input.verify
     ? await step('verify', async () => {
         const v = input.verify!;
+        if (image && input.verifyImages) {
+          const report = await verifyImages({
+            path: v.path,
+            paths: input.verifyImages,
+            spec: image,
+            labels: config.labels,
+            referencePath: onnxPath,
+            compiledPath: modelPath,
+            backend,
+            minAgreement: v.minAgreement,
+            maxAccuracyDrop: v.maxAccuracyDrop,
+          });
+          enforceLimits(report, input.precision);
+          return report;
+        }
         const report = await verifyArtifact({
           dataset: await readDataset(v.path),
           labels: config.labels,
@@ -453,6 +509,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
       ...(config.synthetic ? { synthetic: config.synthetic } : {}),
       precision: input.precision,
       ...(quantized ? { quantization: quantized } : {}),
+      ...(staticReport ? { staticQuantization: staticReport } : {}),
       ...(verified ? { verify: verified } : {}),
       memory,
       limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },

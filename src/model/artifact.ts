@@ -10,6 +10,7 @@ import { sha256File } from '../core/hash.js';
 import type { TensorInfo } from '../onnx/graph.js';
 import type { ImagePreprocessing } from './image.js';
 import type { QuantizeReport, VerifyReport } from './reports.js';
+import type { StaticQuantizeReport } from '../compiler/static-quantize.js';
 
 export const ARTIFACT_FORMAT = 'kiln-artifact';
 /** Bumped when a reader of the previous version could misread the new one. */
@@ -51,8 +52,10 @@ export interface Manifest {
   synthetic?: string;
   /** Number format of the weights: fp32, or int8 (dynamic quantization). Absent means fp32. */
   precision?: 'fp32' | 'int8';
-  /** int8: what was quantized (compiler/quantize.ts QuantizeReport). */
+  /** int8 of a text model: what was quantized (compiler/quantize.ts QuantizeReport). */
   quantization?: QuantizeReport;
+  /** int8 of an image model: static quantization calibrated on sample images (compiler/static-quantize.ts). */
+  staticQuantization?: StaticQuantizeReport;
   /** Present when compile ran --verify: the compiled model against the fp32 source (compiler/verify.ts). */
   verify?: VerifyReport;
   /** Memory per replica: measured at compile, checked before loading replicas. */

@@ -3,7 +3,7 @@ import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import { runBatch, type Shard } from '../../deploy/batch.js';
 import { loadModel } from '../../runtime/load-model.js';
-import { readImageFile } from '../image-files.js';
+import { readImageFile } from '../../model/image-files.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
 import { choice, defineCommand, integer, nonEmpty, type FlagSpec } from '../table.js';

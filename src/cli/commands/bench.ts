@@ -10,7 +10,7 @@ import { RUNTIME_VERSION } from '../../runtime/binding.js';
 import { loadModel, type LoadedModel } from '../../runtime/load-model.js';
 import { readArtifact } from '../../model/artifact.js';
 import type { ModelInput } from '../../runtime/task-model.js';
-import { imagePaths, readImageFile } from '../image-files.js';
+import { imagePaths, readImageFile } from '../../model/image-files.js';
 import { KILN_VERSION, PACKAGE_ROOT } from '../../version.js';
 import { formatMs } from '../format.js';
 import { artifactFromArgument } from '../open-artifact.js';

@@ -29,7 +29,11 @@ function displayPath(path: string): string {
 function precisionRows(m: Manifest): Array<[string, string]> {
   const rows: Array<[string, string]> = [];
   const q = m.quantization;
-  rows.push(['precision', q ? `int8: ${q.quantized.length} MatMul/Gemm quantized${q.kept.length ? `, ${q.kept.length} kept fp32` : ''}${q.embeddings.length ? ', embeddings int8' : ''}; ${(q.quantizedFraction * 100).toFixed(1)} % of weights in 8 bits, ${formatBytes(q.weightBytes.before)} → ${formatBytes(q.weightBytes.after)}` : 'fp32']);
+  const sq = m.staticQuantization;
+  if (sq) {
+    const ops = Object.entries(sq.quantized).map(([op, n]) => `${op} ${n}`).join(', ');
+    rows.push(['precision', `int8, static (calibrated on ${sq.calibration.samples} images): ${ops}; ${sq.weights.bits}-bit weights per ${sq.weights.perChannel ? 'channel' : 'tensor'}, ${sq.biasCorrected} biases corrected; ${formatBytes(sq.weightBytes.before)} → ${formatBytes(sq.weightBytes.after)}`]);
+  } else rows.push(['precision', q ? `int8: ${q.quantized.length} MatMul/Gemm quantized${q.kept.length ? `, ${q.kept.length} kept fp32` : ''}${q.embeddings.length ? ', embeddings int8' : ''}; ${(q.quantizedFraction * 100).toFixed(1)} % of weights in 8 bits, ${formatBytes(q.weightBytes.before)} → ${formatBytes(q.weightBytes.after)}` : 'fp32']);
   const v = m.verify;
   if (v) {
     const acc = v.accuracy ? `accuracy ${(v.accuracy.reference * 100).toFixed(2)} % → ${(v.accuracy.compiled * 100).toFixed(2)} % (drop ${v.accuracy.drop.toFixed(2)} pt, limit ${v.limits.maxAccuracyDrop}); ` : '';
@@ -123,6 +127,14 @@ export const compileCommand = defineCommand({
       parse: choice<ResizeMode>(RESIZE_MODES),
     },
     labels: { type: 'string', arg: 'A,B,…', description: 'Class names in logit order, for a model without config.json id2label (a bare image .onnx).', default: undefined as string[] | undefined, defaultText: "config.json's id2label", parse: nameList },
+    calibrate: {
+      type: 'string',
+      arg: 'DIR|FILE',
+      description: 'Image models with --precision int8: sample images (a folder, or a file listing paths) to calibrate static quantization on; a few dozen like the real inputs.',
+      default: null as string | null,
+      defaultText: 'required for image int8',
+      parse: nonEmpty,
+    },
     'no-cache': { type: 'boolean', description: 'Compile from scratch; neither read nor write the compile cache.', default: false },
     json: { type: 'boolean', description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.', default: false },
   },
@@ -152,6 +164,7 @@ export const compileCommand = defineCommand({
       maxAccuracyDrop: flags['max-accuracy-drop'],
       minAgreement: flags['min-agreement'],
       task: flags.task,
+      calibrate: flags.calibrate,
       pooling: flags.pooling,
       normalize: !flags['no-normalize'],
       labels: flags.labels,

@@ -9,7 +9,7 @@ import type { Embedding } from '../../runtime/text-embedder.js';
 import type { ImagePrediction } from '../../runtime/image-classifier.js';
 import type { ModelInput } from '../../runtime/task-model.js';
 import { readArtifact } from '../../model/artifact.js';
-import { readImageFile } from '../image-files.js';
+import { readImageFile } from '../../model/image-files.js';
 import { formatMs, percentile } from '../format.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, nonEmpty } from '../table.js';

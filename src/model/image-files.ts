@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { pathKind } from '../core/fs.js';
 import { KilnError } from '../core/errors.js';
-import { IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../model/image.js';
+import { IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from './image.js';
 
 /** The bytes of the image at `path`; `where` names it in errors ("TEXT argument 2", "line 5 of list.txt"). */
 export async function readImageFile(path: string, where: string): Promise<Uint8Array> {
