@@ -44,9 +44,15 @@ export function appendPooling(model: ModelProto, options: { pooling: Pooling; no
   const g = new GraphBuilder('pooling', 'kiln_pooling/');
   const hidden = options.hiddenOutput;
   // Reduce ops take axes as an attribute before opset 18 (ReduceSum: before 13), as an input after.
+  const axesConstants = new Map<string, string>();
+  const axesInput = (axes: number[]): string => {
+    const name = `kiln_pooling/axes_${axes.join('_').replace('-', 'm')}`;
+    if (!axesConstants.has(name)) axesConstants.set(name, g.ints(name, axes));
+    return axesConstants.get(name)!;
+  };
   const reduce = (op: string, x: string, axes: number[], keepdims: number): string => {
     const asInput = version >= 18 || (op === 'ReduceSum' && version >= 13);
-    return asInput ? g.op(op, [x, g.ints(`kiln_pooling/axes_${op}_${axes.join('_')}`, axes)], { keepdims }) : g.op(op, [x], { axes, keepdims });
+    return asInput ? g.op(op, [x, axesInput(axes)], { keepdims }) : g.op(op, [x], { axes, keepdims });
   };
 
   let pooled: string;

@@ -188,14 +188,16 @@ export async function preprocess(bytes: Uint8Array, spec: ImagePreprocessing, wh
   const geometry = resizeGeometry(meta.width, meta.height, spec);
   if (!geometry) fail(`it is ${meta.width} × ${meta.height} pixels and this model takes exactly ${W} × ${H} (no resizing)`);
   const { resizeTo, crop } = geometry!;
-  let pipeline = open().removeAlpha().toColourspace('srgb');
-  if (resizeTo.width !== meta.width || resizeTo.height !== meta.height) {
-    pipeline = pipeline.resize(resizeTo.width, resizeTo.height, { fit: 'fill', kernel: spec.resample, fastShrinkOnLoad: false });
-  }
-  if (crop) pipeline = pipeline.extract(crop);
   let data: Buffer;
   let info: OutputInfo;
   try {
+    // Built inside the try: sharp refuses some geometries (a 1 × 400,001 image resized to a
+    // 224-pixel shortest edge) synchronously, and that is the image's fault, not the server's.
+    let pipeline = open().removeAlpha().toColourspace('srgb');
+    if (resizeTo.width !== meta.width || resizeTo.height !== meta.height) {
+      pipeline = pipeline.resize(resizeTo.width, resizeTo.height, { fit: 'fill', kernel: spec.resample, fastShrinkOnLoad: false });
+    }
+    if (crop) pipeline = pipeline.extract(crop);
     ({ data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true }));
   } catch (err) {
     return fail(`it cannot be decoded (${(err as Error).message})`, err);

@@ -25,6 +25,10 @@ export function predictionBody(prediction: Prediction, labels: readonly string[]
 
 /** A base64 string's bytes, or null: a string with other characters is refused rather than decoded partly. */
 export function decodeBase64(value: unknown): Uint8Array | null {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(value)) return null;
-  return Buffer.from(value, 'base64');
+  if (typeof value !== 'string') return null;
+  // Whitespace out first, then one linear-time check: a pattern mixing \s into the runs backtracked
+  // quadratically on a long run of spaces (60,000 spaces blocked the event loop for 8 s).
+  const compact = value.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) return null;
+  return Buffer.from(compact, 'base64');
 }

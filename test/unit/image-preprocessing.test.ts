@@ -49,6 +49,11 @@ describe('preprocess', () => {
     const bytes = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer();
     await assert.rejects(preprocess(bytes.subarray(0, 30), spec, 'cut'), { code: 'KILN_ERR_INPUT_IMAGE' });
   });
+  test('preprocess(a 1 × 400,001 PNG, shortest edge to 256: 102 M pixels tall) → KILN_ERR_INPUT_IMAGE, not an uncoded throw (sharp refuses the geometry synchronously)', async () => {
+    const tall = completePreprocessing('x', 224, 224, { resize: 'shortest-edge', shortestEdge: 256 }, 'logits');
+    const bytes = await sharp({ create: { width: 1, height: 400_001, channels: 3, background: '#808080' } }).png().toBuffer();
+    await assert.rejects(preprocess(bytes, tall, 'tall'), { code: 'KILN_ERR_INPUT_IMAGE' });
+  });
   test('parseImageSize("48x192", "224", "0x5")', () => {
     assert.deepEqual(parseImageSize('48x192'), { height: 48, width: 192 });
     assert.deepEqual(parseImageSize('224'), { height: 224, width: 224 });
