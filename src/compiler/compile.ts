@@ -125,13 +125,18 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     return result;
   };
 
-  const source = await resolveSource(options.source);
+  let source = await resolveSource(options.source);
   // A bare image graph may come without config.json: its labels are then --labels.
   const rawConfig = source.configPath ? await readJson(source.configPath) : {};
   const configPath = source.configPath ?? source.path;
   // Labels are the classes of a classifier; an embedding model has none, so id2label may be absent.
   let config = parseConfig(rawConfig, configPath, { labels: 'optional' });
   const task = await resolveTask(options.task ?? taskFromConfig(config), source);
+  // Embeddings from a folder whose graph ends in a classifier head: its checkpoint is the source
+  // (imported without the head), so its weights are what the cache key hashes.
+  if (task === 'feature-extraction' && source.onnxPath !== null && (await needsHeadlessImport(source))) {
+    source = { ...source, kind: 'hf-checkpoint', onnxPath: null, weightFiles: await checkpointFiles(source.path) };
+  }
   if (task === 'image-classification') {
     config = { ...config, labels: imageLabels(options.labels, rawConfig, configPath, source.configPath !== null) };
   } else {
@@ -291,9 +296,7 @@ async function build(input: BuildInput): Promise<Manifest> {
   const { source, staging, step } = input;
 
   // A checkpoint becomes a graph first; it is imported next to the staging folder, not in it.
-  // Embeddings from a folder whose graph ends in a classifier head: import its checkpoint without the head.
-  const headless = input.task === 'feature-extraction' && source.onnxPath !== null && (await needsHeadlessImport(source));
-  const imported = source.onnxPath === null || headless ? temporarySibling(staging) : null;
+  const imported = source.onnxPath === null ? temporarySibling(staging) : null;
   try {
     const onnxPath = imported
       ? await step('import', async () => {

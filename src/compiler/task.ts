@@ -8,7 +8,23 @@ export function taskFromConfig(config: Pick<ModelConfig, 'architectures'>): Task
   if (!name) return null;
   if (name.endsWith('ForSequenceClassification')) return 'text-classification';
   if (name.endsWith('ForImageClassification')) return 'image-classification';
-  // A base model (BertModel, XLMRobertaModel…) has no head: its use is its hidden states.
-  if (/^[A-Z][A-Za-z0-9]*Model$/.test(name) && !name.endsWith('PreTrainedModel')) return 'feature-extraction';
+  // A text encoder without a head (BertModel, XLMRobertaModel…): its use is its hidden states.
+  // Other *Model names (GPT2Model, ViTModel, CLIPModel) are left to the graph to decide.
+  if (TEXT_ENCODERS.has(name)) return 'feature-extraction';
   return null;
 }
+
+/** Base text encoders whose token states sentence embedders pool (Hugging Face class names). */
+const TEXT_ENCODERS: ReadonlySet<string> = new Set([
+  'BertModel',
+  'DistilBertModel',
+  'RobertaModel',
+  'XLMRobertaModel',
+  'CamembertModel',
+  'MPNetModel',
+  'ElectraModel',
+  'AlbertModel',
+  'DebertaModel',
+  'DebertaV2Model',
+  'NomicBertModel',
+]);

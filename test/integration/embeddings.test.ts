@@ -5,7 +5,7 @@
  * /embed, /invocations and KServe v2, with the wrong-task error on /predict.
  */
 import assert from 'node:assert/strict';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
@@ -114,6 +114,23 @@ describe('feature-extraction against the float64 reference', () => {
       }
     });
   }
+});
+
+test('compile(a classifier folder with ONNX and safetensors, task feature-extraction) keys the cache on the checkpoint it imports: changed weights are a cache miss', async () => {
+  const folder = join(dir, 'classifier-folder');
+  await cp(EMBEDDED_MODEL, folder, { recursive: true });
+  const first = await compile({ source: folder, out: null, task: 'feature-extraction' });
+  const again = await compile({ source: folder, out: null, task: 'feature-extraction' });
+  assert.deepEqual([first.cache, again.cache], ['miss', 'hit']);
+  assert.equal(first.manifest.source.kind, 'hf-checkpoint', 'the checkpoint is the source, not the ONNX graph');
+  // Change one weight byte near the end of the file (the last tensor's data).
+  const weights = join(folder, 'model.safetensors');
+  const bytes = await readFile(weights);
+  bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x40;
+  await writeFile(weights, bytes);
+  const changed = await compile({ source: folder, out: null, task: 'feature-extraction' });
+  assert.equal(changed.cache, 'miss');
+  assert.notEqual(changed.cacheKey, first.cacheKey);
 });
 
 describe('embedding routes', () => {
