@@ -12,7 +12,7 @@ import { describeTensor, externalTensor, type TensorInfo, graphInputs, graphOutp
 import { decodeModel, type ModelProto } from '../onnx/proto.js';
 import {
   ARTIFACT_FORMAT,
-  ARTIFACT_FORMAT_VERSION,
+  formatVersionFor,
   MANIFEST_FILE,
   MODEL_FILE,
   isArtifactDir,
@@ -485,7 +485,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
     }
     const manifest: Manifest = {
       format: ARTIFACT_FORMAT,
-      formatVersion: ARTIFACT_FORMAT_VERSION,
+      formatVersion: formatVersionFor(input.task),
       name: source.name,
       task: input.task,
       labels: config.labels,

@@ -13,8 +13,17 @@ import type { QuantizeReport, VerifyReport } from './reports.js';
 import type { StaticQuantizeReport } from '../compiler/static-quantize.js';
 
 export const ARTIFACT_FORMAT = 'kiln-artifact';
-/** Bumped when a reader of the previous version could misread the new one. */
-export const ARTIFACT_FORMAT_VERSION = 1;
+/**
+ * Bumped when a reader of the previous version could misread the new one. 2: tasks other than
+ * text classification (a kiln that knows only version 1 would read an embedder's vector as
+ * logits). Text classifiers are still written as 1, which every kiln reads.
+ */
+export const ARTIFACT_FORMAT_VERSION = 2;
+
+/** The version an artifact of `task` is written with: the oldest that reads it right. */
+export function formatVersionFor(task: Task): number {
+  return task === 'text-classification' ? 1 : 2;
+}
 export const MANIFEST_FILE = 'manifest.json';
 export const MODEL_FILE = 'model.onnx';
 

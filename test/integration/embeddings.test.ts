@@ -92,6 +92,7 @@ describe('feature-extraction against the float64 reference', () => {
     test(`compile(BertModel checkpoint, ${pooling} pooling${normalize ? ', normalized' : ''}) vectors equal referenceEmbeddings within 1e-4, rows batched with padding`, async () => {
       const { artifactDir, manifest } = await compile({ source: checkpoint, out: join(dir, `bert-${pooling}.kiln`), cache: false, maxLength: 16, pooling, normalize });
       assert.equal(manifest.task, 'feature-extraction', 'BertModel is detected as an embedding model');
+      assert.equal(manifest.formatVersion, 2, 'a kiln that reads only version 1 must refuse it, not misread its vectors as logits');
       assert.deepEqual(manifest.labels, []);
       assert.deepEqual(manifest.embedding, { dimension: 16, pooling, normalize, hiddenOutput: 'last_hidden_state' });
       assert.deepEqual(manifest.model.outputs.map((o) => o.name), ['embedding']);
