@@ -91,6 +91,6 @@ export class ModelHost {
 /** Where each task's inference is served, for the wrong-task error. */
 const ROUTES_BY_TASK: Record<Task, string> = {
   'text-classification': 'POST /predict, /invocations or /v2/models/{name}/infer',
-  'image-classification': 'POST /predict (JSON with base64 images, or an image/* body) or /v2/models/{name}/infer',
+  'image-classification': 'POST /predict (JSON with base64 images, or an image/* body), /invocations (an image/* body) or /v2/models/{name}/infer',
   'feature-extraction': 'POST /v1/embeddings, /embed, /invocations or /v2/models/{name}/infer',
 };

@@ -141,6 +141,26 @@ describe('kiln serve routes for an image model', () => {
     assert.equal(((await many.json()) as { predictions: unknown[] }).predictions.length, 2);
   });
 
+  test('SageMaker POST /invocations with an application/x-image or image/png body answers as /predict; a JSON body is 400 KILN_ERR_HTTP_WRONG_TASK', async () => {
+    const encoded = await png(pixels(18, 18, 5), 18, 18);
+    const [expected] = await classifier.classify([encoded]);
+    for (const type of ['application/x-image', 'image/png']) {
+      const res = await post('/invocations', new Uint8Array(encoded), type);
+      assert.equal(res.status, 200, type);
+      const body = (await res.json()) as { label: string; score: number; labels: unknown[] };
+      assert.equal(body.label, expected!.label);
+      assert.ok(Math.abs(body.score - expected!.score) < 1e-6);
+    }
+    const json = await post('/invocations', JSON.stringify({ inputs: 'a cat' }));
+    assert.equal(json.status, 400);
+    assert.equal(((await json.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_WRONG_TASK');
+  });
+
+  test('an image/* body is read only by /predict and /invocations: another route refuses it (415) without reading 20 MiB', async () => {
+    const res = await post('/v1/embeddings', new Uint8Array(2 * 2 ** 20), 'image/png');
+    assert.equal(res.status, 415);
+  });
+
   test('POST /predict with a broken image → 400 KILN_ERR_INPUT_IMAGE; with text → 400 KILN_ERR_INPUT_KIND', async () => {
     const broken = await post('/predict', new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), 'image/png');
     assert.equal(broken.status, 400);

@@ -10,7 +10,8 @@
 import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../../core/errors.js';
 import { predictionBody } from '../answers.js';
-import { classifyWithin, embedWithin } from '../limits.js';
+import { classifyWithin, embedWithin, runWithin } from '../limits.js';
+import { MAX_IMAGE_BYTES } from '../../model/image.js';
 import type { RouteContext } from './context.js';
 
 export const JSON_LINES_TYPES = ['application/jsonlines', 'application/jsonl', 'application/x-jsonlines'];
@@ -73,13 +74,21 @@ export function invocationsRoute(app: FastifyInstance, { host, limits }: RouteCo
   // JSON Lines is parsed by the route (line numbers in errors); only this route accepts it.
   void app.register(async (scope) => {
     scope.addContentTypeParser(JSON_LINES_TYPES, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    // Image models: the raw image, as SageMaker's image containers take it (application/x-image, image/*).
+    for (const type of ['application/x-image', /^image\//]) scope.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES }, (_request, body, done) => done(null, body));
     scope.post('/invocations', async (request, reply) => {
       const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const target = request.headers['x-amzn-sagemaker-target-model'];
+      const named = typeof target === 'string' && target !== '' ? target.replace(/\.tar\.gz$/, '') : undefined;
+      if (Buffer.isBuffer(request.body)) {
+        const model = host.readyFor(named, 'POST /invocations with an image body', ['image-classification']);
+        const [p] = await runWithin(limits, reply.elapsedTime, (options) => model.classify([new Uint8Array(request.body as Buffer)], () => 'the request body', options));
+        return { label: p!.label, score: p!.score, labels: p!.labels };
+      }
       const lines = JSON_LINES_TYPES.includes(mediaType);
       const invocations = lines ? readJsonLines(request.body as string) : [{ ...readInvocation(request.body, null), line: 0 }];
-      // SageMaker multi-model endpoints name the model in this header.
-      const target = request.headers['x-amzn-sagemaker-target-model'];
-      const model = host.readyFor(typeof target === 'string' && target !== '' ? target.replace(/\.tar\.gz$/, '') : undefined, 'POST /invocations', ['text-classification', 'feature-extraction']);
+      // SageMaker multi-model endpoints name the model in the x-amzn-sagemaker-target-model header.
+      const model = host.readyFor(named, 'POST /invocations', ['text-classification', 'feature-extraction']);
       // One classify call for the whole body: the texts of every line share batches.
       const texts = invocations.flatMap((inv) => inv.texts);
       const names = invocations.flatMap((inv) => inv.texts.map((_, k) => (lines ? `line ${inv.line}${inv.single ? '' : ` "inputs[${k}]"`}` : inv.single ? '"inputs"' : `"inputs[${k}]"`)));

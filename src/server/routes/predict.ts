@@ -39,7 +39,12 @@ const bodySchema = {
   additionalProperties: false,
 } as const;
 
-export function predictRoute(app: FastifyInstance, { host, limits }: RouteContext): void {
+export function predictRoute(app: FastifyInstance, context: RouteContext): void {
+  // A scope of its own: the image/* parser (and its larger body limit) belongs to this route only.
+  void app.register(async (scope) => predictInScope(scope, context));
+}
+
+function predictInScope(app: FastifyInstance, { host, limits }: RouteContext): void {
   // Raw image bodies may be larger than JSON ones: up to the largest image accepted.
   app.addContentTypeParser(/^image\//, { parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES }, (_request, body, done) => done(null, { [RAW_IMAGE]: body }));
   app.post<{ Body: PredictBody }>('/predict', { schema: { body: bodySchema } }, async (request, reply) => {
