@@ -328,10 +328,10 @@ export const ERRORS = {
     'The request body is not valid JSON.',
     (p) => `the request body is not valid JSON (${p.reason}); send a JSON object such as {"text": "I loved it"}`,
   ),
-  KILN_ERR_HTTP_INVALID_BODY: def<{ problem: string }>(
+  KILN_ERR_HTTP_INVALID_BODY: def<{ problem: string; expected?: string }>(
     400,
     'The JSON body does not follow the route schema (missing field, wrong type, extra field).',
-    (p) => `invalid request body: ${p.problem}; send {"text": "…"} or {"texts": ["…", …]}`,
+    (p) => `invalid request body: ${p.problem}; send ${p.expected ?? '{"text": "…"} or {"texts": ["…", …]}'}`,
   ),
   KILN_ERR_HTTP_MEDIA_TYPE: def<{ contentType: string }>(
     415,

@@ -53,6 +53,19 @@ export function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: nu
   }
 }
 
+/** What each kiln route's body looks like, for the fix in KILN_ERR_HTTP_INVALID_BODY. */
+const EXPECTED_BODIES: Record<string, string> = {
+  '/v1/embeddings': '{"model": "<name>", "input": "…" or ["…", …]} (token-id arrays are not accepted: send texts)',
+  '/embed': '{"inputs": "…" or ["…", …]}',
+  '/predict': '{"text": "…"} or {"texts": ["…", …]} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)',
+};
+
+function withExpectedBody(err: KilnError, url: string): KilnError {
+  const expected = EXPECTED_BODIES[url.split('?')[0] ?? ''];
+  if (err.code !== 'KILN_ERR_HTTP_INVALID_BODY' || !expected || (err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params.expected) return err;
+  return new KilnError('KILN_ERR_HTTP_INVALID_BODY', { ...(err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params, expected }, { cause: err });
+}
+
 /** A bad body on a KServe or SageMaker route, re-coded so its message shows that protocol's request. */
 function forProtocol(err: KilnError, protocol: Protocol): KilnError {
   if (protocol === 'kiln') return err;
@@ -73,7 +86,7 @@ function send(request: FastifyRequest, reply: FastifyReply, err: KilnError): Fas
 
 export function installErrorHandling(app: FastifyInstance, options: { bodyLimit: number; routes: () => string }): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const kilnError = forProtocol(toHttpError(err, options.bodyLimit, request.headers['content-type']), protocolOf(request.url));
+    const kilnError = forProtocol(withExpectedBody(toHttpError(err, options.bodyLimit, request.headers['content-type']), request.url), protocolOf(request.url));
     // The path only: a query may carry the API key (/dashboard?key=…), which is never logged.
     if (kilnError.status >= 500) debug(`${request.method} ${request.url.split('?')[0]}: ${err.stack ?? err.message}`);
     send(request, reply, kilnError);

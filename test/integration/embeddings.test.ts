@@ -172,6 +172,14 @@ describe('embedding routes', () => {
     assert.ok(maxDelta([decoded], [direct[0]!]) < 1e-6);
   });
 
+  test('POST /v1/embeddings with token-id arrays is 400 and says to send texts', async () => {
+    const res = await post('/v1/embeddings', { model: 'tiny-bert-model', input: [[101, 2023, 102]] });
+    assert.equal(res.status, 400);
+    const error = ((await res.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'KILN_ERR_HTTP_INVALID_BODY');
+    assert.match(error.message, /send \{"model": "<name>", "input": .*token-id arrays are not accepted/);
+  });
+
   test('POST /v1/embeddings refuses a model it does not serve (404) and other dimensions (400)', async () => {
     const unknown = await post('/v1/embeddings', { model: 'text-embedding-3-small', input: 'hi' });
     assert.equal(unknown.status, 404);

@@ -197,7 +197,8 @@ function readImages(inputs: readonly TensorInput[], spec: ImagePreprocessing): {
   if (inputs.length !== 1) throw invalid(`the model takes one input, "image" (BYTES) or "${spec.input}" (FP32), but the request has ${inputs.length}`);
   const input = inputs[0]!;
   const n = input.shape[0] ?? 0;
-  if (n === 0 || n > MAX_TEXTS_PER_REQUEST) throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: n, limit: MAX_TEXTS_PER_REQUEST });
+  if (!Number.isInteger(n) || n < 1) throw invalid(`input "${input.name}" has shape ${JSON.stringify(input.shape)}; send at least one image: BYTES [n] (base64) or FP32 [n, 3, ${spec.height}, ${spec.width}]`);
+  if (n > MAX_TEXTS_PER_REQUEST) throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: n, limit: MAX_TEXTS_PER_REQUEST });
   if (input.datatype === 'BYTES') {
     if (!(input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))) throw invalid(`input "${input.name}" has shape ${JSON.stringify(input.shape)}; images take shape [n]`);
     const data = input.data.flat();
