@@ -9,6 +9,7 @@ import { stat } from 'node:fs/promises';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import {
   DeregisterScalableTargetCommand,
+  type PutScalingPolicyCommandOutput,
   PutScalingPolicyCommand,
   RegisterScalableTargetCommand,
   type ApplicationAutoScalingClient,
@@ -336,22 +337,34 @@ export async function deployToSageMaker(plan: SageMakerDeployPlan, run: SageMake
         if ((err as Error).name !== 'ObjectNotFoundException') throw err;
       }
     });
-    await send('UpdateEndpoint', `${plan.endpointName} → ${plan.endpointConfigName}`, () => sageMaker.send(new UpdateEndpointCommand(plan.updateEndpoint)));
   }
 
-  const endpoint = await waitInService(plan, run, action, (input) => {
-    const call = callOf('DescribeEndpoint');
-    return sageMaker.send(new DescribeEndpointCommand(input)).catch((err: unknown) => {
-      throw awsError(err, call);
-    });
-  });
+  const registerScaling = async (): Promise<PutScalingPolicyCommandOutput | undefined> => {
+    await send('RegisterScalableTarget', `${plan.scaling.resourceId}, ${plan.scaling.min}–${plan.scaling.max} instances`, () =>
+      autoScaling.send(new RegisterScalableTargetCommand(plan.registerScalableTarget)),
+    );
+    return send('PutScalingPolicy', `${plan.scaling.policyName}, ${plan.target.value} invocations per instance per minute`, () =>
+      autoScaling.send(new PutScalingPolicyCommand(plan.putScalingPolicy)),
+    );
+  };
 
-  await send('RegisterScalableTarget', `${plan.scaling.resourceId}, ${plan.scaling.min}–${plan.scaling.max} instances`, () =>
-    autoScaling.send(new RegisterScalableTargetCommand(plan.registerScalableTarget)),
-  );
-  const policy = await send('PutScalingPolicy', `${plan.scaling.policyName}, ${plan.target.value} invocations per instance per minute`, () =>
-    autoScaling.send(new PutScalingPolicyCommand(plan.putScalingPolicy)),
-  );
+  let endpoint: DescribeEndpointCommandOutput;
+  try {
+    if (existing !== null) await send('UpdateEndpoint', `${plan.endpointName} → ${plan.endpointConfigName}`, () => sageMaker.send(new UpdateEndpointCommand(plan.updateEndpoint)));
+    endpoint = await waitInService(plan, run, action, (input) => {
+      const call = callOf('DescribeEndpoint');
+      return sageMaker.send(new DescribeEndpointCommand(input)).catch((err: unknown) => {
+        throw awsError(err, call);
+      });
+    });
+  } catch (err) {
+    // A failed update leaves the old config serving, and it was autoscaled before: give it its
+    // scaling back (with this deploy's bounds) rather than leave production at a fixed size.
+    if (existing !== null) await registerScaling().catch(() => undefined);
+    throw err;
+  }
+
+  const policy = await registerScaling();
 
   const endpointArn = endpoint.EndpointArn ?? '';
   return {

@@ -341,7 +341,7 @@ describe('deployToSageMaker', () => {
     assert.equal(mocks.autoScaling.commandCalls(RegisterScalableTargetCommand).length, 1);
   });
 
-  test('deployToSageMaker, update rolled back (InService on the old config after Updating): KILN_ERR_SAGEMAKER_ENDPOINT_FAILED with FailureReason, no scaling calls', async () => {
+  test('deployToSageMaker, update rolled back (InService on the old config after Updating): KILN_ERR_SAGEMAKER_ENDPOINT_FAILED with FailureReason, and the autoscaling it removed is put back', async () => {
     const mocks = mockedClients();
     const reason = 'The primary container for production variant AllTraffic did not pass the ping health check.';
     mocks.sageMaker
@@ -357,8 +357,10 @@ describe('deployToSageMaker', () => {
       assert.match(err.message, /rolled the update back to endpoint config old/);
       return true;
     });
-    assert.equal(mocks.autoScaling.commandCalls(RegisterScalableTargetCommand).length, 0);
-    assert.equal(mocks.autoScaling.commandCalls(PutScalingPolicyCommand).length, 0);
+    // Deregistered before the update, registered again after it failed: production stays autoscaled.
+    assert.equal(mocks.autoScaling.commandCalls(DeregisterScalableTargetCommand).length, 1);
+    assert.equal(mocks.autoScaling.commandCalls(RegisterScalableTargetCommand).length, 1);
+    assert.equal(mocks.autoScaling.commandCalls(PutScalingPolicyCommand).length, 1);
   });
 
   test('deployToSageMaker, endpoint goes Failed: KILN_ERR_SAGEMAKER_ENDPOINT_FAILED keeps FailureReason and names the log group; no scaling calls', async () => {
