@@ -4,7 +4,7 @@
  */
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { arch, cpus, platform } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { copyFlatDir, pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { sha256, sha256File } from '../core/hash.js';
@@ -43,6 +43,7 @@ import { fusionCounts } from './fusions.js';
 import { checkLogits, checkTextInputs } from './io-check.js';
 import { appendPooling, embeddingHead, EMBEDDING_OUTPUT, findHiddenOutput } from './pooling.js';
 import { taskFromConfig } from './task.js';
+import { sentenceTransformersPipeline } from './sentence-transformers.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
 
 /** The seed traces with `max_length=128`. */
@@ -158,7 +159,9 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   }
   const calibration = options.calibrate ? { path: resolve(options.calibrate), ...(await sampleImages(options.calibrate)) } : null;
   const imageVerify = image && options.verify ? { path: resolve(options.verify), ...(await sampleImages(options.verify)) } : null;
-  const embedding = task === 'feature-extraction' ? { pooling: options.pooling ?? 'mean', normalize: options.normalize ?? true } : null;
+  // Flags, then a sentence-transformers folder's own pipeline, then mean pooling and unit vectors.
+  const pipeline = task === 'feature-extraction' ? await sentenceTransformersPipeline(source.kind === 'onnx-file' ? dirname(source.path) : source.path) : null;
+  const embedding = pipeline ? { pooling: options.pooling ?? pipeline.pooling ?? 'mean', normalize: options.normalize ?? pipeline.normalize ?? true } : null;
   if (task === 'feature-extraction' && options.verify) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with classifiers only (it compares labels); an embedding model has none', value: options.verify });
   }

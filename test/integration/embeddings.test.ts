@@ -134,6 +134,27 @@ test('compile(a classifier folder with ONNX and safetensors, task feature-extrac
   assert.notEqual(changed.cacheKey, first.cacheKey);
 });
 
+test('compile(a sentence-transformers folder) follows its modules.json and 1_Pooling/config.json unless flags say otherwise', async () => {
+  const folder = join(dir, 'st-model');
+  await cp(checkpoint, folder, { recursive: true });
+  await writeFile(join(folder, 'modules.json'), JSON.stringify([
+    { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
+    { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
+  ]));
+  await mkdir(join(folder, '1_Pooling'));
+  await writeFile(join(folder, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: 16, pooling_mode_cls_token: true, pooling_mode_mean_tokens: false, pooling_mode_max_tokens: false }));
+  const followed = await compile({ source: folder, out: null, maxLength: 16 });
+  assert.deepEqual([followed.manifest.embedding?.pooling, followed.manifest.embedding?.normalize], ['cls', false], 'CLS pooling, and no Normalize module: raw vectors');
+  const overridden = await compile({ source: folder, out: null, maxLength: 16, pooling: 'mean', normalize: true });
+  assert.deepEqual([overridden.manifest.embedding?.pooling, overridden.manifest.embedding?.normalize], ['mean', true]);
+  await writeFile(join(folder, '1_Pooling', 'config.json'), JSON.stringify({ pooling_mode_cls_token: true, pooling_mode_mean_tokens: true }));
+  await assert.rejects(compile({ source: folder, out: null, maxLength: 16 }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'KILN_ERR_CONFIG_INVALID');
+    assert.match(err.message, /turns on cls \+ mean; kiln pools with exactly one/);
+    return true;
+  });
+});
+
 describe('embedding routes', () => {
   let server: KilnServer;
   let url: string;

@@ -139,7 +139,7 @@ describe('parseInvocation', () => {
         'max-accuracy-drop': 1,
         'min-agreement': 0.98,
         task: undefined,
-        pooling: 'mean',
+        pooling: undefined,
         'no-normalize': false,
         calibrate: null,
         'image-size': undefined,
