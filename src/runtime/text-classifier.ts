@@ -3,10 +3,8 @@
  * front of replica workers (ONNX Runtime sessions), softmax and labels on the way back.
  */
 import { readArtifact, type Manifest } from '../model/artifact.js';
-import type { EncodedText, TextTokenizer } from '../model/tokenizer.js';
-import type { Scheduler } from './scheduler.js';
-import { asText, type Layout, type ModelInput, type ModelOptions } from './task-model.js';
-import { TextModel } from './text-model.js';
+import { asText, type ModelInput, type ModelOptions } from './task-model.js';
+import { TextModel, type TextParts } from './text-model.js';
 
 export { resolveReplicas } from './task-model.js';
 
@@ -23,8 +21,8 @@ export interface Prediction {
 }
 
 export class TextClassifier extends TextModel<Prediction> {
-  private constructor(dir: string, manifest: Manifest, tokenizer: TextTokenizer, scheduler: Scheduler<EncodedText>, layout: Layout) {
-    super(dir, manifest, tokenizer, scheduler, layout);
+  private constructor(dir: string, manifest: Manifest, parts: TextParts) {
+    super(dir, manifest, parts);
   }
 
   get task(): 'text-classification' {
@@ -38,8 +36,7 @@ export class TextClassifier extends TextModel<Prediction> {
 
   /** Starts replicas for an artifact already read (load-model.ts picks the class by task). */
   static async open(dir: string, manifest: Manifest, options: ModelOptions): Promise<TextClassifier> {
-    const { tokenizer, scheduler, layout } = await TextModel.start(dir, manifest, options);
-    return new TextClassifier(dir, manifest, tokenizer, scheduler, layout);
+    return new TextClassifier(dir, manifest, await TextModel.start(dir, manifest, options));
   }
 
   /**

@@ -3,10 +3,8 @@
  * part of the compiled graph (compiler/pooling.ts), so a replica's output row is the embedding.
  */
 import { readArtifact, type EmbeddingHead, type Manifest } from '../model/artifact.js';
-import type { EncodedText, TextTokenizer } from '../model/tokenizer.js';
-import type { Scheduler } from './scheduler.js';
-import { asText, type Layout, type ModelInput, type ModelOptions } from './task-model.js';
-import { TextModel } from './text-model.js';
+import { asText, type ModelInput, type ModelOptions } from './task-model.js';
+import { TextModel, type TextParts } from './text-model.js';
 
 export interface Embedding {
   /** The text's vector; unit length when the artifact normalizes. */
@@ -18,8 +16,8 @@ export interface Embedding {
 }
 
 export class TextEmbedder extends TextModel<Embedding> {
-  private constructor(dir: string, manifest: Manifest, tokenizer: TextTokenizer, scheduler: Scheduler<EncodedText>, layout: Layout) {
-    super(dir, manifest, tokenizer, scheduler, layout);
+  private constructor(dir: string, manifest: Manifest, parts: TextParts) {
+    super(dir, manifest, parts);
   }
 
   get task(): 'feature-extraction' {
@@ -32,8 +30,7 @@ export class TextEmbedder extends TextModel<Embedding> {
   }
 
   static async open(dir: string, manifest: Manifest, options: ModelOptions): Promise<TextEmbedder> {
-    const { tokenizer, scheduler, layout } = await TextModel.start(dir, manifest, options);
-    return new TextEmbedder(dir, manifest, tokenizer, scheduler, layout);
+    return new TextEmbedder(dir, manifest, await TextModel.start(dir, manifest, options));
   }
 
   /** Size, pooling and normalization of the vectors. */

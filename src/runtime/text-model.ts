@@ -3,6 +3,8 @@
  * truncation at max length, token rows a client made itself. A text task (classifier,
  * embedder) says only what a row of the graph's output means.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import type { Manifest } from '../model/artifact.js';
 import type { EncodedText, TextTokenizer } from '../model/tokenizer.js';
@@ -19,16 +21,37 @@ export interface TextRow {
   truncated: boolean;
 }
 
+/** What a text task's constructor gets from {@link TextModel.start}. */
+export interface TextParts {
+  tokenizer: TextTokenizer;
+  scheduler: Scheduler<EncodedText>;
+  layout: Layout;
+  typeVocab: number;
+}
+
 export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
-  protected constructor(dir: string, manifest: Manifest, protected readonly tokenizer: TextTokenizer, scheduler: Scheduler<EncodedText>, layout: Layout) {
-    super(dir, manifest, scheduler, layout);
+  protected readonly tokenizer: TextTokenizer;
+  /** Rows of the token type table (config.json's type_vocab_size; BERT's 2 when it does not say). */
+  private readonly typeVocab: number;
+
+  protected constructor(dir: string, manifest: Manifest, parts: TextParts) {
+    super(dir, manifest, parts.scheduler, parts.layout);
+    this.tokenizer = parts.tokenizer;
+    this.typeVocab = parts.typeVocab;
   }
 
   /** The tokenizer and the started replicas of a text artifact, for a subclass's constructor. */
-  protected static async start(dir: string, manifest: Manifest, options: ModelOptions): Promise<{ tokenizer: TextTokenizer; scheduler: Scheduler<EncodedText>; layout: Layout }> {
+  protected static async start(dir: string, manifest: Manifest, options: ModelOptions): Promise<TextParts> {
     const tokenizer = await loadTokenizer(dir, manifest);
+    let typeVocab = 2;
+    try {
+      const size = (JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { type_vocab_size?: unknown }).type_vocab_size;
+      if (typeof size === 'number' && Number.isInteger(size) && size > 0) typeVocab = size;
+    } catch {
+      // No readable config.json in the artifact: BERT's two token types.
+    }
     const { scheduler, layout } = await startScheduler(dir, manifest, options, textBatcher(manifest.model.inputs, tokenizer.padId));
-    return { tokenizer, scheduler, layout };
+    return { tokenizer, scheduler, layout, typeVocab };
   }
 
   /** Tokenizes texts (refusing empty ones) and queues each; resolves to their output rows. */
@@ -54,6 +77,9 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
       }
       const bad = row.ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize);
       if (bad >= 0) throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `token ${bad} is ${row.ids[bad]}, outside the vocabulary's ids 0..${this.tokenizer.vocabSize - 1}` });
+      // An out-of-range type id would fail the whole batch in ONNX Runtime, other clients' rows too.
+      const badType = row.typeIds?.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= this.typeVocab) ?? -1;
+      if (badType >= 0) throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `token_type_ids ${badType} is ${row.typeIds![badType]}, outside the token types 0..${this.typeVocab - 1}` });
     });
     return Promise.all(rows.map((row) => this.scheduler.submit({ ids: [...row.ids], typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0), truncated: false })));
   }
