@@ -1,5 +1,9 @@
 /** Small formatting helpers for human output on the terminal. */
 
+import { formatBytes } from '../core/log.js';
+import type { Manifest } from '../model/artifact.js';
+import type { ImagePreprocessing } from '../model/image.js';
+
 export { formatBytes, formatMs } from '../core/log.js';
 export { percentile } from '../core/stats.js';
 
@@ -32,4 +36,27 @@ export function operatorChanges(before: Record<string, number>, after: Record<st
 
 export function sum(values: Record<string, number>): number {
   return Object.values(values).reduce((a, b) => a + b, 0);
+}
+
+/** The precision and verify rows of compile and inspect: int8 details (dynamic or static) and agreement. */
+export function precisionRows(m: Manifest): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  const q = m.quantization;
+  const sq = m.staticQuantization;
+  if (sq) {
+    const ops = Object.entries(sq.quantized).map(([op, n]) => `${op} ${n}`).join(', ');
+    rows.push(['precision', `int8, static (calibrated on ${sq.calibration.samples} images): ${ops}; ${sq.weights.bits}-bit weights per ${sq.weights.perChannel ? 'channel' : 'tensor'}, ${sq.biasCorrected} biases corrected; ${formatBytes(sq.weightBytes.before)} → ${formatBytes(sq.weightBytes.after)}`]);
+  } else rows.push(['precision', q ? `int8: ${q.quantized.length} MatMul/Gemm quantized${q.kept.length ? `, ${q.kept.length} kept fp32` : ''}${q.embeddings.length ? ', embeddings int8' : ''}; ${(q.quantizedFraction * 100).toFixed(1)} % of weights in 8 bits, ${formatBytes(q.weightBytes.before)} → ${formatBytes(q.weightBytes.after)}` : 'fp32']);
+  const v = m.verify;
+  if (v) {
+    const acc = v.accuracy ? `accuracy ${(v.accuracy.reference * 100).toFixed(2)} % → ${(v.accuracy.compiled * 100).toFixed(2)} % (drop ${v.accuracy.drop.toFixed(2)} pt, limit ${v.limits.maxAccuracyDrop}); ` : '';
+    rows.push(['verify', `${v.rows} rows of ${v.data}: ${acc}agreement ${(v.agreement * 100).toFixed(2)} %, max |Δlogit| ${v.maxAbsLogitDelta.toExponential(2)}, mean ${v.meanAbsLogitDelta.toExponential(2)}, ${v.flippedCount} flipped`]);
+    for (const f of v.flipped.slice(0, 3)) rows.push(['', `flipped line ${f.line}: ${f.reference} → ${f.compiled}${f.gold ? ` (gold ${f.gold})` : ''}: ${f.text.length > 60 ? `${f.text.slice(0, 57)}…` : f.text}`]);
+  }
+  return rows;
+}
+
+/** An image model's preprocessing in one line. */
+export function describeImage(image: ImagePreprocessing): string {
+  return `${image.height} × ${image.width} ${image.channels.toUpperCase()}, resize ${image.resize}${image.shortestEdge ? ` ${image.shortestEdge}` : ''} (${image.resample}), mean ${image.mean.join(',')}, std ${image.std.join(',')}`;
 }

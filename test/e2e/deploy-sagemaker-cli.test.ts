@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tar from 'tar';
 import { readArtifact, writeManifest } from '../../src/model/artifact.js';
-import { errorCode, kiln, sourceFolder, tempDir } from '../fixtures/models.js';
+import { errorCode, kiln, sourceFolder, tempDir, TUNED_LAYOUT } from '../fixtures/models.js';
 
 const ROLE = 'arn:aws:iam::123456789012:role/SageMakerExecution';
 const IMAGE = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/kiln:1';
@@ -80,19 +80,7 @@ describe('kiln deploy sagemaker', () => {
     tuned = join(dir, 'tuned.kiln');
     await cp(untuned, tuned, { recursive: true });
     const { manifest } = await readArtifact(tuned);
-    manifest.tuned = {
-      replicas: 2,
-      threadsPerReplica: 1,
-      maxBatch: 4,
-      maxDelayMs: 0,
-      requestsPerSecond: 948,
-      p99Ms: 28.7,
-      clients: 16,
-      sloP99Ms: 100,
-      cpu: 'AMD EPYC',
-      cores: 2,
-      tunedAt: '2026-01-01T00:00:00.000Z',
-    };
+    manifest.tuned = { ...TUNED_LAYOUT };
     await writeManifest(tuned, manifest);
 
     aws = fakeAws();

@@ -38,25 +38,12 @@ import {
   type SageMakerDeployOptions,
   type SageMakerDeployPlan,
 } from '../../src/deploy/sagemaker.js';
-import type { TunedLayout } from '../../src/model/artifact.js';
-import { tempDir } from '../fixtures/models.js';
+import { tempDir, TUNED_LAYOUT } from '../fixtures/models.js';
 
 // The SDK warns on Node 20 about its releases after January 2027 (as kiln deploy sagemaker does, quietly).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const TUNED: TunedLayout = {
-  replicas: 2,
-  threadsPerReplica: 1,
-  maxBatch: 4,
-  maxDelayMs: 0,
-  requestsPerSecond: 948,
-  p99Ms: 28.7,
-  clients: 16,
-  sloP99Ms: 100,
-  cpu: 'AMD EPYC',
-  cores: 2,
-  tunedAt: '2026-01-01T00:00:00.000Z',
-};
+const TUNED = TUNED_LAYOUT;
 const ROLE = 'arn:aws:iam::123456789012:role/SageMakerExecution';
 const IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/kiln:1';
 const OPTIONS: SageMakerDeployOptions = {

@@ -5,7 +5,7 @@ import { POOLINGS, TASKS, type Manifest, type Pooling, type Task } from '../../m
 import { choice, decimal, defineCommand, integer, nameList, nonEmpty, numberTriple } from '../table.js';
 import { CHANNEL_ORDERS, parseImageSize, RESIZE_MODES, type ChannelOrder, type ResizeMode } from '../../model/image.js';
 import { KilnError } from '../../core/errors.js';
-import { formatBytes, formatCount, formatMs, operatorChanges, sum, table } from '../format.js';
+import { describeImage, formatBytes, formatCount, formatMs, operatorChanges, precisionRows, sum, table } from '../format.js';
 
 const STEP_LABELS: Record<CompileStep, string> = {
   hash: 'hashed the source',
@@ -24,23 +24,6 @@ const STEP_LABELS: Record<CompileStep, string> = {
 function displayPath(path: string): string {
   const rel = relative(process.cwd(), path);
   return rel && !rel.startsWith('..') ? rel : path;
-}
-
-function precisionRows(m: Manifest): Array<[string, string]> {
-  const rows: Array<[string, string]> = [];
-  const q = m.quantization;
-  const sq = m.staticQuantization;
-  if (sq) {
-    const ops = Object.entries(sq.quantized).map(([op, n]) => `${op} ${n}`).join(', ');
-    rows.push(['precision', `int8, static (calibrated on ${sq.calibration.samples} images): ${ops}; ${sq.weights.bits}-bit weights per ${sq.weights.perChannel ? 'channel' : 'tensor'}, ${sq.biasCorrected} biases corrected; ${formatBytes(sq.weightBytes.before)} → ${formatBytes(sq.weightBytes.after)}`]);
-  } else rows.push(['precision', q ? `int8: ${q.quantized.length} MatMul/Gemm quantized${q.kept.length ? `, ${q.kept.length} kept fp32` : ''}${q.embeddings.length ? ', embeddings int8' : ''}; ${(q.quantizedFraction * 100).toFixed(1)} % of weights in 8 bits, ${formatBytes(q.weightBytes.before)} → ${formatBytes(q.weightBytes.after)}` : 'fp32']);
-  const v = m.verify;
-  if (v) {
-    const acc = v.accuracy ? `accuracy ${(v.accuracy.reference * 100).toFixed(2)} % → ${(v.accuracy.compiled * 100).toFixed(2)} % (drop ${v.accuracy.drop.toFixed(2)} pt, limit ${v.limits.maxAccuracyDrop}); ` : '';
-    rows.push(['verify', `${v.rows} rows of ${v.data}: ${acc}agreement ${(v.agreement * 100).toFixed(2)} %, max |Δlogit| ${v.maxAbsLogitDelta.toExponential(2)}, mean ${v.meanAbsLogitDelta.toExponential(2)}, ${v.flippedCount} flipped`]);
-    for (const f of v.flipped.slice(0, 3)) rows.push(['', `flipped line ${f.line}: ${f.reference} → ${f.compiled}${f.gold ? ` (gold ${f.gold})` : ''}: ${f.text.length > 60 ? `${f.text.slice(0, 57)}…` : f.text}`]);
-  }
-  return rows;
 }
 
 function describeFusions(f: Manifest['model']['fusions']): string {
@@ -198,9 +181,7 @@ export const compileCommand = defineCommand({
           ...precisionRows(manifest),
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
           ...(manifest.memory ? [['memory', `${formatBytes(manifest.memory.perReplicaBytes)} per replica at batch ${manifest.memory.batch}${manifest.image ? ' images' : ` × ${manifest.memory.length} tokens`} (measured ${formatBytes(manifest.memory.measuredBytes)}, estimated ${formatBytes(manifest.memory.estimateBytes)})`] as [string, string]] : []),
-          ...(manifest.image
-            ? [['image', `${manifest.image.height} × ${manifest.image.width} ${manifest.image.channels.toUpperCase()}, resize ${manifest.image.resize}${manifest.image.shortestEdge ? ` ${manifest.image.shortestEdge}` : ''} (${manifest.image.resample}), mean ${manifest.image.mean.join(',')}, std ${manifest.image.std.join(',')}`] as [string, string]]
-            : []),
+          ...(manifest.image ? [['image', describeImage(manifest.image)] as [string, string]] : []),
           ['limits', manifest.image ? `max batch ${manifest.limits.maxBatch} images` : `max length ${manifest.limits.maxLength} tokens, max batch ${manifest.limits.maxBatch}`],
           ['target', `${manifest.compile.backend}, ${manifest.compile.target.cpu} (${manifest.compile.target.arch}), ONNX Runtime ${manifest.versions.onnxruntime}`],
           ['files', `${fileRows.join(', ')}; ${formatBytes(total)} in all`],

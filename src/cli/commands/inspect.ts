@@ -1,5 +1,5 @@
 import { readArtifact, type Manifest } from '../../model/artifact.js';
-import { formatBytes, formatCount, sum, table } from '../format.js';
+import { describeImage, formatBytes, formatCount, precisionRows, sum, table } from '../format.js';
 import { defineCommand } from '../table.js';
 
 function operatorTable(m: Manifest): string {
@@ -22,10 +22,11 @@ export function renderManifest(dir: string, m: Manifest): string {
       ...(m.synthetic ? [['weights', `SYNTHETIC: ${m.synthetic}`] as [string, string]] : []),
       ['source', `${m.source.kind} ${m.source.path} (sha256 ${m.source.sha256.slice(0, 16)}…)`],
       ['parameters', `${formatCount(m.model.parameters)} (${m.model.parameters.toLocaleString('en-US')})`],
-      ['precision', m.precision ?? 'fp32'],
+      ...precisionRows(m),
       ['inputs', m.model.inputs.map((i) => `${i.name} ${i.type} [${(i.shape ?? []).join(', ')}]`).join('; ')],
       ['outputs', m.model.outputs.map((o) => `${o.name} ${o.type} [${(o.shape ?? []).join(', ')}]`).join('; ')],
-      ['limits', `max length ${m.limits.maxLength}, max batch ${m.limits.maxBatch}, buckets ${(m.limits.buckets ?? []).join(',')}`],
+      ...(m.image ? [['image', describeImage(m.image)] as [string, string]] : []),
+      ['limits', m.image ? `max batch ${m.limits.maxBatch} images` : `max length ${m.limits.maxLength}, max batch ${m.limits.maxBatch}, buckets ${(m.limits.buckets ?? []).join(',')}`],
       ...(m.tokenizer ? [['tokenizer', `${m.tokenizer.file}, pad id ${m.tokenizer.padTokenId}, ${m.tokenizer.specialTokensTotal} special tokens per text`] as [string, string]] : []),
       ['fusions', `attention ${m.model.fusions.attention}, layer norm ${m.model.fusions.layerNorm}, GELU ${m.model.fusions.gelu}, MatMul/Gemm ${m.model.fusions.matmul}`],
       ['compiled', `${m.compile.createdAt} in ${(m.compile.durationMs / 1000).toFixed(2)} s; ${m.compile.backend} on ${m.compile.target.cpu} (${m.compile.target.platform}/${m.compile.target.arch})`],
