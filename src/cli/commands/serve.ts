@@ -174,6 +174,7 @@ export const serveCommand = defineCommand({
 
 /** What a model answers, for the ready line: its labels, or its vectors. */
 function describeTask(m: Manifest): string {
+  if (m.task === 'image-classification' && m.image) return `${m.image.height} × ${m.image.width} images, ${m.labels.length} labels`;
   if (m.task === 'feature-extraction' && m.embedding) return `${m.task}, ${m.embedding.dimension}-dimensional ${m.embedding.pooling}-pooled vectors`;
   return `labels ${m.labels.length > 8 ? `${m.labels.slice(0, 8).join(', ')} … (${m.labels.length})` : m.labels.join(', ')}`;
 }
@@ -182,6 +183,7 @@ function describeTask(m: Manifest): string {
 function tryCommand(url: string, model: LoadedModel, named: boolean): string {
   const name = model.manifest.name;
   if (model.task === 'feature-extraction') return `curl -s ${url}/v1/embeddings -H 'content-type: application/json' -d '{"model":"${name}","input":"I loved it"}'`;
+  if (model.task === 'image-classification') return `curl -s ${url}/predict -H 'content-type: image/jpeg' --data-binary @photo.jpg${named ? ` (several models: send {"model":"${name}","image":"<base64>"} as JSON)` : ''}`;
   const body = named ? `{"model":"${name}","text":"I loved it"}` : '{"text":"I loved it"}';
   return `curl -s ${url}/predict -H 'content-type: application/json' -d '${body}'`;
 }
