@@ -34,8 +34,8 @@ export interface SchedulerOptions<I> {
   maxAttempts?: number;
   /**
    * Refuse a request (KILN_ERR_QUEUE_WAIT, 429) when the queue ahead of it would take longer
-   * than this to clear at the recent rate, in ms: overload turns into fast refusals instead of
-   * long waits for everyone. @defaultValue null (only max queue bounds the queue)
+   * than this to clear at the replicas' measured speed, in ms: overload turns into fast refusals
+   * instead of long waits for everyone. @defaultValue null (only max queue bounds the queue)
    */
   maxQueueMs?: number | null;
 }
@@ -139,9 +139,12 @@ export class Scheduler<I> {
   private readonly recentDone = new Float64Array(RECENT_CAPACITY);
   private readonly recentLatency = new Float64Array(RECENT_CAPACITY);
   private recentNext = 0;
-  /** Answers per second over the last 10 s, in one-second buckets: the admission check's rate, O(1). */
-  private readonly rateBuckets = new Float64Array(10);
-  private rateSecond = 0;
+  /**
+   * Replica compute time per request (the workers' own timing), averaged over recent batches:
+   * the admission check's speed. A capacity, not a completion rate: a rate of answers falls when
+   * the queue runs empty, and an estimate built on it refused more the less work there was.
+   */
+  private msPerItem: number | null = null;
   private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
 
   private constructor(
@@ -206,12 +209,13 @@ export class Scheduler<I> {
     if (channels.reject.hasSubscribers) channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
   }
 
-  /** How long the requests queued now would take to clear at the rate of the last seconds. */
+  /** How long the queue ahead of a new request, and the request, would take the live replicas. */
   private expectedWaitMs(): number {
-    const recent = this.recentRate(performance.now());
-    // Too little history to judge (start-up): admit, the count bound still holds.
-    if (recent.count < 20 || recent.perSecond <= 0) return 0;
-    return (this.queue.length / recent.perSecond) * 1000;
+    const live = this.slots.filter((s) => s.replica.alive && !s.restarting);
+    const idle = live.filter((s) => !s.busy).length;
+    // Idle replicas take the queue at once; without history (start-up) the count bound still holds.
+    if (this.queue.length < idle * this.maxBatch || this.msPerItem === null || live.length === 0) return 0;
+    return ((this.queue.length + 1) * this.msPerItem) / live.length;
   }
 
   /** Requests that arrive in the same turn of the event loop can share a batch. */
@@ -311,6 +315,8 @@ export class Scheduler<I> {
         for (const job of batch) this.inFlight.delete(job);
         const computeMs = performance.now() - dispatchedAt;
         this.record(slot, batch.length, paddedLength, realTokens, computeMs, maxQueueMs, true);
+        const perItem = result.computeMs / batch.length;
+        if (Number.isFinite(perItem)) this.msPerItem = this.msPerItem === null ? perItem : 0.8 * this.msPerItem + 0.2 * perItem;
         // The first output has one row per request: logits, an embedding, whatever the task's graph gives.
         const width = result.data.length / batch.length;
         batch.forEach((job, row) => {
@@ -369,25 +375,8 @@ export class Scheduler<I> {
     this.pump();
   }
 
-  /** Answers per second over the last seconds (cheap: read on every submit with maxQueueMs). */
-  private recentRate(now: number): { count: number; perSecond: number } {
-    this.advanceRate(now);
-    let count = 0;
-    for (const c of this.rateBuckets) count += c;
-    const span = Math.min(this.rateBuckets.length, Math.max(1, (now - this.started) / 1000));
-    return { count, perSecond: count / span };
-  }
-
-  private advanceRate(now: number): void {
-    const second = Math.floor((now - this.started) / 1000);
-    for (let s = this.rateSecond + 1; s <= second && s <= this.rateSecond + this.rateBuckets.length; s += 1) this.rateBuckets[s % this.rateBuckets.length] = 0;
-    this.rateSecond = Math.max(this.rateSecond, second);
-  }
-
   private recordLatency(job: Job<I>): void {
     const now = performance.now();
-    this.advanceRate(now);
-    this.rateBuckets[this.rateSecond % this.rateBuckets.length]! += 1;
     const i = this.recentNext++ % RECENT_CAPACITY;
     this.recentDone[i] = now;
     this.recentLatency[i] = now - job.enqueuedAt;
