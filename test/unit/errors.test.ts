@@ -106,3 +106,12 @@ describe('toKilnError', () => {
     });
   }
 });
+
+test('new KilnError(a 429 code) skips the stack (refusals are hot), other codes keep it, and Error.stackTraceLimit is restored', () => {
+  const before = Error.stackTraceLimit;
+  const refusal = new KilnError('KILN_ERR_QUEUE_FULL', { depth: 8, maxQueue: 8 });
+  assert.equal(refusal.stack?.split('\n').length, 1, 'message line only');
+  assert.equal(Error.stackTraceLimit, before);
+  const other = new KilnError('KILN_ERR_CLI_UNKNOWN_FLAG', { command: 'run', flag: '--x' });
+  assert.ok((other.stack?.split('\n').length ?? 0) > 1, 'a stack for errors that are not refusals');
+});
