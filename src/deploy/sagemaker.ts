@@ -51,7 +51,8 @@ export const SCALE_IN_COOLDOWN_S = 300;
 export const POLL_INTERVAL_MS = 15_000;
 export const WAIT_TIMEOUT_MS = 60 * 60_000;
 const NAME_MAX = 63;
-const STAMP_LENGTH = 14;
+/** yyyymmddhhmmssSSS: two deploys in the same second still get different model names. */
+const STAMP_LENGTH = 17;
 
 /** What the deploy needs besides the manifest; the command validates each flag. */
 export interface SageMakerDeployOptions {
@@ -122,9 +123,9 @@ export function sageMakerName(name: string): string {
   return cleaned || 'kiln-model';
 }
 
-/** `yyyymmddhhmmss` in UTC. */
+/** `yyyymmddhhmmssSSS` in UTC. */
 function stamp(now: Date): string {
-  return now.toISOString().replace(/[-:T]/g, '').slice(0, STAMP_LENGTH);
+  return now.toISOString().replace(/[-:T.]/g, '').slice(0, STAMP_LENGTH);
 }
 
 /**

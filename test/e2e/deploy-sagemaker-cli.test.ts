@@ -110,7 +110,7 @@ describe('kiln deploy sagemaker', () => {
     const ops = aws.requests.map((r) => r.op);
     assert.equal(ops.length, 8, ops.join('\n'));
     const put = ops[0]!;
-    assert.match(put, /^S3 PUT \/my-models\/models\/sst2\/sst2-\d{14}\/model\.tar\.gz\?x-id=PutObject$/);
+    assert.match(put, /^S3 PUT \/my-models\/models\/sst2\/sst2-\d{17}\/model\.tar\.gz\?x-id=PutObject$/);
     assert.deepEqual(ops.slice(1), [
       'SageMaker.CreateModel',
       'SageMaker.CreateEndpointConfig',
@@ -120,7 +120,7 @@ describe('kiln deploy sagemaker', () => {
       'AnyScaleFrontendService.RegisterScalableTarget',
       'AnyScaleFrontendService.PutScalingPolicy',
     ]);
-    const modelName = /\/(sst2-\d{14})\//.exec(put)![1]!;
+    const modelName = /\/(sst2-\d{17})\//.exec(put)![1]!;
     const byOp = (op: string): Record<string, unknown> => aws.requests.find((r) => r.op === op)!.input;
     assert.deepEqual(byOp('SageMaker.CreateModel'), {
       ModelName: modelName,

@@ -61,7 +61,7 @@ const OPTIONS: SageMakerDeployOptions = {
   now: new Date('2026-01-02T03:04:05.678Z'),
 };
 const MANIFEST = { name: 'sst2-distilbert-tiny', tuned: TUNED };
-const NAME = 'sst2-20260102030405';
+const NAME = 'sst2-20260102030405678';
 const KEY = `kiln/sst2/${NAME}/model.tar.gz`;
 const ARN = 'arn:aws:sagemaker:eu-west-1:123456789012:endpoint/sst2';
 const RESOURCE = { ServiceNamespace: 'sagemaker', ResourceId: 'endpoint/sst2/variant/AllTraffic', ScalableDimension: 'sagemaker:variant:DesiredInstanceCount' };
@@ -138,15 +138,15 @@ describe('planSageMakerDeploy', () => {
   });
 
   test('planSageMakerDeploy with another timestamp gives new model and config names (a redeploy never reuses them)', () => {
-    const later = planSageMakerDeploy(MANIFEST, { ...OPTIONS, now: new Date('2026-01-02T03:04:06Z') });
-    assert.equal(later.modelName, 'sst2-20260102030406');
+    const later = planSageMakerDeploy(MANIFEST, { ...OPTIONS, now: new Date('2026-01-02T03:04:05.679Z') });
+    assert.equal(later.modelName, 'sst2-20260102030405679', 'a deploy one millisecond later gets another name');
     assert.notEqual(later.modelName, planSageMakerDeploy(MANIFEST, OPTIONS).modelName);
   });
 
   test('planSageMakerDeploy with a 63-character endpoint keeps model names within SageMaker\'s 63 and its pattern', () => {
     const endpoint = `${'a'.repeat(47)}-${'b'.repeat(15)}`;
     const plan = planSageMakerDeploy(MANIFEST, { ...OPTIONS, endpoint });
-    assert.equal(plan.modelName, `${'a'.repeat(47)}-20260102030405`);
+    assert.equal(plan.modelName, `${'a'.repeat(45)}-20260102030405678`);
     assert.match(plan.modelName, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/);
   });
 

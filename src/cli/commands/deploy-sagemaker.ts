@@ -91,7 +91,7 @@ export const deploySageMakerCommand = defineCommand({
     'creates a SageMaker model (--image serving /opt/ml/model, --role to pull it and read the package) and an endpoint ' +
     'config whose one variant, AllTraffic, runs --initial-count instances of --instance-type. A new endpoint is created; ' +
     'an existing one is updated to the new config (its scalable target is deregistered first, as SageMaker requires ' +
-    'when the instance type changes). Model and config names are <endpoint>-<UTC yyyymmddhhmmss>, new on every deploy. ' +
+    'when the instance type changes). Model and config names are <endpoint>-<UTC yyyymmddhhmmssSSS>, new on every deploy. ' +
     'Waits until the endpoint is InService, printing its status changes, then registers the variant with Application ' +
     'Auto Scaling (--min to --max instances) and puts a target-tracking policy on SageMakerVariantInvocationsPerInstance: ' +
     '--target-invocations, or the tuned throughput × 0.5 × 60 (requests per minute at half the measured capacity). ' +
