@@ -160,7 +160,9 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const calibration = options.calibrate ? { path: resolve(options.calibrate), ...(await sampleImages(options.calibrate)) } : null;
   const imageVerify = image && options.verify ? { path: resolve(options.verify), ...(await sampleImages(options.verify)) } : null;
   // Flags, then a sentence-transformers folder's own pipeline, then mean pooling and unit vectors.
-  const pipeline = task === 'feature-extraction' ? await sentenceTransformersPipeline(source.kind === 'onnx-file' ? dirname(source.path) : source.path) : null;
+  // The folder that holds config.json holds modules.json too (for onnx/model.onnx, the one above).
+  const modelHome = source.configPath ? dirname(source.configPath) : source.kind === 'onnx-file' ? dirname(source.path) : source.path;
+  const pipeline = task === 'feature-extraction' ? await sentenceTransformersPipeline(modelHome, { pooling: options.pooling === undefined }) : null;
   const embedding = pipeline ? { pooling: options.pooling ?? pipeline.pooling ?? 'mean', normalize: options.normalize ?? pipeline.normalize ?? true } : null;
   if (task === 'feature-extraction' && options.verify) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with classifiers only (it compares labels); an embedding model has none', value: options.verify });

@@ -4,7 +4,7 @@
  * preprocessed exactly as the runtime will (model/image.ts).
  */
 import type { FloatTensor } from '../core/tensor.js';
-import { sha256, sha256File } from '../core/hash.js';
+import { sha256 } from '../core/hash.js';
 import { imagePaths, readImageFile } from '../model/image-files.js';
 import { preprocess, type ImagePreprocessing } from '../model/image.js';
 import type { VerifyReport } from '../model/reports.js';
@@ -17,7 +17,8 @@ const BATCH = 8;
 export async function sampleImages(path: string): Promise<{ paths: string[]; sha256: string }> {
   const paths = await imagePaths(path);
   const hashes: string[] = [];
-  for (const p of paths) hashes.push(await sha256File(p));
+  // Read as images (a coded error naming the entry when one is missing or too big), hashed for the cache key.
+  for (const [i, p] of paths.entries()) hashes.push(sha256(await readImageFile(p, `image ${i + 1} of ${path}`)));
   return { paths, sha256: sha256(hashes.join('\n')) };
 }
 

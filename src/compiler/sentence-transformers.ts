@@ -24,7 +24,8 @@ interface Module {
   type?: unknown;
 }
 
-export async function sentenceTransformersPipeline(dir: string): Promise<PipelineFacts> {
+/** `pooling: false`: the caller chose the pooling, so the Pooling module is not read (nor refused). */
+export async function sentenceTransformersPipeline(dir: string, options: { pooling?: boolean } = {}): Promise<PipelineFacts> {
   const modulesPath = join(dir, 'modules.json');
   if ((await pathKind(modulesPath)) !== 'file') return { pooling: null, normalize: null, from: null };
   const modules = await readJson(modulesPath);
@@ -32,7 +33,7 @@ export async function sentenceTransformersPipeline(dir: string): Promise<Pipelin
   const typed = modules as Module[];
   const normalize = typed.some((m) => typeof m.type === 'string' && m.type.endsWith('.Normalize'));
   const poolingModule = typed.find((m) => typeof m.type === 'string' && m.type.endsWith('.Pooling'));
-  if (!poolingModule || typeof poolingModule.path !== 'string') return { pooling: null, normalize, from: modulesPath };
+  if (options.pooling === false || !poolingModule || typeof poolingModule.path !== 'string') return { pooling: null, normalize, from: modulesPath };
   const configPath = join(dir, poolingModule.path, 'config.json');
   if ((await pathKind(configPath)) !== 'file') return { pooling: null, normalize, from: modulesPath };
   const config = (await readJson(configPath)) as Record<string, unknown>;

@@ -239,7 +239,8 @@ export function planSageMakerDeploy(manifest: Pick<Manifest, 'name' | 'tuned'>, 
 export type DeployEvent =
   | { kind: 'upload'; loaded: number; total: number }
   | { kind: 'call'; service: AwsService; command: string; detail: string }
-  | { kind: 'status'; status: string; elapsedMs: number };
+  | { kind: 'status'; status: string; elapsedMs: number }
+  | { kind: 'warning'; message: string };
 
 export interface SageMakerClients {
   s3: S3Client;
@@ -330,10 +331,14 @@ export async function deployToSageMaker(plan: SageMakerDeployPlan, run: SageMake
   const action = existing === null ? 'created' : 'updated';
   if (existing === null) {
     await send('CreateEndpoint', plan.endpointName, () => sageMaker.send(new CreateEndpointCommand(plan.createEndpoint)));
-  } else {
+  }
+  // Whether an autoscaling target was removed for the update (and must come back if it fails).
+  let deregistered = false;
+  if (existing !== null) {
     await send('DeregisterScalableTarget', plan.scaling.resourceId, async () => {
       try {
         await autoScaling.send(new DeregisterScalableTargetCommand(plan.deregisterScalableTarget));
+        deregistered = true;
       } catch (err) {
         if ((err as Error).name !== 'ObjectNotFoundException') throw err;
       }
@@ -361,7 +366,14 @@ export async function deployToSageMaker(plan: SageMakerDeployPlan, run: SageMake
   } catch (err) {
     // A failed update leaves the old config serving, and it was autoscaled before: give it its
     // scaling back (with this deploy's bounds) rather than leave production at a fixed size.
-    if (existing !== null) await registerScaling().catch(() => undefined);
+    if (deregistered) {
+      await registerScaling().catch((restoreErr: unknown) =>
+        emit({
+          kind: 'warning',
+          message: `the endpoint's autoscaling could not be registered again after the failed update (${(restoreErr as Error).message}); it runs at a fixed size until you run this deploy again or register it yourself`,
+        }),
+      );
+    }
     throw err;
   }
 

@@ -140,11 +140,13 @@ export class Scheduler<I> {
   private readonly recentLatency = new Float64Array(RECENT_CAPACITY);
   private recentNext = 0;
   /**
-   * Replica compute time per request (the workers' own timing), averaged over recent batches:
-   * the admission check's speed. A capacity, not a completion rate: a rate of answers falls when
-   * the queue runs empty, and an estimate built on it refused more the less work there was.
+   * Replica compute time per batch (the workers' own timing), averaged over recent batches: the
+   * admission check's speed. A capacity, not a completion rate: a rate of answers falls when the
+   * queue runs empty, and an estimate built on it refused more the less work there was. Per
+   * batch, not per request: the queue is served in batches, and a batch of 8 costs far less
+   * than 8 batches of 1.
    */
-  private msPerItem: number | null = null;
+  private msPerBatch: number | null = null;
   private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
 
   private constructor(
@@ -214,8 +216,9 @@ export class Scheduler<I> {
     const live = this.slots.filter((s) => s.replica.alive && !s.restarting);
     const idle = live.filter((s) => !s.busy).length;
     // Idle replicas take the queue at once; without history (start-up) the count bound still holds.
-    if (this.queue.length < idle * this.maxBatch || this.msPerItem === null || live.length === 0) return 0;
-    return ((this.queue.length + 1) * this.msPerItem) / live.length;
+    if (this.queue.length < idle * this.maxBatch || this.msPerBatch === null || live.length === 0) return 0;
+    const rounds = Math.ceil((this.queue.length + 1) / (this.maxBatch * live.length));
+    return rounds * this.msPerBatch;
   }
 
   /** Requests that arrive in the same turn of the event loop can share a batch. */
@@ -315,8 +318,7 @@ export class Scheduler<I> {
         for (const job of batch) this.inFlight.delete(job);
         const computeMs = performance.now() - dispatchedAt;
         this.record(slot, batch.length, paddedLength, realTokens, computeMs, maxQueueMs, true);
-        const perItem = result.computeMs / batch.length;
-        if (Number.isFinite(perItem)) this.msPerItem = this.msPerItem === null ? perItem : 0.8 * this.msPerItem + 0.2 * perItem;
+        if (Number.isFinite(result.computeMs)) this.msPerBatch = this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
         // The first output has one row per request: logits, an embedding, whatever the task's graph gives.
         const width = result.data.length / batch.length;
         batch.forEach((job, row) => {

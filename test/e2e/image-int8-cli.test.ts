@@ -67,3 +67,12 @@ test('--precision int8 on an image model without --calibrate, and --calibrate on
   assert.equal(errorCode(text.stderr), 'KILN_ERR_CLI_INVALID_FLAG');
   assert.match(text.stderr, /--calibrate must be used with image models and --precision int8/);
 });
+
+test('--verify with a text data file on an image model names the first entry that is not an image file', async () => {
+  const list = join(dir, 'dev.tsv');
+  await writeFile(list, 'sentence\tlabel\na fine film\t1\n');
+  const result = await kiln(['compile', source, '--verify', list, '-o', join(dir, 'z.kiln')], { env });
+  assert.equal(result.code, 1);
+  assert.equal(errorCode(result.stderr), 'KILN_ERR_INPUT_IMAGE');
+  assert.match(result.stderr, /image 1 of .*dev\.tsv .*the file does not exist/);
+});

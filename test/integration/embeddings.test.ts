@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { encoderConfig } from '../../src/import/architectures.js';
+import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes } from '../../src/import/synth.js';
 import type { Pooling } from '../../src/model/artifact.js';
 import { writeSafetensors } from '../../src/model/safetensors.js';
@@ -153,6 +154,19 @@ test('compile(a sentence-transformers folder) follows its modules.json and 1_Poo
     assert.match(err.message, /turns on cls \+ mean; kiln pools with exactly one/);
     return true;
   });
+  // The fix the message names works: --pooling chooses, and the Pooling module is not read.
+  const chosen = await compile({ source: folder, out: null, maxLength: 16, pooling: 'max' });
+  assert.equal(chosen.manifest.embedding?.pooling, 'max');
+});
+
+test('compile(FOLDER/onnx/model.onnx of a sentence-transformers export) reads modules.json beside config.json, one folder up', async () => {
+  const exported = join(dir, 'st-export');
+  await importCheckpoint({ dir: checkpoint, out: exported, headless: true });
+  await writeFile(join(exported, 'modules.json'), JSON.stringify([{ idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' }]));
+  await mkdir(join(exported, '1_Pooling'));
+  await writeFile(join(exported, '1_Pooling', 'config.json'), JSON.stringify({ pooling_mode_cls_token: true }));
+  const { manifest } = await compile({ source: join(exported, 'onnx', 'model.onnx'), out: null, maxLength: 16, task: 'feature-extraction' });
+  assert.deepEqual([manifest.embedding?.pooling, manifest.embedding?.normalize], ['cls', false]);
 });
 
 describe('embedding routes', () => {

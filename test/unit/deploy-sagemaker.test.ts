@@ -350,6 +350,29 @@ describe('deployToSageMaker', () => {
     assert.equal(mocks.autoScaling.commandCalls(PutScalingPolicyCommand).length, 1);
   });
 
+  test('deployToSageMaker, rolled-back update: an endpoint that had no autoscaling gets none, and a failed restore is a warning while the update\'s error is thrown', async () => {
+    const rollback = (mocks: ReturnType<typeof mockedClients>) =>
+      mocks.sageMaker
+        .on(DescribeEndpointCommand)
+        .resolvesOnce(describeResult('InService', 'old'))
+        .resolvesOnce(describeResult('Updating', 'old'))
+        .resolvesOnce(describeResult('InService', 'old', { FailureReason: 'health check' }));
+    const none = mockedClients();
+    rollback(none);
+    none.autoScaling.on(DeregisterScalableTargetCommand).rejects(new ObjectNotFoundException({ message: 'No scalable target registered', $metadata: {} }));
+    await assert.rejects((await run(none)).result, { code: 'KILN_ERR_SAGEMAKER_ENDPOINT_FAILED' });
+    assert.equal(none.autoScaling.commandCalls(RegisterScalableTargetCommand).length, 0, 'nothing to restore');
+
+    const broken = mockedClients();
+    rollback(broken);
+    broken.autoScaling.on(RegisterScalableTargetCommand).rejects(new Error('endpoint is Updating'));
+    const { result, events } = await run(broken);
+    await assert.rejects(result, { code: 'KILN_ERR_SAGEMAKER_ENDPOINT_FAILED' });
+    const warnings = events.filter((e) => e.kind === 'warning');
+    assert.equal(warnings.length, 1);
+    assert.match((warnings[0] as { message: string }).message, /could not be registered again .*endpoint is Updating/);
+  });
+
   test('deployToSageMaker, endpoint goes Failed: KILN_ERR_SAGEMAKER_ENDPOINT_FAILED keeps FailureReason and names the log group; no scaling calls', async () => {
     const mocks = mockedClients();
     const reason = 'Image size 12 GB is greater than supported size 10 GB for instance type ml.c7i.xlarge.';

@@ -50,7 +50,7 @@ test('submit with a deadline that passes while queued rejects KILN_ERR_DEADLINE_
 });
 
 test('with maxQueueMs, a request whose queue would take the replicas too long is refused with KILN_ERR_QUEUE_WAIT (429), at the queue length their measured speed gives', async () => {
-  // Each request costs the replica 10 ms by its own timing; the limit is 50 ms.
+  // Each batch (of one: max batch 1) costs the replica 10 ms by its own timing; the limit is 50 ms.
   const held: Array<() => void> = [];
   let gate = false;
   const replica: Replica = {
@@ -69,7 +69,7 @@ test('with maxQueueMs, a request whose queue would take the replicas too long is
   gate = true;
   const running = scheduler.submit(seq());
   await new Promise((r) => setImmediate(r));
-  // The replica is busy: the k-th queued request waits (k) × 10 ms; 5 fit in 50 ms, the 6th does not.
+  // The replica is busy: the k-th queued request waits k batches × 10 ms; 5 fit in 50 ms, the 6th does not.
   const queued = Array.from({ length: 4 }, () => scheduler.submit(seq()));
   assert.equal(scheduler.admission(), null, 'with 4 ahead, the 5th waits 50 ms: admitted');
   queued.push(scheduler.submit(seq()));
@@ -88,5 +88,39 @@ test('with maxQueueMs, a request whose queue would take the replicas too long is
     await new Promise((r) => setImmediate(r));
   }
   await Promise.all([running, ...queued]);
+  await scheduler.destroy();
+});
+
+test('with maxQueueMs, the queue is costed in batches: 16 queued behind a busy replica with max batch 8 are 2 rounds', async () => {
+  const held: Array<() => void> = [];
+  let gate = false;
+  const replica: Replica = {
+    id: 0,
+    alive: true,
+    // A batch costs 30 ms whatever its size (by the replica's own timing).
+    run: (feeds) => {
+      const rows = feeds.input_ids!.dims[0]!;
+      const result = { data: new Float32Array(rows * 2), dims: [rows, 2], computeMs: 30 };
+      return gate ? new Promise((resolve) => held.push(() => resolve(result))) : Promise.resolve(result);
+    },
+    close: async () => undefined,
+  };
+  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 8, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 60 });
+  await scheduler.submit(seq());
+  gate = true;
+  const running = scheduler.submit(seq());
+  await new Promise((r) => setImmediate(r));
+  // Per request (30 ms each) the 3rd would already be refused; per batch, 16 queued are 2 rounds = 60 ms.
+  const queued = Array.from({ length: 16 }, () => scheduler.submit(seq()));
+  assert.equal(scheduler.stats().queueDepth, 16);
+  assert.equal(scheduler.stats().rejected, 0);
+  // The 17th would be the third round: 90 ms > 60 ms.
+  queued.push(scheduler.submit(seq()));
+  await assert.rejects(queued.at(-1)!, { code: 'KILN_ERR_QUEUE_WAIT' });
+  while (held.length > 0 || scheduler.stats().queueDepth > 0 || scheduler.stats().inFlight > 0) {
+    held.shift()?.();
+    await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all([running, ...queued.slice(0, -1)]);
   await scheduler.destroy();
 });

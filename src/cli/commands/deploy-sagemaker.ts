@@ -207,6 +207,8 @@ function reporter(plan: SageMakerDeployPlan): (event: DeployEvent) => void {
       progress.tick(Math.ceil(event.loaded / 1024), Math.ceil(event.total / 1024), 'KiB');
     } else if (event.kind === 'call') {
       process.stderr.write(`kiln deploy sagemaker: ${event.service} ${event.command} ${event.detail}\n`);
+    } else if (event.kind === 'warning') {
+      process.stderr.write(`kiln deploy sagemaker: warning: ${event.message}\n`);
     } else {
       process.stderr.write(`kiln deploy sagemaker: endpoint ${plan.endpointName} ${event.status} after ${minutes(event.elapsedMs)}\n`);
     }
