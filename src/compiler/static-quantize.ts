@@ -156,7 +156,7 @@ export interface QuantizedWeight {
  * Symmetric int8 weights, one scale per index of `axis` (null: one for the tensor):
  * scale = max|w| / qmax, qmax 127 or 63 with `reduceRange`; all-zero channels get scale 1.
  */
-export function quantizeWeight(data: Float32Array, dims: readonly number[], axis: number | null, reduceRange: boolean): QuantizedWeight {
+export function quantizeWeight(data: Float32Array, dims: readonly number[], axis: number | null, reduceRange: boolean, minScales?: Float32Array): QuantizedWeight {
   const qmax = reduceRange ? 63 : 127;
   const channels = axis === null ? 1 : dims[axis]!;
   const stride = axis === null ? data.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -167,7 +167,7 @@ export function quantizeWeight(data: Float32Array, dims: readonly number[], axis
     const v = Math.abs(data[i]!);
     if (v > absMax[c]!) absMax[c] = v;
   }
-  const scales = Float32Array.from(absMax, (m) => (m === 0 ? 1 : m / qmax));
+  const scales = Float32Array.from(absMax, (m, c) => Math.max(m === 0 ? 1 : m / qmax, minScales?.[c] ?? 0));
   const values = new Int8Array(data.length);
   for (let i = 0; i < data.length; i += 1) {
     const q = roundHalfEven(data[i]! / scales[channelOf(i)]!);
@@ -478,7 +478,16 @@ export function quantizeStatic(model: ModelProto, calibration: CalibrationResult
     const w = p.weights.get(node)!;
     const dims = (w.weight.dims ?? []).map(int64);
     const axis = p.perChannel ? w.axis : null;
-    const q = quantizeWeight(floatValues(w.weight), dims, axis, reduceRange);
+    let q = quantizeWeight(floatValues(w.weight), dims, axis, reduceRange);
+    // The bias is stored in int32 at scale input scale × weight scale: a channel whose weights are
+    // tiny (batch norm folded with γ ≈ 0) beside a large bias would overflow it, so that channel's
+    // weight scale is raised until the bias fits (its weights lose precision they hardly had).
+    if (w.bias) {
+      const limit = inputScale * 2147483647;
+      const needed = Float32Array.from(floatValues(w.bias), (b) => (Math.abs(b) * 1.01) / limit);
+      const floor = axis === null ? Float32Array.of(Math.max(0, ...needed)) : needed;
+      if (floor.some((f, c) => f > q.scales[c]!)) q = quantizeWeight(floatValues(w.weight), dims, axis, reduceRange, floor);
+    }
     const base = w.weight.name ?? 'weight';
     const reader = node.name || node.output![0]!;
     const axisAttr: AttributeProto[] = axis === null ? [] : [{ name: 'axis', type: A.INT, i: axis }];

@@ -247,3 +247,28 @@ describe('activationParams', () => {
   }
 });
 
+
+describe('staticQuantize bias range', () => {
+  test('staticQuantize(a Conv channel with weights ~1e-6 and bias 1.0): the int32 bias does not overflow, the channel still outputs about 1.0', async () => {
+    const g = new GraphBuilder('tiny-bias');
+    const x = g.input('pixel_values', 'float', ['batch', 1, 4, 4]);
+    const w = g.weight('conv.weight', Float32Array.from([1e-6, 0.5]), [2, 1, 1, 1]);
+    const b = g.weight('conv.bias', Float32Array.from([1.0, 0.1]), [2]);
+    g.op('Conv', [x, w, b], { kernel_shape: [1, 1] }, { name: '/conv/Conv', output: 'y' });
+    g.output('y', 'float', ['batch', 2, 4, 4]);
+    const model = decodeModel(g.toBytes(), 'tiny-bias');
+    const batches = [0, 1, 2, 3].map((s): FloatTensor => ({ data: Float32Array.from(randomFloats(16, 900 + s, 0.5), (v) => v + 0.5), dims: [1, 1, 4, 4] }));
+    const { model: quantized } = await staticQuantize(model, { calibration: batches, biasCorrection: false });
+    const dir = await tempDir();
+    const path = join(dir, 'q.onnx');
+    await writeFile(path, encodeModel(quantized));
+    const session = await createSession(path, { backend: 'cpu', optimization: 'all' });
+    try {
+      const y = (await session.run({ pixel_values: batches[0]! })).y!.data;
+      // Channel 0 is 1.0 + 1e-6·x ≈ 1.0 everywhere; with the bias clamped at 2^31 − 1 it came out near 0.13.
+      for (let i = 0; i < 16; i += 1) assert.ok(Math.abs(y[i]! - 1) < 0.02, `channel 0, element ${i}: ${y[i]}`);
+    } finally {
+      await session.release();
+    }
+  });
+});
