@@ -127,15 +127,17 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   };
 
   let source = await resolveSource(options.source);
+  // The source graph is read and decoded once: task detection, image checks and the build share it.
+  const graphs = new GraphReader();
   // A bare image graph may come without config.json: its labels are then --labels.
   const rawConfig = source.configPath ? await readJson(source.configPath) : {};
   const configPath = source.configPath ?? source.path;
   // Labels are the classes of a classifier; an embedding model has none, so id2label may be absent.
   let config = parseConfig(rawConfig, configPath, { labels: 'optional' });
-  const task = await resolveTask(options.task ?? taskFromConfig(config), source);
+  const task = await resolveTask(options.task ?? taskFromConfig(config), source, graphs);
   // Embeddings from a folder whose graph ends in a classifier head: its checkpoint is the source
   // (imported without the head), so its weights are what the cache key hashes.
-  if (task === 'feature-extraction' && source.onnxPath !== null && (await needsHeadlessImport(source))) {
+  if (task === 'feature-extraction' && source.onnxPath !== null && (await needsHeadlessImport(source, graphs))) {
     source = { ...source, kind: 'hf-checkpoint', onnxPath: null, weightFiles: await checkpointFiles(source.path) };
   }
   if (task === 'image-classification') {
@@ -145,7 +147,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     requireCompanion(source, 'tokenizer.json');
     if (task !== 'feature-extraction') parseConfig(rawConfig, configPath);
   }
-  const image = task === 'image-classification' ? await resolveImage(source, options.image ?? {}) : null;
+  const image = task === 'image-classification' ? await resolveImage(source, options.image ?? {}, graphs) : null;
   // Image models quantize statically: activation ranges come from sample images.
   if (options.calibrate && !(image && options.precision === 'int8')) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--calibrate', rule: 'used with image models and --precision int8 (text models quantize activations at run time)', value: options.calibrate });
@@ -208,7 +210,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const staging = useCache ? await stagingDir(key) : temporarySibling(out ?? resolve(`${source.name}.kiln`));
   try {
     await mkdir(staging, { recursive: true });
-    const manifest = await build({ source, config: task === 'feature-extraction' ? { ...config, labels: [] } : config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify, task, embedding, image, calibration, verifyImages: imageVerify?.paths ?? null });
+    const manifest = await build({ source, config: task === 'feature-extraction' ? { ...config, labels: [] } : config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify, task, embedding, image, calibration, verifyImages: imageVerify?.paths ?? null, graphs });
     let artifactDir: string;
     if (useCache) {
       const entry = await commit(staging, key);
@@ -295,6 +297,8 @@ interface BuildInput {
   calibration: { path: string; paths: string[] } | null;
   /** --verify on an image model: the images to compare on. */
   verifyImages: string[] | null;
+  /** The source graph, decoded once (task detection may have read it already). */
+  graphs: GraphReader;
 }
 
 async function build(input: BuildInput): Promise<Manifest> {
@@ -320,7 +324,7 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
   const { source, config, limits, backend, staging, step } = input;
 
   const model = await step('check-operators', async () => {
-    const decoded = decodeModel(await readFile(onnxPath), onnxPath);
+    const decoded = await input.graphs.read(onnxPath);
     await checkOperators(decoded, onnxPath, backend);
     const external = externalTensor(decoded.graph ?? {});
     if (external) throw new KilnError('KILN_ERR_ONNX_EXTERNAL_DATA', { path: onnxPath, tensor: external });
@@ -619,10 +623,10 @@ async function publish(from: string, out: string, how: 'copy' | 'move'): Promise
  * image classifier, one that outputs token states an embedding model, anything else a text
  * classifier (checked against its labels later).
  */
-async function resolveTask(fromConfig: Task | null, source: ModelSource): Promise<Task> {
+async function resolveTask(fromConfig: Task | null, source: ModelSource, graphs: GraphReader): Promise<Task> {
   if (fromConfig) return fromConfig;
   if (source.onnxPath === null) return 'text-classification';
-  const model = decodeModel(await readFile(source.onnxPath), source.onnxPath);
+  const model = await graphs.read(source.onnxPath);
   if (imageInput(graphInputs(model.graph ?? {}))) return 'image-classification';
   return findHiddenOutput(model) ? 'feature-extraction' : 'text-classification';
 }
@@ -643,11 +647,11 @@ function imageLabels(flag: string[] | undefined, rawConfig: unknown, configPath:
  * tensor size from the flags, else the graph's fixed height and width, else the config's.
  * Checks the graph takes one float [batch, 3, H, W] input of that size.
  */
-async function resolveImage(source: ModelSource, overrides: ImageOverrides): Promise<ImagePreprocessing> {
+async function resolveImage(source: ModelSource, overrides: ImageOverrides, graphs: GraphReader): Promise<ImagePreprocessing> {
   if (source.onnxPath === null) {
     throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: source.given, file: 'onnx/model.onnx or model.onnx', purpose: 'an image model (kiln imports text checkpoints only; export the model to ONNX)' });
   }
-  const model = decodeModel(await readFile(source.onnxPath), source.onnxPath);
+  const model = await graphs.read(source.onnxPath);
   const inputs = graphInputs(model.graph ?? {});
   const fail = (problem: string): never => {
     throw new KilnError('KILN_ERR_MODEL_IMAGE_INPUTS', { path: source.given, found: inputs.map(describeTensor).join(', ') || 'none', problem });
@@ -671,8 +675,18 @@ async function resolveImage(source: ModelSource, overrides: ImageOverrides): Pro
 }
 
 /** An ONNX folder whose graph has no token-state output but whose checkpoint is beside it. */
-async function needsHeadlessImport(source: ModelSource): Promise<boolean> {
-  const model = decodeModel(await readFile(source.onnxPath!), source.onnxPath!);
+async function needsHeadlessImport(source: ModelSource, graphs: GraphReader): Promise<boolean> {
+  const model = await graphs.read(source.onnxPath!);
   if (findHiddenOutput(model)) return false;
   return source.kind === 'hf-folder' && (await checkpointFiles(source.path)).length > 0;
+}
+
+/** Decodes an ONNX file once and keeps only the latest: compile reads the source graph from several steps. */
+class GraphReader {
+  private last: { path: string; model: ModelProto } | null = null;
+
+  async read(path: string): Promise<ModelProto> {
+    if (this.last?.path !== path) this.last = { path, model: decodeModel(await readFile(path), path) };
+    return this.last.model;
+  }
 }

@@ -176,13 +176,11 @@ export class Scheduler<I> {
   /** Queues one request; resolves to its row of the model's first output (logits, embedding…). */
   submit(item: I, options: SubmitOptions = {}): Promise<number[]> {
     if (this.state !== 'open') return Promise.reject(new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it is shutting down' }));
-    const refuse = (err: KilnError): Promise<never> => {
-      this.counters.rejected += 1;
-      if (channels.reject.hasSubscribers) channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
-      return Promise.reject(err);
-    };
     const refusal = this.admission();
-    if (refusal) return refuse(refusal);
+    if (refusal) {
+      this.countRefusal();
+      return Promise.reject(refusal);
+    }
     this.counters.submitted += 1;
     return new Promise((resolve, reject) => {
       this.queue.push({ item, length: this.options.batcher.length(item), enqueuedAt: performance.now(), deadline: options.deadline ?? Infinity, attempts: 0, settled: false, resolve, reject });

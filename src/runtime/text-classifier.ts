@@ -6,8 +6,6 @@ import { readArtifact, type Manifest } from '../model/artifact.js';
 import { asText, type ModelInput, type ModelOptions } from './task-model.js';
 import { TextModel, type TextParts } from './text-model.js';
 
-export { resolveReplicas } from './task-model.js';
-
 export interface Prediction {
   label: string;
   /** Softmax probability of `label`, in [0, 1]. */

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tar from 'tar';
 import { readArtifact, writeManifest } from '../../src/model/artifact.js';
-import { errorCode, kiln, sourceFolder, tempDir, TUNED_LAYOUT } from '../fixtures/models.js';
+import { errorCode, kiln, PLANNED_CALLS, sourceFolder, tempDir, TUNED_LAYOUT } from '../fixtures/models.js';
 
 const ROLE = 'arn:aws:iam::123456789012:role/SageMakerExecution';
 const IMAGE = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/kiln:1';
@@ -180,18 +180,7 @@ describe('kiln deploy sagemaker', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.equal(aws.requests.length, 0);
     const calls = [...result.stdout.matchAll(/^(\d+)\. (\w+) (\w+)/gm)].map((m) => `${m[2]} ${m[3]}`);
-    assert.deepEqual(calls, [
-      'S3 Upload',
-      'SageMaker CreateModel',
-      'SageMaker CreateEndpointConfig',
-      'SageMaker DescribeEndpoint',
-      'SageMaker CreateEndpoint',
-      'ApplicationAutoScaling DeregisterScalableTarget',
-      'SageMaker UpdateEndpoint',
-      'SageMaker DescribeEndpoint',
-      'ApplicationAutoScaling RegisterScalableTarget',
-      'ApplicationAutoScaling PutScalingPolicy',
-    ]);
+    assert.deepEqual(calls, PLANNED_CALLS);
     // The default endpoint name is the manifest's name ("tiny-source"); every input is JSON.
     assert.match(result.stdout, /"EndpointName": "tiny-source"/);
     assert.match(result.stdout, /"ExecutionRoleArn": "arn:aws:iam::123456789012:role\/SageMakerExecution"/);

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
-import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, REPO, servedWithReference, tempDir } from '../fixtures/models.js';
 
 const MODEL = 'sst2-distilbert-tiny';
 let artifact: string;
@@ -66,16 +66,12 @@ describe('KServe v2 with the embedded model', () => {
   let url: string;
   let reference: TextClassifier;
 
+  let close: () => Promise<void>;
+
   before(async () => {
-    server = createServer({ port: 0 });
-    url = await server.listen();
-    server.model.set(await TextClassifier.load(artifact, { replicas: 1 }));
-    reference = await TextClassifier.load(artifact, { replicas: 1 });
+    ({ server, url, reference, close } = await servedWithReference(artifact));
   });
-  after(async () => {
-    await server.close();
-    await reference.close();
-  });
+  after(() => close());
 
   test('GET /v2 → server metadata: name kiln, the package version, no extensions', async () => {
     const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
-import { createServer, type KilnServer } from '../../src/server/server.js';
-import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
+import type { TextClassifier } from '../../src/runtime/text-classifier.js';
+import type { KilnServer } from '../../src/server/server.js';
+import { EMBEDDED_MODEL, servedWithReference, tempDir } from '../fixtures/models.js';
 
 let artifact: string;
 
@@ -26,16 +26,12 @@ describe('SageMaker /ping and /invocations with the embedded model', () => {
   let reference: TextClassifier;
   const answer = async (texts: string[]) => (await reference.classify(texts)).map((p) => ({ label: p.label, score: p.score }));
 
+  let close: () => Promise<void>;
+
   before(async () => {
-    server = createServer({ port: 0 });
-    url = await server.listen();
-    server.model.set(await TextClassifier.load(artifact, { replicas: 1 }));
-    reference = await TextClassifier.load(artifact, { replicas: 1 });
+    ({ server, url, reference, close } = await servedWithReference(artifact));
   });
-  after(async () => {
-    await server.close();
-    await reference.close();
-  });
+  after(() => close());
 
   test('GET /ping → 200 once loaded', async () => {
     assert.equal((await fetch(`${url}/ping`)).status, 200);

@@ -38,7 +38,7 @@ import {
   type SageMakerDeployOptions,
   type SageMakerDeployPlan,
 } from '../../src/deploy/sagemaker.js';
-import { tempDir, TUNED_LAYOUT } from '../fixtures/models.js';
+import { PLANNED_CALLS, tempDir, TUNED_LAYOUT } from '../fixtures/models.js';
 
 // The SDK warns on Node 20 about its releases after January 2027 (as kiln deploy sagemaker does, quietly).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -65,6 +65,18 @@ const NAME = 'sst2-20260102030405678';
 const KEY = `kiln/sst2/${NAME}/model.tar.gz`;
 const ARN = 'arn:aws:sagemaker:eu-west-1:123456789012:endpoint/sst2';
 const RESOURCE = { ServiceNamespace: 'sagemaker', ResourceId: 'endpoint/sst2/variant/AllTraffic', ScalableDimension: 'sagemaker:variant:DesiredInstanceCount' };
+/** The target-tracking policy every test deploy puts: 948 req/s tuned × 0.5 × 60 = 28,440 per minute. */
+const POLICY = {
+  PolicyName: 'sst2-invocations-per-instance',
+  ...RESOURCE,
+  PolicyType: 'TargetTrackingScaling',
+  TargetTrackingScalingPolicyConfiguration: {
+    TargetValue: 28440,
+    PredefinedMetricSpecification: { PredefinedMetricType: 'SageMakerVariantInvocationsPerInstance' },
+    ScaleInCooldown: 300,
+    ScaleOutCooldown: 60,
+  },
+};
 const PACKAGE_BYTES = Buffer.from('a small model.tar.gz stand-in: one PutObject, not a multipart upload');
 
 /** Errors as the SDK throws them: a name, AWS's message, the response metadata. */
@@ -109,31 +121,10 @@ describe('planSageMakerDeploy', () => {
       ProductionVariants: [{ VariantName: 'AllTraffic', ModelName: NAME, InstanceType: 'ml.c7i.xlarge', InitialInstanceCount: 2 }],
     });
     assert.deepEqual(plan.registerScalableTarget, { ...RESOURCE, MinCapacity: 1, MaxCapacity: 8 });
-    assert.deepEqual(plan.putScalingPolicy, {
-      PolicyName: 'sst2-invocations-per-instance',
-      ...RESOURCE,
-      PolicyType: 'TargetTrackingScaling',
-      TargetTrackingScalingPolicyConfiguration: {
-        TargetValue: 28440,
-        PredefinedMetricSpecification: { PredefinedMetricType: 'SageMakerVariantInvocationsPerInstance' },
-        ScaleInCooldown: 300,
-        ScaleOutCooldown: 60,
-      },
-    });
+    assert.deepEqual(plan.putScalingPolicy, POLICY);
     assert.deepEqual(
       plan.calls.map((c) => `${c.service} ${c.command}`),
-      [
-        'S3 Upload',
-        'SageMaker CreateModel',
-        'SageMaker CreateEndpointConfig',
-        'SageMaker DescribeEndpoint',
-        'SageMaker CreateEndpoint',
-        'ApplicationAutoScaling DeregisterScalableTarget',
-        'SageMaker UpdateEndpoint',
-        'SageMaker DescribeEndpoint',
-        'ApplicationAutoScaling RegisterScalableTarget',
-        'ApplicationAutoScaling PutScalingPolicy',
-      ],
+      PLANNED_CALLS,
     );
   });
 
@@ -225,20 +216,7 @@ describe('deployToSageMaker', () => {
   const describe_ = (): [string, Record<string, unknown>] => ['DescribeEndpoint', { EndpointName: 'sst2' }];
   const scaling = (): Array<[string, Record<string, unknown>]> => [
     ['RegisterScalableTarget', { ...RESOURCE, MinCapacity: 1, MaxCapacity: 8 }],
-    [
-      'PutScalingPolicy',
-      {
-        PolicyName: 'sst2-invocations-per-instance',
-        ...RESOURCE,
-        PolicyType: 'TargetTrackingScaling',
-        TargetTrackingScalingPolicyConfiguration: {
-          TargetValue: 28440,
-          PredefinedMetricSpecification: { PredefinedMetricType: 'SageMakerVariantInvocationsPerInstance' },
-          ScaleInCooldown: 300,
-          ScaleOutCooldown: 60,
-        },
-      },
-    ],
+    ['PutScalingPolicy', POLICY],
   ];
 
   test('deployToSageMaker, new endpoint: upload, CreateModel, CreateEndpointConfig, DescribeEndpoint (not found), CreateEndpoint, polls to InService, then scaling', async () => {

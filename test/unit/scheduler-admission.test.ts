@@ -25,6 +25,34 @@ function gatedReplica(id: number, auto: boolean): Replica & { runs: number; rele
   return replica;
 }
 
+/**
+ * A replica that reports `cost(rows)` ms of compute per batch; once `hold()` is called its batches
+ * wait until the test calls the functions in `held`.
+ */
+function timedReplica(cost: (rows: number) => number): { replica: Replica; held: Array<() => void>; hold: () => void } {
+  const held: Array<() => void> = [];
+  let gate = false;
+  const replica: Replica = {
+    id: 0,
+    alive: true,
+    run: (feeds) => {
+      const rows = feeds.input_ids!.dims[0]!;
+      const result = { data: new Float32Array(rows * 2), dims: [rows, 2], computeMs: cost(rows) };
+      return gate ? new Promise((resolve) => held.push(() => resolve(result))) : Promise.resolve(result);
+    },
+    close: async () => undefined,
+  };
+  return { replica, held, hold: () => (gate = true) };
+}
+
+/** Releases held batches one at a time until nothing is queued or running. */
+async function releaseAll(scheduler: Scheduler<unknown>, held: Array<() => void>): Promise<void> {
+  while (held.length > 0 || scheduler.stats().queueDepth > 0 || scheduler.stats().inFlight > 0) {
+    held.shift()?.();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 const INPUTS = [
   { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
   { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] },
@@ -51,22 +79,11 @@ test('submit with a deadline that passes while queued rejects KILN_ERR_DEADLINE_
 
 test('with maxQueueMs, a request whose queue would take the replicas too long is refused with KILN_ERR_QUEUE_WAIT (429), at the queue length their measured speed gives', async () => {
   // Each batch (of one: max batch 1) costs the replica 10 ms by its own timing; the limit is 50 ms.
-  const held: Array<() => void> = [];
-  let gate = false;
-  const replica: Replica = {
-    id: 0,
-    alive: true,
-    run: (feeds) => {
-      const rows = feeds.input_ids!.dims[0]!;
-      const result = { data: new Float32Array(rows * 2), dims: [rows, 2], computeMs: 10 * rows };
-      return gate ? new Promise((resolve) => held.push(() => resolve(result))) : Promise.resolve(result);
-    },
-    close: async () => undefined,
-  };
+  const { replica, held, hold } = timedReplica((rows) => 10 * rows);
   const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 50 });
   // Without history nothing is refused for time; one answer teaches the speed.
   await scheduler.submit(seq());
-  gate = true;
+  hold();
   const running = scheduler.submit(seq());
   await new Promise((r) => setImmediate(r));
   // The replica is busy: the k-th queued request waits k batches × 10 ms; 5 fit in 50 ms, the 6th does not.
@@ -83,31 +100,17 @@ test('with maxQueueMs, a request whose queue would take the replicas too long is
   });
   assert.equal(scheduler.stats().rejected, 1);
   // The speed is a capacity, not a rate of answers: after a quiet spell the same queue is judged the same.
-  while (held.length > 0 || scheduler.stats().queueDepth > 0 || scheduler.stats().inFlight > 0) {
-    held.shift()?.();
-    await new Promise((r) => setImmediate(r));
-  }
+  await releaseAll(scheduler, held);
   await Promise.all([running, ...queued]);
   await scheduler.destroy();
 });
 
 test('with maxQueueMs, the queue is costed in batches: 16 queued behind a busy replica with max batch 8 are 2 rounds', async () => {
-  const held: Array<() => void> = [];
-  let gate = false;
-  const replica: Replica = {
-    id: 0,
-    alive: true,
-    // A batch costs 30 ms whatever its size (by the replica's own timing).
-    run: (feeds) => {
-      const rows = feeds.input_ids!.dims[0]!;
-      const result = { data: new Float32Array(rows * 2), dims: [rows, 2], computeMs: 30 };
-      return gate ? new Promise((resolve) => held.push(() => resolve(result))) : Promise.resolve(result);
-    },
-    close: async () => undefined,
-  };
+  // A batch costs 30 ms whatever its size (by the replica's own timing).
+  const { replica, held, hold } = timedReplica(() => 30);
   const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 8, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 60 });
   await scheduler.submit(seq());
-  gate = true;
+  hold();
   const running = scheduler.submit(seq());
   await new Promise((r) => setImmediate(r));
   // Per request (30 ms each) the 3rd would already be refused; per batch, 16 queued are 2 rounds = 60 ms.
@@ -117,10 +120,7 @@ test('with maxQueueMs, the queue is costed in batches: 16 queued behind a busy r
   // The 17th would be the third round: 90 ms > 60 ms.
   queued.push(scheduler.submit(seq()));
   await assert.rejects(queued.at(-1)!, { code: 'KILN_ERR_QUEUE_WAIT' });
-  while (held.length > 0 || scheduler.stats().queueDepth > 0 || scheduler.stats().inFlight > 0) {
-    held.shift()?.();
-    await new Promise((r) => setImmediate(r));
-  }
+  await releaseAll(scheduler, held);
   await Promise.all([running, ...queued.slice(0, -1)]);
   await scheduler.destroy();
 });

@@ -93,16 +93,14 @@ export function invocationsRoute(app: FastifyInstance, { host, limits }: RouteCo
       const texts = invocations.flatMap((inv) => inv.texts);
       const names = invocations.flatMap((inv) => inv.texts.map((_, k) => (lines ? `line ${inv.line}${inv.single ? '' : ` "inputs[${k}]"`}` : inv.single ? '"inputs"' : `"inputs[${k}]"`)));
       const describe = (i: number): string => names[i]!;
-      // An embedding model answers {"embedding": […]} where a classifier answers {"label", "score"}.
-      const results: object[] =
+      // One answer body per text: {"embedding": […]} from an embedder, {"label", "score"} from a classifier.
+      const bodies: Array<(allScores: boolean) => object> =
         model.task === 'feature-extraction'
-          ? (await embedWithin(model, texts, describe, limits, reply.elapsedTime)).map((e) => ({ embedding: e.embedding }))
-          : [];
-      const predictions = model.task === 'text-classification' ? await classifyWithin(model, texts, describe, limits, reply.elapsedTime) : [];
+          ? (await embedWithin(model, texts, describe, limits, reply.elapsedTime)).map((e) => () => ({ embedding: e.embedding }))
+          : (await classifyWithin(model, texts, describe, limits, reply.elapsedTime)).map((p) => (allScores) => predictionBody(p, model.labels, allScores));
       let next = 0;
       const answers = invocations.map((inv) => {
-        const mine =
-          model.task === 'text-classification' ? predictions.slice(next, next + inv.texts.length).map((p) => predictionBody(p, model.labels, inv.allScores)) : results.slice(next, next + inv.texts.length);
+        const mine = bodies.slice(next, next + inv.texts.length).map((body) => body(inv.allScores));
         next += inv.texts.length;
         return inv.single ? mine[0]! : { predictions: mine };
       });
