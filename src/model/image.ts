@@ -4,7 +4,6 @@
  * the rescale/normalize arithmetic. The spec lives in the manifest (`image`), so serving needs
  * neither preprocessor_config.json nor the compile flags.
  */
-import sharp from 'sharp';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
 import { KilnError } from '../core/errors.js';
 
@@ -174,6 +173,8 @@ export async function preprocess(bytes: Uint8Array, spec: ImagePreprocessing, wh
   };
   if (bytes.length === 0) fail('it is empty');
   if (bytes.length > MAX_IMAGE_BYTES) fail(`it has ${bytes.length} bytes, more than ${MAX_IMAGE_BYTES}`);
+  // Loaded on first use: every command imports this module, few decode images (sharp takes ~100 ms to load).
+  const sharp = (await import('sharp')).default;
   const open = (): Sharp => sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS, failOn: 'error', sequentialRead: true });
   let meta: Metadata;
   try {
