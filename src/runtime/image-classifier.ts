@@ -4,6 +4,7 @@
  * top-k labels on the way back.
  */
 import { KilnError } from '../core/errors.js';
+import { softmax } from '../core/stats.js';
 import { readArtifact, type Manifest } from '../model/artifact.js';
 import { IMAGE_FORMATS, MAX_IMAGE_PIXELS, preprocess, type ImagePreprocessing } from '../model/image.js';
 import { tensorBatcher } from './batcher.js';
@@ -91,17 +92,14 @@ export class ImageClassifier extends TaskModel<Float32Array, ImagePrediction> {
   }
 }
 
+/** Every label's score in label order: softmax of the logits, or the graph's own probabilities. */
+export function scoresOf(logits: readonly number[], probabilities: boolean): number[] {
+  return probabilities ? [...logits] : softmax(logits);
+}
+
 /** Scores (softmax of the logits, or the graph's own probabilities) and the top `k` labels. */
 export function rank(logits: readonly number[], labels: readonly string[], probabilities: boolean, k: number): ImagePrediction {
-  let scores: number[];
-  if (probabilities) {
-    scores = [...logits];
-  } else {
-    const max = Math.max(...logits);
-    const exps = logits.map((v) => Math.exp(v - max));
-    const sum = exps.reduce((a, b) => a + b, 0);
-    scores = exps.map((e) => e / sum);
-  }
+  const scores = scoresOf(logits, probabilities);
   const order = scores.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
   const top = order.slice(0, Math.max(1, k)).map((i) => ({ label: labels[i] ?? String(i), score: scores[i]! }));
   return { label: top[0]!.label, score: top[0]!.score, labels: top, logits: [...logits] };

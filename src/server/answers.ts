@@ -1,4 +1,5 @@
 /** The JSON answers of /predict and /invocations, built from the classifier's predictions. */
+import { softmax } from '../core/stats.js';
 import type { Prediction } from '../runtime/text-classifier.js';
 
 export interface LabelScore {
@@ -10,10 +11,7 @@ export type PredictionBody = LabelScore & { scores?: LabelScore[] };
 
 /** Softmax of the logits, one entry per label in the model's label order. */
 export function allScores(logits: readonly number[], labels: readonly string[]): LabelScore[] {
-  const max = Math.max(...logits);
-  const exps = logits.map((value) => Math.exp(value - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e, i) => ({ label: labels[i] ?? String(i), score: e / sum }));
+  return softmax(logits).map((score, i) => ({ label: labels[i] ?? String(i), score }));
 }
 
 /** `{label, score}`, plus `scores` (every label, in label order) when asked for. */

@@ -6,10 +6,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../../core/errors.js';
-import { allScores, decodeBase64, predictionBody } from '../answers.js';
+import { decodeBase64, predictionBody } from '../answers.js';
 import { classifyWithin, MAX_TEXTS_PER_REQUEST, runWithin } from '../limits.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
-import type { ImageClassifier, ImagePrediction } from '../../runtime/image-classifier.js';
+import { scoresOf, type ImageClassifier, type ImagePrediction } from '../../runtime/image-classifier.js';
 import type { RouteContext } from './context.js';
 
 /** Where the image/* parser puts the body: a symbol key, which the JSON schema does not see. */
@@ -78,8 +78,7 @@ function predictInScope(app: FastifyInstance, { host, limits }: RouteContext): v
 
 /** Every label's score in label order (softmax of the logits, or the graph's own probabilities). */
 function allScores_(p: ImagePrediction, classifier: ImageClassifier): Array<{ label: string; score: number }> {
-  if (classifier.preprocessing.outputs === 'probabilities') return p.logits.map((score, i) => ({ label: classifier.labels[i] ?? String(i), score }));
-  return allScores(p.logits, classifier.labels);
+  return scoresOf(p.logits, classifier.preprocessing.outputs === 'probabilities').map((score, i) => ({ label: classifier.labels[i] ?? String(i), score }));
 }
 
 function base64(value: string, where: string): Uint8Array {
