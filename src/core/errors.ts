@@ -492,7 +492,7 @@ export class KilnError<C extends ErrorCode = ErrorCode> extends Error {
   constructor(code: C, params: ErrorParams<C>, options?: { cause?: unknown }) {
     const entry = ERRORS[code] as ErrorDef<ErrorParams<C>>;
     // Overload refusals (429) are made thousands of times a second and their stack says nothing
-    // their code does not: skip capturing it (5× cheaper to build), unless KILN_DEBUG asks.
+    // their code does not: skip capturing it (several times cheaper to build), unless KILN_DEBUG asks.
     const limit = Error.stackTraceLimit;
     if (entry.status === 429 && !process.env.KILN_DEBUG) Error.stackTraceLimit = 0;
     try {
