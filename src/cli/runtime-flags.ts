@@ -63,6 +63,14 @@ export const runtimeFlags = {
     defaultText: 'none (only --max-queue bounds the queue)',
     parse: integer(1, 3_600_000),
   } satisfies FlagSpec<number | null>,
+  'replica-nice': {
+    type: 'string',
+    arg: 'N',
+    description:
+      "Lower the replicas' CPU priority by N (Linux nice, per thread): when inference saturates the cores, the HTTP thread still gets one at once, so health checks, refusals and answers are not held behind batches. 0 runs replicas at the server's priority.",
+    default: 10,
+    parse: integer(0, 19),
+  } satisfies FlagSpec<number>,
   buckets: {
     type: 'string',
     arg: 'L1,L2,…',
@@ -80,6 +88,7 @@ export interface RuntimeFlagValues {
   'max-delay-ms': number | undefined;
   'max-queue': number;
   'max-queue-ms': number | null;
+  'replica-nice': number;
   buckets: number[] | undefined;
 }
 
@@ -91,6 +100,7 @@ export function classifierOptions(flags: RuntimeFlagValues): ModelOptions {
     maxDelayMs: flags['max-delay-ms'],
     maxQueue: flags['max-queue'],
     maxQueueMs: flags['max-queue-ms'],
+    replicaNice: flags['replica-nice'],
     buckets: flags.buckets,
   };
 }

@@ -6,7 +6,7 @@ export type WireTensor =
   | { type: 'float32'; data: Float32Array; dims: number[] };
 
 export type ToReplica =
-  | { type: 'load'; modelPath: string; backend: Backend; intraOpThreads: number }
+  | { type: 'load'; modelPath: string; backend: Backend; intraOpThreads: number; nice: number }
   | { type: 'run'; id: number; feeds: Record<string, WireTensor> }
   | { type: 'close' };
 

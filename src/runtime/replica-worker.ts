@@ -2,6 +2,8 @@
  * A replica: one ONNX Runtime session in its own worker thread, so `session.run` never blocks
  * the main thread's event loop (measured: design.md, "Decisions already taken").
  */
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { createSession, type RuntimeSession } from './binding.js';
 import type { FromReplica, ToReplica } from './replica-protocol.js';
@@ -17,6 +19,7 @@ port.on('message', (message: ToReplica) => {
 async function handle(message: ToReplica): Promise<void> {
   switch (message.type) {
     case 'load':
+      lowerPriority(message.nice);
       try {
         session = await createSession(message.modelPath, { backend: message.backend, optimization: 'disabled', intraOpThreads: message.intraOpThreads });
         send({ type: 'ready', outputName: session.outputNames[0] ?? '' });
@@ -41,5 +44,21 @@ async function handle(message: ToReplica): Promise<void> {
       await session?.release();
       session = null;
       port.close();
+  }
+}
+
+/**
+ * Lowers this thread's CPU priority by `nice`. On Linux nice is per thread, and the session's
+ * intra-op threads, created after this, inherit it. Best effort: elsewhere, or where the system
+ * refuses, the replica runs at the process's priority.
+ */
+function lowerPriority(nice: number): void {
+  if (nice <= 0 || process.platform !== 'linux') return;
+  try {
+    // "/proc/thread-self" links to "<pid>/task/<tid>": setpriority on a thread id moves that thread only.
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    setPriority(tid, Math.min(19, getPriority(tid) + nice));
+  } catch {
+    // Not fatal: priority is a latency refinement, not a requirement.
   }
 }

@@ -20,6 +20,8 @@ export interface ReplicaOptions {
   backend: Backend;
   /** Intra-op threads of this replica's session (the seed's cores per model). */
   intraOpThreads: number;
+  /** How much lower the replica's threads' CPU priority is (Linux nice; 0: unchanged). @defaultValue 0 */
+  nice?: number;
 }
 
 export type ReplicaFactory = (id: number) => Promise<Replica>;
@@ -64,7 +66,7 @@ export class WorkerReplica implements Replica {
       worker.once('message', onMessage);
       worker.once('error', reject);
     });
-    worker.postMessage({ type: 'load', modelPath: options.modelPath, backend: options.backend, intraOpThreads: options.intraOpThreads } satisfies ToReplica);
+    worker.postMessage({ type: 'load', modelPath: options.modelPath, backend: options.backend, intraOpThreads: options.intraOpThreads, nice: options.nice ?? 0 } satisfies ToReplica);
     try {
       await ready;
     } catch (err) {

@@ -78,10 +78,18 @@ function forProtocol(err: KilnError, protocol: Protocol): KilnError {
     : new KilnError('KILN_ERR_HTTP_INVOCATIONS_BODY', { problem }, { cause: err });
 }
 
+/** The body of an error answer on `url`: KServe's `{"error": "…"}` under /v2, kiln's `{"error": {code, message}}` elsewhere. */
+export function errorBody(url: string, err: KilnError): object {
+  return protocolOf(url) === 'kserve' ? { error: err.message } : err.toJSON();
+}
+
+/** Headers every error answer carries: its code, and Retry-After on a 429. */
+export function errorHeaders(err: KilnError): Record<string, string> {
+  return err.status === 429 ? { 'kiln-error-code': err.code, 'retry-after': String(RETRY_AFTER_SECONDS) } : { 'kiln-error-code': err.code };
+}
+
 function send(request: FastifyRequest, reply: FastifyReply, err: KilnError): FastifyReply {
-  void reply.status(err.status).header('kiln-error-code', err.code);
-  if (err.status === 429) void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
-  return reply.send(protocolOf(request.url) === 'kserve' ? { error: err.message } : err.toJSON());
+  return reply.status(err.status).headers(errorHeaders(err)).send(errorBody(request.url, err));
 }
 
 export function installErrorHandling(app: FastifyInstance, options: { bodyLimit: number; routes: () => string }): void {

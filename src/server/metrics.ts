@@ -80,10 +80,14 @@ export class ServerMetrics {
   /** Counts every answered request by its route pattern (unmatched paths share one label). */
   install(app: FastifyInstance): void {
     app.addHook('onResponse', async (request, reply) => {
-      const route = request.routeOptions.url ?? 'unmatched';
-      this.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
-      this.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+      this.count(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     });
+  }
+
+  /** Counts one answered request (also those answered before fastify saw them: early refusals). */
+  count(method: string, route: string, status: number, seconds: number): void {
+    this.requests.inc({ method, route, status: String(status) });
+    this.duration.observe({ method, route }, seconds);
   }
 
   close(): void {

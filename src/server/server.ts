@@ -3,7 +3,9 @@
  * and the routes. It listens before the model is loaded so health checks see 503 (loading)
  * rather than nothing.
  */
+import { createServer as createHttpServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { installEarlyRefusal, refuseRaw, type RawRefusalOptions } from './admission.js';
 import { KilnError } from '../core/errors.js';
 import { installApiKey } from './auth.js';
 import { RequestTracker } from './drain.js';
@@ -14,7 +16,6 @@ import { ModelHost } from './model-host.js';
 import type { RouteContext } from './routes/context.js';
 import { dashboardRoute } from './routes/dashboard.js';
 import { embeddingRoutes } from './routes/embeddings.js';
-import { installEarlyRefusal } from './admission.js';
 import { invocationsRoute } from './routes/invocations.js';
 import { kserveRoutes } from './routes/kserve.js';
 import { metricsRoute } from './routes/metrics.js';
@@ -40,6 +41,8 @@ export interface ServerOptions {
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8080;
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** fastify's default keep-alive timeout, longer than load balancers' idle timeouts (60 s on AWS). */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 /** Health checks: no API key (probes carry none) and they answer while draining (503 then). */
 const HEALTH_PATHS = ['/ping', '/v2/health/live', '/v2/health/ready'];
 const ROUTES =
@@ -66,21 +69,32 @@ export interface KilnServer {
 export function createServer(options: ServerOptions = {}): KilnServer {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const limits: RequestLimits = { maxTextChars: options.maxTextChars ?? DEFAULT_MAX_TEXT_CHARS, timeoutMs: options.timeoutMs ?? null };
+  const model = new ModelHost();
+  const tracker = new RequestTracker();
+  const metrics = new ServerMetrics(model, () => tracker.inFlight);
+  const apiKey = options.apiKey ?? null;
   const app = Fastify({
     bodyLimit,
     logger: false,
     // Validation must reject wrong types, not coerce them ({"text": 5} is a client bug).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
+    // Overload is refused on the raw request, before fastify's per-request work (admission.ts).
+    serverFactory: (handler) => {
+      const refusal: RawRefusalOptions = { host: model, apiKey, publicPaths: HEALTH_PATHS, count: (...args) => metrics.count(...args) };
+      const server = createHttpServer((request, response) => {
+        if (!refuseRaw(request, response, refusal)) handler(request, response);
+      });
+      // fastify's own defaults for the server it would have made.
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+      return server;
+    },
   });
   // JSON only: fastify's default text/plain parser would turn a stray string into a body.
   app.removeContentTypeParser('text/plain');
-  const model = new ModelHost();
-  const tracker = new RequestTracker();
-  const metrics = new ServerMetrics(model, () => tracker.inFlight);
   installErrorHandling(app, { bodyLimit, routes: () => ROUTES });
   metrics.install(app);
   tracker.install(app, { host: model, healthPaths: HEALTH_PATHS });
-  installApiKey(app, { apiKey: options.apiKey ?? null, publicPaths: HEALTH_PATHS });
+  installApiKey(app, { apiKey, publicPaths: HEALTH_PATHS });
   // After auth: an unauthenticated client learns nothing about the load.
   installEarlyRefusal(app, model);
 

@@ -133,6 +133,38 @@ describe('overload', () => {
     }
   });
 
+  test('with an API key, a full queue still answers 401 to a request without the key (it learns nothing of the load), 429 to one with it, and counts both in /metrics', async () => {
+    const key = 'overload-test-key';
+    const { server, url, open, running } = await gatedServer({ apiKey: key }, { maxQueue: 1 });
+    const withKey = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+    try {
+      const first = fetch(`${url}/predict`, { method: 'POST', headers: withKey, body: JSON.stringify({ text: 'a charming and moving film' }) });
+      await running;
+      const queued = fetch(`${url}/predict`, { method: 'POST', headers: withKey, body: JSON.stringify({ text: 'waits in the queue' }) });
+      while (server.model.all()[0]!.stats().queueDepth < 1) await new Promise((resolve) => setImmediate(resolve));
+      const anonymous = await predict(url, { text: 'no key' });
+      assert.equal(anonymous.status, 401);
+      assert.equal(await errorCode(anonymous), 'KILN_ERR_HTTP_UNAUTHORIZED');
+      const wrongKey = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, { method: 'POST', headers: { 'x-api-key': 'not-the-key' }, body: '{}' });
+      assert.equal(wrongKey.status, 401);
+      const refused = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, { method: 'POST', headers: { 'x-api-key': key }, body: '{}' });
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      assert.equal(refused.headers.get('kiln-error-code'), 'KILN_ERR_QUEUE_FULL');
+      assert.match(refused.headers.get('content-type') ?? '', /^application\/json/);
+      assert.match(((await refused.json()) as { error: string }).error, /--max-queue/);
+      assert.equal(server.model.all()[0]!.stats().rejected, 1, 'only the request with the key was refused for load');
+      const metrics = await (await fetch(`${url}/metrics`, { headers: withKey })).text();
+      assert.match(metrics, /^kiln_http_requests_total\{method="POST",route="\/predict",status="401"\} 1$/m);
+      assert.match(metrics, /^kiln_http_requests_total\{method="POST",route="\/v2\/models\/:name\/infer",status="429"\} 1$/m);
+      open();
+      assert.deepEqual((await Promise.all([first, queued])).map((r) => r.status), [200, 200]);
+    } finally {
+      open();
+      await server.close();
+    }
+  });
+
   test('a text over --max-text-chars → 413 KILN_ERR_HTTP_TEXT_TOO_LONG on every classifying route; the default is 20,000', async () => {
     const server = createServer({ port: 0 });
     const url = await server.listen();
