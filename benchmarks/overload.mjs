@@ -34,6 +34,7 @@ const { values: flags } = parseArgs({
     'max-queue-ms': { type: 'string', default: '' },
     'max-batch': { type: 'string', default: '' },
     'replica-nice': { type: 'string', default: '' },
+    pipeline: { type: 'string', default: '' },
   },
 });
 const positive = (name, help) => {
@@ -73,6 +74,7 @@ async function startServer(cacheDir) {
   const serveFlags = flags['max-queue-ms'] ? ['--max-queue-ms', String(Number(flags['max-queue-ms']))] : [];
   if (flags['max-batch']) serveFlags.push('--max-batch', String(Number(flags['max-batch'])));
   if (flags['replica-nice']) serveFlags.push('--replica-nice', String(Number(flags['replica-nice'])));
+  if (flags.pipeline) serveFlags.push('--pipeline', String(Number(flags.pipeline)));
   const child = spawn(process.execPath, [CLI, 'serve', MODEL, '--host', '127.0.0.1', '--max-queue', String(maxQueue), ...serveFlags], {
     env: { ...process.env, PORT: '0', KILN_CACHE_DIR: cacheDir },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -208,9 +210,9 @@ try {
   const drift = mean(tail) / mean(warm) - 1;
 
   const lines = [
-    `overload: kiln serve ${layout.replicas} replica(s) × ${layout.threadsPerReplica} thread(s), max batch ${layout.maxBatch}, --max-queue ${maxQueue}${flags['max-queue-ms'] ? `, --max-queue-ms ${flags['max-queue-ms']}` : ''}${flags['replica-nice'] ? `, --replica-nice ${flags['replica-nice']}` : ''}; ${cores} cores, load ${loadAtStart.toFixed(1)} at start; loopback`,
+    `overload: kiln serve ${layout.replicas} replica(s) × ${layout.threadsPerReplica} thread(s), max batch ${layout.maxBatch}, --max-queue ${maxQueue}${flags['max-queue-ms'] ? `, --max-queue-ms ${flags['max-queue-ms']}` : ''}${flags['replica-nice'] ? `, --replica-nice ${flags['replica-nice']}` : ''}${flags.pipeline ? `, --pipeline ${flags.pipeline}` : ''}; ${cores} cores, load ${loadAtStart.toFixed(1)} at start; loopback`,
     `  unloaded (${UNLOADED.connections} connection, ${UNLOADED.seconds} s): ${rate(unloaded.accepted / unloaded.elapsed)}, p50 ${ms(percentile(unloaded.ok, 50))}, p99 ${ms(unloadedP99)}`,
-    `  sustainable rate R (${SUSTAINED.connections} connections, ${SUSTAINED.seconds} s): ${rate(sustainable)}, p99 ${ms(percentile(sustained.ok, 99))}`,
+    `  sustainable rate R (${SUSTAINED.connections} connections, ${SUSTAINED.seconds} s): ${rate(sustainable)}, p99 ${ms(percentile(sustained.ok, 99))}, refused ${sustained.refused}`,
     `  overload at ${OVERLOAD_FACTOR}× R = ${rate(offered)} offered open loop, evenly spaced, ${seconds} s (${over.elapsed.toFixed(1)} s until the last answer); CPU: server ${serverCpu === null ? 'n/a' : `${serverCpu.all.toFixed(2)} cores (main thread ${serverCpu.main.toFixed(2)})`}, load generator ${benchCpu.toFixed(2)} cores):`,
     `    onset (the first ${ONSET.seconds} s at 4× R after start, not part of the targets): p99 accepted ${ms(percentile(onset.ok, 99))}, p99 refused ${ms(percentile(onset.refusedLatency, 99))}; 5xx ${onset.serverErrors}, errors ${onset.errors}; then ${ONSET.pauseMs / 1000} s idle`,
     `    sent ${over.sent} (${rate(over.sent / seconds)}, ${(over.sent / seconds / sustainable).toFixed(2)}× R); accepted ${over.accepted} (${rate(over.accepted / seconds)}, ${(over.accepted / seconds / sustainable).toFixed(2)}× R)`,

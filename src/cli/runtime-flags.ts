@@ -63,6 +63,14 @@ export const runtimeFlags = {
     defaultText: 'none (only --max-queue bounds the queue)',
     parse: integer(1, 3_600_000),
   } satisfies FlagSpec<number | null>,
+  pipeline: {
+    type: 'string',
+    arg: 'N',
+    description:
+      'Batches each replica may hold at once: with 2, a busy replica gets its next batch shortly before the current one ends and starts it at once, instead of idling while answers and batches cross between threads. 1 sends a batch only to an idle replica.',
+    default: 2,
+    parse: integer(1, 4),
+  } satisfies FlagSpec<number>,
   'replica-nice': {
     type: 'string',
     arg: 'N',
@@ -88,6 +96,7 @@ export interface RuntimeFlagValues {
   'max-delay-ms': number | undefined;
   'max-queue': number;
   'max-queue-ms': number | null;
+  pipeline: number;
   'replica-nice': number;
   buckets: number[] | undefined;
 }
@@ -100,6 +109,7 @@ export function classifierOptions(flags: RuntimeFlagValues): ModelOptions {
     maxDelayMs: flags['max-delay-ms'],
     maxQueue: flags['max-queue'],
     maxQueueMs: flags['max-queue-ms'],
+    pipeline: flags.pipeline,
     replicaNice: flags['replica-nice'],
     buckets: flags.buckets,
   };

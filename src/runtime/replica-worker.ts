@@ -12,8 +12,11 @@ const port = parentPort!;
 let session: RuntimeSession | null = null;
 const send = (message: FromReplica, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 
+let chain: Promise<void> = Promise.resolve();
+// One message at a time, in order: a batch sent ahead waits for the one before it (its compute
+// time starts when it does), and close comes after every batch it follows.
 port.on('message', (message: ToReplica) => {
-  void handle(message);
+  chain = chain.then(() => handle(message));
 });
 
 async function handle(message: ToReplica): Promise<void> {

@@ -38,6 +38,13 @@ export interface SchedulerOptions<I> {
    * instead of long waits for everyone. @defaultValue null (only max queue bounds the queue)
    */
   maxQueueMs?: number | null;
+  /**
+   * Batches a replica may hold at once: with 2, a busy replica is handed its next batch before
+   * the current one ends, so it starts at once instead of idling while its answer crosses to the
+   * main thread and the next batch crosses back (which waits for the main thread's event loop,
+   * busiest exactly when the replicas are). @defaultValue 1
+   */
+  pipeline?: number;
 }
 
 export interface SubmitOptions {
@@ -59,7 +66,10 @@ interface Job<I> {
 
 interface Slot {
   replica: Replica;
-  busy: boolean;
+  /** Batches dispatched to this replica and not answered yet (at most the pipeline depth). */
+  running: number;
+  /** When the batch computing now started: its dispatch, or the answer before it when it waited behind one. */
+  since: number;
   /** Set while a replacement for a failed replica is starting. */
   restarting: boolean;
   busyMs: number;
@@ -147,13 +157,15 @@ export class Scheduler<I> {
    * than 8 batches of 1.
    */
   private msPerBatch: number | null = null;
+  /** Time a batch's hand-off to a replica and back adds to its compute (messages, event loops), averaged. */
+  private handoffMs = 0;
   private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
 
   private constructor(
     private readonly options: SchedulerOptions<I>,
     replicas: Replica[],
   ) {
-    this.slots = replicas.map((replica) => ({ replica, busy: false, restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
+    this.slots = replicas.map((replica) => ({ replica, running: 0, since: 0, restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -196,7 +208,7 @@ export class Scheduler<I> {
   admission(): KilnError | null {
     if (this.queue.length >= this.maxQueue) return new KilnError('KILN_ERR_QUEUE_FULL', { depth: this.queue.length, maxQueue: this.maxQueue });
     const limitMs = this.options.maxQueueMs ?? null;
-    if (limitMs !== null && this.queue.length > 0) {
+    if (limitMs !== null) {
       const waitMs = this.expectedWaitMs();
       if (waitMs > limitMs) return new KilnError('KILN_ERR_QUEUE_WAIT', { waitMs: Math.round(waitMs), limitMs, depth: this.queue.length });
     }
@@ -209,14 +221,24 @@ export class Scheduler<I> {
     if (channels.reject.hasSubscribers) channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
   }
 
-  /** How long the queue ahead of a new request, and the request, would take the live replicas. */
+  /**
+   * How long a request arriving now would wait before its batch starts: until a replica is free
+   * (what is left of its batch, and of any batch sent to it ahead), then the full batches queued
+   * before it, each taken by whichever replica frees first. Zero while a replica is idle.
+   */
   private expectedWaitMs(): number {
     const live = this.slots.filter((s) => s.replica.alive && !s.restarting);
-    const idle = live.filter((s) => !s.busy).length;
+    const idle = live.filter((s) => s.running === 0).length;
     // Idle replicas take the queue at once; without history (start-up) the count bound still holds.
-    if (this.queue.length < idle * this.maxBatch || this.msPerBatch === null || live.length === 0) return 0;
-    const rounds = Math.ceil((this.queue.length + 1) / (this.maxBatch * live.length));
-    return rounds * this.msPerBatch;
+    const perBatch = this.msPerBatch;
+    if (this.queue.length < idle * this.maxBatch || perBatch === null || live.length === 0) return 0;
+    const now = performance.now();
+    const freeAt = live.map((s) => (s.running === 0 ? 0 : Math.max(0, s.since + perBatch - now) + (s.running - 1) * perBatch));
+    for (let ahead = Math.floor(this.queue.length / this.maxBatch); ahead > 0; ahead -= 1) {
+      const first = freeAt.indexOf(Math.min(...freeAt));
+      freeAt[first]! += perBatch;
+    }
+    return Math.min(...freeAt);
   }
 
   /** Requests that arrive in the same turn of the event loop can share a batch. */
@@ -236,8 +258,11 @@ export class Scheduler<I> {
     }
     while (this.queue.length > 0) {
       const slot = this.freeSlot();
-      if (!slot) return;
-      const anyBusy = this.slots.some((s) => s.busy);
+      if (!slot) {
+        if (this.dispatchAhead()) continue;
+        return;
+      }
+      const anyBusy = this.slots.some((s) => s.running > 0);
       const waited = performance.now() - this.queue[0]!.enqueuedAt;
       // Wait for companions only while another replica is working: an idle machine answers now.
       if (anyBusy && this.queue.length < this.maxBatch && waited < this.maxDelayMs && this.state === 'open') {
@@ -248,7 +273,7 @@ export class Scheduler<I> {
       // batches of two, not one batch of four and an idle core. The requests this round will
       // take are ordered by length first, so each batch holds similar lengths and pads little
       // (order changes only within one round; every request of the round is dispatched now).
-      const idle = this.slots.filter((sl) => !sl.busy && !sl.restarting && sl.replica.alive).length;
+      const idle = this.slots.filter((sl) => sl.running === 0 && !sl.restarting && sl.replica.alive).length;
       const round = Math.min(this.queue.length, idle * this.maxBatch);
       if (idle > 1 && round > 1) {
         const head = this.queue.splice(0, round).sort((a, b) => a.length - b.length);
@@ -260,11 +285,37 @@ export class Scheduler<I> {
     this.checkDrained();
   }
 
+  /**
+   * With every live replica busy and a pipeline deeper than 1: hands the next batch to the replica
+   * whose batch started first, once that batch is near its end (half its expected time, or two
+   * hand-offs before the end, whichever is later) or a full batch is waiting, so the batch holds
+   * what arrived meanwhile and is already at the replica when it is free. False when it waits.
+   */
+  private dispatchAhead(): boolean {
+    const depth = this.options.pipeline ?? 1;
+    let slot: Slot | undefined;
+    for (const s of this.slots) {
+      if (s.running >= depth || s.restarting || !s.replica.alive) continue;
+      if (!slot || s.running < slot.running || (s.running === slot.running && s.since < slot.since)) slot = s;
+    }
+    if (!slot) return false;
+    const now = performance.now();
+    const expected = this.msPerBatch ?? 0;
+    const due = slot.since + Math.max(expected / 2, expected - 2 * this.handoffMs);
+    if (this.queue.length < this.maxBatch && now < due && this.state === 'open') {
+      this.timer = setTimeout(() => this.pump(), due - now);
+      return false;
+    }
+    const batch = this.takeBatch(this.maxBatch);
+    if (batch.length > 0) this.dispatch(slot, batch);
+    return true;
+  }
+
   /** The free replica that has worked least: spreads load and keeps caches warm evenly. */
   private freeSlot(): Slot | undefined {
     let best: Slot | undefined;
     for (const slot of this.slots) {
-      if (slot.busy || slot.restarting || !slot.replica.alive) continue;
+      if (slot.running > 0 || slot.restarting || !slot.replica.alive) continue;
       if (!best || slot.busyMs < best.busyMs) best = slot;
     }
     return best;
@@ -307,16 +358,31 @@ export class Scheduler<I> {
     );
     const wire = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { ...t, dims: [...t.dims] } as WireTensor]));
     const dispatchedAt = performance.now();
-    const maxQueueMs = Math.max(...batch.map((j) => dispatchedAt - j.enqueuedAt));
+    const firstEnqueued = Math.min(...batch.map((j) => j.enqueuedAt));
     const realTokens = batch.reduce((n, j) => n + j.length, 0);
     for (const job of batch) this.inFlight.add(job);
-    slot.busy = true;
+    // Sent ahead: it starts when the batch before it on this replica is answered.
+    const ahead = slot.running > 0;
+    slot.running += 1;
+    if (!ahead) slot.since = dispatchedAt;
+    /** Counts the batch's time on the replica (from when it started computing) and frees its place. */
+    const finish = (ok: boolean): number => {
+      const now = performance.now();
+      const startedAt = Math.max(dispatchedAt, slot.since);
+      slot.running -= 1;
+      if (slot.running > 0) slot.since = now;
+      for (const job of batch) this.inFlight.delete(job);
+      this.record(slot, batch.length, paddedLength, realTokens, now - startedAt, startedAt - firstEnqueued, ok);
+      return now;
+    };
     slot.replica.run(wire).then(
       (result) => {
-        for (const job of batch) this.inFlight.delete(job);
-        const computeMs = performance.now() - dispatchedAt;
-        this.record(slot, batch.length, paddedLength, realTokens, computeMs, maxQueueMs, true);
-        if (Number.isFinite(result.computeMs)) this.msPerBatch = this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
+        const answeredAt = finish(true);
+        if (Number.isFinite(result.computeMs)) {
+          this.msPerBatch = this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
+          // The round trip beyond the replica's own compute, measured where nothing waited ahead.
+          if (!ahead) this.handoffMs = 0.8 * this.handoffMs + 0.2 * Math.max(0, answeredAt - dispatchedAt - result.computeMs);
+        }
         // The first output has one row per request: logits, an embedding, whatever the task's graph gives.
         const width = result.data.length / batch.length;
         batch.forEach((job, row) => {
@@ -326,14 +392,11 @@ export class Scheduler<I> {
             this.recordLatency(job);
           }
         });
-        slot.busy = false;
         this.pump();
       },
       (err: Error) => {
-        for (const job of batch) this.inFlight.delete(job);
-        this.record(slot, batch.length, paddedLength, realTokens, performance.now() - dispatchedAt, maxQueueMs, false);
+        finish(false);
         slot.failures += 1;
-        slot.busy = false;
         void this.recover(slot, batch, err);
       },
     );
@@ -351,7 +414,8 @@ export class Scheduler<I> {
       } else retry.push(job);
     }
     this.queue.unshift(...retry);
-    const dead = !slot.replica.alive && this.state !== 'closed';
+    // A replica that held two batches fails both: the first failure starts its replacement.
+    const dead = !slot.replica.alive && this.state !== 'closed' && !slot.restarting;
     if (dead) slot.restarting = true;
     // The other replicas take the retried work now; the replacement joins when it has loaded.
     this.pump();
@@ -443,7 +507,7 @@ export class Scheduler<I> {
   }
 
   private checkDrained(): void {
-    if (this.drained && this.queue.length === 0 && this.slots.every((s) => !s.busy && !s.restarting)) {
+    if (this.drained && this.queue.length === 0 && this.slots.every((s) => s.running === 0 && !s.restarting)) {
       const done = this.drained;
       this.drained = null;
       done();
@@ -459,10 +523,10 @@ export class Scheduler<I> {
   stats(): SchedulerStats {
     return Object.freeze({
       replicas: Object.freeze(
-        this.slots.map((s) => Object.freeze({ id: s.replica.id, busy: s.busy, busyMs: s.busyMs, batches: s.batches, items: s.items, failures: s.failures })),
+        this.slots.map((s) => Object.freeze({ id: s.replica.id, busy: s.running > 0, busyMs: s.busyMs, batches: s.batches, items: s.items, failures: s.failures })),
       ),
       queueDepth: this.queue.length,
-      inFlight: this.slots.filter((s) => s.busy).length,
+      inFlight: this.slots.reduce((n, s) => n + s.running, 0),
       ...this.counters,
       batchSizes: Object.freeze({ ...this.histograms.batchSizes }),
       paddedLengths: Object.freeze({ ...this.histograms.paddedLengths }),

@@ -31,6 +31,8 @@ export interface ModelOptions {
   maxQueue?: number;
   /** Refuse requests when the queue would take longer than this to clear, in ms (429). @defaultValue none */
   maxQueueMs?: number | null;
+  /** Batches a replica may hold at once (see SchedulerOptions.pipeline). @defaultValue {@link DEFAULT_PIPELINE} */
+  pipeline?: number;
   /** How much lower the replicas' CPU priority is than the process's (Linux nice). @defaultValue {@link DEFAULT_REPLICA_NICE} */
   replicaNice?: number;
   /** Sequence lengths to pad batches to (text tasks). @defaultValue the artifact's buckets */
@@ -50,6 +52,9 @@ export interface ModelOptions {
  * were answered in a p99 of 14 ms instead of 111 ms, and more requests were accepted.
  */
 export const DEFAULT_REPLICA_NICE = 10;
+
+/** Each replica is handed its next batch before the current one ends (SchedulerOptions.pipeline). */
+export const DEFAULT_PIPELINE = 2;
 
 /** The layout in use: replicas × threads, batching. */
 export interface Layout {
@@ -97,6 +102,7 @@ export async function startScheduler<I>(
     maxDelayMs,
     maxQueue: options.maxQueue,
     maxQueueMs: options.maxQueueMs ?? null,
+    pipeline: options.pipeline ?? DEFAULT_PIPELINE,
     buckets,
     batcher,
   });

@@ -33,7 +33,7 @@ export class ServerMetrics {
     new Gauge({ name: 'kiln_http_requests_in_flight', help: 'HTTP requests received and not yet answered.', registers, collect() { this.set(inFlightRequests()); } });
     new Gauge({ name: 'kiln_model_ready', help: '1 when the model is loaded and the server takes work, else 0 (loading or draining).', registers, collect() { this.set(host.isReady() ? 1 : 0); } });
 
-    const queueWait = new Histogram({ name: 'kiln_queue_wait_seconds', help: 'Longest time a request of each batch waited in the queue.', buckets: SECONDS, registers });
+    const queueWait = new Histogram({ name: 'kiln_queue_wait_seconds', help: 'Longest time a request of each batch waited before the batch started.', buckets: SECONDS, registers });
     const compute = new Histogram({ name: 'kiln_batch_compute_seconds', help: 'Time each batch spent on its replica.', buckets: SECONDS, registers });
     const batchSize = new Histogram({ name: 'kiln_batch_size', help: 'Sequences per batch.', buckets: BATCH_SIZES, registers });
     const fill = new Histogram({ name: 'kiln_batch_fill_ratio', help: 'Real tokens / padded tokens of each batch (1 = no padding).', buckets: FILL, registers });
@@ -45,7 +45,7 @@ export class ServerMetrics {
 
     const stats = () => safeStats(host);
     new Gauge({ name: 'kiln_queue_depth', help: 'Sequences waiting in the queue.', registers, collect() { this.set(stats()?.queueDepth ?? 0); } });
-    new Gauge({ name: 'kiln_batches_in_flight', help: 'Batches running on replicas now.', registers, collect() { this.set(stats()?.inFlight ?? 0); } });
+    new Gauge({ name: 'kiln_batches_in_flight', help: 'Batches on replicas now, those sent ahead included.', registers, collect() { this.set(stats()?.inFlight ?? 0); } });
     new Gauge({
       name: 'kiln_replica_busy_ratio',
       help: 'Share of its lifetime each replica spent computing (busy time / uptime).',

@@ -130,7 +130,9 @@ describe('replica failure', () => {
       assert.equal(killed, 1);
       assert.equal(stats.completed, texts.length, 'each request completed exactly once');
       assert.deepEqual(factoryCalls.sort(), [0, 0, 1], 'replica 0 was replaced once');
-      assert.equal(stats.replicas.find((r) => r.id === 0)?.failures, 1);
+      // Every batch the dead worker held failed: the one it was given, and one sent ahead to it (pipeline 2).
+      const failures = stats.replicas.find((r) => r.id === 0)?.failures ?? 0;
+      assert.ok(failures >= 1 && failures <= 2, `replica 0 failed ${failures} batch(es)`);
     } finally {
       await classifier.close();
     }

@@ -51,7 +51,8 @@ async function gatedServer(serverOptions: ServerOptions, classifierOptions: Mode
   const gated = gatedReplicas();
   const server = createServer({ port: 0, ...serverOptions });
   const url = await server.listen();
-  server.model.set(await TextClassifier.load(artifact, { replicas: 1, replicaFactory: gated.factory, ...classifierOptions }));
+  // One batch at a time on the replica (no batch sent ahead), so the queue fills exactly as each test counts.
+  server.model.set(await TextClassifier.load(artifact, { replicas: 1, pipeline: 1, replicaFactory: gated.factory, ...classifierOptions }));
   return { server, url, ...gated };
 }
 
@@ -102,6 +103,31 @@ describe('overload', () => {
       const metrics = await (await fetch(`${url}/metrics`)).text();
       assert.match(metrics, /^kiln_queue_rejections_total 7$/m);
       assert.match(metrics, /^kiln_http_requests_total\{method="POST",route="\/predict",status="429"\} 7$/m);
+    } finally {
+      open();
+      await server.close();
+    }
+  });
+
+  test('with the default pipeline of 2, a busy replica holds one batch sent ahead; then the queue fills and the rest get 429; all accepted are answered', async () => {
+    const { server, url, open, running } = await gatedServer({}, { maxQueue: 1, pipeline: 2 });
+    const until = async (done: () => boolean): Promise<void> => {
+      while (!done()) await new Promise((resolve) => setImmediate(resolve));
+    };
+    try {
+      const stats = () => server.model.all()[0]!.stats();
+      const accepted = [predict(url, { text: 'a charming and moving film' })];
+      await running;
+      accepted.push(predict(url, { text: 'sent ahead to the busy replica' }));
+      await until(() => stats().inFlight === 2);
+      accepted.push(predict(url, { text: 'waits in the queue' }));
+      await until(() => stats().queueDepth === 1);
+      const refused = await Promise.all(Array.from({ length: 5 }, (_, i) => predict(url, { text: `one too many, ${i}` })));
+      assert.deepEqual(refused.map((r) => r.status), [429, 429, 429, 429, 429]);
+      open();
+      assert.deepEqual((await Promise.all(accepted)).map((r) => r.status), [200, 200, 200]);
+      assert.equal(stats().completed, 3);
+      assert.equal(stats().rejected, 5);
     } finally {
       open();
       await server.close();

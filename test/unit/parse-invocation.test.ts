@@ -201,6 +201,7 @@ describe('parseInvocation', () => {
       'max-delay-ms': undefined,
       'max-queue': 4096,
       'max-queue-ms': null,
+      pipeline: 2,
       'replica-nice': 10,
       buckets: undefined,
     });

@@ -1,6 +1,6 @@
 /** Overload behaviour of the scheduler: deadlines drop unstarted work, --max-queue-ms refuses early. */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
 import type { Replica } from '../../src/runtime/replica.js';
 import { Scheduler } from '../../src/runtime/scheduler.js';
@@ -57,6 +57,13 @@ const INPUTS = [
   { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
   { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] },
 ];
+/** Freezes performance.now (the admission estimate reads how long replicas have been busy); `advance` moves it. */
+function frozenClock(t: TestContext): { advance(ms: number): void } {
+  let now = 1_000;
+  t.mock.method(performance, 'now', () => now);
+  return { advance: (ms) => void (now += ms) };
+}
+
 const seq = (n = 5) => ({ ids: Array.from({ length: n }, (_, i) => i + 1), typeIds: new Array<number>(n).fill(0), truncated: false });
 
 test('submit with a deadline that passes while queued rejects KILN_ERR_DEADLINE_EXCEEDED and never runs', async () => {
@@ -77,7 +84,8 @@ test('submit with a deadline that passes while queued rejects KILN_ERR_DEADLINE_
   await scheduler.destroy();
 });
 
-test('with maxQueueMs, a request whose queue would take the replicas too long is refused with KILN_ERR_QUEUE_WAIT (429), at the queue length their measured speed gives', async () => {
+test('with maxQueueMs, a request whose queue would take the replicas too long is refused with KILN_ERR_QUEUE_WAIT (429), at the queue length their measured speed gives', async (t) => {
+  frozenClock(t);
   // Each batch (of one: max batch 1) costs the replica 10 ms by its own timing; the limit is 50 ms.
   const { replica, held, hold } = timedReplica((rows) => 10 * rows);
   const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 50 });
@@ -86,7 +94,7 @@ test('with maxQueueMs, a request whose queue would take the replicas too long is
   hold();
   const running = scheduler.submit(seq());
   await new Promise((r) => setImmediate(r));
-  // The replica is busy: the k-th queued request waits k batches × 10 ms; 5 fit in 50 ms, the 6th does not.
+  // The replica has just started a batch: the k-th queued request waits for it and k - 1 more, 10 ms each; 5 fit in 50 ms, the 6th does not.
   const queued = Array.from({ length: 4 }, () => scheduler.submit(seq()));
   assert.equal(scheduler.admission(), null, 'with 4 ahead, the 5th waits 50 ms: admitted');
   queued.push(scheduler.submit(seq()));
@@ -105,7 +113,8 @@ test('with maxQueueMs, a request whose queue would take the replicas too long is
   await scheduler.destroy();
 });
 
-test('with maxQueueMs, the queue is costed in batches: 16 queued behind a busy replica with max batch 8 are 2 rounds', async () => {
+test('with maxQueueMs, the queue is costed in batches: 16 queued behind a busy replica with max batch 8 are 2 rounds', async (t) => {
+  frozenClock(t);
   // A batch costs 30 ms whatever its size (by the replica's own timing).
   const { replica, held, hold } = timedReplica(() => 30);
   const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 8, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 60 });
@@ -117,10 +126,60 @@ test('with maxQueueMs, the queue is costed in batches: 16 queued behind a busy r
   const queued = Array.from({ length: 16 }, () => scheduler.submit(seq()));
   assert.equal(scheduler.stats().queueDepth, 16);
   assert.equal(scheduler.stats().rejected, 0);
-  // The 17th would be the third round: 90 ms > 60 ms.
+  // The 17th would start after the running batch and two full ones: 90 ms > 60 ms.
   queued.push(scheduler.submit(seq()));
   await assert.rejects(queued.at(-1)!, { code: 'KILN_ERR_QUEUE_WAIT' });
   await releaseAll(scheduler, held);
   await Promise.all([running, ...queued.slice(0, -1)]);
+  await scheduler.destroy();
+});
+
+test('with maxQueueMs and an empty queue, a request waits for what is left of the busy replicas\' batches: refused while that is over the limit, admitted once it is not', async (t) => {
+  const clock = frozenClock(t);
+  // Each batch costs 30 ms by the replica's own timing; the limit is 20 ms.
+  const { replica, held, hold } = timedReplica(() => 30);
+  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 8, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 20 });
+  await scheduler.submit(seq());
+  hold();
+  const running = scheduler.submit(seq());
+  await new Promise((r) => setImmediate(r));
+  assert.equal(scheduler.stats().queueDepth, 0);
+  // Just started: 30 ms left.
+  await assert.rejects(scheduler.submit(seq()), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'KILN_ERR_QUEUE_WAIT');
+    assert.match(err.message, /30 ms/);
+    return true;
+  });
+  // 15 ms later, 15 ms are left.
+  clock.advance(15);
+  assert.equal(scheduler.admission(), null);
+  const admitted = scheduler.submit(seq());
+  await releaseAll(scheduler, held);
+  await Promise.all([running, admitted]);
+  assert.equal(scheduler.stats().rejected, 1);
+  await scheduler.destroy();
+});
+
+test('with maxQueueMs and a pipeline of 2, a batch already sent ahead to the busy replica counts in the wait', async (t) => {
+  const clock = frozenClock(t);
+  // 10 ms per batch by the replica's timing, max batch 1 (a waiting request is a full batch, sent ahead at once), limit 12 ms.
+  const { replica, held, hold } = timedReplica(() => 10);
+  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 12, pipeline: 2 });
+  await scheduler.submit(seq());
+  hold();
+  const running = scheduler.submit(seq());
+  await new Promise((r) => setImmediate(r));
+  clock.advance(5);
+  // 5 ms left of the running batch: admitted, and sent ahead to the replica.
+  const ahead = scheduler.submit(seq());
+  await new Promise((r) => setImmediate(r));
+  assert.equal(scheduler.stats().inFlight, 2);
+  assert.equal(scheduler.stats().queueDepth, 0);
+  // Now a request waits 5 ms + the 10 ms batch ahead of it: 15 ms > 12 ms.
+  assert.equal(scheduler.admission()?.code, 'KILN_ERR_QUEUE_WAIT');
+  clock.advance(4);
+  assert.equal(scheduler.admission(), null, '4 ms later: 1 + 10 = 11 ms');
+  await releaseAll(scheduler, held);
+  await Promise.all([running, ahead]);
   await scheduler.destroy();
 });

@@ -494,6 +494,104 @@ describe('Scheduler dispatch to replicas', () => {
   });
 });
 
+describe('Scheduler pipeline (a busy replica is handed its next batch ahead)', () => {
+  test('pipeline 2: with the only replica busy, the next batch goes to it when its batch is expected to end (less two hand-offs, at least half-way), not before; answers keep their order', async (t) => {
+    const clock = fakeClock(t);
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 4, maxDelayMs: 0, pipeline: 2 });
+    // One answered batch teaches the speed: 1 ms per batch by the replica's own timing.
+    const warm = submit(scheduler, seq(999, 3));
+    await assertAnswered([warm]);
+    fleet.outcome = () => 'hold';
+    const first = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(2);
+    const second = [submit(scheduler, seq(1001, 3)), submit(scheduler, seq(1002, 3))];
+    await afterPump();
+    assert.equal(fleet.runs.length, 2, 'not sent ahead at once: later arrivals may still join it');
+    // The replica reported 1 ms per batch, and hand-offs here take no time: due 1 ms after it started.
+    clock.advance(0.5);
+    await afterPump();
+    assert.equal(fleet.runs.length, 2, 'not half-way through');
+    clock.advance(0.5);
+    await fleet.waitForRuns(3);
+    assert.equal(fleet.at(2).replica, fleet.at(1).replica, 'sent to the busy replica');
+    assert.deepEqual(fleet.at(2).tags, [1001, 1002]);
+    assert.equal(fleet.at(1).state, 'pending', 'while its batch still runs');
+    assert.equal(scheduler.stats().inFlight, 2);
+    // A third batch waits: the replica holds two already.
+    const third = submit(scheduler, seq(1003, 3));
+    clock.advance(10);
+    await afterPump();
+    assert.equal(fleet.runs.length, 3);
+    // The first batch answered: the second computes now, and the third goes ahead of its end.
+    fleet.at(1).release();
+    await first.promise;
+    clock.advance(1);
+    await fleet.waitForRuns(4);
+    assert.deepEqual(fleet.at(3).tags, [1003]);
+    assert.equal(fleet.at(2).state, 'pending');
+    fleet.at(2).release();
+    fleet.at(3).release();
+    await assertAnswered([first, ...second, third]);
+    assertComputedOnceEach(fleet, [warm, first, ...second, third]);
+  });
+
+  test('pipeline 2: a full batch waiting is sent ahead at once', async (t) => {
+    fakeClock(t);
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 2, maxDelayMs: 0, pipeline: 2 });
+    await assertAnswered([submit(scheduler, seq(999, 3))]);
+    fleet.outcome = () => 'hold';
+    const first = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(2);
+    const full = [submit(scheduler, seq(1001, 3)), submit(scheduler, seq(1002, 3))];
+    await fleet.waitForRuns(3);
+    assert.deepEqual(fleet.at(2).tags, [1001, 1002]);
+    fleet.at(1).release();
+    fleet.at(2).release();
+    await assertAnswered([first, ...full]);
+  });
+
+  test('pipeline 1 (the default): nothing is sent to a busy replica, however long it runs', async (t) => {
+    const clock = fakeClock(t);
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 4, maxDelayMs: 0 });
+    await assertAnswered([submit(scheduler, seq(999, 3))]);
+    fleet.outcome = () => 'hold';
+    const first = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(2);
+    const later = submit(scheduler, seq(1001, 3));
+    clock.advance(100);
+    await afterPump();
+    assert.equal(fleet.runs.length, 2);
+    fleet.at(1).release();
+    await fleet.waitForRuns(3);
+    fleet.at(2).release();
+    await assertAnswered([first, later]);
+  });
+
+  test('pipeline 2: a replica that crashes holding two batches is replaced once, and each request of both is answered once', async (t) => {
+    const clock = fakeClock(t);
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 2, maxDelayMs: 0, pipeline: 2 });
+    const warm = submit(scheduler, seq(999, 3));
+    await assertAnswered([warm]);
+    fleet.outcome = (replica) => (replica.generation === 0 ? 'hold' : 'ok');
+    const requests = [submit(scheduler, seq(1000, 3))];
+    await fleet.waitForRuns(2);
+    requests.push(submit(scheduler, seq(1001, 3)));
+    clock.advance(1);
+    await fleet.waitForRuns(3);
+    assert.equal(scheduler.stats().inFlight, 2);
+    // The worker exits: both of its batches fail.
+    fleet.at(1).crash();
+    fleet.at(2).fail(new Error('replica 0 exited with code 1'));
+    await assertAnswered(requests);
+    assert.deepEqual(fleet.factoryCalls, [0, 0], 'one replacement for one crash');
+    assertComputedOnceEach(fleet, [warm, ...requests]);
+  });
+});
+
 describe('Scheduler dynamic delay (maxDelayMs)', () => {
   test('submit() while another replica is busy waits maxDelayMs from the first arrival; arrivals within it join the batch', async (t) => {
     const clock = fakeClock(t);
