@@ -58,7 +58,8 @@ export const runtimeFlags = {
   'max-queue-ms': {
     type: 'string',
     arg: 'MS',
-    description: 'Refuse requests (429) when the queue would take longer than this to clear at the replicas\' measured speed: fast refusals instead of long waits under overload.',
+    description:
+      "Refuse a request (429) that would wait longer than this before its batch starts (what is left of the running batches, then the queue, at the replicas' measured speed): fast refusals instead of long waits under overload.",
     default: null as number | null,
     defaultText: 'none (only --max-queue bounds the queue)',
     parse: integer(1, 3_600_000),

@@ -303,8 +303,8 @@ export const ERRORS = {
   ),
   KILN_ERR_QUEUE_WAIT: def<{ waitMs: number; limitMs: number; depth: number }>(
     429,
-    'The queue would take longer to clear than --max-queue-ms allows: the server is overloaded and refuses fast.',
-    (p) => `the server is overloaded: the ${p.depth} queued requests would take about ${p.waitMs} ms to clear (the limit is ${p.limitMs} ms); retry after a short pause, or add replicas`,
+    'A request would wait longer than --max-queue-ms before its batch starts: the server is overloaded and refuses fast.',
+    (p) => `the server is overloaded: a request now would wait about ${p.waitMs} ms before its batch starts (the running batches, then ${p.depth} queued requests; the limit is ${p.limitMs} ms); retry after a short pause, or add replicas`,
   ),
   KILN_ERR_DEADLINE_EXCEEDED: def<{ waitedMs: number }>(
     504,
