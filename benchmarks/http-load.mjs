@@ -1,7 +1,7 @@
 // A small HTTP/1.1 load generator for the overload benchmark: keep-alive TCP connections, one
 // request in flight on each, requests encoded once, responses read by status line and
-// Content-Length. It is lean on purpose: it shares two cores with the server it measures, and
-// node:http's client cost about twice the CPU per request (measured in overload.mjs's CPU line).
+// Content-Length. It is lean on purpose: it shares two cores with the server it measures
+// (overload.mjs prints the CPU each used).
 //
 // Open loop (`openLoop`): requests leave at a constant rate, evenly spaced, whatever the server
 // does, and each latency counts from the moment its request was due (not from when a free
