@@ -37,12 +37,22 @@ export function refusalFor(host: ModelHost, method: string | undefined, url: str
     const match = pattern.exec(path);
     if (match === null) continue;
     // Without a name in the path the target is known only when one model is served.
-    const name = match[1];
-    const target = name !== undefined ? host.all().find((m) => m.manifest.name === decodeURIComponent(name)) : host.names().length === 1 ? host.all()[0] : undefined;
+    const name = match[1] === undefined ? undefined : decoded(match[1]);
+    if (name === null) return null;
+    const target = name !== undefined ? host.all().find((m) => m.manifest.name === name) : host.names().length === 1 ? host.all()[0] : undefined;
     const error = target?.refuseEarly() ?? null;
     return error === null ? null : { error, route };
   }
   return null;
+}
+
+/** A percent-encoded path segment, or null when it does not decode (fastify then answers it). */
+function decoded(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
 }
 
 export interface RawRefusalOptions {

@@ -7,6 +7,7 @@ import { createServer as createHttpServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { installEarlyRefusal, refuseRaw, type RawRefusalOptions } from './admission.js';
 import { KilnError } from '../core/errors.js';
+import { debug } from '../core/log.js';
 import { installApiKey } from './auth.js';
 import { RequestTracker } from './drain.js';
 import { installErrorHandling } from './http-errors.js';
@@ -82,10 +83,18 @@ export function createServer(options: ServerOptions = {}): KilnServer {
     serverFactory: (handler) => {
       const refusal: RawRefusalOptions = { host: model, apiKey, publicPaths: HEALTH_PATHS, count: (...args) => metrics.count(...args) };
       const server = createHttpServer((request, response) => {
-        if (!refuseRaw(request, response, refusal)) handler(request, response);
+        let refused = false;
+        try {
+          refused = refuseRaw(request, response, refusal);
+        } catch (err) {
+          // Nothing may throw here, outside fastify: a request the early check cannot judge goes on to fastify.
+          debug(`early refusal check failed for ${request.method} ${(request.url ?? '').split('?')[0]}: ${(err as Error).message}`);
+        }
+        if (!refused) handler(request, response);
       });
       // fastify's own defaults for the server it would have made.
       server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+      server.requestTimeout = 0;
       return server;
     },
   });

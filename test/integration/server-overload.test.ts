@@ -134,6 +134,45 @@ describe('overload', () => {
     }
   });
 
+  test('a model name that is not valid percent-encoding (/v2/models/%E0%A4%A/infer) gets a 4xx, and the server keeps serving', async () => {
+    const { server, url, open } = await gatedServer({}, { maxQueue: 1 });
+    open();
+    try {
+      const bad = await fetch(`${url}/v2/models/%E0%A4%A/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.ok(bad.status >= 400 && bad.status < 500, `status ${bad.status}`);
+      const after = await predict(url, { text: 'still serving' });
+      assert.equal(after.status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a refusal is answered before fastify sees the request: its onRequest hooks never run for it', async () => {
+    const gated = gatedReplicas();
+    const server = createServer({ port: 0 });
+    let seenByFastify = 0;
+    server.app.addHook('onRequest', async (request) => {
+      if (request.url === '/predict') seenByFastify += 1;
+    });
+    const url = await server.listen();
+    server.model.set(await TextClassifier.load(artifact, { replicas: 1, pipeline: 1, maxQueue: 1, replicaFactory: gated.factory }));
+    try {
+      const first = predict(url, { text: 'on the replica' });
+      await gated.running;
+      const queued = predict(url, { text: 'in the queue' });
+      while (server.model.all()[0]!.stats().queueDepth < 1) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(seenByFastify, 2);
+      const refused = await predict(url, { text: 'refused' });
+      assert.equal(refused.status, 429);
+      assert.equal(seenByFastify, 2, 'the refused request never reached fastify');
+      gated.open();
+      assert.deepEqual((await Promise.all([first, queued])).map((r) => r.status), [200, 200]);
+    } finally {
+      gated.open();
+      await server.close();
+    }
+  });
+
   test('a full queue refuses before reading the body: an invalid body gets 429, not 400, on /predict and KServe (in its {"error"} shape)', async () => {
     const { server, url, open, running } = await gatedServer({}, { maxQueue: 1 });
     try {
