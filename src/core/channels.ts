@@ -18,9 +18,9 @@ export interface BatchEvent {
   paddedLength: number;
   /** Real tokens / padded tokens, in (0, 1]. */
   fill: number;
-  /** Time on the replica, milliseconds. */
+  /** Time on the replica from when the batch started (its dispatch, or the answer of the batch before it on that replica), milliseconds. */
   computeMs: number;
-  /** Longest time a request of this batch waited in the queue, milliseconds. */
+  /** Longest time a request of this batch waited before the batch started (queue, then behind the batch before it), milliseconds. */
   maxQueueMs: number;
   ok: boolean;
 }

@@ -1,8 +1,9 @@
 /**
  * The scheduler, in the shape of undici's Pool: one queue in front of N replicas, dynamic
  * batching (max batch, max delay, token budget), length buckets (a batch is padded to the
- * smallest bucket that fits its longest sequence), dispatch to the least-busy free replica,
- * a bounded queue that refuses with a coded error, an immutable stats() snapshot, close()
+ * smallest bucket that fits its longest sequence), dispatch to the least-busy free replica
+ * (or, with a pipeline, ahead to the busy one expected to free first), a bounded queue and an
+ * expected-wait limit that refuse with coded errors, an immutable stats() snapshot, close()
  * that finishes queued work and destroy() that fails it. Every request settles exactly once,
  * also when replicas fail: a crashed replica is replaced and its batch retried.
  */
@@ -33,9 +34,10 @@ export interface SchedulerOptions<I> {
   /** Tries per request before it fails with KILN_ERR_REPLICA_FAILED. @defaultValue 2 */
   maxAttempts?: number;
   /**
-   * Refuse a request (KILN_ERR_QUEUE_WAIT, 429) when the queue ahead of it would take longer
-   * than this to clear at the replicas' measured speed, in ms: overload turns into fast refusals
-   * instead of long waits for everyone. @defaultValue null (only max queue bounds the queue)
+   * Refuse a request (KILN_ERR_QUEUE_WAIT, 429) that would wait longer than this before its batch
+   * starts (what is left of the running batches and batches sent ahead, then the queue, at the
+   * replicas' measured speed), in ms: overload turns into fast refusals instead of long waits
+   * for everyone. @defaultValue null (only max queue bounds the queue)
    */
   maxQueueMs?: number | null;
   /**
@@ -70,6 +72,8 @@ interface Slot {
   running: number;
   /** When the batch computing now started: its dispatch, or the answer before it when it waited behind one. */
   since: number;
+  /** Padded tokens (rows × bucket) of each batch on the replica, oldest (computing) first. */
+  tokens: number[];
   /** Set while a replacement for a failed replica is starting. */
   restarting: boolean;
   busyMs: number;
@@ -159,13 +163,15 @@ export class Scheduler<I> {
   private msPerBatch: number | null = null;
   /** Time a batch's hand-off to a replica and back adds to its compute (messages, event loops), averaged. */
   private handoffMs = 0;
+  /** Padded tokens per batch, averaged like msPerBatch: a batch of twice as many is expected to take twice as long. */
+  private tokensPerBatch: number | null = null;
   private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
 
   private constructor(
     private readonly options: SchedulerOptions<I>,
     replicas: Replica[],
   ) {
-    this.slots = replicas.map((replica) => ({ replica, running: 0, since: 0, restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
+    this.slots = replicas.map((replica) => ({ replica, running: 0, since: 0, tokens: [], restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -233,12 +239,21 @@ export class Scheduler<I> {
     const perBatch = this.msPerBatch;
     if (this.queue.length < idle * this.maxBatch || perBatch === null || live.length === 0) return 0;
     const now = performance.now();
-    const freeAt = live.map((s) => (s.running === 0 ? 0 : Math.max(0, s.since + perBatch - now) + (s.running - 1) * perBatch));
-    for (let ahead = Math.floor(this.queue.length / this.maxBatch); ahead > 0; ahead -= 1) {
-      const first = freeAt.indexOf(Math.min(...freeAt));
-      freeAt[first]! += perBatch;
-    }
-    return Math.min(...freeAt);
+    const freeAt = live.map((s) => (s.running === 0 ? 0 : Math.max(0, this.expectedEnd(s) - now))).sort((a, b) => a - b);
+    // The full batches queued ahead go round the replicas, the first free first.
+    const ahead = Math.floor(this.queue.length / this.maxBatch);
+    return freeAt[ahead % live.length]! + Math.floor(ahead / live.length) * perBatch;
+  }
+
+  /** How long a batch of `tokens` padded tokens is expected to take, from the replicas' own timing. */
+  private expectedMs(tokens: number): number {
+    const perBatch = this.msPerBatch ?? 0;
+    return this.tokensPerBatch ? (perBatch * tokens) / this.tokensPerBatch : perBatch;
+  }
+
+  /** When a busy replica is expected to have answered every batch it holds. */
+  private expectedEnd(slot: Slot): number {
+    return slot.tokens.reduce((end, tokens) => end + this.expectedMs(tokens), slot.since);
   }
 
   /** Requests that arrive in the same turn of the event loop can share a batch. */
@@ -287,21 +302,24 @@ export class Scheduler<I> {
 
   /**
    * With every live replica busy and a pipeline deeper than 1: hands the next batch to the replica
-   * whose batch started first, once that batch is near its end (half its expected time, or two
-   * hand-offs before the end, whichever is later) or a full batch is waiting, so the batch holds
-   * what arrived meanwhile and is already at the replica when it is free. False when it waits.
+   * expected to free first (its batches costed by their padded tokens), once it is near that
+   * moment (half the last batch's expected time, or two hand-offs before it, whichever is
+   * later) or a full batch is waiting, so the batch holds what arrived meanwhile and is already
+   * at the replica when it is free. False when it waits.
    */
   private dispatchAhead(): boolean {
     const depth = this.options.pipeline ?? 1;
     let slot: Slot | undefined;
+    let end = Infinity;
     for (const s of this.slots) {
       if (s.running >= depth || s.restarting || !s.replica.alive) continue;
-      if (!slot || s.running < slot.running || (s.running === slot.running && s.since < slot.since)) slot = s;
+      const e = this.expectedEnd(s);
+      if (e < end) [slot, end] = [s, e];
     }
     if (!slot) return false;
     const now = performance.now();
-    const expected = this.msPerBatch ?? 0;
-    const due = slot.since + Math.max(expected / 2, expected - 2 * this.handoffMs);
+    const last = this.expectedMs(slot.tokens.at(-1) ?? 0);
+    const due = end - Math.min(last / 2, 2 * this.handoffMs);
     if (this.queue.length < this.maxBatch && now < due && this.state === 'open') {
       this.timer = setTimeout(() => this.pump(), due - now);
       return false;
@@ -364,12 +382,14 @@ export class Scheduler<I> {
     // Sent ahead: it starts when the batch before it on this replica is answered.
     const ahead = slot.running > 0;
     slot.running += 1;
+    slot.tokens.push(paddedLength * batch.length);
     if (!ahead) slot.since = dispatchedAt;
     /** Counts the batch's time on the replica (from when it started computing) and frees its place. */
     const finish = (ok: boolean): number => {
       const now = performance.now();
       const startedAt = Math.max(dispatchedAt, slot.since);
       slot.running -= 1;
+      slot.tokens.shift();
       if (slot.running > 0) slot.since = now;
       for (const job of batch) this.inFlight.delete(job);
       this.record(slot, batch.length, paddedLength, realTokens, now - startedAt, startedAt - firstEnqueued, ok);
@@ -380,6 +400,8 @@ export class Scheduler<I> {
         const answeredAt = finish(true);
         if (Number.isFinite(result.computeMs)) {
           this.msPerBatch = this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
+          const tokens = paddedLength * batch.length;
+          this.tokensPerBatch = this.tokensPerBatch === null ? tokens : 0.8 * this.tokensPerBatch + 0.2 * tokens;
           // The round trip beyond the replica's own compute, measured where nothing waited ahead.
           if (!ahead) this.handoffMs = 0.8 * this.handoffMs + 0.2 * Math.max(0, answeredAt - dispatchedAt - result.computeMs);
         }

@@ -29,7 +29,7 @@ export interface ModelOptions {
   maxDelayMs?: number;
   /** Most requests waiting before new ones are refused (429 in the server). @defaultValue 4096 */
   maxQueue?: number;
-  /** Refuse requests when the queue would take longer than this to clear, in ms (429). @defaultValue none */
+  /** Refuse a request that would wait longer than this before its batch starts, in ms (429). @defaultValue none */
   maxQueueMs?: number | null;
   /** Batches a replica may hold at once (see SchedulerOptions.pipeline). @defaultValue {@link DEFAULT_PIPELINE} */
   pipeline?: number;

@@ -536,6 +536,29 @@ describe('Scheduler pipeline (a busy replica is handed its next batch ahead)', (
     assertComputedOnceEach(fleet, [warm, first, ...second, third]);
   });
 
+  test('pipeline 2: the batch goes ahead to the replica expected to free first, costed by padded tokens, not to the one that started first', async (t) => {
+    const clock = fakeClock(t);
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4, maxDelayMs: 0, pipeline: 2 });
+    // Teaches the speed: a batch of 16 padded tokens takes 1 ms.
+    const warm = submit(scheduler, seq(999, 3));
+    await assertAnswered([warm]);
+    fleet.outcome = () => 'hold';
+    // Replica A: 64 padded tokens, expected 4 ms. Half a millisecond later, replica B: 16 tokens, 1 ms.
+    const long = submit(scheduler, seq(1000, 60));
+    await fleet.waitForRuns(2);
+    clock.advance(0.5);
+    const short = submit(scheduler, seq(1001, 3));
+    await fleet.waitForRuns(3);
+    assert.notEqual(fleet.at(2).replica, fleet.at(1).replica);
+    const next = submit(scheduler, seq(1002, 3));
+    clock.advance(1);
+    await fleet.waitForRuns(4);
+    assert.equal(fleet.at(3).replica, fleet.at(2).replica, 'sent to the replica with the short batch');
+    for (const i of [1, 2, 3]) fleet.at(i).release();
+    await assertAnswered([long, short, next]);
+  });
+
   test('pipeline 2: a full batch waiting is sent ahead at once', async (t) => {
     fakeClock(t);
     const fleet = new Fleet();
