@@ -72,15 +72,13 @@ async function readSentences(limit) {
   return rows.slice(0, limit).map((row) => row.split('\t')[column].trim());
 }
 
+/** The flags passed on to kiln serve, as given (unset ones and --max-queue-ms 0 stay kiln serve's defaults). */
+const SERVE_FLAGS = ['max-queue-ms', 'max-batch', 'replica-nice', 'pipeline', 'replicas'];
+const serveFlags = SERVE_FLAGS.filter((name) => flags[name] !== '' && !(name === 'max-queue-ms' && Number(flags[name]) === 0));
+
 /** `kiln serve` as a child process on a free loopback port; resolves once GET /ping answers 200. */
 async function startServer(cacheDir) {
-  // --max-queue-ms 0: none (only --max-queue bounds the queue).
-  const serveFlags = Number(flags['max-queue-ms']) > 0 ? ['--max-queue-ms', String(Number(flags['max-queue-ms']))] : [];
-  if (flags['max-batch']) serveFlags.push('--max-batch', String(Number(flags['max-batch'])));
-  if (flags['replica-nice']) serveFlags.push('--replica-nice', String(Number(flags['replica-nice'])));
-  if (flags.pipeline) serveFlags.push('--pipeline', String(Number(flags.pipeline)));
-  if (flags.replicas) serveFlags.push('--replicas', flags.replicas === 'auto' ? 'auto' : String(Number(flags.replicas)));
-  const child = spawn(process.execPath, [CLI, 'serve', MODEL, '--host', '127.0.0.1', '--max-queue', String(maxQueue), ...serveFlags], {
+  const child = spawn(process.execPath, [CLI, 'serve', MODEL, '--host', '127.0.0.1', '--max-queue', String(maxQueue), ...serveFlags.flatMap((name) => [`--${name}`, flags[name]])], {
     env: { ...process.env, PORT: '0', KILN_CACHE_DIR: cacheDir },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -216,7 +214,7 @@ try {
   const drift = mean(tail) / mean(warm) - 1;
 
   const lines = [
-    `overload: kiln serve ${layout.replicas} replica(s) × ${layout.threadsPerReplica} thread(s), max batch ${layout.maxBatch}, --max-queue ${maxQueue}${Number(flags['max-queue-ms']) > 0 ? `, --max-queue-ms ${flags['max-queue-ms']}` : ''}${flags['replica-nice'] ? `, --replica-nice ${flags['replica-nice']}` : ''}${flags.pipeline ? `, --pipeline ${flags.pipeline}` : ''}; ${cores} cores, load ${loadAtStart.toFixed(1)} at start; loopback`,
+    `overload: kiln serve ${layout.replicas} replica(s) × ${layout.threadsPerReplica} thread(s), max batch ${layout.maxBatch}, --max-queue ${maxQueue}${serveFlags.map((name) => `, --${name} ${flags[name]}`).join('')}; ${cores} cores, load ${loadAtStart.toFixed(1)} at start; loopback`,
     `  unloaded (${UNLOADED.connections} connection, ${UNLOADED.seconds} s): ${rate(unloaded.accepted / unloaded.elapsed)}, p50 ${ms(percentile(unloaded.ok, 50))}, p99 ${ms(unloadedP99)}`,
     `  sustainable rate R (${SUSTAINED.connections} connections, ${SUSTAINED.seconds} s): ${rate(sustainable)}, p99 ${ms(percentile(sustained.ok, 99))}, refused ${sustained.refused}`,
     `  overload at ${OVERLOAD_FACTOR}× R = ${rate(offered)} offered open loop, evenly spaced, ${seconds} s (${over.elapsed.toFixed(1)} s until the last answer); CPU: server ${serverCpu === null ? 'n/a' : `${serverCpu.all.toFixed(2)} cores (main thread ${serverCpu.main.toFixed(2)})`}, load generator ${benchCpu.toFixed(2)} cores):`,

@@ -68,12 +68,13 @@ interface Job<I> {
 
 interface Slot {
   replica: Replica;
-  /** Batches dispatched to this replica and not answered yet (at most the pipeline depth). */
-  running: number;
   /** When the batch computing now started: its dispatch, or the answer before it when it waited behind one. */
   since: number;
-  /** Padded tokens (rows × bucket) of each batch on the replica, oldest (computing) first. */
-  tokens: number[];
+  /**
+   * Padded tokens (rows × bucket) of each batch dispatched to this replica and not answered yet,
+   * oldest (computing) first: its length is how many the replica holds (at most the pipeline depth).
+   */
+  held: number[];
   /** Set while a replacement for a failed replica is starting. */
   restarting: boolean;
   busyMs: number;
@@ -171,7 +172,7 @@ export class Scheduler<I> {
     private readonly options: SchedulerOptions<I>,
     replicas: Replica[],
   ) {
-    this.slots = replicas.map((replica) => ({ replica, running: 0, since: 0, tokens: [], restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
+    this.slots = replicas.map((replica) => ({ replica, since: 0, held: [], restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -234,12 +235,12 @@ export class Scheduler<I> {
    */
   private expectedWaitMs(): number {
     const live = this.slots.filter((s) => s.replica.alive && !s.restarting);
-    const idle = live.filter((s) => s.running === 0).length;
+    const idle = live.filter((s) => s.held.length === 0).length;
     // Idle replicas take the queue at once; without history (start-up) the count bound still holds.
     const perBatch = this.msPerBatch;
     if (this.queue.length < idle * this.maxBatch || perBatch === null || live.length === 0) return 0;
     const now = performance.now();
-    const freeAt = live.map((s) => (s.running === 0 ? 0 : Math.max(0, this.expectedEnd(s) - now))).sort((a, b) => a - b);
+    const freeAt = live.map((s) => (s.held.length === 0 ? 0 : Math.max(0, this.expectedEnd(s) - now))).sort((a, b) => a - b);
     // The full batches queued ahead go round the replicas, the first free first.
     const ahead = Math.floor(this.queue.length / this.maxBatch);
     return freeAt[ahead % live.length]! + Math.floor(ahead / live.length) * perBatch;
@@ -253,7 +254,7 @@ export class Scheduler<I> {
 
   /** When a busy replica is expected to have answered every batch it holds. */
   private expectedEnd(slot: Slot): number {
-    return slot.tokens.reduce((end, tokens) => end + this.expectedMs(tokens), slot.since);
+    return slot.held.reduce((end, tokens) => end + this.expectedMs(tokens), slot.since);
   }
 
   /** Requests that arrive in the same turn of the event loop can share a batch. */
@@ -277,7 +278,7 @@ export class Scheduler<I> {
         if (this.dispatchAhead()) continue;
         return;
       }
-      const anyBusy = this.slots.some((s) => s.running > 0);
+      const anyBusy = this.slots.some((s) => s.held.length > 0);
       const waited = performance.now() - this.queue[0]!.enqueuedAt;
       // Wait for companions only while another replica is working: an idle machine answers now.
       if (anyBusy && this.queue.length < this.maxBatch && waited < this.maxDelayMs && this.state === 'open') {
@@ -288,7 +289,7 @@ export class Scheduler<I> {
       // batches of two, not one batch of four and an idle core. The requests this round will
       // take are ordered by length first, so each batch holds similar lengths and pads little
       // (order changes only within one round; every request of the round is dispatched now).
-      const idle = this.slots.filter((sl) => sl.running === 0 && !sl.restarting && sl.replica.alive).length;
+      const idle = this.slots.filter((sl) => sl.held.length === 0 && !sl.restarting && sl.replica.alive).length;
       const round = Math.min(this.queue.length, idle * this.maxBatch);
       if (idle > 1 && round > 1) {
         const head = this.queue.splice(0, round).sort((a, b) => a.length - b.length);
@@ -312,13 +313,13 @@ export class Scheduler<I> {
     let slot: Slot | undefined;
     let end = Infinity;
     for (const s of this.slots) {
-      if (s.running >= depth || s.restarting || !s.replica.alive) continue;
+      if (s.held.length >= depth || s.restarting || !s.replica.alive) continue;
       const e = this.expectedEnd(s);
       if (e < end) [slot, end] = [s, e];
     }
     if (!slot) return false;
     const now = performance.now();
-    const last = this.expectedMs(slot.tokens.at(-1) ?? 0);
+    const last = this.expectedMs(slot.held.at(-1) ?? 0);
     const due = end - Math.min(last / 2, 2 * this.handoffMs);
     if (this.queue.length < this.maxBatch && now < due && this.state === 'open') {
       this.timer = setTimeout(() => this.pump(), due - now);
@@ -333,7 +334,7 @@ export class Scheduler<I> {
   private freeSlot(): Slot | undefined {
     let best: Slot | undefined;
     for (const slot of this.slots) {
-      if (slot.running > 0 || slot.restarting || !slot.replica.alive) continue;
+      if (slot.held.length > 0 || slot.restarting || !slot.replica.alive) continue;
       if (!best || slot.busyMs < best.busyMs) best = slot;
     }
     return best;
@@ -380,17 +381,16 @@ export class Scheduler<I> {
     const realTokens = batch.reduce((n, j) => n + j.length, 0);
     for (const job of batch) this.inFlight.add(job);
     // Sent ahead: it starts when the batch before it on this replica is answered.
-    const ahead = slot.running > 0;
-    slot.running += 1;
-    slot.tokens.push(paddedLength * batch.length);
+    const ahead = slot.held.length > 0;
+    const paddedTokens = paddedLength * batch.length;
+    slot.held.push(paddedTokens);
     if (!ahead) slot.since = dispatchedAt;
     /** Counts the batch's time on the replica (from when it started computing) and frees its place. */
     const finish = (ok: boolean): number => {
       const now = performance.now();
       const startedAt = Math.max(dispatchedAt, slot.since);
-      slot.running -= 1;
-      slot.tokens.shift();
-      if (slot.running > 0) slot.since = now;
+      slot.held.shift();
+      if (slot.held.length > 0) slot.since = now;
       for (const job of batch) this.inFlight.delete(job);
       this.record(slot, batch.length, paddedLength, realTokens, now - startedAt, startedAt - firstEnqueued, ok);
       return now;
@@ -400,8 +400,7 @@ export class Scheduler<I> {
         const answeredAt = finish(true);
         if (Number.isFinite(result.computeMs)) {
           this.msPerBatch = this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
-          const tokens = paddedLength * batch.length;
-          this.tokensPerBatch = this.tokensPerBatch === null ? tokens : 0.8 * this.tokensPerBatch + 0.2 * tokens;
+          this.tokensPerBatch = this.tokensPerBatch === null ? paddedTokens : 0.8 * this.tokensPerBatch + 0.2 * paddedTokens;
           // The round trip beyond the replica's own compute, measured where nothing waited ahead.
           if (!ahead) this.handoffMs = 0.8 * this.handoffMs + 0.2 * Math.max(0, answeredAt - dispatchedAt - result.computeMs);
         }
@@ -529,7 +528,7 @@ export class Scheduler<I> {
   }
 
   private checkDrained(): void {
-    if (this.drained && this.queue.length === 0 && this.slots.every((s) => s.running === 0 && !s.restarting)) {
+    if (this.drained && this.queue.length === 0 && this.slots.every((s) => s.held.length === 0 && !s.restarting)) {
       const done = this.drained;
       this.drained = null;
       done();
@@ -545,10 +544,10 @@ export class Scheduler<I> {
   stats(): SchedulerStats {
     return Object.freeze({
       replicas: Object.freeze(
-        this.slots.map((s) => Object.freeze({ id: s.replica.id, busy: s.running > 0, busyMs: s.busyMs, batches: s.batches, items: s.items, failures: s.failures })),
+        this.slots.map((s) => Object.freeze({ id: s.replica.id, busy: s.held.length > 0, busyMs: s.busyMs, batches: s.batches, items: s.items, failures: s.failures })),
       ),
       queueDepth: this.queue.length,
-      inFlight: this.slots.reduce((n, s) => n + s.running, 0),
+      inFlight: this.slots.reduce((n, s) => n + s.held.length, 0),
       ...this.counters,
       batchSizes: Object.freeze({ ...this.histograms.batchSizes }),
       paddedLengths: Object.freeze({ ...this.histograms.paddedLengths }),

@@ -7,8 +7,8 @@
  * request, before fastify builds its request and reply objects and runs its hooks and error
  * handler ({@link refuseRaw}, installed by the server's factory): at 4× the sustainable rate
  * three requests in four are refused, and their cost on the one HTTP thread decides how late
- * the accepted ones are answered. The same rule runs as an onRequest hook for requests that
- * reach fastify another way (`app.inject`). Neither refuses a request that would not get past
+ * the accepted ones are answered. The same rule runs as an onRequest hook for requests the raw
+ * door has not judged (those that reach fastify another way: `app.inject`). Neither refuses a request that would not get past
  * the API key or that arrives while loading or draining: fastify answers those (401, 503).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -55,6 +55,9 @@ function decoded(segment: string): string | null {
   }
 }
 
+/** Requests the raw door has already judged and let through: the hook does not judge them again. */
+const judged = new WeakSet<IncomingMessage>();
+
 export interface RawRefusalOptions {
   host: ModelHost;
   apiKey: string | null;
@@ -74,7 +77,10 @@ export function refuseRaw(request: IncomingMessage, response: ServerResponse, op
   if (options.apiKey && !authorized(options.apiKey, url, request.headers, options.publicPaths)) return false;
   const started = performance.now();
   const refusal = refusalFor(options.host, request.method, url);
-  if (refusal === null) return false;
+  if (refusal === null) {
+    judged.add(request);
+    return false;
+  }
   const body = JSON.stringify(errorBody(url, refusal.error));
   response.writeHead(refusal.error.status, {
     'content-type': 'application/json; charset=utf-8',
@@ -88,6 +94,7 @@ export function refuseRaw(request: IncomingMessage, response: ServerResponse, op
 
 export function installEarlyRefusal(app: FastifyInstance, host: ModelHost): void {
   app.addHook('onRequest', async (request) => {
+    if (judged.has(request.raw)) return;
     const refusal = refusalFor(host, request.method, request.url);
     if (refusal) throw refusal.error;
   });

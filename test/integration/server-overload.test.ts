@@ -62,6 +62,11 @@ async function errorCode(res: Response): Promise<string> {
   return ((await res.json()) as { error: { code: string } }).error.code;
 }
 
+/** Resolves once `done()` holds, checking after each turn of the event loop (no timed sleeps). */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Resolves when `count` of the responses have arrived. */
 function whenSettled(responses: Array<Promise<Response>>, count: number): Promise<void> {
   let settled = 0;
@@ -111,9 +116,6 @@ describe('overload', () => {
 
   test('with the default pipeline of 2, a busy replica holds one batch sent ahead; then the queue fills and the rest get 429; all accepted are answered', async () => {
     const { server, url, open, running } = await gatedServer({}, { maxQueue: 1, pipeline: 2 });
-    const until = async (done: () => boolean): Promise<void> => {
-      while (!done()) await new Promise((resolve) => setImmediate(resolve));
-    };
     try {
       const stats = () => server.model.all()[0]!.stats();
       const accepted = [predict(url, { text: 'a charming and moving film' })];
@@ -160,11 +162,16 @@ describe('overload', () => {
       const first = predict(url, { text: 'on the replica' });
       await gated.running;
       const queued = predict(url, { text: 'in the queue' });
-      while (server.model.all()[0]!.stats().queueDepth < 1) await new Promise((resolve) => setImmediate(resolve));
+      await until(() => server.model.all()[0]!.stats().queueDepth === 1);
       assert.equal(seenByFastify, 2);
       const refused = await predict(url, { text: 'refused' });
       assert.equal(refused.status, 429);
       assert.equal(seenByFastify, 2, 'the refused request never reached fastify');
+      // A request that reaches fastify without a socket (inject) is judged by the same rule in a
+      // hook, also before its body is read: an invalid body gets 429, not 400.
+      const injected = await server.app.inject({ method: 'POST', url: '/predict', headers: { 'content-type': 'application/json' }, payload: '{"text": 5, "unknown": true' });
+      assert.equal(injected.statusCode, 429);
+      assert.equal(injected.headers['kiln-error-code'], 'KILN_ERR_QUEUE_FULL');
       gated.open();
       assert.deepEqual((await Promise.all([first, queued])).map((r) => r.status), [200, 200]);
     } finally {
@@ -180,7 +187,7 @@ describe('overload', () => {
       await running;
       const queued = predict(url, { text: 'waits in the queue' });
       // The queue holds one request once the scheduler has it: wait for that, not for time.
-      while (server.model.all()[0]!.stats().queueDepth < 1) await new Promise((resolve) => setImmediate(resolve));
+      await until(() => server.model.all()[0]!.stats().queueDepth === 1);
       const invalid = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text": 5, "unknown": true' });
       assert.equal(invalid.status, 429, 'refused before the body was parsed or validated');
       assert.equal(await errorCode(invalid), 'KILN_ERR_QUEUE_FULL');
@@ -206,7 +213,7 @@ describe('overload', () => {
       const first = fetch(`${url}/predict`, { method: 'POST', headers: withKey, body: JSON.stringify({ text: 'a charming and moving film' }) });
       await running;
       const queued = fetch(`${url}/predict`, { method: 'POST', headers: withKey, body: JSON.stringify({ text: 'waits in the queue' }) });
-      while (server.model.all()[0]!.stats().queueDepth < 1) await new Promise((resolve) => setImmediate(resolve));
+      await until(() => server.model.all()[0]!.stats().queueDepth === 1);
       const anonymous = await predict(url, { text: 'no key' });
       assert.equal(anonymous.status, 401);
       assert.equal(await errorCode(anonymous), 'KILN_ERR_HTTP_UNAUTHORIZED');
