@@ -11,13 +11,22 @@ import { CLI, mib, ROOT, scratch } from './lib.mjs';
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 40;
 const { dir, cleanup } = await scratch();
 try {
-  const sentences = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8')).trim().split('\n').slice(1).map((l) => l.split('\t')[0].trim());
+  const sentences = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8'))
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t')[0].trim());
   const input = join(dir, 'million.tsv');
   const out = createWriteStream(input);
   out.write('sentence\tlabel\n');
-  for (let i = 0; i < 1_000_000; i += 1) if (!out.write(`${sentences[i % sentences.length]}\t${i % 2}\n`)) await new Promise((r) => out.once('drain', r));
+  for (let i = 0; i < 1_000_000; i += 1)
+    if (!out.write(`${sentences[i % sentences.length]}\t${i % 2}\n`)) await new Promise((r) => out.once('drain', r));
   await new Promise((r) => out.end(r));
-  const child = spawn(process.execPath, [CLI, 'batch', join(ROOT, 'models', 'sst2-distilbert-tiny'), input, '-o', join(dir, 'out.jsonl')], { env: { ...process.env, KILN_CACHE_DIR: join(dir, 'cache') }, stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'batch', join(ROOT, 'models', 'sst2-distilbert-tiny'), input, '-o', join(dir, 'out.jsonl')],
+    { env: { ...process.env, KILN_CACHE_DIR: join(dir, 'cache') }, stdio: 'ignore' },
+  );
   const samples = [];
   for (let s = 0; s < seconds; s += 1) {
     await new Promise((r) => setTimeout(r, 1000));
@@ -31,7 +40,9 @@ try {
   const late = samples.slice(-5);
   const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const growth = avg(late) / avg(early) - 1;
-  console.log(`batch-memory: 1,000,000-row input; ${rows} rows done in ${seconds} s; RSS ${mib(avg(early))} after warm-up, ${mib(avg(late))} at the end: ${(growth * 100).toFixed(1)} % (flat if within ±10 %: ${Math.abs(growth) <= 0.1 ? 'PASS' : 'FAIL'})`);
+  console.log(
+    `batch-memory: 1,000,000-row input; ${rows} rows done in ${seconds} s; RSS ${mib(avg(early))} after warm-up, ${mib(avg(late))} at the end: ${(growth * 100).toFixed(1)} % (flat if within ±10 %: ${Math.abs(growth) <= 0.1 ? 'PASS' : 'FAIL'})`,
+  );
 } finally {
   await cleanup();
 }

@@ -15,14 +15,21 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { scratch, DIST, mib } from './lib.mjs';
+import { DIST, mib, scratch } from './lib.mjs';
 
 const { synthesizeVision } = await import(`${DIST}/import/synth-vision.js`);
 const { calibrate, calibrationTensors, quantizeStatic } = await import(`${DIST}/compiler/static-quantize.js`);
 const { createSession, RUNTIME_VERSION } = await import(`${DIST}/runtime/binding.js`);
 const { readModel, encodeModel } = await import(`${DIST}/onnx/proto.js`);
 
-const { values: flags } = parseArgs({ options: { calibration: { type: 'string' }, images: { type: 'string' }, seconds: { type: 'string' }, variants: { type: 'boolean' } } });
+const { values: flags } = parseArgs({
+  options: {
+    calibration: { type: 'string' },
+    images: { type: 'string' },
+    seconds: { type: 'string' },
+    variants: { type: 'boolean' },
+  },
+});
 const positive = (name, fallback) => {
   const raw = flags[name] ?? String(fallback);
   if (!/^[1-9][0-9]*$/.test(raw)) {
@@ -45,16 +52,26 @@ const note = (line) => process.stderr.write(`${line}\n`);
  */
 function images(count, seed, mean, std) {
   let state = seed >>> 0 || 1;
-  const random = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const random = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
   const data = new Float32Array(count * PIXELS);
   for (let n = 0; n < count; n += 1) {
-    const waves = Array.from({ length: 6 }, () => ({ fx: (random() * 8) / SIZE, fy: (random() * 8) / SIZE, phase: random() * 2 * Math.PI, amplitude: random(), mix: [random(), random(), random()] }));
+    const waves = Array.from({ length: 6 }, () => ({
+      fx: (random() * 8) / SIZE,
+      fy: (random() * 8) / SIZE,
+      phase: random() * 2 * Math.PI,
+      amplitude: random(),
+      mix: [random(), random(), random()],
+    }));
     const base = [random(), random(), random()];
     for (let c = 0; c < 3; c += 1) {
       for (let y = 0; y < SIZE; y += 1) {
         for (let x = 0; x < SIZE; x += 1) {
           let v = base[c] - 0.5;
-          for (const w of waves) v += 0.25 * w.amplitude * w.mix[c] * Math.cos(2 * Math.PI * (w.fx * x + w.fy * y) + w.phase);
+          for (const w of waves)
+            v += 0.25 * w.amplitude * w.mix[c] * Math.cos(2 * Math.PI * (w.fx * x + w.fy * y) + w.phase);
           data[n * PIXELS + (c * SIZE + y) * SIZE + x] = (Math.min(1, Math.max(0, 0.5 + v)) - mean[c]) / std[c];
         }
       }
@@ -78,16 +95,27 @@ try {
   function* calibrationBatches() {
     for (let i = 0; i < CALIBRATION; i += 8) {
       const count = Math.min(8, CALIBRATION - i);
-      yield { data: images(count, 1_000_000 + i, processor.image_mean, processor.image_std), dims: [count, 3, SIZE, SIZE] };
+      yield {
+        data: images(count, 1_000_000 + i, processor.image_mean, processor.image_std),
+        dims: [count, 3, SIZE, SIZE],
+      };
     }
   }
   const calibration = await calibrate(fp32, calibrationTensors(fp32), calibrationBatches(), { intraOpThreads: cores });
   const calibrationSeconds = (performance.now() - calibrationStarted) / 1000;
   const variants = [{ name: 'int8', label: 'int8 (default: 7-bit per-channel weights, bias correction)', options: {} }];
   if (flags.variants) {
-    variants.push({ name: 'int8-8bit', label: 'int8, 8-bit weights (reduceRange: false)', options: { reduceRange: false } });
+    variants.push({
+      name: 'int8-8bit',
+      label: 'int8, 8-bit weights (reduceRange: false)',
+      options: { reduceRange: false },
+    });
     variants.push({ name: 'int8-per-tensor', label: 'int8, per-tensor weight scales', options: { perChannel: false } });
-    variants.push({ name: 'int8-no-bias-correction', label: 'int8, no bias correction', options: { biasCorrection: false } });
+    variants.push({
+      name: 'int8-no-bias-correction',
+      label: 'int8, no bias correction',
+      options: { biasCorrection: false },
+    });
   }
   for (const v of variants) {
     const { model, report } = quantizeStatic(fp32, calibration, v.options);
@@ -106,7 +134,9 @@ try {
     m.logits = new Float32Array(IMAGES * 1000);
     for (let i = 0; i < IMAGES; i += 8) {
       const count = Math.min(8, IMAGES - i);
-      const out = await m.session.run({ pixel_values: { data: evaluation.subarray(i * PIXELS, (i + count) * PIXELS), dims: [count, 3, SIZE, SIZE] } });
+      const out = await m.session.run({
+        pixel_values: { data: evaluation.subarray(i * PIXELS, (i + count) * PIXELS), dims: [count, 3, SIZE, SIZE] },
+      });
       m.logits.set(out.logits.data, i * 1000);
     }
   }
@@ -193,23 +223,43 @@ try {
       cos += cosine(r, q) / IMAGES;
       cosCentered += cosine(rows(referenceCentered, i), rows(c, i)) / IMAGES;
     }
-    Object.assign(v, { maxDelta, rmsDelta, top1: top1 / IMAGES, top1Centered: top1Centered / IMAGES, confident, confidentTop1, cos, cosCentered });
+    Object.assign(v, {
+      maxDelta,
+      rmsDelta,
+      top1: top1 / IMAGES,
+      top1Centered: top1Centered / IMAGES,
+      confident,
+      confidentTop1,
+      cos,
+      cosCentered,
+    });
   }
 
   const pct = (x) => `${(x * 100).toFixed(1)} %`;
-  console.log(`cnn-int8 on resnet-50 (synthetic), ${cpus()[0]?.model.trim()}, ${cores} cores, onnxruntime-node ${RUNTIME_VERSION}, load ${loadAtStart.toFixed(1)} → ${loadavg()[0].toFixed(1)}`);
+  console.log(
+    `cnn-int8 on resnet-50 (synthetic), ${cpus()[0]?.model.trim()}, ${cores} cores, onnxruntime-node ${RUNTIME_VERSION}, load ${loadAtStart.toFixed(1)} → ${loadavg()[0].toFixed(1)}`,
+  );
   const int8 = variants[0];
-  console.log(`  calibration: ${calibration.samples} images in ${calibration.batches} batches, ${calibrationSeconds.toFixed(1)} s; quantized ${JSON.stringify(int8.report.quantized)}, ${int8.report.foldedRelu} Relu folded, kept fp32 ${JSON.stringify(int8.report.keptFp32)}`);
+  console.log(
+    `  calibration: ${calibration.samples} images in ${calibration.batches} batches, ${calibrationSeconds.toFixed(1)} s; quantized ${JSON.stringify(int8.report.quantized)}, ${int8.report.foldedRelu} Relu folded, kept fp32 ${JSON.stringify(int8.report.keptFp32)}`,
+  );
   console.log(`  weights: fp32 ${mib(int8.report.weightBytes.before)} → int8 ${mib(int8.report.weightBytes.after)}`);
   for (const batch of [8, 1]) {
     const ratio = int8[`batch${batch}`] / models[0][`batch${batch}`];
     console.log(
       `  batch ${batch}: fp32 ${models[0][`batch${batch}`].toFixed(1)} images/s, ` +
-        variants.map((v) => `${v.name} ${v[`batch${batch}`].toFixed(1)} images/s (${(v[`batch${batch}`] / models[0][`batch${batch}`]).toFixed(2)}×)`).join(', ') +
+        variants
+          .map(
+            (v) =>
+              `${v.name} ${v[`batch${batch}`].toFixed(1)} images/s (${(v[`batch${batch}`] / models[0][`batch${batch}`]).toFixed(2)}×)`,
+          )
+          .join(', ') +
         `: int8/fp32 = ${ratio.toFixed(2)}× (target ≥ 1.8×: ${ratio >= 1.8 ? 'PASS' : 'FAIL'})`,
     );
   }
-  console.log(`  agreement with fp32 on ${IMAGES} images disjoint from calibration (fp32 predicts ${distinct} distinct classes):`);
+  console.log(
+    `  agreement with fp32 on ${IMAGES} images disjoint from calibration (fp32 predicts ${distinct} distinct classes):`,
+  );
   for (const v of variants) {
     console.log(
       `    ${v.label}: top-1 ${pct(v.top1)} (target ≥ 98 %: ${v.top1 >= 0.98 ? 'PASS' : 'FAIL'}); max |Δlogit| ${v.maxDelta.toFixed(3)}, RMS ${v.rmsDelta.toFixed(3)}; ` +

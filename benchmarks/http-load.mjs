@@ -26,7 +26,16 @@ const TICK_MS = 1;
 const HEADER_END = Buffer.from('\r\n\r\n');
 
 function tally() {
-  return { ok: [], refusedLatency: [], status: new Map(), retryAfterMissing: 0, errors: 0, timeouts: 0, sent: 0, answered: 0 };
+  return {
+    ok: [],
+    refusedLatency: [],
+    status: new Map(),
+    retryAfterMissing: 0,
+    errors: 0,
+    timeouts: 0,
+    sent: 0,
+    answered: 0,
+  };
 }
 
 function summary(t, elapsed) {
@@ -63,7 +72,7 @@ class Connection {
     this.socket.on('error', () => undefined);
     this.socket.on('close', () => {
       this.closed = true;
-      this.finish((c) => (this.t.errors += 1));
+      this.finish((_c) => (this.t.errors += 1));
     });
     this.socket.setTimeout(TIMEOUT_MS, () => {
       if (this.current) this.finish(() => (this.t.timeouts += 1));
@@ -142,12 +151,19 @@ function pool(url, t, max) {
     /** Opens `count` connections ahead of a run, so connecting is not timed as the server's latency. */
     async warm(count) {
       const fresh = Array.from({ length: Math.max(0, Math.min(count, max) - all.size) }, () => open());
-      await Promise.all(fresh.map((c) => new Promise((resolve) => (c.socket.connecting ? c.socket.once('connect', resolve).once('close', resolve) : resolve()))));
+      await Promise.all(
+        fresh.map(
+          (c) =>
+            new Promise((resolve) =>
+              c.socket.connecting ? c.socket.once('connect', resolve).once('close', resolve) : resolve(),
+            ),
+        ),
+      );
       for (const c of fresh) if (!c.closed) idle.push(c);
     },
     acquire(use) {
       let c = idle.pop();
-      while (c && c.closed) c = idle.pop();
+      while (c?.closed) c = idle.pop();
       if (c) use(c);
       else if (all.size < max) use(open());
       else waiting.push(use);

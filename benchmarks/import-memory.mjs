@@ -11,10 +11,14 @@ const { dir, cleanup } = await scratch();
 try {
   const checkpoint = join(dir, preset);
   process.stderr.write(`synthesizing ${preset} (safetensors)…\n`);
-  await nodeEval(`import { synthesize } from '${DIST}/import/synth.js'; await synthesize({ preset: '${preset}', out: '${checkpoint}' }); console.log('{}');`);
+  await nodeEval(
+    `import { synthesize } from '${DIST}/import/synth.js'; await synthesize({ preset: '${preset}', out: '${checkpoint}' }); console.log('{}');`,
+  );
   const bytes = (await stat(join(checkpoint, 'model.safetensors'))).size;
 
-  const baseline = await nodeEval(`import '${DIST}/import/import.js'; console.log(JSON.stringify({ maxRss: process.resourceUsage().maxRSS * 1024 }));`);
+  const baseline = await nodeEval(
+    `import '${DIST}/import/import.js'; console.log(JSON.stringify({ maxRss: process.resourceUsage().maxRSS * 1024 }));`,
+  );
   process.stderr.write('importing…\n');
   const run = await nodeEval(
     `import { importCheckpoint } from '${DIST}/import/import.js';
@@ -24,8 +28,12 @@ try {
   );
   const ratio = run.maxRss / bytes;
   const workRatio = (run.maxRss - baseline.maxRss) / bytes;
-  console.log(`import-memory ${preset}: checkpoint ${mib(bytes)}, peak RSS ${mib(run.maxRss)} (idle kiln process ${mib(baseline.maxRss)}), ${(run.ms / 1000).toFixed(1)} s`);
-  console.log(`  peak / checkpoint = ${ratio.toFixed(2)}×  (target < 2.5×: ${ratio < 2.5 ? 'PASS' : 'FAIL'}); above the idle process: ${workRatio.toFixed(2)}×`);
+  console.log(
+    `import-memory ${preset}: checkpoint ${mib(bytes)}, peak RSS ${mib(run.maxRss)} (idle kiln process ${mib(baseline.maxRss)}), ${(run.ms / 1000).toFixed(1)} s`,
+  );
+  console.log(
+    `  peak / checkpoint = ${ratio.toFixed(2)}×  (target < 2.5×: ${ratio < 2.5 ? 'PASS' : 'FAIL'}); above the idle process: ${workRatio.toFixed(2)}×`,
+  );
   process.exitCode = ratio < 2.5 ? 0 : 1;
 } finally {
   await cleanup();

@@ -27,7 +27,9 @@ try {
   );
 
   // 16 texts of exactly 30 words: 32 tokens each with [CLS] and [SEP].
-  const texts = Array.from({ length: 16 }, (_, i) => Array.from({ length: 30 }, (_, j) => ['good', 'film', 'story', 'actor', 'scene', 'plot'][(i + j) % 6]).join(' '));
+  const texts = Array.from({ length: 16 }, (_, i) =>
+    Array.from({ length: 30 }, (_, j) => ['good', 'film', 'story', 'actor', 'scene', 'plot'][(i + j) % 6]).join(' '),
+  );
   const textsFile = join(dir, 'texts.json');
   await writeFile(textsFile, JSON.stringify(texts));
   const rate = (artifact) =>
@@ -84,10 +86,18 @@ try {
   const int8 = await rate(join(dir, 'int8.kiln'));
   const speedup = int8.perSecond / fp32.perSecond;
   const size = sizes.int8e / sizes.fp32;
-  console.log(`int8-speed on distilbert-base-uncased (synthetic), ${cpus()[0]?.model.trim()}, ${availableParallelism()} cores, layout ${fp32.layout.replicas}×${fp32.layout.threadsPerReplica}, batch 16 × 32 tokens`);
-  console.log(`  fp32 ${fp32.perSecond.toFixed(1)} texts/s, int8 ${int8.perSecond.toFixed(1)} texts/s: int8/fp32 = ${speedup.toFixed(2)}× (target ≥ 2.5×: ${speedup >= 2.5 ? 'PASS' : 'FAIL'})`);
-  console.log(`  bare GEMM 512×768×3072 on this CPU: fp32 ${gemm.fp32.toFixed(0)} GFLOP/s, int8 ${gemm.int8.toFixed(0)} GOP/s: ceiling ${(gemm.int8 / gemm.fp32).toFixed(2)}×`);
-  console.log(`  model.onnx fp32 ${mib(sizes.fp32)}, int8 ${mib(sizes.int8)}, int8 + embeddings ${mib(sizes.int8e)}: ${size.toFixed(3)}× (target ≤ 0.3×: ${size <= 0.3 ? 'PASS' : 'FAIL'})`);
+  console.log(
+    `int8-speed on distilbert-base-uncased (synthetic), ${cpus()[0]?.model.trim()}, ${availableParallelism()} cores, layout ${fp32.layout.replicas}×${fp32.layout.threadsPerReplica}, batch 16 × 32 tokens`,
+  );
+  console.log(
+    `  fp32 ${fp32.perSecond.toFixed(1)} texts/s, int8 ${int8.perSecond.toFixed(1)} texts/s: int8/fp32 = ${speedup.toFixed(2)}× (target ≥ 2.5×: ${speedup >= 2.5 ? 'PASS' : 'FAIL'})`,
+  );
+  console.log(
+    `  bare GEMM 512×768×3072 on this CPU: fp32 ${gemm.fp32.toFixed(0)} GFLOP/s, int8 ${gemm.int8.toFixed(0)} GOP/s: ceiling ${(gemm.int8 / gemm.fp32).toFixed(2)}×`,
+  );
+  console.log(
+    `  model.onnx fp32 ${mib(sizes.fp32)}, int8 ${mib(sizes.int8)}, int8 + embeddings ${mib(sizes.int8e)}: ${size.toFixed(3)}× (target ≤ 0.3×: ${size <= 0.3 ? 'PASS' : 'FAIL'})`,
+  );
 } finally {
   await cleanup();
 }

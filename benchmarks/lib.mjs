@@ -21,11 +21,18 @@ export async function nodeEval(code, env = {}) {
   const file = join(tmpdir(), `kiln-bench-eval-${process.pid}-${evals++}.mjs`);
   await writeFile(file, code);
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [file], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     child.on('exit', () => void rm(file, { force: true }));
     let out = '';
     child.stdout.on('data', (c) => (out += c));
-    child.on('exit', (status) => (status === 0 ? resolvePromise(JSON.parse(out.trim().split('\n').at(-1))) : reject(new Error(`child exited ${status}: ${out}`))));
+    child.on('exit', (status) =>
+      status === 0
+        ? resolvePromise(JSON.parse(out.trim().split('\n').at(-1)))
+        : reject(new Error(`child exited ${status}: ${out}`)),
+    );
   });
 }
 

@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import { DIST, mib, nodeEval, ROOT, scratch } from './lib.mjs';
 
-const source = process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : join(ROOT, 'models', 'sst2-distilbert-tiny');
+const source =
+  process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : join(ROOT, 'models', 'sst2-distilbert-tiny');
 const precision = process.argv.includes('int8') ? 'int8' : 'fp32';
 const { dir, cleanup } = await scratch();
 try {
@@ -17,7 +18,9 @@ try {
      console.log(JSON.stringify(r.manifest.memory));`,
     env,
   );
-  console.log(`memory-estimate ${source} (${precision}): ${mib(compiled.processBytes ?? 0)} per process + ${mib(compiled.perReplicaBytes)} per replica (session measured at compile ${mib(compiled.measuredBytes)}, analytic ${mib(compiled.estimateBytes)}) at batch ${compiled.batch} × ${compiled.length}`);
+  console.log(
+    `memory-estimate ${source} (${precision}): ${mib(compiled.processBytes ?? 0)} per process + ${mib(compiled.perReplicaBytes)} per replica (session measured at compile ${mib(compiled.measuredBytes)}, analytic ${mib(compiled.estimateBytes)}) at batch ${compiled.batch} × ${compiled.length}`,
+  );
   let worst = 0;
   for (const replicas of [1, 2, 4]) {
     const r = await nodeEval(
@@ -37,7 +40,9 @@ try {
     const predicted = (compiled.processBytes ?? 0) + replicas * compiled.perReplicaBytes;
     const error = (predicted - r.increase) / r.increase;
     worst = Math.max(worst, Math.abs(error));
-    console.log(`  ${replicas} replica(s): RSS +${mib(r.increase)}, predicted ${mib(predicted)}: ${(error * 100).toFixed(1)} % (batches per replica ${r.per.join('/')})`);
+    console.log(
+      `  ${replicas} replica(s): RSS +${mib(r.increase)}, predicted ${mib(predicted)}: ${(error * 100).toFixed(1)} % (batches per replica ${r.per.join('/')})`,
+    );
   }
   console.log(`  worst |error| ${(worst * 100).toFixed(1)} % (target ≤ 25 %: ${worst <= 0.25 ? 'PASS' : 'FAIL'})`);
   process.exitCode = worst <= 0.25 ? 0 : 1;

@@ -67,21 +67,38 @@ function percentile(values, p) {
 const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
 
 async function readSentences(limit) {
-  const [header, ...rows] = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
+  const [header, ...rows] = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const column = header.split('\t').indexOf('sentence');
   return rows.slice(0, limit).map((row) => row.split('\t')[column].trim());
 }
 
 /** The flags passed on to kiln serve, as given (unset ones and --max-queue-ms 0 stay kiln serve's defaults). */
 const SERVE_FLAGS = ['max-queue-ms', 'max-batch', 'replica-nice', 'pipeline', 'replicas'];
-const serveFlags = SERVE_FLAGS.filter((name) => flags[name] !== '' && !(name === 'max-queue-ms' && Number(flags[name]) === 0));
+const serveFlags = SERVE_FLAGS.filter(
+  (name) => flags[name] !== '' && !(name === 'max-queue-ms' && Number(flags[name]) === 0),
+);
 
 /** `kiln serve` as a child process on a free loopback port; resolves once GET /ping answers 200. */
 async function startServer(cacheDir) {
-  const child = spawn(process.execPath, [CLI, 'serve', MODEL, '--host', '127.0.0.1', '--max-queue', String(maxQueue), ...serveFlags.flatMap((name) => [`--${name}`, flags[name]])], {
-    env: { ...process.env, PORT: '0', KILN_CACHE_DIR: cacheDir },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'serve',
+      MODEL,
+      '--host',
+      '127.0.0.1',
+      '--max-queue',
+      String(maxQueue),
+      ...serveFlags.flatMap((name) => [`--${name}`, flags[name]]),
+    ],
+    {
+      env: { ...process.env, PORT: '0', KILN_CACHE_DIR: cacheDir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let log = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => (log = (log + chunk).slice(-8192)));
@@ -94,14 +111,19 @@ async function startServer(cacheDir) {
         resolve(match[1]);
       }
     };
-    const onExit = (code, signal) => reject(new Error(`kiln serve exited (${signal ?? code}) before listening:\n${log}`));
+    const onExit = (code, signal) =>
+      reject(new Error(`kiln serve exited (${signal ?? code}) before listening:\n${log}`));
     child.stderr.on('data', onData);
     child.on('exit', onExit);
   });
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`kiln serve exited while loading:\n${log}`);
-    const status = await fetch(`${url}/ping`).then((r) => r.status, () => 0);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`kiln serve exited while loading:\n${log}`);
+    const status = await fetch(`${url}/ping`).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) break;
     if (Date.now() > deadline) throw new Error(`kiln serve not ready after ${READY_TIMEOUT_MS / 1000} s:\n${log}`);
     await sleep(200);
@@ -120,7 +142,10 @@ async function statSeconds(file) {
 
 /** CPU seconds of the whole process and of its main thread (HTTP, JSON, tokenizing, scheduling). */
 async function cpuSeconds(pid) {
-  const [all, main] = await Promise.all([statSeconds(`/proc/${pid}/stat`), statSeconds(`/proc/${pid}/task/${pid}/stat`)]);
+  const [all, main] = await Promise.all([
+    statSeconds(`/proc/${pid}/stat`),
+    statSeconds(`/proc/${pid}/task/${pid}/stat`),
+  ]);
   return all === null || main === null ? null : { all, main };
 }
 
@@ -162,7 +187,11 @@ try {
 
   const offered = Math.round(OVERLOAD_FACTOR * sustainable);
   note(`onset: ${rate(offered)} for ${ONSET.seconds} s`);
-  const onset = await openLoop(server.url, bodies, { rate: offered, seconds: ONSET.seconds, connections: OVERLOAD_CONNECTIONS });
+  const onset = await openLoop(server.url, bodies, {
+    rate: offered,
+    seconds: ONSET.seconds,
+    connections: OVERLOAD_CONNECTIONS,
+  });
   await sleep(ONSET.pauseMs);
   note(`overload: ${rate(offered)} for ${seconds} s`);
   const before = (await settled(server.url)).scheduler;
@@ -174,7 +203,10 @@ try {
   const serverCpu =
     serverCpuBefore === null || serverCpuAfter === null
       ? null
-      : { all: (serverCpuAfter.all - serverCpuBefore.all) / over.elapsed, main: (serverCpuAfter.main - serverCpuBefore.main) / over.elapsed };
+      : {
+          all: (serverCpuAfter.all - serverCpuBefore.all) / over.elapsed,
+          main: (serverCpuAfter.main - serverCpuBefore.main) / over.elapsed,
+        };
   const overAlive = server.alive();
   // The server's own view of the last 10 s of the overload: queue + compute, without HTTP.
   const serverRecent = overAlive ? (await stats(server.url)).scheduler.recent : null;
@@ -205,10 +237,19 @@ try {
   const rejected = after ? after.rejected - before.rejected : NaN;
   const failed = after ? after.failed - before.failed : NaN;
   const batches = after ? after.batches - before.batches : NaN;
-  const busyMs = after ? after.replicas.reduce((a, r) => a + r.busyMs, 0) - before.replicas.reduce((a, r) => a + r.busyMs, 0) : NaN;
+  const busyMs = after
+    ? after.replicas.reduce((a, r) => a + r.busyMs, 0) - before.replicas.reduce((a, r) => a + r.busyMs, 0)
+    : NaN;
   // The client waits for every request it sent, so the server's counters and the client's must agree exactly.
-  const everyAnswered = submitted === completed && failed === 0 && completed === over.accepted && over.answered === over.sent && over.errors === 0 && over.timeouts === 0;
-  const excessRefused = over.refused > 0 && rejected === over.refused && over.retryAfterMissing === 0 && over.otherStatus === 0;
+  const everyAnswered =
+    submitted === completed &&
+    failed === 0 &&
+    completed === over.accepted &&
+    over.answered === over.sent &&
+    over.errors === 0 &&
+    over.timeouts === 0;
+  const excessRefused =
+    over.refused > 0 && rejected === over.refused && over.retryAfterMissing === 0 && over.otherStatus === 0;
   const warm = rss.slice(Math.floor(rss.length / 10));
   const tail = rss.slice(rss.length - Math.max(1, Math.floor(rss.length / 10)));
   const drift = mean(tail) / mean(warm) - 1;

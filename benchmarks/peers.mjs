@@ -3,11 +3,11 @@
 // throughput issue's "figures it must reach". Every figure is a ratio within the run because
 // this machine's speed moves by 2× from run to run (GEMM peak measured between 330 and 630 GOP/s).
 //   npm run bench:peers -- [--sentences N] [--json FILE]
-import { writeFile, mkdir, copyFile, symlink, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pipeline, env } from '@huggingface/transformers';
+import { env, pipeline } from '@huggingface/transformers';
 import { DIST, ROOT, scratch } from './lib.mjs';
 
 const { synthesize } = await import(`${DIST}/import/synth.js`);
@@ -40,7 +40,9 @@ const loadAtStart = loadavg()[0];
 const note = (line) => process.stderr.isTTY && process.stderr.write(`${line}\n`);
 
 async function readSentences(limit) {
-  const [header, ...rows] = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
+  const [header, ...rows] = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const column = header.split('\t').indexOf('sentence');
   const sentences = rows.map((row) => row.split('\t')[column].trim());
   return limit === undefined ? sentences : sentences.slice(0, limit);
@@ -48,7 +50,11 @@ async function readSentences(limit) {
 
 /** The better of a batch-1 loop and batch-16 calls, as sentences/s, after a warm-up. */
 async function transformersJs(name, dtype, sentences) {
-  const pipe = await pipeline('text-classification', name, { dtype, device: 'cpu', session_options: { intraOpNumThreads: cores } });
+  const pipe = await pipeline('text-classification', name, {
+    dtype,
+    device: 'cpu',
+    session_options: { intraOpNumThreads: cores },
+  });
   try {
     for (const s of sentences.slice(0, 8)) await pipe(s);
     await pipe(sentences.slice(0, 16));
@@ -74,7 +80,12 @@ async function int8GemmPeak(dir) {
   g.node('DynamicQuantizeMatMul', ['A', 'B', 'b_scale', 'b_zero_point'], { domain: 'com.microsoft', outputs: ['Y'] });
   const model = g.toModel({ '': 17, 'com.microsoft': 1 });
   // GraphBuilder stores float and integer weights only; the int8 ones go into the proto directly.
-  const int8 = (name, data, dims) => ({ name, dims, dataType: onnx.TensorProto.DataType.INT8, rawData: new Uint8Array(data.buffer) });
+  const int8 = (name, data, dims) => ({
+    name,
+    dims,
+    dataType: onnx.TensorProto.DataType.INT8,
+    rawData: new Uint8Array(data.buffer),
+  });
   const b = new Int8Array(k * n).map((_, i) => ((i * 2654435761) >>> 24) - 128);
   model.graph.initializer.push(int8('B', b, [k, n]), int8('b_zero_point', new Int8Array(n), [n]));
   const path = join(dir, 'int8-gemm.onnx');
@@ -123,7 +134,8 @@ try {
   const models = join(dir, 'models');
   const local = join(models, PRESET);
   await mkdir(join(local, 'onnx'), { recursive: true });
-  for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(join(synth, file), join(local, file));
+  for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
+    await copyFile(join(synth, file), join(local, file));
   await symlink(join(synth, 'onnx', 'model.onnx'), join(local, 'onnx', 'model.onnx'));
   await symlink(join(int8, 'model.onnx'), join(local, 'onnx', 'model_quantized.onnx'));
   env.allowRemoteModels = false;
@@ -146,7 +158,10 @@ try {
 
   note(`kiln closed loop, ${CLOSED_LOOP_CLIENTS} clients, ${CLOSED_LOOP_S} s…`);
   const before = kiln.stats();
-  const [closed] = await concurrencySweep((text) => kiln.classify([text]), sentences, [CLOSED_LOOP_CLIENTS], { durationS: CLOSED_LOOP_S, batchStats: () => kiln.stats() });
+  const [closed] = await concurrencySweep((text) => kiln.classify([text]), sentences, [CLOSED_LOOP_CLIENTS], {
+    durationS: CLOSED_LOOP_S,
+    batchStats: () => kiln.stats(),
+  });
   const after = kiln.stats();
   // Real / padded tokens: requests arrive in data order, so batches pad more than offline ones.
   closed.fill = (after.realTokens - before.realTokens) / Math.max(1, after.paddedTokens - before.paddedTokens);

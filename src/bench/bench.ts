@@ -4,8 +4,8 @@
  * with percentiles from an HDR histogram.
  */
 import hdr from 'hdr-histogram-js';
-import type { Prediction } from '../runtime/text-classifier.js';
 import type { ModelInput, TaskModel } from '../runtime/task-model.js';
+import type { Prediction } from '../runtime/text-classifier.js';
 
 export type BenchMode = 'latency' | 'throughput' | 'concurrency';
 
@@ -38,7 +38,8 @@ export interface ConcurrencyPoint {
 /** One request = `infer([input])` (a text or an image's bytes), in process or over HTTP. */
 export type Predict = (input: ModelInput) => Promise<unknown>;
 
-const newHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+const newHistogram = () =>
+  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 
 /** Latency figures from microsecond samples. */
 export function summarize(samplesUs: readonly number[]): LatencySummary {
@@ -51,7 +52,9 @@ export function summarize(samplesUs: readonly number[]): LatencySummary {
     const width = Math.max(1, Math.ceil(max / 30));
     const counts = new Array<number>(30).fill(0);
     for (const us of samplesUs) counts[Math.min(29, Math.floor(us / width))]! += 1;
-    counts.forEach((c, i) => bins.push([ms((i + 1) * width), c]));
+    counts.forEach((c, i) => {
+      bins.push([ms((i + 1) * width), c]);
+    });
   }
   // HDR reports a bucket's highest equivalent value, which can round past the true maximum.
   const at = (p: number): number => ms(Math.min(h.getValueAtPercentile(p), max));
@@ -66,12 +69,14 @@ export function summarize(samplesUs: readonly number[]): LatencySummary {
   };
 }
 
-export interface ProgressSink {
-  (label: string, done: number, total: number): void;
-}
+export type ProgressSink = (label: string, done: number, total: number) => void;
 
 /** One request at a time, as the seed's inference.py loop does. */
-export async function latencyRun(predict: Predict, texts: readonly ModelInput[], onProgress?: ProgressSink): Promise<LatencySummary> {
+export async function latencyRun(
+  predict: Predict,
+  texts: readonly ModelInput[],
+  onProgress?: ProgressSink,
+): Promise<LatencySummary> {
   const samples: number[] = [];
   for (const [i, text] of texts.entries()) {
     const started = performance.now();
@@ -86,7 +91,12 @@ export async function latencyRun(predict: Predict, texts: readonly ModelInput[],
  * Offline throughput at each max batch: every text submitted at once, sorted by length so that
  * batches pad little (what an offline job does), order of answers restored.
  */
-export async function throughputSweep(classifier: TaskModel<unknown, unknown>, texts: readonly ModelInput[], batches: readonly number[], onProgress?: ProgressSink): Promise<ThroughputPoint[]> {
+export async function throughputSweep(
+  classifier: TaskModel<unknown, unknown>,
+  texts: readonly ModelInput[],
+  batches: readonly number[],
+  onProgress?: ProgressSink,
+): Promise<ThroughputPoint[]> {
   const sorted = texts
     .map((text) => ({ text, tokens: classifier.inputSize(text) }))
     .sort((a, b) => a.tokens - b.tokens)
@@ -100,7 +110,12 @@ export async function throughputSweep(classifier: TaskModel<unknown, unknown>, t
     const seconds = (performance.now() - started) / 1000;
     const after = classifier.stats();
     const padded = after.paddedTokens - before.paddedTokens;
-    points.push({ batch, textsPerSecond: texts.length / seconds, seconds, fill: padded > 0 ? (after.realTokens - before.realTokens) / padded : 1 });
+    points.push({
+      batch,
+      textsPerSecond: texts.length / seconds,
+      seconds,
+      fill: padded > 0 ? (after.realTokens - before.realTokens) / padded : 1,
+    });
     onProgress?.('throughput', i + 1, batches.length);
   }
   return points;
@@ -135,14 +150,22 @@ export async function concurrencySweep(
     const after = options.batchStats?.();
     const batches = before && after ? after.batches - before.batches : 0;
     const completed = before && after ? after.completed - before.completed : 0;
-    points.push({ clients, requestsPerSecond: samples.length / seconds, latency: summarize(samples), avgBatch: batches > 0 ? completed / batches : 0 });
+    points.push({
+      clients,
+      requestsPerSecond: samples.length / seconds,
+      latency: summarize(samples),
+      avgBatch: batches > 0 ? completed / batches : 0,
+    });
     onProgress?.('concurrency', i + 1, levels.length);
   }
   return points;
 }
 
 /** The seed's serving recipe: every input padded to max length, batch 1, one replica. */
-export async function seedRecipeThroughput(seed: TaskModel<unknown, unknown>, texts: readonly ModelInput[]): Promise<number> {
+export async function seedRecipeThroughput(
+  seed: TaskModel<unknown, unknown>,
+  texts: readonly ModelInput[],
+): Promise<number> {
   const started = performance.now();
   for (const text of texts) await seed.infer([text]);
   return texts.length / ((performance.now() - started) / 1000);

@@ -52,7 +52,12 @@ export async function tune(options: TuneOptions): Promise<{ best: Trial | null; 
   let bestRT: [number, number] | null = null;
   const better = (t: Trial): boolean => t.meetsSlo && (!best || t.requestsPerSecond > best.requestsPerSecond);
 
-  const measure = async (classifier: LoadedModel, layout: [number, number], maxBatch: number, maxDelayMs: number): Promise<Trial> => {
+  const measure = async (
+    classifier: LoadedModel,
+    layout: [number, number],
+    maxBatch: number,
+    maxDelayMs: number,
+  ): Promise<Trial> => {
     classifier.reconfigure({ maxBatch, maxDelayMs });
     // Enough closed-loop clients to fill every replica's batch, twice over.
     const clients = Math.min(256, layout[0] * maxBatch * 2);

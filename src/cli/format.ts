@@ -23,9 +23,13 @@ export function table(rows: Array<[string, string]>, indent = '  '): string {
 /** `new BiasGelu 4, LayerNormalization 9; fewer MatMul 32→28, …`: how optimization changed the op mix. */
 export function operatorChanges(before: Record<string, number>, after: Record<string, number>, limit = 6): string {
   const names = [...new Set([...Object.keys(before), ...Object.keys(after)])];
-  const changes = names.map((name) => ({ name, from: before[name] ?? 0, to: after[name] ?? 0 })).filter((c) => c.from !== c.to);
+  const changes = names
+    .map((name) => ({ name, from: before[name] ?? 0, to: after[name] ?? 0 }))
+    .filter((c) => c.from !== c.to);
   const added = changes.filter((c) => c.from === 0).sort((a, b) => b.to - a.to || a.name.localeCompare(b.name));
-  const reduced = changes.filter((c) => c.from > 0).sort((a, b) => b.from - b.to - (a.from - a.to) || a.name.localeCompare(b.name));
+  const reduced = changes
+    .filter((c) => c.from > 0)
+    .sort((a, b) => b.from - b.to - (a.from - a.to) || a.name.localeCompare(b.name));
   const list = <T>(items: T[], show: (item: T) => string): string =>
     items.slice(0, limit).map(show).join(', ') + (items.length > limit ? `, +${items.length - limit} more` : '');
   const parts: string[] = [];
@@ -44,14 +48,34 @@ export function precisionRows(m: Manifest): Array<[string, string]> {
   const q = m.quantization;
   const sq = m.staticQuantization;
   if (sq) {
-    const ops = Object.entries(sq.quantized).map(([op, n]) => `${op} ${n}`).join(', ');
-    rows.push(['precision', `int8, static (calibrated on ${sq.calibration.samples} images): ${ops}; ${sq.weights.bits}-bit weights per ${sq.weights.perChannel ? 'channel' : 'tensor'}, ${sq.biasCorrected} biases corrected; ${formatBytes(sq.weightBytes.before)} → ${formatBytes(sq.weightBytes.after)}`]);
-  } else rows.push(['precision', q ? `int8: ${q.quantized.length} MatMul/Gemm quantized${q.kept.length ? `, ${q.kept.length} kept fp32` : ''}${q.embeddings.length ? ', embeddings int8' : ''}; ${(q.quantizedFraction * 100).toFixed(1)} % of weights in 8 bits, ${formatBytes(q.weightBytes.before)} → ${formatBytes(q.weightBytes.after)}` : 'fp32']);
+    const ops = Object.entries(sq.quantized)
+      .map(([op, n]) => `${op} ${n}`)
+      .join(', ');
+    rows.push([
+      'precision',
+      `int8, static (calibrated on ${sq.calibration.samples} images): ${ops}; ${sq.weights.bits}-bit weights per ${sq.weights.perChannel ? 'channel' : 'tensor'}, ${sq.biasCorrected} biases corrected; ${formatBytes(sq.weightBytes.before)} → ${formatBytes(sq.weightBytes.after)}`,
+    ]);
+  } else
+    rows.push([
+      'precision',
+      q
+        ? `int8: ${q.quantized.length} MatMul/Gemm quantized${q.kept.length ? `, ${q.kept.length} kept fp32` : ''}${q.embeddings.length ? ', embeddings int8' : ''}; ${(q.quantizedFraction * 100).toFixed(1)} % of weights in 8 bits, ${formatBytes(q.weightBytes.before)} → ${formatBytes(q.weightBytes.after)}`
+        : 'fp32',
+    ]);
   const v = m.verify;
   if (v) {
-    const acc = v.accuracy ? `accuracy ${(v.accuracy.reference * 100).toFixed(2)} % → ${(v.accuracy.compiled * 100).toFixed(2)} % (drop ${v.accuracy.drop.toFixed(2)} pt, limit ${v.limits.maxAccuracyDrop}); ` : '';
-    rows.push(['verify', `${v.rows} rows of ${v.data}: ${acc}agreement ${(v.agreement * 100).toFixed(2)} %, max |Δlogit| ${v.maxAbsLogitDelta.toExponential(2)}, mean ${v.meanAbsLogitDelta.toExponential(2)}, ${v.flippedCount} flipped`]);
-    for (const f of v.flipped.slice(0, 3)) rows.push(['', `flipped line ${f.line}: ${f.reference} → ${f.compiled}${f.gold ? ` (gold ${f.gold})` : ''}: ${f.text.length > 60 ? `${f.text.slice(0, 57)}…` : f.text}`]);
+    const acc = v.accuracy
+      ? `accuracy ${(v.accuracy.reference * 100).toFixed(2)} % → ${(v.accuracy.compiled * 100).toFixed(2)} % (drop ${v.accuracy.drop.toFixed(2)} pt, limit ${v.limits.maxAccuracyDrop}); `
+      : '';
+    rows.push([
+      'verify',
+      `${v.rows} rows of ${v.data}: ${acc}agreement ${(v.agreement * 100).toFixed(2)} %, max |Δlogit| ${v.maxAbsLogitDelta.toExponential(2)}, mean ${v.meanAbsLogitDelta.toExponential(2)}, ${v.flippedCount} flipped`,
+    ]);
+    for (const f of v.flipped.slice(0, 3))
+      rows.push([
+        '',
+        `flipped line ${f.line}: ${f.reference} → ${f.compiled}${f.gold ? ` (gold ${f.gold})` : ''}: ${f.text.length > 60 ? `${f.text.slice(0, 57)}…` : f.text}`,
+      ]);
   }
   return rows;
 }

@@ -10,7 +10,8 @@ function flagLabel(name: string, flag: FlagSpec<unknown>): string {
 }
 
 function defaultLabel(flag: FlagSpec<unknown>): string {
-  const value = flag.defaultText ?? (flag.default === null || flag.default === undefined ? 'none' : String(flag.default));
+  const value =
+    flag.defaultText ?? (flag.default === null || flag.default === undefined ? 'none' : String(flag.default));
   return flag.env ? `${value}; env ${flag.env}` : value;
 }
 
@@ -33,14 +34,19 @@ export function renderHelp(spec: CommandSpec): string {
   if (spec.positionals.length > 0) {
     out.push('Arguments:');
     const width = Math.max(...spec.positionals.map((p) => p.name.length)) + 2;
-    for (const p of spec.positionals) out.push(`  ${p.name.padEnd(width)}${wrap(p.description, 80, ' '.repeat(width + 2))}`);
+    for (const p of spec.positionals)
+      out.push(`  ${p.name.padEnd(width)}${wrap(p.description, 80, ' '.repeat(width + 2))}`);
     out.push('');
   }
   out.push('Options:');
-  const rows: Array<[string, string]> = Object.entries(spec.flags).map(([name, flag]) => [flagLabel(name, flag), `${flag.description} (default: ${defaultLabel(flag)})`]);
+  const rows: Array<[string, string]> = Object.entries(spec.flags).map(([name, flag]) => [
+    flagLabel(name, flag),
+    `${flag.description} (default: ${defaultLabel(flag)})`,
+  ]);
   rows.push([`-${HELP_FLAG.short}, --help`, HELP_FLAG.description]);
   const width = Math.max(...rows.map(([label]) => label.length)) + 2;
-  for (const [label, text] of rows) out.push(`  ${label.padEnd(width)}${wrap(text, 96 - width, ' '.repeat(width + 2))}`);
+  for (const [label, text] of rows)
+    out.push(`  ${label.padEnd(width)}${wrap(text, 96 - width, ' '.repeat(width + 2))}`);
   out.push('', 'Examples:');
   for (const e of spec.examples) out.push(`  # ${e.note}`, `  $ ${e.command}`, '');
   return out.join('\n');
@@ -65,7 +71,13 @@ export function renderOverview(commands: readonly CommandSpec[], version: string
 export function renderGroup(group: string, commands: readonly CommandSpec[]): string {
   const members = commands.filter((c) => c.name.startsWith(`${group} `));
   const width = Math.max(...members.map((c) => c.name.length)) + 2;
-  return [`Usage: kiln ${group} <subcommand> [options]`, '', 'Subcommands:', ...members.map((c) => `  ${c.name.padEnd(width)}${c.summary}`), ''].join('\n');
+  return [
+    `Usage: kiln ${group} <subcommand> [options]`,
+    '',
+    'Subcommands:',
+    ...members.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    '',
+  ].join('\n');
 }
 
 const md = (text: string): string => text.replace(/\|/g, '\\|');
@@ -87,11 +99,15 @@ export function renderMarkdown(commands: readonly CommandSpec[]): string {
     out.push(`## kiln ${c.name}`, '', c.summary, '', '```', usage(c), '```', '', c.description, '');
     if (c.positionals.length > 0) {
       out.push('| argument | description |', '| --- | --- |');
-      for (const p of c.positionals) out.push(`| \`${p.name}\`${p.required ? '' : ' (optional)'}${p.variadic ? ' (repeatable)' : ''} | ${md(p.description)} |`);
+      for (const p of c.positionals)
+        out.push(
+          `| \`${p.name}\`${p.required ? '' : ' (optional)'}${p.variadic ? ' (repeatable)' : ''} | ${md(p.description)} |`,
+        );
       out.push('');
     }
     out.push('| flag | description | default |', '| --- | --- | --- |');
-    for (const [name, flag] of Object.entries(c.flags)) out.push(`| \`${flagLabel(name, flag).trim()}\` | ${md(flag.description)} | \`${md(defaultLabel(flag))}\` |`);
+    for (const [name, flag] of Object.entries(c.flags))
+      out.push(`| \`${flagLabel(name, flag).trim()}\` | ${md(flag.description)} | \`${md(defaultLabel(flag))}\` |`);
     out.push(`| \`-h, --help\` | ${HELP_FLAG.description} | |`, '', 'Examples:', '', '```sh');
     for (const e of c.examples) out.push(`# ${e.note}`, e.command);
     out.push('```', '');

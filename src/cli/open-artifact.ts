@@ -18,7 +18,9 @@ export async function artifactFromArgument(path: string, options: { quiet: boole
   const started = performance.now();
   const result = await compile({ source: path, out: null });
   if (!options.quiet && result.cache === 'miss') {
-    process.stderr.write(`kiln: compiled ${path} in ${((performance.now() - started) / 1000).toFixed(1)} s (cached for next time: kiln cache ls)\n`);
+    process.stderr.write(
+      `kiln: compiled ${path} in ${((performance.now() - started) / 1000).toFixed(1)} s (cached for next time: kiln cache ls)\n`,
+    );
   }
   return result.artifactDir;
 }

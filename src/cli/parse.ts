@@ -11,7 +11,10 @@ export type Invocation =
   | { kind: 'help'; command: CommandSpec }
   | { kind: 'run'; command: CommandSpec; positionals: Record<string, string[]>; flags: Record<string, unknown> };
 
-export function findCommand(argv: readonly string[], commands: readonly CommandSpec[]): { command: CommandSpec | null; rest: string[]; group: string | null } {
+export function findCommand(
+  argv: readonly string[],
+  commands: readonly CommandSpec[],
+): { command: CommandSpec | null; rest: string[]; group: string | null } {
   const [first, second] = argv;
   const two = commands.find((c) => c.name === `${first} ${second}`);
   if (two) return { command: two, rest: argv.slice(2), group: null };
@@ -21,7 +24,11 @@ export function findCommand(argv: readonly string[], commands: readonly CommandS
   return { command: null, rest: argv.slice(1), group: isGroup ? (first ?? null) : null };
 }
 
-export function parseInvocation(argv: readonly string[], commands: readonly CommandSpec[], env: NodeJS.ProcessEnv = process.env): Invocation {
+export function parseInvocation(
+  argv: readonly string[],
+  commands: readonly CommandSpec[],
+  env: NodeJS.ProcessEnv = process.env,
+): Invocation {
   const [first] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const target = first === 'help' ? argv.slice(1) : [];
@@ -44,12 +51,16 @@ export function parseInvocation(argv: readonly string[], commands: readonly Comm
         known: commands.filter((c) => c.name.startsWith(`${group} `)).map((c) => c.name),
       });
     }
-    throw new KilnError('KILN_ERR_CLI_UNKNOWN_COMMAND', { command: first, known: [...new Set(commands.map((c) => c.name.split(' ')[0]!))] });
+    throw new KilnError('KILN_ERR_CLI_UNKNOWN_COMMAND', {
+      command: first,
+      known: [...new Set(commands.map((c) => c.name.split(' ')[0]!))],
+    });
   }
   if (rest.includes('--help') || rest.includes('-h')) return { kind: 'help', command };
 
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
-  for (const [name, flag] of Object.entries(command.flags)) options[name] = flag.short ? { type: flag.type, short: flag.short } : { type: flag.type };
+  for (const [name, flag] of Object.entries(command.flags))
+    options[name] = flag.short ? { type: flag.type, short: flag.short } : { type: flag.type };
 
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -57,8 +68,13 @@ export function parseInvocation(argv: readonly string[], commands: readonly Comm
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const flag = /'(-[^' ]+)/.exec(e.message)?.[1] ?? '?';
-    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new KilnError('KILN_ERR_CLI_UNKNOWN_FLAG', { command: command.name, flag }, { cause: err });
-    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule: 'given a value (--flag VALUE or --flag=VALUE)', value: '' }, { cause: err });
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+      throw new KilnError('KILN_ERR_CLI_UNKNOWN_FLAG', { command: command.name, flag }, { cause: err });
+    throw new KilnError(
+      'KILN_ERR_CLI_INVALID_FLAG',
+      { flag, rule: 'given a value (--flag VALUE or --flag=VALUE)', value: '' },
+      { cause: err },
+    );
   }
 
   const flags: Record<string, unknown> = {};
@@ -66,7 +82,8 @@ export function parseInvocation(argv: readonly string[], commands: readonly Comm
     const raw = parsed.values[name] as string | boolean | undefined;
     const fromEnv = flag.env ? env[flag.env] : undefined;
     if (raw !== undefined) flags[name] = typeof raw === 'string' && flag.parse ? flag.parse(raw, `--${name}`) : raw;
-    else if (fromEnv !== undefined && fromEnv !== '') flags[name] = flag.parse ? flag.parse(fromEnv, `${flag.env} (environment)`) : fromEnv;
+    else if (fromEnv !== undefined && fromEnv !== '')
+      flags[name] = flag.parse ? flag.parse(fromEnv, `${flag.env} (environment)`) : fromEnv;
     else flags[name] = flag.default;
   }
 
@@ -74,9 +91,19 @@ export function parseInvocation(argv: readonly string[], commands: readonly Comm
   const values = [...parsed.positionals];
   for (const p of command.positionals) {
     const taken = p.variadic ? values.splice(0) : values.splice(0, 1);
-    if (taken.length === 0 && p.required) throw new KilnError('KILN_ERR_CLI_MISSING_ARGUMENT', { command: command.name, argument: p.name, usage: usage(command) });
+    if (taken.length === 0 && p.required)
+      throw new KilnError('KILN_ERR_CLI_MISSING_ARGUMENT', {
+        command: command.name,
+        argument: p.name,
+        usage: usage(command),
+      });
     positionals[p.name] = taken;
   }
-  if (values.length > 0) throw new KilnError('KILN_ERR_CLI_EXTRA_ARGUMENT', { command: command.name, value: values[0]!, usage: usage(command) });
+  if (values.length > 0)
+    throw new KilnError('KILN_ERR_CLI_EXTRA_ARGUMENT', {
+      command: command.name,
+      value: values[0]!,
+      usage: usage(command),
+    });
   return { kind: 'run', command, positionals, flags };
 }

@@ -1,7 +1,7 @@
 /** Flags shared by the commands that run a model on replicas (serve, bench). */
 import { KilnError } from '../core/errors.js';
 import type { ModelOptions } from '../runtime/task-model.js';
-import { integer, type FlagSpec } from './table.js';
+import { type FlagSpec, integer } from './table.js';
 
 function replicasFlag(raw: string, flag: string): number | 'auto' {
   return raw === 'auto' ? 'auto' : integer(1, 256)(raw, flag);
@@ -9,8 +9,16 @@ function replicasFlag(raw: string, flag: string): number | 'auto' {
 
 function bucketsFlag(raw: string, flag: string): number[] {
   const values = raw.split(',').map((v) => Number(v.trim()));
-  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 2 || v > 8192) || values.some((v, i) => i > 0 && v <= values[i - 1]!)) {
-    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule: 'ascending integers in [2, 8192] separated by commas, such as 16,32,64,128', value: raw });
+  if (
+    values.length === 0 ||
+    values.some((v) => !Number.isInteger(v) || v < 2 || v > 8192) ||
+    values.some((v, i) => i > 0 && v <= values[i - 1]!)
+  ) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag,
+      rule: 'ascending integers in [2, 8192] separated by commas, such as 16,32,64,128',
+      value: raw,
+    });
   }
   return values;
 }
@@ -19,15 +27,16 @@ export const runtimeFlags = {
   replicas: {
     type: 'string',
     arg: 'N|auto',
-    description: 'Model replicas (ONNX Runtime sessions in worker threads); auto fills the cores with replicas of --threads-per-replica threads.',
+    description:
+      'Model replicas (ONNX Runtime sessions in worker threads); auto fills the cores with replicas of --threads-per-replica threads.',
     default: undefined as number | 'auto' | undefined,
-    defaultText: "the tuned layout (kiln tune), else auto",
+    defaultText: 'the tuned layout (kiln tune), else auto',
     parse: replicasFlag,
   } satisfies FlagSpec<number | 'auto' | undefined>,
   'threads-per-replica': {
     type: 'string',
     arg: 'T',
-    description: 'Intra-op threads of each replica (the seed\'s cores per model).',
+    description: "Intra-op threads of each replica (the seed's cores per model).",
     default: undefined as number | undefined,
     defaultText: 'the tuned layout, else 1',
     parse: integer(1, 256),
@@ -35,7 +44,7 @@ export const runtimeFlags = {
   'max-batch': {
     type: 'string',
     arg: 'N',
-    description: 'Most texts per batch (at most the artifact\'s max batch).',
+    description: "Most texts per batch (at most the artifact's max batch).",
     default: undefined as number | undefined,
     defaultText: "the tuned layout, else the artifact's max batch",
     parse: integer(1, 1024),

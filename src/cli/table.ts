@@ -34,7 +34,9 @@ export interface Example {
   note: string;
 }
 
-export type FlagValues<F extends Record<string, FlagSpec<unknown>>> = { [K in keyof F]: F[K] extends FlagSpec<infer T> ? T : never };
+export type FlagValues<F extends Record<string, FlagSpec<unknown>>> = {
+  [K in keyof F]: F[K] extends FlagSpec<infer T> ? T : never;
+};
 
 export interface CommandArgs<F extends Record<string, FlagSpec<unknown>>> {
   positionals: Record<string, string[]>;
@@ -66,12 +68,14 @@ export function usage(spec: CommandSpec): string {
 
 // Parsers shared by the table.
 
-const invalid = (flag: string, rule: string, value: string): KilnError => new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule, value });
+const invalid = (flag: string, rule: string, value: string): KilnError =>
+  new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule, value });
 
 export function integer(min: number, max: number): (raw: string, flag: string) => number {
   return (raw, flag) => {
     const value = Number(raw);
-    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) throw invalid(flag, `an integer in [${min}, ${max}]`, raw);
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max)
+      throw invalid(flag, `an integer in [${min}, ${max}]`, raw);
     return value;
   };
 }
@@ -82,7 +86,8 @@ export function nonEmpty(raw: string, flag: string): string {
 }
 
 export function host(raw: string, flag: string): string {
-  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(raw)) throw invalid(flag, 'a host name or IP address such as 127.0.0.1 or 0.0.0.0', raw);
+  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(raw))
+    throw invalid(flag, 'a host name or IP address such as 127.0.0.1 or 0.0.0.0', raw);
   return raw;
 }
 
@@ -96,7 +101,8 @@ export function choice<T extends string>(choices: readonly T[]): (raw: string, f
 export function decimal(min: number, max: number): (raw: string, flag: string) => number {
   return (raw, flag) => {
     const value = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max) throw invalid(flag, `a number in [${min}, ${max}]`, raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max)
+      throw invalid(flag, `a number in [${min}, ${max}]`, raw);
     return value;
   };
 }
@@ -104,12 +110,16 @@ export function decimal(min: number, max: number): (raw: string, flag: string) =
 /** "0.485,0.456,0.406" → three numbers (per-channel values). */
 export function numberTriple(raw: string, flag: string): [number, number, number] {
   const values = raw.split(',').map((v) => Number(v.trim()));
-  if (values.length !== 3 || raw.split(',').some((v) => v.trim() === '') || !values.every(Number.isFinite)) throw invalid(flag, 'three numbers separated by commas (one per channel)', raw);
+  if (values.length !== 3 || raw.split(',').some((v) => v.trim() === '') || !values.every(Number.isFinite))
+    throw invalid(flag, 'three numbers separated by commas (one per channel)', raw);
   return values as [number, number, number];
 }
 
 export function nameList(raw: string, flag: string): string[] {
-  const names = raw.split(',').map((n) => n.trim()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
   if (names.length === 0) throw invalid(flag, 'one or more names separated by commas', raw);
   return names;
 }

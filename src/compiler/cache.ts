@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { dirSize, pathKind, temporarySibling } from '../core/fs.js';
 import { sha256 } from '../core/hash.js';
-import { MANIFEST_FILE, readArtifact, type Manifest } from '../model/artifact.js';
+import { MANIFEST_FILE, type Manifest, readArtifact } from '../model/artifact.js';
 
 /** `$KILN_CACHE_DIR`, else `~/.cache/kiln`. */
 export function cacheRoot(): string {
@@ -33,7 +33,9 @@ export interface CacheKeyParts {
 export function cacheKey(parts: CacheKeyParts): string {
   // Sorted keys: the same options in another order are the same entry.
   const canonical = JSON.stringify(parts, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as object).sort(([a], [b]) => a.localeCompare(b))) : v,
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as object).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
   );
   return sha256(canonical).slice(0, 32);
 }
@@ -68,7 +70,8 @@ export async function commit(staged: string, key: string): Promise<string> {
     await rename(staged, target);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw new KilnError('KILN_ERR_CACHE_IO', { path: target, reason: (err as Error).message }, { cause: err });
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST')
+      throw new KilnError('KILN_ERR_CACHE_IO', { path: target, reason: (err as Error).message }, { cause: err });
     await rm(staged, { recursive: true, force: true });
   }
   return target;

@@ -8,43 +8,65 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { copyFlatDir, pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { sha256, sha256File } from '../core/hash.js';
-import { describeTensor, externalTensor, type TensorInfo, graphInputs, graphOutputs, operatorCounts, opsetImports, parameterCount } from '../onnx/graph.js';
-import { decodeModel, type ModelProto } from '../onnx/proto.js';
+import { importCheckpoint } from '../import/import.js';
 import {
   ARTIFACT_FORMAT,
-  formatVersionFor,
-  MANIFEST_FILE,
-  MODEL_FILE,
-  isArtifactDir,
-  readArtifact,
   type EmbeddingHead,
+  formatVersionFor,
+  isArtifactDir,
+  MANIFEST_FILE,
   type Manifest,
   type MemoryFigures,
+  MODEL_FILE,
   type Pooling,
+  readArtifact,
   type Task,
 } from '../model/artifact.js';
-import { checkpointFiles, imageInput, parseConfig, readJson, requireCompanion, resolveSource, type ModelConfig, type ModelSource } from '../model/source.js';
-import { completePreprocessing, preprocessingFromConfig, type ImageOverrides, type ImagePreprocessing } from '../model/image.js';
 import { defaultBuckets } from '../model/buckets.js';
+import { readDataset } from '../model/dataset.js';
 import { buildFeeds } from '../model/feeds.js';
+import {
+  completePreprocessing,
+  type ImageOverrides,
+  type ImagePreprocessing,
+  preprocessingFromConfig,
+} from '../model/image.js';
+import {
+  checkpointFiles,
+  imageInput,
+  type ModelConfig,
+  type ModelSource,
+  parseConfig,
+  readJson,
+  requireCompanion,
+  resolveSource,
+} from '../model/source.js';
 import { TextTokenizer } from '../model/tokenizer.js';
-import { createSession, RUNTIME_VERSION, type Backend } from '../runtime/binding.js';
+import {
+  describeTensor,
+  externalTensor,
+  graphInputs,
+  graphOutputs,
+  operatorCounts,
+  opsetImports,
+  parameterCount,
+  type TensorInfo,
+} from '../onnx/graph.js';
+import { decodeModel, encodeModel, type ModelProto } from '../onnx/proto.js';
+import { type Backend, createSession, RUNTIME_VERSION } from '../runtime/binding.js';
 import { KILN_VERSION } from '../version.js';
 import { cacheKey, commit, lookup, pruneStaging, stagingDir } from './cache.js';
-import { importCheckpoint } from '../import/import.js';
-import { readDataset } from '../model/dataset.js';
-import { encodeModel } from '../onnx/proto.js';
-import { quantizeModel, type QuantizeReport } from './quantize.js';
-import { staticQuantize, type StaticQuantizeReport } from './static-quantize.js';
-import { imageBatches, sampleImages, verifyImages } from './image-data.js';
-import { enforceLimits, verifyArtifact } from './verify.js';
-import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { fusionCounts } from './fusions.js';
+import { imageBatches, sampleImages, verifyImages } from './image-data.js';
 import { checkLogits, checkTextInputs } from './io-check.js';
-import { appendPooling, embeddingHead, EMBEDDING_OUTPUT, findHiddenOutput } from './pooling.js';
-import { taskFromConfig } from './task.js';
-import { sentenceTransformersPipeline } from './sentence-transformers.js';
+import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
+import { appendPooling, embeddingHead, findHiddenOutput } from './pooling.js';
+import { type QuantizeReport, quantizeModel } from './quantize.js';
+import { sentenceTransformersPipeline } from './sentence-transformers.js';
+import { type StaticQuantizeReport, staticQuantize } from './static-quantize.js';
+import { taskFromConfig } from './task.js';
+import { enforceLimits, verifyArtifact } from './verify.js';
 
 /** The seed traces with `max_length=128`. */
 export const DEFAULT_MAX_LENGTH = 128;
@@ -101,7 +123,17 @@ export interface CompileOptions {
 export type Precision = 'fp32' | 'int8';
 export const PRECISIONS: readonly Precision[] = ['fp32', 'int8'];
 
-export type CompileStep = 'hash' | 'import' | 'quantize' | 'verify' | 'measure-memory' | 'check-operators' | 'check-io' | 'optimize' | 'smoke-test' | 'write';
+export type CompileStep =
+  | 'hash'
+  | 'import'
+  | 'quantize'
+  | 'verify'
+  | 'measure-memory'
+  | 'check-operators'
+  | 'check-io'
+  | 'optimize'
+  | 'smoke-test'
+  | 'write';
 
 export interface CompileResult {
   artifactDir: string;
@@ -150,7 +182,11 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const image = task === 'image-classification' ? await resolveImage(source, options.image ?? {}, graphs) : null;
   // Image models quantize statically: activation ranges come from sample images.
   if (options.calibrate && !(image && options.precision === 'int8')) {
-    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--calibrate', rule: 'used with image models and --precision int8 (text models quantize activations at run time)', value: options.calibrate });
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--calibrate',
+      rule: 'used with image models and --precision int8 (text models quantize activations at run time)',
+      value: options.calibrate,
+    });
   }
   if (image && options.precision === 'int8' && !options.calibrate) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
@@ -159,26 +195,52 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
       value: '(none)',
     });
   }
-  const calibration = options.calibrate ? { path: resolve(options.calibrate), ...(await sampleImages(options.calibrate)) } : null;
-  const imageVerify = image && options.verify ? { path: resolve(options.verify), ...(await sampleImages(options.verify)) } : null;
+  const calibration = options.calibrate
+    ? { path: resolve(options.calibrate), ...(await sampleImages(options.calibrate)) }
+    : null;
+  const imageVerify =
+    image && options.verify ? { path: resolve(options.verify), ...(await sampleImages(options.verify)) } : null;
   // Flags, then a sentence-transformers folder's own pipeline, then mean pooling and unit vectors.
   // The folder that holds config.json holds modules.json too (for onnx/model.onnx, the one above).
-  const modelHome = source.configPath ? dirname(source.configPath) : source.kind === 'onnx-file' ? dirname(source.path) : source.path;
-  const pipeline = task === 'feature-extraction' ? await sentenceTransformersPipeline(modelHome, { pooling: options.pooling === undefined }) : null;
-  const embedding = pipeline ? { pooling: options.pooling ?? pipeline.pooling ?? 'mean', normalize: options.normalize ?? pipeline.normalize ?? true } : null;
+  const modelHome = source.configPath
+    ? dirname(source.configPath)
+    : source.kind === 'onnx-file'
+      ? dirname(source.path)
+      : source.path;
+  const pipeline =
+    task === 'feature-extraction'
+      ? await sentenceTransformersPipeline(modelHome, { pooling: options.pooling === undefined })
+      : null;
+  const embedding = pipeline
+    ? {
+        pooling: options.pooling ?? pipeline.pooling ?? 'mean',
+        normalize: options.normalize ?? pipeline.normalize ?? true,
+      }
+    : null;
   if (task === 'feature-extraction' && options.verify) {
-    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--verify', rule: 'used with classifiers only (it compares labels); an embedding model has none', value: options.verify });
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--verify',
+      rule: 'used with classifiers only (it compares labels); an embedding model has none',
+      value: options.verify,
+    });
   }
   // Sequence length means nothing for an image: every input is one fixed-size tensor.
-  const limits = image ? { maxLength: 1, maxBatch: resolveLimits({ ...options, maxLength: 2 }, config).maxBatch } : resolveLimits(options, config);
-  const out = options.out === undefined ? resolve(`${source.name}.kiln`) : options.out === null ? null : resolve(options.out);
+  const limits = image
+    ? { maxLength: 1, maxBatch: resolveLimits({ ...options, maxLength: 2 }, config).maxBatch }
+    : resolveLimits(options, config);
+  const out =
+    options.out === undefined ? resolve(`${source.name}.kiln`) : options.out === null ? null : resolve(options.out);
   if (out !== null) await assertWritableOutput(out);
 
   const sourceSha256 = await step('hash', () => hashSource(source));
   const precision = options.precision ?? 'fp32';
-  const quantization = precision === 'int8' ? { quantizeEmbeddings: options.quantizeEmbeddings ?? false, keepFp32: options.keepFp32 ?? [] } : null;
+  const quantization =
+    precision === 'int8'
+      ? { quantizeEmbeddings: options.quantizeEmbeddings ?? false, keepFp32: options.keepFp32 ?? [] }
+      : null;
   // A missing verify file fails now, not after minutes of importing and optimizing.
-  if (options.verify && !imageVerify && (await pathKind(options.verify)) !== 'file') throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: options.verify });
+  if (options.verify && !imageVerify && (await pathKind(options.verify)) !== 'file')
+    throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: options.verify });
   const verify = options.verify
     ? {
         path: resolve(options.verify),
@@ -190,7 +252,20 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const key = cacheKey({
     sourceSha256,
     // Everything the manifest derives from the options belongs in the key (the buckets too).
-    options: { ...limits, buckets: defaultBuckets(limits.maxLength), backend, optimization: 'all', precision, quantization, verify: verify && { ...verify, path: undefined }, task, embedding, image, labels: config.labels, calibration: calibration?.sha256 ?? null },
+    options: {
+      ...limits,
+      buckets: defaultBuckets(limits.maxLength),
+      backend,
+      optimization: 'all',
+      precision,
+      quantization,
+      verify: verify && { ...verify, path: undefined },
+      task,
+      embedding,
+      image,
+      labels: config.labels,
+      calibration: calibration?.sha256 ?? null,
+    },
     target: compileTarget(),
     kilnVersion: KILN_VERSION,
     runtimeVersion: RUNTIME_VERSION,
@@ -210,7 +285,25 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const staging = useCache ? await stagingDir(key) : temporarySibling(out ?? resolve(`${source.name}.kiln`));
   try {
     await mkdir(staging, { recursive: true });
-    const manifest = await build({ source, config: task === 'feature-extraction' ? { ...config, labels: [] } : config, limits, backend, staging, sourceSha256, step, started, precision, quantization, verify, task, embedding, image, calibration, verifyImages: imageVerify?.paths ?? null, graphs });
+    const manifest = await build({
+      source,
+      config: task === 'feature-extraction' ? { ...config, labels: [] } : config,
+      limits,
+      backend,
+      staging,
+      sourceSha256,
+      step,
+      started,
+      precision,
+      quantization,
+      verify,
+      task,
+      embedding,
+      image,
+      calibration,
+      verifyImages: imageVerify?.paths ?? null,
+      graphs,
+    });
     let artifactDir: string;
     if (useCache) {
       const entry = await commit(staging, key);
@@ -218,7 +311,13 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     } else {
       artifactDir = await publish(staging, out ?? resolve(`${source.name}.kiln`), 'move');
     }
-    return { artifactDir, manifest, cache: useCache ? 'miss' : 'off', cacheKey: key, durationMs: performance.now() - started };
+    return {
+      artifactDir,
+      manifest,
+      cache: useCache ? 'miss' : 'off',
+      cacheKey: key,
+      durationMs: performance.now() - started,
+    };
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
@@ -236,7 +335,11 @@ function resolveLimits(options: CompileOptions, config: ModelConfig): { maxLengt
   }
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_LIMIT) {
-    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--max-batch', rule: `an integer in [1, ${MAX_BATCH_LIMIT}]`, value: String(options.maxBatch) });
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--max-batch',
+      rule: `an integer in [1, ${MAX_BATCH_LIMIT}]`,
+      value: String(options.maxBatch),
+    });
   }
   return { maxLength, maxBatch };
 }
@@ -345,8 +448,12 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
       if (!hidden || size === null) {
         throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
           path: shownPath,
-          found: graphOutputs(model.graph ?? {}).map(describeTensor).join(', ') || 'none',
-          problem: 'feature-extraction needs the token states: a float output last_hidden_state [batch, sequence, hidden] (with hidden known from the graph or config.json); export the base model, or compile a checkpoint folder (kiln imports it without its head)',
+          found:
+            graphOutputs(model.graph ?? {})
+              .map(describeTensor)
+              .join(', ') || 'none',
+          problem:
+            'feature-extraction needs the token states: a float output last_hidden_state [batch, sequence, hidden] (with hidden known from the graph or config.json); export the base model, or compile a checkpoint folder (kiln imports it without its head)',
         });
       }
       head = embeddingHead({ ...input.embedding, hiddenOutput: hidden.name, hidden: size });
@@ -358,7 +465,11 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
     const tokenizerPath = source.tokenizerPath!;
     const tokenizer = new TextTokenizer(await readJson(tokenizerPath), tokenizerConfig, tokenizerPath);
     if (config.vocabSize !== null && tokenizer.vocabSize > config.vocabSize) {
-      throw new KilnError('KILN_ERR_TOKENIZER_MISMATCH', { tokenizer: tokenizerPath, maxId: tokenizer.vocabSize - 1, rows: config.vocabSize });
+      throw new KilnError('KILN_ERR_TOKENIZER_MISMATCH', {
+        tokenizer: tokenizerPath,
+        maxId: tokenizer.vocabSize - 1,
+        rows: config.vocabSize,
+      });
     }
     return tokenizer;
   });
@@ -369,7 +480,11 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
   let graphModel = model;
   if (head) {
     const h: EmbeddingHead = head;
-    graphModel = appendPooling(model, { pooling: h.pooling, normalize: h.normalize, hiddenOutput: h.hiddenOutput, hidden: h.dimension }, shownPath);
+    graphModel = appendPooling(
+      model,
+      { pooling: h.pooling, normalize: h.normalize, hiddenOutput: h.hiddenOutput, hidden: h.dimension },
+      shownPath,
+    );
     if (!input.quantization) {
       await mkdir(scratch, { recursive: true });
       optimizeFrom = join(scratch, 'pooled.onnx');
@@ -395,7 +510,10 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
     });
   } else if (input.quantization) {
     quantized = await step('quantize', async () => {
-      const { model: q, report } = quantizeModel(graphModel, { ...input.quantization!, keep: input.quantization!.keepFp32 });
+      const { model: q, report } = quantizeModel(graphModel, {
+        ...input.quantization!,
+        keep: input.quantization!.keepFp32,
+      });
       await mkdir(scratch, { recursive: true });
       optimizeFrom = join(scratch, 'quantized.onnx');
       await writeFile(optimizeFrom, encodeModel(q));
@@ -405,10 +523,18 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
 
   const modelPath = join(staging, MODEL_FILE);
   const optimized = await step('optimize', async () => {
-    const session = await createSession(optimizeFrom, { backend, optimization: 'all', optimizedModelPath: modelPath }).finally(() => rm(scratch, { recursive: true, force: true }));
+    const session = await createSession(optimizeFrom, {
+      backend,
+      optimization: 'all',
+      optimizedModelPath: modelPath,
+    }).finally(() => rm(scratch, { recursive: true, force: true }));
     await session.release();
     if ((await pathKind(modelPath)) !== 'file') {
-      throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: onnxPath, step: 'optimizing', reason: 'ONNX Runtime wrote no optimized graph' });
+      throw new KilnError('KILN_ERR_COMPILE_FAILED', {
+        path: onnxPath,
+        step: 'optimizing',
+        reason: 'ONNX Runtime wrote no optimized graph',
+      });
     }
     const decoded = decodeModel(await readFile(modelPath), modelPath);
     // The optimizer may introduce fused kernels; they must exist for this backend too.
@@ -424,19 +550,31 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
   await step('smoke-test', () =>
     image
       ? smokeTestImage(modelPath, shownPath, backend, image, outputWidth)
-      : smokeTest(modelPath, shownPath, backend, inputs, outputWidth, tokenizer!, head ? 'values per text (the embedding size)' : 'logits per text (one per label in config.json)'),
+      : smokeTest(
+          modelPath,
+          shownPath,
+          backend,
+          inputs,
+          outputWidth,
+          tokenizer!,
+          head ? 'values per text (the embedding size)' : 'logits per text (one per label in config.json)',
+        ),
   );
 
   const memory = await step('measure-memory', async (): Promise<MemoryFigures> => {
     const weightsBytes = (await stat(modelPath)).size;
     const tokenizerConfig = input.source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json') ?? null;
-    const feed = image ? { image: [3, image.height, image.width] } : { file: input.source.tokenizerPath!, configFile: tokenizerConfig };
+    const feed = image
+      ? { image: [3, image.height, image.width] }
+      : { file: input.source.tokenizerPath!, configFile: tokenizerConfig };
     const measured = await measureReplica(modelPath, inputs, limits.maxBatch, limits.maxLength, feed);
     const measuredBytes = measured.sessionBytes;
     const shape = config.encoderShape;
     return {
       weightsBytes,
-      estimateBytes: shape ? analyticEstimate(weightsBytes, { batch: limits.maxBatch, length: limits.maxLength, ...shape }) : 2 * weightsBytes + 20 * 2 ** 20,
+      estimateBytes: shape
+        ? analyticEstimate(weightsBytes, { batch: limits.maxBatch, length: limits.maxLength, ...shape })
+        : 2 * weightsBytes + 20 * 2 ** 20,
       measuredBytes,
       perReplicaBytes: measuredBytes + WORKER_OVERHEAD_BYTES,
       processBytes: measured.tokenizerBytes + PROCESS_BASE_BYTES,
@@ -527,7 +665,14 @@ async function buildFromGraph(input: BuildInput, onnxPath: string, shownPath: st
       limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },
       source: { kind: source.kind, path: source.path, name: source.name, sha256: input.sourceSha256 },
       compile: {
-        options: { ...limits, precision: input.precision, ...(input.quantization ?? {}), task: input.task, ...(input.embedding ?? {}), ...(image ? { image } : {}) },
+        options: {
+          ...limits,
+          precision: input.precision,
+          ...(input.quantization ?? {}),
+          task: input.task,
+          ...(input.embedding ?? {}),
+          ...(image ? { image } : {}),
+        },
         optimization: 'all',
         backend,
         target: compileTarget(),
@@ -561,13 +706,24 @@ async function checkOperators(model: ModelProto, path: string, backend: Backend)
 }
 
 /** One inference on the optimized graph, so an artifact that cannot run is never written. */
-async function smokeTest(modelPath: string, sourcePath: string, backend: Backend, inputs: TensorInfo[], classes: number, tokenizer: TextTokenizer, what: string): Promise<void> {
+async function smokeTest(
+  modelPath: string,
+  sourcePath: string,
+  backend: Backend,
+  inputs: TensorInfo[],
+  classes: number,
+  tokenizer: TextTokenizer,
+  what: string,
+): Promise<void> {
   const session = await createSession(modelPath, { backend, optimization: 'disabled', intraOpThreads: 1 });
   try {
-    const encoded = [tokenizer.encode('kiln compiles this sentence.', DEFAULT_MAX_LENGTH), tokenizer.encode('short', DEFAULT_MAX_LENGTH)];
+    const encoded = [
+      tokenizer.encode('kiln compiles this sentence.', DEFAULT_MAX_LENGTH),
+      tokenizer.encode('short', DEFAULT_MAX_LENGTH),
+    ];
     const results = await session.run(buildFeeds(encoded, inputs, tokenizer.padId));
     const logits = results[session.outputNames[0] ?? ''];
-    if (!logits || logits.dims.length !== 2 || logits.dims[0] !== encoded.length || logits.dims[1] !== classes) {
+    if (logits?.dims.length !== 2 || logits.dims[0] !== encoded.length || logits.dims[1] !== classes) {
       throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
         path: sourcePath,
         found: `${session.outputNames[0]} with shape [${logits?.dims.join(', ')}]`,
@@ -576,22 +732,34 @@ async function smokeTest(modelPath: string, sourcePath: string, backend: Backend
     }
   } catch (err) {
     if (err instanceof KilnError && err.code !== 'KILN_ERR_RUNTIME_RUN') throw err;
-    throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: sourcePath, step: 'running a test inference', reason: (err as Error).message }, { cause: err });
+    throw new KilnError(
+      'KILN_ERR_COMPILE_FAILED',
+      { path: sourcePath, step: 'running a test inference', reason: (err as Error).message },
+      { cause: err },
+    );
   } finally {
     await session.release();
   }
 }
 
 /** {@link smokeTest} for an image model: a batch of two random images at the compiled size. */
-async function smokeTestImage(modelPath: string, sourcePath: string, backend: Backend, image: ImagePreprocessing, classes: number): Promise<void> {
+async function smokeTestImage(
+  modelPath: string,
+  sourcePath: string,
+  backend: Backend,
+  image: ImagePreprocessing,
+  classes: number,
+): Promise<void> {
   const session = await createSession(modelPath, { backend, optimization: 'disabled', intraOpThreads: 1 });
   try {
     const size = 3 * image.height * image.width;
     const data = new Float32Array(2 * size);
     for (let i = 0; i < data.length; i += 1) data[i] = ((i * 7919) % 255) / 127.5 - 1;
-    const results = await session.run({ [image.input]: { type: 'float32', data, dims: [2, 3, image.height, image.width] } });
+    const results = await session.run({
+      [image.input]: { type: 'float32', data, dims: [2, 3, image.height, image.width] },
+    });
     const logits = results[session.outputNames[0] ?? ''];
-    if (!logits || logits.dims.length !== 2 || logits.dims[0] !== 2 || logits.dims[1] !== classes) {
+    if (logits?.dims.length !== 2 || logits.dims[0] !== 2 || logits.dims[1] !== classes) {
       throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
         path: sourcePath,
         found: `${session.outputNames[0]} with shape [${logits?.dims.join(', ')}]`,
@@ -600,7 +768,11 @@ async function smokeTestImage(modelPath: string, sourcePath: string, backend: Ba
     }
   } catch (err) {
     if (err instanceof KilnError && err.code !== 'KILN_ERR_RUNTIME_RUN') throw err;
-    throw new KilnError('KILN_ERR_COMPILE_FAILED', { path: sourcePath, step: 'running a test inference', reason: (err as Error).message }, { cause: err });
+    throw new KilnError(
+      'KILN_ERR_COMPILE_FAILED',
+      { path: sourcePath, step: 'running a test inference', reason: (err as Error).message },
+      { cause: err },
+    );
   } finally {
     await session.release();
   }
@@ -647,31 +819,64 @@ function imageLabels(flag: string[] | undefined, rawConfig: unknown, configPath:
  * tensor size from the flags, else the graph's fixed height and width, else the config's.
  * Checks the graph takes one float [batch, 3, H, W] input of that size.
  */
-async function resolveImage(source: ModelSource, overrides: ImageOverrides, graphs: GraphReader): Promise<ImagePreprocessing> {
+async function resolveImage(
+  source: ModelSource,
+  overrides: ImageOverrides,
+  graphs: GraphReader,
+): Promise<ImagePreprocessing> {
   if (source.onnxPath === null) {
-    throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: source.given, file: 'onnx/model.onnx or model.onnx', purpose: 'an image model (kiln imports text checkpoints only; export the model to ONNX)' });
+    throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', {
+      path: source.given,
+      file: 'onnx/model.onnx or model.onnx',
+      purpose: 'an image model (kiln imports text checkpoints only; export the model to ONNX)',
+    });
   }
   const model = await graphs.read(source.onnxPath);
   const inputs = graphInputs(model.graph ?? {});
   const fail = (problem: string): never => {
-    throw new KilnError('KILN_ERR_MODEL_IMAGE_INPUTS', { path: source.given, found: inputs.map(describeTensor).join(', ') || 'none', problem });
+    throw new KilnError('KILN_ERR_MODEL_IMAGE_INPUTS', {
+      path: source.given,
+      found: inputs.map(describeTensor).join(', ') || 'none',
+      problem,
+    });
   };
   const input = imageInput(inputs) ?? fail('it does not take exactly one float input of rank 4');
   const [, channels, graphHeight, graphWidth] = input.shape!;
   if (typeof channels === 'number' && channels !== 3) fail(`"${input.name}" has ${channels} channels, not 3 (RGB)`);
   const preprocessorPath = source.extraFiles.find((f) => basename(f) === 'preprocessor_config.json');
-  const fromConfig = preprocessorPath ? preprocessingFromConfig(await readJson(preprocessorPath), preprocessorPath) : {};
+  const fromConfig = preprocessorPath
+    ? preprocessingFromConfig(await readJson(preprocessorPath), preprocessorPath)
+    : {};
   const fixed = (d: unknown): number | undefined => (typeof d === 'number' && d > 0 ? d : undefined);
-  const height = overrides.height ?? fixed(graphHeight) ?? fromConfig.height ?? fail(`"${input.name}" leaves its height open and neither --image-size nor preprocessor_config.json gives it`);
-  const width = overrides.width ?? fixed(graphWidth) ?? fromConfig.width ?? fail(`"${input.name}" leaves its width open and neither --image-size nor preprocessor_config.json gives it`);
+  const height =
+    overrides.height ??
+    fixed(graphHeight) ??
+    fromConfig.height ??
+    fail(`"${input.name}" leaves its height open and neither --image-size nor preprocessor_config.json gives it`);
+  const width =
+    overrides.width ??
+    fixed(graphWidth) ??
+    fromConfig.width ??
+    fail(`"${input.name}" leaves its width open and neither --image-size nor preprocessor_config.json gives it`);
   if ((fixed(graphHeight) ?? height) !== height || (fixed(graphWidth) ?? width) !== width) {
-    fail(`the graph fixes "${input.name}" at ${graphHeight} × ${graphWidth} while ${overrides.height ? '--image-size' : 'preprocessor_config.json'} asks for ${height} × ${width}`);
+    fail(
+      `the graph fixes "${input.name}" at ${graphHeight} × ${graphWidth} while ${overrides.height ? '--image-size' : 'preprocessor_config.json'} asks for ${height} × ${width}`,
+    );
   }
   const parts: Partial<ImagePreprocessing> = { ...fromConfig };
-  for (const key of ['mean', 'std', 'channels', 'resize'] as const) if (overrides[key] !== undefined) Object.assign(parts, { [key]: overrides[key] });
+  for (const key of ['mean', 'std', 'channels', 'resize'] as const)
+    if (overrides[key] !== undefined) Object.assign(parts, { [key]: overrides[key] });
   // A graph ending in Softmax returns scores already; softmax over them again would flatten them.
-  const last = (model.graph?.node ?? []).find((n) => n.output?.includes(graphOutputs(model.graph ?? {})[0]?.name ?? ''));
-  return completePreprocessing(input.name, height, width, parts, last?.opType === 'Softmax' ? 'probabilities' : 'logits');
+  const last = (model.graph?.node ?? []).find((n) =>
+    n.output?.includes(graphOutputs(model.graph ?? {})[0]?.name ?? ''),
+  );
+  return completePreprocessing(
+    input.name,
+    height,
+    width,
+    parts,
+    last?.opType === 'Softmax' ? 'probabilities' : 'logits',
+  );
 }
 
 /** An ONNX folder whose graph has no token-state output but whose checkpoint is beside it. */

@@ -15,12 +15,23 @@ export interface FusionCounts {
 
 const GROUPS: Record<keyof FusionCounts, readonly string[]> = {
   attention: ['com.microsoft:Attention', 'com.microsoft:MultiHeadAttention', 'Attention', 'com.microsoft:QAttention'],
-  layerNorm: ['LayerNormalization', 'com.microsoft:SkipLayerNormalization', 'com.microsoft:SimplifiedLayerNormalization', 'com.microsoft:SkipSimplifiedLayerNormalization', 'com.microsoft:EmbedLayerNormalization'],
+  layerNorm: [
+    'LayerNormalization',
+    'com.microsoft:SkipLayerNormalization',
+    'com.microsoft:SimplifiedLayerNormalization',
+    'com.microsoft:SkipSimplifiedLayerNormalization',
+    'com.microsoft:EmbedLayerNormalization',
+  ],
   gelu: ['Gelu', 'com.microsoft:Gelu', 'com.microsoft:BiasGelu', 'com.microsoft:FastGelu', 'com.microsoft:QuickGelu'],
   matmul: ['com.microsoft:FusedMatMul', 'com.microsoft:FusedGemm', 'Gemm'],
 };
 
 export function fusionCounts(optimizedOps: Record<string, number>): FusionCounts {
   const count = (names: readonly string[]): number => names.reduce((n, name) => n + (optimizedOps[name] ?? 0), 0);
-  return { attention: count(GROUPS.attention), layerNorm: count(GROUPS.layerNorm), gelu: count(GROUPS.gelu), matmul: count(GROUPS.matmul) };
+  return {
+    attention: count(GROUPS.attention),
+    layerNorm: count(GROUPS.layerNorm),
+    gelu: count(GROUPS.gelu),
+    matmul: count(GROUPS.matmul),
+  };
 }

@@ -3,12 +3,13 @@
  * and the check of the compiled model against its fp32 source (`--verify`), both decoded and
  * preprocessed exactly as the runtime will (model/image.ts).
  */
-import type { FloatTensor } from '../core/tensor.js';
+
 import { sha256 } from '../core/hash.js';
+import type { FloatTensor } from '../core/tensor.js';
+import { type ImagePreprocessing, preprocess } from '../model/image.js';
 import { imagePaths, readImageFile } from '../model/image-files.js';
-import { preprocess, type ImagePreprocessing } from '../model/image.js';
 import type { VerifyReport } from '../model/reports.js';
-import { createSession, type Backend } from '../runtime/binding.js';
+import { type Backend, createSession } from '../runtime/binding.js';
 
 /** Images per calibration or verify batch: enough to keep ONNX Runtime busy, little memory. */
 const BATCH = 8;
@@ -23,7 +24,11 @@ export async function sampleImages(path: string): Promise<{ paths: string[]; sha
 }
 
 /** Preprocessed images as [n, 3, H, W] batches, read lazily. */
-export async function* imageBatches(paths: readonly string[], spec: ImagePreprocessing, origin: string): AsyncGenerator<FloatTensor> {
+export async function* imageBatches(
+  paths: readonly string[],
+  spec: ImagePreprocessing,
+  origin: string,
+): AsyncGenerator<FloatTensor> {
   const size = 3 * spec.height * spec.width;
   for (let start = 0; start < paths.length; start += BATCH) {
     const chunk = paths.slice(start, start + BATCH);
@@ -82,7 +87,13 @@ export async function verifyImages(options: {
         if (a === b) same += 1;
         else {
           flippedCount += 1;
-          if (flipped.length < 10) flipped.push({ line: rows + r + 1, text: options.paths[rows + r]!, reference: options.labels[a] ?? String(a), compiled: options.labels[b] ?? String(b) });
+          if (flipped.length < 10)
+            flipped.push({
+              line: rows + r + 1,
+              text: options.paths[rows + r]!,
+              reference: options.labels[a] ?? String(a),
+              compiled: options.labels[b] ?? String(b),
+            });
         }
       }
       rows += n;

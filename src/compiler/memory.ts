@@ -17,9 +17,13 @@ const PROBE = new URL('../runtime/memory-probe.js', import.meta.url).pathname;
 export const WORKER_OVERHEAD_BYTES = 16 * 2 ** 20;
 
 /** Largest activations of a transformer encoder at (batch, length): hidden states, FFN, attention scores. */
-export function analyticEstimate(weightsBytes: number, shape: { batch: number; length: number; hidden: number; intermediate: number; heads: number }): number {
+export function analyticEstimate(
+  weightsBytes: number,
+  shape: { batch: number; length: number; hidden: number; intermediate: number; heads: number },
+): number {
   const tokens = shape.batch * shape.length;
-  const floats = tokens * (4 * shape.hidden + shape.intermediate) + 2 * shape.batch * shape.heads * shape.length * shape.length;
+  const floats =
+    tokens * (4 * shape.hidden + shape.intermediate) + 2 * shape.batch * shape.heads * shape.length * shape.length;
   // MLAS packs each GEMM's weights once more at load; the arena and the runtime add ~20 MiB.
   return 2 * weightsBytes + floats * 4 + 20 * 2 ** 20;
 }
@@ -38,10 +42,21 @@ export async function measureReplica(
   length: number,
   feed: { file: string; configFile: string | null } | { image: readonly number[] },
 ): Promise<{ sessionBytes: number; tokenizerBytes: number }> {
-  const how = 'image' in feed ? ['--image', feed.image.join(',')] : [feed.file, ...(feed.configFile ? [feed.configFile] : [])];
-  const args = [PROBE, modelPath, JSON.stringify(inputs.map((i) => ({ name: i.name, type: i.type }))), String(batch), String(length), ...how];
+  const how =
+    'image' in feed ? ['--image', feed.image.join(',')] : [feed.file, ...(feed.configFile ? [feed.configFile] : [])];
+  const args = [
+    PROBE,
+    modelPath,
+    JSON.stringify(inputs.map((i) => ({ name: i.name, type: i.type }))),
+    String(batch),
+    String(length),
+    ...how,
+  ];
   const { stdout } = await run(process.execPath, args, { maxBuffer: 1 << 20 });
-  const { start, before, ran } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { start: number; before: number; ran: number };
+  const { start, before, ran } = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+    start: number;
+    before: number;
+    ran: number;
+  };
   return { sessionBytes: Math.max(0, ran - before), tokenizerBytes: Math.max(0, before - start) };
 }
-

@@ -19,7 +19,7 @@ export const HIDDEN_OUTPUTS = ['last_hidden_state', 'token_embeddings', 'hidden_
 export function findHiddenOutput(model: ModelProto): { name: string; hidden: number | null } | null {
   const outputs = graphOutputs(model.graph ?? {});
   const found = HIDDEN_OUTPUTS.map((n) => outputs.find((o) => o.name === n)).find((o) => o !== undefined);
-  if (!found || found.type !== 'float' || (found.shape && found.shape.length !== 3)) return null;
+  if (found?.type !== 'float' || (found.shape && found.shape.length !== 3)) return null;
   const last = found.shape?.[2];
   return { name: found.name, hidden: typeof last === 'number' ? last : null };
 }
@@ -28,7 +28,11 @@ export function findHiddenOutput(model: ModelProto): { name: string; hidden: num
  * Returns a copy of `model` whose only output is `embedding` [batch, hidden]. `path` names the
  * model in errors. The default-domain opset decides how reduce axes are passed (input from 18).
  */
-export function appendPooling(model: ModelProto, options: { pooling: Pooling; normalize: boolean; hiddenOutput: string; hidden: number }, path: string): ModelProto {
+export function appendPooling(
+  model: ModelProto,
+  options: { pooling: Pooling; normalize: boolean; hiddenOutput: string; hidden: number },
+  path: string,
+): ModelProto {
   const graph = model.graph ?? {};
   const inputs = graphInputs(graph);
   const mask = inputs.find((i) => i.name === 'attention_mask');
@@ -57,7 +61,12 @@ export function appendPooling(model: ModelProto, options: { pooling: Pooling; no
 
   let pooled: string;
   if (options.pooling === 'cls') {
-    pooled = g.op('Gather', [hidden, g.ints('kiln_pooling/first', [0], [])], { axis: 1 }, { name: '/pooling/first_token' });
+    pooled = g.op(
+      'Gather',
+      [hidden, g.ints('kiln_pooling/first', [0], [])],
+      { axis: 1 },
+      { name: '/pooling/first_token' },
+    );
   } else {
     const maskF = g.op('Cast', [mask!.name], { to: 1 });
     const mask3 = g.op('Reshape', [maskF, g.ints('kiln_pooling/column', [0, -1, 1])]);
@@ -67,7 +76,10 @@ export function appendPooling(model: ModelProto, options: { pooling: Pooling; no
       pooled = g.op('Div', [summed, count], undefined, { name: '/pooling/mean' });
     } else {
       // Padding gets a large negative value so it never wins the max.
-      const fill = g.op('Mul', [g.op('Sub', [g.constant('kiln_pooling/one', [1]), mask3]), g.constant('kiln_pooling/neg', [-1e9])]);
+      const fill = g.op('Mul', [
+        g.op('Sub', [g.constant('kiln_pooling/one', [1]), mask3]),
+        g.constant('kiln_pooling/neg', [-1e9]),
+      ]);
       pooled = reduce('ReduceMax', g.op('Add', [hidden, fill]), [1], 0);
     }
   }
@@ -92,6 +104,16 @@ export function appendPooling(model: ModelProto, options: { pooling: Pooling; no
 }
 
 /** The manifest's record of the pooling compile appended. */
-export function embeddingHead(options: { pooling: Pooling; normalize: boolean; hiddenOutput: string; hidden: number }): EmbeddingHead {
-  return { dimension: options.hidden, pooling: options.pooling, normalize: options.normalize, hiddenOutput: options.hiddenOutput };
+export function embeddingHead(options: {
+  pooling: Pooling;
+  normalize: boolean;
+  hiddenOutput: string;
+  hidden: number;
+}): EmbeddingHead {
+  return {
+    dimension: options.hidden,
+    pooling: options.pooling,
+    normalize: options.normalize,
+    hiddenOutput: options.hiddenOutput,
+  };
 }

@@ -5,8 +5,16 @@
  * weights in MLAS, float output with the bias added in the GEMM's output stage).
  */
 import type { QuantizeReport } from '../model/reports.js';
-import { int64, onnx, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 import { opsetImports, tensorElementCount, walkNodes } from '../onnx/graph.js';
+import {
+  type AttributeProto,
+  type GraphProto,
+  int64,
+  type ModelProto,
+  type NodeProto,
+  onnx,
+  type TensorProto,
+} from '../onnx/proto.js';
 
 export interface QuantizeOptions {
   /**
@@ -31,7 +39,6 @@ export interface QuantizeOptions {
   /** Keep MatMuls whose weight has fewer elements than this in fp32 (tiny heads gain nothing). @defaultValue 0 */
   minElements?: number;
 }
-
 
 export interface QuantizedColumns {
   /** Row-major [K, N], like the float weight. */
@@ -58,8 +65,14 @@ export function roundHalfEven(x: number): number {
  * range widened to include 0, scale = (max - min) / 255, zero point = round(-min / scale).
  * All-zero columns get scale 1. Every value dequantizes to within scale / 2 of the original.
  */
-export function quantizeColumns(data: Float32Array, K: number, N: number, options: Pick<QuantizeOptions, 'weightType' | 'reduceRange'> = {}): QuantizedColumns {
-  if (data.length !== K * N) throw new RangeError(`quantizeColumns: data has ${data.length} elements, expected K·N = ${K}·${N} = ${K * N}`);
+export function quantizeColumns(
+  data: Float32Array,
+  K: number,
+  N: number,
+  options: Pick<QuantizeOptions, 'weightType' | 'reduceRange'> = {},
+): QuantizedColumns {
+  if (data.length !== K * N)
+    throw new RangeError(`quantizeColumns: data has ${data.length} elements, expected K·N = ${K}·${N} = ${K * N}`);
   const unsigned = options.weightType === 'uint8';
   const min = new Float64Array(N);
   const max = new Float64Array(N);
@@ -91,7 +104,7 @@ export function quantizeColumns(data: Float32Array, K: number, N: number, option
     const row = k * N;
     for (let n = 0; n < N; n += 1) {
       const q = roundHalfEven(data[row + n]! / scales[n]!) + zeroPoints[n]!;
-      values[row + n] = q < lo ? lo : q > qmax ? qmax : q;
+      values[row + n] = q < lo ? lo : Math.min(q, qmax);
     }
   }
   return { values, scales, zeroPoints };
@@ -107,16 +120,35 @@ function quantizeRows(data: Float32Array, rows: number, cols: number): { values:
     for (let c = 0; c < cols; c += 1) absMax = Math.max(absMax, Math.abs(data[start + c]!));
     scales[r] = absMax === 0 ? 1 : absMax / 127;
     const scale = scales[r]!;
-    for (let c = 0; c < cols; c += 1) values[start + c] = Math.min(127, Math.max(-127, roundHalfEven(data[start + c]! / scale)));
+    for (let c = 0; c < cols; c += 1)
+      values[start + c] = Math.min(127, Math.max(-127, roundHalfEven(data[start + c]! / scale)));
   }
   return { values, scales };
 }
 
 /** Bytes per element by ONNX data type; float8 and int4 types included for completeness. */
 const ELEMENT_BYTES: Record<number, number> = {
-  [T.FLOAT]: 4, [T.UINT8]: 1, [T.INT8]: 1, [T.UINT16]: 2, [T.INT16]: 2, [T.INT32]: 4, [T.INT64]: 8, [T.BOOL]: 1,
-  [T.FLOAT16]: 2, [T.DOUBLE]: 8, [T.UINT32]: 4, [T.UINT64]: 8, [T.COMPLEX64]: 8, [T.COMPLEX128]: 16, [T.BFLOAT16]: 2,
-  17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5,
+  [T.FLOAT]: 4,
+  [T.UINT8]: 1,
+  [T.INT8]: 1,
+  [T.UINT16]: 2,
+  [T.INT16]: 2,
+  [T.INT32]: 4,
+  [T.INT64]: 8,
+  [T.BOOL]: 1,
+  [T.FLOAT16]: 2,
+  [T.DOUBLE]: 8,
+  [T.UINT32]: 4,
+  [T.UINT64]: 8,
+  [T.COMPLEX64]: 8,
+  [T.COMPLEX128]: 16,
+  [T.BFLOAT16]: 2,
+  17: 1,
+  18: 1,
+  19: 1,
+  20: 1,
+  21: 0.5,
+  22: 0.5,
 };
 const FLOAT_TYPES = new Set<number>([T.FLOAT, T.FLOAT16, T.BFLOAT16, T.DOUBLE]);
 
@@ -141,12 +173,15 @@ export function floatValues(t: TensorProto): Float32Array {
   if (raw && raw.length > 0) {
     // protobufjs hands out views into the file's buffer at any offset; Float32Array needs 4-byte
     // alignment, so an unaligned one is copied (new Uint8Array copies; Buffer#slice would not).
-    return raw.byteOffset % 4 === 0 ? new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4) : new Float32Array(new Uint8Array(raw).buffer);
+    return raw.byteOffset % 4 === 0
+      ? new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4)
+      : new Float32Array(new Uint8Array(raw).buffer);
   }
   return Float32Array.from(t.floatData ?? []);
 }
 
-const bytesOf = (a: Int8Array | Uint8Array | Float32Array | BigInt64Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const bytesOf = (a: Int8Array | Uint8Array | Float32Array | BigInt64Array): Uint8Array =>
+  new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 const isDefaultDomain = (node: NodeProto): boolean => !node.domain || node.domain === 'ai.onnx';
 
@@ -196,7 +231,10 @@ interface GemmCandidate {
  * shares unchanged nodes and tensors with it). Node names, graph inputs and outputs keep their
  * names; weights replaced by 8-bit copies are dropped once nothing else reads them.
  */
-export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}): { model: ModelProto; report: QuantizeReport } {
+export function quantizeModel(
+  model: ModelProto,
+  options: QuantizeOptions = {},
+): { model: ModelProto; report: QuantizeReport } {
   const graph: GraphProto = model.graph ?? {};
   const weightType = options.weightType ?? 'int8';
   const reduceRange = options.reduceRange ?? true;
@@ -222,7 +260,11 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
   }
   for (const o of graph.output ?? []) uses.set(o.name ?? '', (uses.get(o.name ?? '') ?? 0) + 1);
 
-  const taken = new Set<string>([...initializers.keys(), ...(graph.input ?? []).map((v) => v.name ?? ''), ...(graph.valueInfo ?? []).map((v) => v.name ?? '')]);
+  const taken = new Set<string>([
+    ...initializers.keys(),
+    ...(graph.input ?? []).map((v) => v.name ?? ''),
+    ...(graph.valueInfo ?? []).map((v) => v.name ?? ''),
+  ]);
   for (const node of walkNodes(graph)) for (const name of node.output ?? []) taken.add(name);
   const uniqueName = (base: string): string => {
     let name = base;
@@ -242,10 +284,12 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
     const weight = initializers.get(inputs[1] ?? '');
     if (!weight || !hasFloatValues(weight) || (weight.dims ?? []).length !== 2) return null;
     const [rows, cols] = (weight.dims ?? []).map(int64) as [number, number];
-    if (node.opType === 'MatMul' && inputs.length === 2) return { weight, K: rows, N: cols, transposed: false, bias: null };
+    if (node.opType === 'MatMul' && inputs.length === 2)
+      return { weight, K: rows, N: cols, transposed: false, bias: null };
     if (node.opType !== 'Gemm') return null;
     const transB = intAttr(node, 'transB', 0);
-    if (intAttr(node, 'transA', 0) !== 0 || floatAttr(node, 'alpha', 1) !== 1 || (transB !== 0 && transB !== 1)) return null;
+    if (intAttr(node, 'transA', 0) !== 0 || floatAttr(node, 'alpha', 1) !== 1 || (transB !== 0 && transB !== 1))
+      return null;
     const N = transB ? rows : cols;
     const c = inputs[2];
     if (c && (floatAttr(node, 'beta', 1) !== 1 || !floatBias(c, N))) return null;
@@ -257,7 +301,15 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
     const output = node.output?.[0] ?? '';
     const readers = consumers.get(output) ?? [];
     const add = readers[0];
-    if (readers.length !== 1 || uses.get(output) !== 1 || !add || add.opType !== 'Add' || !isDefaultDomain(add) || (add.input ?? []).length !== 2) return null;
+    if (
+      readers.length !== 1 ||
+      uses.get(output) !== 1 ||
+      !add ||
+      add.opType !== 'Add' ||
+      !isDefaultDomain(add) ||
+      (add.input ?? []).length !== 2
+    )
+      return null;
     const bias = add.input![0] === output ? add.input![1] : add.input![0];
     return bias && bias !== output && floatBias(bias, N) ? { add, bias } : null;
   };
@@ -272,7 +324,11 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
     const data = floatValues(c.weight);
     const q = quantizeColumns(c.transposed ? transpose(data, c.N, c.K) : data, c.K, c.N, { weightType, reduceRange });
     const q8 = weightType === 'uint8' ? T.UINT8 : T.INT8;
-    const names = { values: uniqueName(`${source}_quantized`), scale: uniqueName(`${source}_scale`), zeroPoint: uniqueName(`${source}_zero_point`) };
+    const names = {
+      values: uniqueName(`${source}_quantized`),
+      scale: uniqueName(`${source}_scale`),
+      zeroPoint: uniqueName(`${source}_zero_point`),
+    };
     newInitializers.push(
       { name: names.values, dataType: q8, dims: [c.K, c.N], rawData: bytesOf(q.values) },
       { name: names.scale, dataType: T.FLOAT, dims: [c.N], rawData: bytesOf(q.scales) },
@@ -288,14 +344,21 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
     const gatherReads = new Map<string, number>();
     for (const node of nodes) {
       const table = node.input?.[0] ?? '';
-      if (node.opType === 'Gather' && isDefaultDomain(node) && intAttr(node, 'axis', 0) === 0 && initializers.has(table)) gatherReads.set(table, (gatherReads.get(table) ?? 0) + 1);
+      if (
+        node.opType === 'Gather' &&
+        isDefaultDomain(node) &&
+        intAttr(node, 'axis', 0) === 0 &&
+        initializers.has(table)
+      )
+        gatherReads.set(table, (gatherReads.get(table) ?? 0) + 1);
     }
     for (const [name, reads] of gatherReads) {
       const t = initializers.get(name)!;
       const dims = (t.dims ?? []).map(int64);
       // A table also read elsewhere (an LM head tied to it) would be stored twice.
       const onlyGathers = uses.get(name) === reads;
-      if (hasFloatValues(t) && dims.length === 2 && dims[0]! >= EMBEDDING_MIN_ROWS && onlyGathers) embeddingTables.add(name);
+      if (hasFloatValues(t) && dims.length === 2 && dims[0]! >= EMBEDDING_MIN_ROWS && onlyGathers)
+        embeddingTables.add(name);
     }
   }
   const quantizedTables = new Map<string, { values: string; scale: string; axes: string }>();
@@ -305,14 +368,33 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
     if (known) return known;
     const [rows, cols] = (t.dims ?? []).map(int64) as [number, number];
     const q = quantizeRows(floatValues(t), rows, cols);
-    const names = { values: uniqueName(`${source}_quantized`), scale: uniqueName(`${source}_scale`), axes: defaultOpset >= 13 ? uniqueName(`${source}_scale_axes`) : '' };
-    newInitializers.push({ name: names.values, dataType: T.INT8, dims: [rows, cols], rawData: bytesOf(q.values) }, { name: names.scale, dataType: T.FLOAT, dims: [rows], rawData: bytesOf(q.scales) });
-    if (names.axes) newInitializers.push({ name: names.axes, dataType: T.INT64, dims: [1], rawData: bytesOf(BigInt64Array.from([-1n])) });
+    const names = {
+      values: uniqueName(`${source}_quantized`),
+      scale: uniqueName(`${source}_scale`),
+      axes: defaultOpset >= 13 ? uniqueName(`${source}_scale_axes`) : '',
+    };
+    newInitializers.push(
+      { name: names.values, dataType: T.INT8, dims: [rows, cols], rawData: bytesOf(q.values) },
+      { name: names.scale, dataType: T.FLOAT, dims: [rows], rawData: bytesOf(q.scales) },
+    );
+    if (names.axes)
+      newInitializers.push({
+        name: names.axes,
+        dataType: T.INT64,
+        dims: [1],
+        rawData: bytesOf(BigInt64Array.from([-1n])),
+      });
     quantizedTables.set(source, names);
     return names;
   };
 
-  const report: QuantizeReport = { quantized: [], kept: [], embeddings: [], weightBytes: { before: 0, after: 0 }, quantizedFraction: 0 };
+  const report: QuantizeReport = {
+    quantized: [],
+    kept: [],
+    embeddings: [],
+    weightBytes: { before: 0, after: 0 },
+    quantizedFraction: 0,
+  };
   const removedNodes = new Set<NodeProto>();
   const vanishedValues = new Set<string>();
   const replacedWeights = new Set<string>();
@@ -321,7 +403,10 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
   for (const node of nodes) {
     if (removedNodes.has(node)) continue;
     const name = node.name ?? '';
-    const table = node.opType === 'Gather' && embeddingTables.has(node.input?.[0] ?? '') ? initializers.get(node.input![0]!)! : null;
+    const table =
+      node.opType === 'Gather' && embeddingTables.has(node.input?.[0] ?? '')
+        ? initializers.get(node.input![0]!)!
+        : null;
     if (table) {
       if (isKept(name)) {
         report.kept.push(name);
@@ -332,14 +417,43 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
       const ids = node.input![1]!;
       const output = node.output![0]!;
       const base = name || output;
-      const [gathered, asFloat, rowScales, rowScales1] = ['quantized', 'float', 'scale', 'scale_unsqueezed'].map((s) => uniqueName(`${output}_${s}`)) as [string, string, string, string];
+      const [gathered, asFloat, rowScales, rowScales1] = ['quantized', 'float', 'scale', 'scale_unsqueezed'].map((s) =>
+        uniqueName(`${output}_${s}`),
+      ) as [string, string, string, string];
       const unsqueeze: NodeProto = q.axes
-        ? { name: `${base}/scale_unsqueeze`, opType: 'Unsqueeze', domain: '', input: [rowScales, q.axes], output: [rowScales1] }
-        : { name: `${base}/scale_unsqueeze`, opType: 'Unsqueeze', domain: '', input: [rowScales], output: [rowScales1], attribute: [{ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [-1] }] };
+        ? {
+            name: `${base}/scale_unsqueeze`,
+            opType: 'Unsqueeze',
+            domain: '',
+            input: [rowScales, q.axes],
+            output: [rowScales1],
+          }
+        : {
+            name: `${base}/scale_unsqueeze`,
+            opType: 'Unsqueeze',
+            domain: '',
+            input: [rowScales],
+            output: [rowScales1],
+            attribute: [{ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [-1] }],
+          };
       out.push(
         { ...node, input: [q.values, ids], output: [gathered] },
-        { name: `${base}/cast`, opType: 'Cast', domain: '', input: [gathered], output: [asFloat], attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: T.FLOAT }] },
-        { name: `${base}/scale_gather`, opType: 'Gather', domain: '', input: [q.scale, ids], output: [rowScales], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] },
+        {
+          name: `${base}/cast`,
+          opType: 'Cast',
+          domain: '',
+          input: [gathered],
+          output: [asFloat],
+          attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: T.FLOAT }],
+        },
+        {
+          name: `${base}/scale_gather`,
+          opType: 'Gather',
+          domain: '',
+          input: [q.scale, ids],
+          output: [rowScales],
+          attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }],
+        },
         unsqueeze,
         { name: `${base}/dequantize`, opType: 'Mul', domain: '', input: [asFloat, rowScales1], output: [output] },
       );
@@ -388,9 +502,14 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
   const dropped = new Set([...replacedWeights].filter((name) => !stillRead.has(name)));
   for (const name of dropped) vanishedValues.add(name);
 
-  const finalInitializers = [...(graph.initializer ?? []).filter((t) => !dropped.has(t.name ?? '')), ...newInitializers];
+  const finalInitializers = [
+    ...(graph.initializer ?? []).filter((t) => !dropped.has(t.name ?? '')),
+    ...newInitializers,
+  ];
   const floatElements = (graph.initializer ?? []).filter(isFloatWeight).reduce((n, t) => n + tensorElementCount(t), 0);
-  const quantizedElements = (graph.initializer ?? []).filter((t) => dropped.has(t.name ?? '') && isFloatWeight(t)).reduce((n, t) => n + tensorElementCount(t), 0);
+  const quantizedElements = (graph.initializer ?? [])
+    .filter((t) => dropped.has(t.name ?? '') && isFloatWeight(t))
+    .reduce((n, t) => n + tensorElementCount(t), 0);
   report.weightBytes = {
     before: (graph.initializer ?? []).reduce((n, t) => n + tensorBytes(t), 0),
     after: finalInitializers.reduce((n, t) => n + tensorBytes(t), 0),
@@ -398,7 +517,8 @@ export function quantizeModel(model: ModelProto, options: QuantizeOptions = {}):
   report.quantizedFraction = floatElements === 0 ? 0 : quantizedElements / floatElements;
 
   const opsetImport = [...(model.opsetImport ?? [])];
-  if (report.quantized.length > 0 && !opsetImport.some((o) => o.domain === MS_DOMAIN)) opsetImport.push({ domain: MS_DOMAIN, version: 1 });
+  if (report.quantized.length > 0 && !opsetImport.some((o) => o.domain === MS_DOMAIN))
+    opsetImport.push({ domain: MS_DOMAIN, version: 1 });
   const newGraph: GraphProto = {
     ...graph,
     node: out,

@@ -25,15 +25,20 @@ interface Module {
 }
 
 /** `pooling: false`: the caller chose the pooling, so the Pooling module is not read (nor refused). */
-export async function sentenceTransformersPipeline(dir: string, options: { pooling?: boolean } = {}): Promise<PipelineFacts> {
+export async function sentenceTransformersPipeline(
+  dir: string,
+  options: { pooling?: boolean } = {},
+): Promise<PipelineFacts> {
   const modulesPath = join(dir, 'modules.json');
   if ((await pathKind(modulesPath)) !== 'file') return { pooling: null, normalize: null, from: null };
   const modules = await readJson(modulesPath);
-  if (!Array.isArray(modules)) throw new KilnError('KILN_ERR_CONFIG_INVALID', { path: modulesPath, problem: 'it is not a list of modules' });
+  if (!Array.isArray(modules))
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path: modulesPath, problem: 'it is not a list of modules' });
   const typed = modules as Module[];
   const normalize = typed.some((m) => typeof m.type === 'string' && m.type.endsWith('.Normalize'));
   const poolingModule = typed.find((m) => typeof m.type === 'string' && m.type.endsWith('.Pooling'));
-  if (options.pooling === false || !poolingModule || typeof poolingModule.path !== 'string') return { pooling: null, normalize, from: modulesPath };
+  if (options.pooling === false || !poolingModule || typeof poolingModule.path !== 'string')
+    return { pooling: null, normalize, from: modulesPath };
   const configPath = join(dir, poolingModule.path, 'config.json');
   if ((await pathKind(configPath)) !== 'file') return { pooling: null, normalize, from: modulesPath };
   const config = (await readJson(configPath)) as Record<string, unknown>;
@@ -44,7 +49,9 @@ export async function sentenceTransformersPipeline(dir: string, options: { pooli
   ];
   const on = modes.filter(([field]) => config[field] === true).map(([, mode]) => mode);
   if (on.length !== 1) {
-    const other = Object.keys(config).filter((k) => k.startsWith('pooling_mode_') && config[k] === true && !modes.some(([f]) => f === k));
+    const other = Object.keys(config).filter(
+      (k) => k.startsWith('pooling_mode_') && config[k] === true && !modes.some(([f]) => f === k),
+    );
     throw new KilnError('KILN_ERR_CONFIG_INVALID', {
       path: configPath,
       problem: `it turns on ${[...on, ...other].join(' + ') || 'no pooling mode'}; kiln pools with exactly one of cls, mean or max (pass --pooling to choose one)`,

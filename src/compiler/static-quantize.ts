@@ -24,7 +24,17 @@ import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import type { FloatTensor } from '../core/tensor.js';
 import { graphInputs, opsetImports, walkNodes } from '../onnx/graph.js';
-import { encodeModel, int64, onnx, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.js';
+import {
+  type AttributeProto,
+  encodeModel,
+  type GraphProto,
+  int64,
+  type ModelProto,
+  type NodeProto,
+  onnx,
+  type TensorProto,
+  type ValueInfoProto,
+} from '../onnx/proto.js';
 import { createSession } from '../runtime/binding.js';
 import { floatValues, hasFloatValues, roundHalfEven, tensorBytes } from './quantize.js';
 
@@ -112,8 +122,32 @@ const POOLS = new Set(['GlobalAveragePool', 'AveragePool']);
 const SHARED = new Set(['MaxPool', 'Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze']);
 /** Operators whose output is float when their first input is. */
 const FLOAT_PRESERVING = new Set([
-  ...BINARY, ...POOLS, ...SHARED, 'Conv', 'Gemm', 'MatMul', 'Relu', 'Mul', 'Sub', 'Div', 'Softmax', 'LayerNormalization', 'Erf', 'Sigmoid', 'Tanh', 'Clip', 'BatchNormalization',
-  'Concat', 'Slice', 'Gather', 'Expand', 'Sqrt', 'Pow', 'LeakyRelu', 'HardSigmoid', 'ReduceMean',
+  ...BINARY,
+  ...POOLS,
+  ...SHARED,
+  'Conv',
+  'Gemm',
+  'MatMul',
+  'Relu',
+  'Mul',
+  'Sub',
+  'Div',
+  'Softmax',
+  'LayerNormalization',
+  'Erf',
+  'Sigmoid',
+  'Tanh',
+  'Clip',
+  'BatchNormalization',
+  'Concat',
+  'Slice',
+  'Gather',
+  'Expand',
+  'Sqrt',
+  'Pow',
+  'LeakyRelu',
+  'HardSigmoid',
+  'ReduceMean',
 ]);
 
 const isDefaultDomain = (node: NodeProto): boolean => !node.domain || node.domain === 'ai.onnx';
@@ -136,7 +170,8 @@ function keepMatcher(patterns: readonly string[]): (name: string) => boolean {
   return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
 }
 
-const bytesOf = (a: Int8Array | Uint8Array | Int32Array | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const bytesOf = (a: Int8Array | Uint8Array | Int32Array | Float32Array): Uint8Array =>
+  new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** uint8 asymmetric parameters for a range, widened to include 0 (so 0 is exact, as padding needs). */
 export function activationParams(range: ActivationRange): { scale: number; zeroPoint: number } {
@@ -156,7 +191,13 @@ export interface QuantizedWeight {
  * Symmetric int8 weights, one scale per index of `axis` (null: one for the tensor):
  * scale = max|w| / qmax, qmax 127 or 63 with `reduceRange`; all-zero channels get scale 1.
  */
-export function quantizeWeight(data: Float32Array, dims: readonly number[], axis: number | null, reduceRange: boolean, minScales?: Float32Array): QuantizedWeight {
+export function quantizeWeight(
+  data: Float32Array,
+  dims: readonly number[],
+  axis: number | null,
+  reduceRange: boolean,
+  minScales?: Float32Array,
+): QuantizedWeight {
   const qmax = reduceRange ? 63 : 127;
   const channels = axis === null ? 1 : dims[axis]!;
   const stride = axis === null ? data.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -171,7 +212,7 @@ export function quantizeWeight(data: Float32Array, dims: readonly number[], axis
   const values = new Int8Array(data.length);
   for (let i = 0; i < data.length; i += 1) {
     const q = roundHalfEven(data[i]! / scales[channelOf(i)]!);
-    values[i] = q < -qmax ? -qmax : q > qmax ? qmax : q;
+    values[i] = q < -qmax ? -qmax : Math.min(q, qmax);
   }
   return { values, scales };
 }
@@ -180,10 +221,18 @@ export function quantizeWeight(data: Float32Array, dims: readonly number[], axis
  * The mean change of each output channel that rounding the weights causes, Σ (w_q − w) · E[x],
  * or null when the node or the means do not fit (MatMul has no bias to correct).
  */
-function outputShift(node: NodeProto, weight: Float32Array, dims: readonly number[], q: QuantizedWeight, axis: number | null, means: Float64Array): Float64Array | null {
+function outputShift(
+  node: NodeProto,
+  weight: Float32Array,
+  dims: readonly number[],
+  q: QuantizedWeight,
+  axis: number | null,
+  means: Float64Array,
+): Float64Array | null {
   const stride = axis === null ? weight.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const channels = axis === null ? 1 : dims[axis]!;
-  const error = (i: number): number => q.values[i]! * q.scales[axis === null ? 0 : Math.floor(i / stride) % channels]! - weight[i]!;
+  const error = (i: number): number =>
+    q.values[i]! * q.scales[axis === null ? 0 : Math.floor(i / stride) % channels]! - weight[i]!;
   if (node.opType === 'Conv') {
     const [outputs, perGroup, kh, kw] = dims as [number, number, number, number];
     const groups = intAttr(node, 'group', 1);
@@ -207,7 +256,8 @@ function outputShift(node: NodeProto, weight: Float32Array, dims: readonly numbe
   if (means.length !== inner) return null;
   const shift = new Float64Array(outputs);
   for (let o = 0; o < outputs; o += 1) {
-    for (let k = 0; k < inner; k += 1) shift[o] = shift[o]! + error(transposed ? o * inner + k : k * outputs + o) * means[k]!;
+    for (let k = 0; k < inner; k += 1)
+      shift[o] = shift[o]! + error(transposed ? o * inner + k : k * outputs + o) * means[k]!;
   }
   return shift;
 }
@@ -247,7 +297,9 @@ function plan(model: ModelProto, options: StaticQuantizeOptions): Plan {
   // A tensor read inside an If/Loop body stays float: the body cannot be rewired from here.
   const readInSubgraph = new Set<string>();
   for (const node of nodes) {
-    for (const a of node.attribute ?? []) for (const g of [a.g, ...(a.graphs ?? [])]) if (g) for (const n of walkNodes(g)) for (const i of n.input ?? []) readInSubgraph.add(i);
+    for (const a of node.attribute ?? [])
+      for (const g of [a.g, ...(a.graphs ?? [])])
+        if (g) for (const n of walkNodes(g)) for (const i of n.input ?? []) readInSubgraph.add(i);
   }
 
   const floats = new Set<string>();
@@ -257,7 +309,8 @@ function plan(model: ModelProto, options: StaticQuantizeOptions): Plan {
   const kinds = new Map<NodeProto, Kind>();
   const foldedRelu = new Map<NodeProto, NodeProto>();
   const weights = new Map<NodeProto, { weight: TensorProto; axis: number; bias: TensorProto | null }>();
-  const isActivation = (name: string | undefined): name is string => !!name && floats.has(name) && !initializers.has(name) && !readInSubgraph.has(name);
+  const isActivation = (name: string | undefined): name is string =>
+    !!name && floats.has(name) && !initializers.has(name) && !readInSubgraph.has(name);
   const floatInitializer = (name: string | undefined, rank: number): TensorProto | null => {
     const t = name ? initializers.get(name) : undefined;
     return t && hasFloatValues(t) && (t.dims ?? []).length === rank ? t : null;
@@ -285,7 +338,8 @@ function plan(model: ModelProto, options: StaticQuantizeOptions): Plan {
       const transB = intAttr(node, 'transB', 0);
       const axis = transB ? 0 : 1;
       const bias = b ? floatInitializer(b, 1) : null;
-      if (b && (!bias || floatAttr(node, 'beta', 1) !== 1 || int64(bias.dims![0]) !== int64(weight.dims![axis]))) return null;
+      if (b && (!bias || floatAttr(node, 'beta', 1) !== 1 || int64(bias.dims![0]) !== int64(weight.dims![axis])))
+        return null;
       return { weight, axis, bias };
     }
     return null;
@@ -294,7 +348,8 @@ function plan(model: ModelProto, options: StaticQuantizeOptions): Plan {
   for (const node of opset >= 10 ? nodes : []) {
     const inputs = node.input ?? [];
     const output = node.output?.[0] ?? '';
-    if (inputs[0] && floats.has(inputs[0]) && FLOAT_PRESERVING.has(node.opType ?? '') && isDefaultDomain(node)) for (const o of node.output ?? []) floats.add(o);
+    if (inputs[0] && floats.has(inputs[0]) && FLOAT_PRESERVING.has(node.opType ?? '') && isDefaultDomain(node))
+      for (const o of node.output ?? []) floats.add(o);
     if (!isDefaultDomain(node) || isKept(node.name ?? '') || (node.output ?? []).length !== 1) continue;
     const op = node.opType ?? '';
     const w = weighted(node);
@@ -305,13 +360,25 @@ function plan(model: ModelProto, options: StaticQuantizeOptions): Plan {
       kinds.set(node, 'binary');
     } else if (POOLS.has(op) && isActivation(inputs[0])) {
       kinds.set(node, 'pool');
-    } else if (SHARED.has(op) && isActivation(inputs[0]) && producedBy(inputs[0]) && kinds.has(producedBy(inputs[0])!)) {
+    } else if (
+      SHARED.has(op) &&
+      isActivation(inputs[0]) &&
+      producedBy(inputs[0]) &&
+      kinds.has(producedBy(inputs[0])!)
+    ) {
       kinds.set(node, 'shared');
     } else if (op === 'Relu' && isActivation(inputs[0])) {
       const source = producedBy(inputs[0]);
       const kind = source ? kinds.get(source) : undefined;
       const onlyReader = (consumers.get(inputs[0]) ?? []).length === 1 && !graphOutputs.has(inputs[0]);
-      if (source && kind && kind !== 'shared' && onlyReader && !graphOutputs.has(output) && !readInSubgraph.has(output)) {
+      if (
+        source &&
+        kind &&
+        kind !== 'shared' &&
+        onlyReader &&
+        !graphOutputs.has(output) &&
+        !readInSubgraph.has(output)
+      ) {
         foldedRelu.set(source, node);
         // The producer now writes the Relu's output (see rewrite); reads of it resolve to the producer.
         producer.set(output, source);
@@ -329,7 +396,11 @@ function plan(model: ModelProto, options: StaticQuantizeOptions): Plan {
     const out = effectiveOutput(node);
     if (graphOutputs.has(out) || readInSubgraph.has(out)) continue;
     // MatMul and Gemm may keep a float output (MatMulIntegerToFloat, QGemm); the others need their Q to become integer kernels.
-    const needsQ = kind !== 'weighted' || node.opType === 'Conv' || foldedRelu.has(node) || consumersOf(out).some((c) => kinds.has(c));
+    const needsQ =
+      kind !== 'weighted' ||
+      node.opType === 'Conv' ||
+      foldedRelu.has(node) ||
+      consumersOf(out).some((c) => kinds.has(c));
     if (needsQ) tensors.set(out, kind === 'shared' ? inputs[0]! : out);
   }
   // A SHARED op's input may itself share its scale; follow the chain to a calibrated tensor.
@@ -350,18 +421,27 @@ export function calibrationTensors(model: ModelProto, options: StaticQuantizeOpt
  * Runs the fp32 model over the calibration batches with every tensor in `tensors` as an extra
  * graph output and keeps each one's min and max. Graph inputs are measured from the batches.
  */
-export async function calibrate(model: ModelProto, tensors: readonly string[], batches: CalibrationBatches, options: CalibrateOptions = {}): Promise<CalibrationResult> {
+export async function calibrate(
+  model: ModelProto,
+  tensors: readonly string[],
+  batches: CalibrationBatches,
+  options: CalibrateOptions = {},
+): Promise<CalibrationResult> {
   const graph: GraphProto = model.graph ?? {};
   const inputs = graphInputs(graph);
   const inputName = options.inputName ?? (inputs.length === 1 ? inputs[0]!.name : undefined);
   if (!inputName || !inputs.some((i) => i.name === inputName)) {
     throw new KilnError('KILN_ERR_CALIBRATION_INVALID', {
-      problem: options.inputName ? `the model has no input ${JSON.stringify(options.inputName)}` : `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}) and calibration feeds one`,
+      problem: options.inputName
+        ? `the model has no input ${JSON.stringify(options.inputName)}`
+        : `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}) and calibration feeds one`,
       fix: `name the image input with inputName (one of: ${inputs.map((i) => i.name).join(', ')})`,
     });
   }
   const existing = new Set((graph.output ?? []).map((o) => o.name ?? ''));
-  const extra: ValueInfoProto[] = tensors.filter((t) => t !== inputName && !existing.has(t)).map((name) => ({ name, type: { tensorType: { elemType: T.FLOAT } } }));
+  const extra: ValueInfoProto[] = tensors
+    .filter((t) => t !== inputName && !existing.has(t))
+    .map((name) => ({ name, type: { tensorType: { elemType: T.FLOAT } } }));
   const probe = onnx.ModelProto.create({ ...model, graph: { ...graph, output: [...(graph.output ?? []), ...extra] } });
 
   const dir = await mkdtemp(join(tmpdir(), 'kiln-calibrate-'));
@@ -394,7 +474,11 @@ export async function calibrate(model: ModelProto, tensors: readonly string[], b
   try {
     const path = join(dir, 'calibrate.onnx');
     await writeFile(path, encodeModel(probe));
-    const session = await createSession(path, { backend: 'cpu', optimization: 'all', intraOpThreads: options.intraOpThreads ?? 0 });
+    const session = await createSession(path, {
+      backend: 'cpu',
+      optimization: 'all',
+      intraOpThreads: options.intraOpThreads ?? 0,
+    });
     try {
       const wanted = new Set(tensors);
       for await (const batch of batches) {
@@ -411,7 +495,11 @@ export async function calibrate(model: ModelProto, tensors: readonly string[], b
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  if (count === 0) throw new KilnError('KILN_ERR_CALIBRATION_INVALID', { problem: 'no calibration batches were given', fix: 'pass at least one batch of representative inputs (a few dozen images is typical)' });
+  if (count === 0)
+    throw new KilnError('KILN_ERR_CALIBRATION_INVALID', {
+      problem: 'no calibration batches were given',
+      fix: 'pass at least one batch of representative inputs (a few dozen images is typical)',
+    });
   const channelMeans = new Map([...sums].map(([name, { sums: s, count: n }]) => [name, s.map((v) => v / n)]));
   return { ranges, channelMeans, batches: count, samples };
 }
@@ -421,14 +509,22 @@ export async function calibrate(model: ModelProto, tensors: readonly string[], b
  * model; `model` is not modified (unchanged nodes and tensors are shared). Graph inputs and
  * outputs keep their names and float type.
  */
-export function quantizeStatic(model: ModelProto, calibration: CalibrationResult, options: StaticQuantizeOptions = {}): { model: ModelProto; report: StaticQuantizeReport } {
+export function quantizeStatic(
+  model: ModelProto,
+  calibration: CalibrationResult,
+  options: StaticQuantizeOptions = {},
+): { model: ModelProto; report: StaticQuantizeReport } {
   const graph: GraphProto = model.graph ?? {};
   const p = plan(model, options);
   const reduceRange = options.reduceRange ?? true;
   const biasCorrection = options.biasCorrection ?? true;
   const graphInputNames = new Set((graph.input ?? []).map((v) => v.name ?? ''));
 
-  const taken = new Set<string>([...(graph.initializer ?? []).map((t) => t.name ?? ''), ...graphInputNames, ...(graph.valueInfo ?? []).map((v) => v.name ?? '')]);
+  const taken = new Set<string>([
+    ...(graph.initializer ?? []).map((t) => t.name ?? ''),
+    ...graphInputNames,
+    ...(graph.valueInfo ?? []).map((v) => v.name ?? ''),
+  ]);
   for (const node of walkNodes(graph)) for (const name of [...(node.output ?? []), node.name ?? '']) taken.add(name);
   const uniqueName = (base: string): string => {
     let name = base;
@@ -445,10 +541,18 @@ export function quantizeStatic(model: ModelProto, calibration: CalibrationResult
     if (known) return known;
     const range = calibration.ranges.get(root);
     if (!range || !Number.isFinite(range.min) || !Number.isFinite(range.max)) {
-      throw new KilnError('KILN_ERR_CALIBRATION_INVALID', { problem: `no range was measured for tensor ${JSON.stringify(root)}`, fix: 'calibrate with calibrationTensors(model) of the same model and options' });
+      throw new KilnError('KILN_ERR_CALIBRATION_INVALID', {
+        problem: `no range was measured for tensor ${JSON.stringify(root)}`,
+        fix: 'calibrate with calibrationTensors(model) of the same model and options',
+      });
     }
     const { scale, zeroPoint } = activationParams(range);
-    const names = { scale, zeroPoint, scaleName: uniqueName(`${root}_scale`), zeroPointName: uniqueName(`${root}_zero_point`) };
+    const names = {
+      scale,
+      zeroPoint,
+      scaleName: uniqueName(`${root}_scale`),
+      zeroPointName: uniqueName(`${root}_zero_point`),
+    };
     newInitializers.push(
       { name: names.scaleName, dataType: T.FLOAT, dims: [], rawData: bytesOf(Float32Array.of(scale)) },
       { name: names.zeroPointName, dataType: T.UINT8, dims: [], rawData: Uint8Array.of(zeroPoint) },
@@ -462,14 +566,26 @@ export function quantizeStatic(model: ModelProto, calibration: CalibrationResult
   const quantize = (tensor: string): void => {
     const q = paramsOf(tensor);
     const name = uniqueName(`${tensor}_quantized`);
-    out.push({ name: uniqueName(`${tensor}/QuantizeLinear`), opType: 'QuantizeLinear', domain: '', input: [tensor, q.scaleName, q.zeroPointName], output: [name] });
+    out.push({
+      name: uniqueName(`${tensor}/QuantizeLinear`),
+      opType: 'QuantizeLinear',
+      domain: '',
+      input: [tensor, q.scaleName, q.zeroPointName],
+      output: [name],
+    });
     quantizedTensor.set(tensor, name);
   };
   /** A DequantizeLinear of `tensor` for one reader (ONNX Runtime's groups want one reader per DQ). */
   const dequantize = (tensor: string, reader: string): string => {
     const q = paramsOf(tensor);
     const name = uniqueName(`${tensor}_dequantized`);
-    out.push({ name: uniqueName(`${reader}/${tensor}/DequantizeLinear`), opType: 'DequantizeLinear', domain: '', input: [quantizedTensor.get(tensor)!, q.scaleName, q.zeroPointName], output: [name] });
+    out.push({
+      name: uniqueName(`${reader}/${tensor}/DequantizeLinear`),
+      opType: 'DequantizeLinear',
+      domain: '',
+      input: [quantizedTensor.get(tensor)!, q.scaleName, q.zeroPointName],
+      output: [name],
+    });
     return name;
   };
 
@@ -486,19 +602,32 @@ export function quantizeStatic(model: ModelProto, calibration: CalibrationResult
       const limit = inputScale * 2147483647;
       const needed = Float32Array.from(floatValues(w.bias), (b) => (Math.abs(b) * 1.01) / limit);
       const floor = axis === null ? Float32Array.of(Math.max(0, ...needed)) : needed;
-      if (floor.some((f, c) => f > q.scales[c]!)) q = quantizeWeight(floatValues(w.weight), dims, axis, reduceRange, floor);
+      if (floor.some((f, c) => f > q.scales[c]!))
+        q = quantizeWeight(floatValues(w.weight), dims, axis, reduceRange, floor);
     }
     const base = w.weight.name ?? 'weight';
     const reader = node.name || node.output![0]!;
     const axisAttr: AttributeProto[] = axis === null ? [] : [{ name: 'axis', type: A.INT, i: axis }];
     const scaleDims = axis === null ? [] : [dims[axis]!];
-    const names = { values: uniqueName(`${base}_quantized`), scale: uniqueName(`${base}_scale`), zeroPoint: uniqueName(`${base}_zero_point`), out: uniqueName(`${base}_dequantized`) };
+    const names = {
+      values: uniqueName(`${base}_quantized`),
+      scale: uniqueName(`${base}_scale`),
+      zeroPoint: uniqueName(`${base}_zero_point`),
+      out: uniqueName(`${base}_dequantized`),
+    };
     newInitializers.push(
       { name: names.values, dataType: T.INT8, dims, rawData: bytesOf(q.values) },
       { name: names.scale, dataType: T.FLOAT, dims: scaleDims, rawData: bytesOf(q.scales) },
       { name: names.zeroPoint, dataType: T.INT8, dims: scaleDims, rawData: new Uint8Array(q.scales.length) },
     );
-    out.push({ name: uniqueName(`${reader}/weight/DequantizeLinear`), opType: 'DequantizeLinear', domain: '', input: [names.values, names.scale, names.zeroPoint], output: [names.out], attribute: axisAttr });
+    out.push({
+      name: uniqueName(`${reader}/weight/DequantizeLinear`),
+      opType: 'DequantizeLinear',
+      domain: '',
+      input: [names.values, names.scale, names.zeroPoint],
+      output: [names.out],
+      attribute: axisAttr,
+    });
     replaced.add(base);
     const input = node.input![0]!;
     const means = biasCorrection ? calibration.channelMeans?.get(p.tensors.get(input) ?? input) : undefined;
@@ -511,15 +640,28 @@ export function quantizeStatic(model: ModelProto, calibration: CalibrationResult
       report.biasCorrected += 1;
     }
     const biasScales = Float32Array.from(q.scales, (s) => s * inputScale);
-    const biasValues = Int32Array.from(bias, (b, i) => Math.max(-2147483647, Math.min(2147483647, roundHalfEven(b / biasScales[axis === null ? 0 : i]!))));
+    const biasValues = Int32Array.from(bias, (b, i) =>
+      Math.max(-2147483647, Math.min(2147483647, roundHalfEven(b / biasScales[axis === null ? 0 : i]!))),
+    );
     const biasBase = w.bias?.name ?? `${base}_bias`;
-    const biasNames = { values: uniqueName(`${biasBase}_quantized`), scale: uniqueName(`${biasBase}_scale`), out: uniqueName(`${biasBase}_dequantized`) };
+    const biasNames = {
+      values: uniqueName(`${biasBase}_quantized`),
+      scale: uniqueName(`${biasBase}_scale`),
+      out: uniqueName(`${biasBase}_dequantized`),
+    };
     newInitializers.push(
       { name: biasNames.values, dataType: T.INT32, dims: [bias.length], rawData: bytesOf(biasValues) },
       { name: biasNames.scale, dataType: T.FLOAT, dims: scaleDims, rawData: bytesOf(biasScales) },
     );
     const biasAxis: AttributeProto[] = axis === null ? [] : [{ name: 'axis', type: A.INT, i: 0 }];
-    out.push({ name: uniqueName(`${reader}/bias/DequantizeLinear`), opType: 'DequantizeLinear', domain: '', input: [biasNames.values, biasNames.scale], output: [biasNames.out], attribute: biasAxis });
+    out.push({
+      name: uniqueName(`${reader}/bias/DequantizeLinear`),
+      opType: 'DequantizeLinear',
+      domain: '',
+      input: [biasNames.values, biasNames.scale],
+      output: [biasNames.out],
+      attribute: biasAxis,
+    });
     replaced.add(biasBase);
     return { weight: names.out, bias: biasNames.out };
   };
@@ -546,7 +688,8 @@ export function quantizeStatic(model: ModelProto, calibration: CalibrationResult
     const kind = p.kinds.get(node);
     const reader = node.name || node.output?.[0] || 'node';
     const inputs = [...(node.input ?? [])];
-    for (const [i, name] of inputs.entries()) if (name && quantizedTensor.has(name)) inputs[i] = dequantize(name, reader);
+    for (const [i, name] of inputs.entries())
+      if (name && quantizedTensor.has(name)) inputs[i] = dequantize(name, reader);
     if (kind === 'weighted') {
       const { weight, bias } = weightNodes(node, paramsOf(node.input![0]!).scale);
       inputs[1] = weight;
@@ -572,7 +715,9 @@ export function quantizeStatic(model: ModelProto, calibration: CalibrationResult
   const stillRead = new Set<string>((graph.output ?? []).map((o) => o.name ?? ''));
   for (const node of out) for (const name of node.input ?? []) stillRead.add(name);
   for (const node of graph.node ?? []) {
-    for (const a of node.attribute ?? []) for (const g of [a.g, ...(a.graphs ?? [])]) if (g) for (const n of walkNodes(g)) for (const name of n.input ?? []) stillRead.add(name);
+    for (const a of node.attribute ?? [])
+      for (const g of [a.g, ...(a.graphs ?? [])])
+        if (g) for (const n of walkNodes(g)) for (const name of n.input ?? []) stillRead.add(name);
   }
   const dropped = new Set([...replaced].filter((name) => !stillRead.has(name)));
   const initializer = [...(graph.initializer ?? []).filter((t) => !dropped.has(t.name ?? '')), ...newInitializers];

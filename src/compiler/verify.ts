@@ -5,13 +5,12 @@
  * the rows whose label flipped. Compile fails when the drop passes the limit.
  */
 import { KilnError } from '../core/errors.js';
-import type { VerifyReport } from '../model/reports.js';
 import type { Dataset } from '../model/dataset.js';
 import { buildFeeds } from '../model/feeds.js';
-import type { TensorInfo } from '../onnx/graph.js';
+import type { VerifyReport } from '../model/reports.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
-import { createSession, type Backend } from '../runtime/binding.js';
-
+import type { TensorInfo } from '../onnx/graph.js';
+import { type Backend, createSession } from '../runtime/binding.js';
 
 export interface VerifyInput {
   dataset: Dataset;
@@ -49,16 +48,27 @@ const argmax = (values: ArrayLike<number>): number => {
   return best;
 };
 
-async function logitsOf(path: string, inputs: TensorInfo[], input: VerifyInput, encoded: ReturnType<TextTokenizer['encode']>[], label: string): Promise<Float32Array[]> {
+async function logitsOf(
+  path: string,
+  inputs: TensorInfo[],
+  input: VerifyInput,
+  encoded: ReturnType<TextTokenizer['encode']>[],
+  label: string,
+): Promise<Float32Array[]> {
   const session = await createSession(path, { backend: input.backend, optimization: 'disabled' });
   try {
     const out: Float32Array[] = [];
     for (let start = 0; start < encoded.length; start += BATCH) {
       const batch = encoded.slice(start, start + BATCH);
-      const result = (await session.run(buildFeeds(batch, inputs, input.tokenizer.padId)))[session.outputNames[0] ?? '']!;
+      const result = (await session.run(buildFeeds(batch, inputs, input.tokenizer.padId)))[
+        session.outputNames[0] ?? ''
+      ]!;
       const classes = result.dims[1]!;
       for (let r = 0; r < batch.length; r += 1) out.push(result.data.slice(r * classes, (r + 1) * classes));
-      input.onProgress?.(Math.min(encoded.length, start + BATCH) + (label === 'compiled' ? encoded.length : 0), encoded.length * 2);
+      input.onProgress?.(
+        Math.min(encoded.length, start + BATCH) + (label === 'compiled' ? encoded.length : 0),
+        encoded.length * 2,
+      );
     }
     return out;
   } finally {
@@ -71,7 +81,7 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyReport> 
   const gold = dataset.examples.map((e) => labelIndex(e.label, labels));
   const withLabels = dataset.hasLabels && gold.every((g) => g !== null);
   if (dataset.hasLabels && !withLabels) {
-    const bad = dataset.examples.find((e, i) => gold[i] === null)!;
+    const bad = dataset.examples.find((_e, i) => gold[i] === null)!;
     throw new KilnError('KILN_ERR_DATA_INVALID', {
       path: dataset.path,
       line: bad.line,
@@ -105,7 +115,13 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyReport> 
     else {
       flippedCount += 1;
       if (flipped.length < 10) {
-        flipped.push({ line: example.line, text: example.text, reference: labels[rl]!, compiled: labels[cl]!, ...(withLabels ? { gold: labels[gold[i]!]! } : {}) });
+        flipped.push({
+          line: example.line,
+          text: example.text,
+          reference: labels[rl]!,
+          compiled: labels[cl]!,
+          ...(withLabels ? { gold: labels[gold[i]!]! } : {}),
+        });
       }
     }
     if (withLabels) {
@@ -117,7 +133,15 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyReport> 
   const report: VerifyReport = {
     data: dataset.path,
     rows: n,
-    ...(withLabels ? { accuracy: { reference: refCorrect / n, compiled: compCorrect / n, drop: ((refCorrect - compCorrect) / n) * 100 } } : {}),
+    ...(withLabels
+      ? {
+          accuracy: {
+            reference: refCorrect / n,
+            compiled: compCorrect / n,
+            drop: ((refCorrect - compCorrect) / n) * 100,
+          },
+        }
+      : {}),
     agreement: agree / n,
     maxAbsLogitDelta: maxDelta,
     meanAbsLogitDelta: values > 0 ? sumDelta / values : 0,

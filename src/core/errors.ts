@@ -56,12 +56,14 @@ export const ERRORS = {
   KILN_ERR_SOURCE_UNRECOGNIZED: def<{ path: string }>(
     400,
     'The path is neither a folder nor a .onnx file.',
-    (p) => `${q(p.path)} is not a model source: expected a folder (config.json, tokenizer.json, onnx/model.onnx) or a .onnx file`,
+    (p) =>
+      `${q(p.path)} is not a model source: expected a folder (config.json, tokenizer.json, onnx/model.onnx) or a .onnx file`,
   ),
   KILN_ERR_SOURCE_MISSING_FILE: def<{ path: string; file: string; purpose: string }>(
     400,
     'A model folder lacks a file that compile needs (config, tokenizer or ONNX graph).',
-    (p) => `${q(p.path)} has no ${p.file}, which kiln needs for ${p.purpose}; add it to the folder (Hugging Face layout) or pass a complete folder`,
+    (p) =>
+      `${q(p.path)} has no ${p.file}, which kiln needs for ${p.purpose}; add it to the folder (Hugging Face layout) or pass a complete folder`,
   ),
   KILN_ERR_SOURCE_NEEDS_FOLDER: def<{ path: string; missing: string }>(
     400,
@@ -79,17 +81,20 @@ export const ERRORS = {
   KILN_ERR_ONNX_NOT_ONNX: def<{ path: string; reason: string }>(
     400,
     'The file is not an ONNX model (not protobuf, or no graph in it).',
-    (p) => `${q(p.path)} is not an ONNX model (${p.reason}); export the model to ONNX first (e.g. torch.onnx.export) and pass the .onnx file`,
+    (p) =>
+      `${q(p.path)} is not an ONNX model (${p.reason}); export the model to ONNX first (e.g. torch.onnx.export) and pass the .onnx file`,
   ),
   KILN_ERR_ONNX_TRUNCATED: def<{ path: string; bytes: number }>(
     400,
     'The ONNX file ends in the middle of a record: an interrupted download or copy.',
-    (p) => `${q(p.path)} is truncated: its protobuf data ends early after ${p.bytes} bytes; copy or export the file again`,
+    (p) =>
+      `${q(p.path)} is truncated: its protobuf data ends early after ${p.bytes} bytes; copy or export the file again`,
   ),
   KILN_ERR_ONNX_EXTERNAL_DATA: def<{ path: string; tensor: string }>(
     400,
     'The model keeps weights in external data files, which compile does not read yet.',
-    (p) => `${q(p.path)} stores tensor ${q(p.tensor)} in an external data file; re-export with weights inside the .onnx (models under 2 GiB)`,
+    (p) =>
+      `${q(p.path)} stores tensor ${q(p.tensor)} in an external data file; re-export with weights inside the .onnx (models under 2 GiB)`,
   ),
   KILN_ERR_OP_UNSUPPORTED: def<{ backend: string; count: number; details: string }>(
     422,
@@ -113,7 +118,8 @@ export const ERRORS = {
   KILN_ERR_MODEL_OUTPUTS: def<{ path: string; found: string; problem: string }>(
     422,
     "The graph's output is not class logits matching config.json's id2label.",
-    (p) => `${q(p.path)} has outputs ${p.found}, but ${p.problem}; the first output must be logits [batch, number of labels]`,
+    (p) =>
+      `${q(p.path)} has outputs ${p.found}, but ${p.problem}; the first output must be logits [batch, number of labels]`,
   ),
   KILN_ERR_TOKENIZER_MISMATCH: def<{ tokenizer: string; maxId: number; rows: number }>(
     422,
@@ -136,27 +142,32 @@ export const ERRORS = {
   KILN_ERR_WEIGHTS_TRUNCATED: def<{ path: string; expected: number; actual: number }>(
     400,
     'A safetensors file is shorter than its header says: an interrupted download or copy.',
-    (p) => `${q(p.path)} is truncated: its header needs ${p.expected} bytes, the file has ${p.actual}; copy or download it again`,
+    (p) =>
+      `${q(p.path)} is truncated: its header needs ${p.expected} bytes, the file has ${p.actual}; copy or download it again`,
   ),
   KILN_ERR_WEIGHTS_DTYPE: def<{ path: string; tensor: string; dtype: string; supported: string }>(
     400,
     'A tensor is stored in a number format kiln does not read.',
-    (p) => `tensor ${q(p.tensor)} in ${q(p.path)} has dtype ${q(p.dtype)}; kiln reads ${p.supported}; convert the checkpoint (e.g. save it in float32)`,
+    (p) =>
+      `tensor ${q(p.tensor)} in ${q(p.path)} has dtype ${q(p.dtype)}; kiln reads ${p.supported}; convert the checkpoint (e.g. save it in float32)`,
   ),
   KILN_ERR_WEIGHTS_MISSING_TENSOR: def<{ path: string; tensor: string; architecture: string }>(
     400,
     'A tensor the architecture needs is not in the checkpoint.',
-    (p) => `the ${p.architecture} checkpoint at ${q(p.path)} has no tensor ${q(p.tensor)}; check that config.json's architecture matches the weights`,
+    (p) =>
+      `the ${p.architecture} checkpoint at ${q(p.path)} has no tensor ${q(p.tensor)}; check that config.json's architecture matches the weights`,
   ),
   KILN_ERR_WEIGHTS_SHAPE: def<{ path: string; tensor: string; expected: string; actual: string }>(
     400,
     'A tensor has a different shape than config.json implies.',
-    (p) => `tensor ${q(p.tensor)} in ${q(p.path)} has shape ${p.actual}, but config.json implies ${p.expected}; check that config.json belongs to these weights`,
+    (p) =>
+      `tensor ${q(p.tensor)} in ${q(p.path)} has shape ${p.actual}, but config.json implies ${p.expected}; check that config.json belongs to these weights`,
   ),
   KILN_ERR_IMPORT_ARCHITECTURE: def<{ architecture: string; supported: string }>(
     422,
-    "config.json names an architecture the importer cannot build.",
-    (p) => `kiln cannot import architecture ${q(p.architecture)}; supported: ${p.supported}. Export it to ONNX yourself and compile the .onnx instead`,
+    'config.json names an architecture the importer cannot build.',
+    (p) =>
+      `kiln cannot import architecture ${q(p.architecture)}; supported: ${p.supported}. Export it to ONNX yourself and compile the .onnx instead`,
   ),
   KILN_ERR_SYNTH_UNKNOWN_PRESET: def<{ preset: string; known: string }>(
     400,
@@ -170,7 +181,14 @@ export const ERRORS = {
   ),
 
   // Verification after compile
-  KILN_ERR_VERIFY_ACCURACY_DROP: def<{ drop: string; reference: string; compiled: string; limit: string; flipped: number; fix: string }>(
+  KILN_ERR_VERIFY_ACCURACY_DROP: def<{
+    drop: string;
+    reference: string;
+    compiled: string;
+    limit: string;
+    flipped: number;
+    fix: string;
+  }>(
     422,
     'The compiled model lost more accuracy on the verify data than --max-accuracy-drop allows.',
     (p) =>
@@ -192,7 +210,8 @@ export const ERRORS = {
   KILN_ERR_ARTIFACT_CORRUPT: def<{ path: string; file: string; problem: string }>(
     400,
     'A file of the artifact is missing or its SHA-256 differs from the manifest.',
-    (p) => `artifact ${q(p.path)} is corrupt: ${p.file} ${p.problem}; compile it again (kiln compile SOURCE --no-cache) or restore it from a good copy`,
+    (p) =>
+      `artifact ${q(p.path)} is corrupt: ${p.file} ${p.problem}; compile it again (kiln compile SOURCE --no-cache) or restore it from a good copy`,
   ),
   KILN_ERR_OUTPUT_EXISTS: def<{ path: string }>(
     409,
@@ -202,12 +221,14 @@ export const ERRORS = {
   KILN_ERR_PACKAGE_INVALID: def<{ path: string; problem: string }>(
     400,
     'A .tar.gz given as ARTIFACT cannot be extracted (truncated, not gzip or tar) or holds no artifact at its root.',
-    (p) => `${q(p.path)} is not a usable kiln package: ${p.problem}; make it again with "kiln package ARTIFACT -o model.tar.gz"`,
+    (p) =>
+      `${q(p.path)} is not a usable kiln package: ${p.problem}; make it again with "kiln package ARTIFACT -o model.tar.gz"`,
   ),
   KILN_ERR_CACHE_IO: def<{ path: string; reason: string }>(
     500,
     'The compile cache folder cannot be written or read.',
-    (p) => `the compile cache at ${q(p.path)} is not usable (${p.reason}); set KILN_CACHE_DIR to a writable folder, or pass --no-cache`,
+    (p) =>
+      `the compile cache at ${q(p.path)} is not usable (${p.reason}); set KILN_CACHE_DIR to a writable folder, or pass --no-cache`,
   ),
 
   // Inputs to a model
@@ -218,13 +239,15 @@ export const ERRORS = {
   ),
   KILN_ERR_INPUT_KIND: def<{ where: string; expected: string; got: string; task: string }>(
     400,
-    'An input of the wrong kind for the model\'s task (an image for a text model, a text for an image model).',
-    (p) => `${p.where} is ${p.got}, but this model's task is ${p.task}, which takes ${p.expected}; send ${p.expected}, or use a model compiled for that kind of input`,
+    "An input of the wrong kind for the model's task (an image for a text model, a text for an image model).",
+    (p) =>
+      `${p.where} is ${p.got}, but this model's task is ${p.task}, which takes ${p.expected}; send ${p.expected}, or use a model compiled for that kind of input`,
   ),
   KILN_ERR_INPUT_IMAGE: def<{ where: string; problem: string; formats: string; megapixels: number }>(
     400,
     'An image input cannot be decoded, is not JPEG, PNG or WebP, or is too large.',
-    (p) => `${p.where} is not a usable image: ${p.problem}; send ${p.formats} bytes of at most ${p.megapixels} megapixels`,
+    (p) =>
+      `${p.where} is not a usable image: ${p.problem}; send ${p.formats} bytes of at most ${p.megapixels} megapixels`,
   ),
   KILN_ERR_INPUT_FILE_NOT_FOUND: def<{ path: string }>(
     404,
@@ -234,12 +257,14 @@ export const ERRORS = {
   KILN_ERR_INPUT_TOKENS: def<{ row: number; problem: string }>(
     400,
     'Token ids a client sent (KServe v2 INT64 tensors) do not fit the model.',
-    (p) => `row ${p.row} of the token ids is not usable: ${p.problem}; or send the texts and let the server tokenize them`,
+    (p) =>
+      `row ${p.row} of the token ids is not usable: ${p.problem}; or send the texts and let the server tokenize them`,
   ),
   KILN_ERR_INPUT_NO_TEXTS: def(
     400,
     '`kiln run` was given neither texts nor --file.',
-    () => 'no texts to classify; pass them as arguments (kiln run ARTIFACT "some text") or with --file F (one per line)',
+    () =>
+      'no texts to classify; pass them as arguments (kiln run ARTIFACT "some text") or with --file F (one per line)',
   ),
 
   // Data files (bench, verify, batch)
@@ -251,12 +276,14 @@ export const ERRORS = {
   KILN_ERR_DATA_NO_TEXT_COLUMN: def<{ path: string; columns: string }>(
     400,
     'A TSV/CSV data file has no column named sentence or text.',
-    (p) => `${q(p.path)} has columns ${p.columns}, none of them "sentence" or "text"; name the text column so in the header row`,
+    (p) =>
+      `${q(p.path)} has columns ${p.columns}, none of them "sentence" or "text"; name the text column so in the header row`,
   ),
   KILN_ERR_DATA_EMPTY: def<{ path: string }>(
     400,
     'A data file holds no texts.',
-    (p) => `${q(p.path)} holds no texts; give it a header row and at least one row (TSV/CSV), or one JSON object per line (JSONL)`,
+    (p) =>
+      `${q(p.path)} holds no texts; give it a header row and at least one row (TSV/CSV), or one JSON object per line (JSONL)`,
   ),
 
   KILN_ERR_BATCH_OUTPUT_INVALID: def<{ path: string; problem: string }>(
@@ -269,7 +296,8 @@ export const ERRORS = {
   KILN_ERR_RUNTIME_LOAD: def<{ path: string; reason: string }>(
     500,
     'ONNX Runtime could not load the model of an artifact.',
-    (p) => `ONNX Runtime could not load ${q(p.path)}: ${p.reason}; recompile it with this kiln and ONNX Runtime (kiln compile SOURCE --no-cache)`,
+    (p) =>
+      `ONNX Runtime could not load ${q(p.path)}: ${p.reason}; recompile it with this kiln and ONNX Runtime (kiln compile SOURCE --no-cache)`,
   ),
   KILN_ERR_RUNTIME_RUN: def<{ reason: string }>(
     500,
@@ -277,39 +305,52 @@ export const ERRORS = {
     (p) => `inference failed in ONNX Runtime: ${p.reason}`,
   ),
 
-  KILN_ERR_MEMORY_INSUFFICIENT: def<{ model: string; replicas: number; perReplica: string; needed: string; available: string; fix: string }>(
+  KILN_ERR_MEMORY_INSUFFICIENT: def<{
+    model: string;
+    replicas: number;
+    perReplica: string;
+    needed: string;
+    available: string;
+    fix: string;
+  }>(
     507,
     'The requested replicas would need more memory than the machine has available.',
-    (p) => `${p.replicas} replicas of ${p.model} need about ${p.needed} (${p.perReplica} each, measured at compile), but only ${p.available} is available; ${p.fix}`,
+    (p) =>
+      `${p.replicas} replicas of ${p.model} need about ${p.needed} (${p.perReplica} each, measured at compile), but only ${p.available} is available; ${p.fix}`,
   ),
 
   KILN_ERR_TUNE_NO_LAYOUT: def<{ target: number; best: string; trials: number }>(
     422,
     '`kiln tune` found no layout whose p99 meets the target.',
-    (p) => `no layout met p99 ≤ ${p.target} ms in ${p.trials} trials (the lowest p99 was ${p.best} ms); raise --p99-ms, compile with --precision int8 or a smaller --max-length, or use a faster machine`,
+    (p) =>
+      `no layout met p99 ≤ ${p.target} ms in ${p.trials} trials (the lowest p99 was ${p.best} ms); raise --p99-ms, compile with --precision int8 or a smaller --max-length, or use a faster machine`,
   ),
 
   KILN_ERR_MONITOR_UNREACHABLE: def<{ url: string; reason: string }>(
     502,
-    '`kiln top` or `kiln monitor` cannot read the server\'s /stats.',
-    (p) => `cannot read ${p.url}: ${p.reason}; check that kiln serve runs there (--url) and, if it has an API key, pass --api-key`,
+    "`kiln top` or `kiln monitor` cannot read the server's /stats.",
+    (p) =>
+      `cannot read ${p.url}: ${p.reason}; check that kiln serve runs there (--url) and, if it has an API key, pass --api-key`,
   ),
 
   // Scheduler
   KILN_ERR_QUEUE_FULL: def<{ depth: number; maxQueue: number }>(
     429,
     'The request queue is full: the server is overloaded and refuses work instead of slowing everyone down.',
-    (p) => `the server is overloaded: ${p.depth} requests are queued (the limit is ${p.maxQueue}); retry after a short pause, or raise --max-queue or add replicas`,
+    (p) =>
+      `the server is overloaded: ${p.depth} requests are queued (the limit is ${p.maxQueue}); retry after a short pause, or raise --max-queue or add replicas`,
   ),
   KILN_ERR_QUEUE_WAIT: def<{ waitMs: number; limitMs: number; depth: number }>(
     429,
     'A request would wait longer than --max-queue-ms before its batch starts: the server is overloaded and refuses fast.',
-    (p) => `the server is overloaded: a request now would wait about ${p.waitMs} ms before its batch starts (the running batches, then ${p.depth} queued requests; the limit is ${p.limitMs} ms); retry after a short pause, or add replicas`,
+    (p) =>
+      `the server is overloaded: a request now would wait about ${p.waitMs} ms before its batch starts (the running batches, then ${p.depth} queued requests; the limit is ${p.limitMs} ms); retry after a short pause, or add replicas`,
   ),
   KILN_ERR_DEADLINE_EXCEEDED: def<{ waitedMs: number }>(
     504,
     'A request waited in the queue past its deadline (--timeout-ms) and was dropped before it ran.',
-    (p) => `the request waited ${p.waitedMs} ms in the queue, past its deadline, and was dropped unrun; retry, raise --timeout-ms, or add replicas`,
+    (p) =>
+      `the request waited ${p.waitedMs} ms in the queue, past its deadline, and was dropped unrun; retry, raise --timeout-ms, or add replicas`,
   ),
   KILN_ERR_SCHEDULER_CLOSED: def<{ reason: string }>(
     503,
@@ -346,7 +387,8 @@ export const ERRORS = {
   KILN_ERR_HTTP_TOO_MANY_TEXTS: def<{ count: number; limit: number }>(
     413,
     'A request carries more inputs (texts or images) than one request may hold.',
-    (p) => `the request has ${p.count} inputs (texts or images); at most ${p.limit} are accepted per request, split it into several requests (or use kiln batch)`,
+    (p) =>
+      `the request has ${p.count} inputs (texts or images); at most ${p.limit} are accepted per request, split it into several requests (or use kiln batch)`,
   ),
   KILN_ERR_HTTP_NOT_FOUND: def<{ method: string; url: string; routes: string }>(
     404,
@@ -366,7 +408,8 @@ export const ERRORS = {
   KILN_ERR_HTTP_PORT_IN_USE: def<{ host: string; port: number }>(
     500,
     'The port that kiln serve should listen on is taken.',
-    (p) => `port ${p.port} on ${p.host} is already in use; stop the other server or pass --port (or PORT) with a free port`,
+    (p) =>
+      `port ${p.port} on ${p.host} is already in use; stop the other server or pass --port (or PORT) with a free port`,
   ),
   KILN_ERR_HTTP_TEXT_TOO_LONG: def<{ where: string; length: number; limit: number }>(
     413,
@@ -383,7 +426,8 @@ export const ERRORS = {
   KILN_ERR_HTTP_DRAINING: def<{ signal: string }>(
     503,
     'The server received a stop signal: it finishes the work it accepted and takes no new requests.',
-    (p) => `the server is shutting down (${p.signal}) and takes no new requests; send the request to another instance, or retry once this one has restarted`,
+    (p) =>
+      `the server is shutting down (${p.signal}) and takes no new requests; send the request to another instance, or retry once this one has restarted`,
   ),
   KILN_ERR_HTTP_INVOCATIONS_BODY: def<{ problem: string }>(
     400,
@@ -394,22 +438,24 @@ export const ERRORS = {
   KILN_ERR_HTTP_BAD_JSON_LINE: def<{ line: number; problem: string }>(
     400,
     'A line of an application/jsonlines body is not JSON, or not a text input.',
-    (p) => `line ${p.line} of the application/jsonlines body ${p.problem}; send one JSON value per line: {"inputs": "…"} or a JSON string`,
+    (p) =>
+      `line ${p.line} of the application/jsonlines body ${p.problem}; send one JSON value per line: {"inputs": "…"} or a JSON string`,
   ),
   KILN_ERR_HTTP_V2_INVALID_REQUEST: def<{ problem: string }>(
     400,
-    'A KServe v2 inference request does not follow the protocol or the model\'s inputs and outputs.',
+    "A KServe v2 inference request does not follow the protocol or the model's inputs and outputs.",
     (p) =>
       `invalid inference request: ${p.problem}; send {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [n], "data": ["…", …]}]} (GET /v2/models/{name} lists the inputs and outputs)`,
   ),
   KILN_ERR_HTTP_V2_UNKNOWN_MODEL: def<{ model: string; served: string }>(
     404,
     'A KServe v2 route names a model (or version) that this server does not serve.',
-    (p) => `no model ${q(p.model)} on this server; it serves ${q(p.served)}: use /v2/models/${p.served} (or /v2/models/${p.served}/versions/1)`,
+    (p) =>
+      `no model ${q(p.model)} on this server; it serves ${q(p.served)}: use /v2/models/${p.served} (or /v2/models/${p.served}/versions/1)`,
   ),
   KILN_ERR_HTTP_WRONG_TASK: def<{ model: string; task: string; route: string; serves: string; use: string }>(
     400,
-    'A route that serves other tasks than the model\'s (e.g. /v1/embeddings for a classifier).',
+    "A route that serves other tasks than the model's (e.g. /v1/embeddings for a classifier).",
     (p) => `${p.route} serves ${p.serves} models, but ${q(p.model)} is a ${p.task} model; send it to ${p.use}`,
   ),
   KILN_ERR_HTTP_UNKNOWN_MODEL: def<{ model: string; served: string }>(
@@ -420,7 +466,8 @@ export const ERRORS = {
   KILN_ERR_HTTP_MODEL_REQUIRED: def<{ served: string }>(
     400,
     'The server serves several models (a model repository) and the request does not say which.',
-    (p) => `this server serves several models (${p.served}); name one with "model" in the body (or the x-amzn-sagemaker-target-model header on /invocations)`,
+    (p) =>
+      `this server serves several models (${p.served}); name one with "model" in the body (or the x-amzn-sagemaker-target-model header on /invocations)`,
   ),
   KILN_ERR_INTERNAL: def<{ reason: string }>(
     500,
@@ -454,17 +501,20 @@ export const ERRORS = {
   KILN_ERR_AWS_REGION: def<{ call: string; reason: string }>(
     400,
     'No AWS region is configured for the deploy.',
-    (p) => `${p.call} was not sent: no AWS region (${p.reason}); pass --region (e.g. --region us-east-1), or set AWS_REGION, or region in the profile of ~/.aws/config`,
+    (p) =>
+      `${p.call} was not sent: no AWS region (${p.reason}); pass --region (e.g. --region us-east-1), or set AWS_REGION, or region in the profile of ~/.aws/config`,
   ),
   KILN_ERR_AWS_ACCESS_DENIED: def<{ call: string; awsError: string; awsMessage: string; permission: string }>(
     403,
     'AWS refused a call of the deploy: the identity running kiln lacks a permission.',
-    (p) => `AWS denied ${p.call}: ${p.awsError}: ${p.awsMessage}; allow ${p.permission} in an IAM policy of the identity running kiln ("aws sts get-caller-identity" names it), then deploy again`,
+    (p) =>
+      `AWS denied ${p.call}: ${p.awsError}: ${p.awsMessage}; allow ${p.permission} in an IAM policy of the identity running kiln ("aws sts get-caller-identity" names it), then deploy again`,
   ),
   KILN_ERR_AWS_REQUEST: def<{ call: string; awsError: string; awsMessage: string }>(
     502,
-    'An AWS call of the deploy failed for another reason; the message is AWS\'s own.',
-    (p) => `${p.call} failed: ${p.awsError}: ${p.awsMessage}; fix what AWS names (kiln deploy sagemaker --dry-run prints the input of every call) and deploy again`,
+    "An AWS call of the deploy failed for another reason; the message is AWS's own.",
+    (p) =>
+      `${p.call} failed: ${p.awsError}: ${p.awsMessage}; fix what AWS names (kiln deploy sagemaker --dry-run prints the input of every call) and deploy again`,
   ),
   KILN_ERR_SAGEMAKER_ENDPOINT_FAILED: def<{ endpoint: string; status: string; reason: string; logGroup: string }>(
     502,

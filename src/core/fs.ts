@@ -8,7 +8,8 @@ export async function pathKind(path: string): Promise<'file' | 'dir' | 'missing'
     const s = await stat(path);
     return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return 'missing';
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return 'missing';
     throw err;
   }
 }

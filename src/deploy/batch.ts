@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { open, readFile, truncate } from 'node:fs/promises';
 import { KilnError, toKilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
-import { streamRows, type Row } from '../model/dataset.js';
+import { type Row, streamRows } from '../model/dataset.js';
 import type { LoadedModel } from '../runtime/load-model.js';
 import type { ModelInput } from '../runtime/task-model.js';
 
@@ -59,7 +59,9 @@ interface OutputLine {
  * Reads what an earlier run wrote: cuts a line a kill left half-written, and returns the last
  * input line done plus the counts so far.
  */
-async function resumePoint(output: string): Promise<{ lastLine: number; rows: number; errors: number; labels: Record<string, number> }> {
+async function resumePoint(
+  output: string,
+): Promise<{ lastLine: number; rows: number; errors: number; labels: Record<string, number> }> {
   const empty = { lastLine: 0, rows: 0, errors: 0, labels: {} };
   if ((await pathKind(output)) !== 'file') return empty;
   const text = await readFile(output, 'utf8');
@@ -72,10 +74,17 @@ async function resumePoint(output: string): Promise<{ lastLine: number; rows: nu
     try {
       parsed = JSON.parse(line) as OutputLine;
     } catch (err) {
-      throw new KilnError('KILN_ERR_BATCH_OUTPUT_INVALID', { path: output, problem: `a line is not JSON (${(err as Error).message})` }, { cause: err });
+      throw new KilnError(
+        'KILN_ERR_BATCH_OUTPUT_INVALID',
+        { path: output, problem: `a line is not JSON (${(err as Error).message})` },
+        { cause: err },
+      );
     }
     if (typeof parsed.line !== 'number' || parsed.line <= state.lastLine) {
-      throw new KilnError('KILN_ERR_BATCH_OUTPUT_INVALID', { path: output, problem: `its lines are not in input order (line ${JSON.stringify(parsed.line)} after ${state.lastLine})` });
+      throw new KilnError('KILN_ERR_BATCH_OUTPUT_INVALID', {
+        path: output,
+        problem: `its lines are not in input order (line ${JSON.stringify(parsed.line)} after ${state.lastLine})`,
+      });
     }
     state.lastLine = parsed.line;
     state.rows += 1;
@@ -98,7 +107,9 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   const started = performance.now();
   const windowSize = options.window ?? 4096;
   const shard = options.shard ?? { index: 0, count: 1 };
-  const resume = options.restart ? { lastLine: 0, rows: 0, errors: 0, labels: {} as Record<string, number> } : await resumePoint(options.output);
+  const resume = options.restart
+    ? { lastLine: 0, rows: 0, errors: 0, labels: {} as Record<string, number> }
+    : await resumePoint(options.output);
   const file = await open(options.output, options.restart ? 'w' : 'a');
   const lines = await countLines(options.input);
   let lineNow = 0;
@@ -124,7 +135,9 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
       .map((r) => ({ r, size: classifier.inputSize(inputs.get(r.line)!) }))
       .sort((a, b) => a.size - b.size)
       .map(({ r }) => r);
-    const settled: PromiseSettledResult<object>[] = await Promise.allSettled(order.map(async (r) => answerFields((await classifier.infer([inputs.get(r.line)!], () => `line ${r.line}`))[0]!)));
+    const settled: PromiseSettledResult<object>[] = await Promise.allSettled(
+      order.map(async (r) => answerFields((await classifier.infer([inputs.get(r.line)!], () => `line ${r.line}`))[0]!)),
+    );
     for (const [line, err] of unreadable) {
       const r = examples.find((e) => e.line === line)!;
       order.push(r);
@@ -142,7 +155,10 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
     });
     let out = '';
     for (const row of rows) {
-      const answer = 'error' in row ? { line: row.line, error: { code: row.error.code, message: row.error.message } } : answers.get(row.line)!;
+      const answer =
+        'error' in row
+          ? { line: row.line, error: { code: row.error.code, message: row.error.message } }
+          : answers.get(row.line)!;
       out += `${JSON.stringify(answer)}\n`;
       summary.rows += 1;
       if (answer.error) summary.errors += 1;
@@ -176,7 +192,12 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
 }
 
 /** The output fields of one answer: label and score of a classifier, the vector of an embedder. */
-function answerFields(result: { label?: string; score?: number; embedding?: number[]; labels?: Array<{ label: string; score: number }> }): Pick<OutputLine, 'label' | 'score' | 'embedding' | 'labels'> {
+function answerFields(result: {
+  label?: string;
+  score?: number;
+  embedding?: number[];
+  labels?: Array<{ label: string; score: number }>;
+}): Pick<OutputLine, 'label' | 'score' | 'embedding' | 'labels'> {
   if (result.embedding) return { embedding: result.embedding };
   return { label: result.label, score: result.score, ...(result.labels ? { labels: result.labels } : {}) };
 }

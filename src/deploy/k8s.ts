@@ -73,7 +73,12 @@ export function podSizing(manifest: Manifest): PodSizing {
 
 /** A DNS-1123 label from the artifact's name (Kubernetes object names and label values). */
 export function resourceName(name: string): string {
-  const label = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  const label = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
   return label || 'kiln-model';
 }
 
@@ -99,7 +104,18 @@ function serveContainer(manifest: Manifest, image: string, name: string): Record
   return {
     name,
     image,
-    args: ['serve', `${MODELS_DIR}/${manifest.name}`, '--host', '0.0.0.0', '--port', String(CONTAINER_PORT), '--replicas', String(s.replicas), '--threads-per-replica', String(s.threadsPerReplica)],
+    args: [
+      'serve',
+      `${MODELS_DIR}/${manifest.name}`,
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(CONTAINER_PORT),
+      '--replicas',
+      String(s.replicas),
+      '--threads-per-replica',
+      String(s.threadsPerReplica),
+    ],
     ports: [{ name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP' }],
     resources: resources(s),
     // The model loads after the server listens: /v2/health/ready answers 503 until it is loaded, and while draining.
@@ -112,7 +128,11 @@ function serveContainer(manifest: Manifest, image: string, name: string): Record
 function toDocument(value: unknown, comment?: string): Document {
   // No anchors and aliases for repeated objects (labels): kubectl reads them, but people grep the YAML.
   const doc = new Document(value, { aliasDuplicateObjects: false });
-  if (comment) doc.commentBefore = comment.split('\n').map((l) => ` ${l.trimStart()}`).join('\n');
+  if (comment)
+    doc.commentBefore = comment
+      .split('\n')
+      .map((l) => ` ${l.trimStart()}`)
+      .join('\n');
   return doc;
 }
 
@@ -156,17 +176,28 @@ export function deploymentFiles(manifest: Manifest, options: K8sOptions): K8sFil
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
         template: {
           metadata: { labels },
-          spec: { terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS, containers: [serveContainer(manifest, options.image, 'kiln')] },
+          spec: {
+            terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
+            containers: [serveContainer(manifest, options.image, 'kiln')],
+          },
         },
       },
     },
     header,
   );
-  commentOn(deployment, ['spec', 'template', 'spec', 'terminationGracePeriodSeconds'], ` preStop waits ${PRE_STOP_SECONDS} s for endpoints to drop the pod, then SIGTERM: kiln serve answers what it accepted and exits 0`);
+  commentOn(
+    deployment,
+    ['spec', 'template', 'spec', 'terminationGracePeriodSeconds'],
+    ` preStop waits ${PRE_STOP_SECONDS} s for endpoints to drop the pod, then SIGTERM: kiln serve answers what it accepted and exits 0`,
+  );
   const container = ['spec', 'template', 'spec', 'containers', 0];
-  commentOn(deployment, [...container, 'resources'], s.memoryRequestMi === null
-    ? ' CPU = replicas × threads per replica; no memory figures in the artifact (recompile to measure them)'
-    : ` CPU = replicas × threads per replica; memory = process + replicas × per-replica bytes (compile's measurement), limit ×${MEMORY_LIMIT_HEADROOM}`);
+  commentOn(
+    deployment,
+    [...container, 'resources'],
+    s.memoryRequestMi === null
+      ? ' CPU = replicas × threads per replica; no memory figures in the artifact (recompile to measure them)'
+      : ` CPU = replicas × threads per replica; memory = process + replicas × per-replica bytes (compile's measurement), limit ×${MEMORY_LIMIT_HEADROOM}`,
+  );
 
   const service = toDocument({
     apiVersion: 'v1',
@@ -183,7 +214,9 @@ export function deploymentFiles(manifest: Manifest, options: K8sOptions): K8sFil
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
       minReplicas: options.min,
       maxReplicas: options.max,
-      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }],
+      metrics: [
+        { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } },
+      ],
     },
   });
   commentOn(hpa, ['spec', 'metrics'], QUEUE_DEPTH_ALTERNATIVE);
@@ -241,8 +274,23 @@ export function batchJobFiles(manifest: Manifest, options: K8sJobOptions): K8sFi
                 name: 'kiln-batch',
                 image: options.image,
                 // Kubernetes expands $(JOB_COMPLETION_INDEX) from the env below: no shell needed.
-                args: ['batch', `${MODELS_DIR}/${manifest.name}`, options.input, '--shard', `$(JOB_COMPLETION_INDEX)/${options.shards}`, '-o', `${options.outputPrefix}-$(JOB_COMPLETION_INDEX).jsonl`],
-                env: [{ name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } }],
+                args: [
+                  'batch',
+                  `${MODELS_DIR}/${manifest.name}`,
+                  options.input,
+                  '--shard',
+                  `$(JOB_COMPLETION_INDEX)/${options.shards}`,
+                  '-o',
+                  `${options.outputPrefix}-$(JOB_COMPLETION_INDEX).jsonl`,
+                ],
+                env: [
+                  {
+                    name: 'JOB_COMPLETION_INDEX',
+                    valueFrom: {
+                      fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" },
+                    },
+                  },
+                ],
                 resources: resources(s),
               },
             ],

@@ -24,9 +24,14 @@ export function npyHeader(rows: number, columns: number): Buffer {
  * for output line i. A row that failed gets NaN in every column (its line number is returned) so
  * rows never shift. Written to a temporary file and renamed: a reader never sees half a matrix.
  */
-export async function writeNpyFromJsonl(jsonl: string, npy: string, dimension: number): Promise<{ rows: number; failedLines: number[] }> {
+export async function writeNpyFromJsonl(
+  jsonl: string,
+  npy: string,
+  dimension: number,
+): Promise<{ rows: number; failedLines: number[] }> {
   const lines = async function* (): AsyncGenerator<{ line: number; embedding?: number[] }> {
-    for await (const text of createInterface({ input: createReadStream(jsonl), crlfDelay: Infinity })) if (text !== '') yield JSON.parse(text) as { line: number; embedding?: number[] };
+    for await (const text of createInterface({ input: createReadStream(jsonl), crlfDelay: Infinity }))
+      if (text !== '') yield JSON.parse(text) as { line: number; embedding?: number[] };
   };
   let rows = 0;
   for await (const _ of lines()) rows += 1;
@@ -39,9 +44,14 @@ export async function writeNpyFromJsonl(jsonl: string, npy: string, dimension: n
     for await (const answer of lines()) {
       if (answer.embedding) {
         if (answer.embedding.length !== dimension) {
-          throw new KilnError('KILN_ERR_BATCH_OUTPUT_INVALID', { path: jsonl, problem: `line ${answer.line}'s embedding has ${answer.embedding.length} values, the model makes ${dimension}` });
+          throw new KilnError('KILN_ERR_BATCH_OUTPUT_INVALID', {
+            path: jsonl,
+            problem: `line ${answer.line}'s embedding has ${answer.embedding.length} values, the model makes ${dimension}`,
+          });
         }
-        answer.embedding.forEach((v, i) => row.writeFloatLE(v, i * 4));
+        answer.embedding.forEach((v, i) => {
+          row.writeFloatLE(v, i * 4);
+        });
       } else {
         failedLines.push(answer.line);
         row.fill(0);

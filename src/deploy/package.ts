@@ -89,7 +89,11 @@ export async function unpackPackage(path: string): Promise<string> {
         },
       });
     } catch (err) {
-      throw new KilnError('KILN_ERR_PACKAGE_INVALID', { path, problem: `it cannot be extracted (${(err as Error).message})` }, { cause: err });
+      throw new KilnError(
+        'KILN_ERR_PACKAGE_INVALID',
+        { path, problem: `it cannot be extracted (${(err as Error).message})` },
+        { cause: err },
+      );
     }
     if (!(await isArtifactDir(staging))) {
       const problem = `its root has no ${MANIFEST_FILE}${skipped.length ? ` (links skipped: ${skipped.slice(0, 3).join(', ')})` : ''}; a package holds the artifact's files at its root, with no folder prefix`;

@@ -8,29 +8,29 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import {
-  DeregisterScalableTargetCommand,
-  type PutScalingPolicyCommandOutput,
-  PutScalingPolicyCommand,
-  RegisterScalableTargetCommand,
   type ApplicationAutoScalingClient,
+  DeregisterScalableTargetCommand,
   type DeregisterScalableTargetCommandInput,
+  PutScalingPolicyCommand,
   type PutScalingPolicyCommandInput,
+  type PutScalingPolicyCommandOutput,
+  RegisterScalableTargetCommand,
   type RegisterScalableTargetCommandInput,
 } from '@aws-sdk/client-application-auto-scaling';
 import type { PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import {
   CreateEndpointCommand,
-  CreateEndpointConfigCommand,
-  CreateModelCommand,
-  DescribeEndpointCommand,
-  UpdateEndpointCommand,
   type CreateEndpointCommandInput,
+  CreateEndpointConfigCommand,
   type CreateEndpointConfigCommandInput,
+  CreateModelCommand,
   type CreateModelCommandInput,
+  DescribeEndpointCommand,
   type DescribeEndpointCommandInput,
   type DescribeEndpointCommandOutput,
   type ProductionVariantInstanceType,
   type SageMakerClient,
+  UpdateEndpointCommand,
   type UpdateEndpointCommandInput,
 } from '@aws-sdk/client-sagemaker';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -119,21 +119,35 @@ export interface SageMakerDeployPlan {
 
 /** A SageMaker name (models, endpoint configs, endpoints) from the artifact's name. */
 export function sageMakerName(name: string): string {
-  const cleaned = name.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, NAME_MAX).replace(/-+$/, '');
+  const cleaned = name
+    .replace(/[^a-zA-Z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, NAME_MAX)
+    .replace(/-+$/, '');
   return cleaned || 'kiln-model';
 }
 
 /** `yyyymmddhhmmssSSS` in UTC. */
 function stamp(now: Date): string {
-  return now.toISOString().replace(/[-:T.]/g, '').slice(0, STAMP_LENGTH);
+  return now
+    .toISOString()
+    .replace(/[-:T.]/g, '')
+    .slice(0, STAMP_LENGTH);
 }
 
 /**
  * Invocations per instance per minute: the flag, or the tuned closed-loop throughput at
  * TARGET_UTILIZATION. A request to kiln serve is one invocation, so tuned requests/s map 1:1.
  */
-export function targetInvocations(manifest: Pick<Manifest, 'tuned'>, options: { artifact: string; instanceType: string; given: number | null }): { value: number; explanation: string } {
-  if (options.given !== null) return { value: options.given, explanation: `scaling at ${options.given} invocations per instance per minute (--target-invocations)` };
+export function targetInvocations(
+  manifest: Pick<Manifest, 'tuned'>,
+  options: { artifact: string; instanceType: string; given: number | null },
+): { value: number; explanation: string } {
+  if (options.given !== null)
+    return {
+      value: options.given,
+      explanation: `scaling at ${options.given} invocations per instance per minute (--target-invocations)`,
+    };
   const tuned = manifest.tuned;
   if (!tuned) throw new KilnError('KILN_ERR_DEPLOY_SAGEMAKER_UNTUNED', { path: options.artifact });
   const value = Math.max(1, Math.round(tuned.requestsPerSecond * TARGET_UTILIZATION * 60));
@@ -146,8 +160,15 @@ export function targetInvocations(manifest: Pick<Manifest, 'tuned'>, options: { 
 }
 
 /** Every call of a deploy with its exact input; reads nothing and sends nothing. */
-export function planSageMakerDeploy(manifest: Pick<Manifest, 'name' | 'tuned'>, options: SageMakerDeployOptions): SageMakerDeployPlan {
-  const target = targetInvocations(manifest, { artifact: options.artifact, instanceType: options.instanceType, given: options.targetInvocations });
+export function planSageMakerDeploy(
+  manifest: Pick<Manifest, 'name' | 'tuned'>,
+  options: SageMakerDeployOptions,
+): SageMakerDeployPlan {
+  const target = targetInvocations(manifest, {
+    artifact: options.artifact,
+    instanceType: options.instanceType,
+    given: options.targetInvocations,
+  });
   const endpointName = options.endpoint;
   const versioned = `${endpointName.slice(0, NAME_MAX - STAMP_LENGTH - 1).replace(/-+$/, '')}-${stamp(options.now)}`;
   const modelName = versioned;
@@ -156,7 +177,11 @@ export function planSageMakerDeploy(manifest: Pick<Manifest, 'name' | 'tuned'>, 
   const modelDataUrl = `s3://${options.bucket}/${key}`;
   const resourceId = `endpoint/${endpointName}/variant/${VARIANT_NAME}`;
   const policyName = `${endpointName}-invocations-per-instance`;
-  const scalableTarget = { ServiceNamespace: 'sagemaker' as const, ResourceId: resourceId, ScalableDimension: SCALABLE_DIMENSION };
+  const scalableTarget = {
+    ServiceNamespace: 'sagemaker' as const,
+    ResourceId: resourceId,
+    ScalableDimension: SCALABLE_DIMENSION,
+  };
 
   const upload = { Bucket: options.bucket, Key: key, ContentType: 'application/gzip' };
   const createModel: CreateModelCommandInput = {
@@ -166,7 +191,14 @@ export function planSageMakerDeploy(manifest: Pick<Manifest, 'name' | 'tuned'>, 
   };
   const createEndpointConfig: CreateEndpointConfigCommandInput = {
     EndpointConfigName: endpointConfigName,
-    ProductionVariants: [{ VariantName: VARIANT_NAME, ModelName: modelName, InstanceType: options.instanceType as ProductionVariantInstanceType, InitialInstanceCount: options.initialCount }],
+    ProductionVariants: [
+      {
+        VariantName: VARIANT_NAME,
+        ModelName: modelName,
+        InstanceType: options.instanceType as ProductionVariantInstanceType,
+        InitialInstanceCount: options.initialCount,
+      },
+    ],
   };
   const describeEndpoint = { EndpointName: endpointName };
   const createEndpoint = { EndpointName: endpointName, EndpointConfigName: endpointConfigName };
@@ -186,11 +218,37 @@ export function planSageMakerDeploy(manifest: Pick<Manifest, 'name' | 'tuned'>, 
   };
 
   const calls: PlannedCall[] = [
-    { service: 'S3', command: 'Upload', input: upload, permission: `s3:PutObject on arn:aws:s3:::${options.bucket}/${key}` },
-    { service: 'SageMaker', command: 'CreateModel', input: createModel, permission: `sagemaker:CreateModel, and iam:PassRole on ${options.role}` },
-    { service: 'SageMaker', command: 'CreateEndpointConfig', input: createEndpointConfig, permission: 'sagemaker:CreateEndpointConfig' },
-    { service: 'SageMaker', command: 'DescribeEndpoint', input: describeEndpoint, permission: 'sagemaker:DescribeEndpoint' },
-    { service: 'SageMaker', command: 'CreateEndpoint', input: createEndpoint, when: 'if the endpoint does not exist', permission: 'sagemaker:CreateEndpoint' },
+    {
+      service: 'S3',
+      command: 'Upload',
+      input: upload,
+      permission: `s3:PutObject on arn:aws:s3:::${options.bucket}/${key}`,
+    },
+    {
+      service: 'SageMaker',
+      command: 'CreateModel',
+      input: createModel,
+      permission: `sagemaker:CreateModel, and iam:PassRole on ${options.role}`,
+    },
+    {
+      service: 'SageMaker',
+      command: 'CreateEndpointConfig',
+      input: createEndpointConfig,
+      permission: 'sagemaker:CreateEndpointConfig',
+    },
+    {
+      service: 'SageMaker',
+      command: 'DescribeEndpoint',
+      input: describeEndpoint,
+      permission: 'sagemaker:DescribeEndpoint',
+    },
+    {
+      service: 'SageMaker',
+      command: 'CreateEndpoint',
+      input: createEndpoint,
+      when: 'if the endpoint does not exist',
+      permission: 'sagemaker:CreateEndpoint',
+    },
     {
       service: 'ApplicationAutoScaling',
       command: 'DeregisterScalableTarget',
@@ -200,13 +258,26 @@ export function planSageMakerDeploy(manifest: Pick<Manifest, 'name' | 'tuned'>, 
       when: 'if the endpoint exists (its scaling policy goes with it until PutScalingPolicy below; fine if it has none)',
       permission: 'application-autoscaling:DeregisterScalableTarget',
     },
-    { service: 'SageMaker', command: 'UpdateEndpoint', input: updateEndpoint, when: 'if the endpoint exists', permission: 'sagemaker:UpdateEndpoint' },
-    { service: 'SageMaker', command: 'DescribeEndpoint', input: describeEndpoint, when: `every ${POLL_INTERVAL_MS / 1000} s until InService on the new config`, permission: 'sagemaker:DescribeEndpoint' },
+    {
+      service: 'SageMaker',
+      command: 'UpdateEndpoint',
+      input: updateEndpoint,
+      when: 'if the endpoint exists',
+      permission: 'sagemaker:UpdateEndpoint',
+    },
+    {
+      service: 'SageMaker',
+      command: 'DescribeEndpoint',
+      input: describeEndpoint,
+      when: `every ${POLL_INTERVAL_MS / 1000} s until InService on the new config`,
+      permission: 'sagemaker:DescribeEndpoint',
+    },
     {
       service: 'ApplicationAutoScaling',
       command: 'RegisterScalableTarget',
       input: registerScalableTarget,
-      permission: 'application-autoscaling:RegisterScalableTarget (and, the first time in the account, iam:CreateServiceLinkedRole for sagemaker.application-autoscaling.amazonaws.com)',
+      permission:
+        'application-autoscaling:RegisterScalableTarget (and, the first time in the account, iam:CreateServiceLinkedRole for sagemaker.application-autoscaling.amazonaws.com)',
     },
     {
       service: 'ApplicationAutoScaling',
@@ -293,11 +364,18 @@ export async function checkAwsSetup(clients: SageMakerClients): Promise<void> {
 const FAILED_STATUSES = new Set(['Failed', 'UpdateRollbackFailed', 'OutOfService', 'Deleting']);
 
 /** Runs the plan's calls in order against the given clients; every AWS failure becomes a KilnError naming the call. */
-export async function deployToSageMaker(plan: SageMakerDeployPlan, run: SageMakerDeployRun): Promise<SageMakerDeployResult> {
+export async function deployToSageMaker(
+  plan: SageMakerDeployPlan,
+  run: SageMakerDeployRun,
+): Promise<SageMakerDeployResult> {
   const { s3, sageMaker, autoScaling } = run.clients;
   const emit = run.onEvent ?? (() => {});
   const callOf = (command: string): PlannedCall => plan.calls.find((c) => c.command === command)!;
-  const send = async <T>(command: string, detail: string | ((result: T) => string), request: () => Promise<T>): Promise<T> => {
+  const send = async <T>(
+    command: string,
+    detail: string | ((result: T) => string),
+    request: () => Promise<T>,
+  ): Promise<T> => {
     const call = callOf(command);
     let result: T;
     try {
@@ -305,21 +383,33 @@ export async function deployToSageMaker(plan: SageMakerDeployPlan, run: SageMake
     } catch (err) {
       throw awsError(err, call);
     }
-    emit({ kind: 'call', service: call.service, command, detail: typeof detail === 'string' ? detail : detail(result) });
+    emit({
+      kind: 'call',
+      service: call.service,
+      command,
+      detail: typeof detail === 'string' ? detail : detail(result),
+    });
     return result;
   };
 
   const bytes = (await stat(run.packagePath)).size;
   await send('Upload', `${plan.modelDataUrl} (${formatBytes(bytes)})`, () => {
-    const upload = new Upload({ client: s3, params: { ...plan.upload, Body: createReadStream(run.packagePath), ContentLength: bytes } });
+    const upload = new Upload({
+      client: s3,
+      params: { ...plan.upload, Body: createReadStream(run.packagePath), ContentLength: bytes },
+    });
     upload.on('httpUploadProgress', (p) => emit({ kind: 'upload', loaded: p.loaded ?? 0, total: p.total ?? bytes }));
     return upload.done();
   });
   await send('CreateModel', plan.modelName, () => sageMaker.send(new CreateModelCommand(plan.createModel)));
-  await send('CreateEndpointConfig', plan.endpointConfigName, () => sageMaker.send(new CreateEndpointConfigCommand(plan.createEndpointConfig)));
+  await send('CreateEndpointConfig', plan.endpointConfigName, () =>
+    sageMaker.send(new CreateEndpointConfigCommand(plan.createEndpointConfig)),
+  );
 
   const found = (e: DescribeEndpointCommandOutput | null): string =>
-    e === null ? `${plan.endpointName}: not found, creating it` : `${plan.endpointName}: ${e.EndpointStatus} on ${e.EndpointConfigName}, updating it`;
+    e === null
+      ? `${plan.endpointName}: not found, creating it`
+      : `${plan.endpointName}: ${e.EndpointStatus} on ${e.EndpointConfigName}, updating it`;
   const existing = await send('DescribeEndpoint', found, async () => {
     try {
       return await sageMaker.send(new DescribeEndpointCommand(plan.describeEndpoint));
@@ -330,7 +420,9 @@ export async function deployToSageMaker(plan: SageMakerDeployPlan, run: SageMake
   });
   const action = existing === null ? 'created' : 'updated';
   if (existing === null) {
-    await send('CreateEndpoint', plan.endpointName, () => sageMaker.send(new CreateEndpointCommand(plan.createEndpoint)));
+    await send('CreateEndpoint', plan.endpointName, () =>
+      sageMaker.send(new CreateEndpointCommand(plan.createEndpoint)),
+    );
   }
   // Whether an autoscaling target was removed for the update (and must come back if it fails).
   let deregistered = false;
@@ -346,17 +438,24 @@ export async function deployToSageMaker(plan: SageMakerDeployPlan, run: SageMake
   }
 
   const registerScaling = async (): Promise<PutScalingPolicyCommandOutput | undefined> => {
-    await send('RegisterScalableTarget', `${plan.scaling.resourceId}, ${plan.scaling.min}–${plan.scaling.max} instances`, () =>
-      autoScaling.send(new RegisterScalableTargetCommand(plan.registerScalableTarget)),
+    await send(
+      'RegisterScalableTarget',
+      `${plan.scaling.resourceId}, ${plan.scaling.min}–${plan.scaling.max} instances`,
+      () => autoScaling.send(new RegisterScalableTargetCommand(plan.registerScalableTarget)),
     );
-    return send('PutScalingPolicy', `${plan.scaling.policyName}, ${plan.target.value} invocations per instance per minute`, () =>
-      autoScaling.send(new PutScalingPolicyCommand(plan.putScalingPolicy)),
+    return send(
+      'PutScalingPolicy',
+      `${plan.scaling.policyName}, ${plan.target.value} invocations per instance per minute`,
+      () => autoScaling.send(new PutScalingPolicyCommand(plan.putScalingPolicy)),
     );
   };
 
   let endpoint: DescribeEndpointCommandOutput;
   try {
-    if (existing !== null) await send('UpdateEndpoint', `${plan.endpointName} → ${plan.endpointConfigName}`, () => sageMaker.send(new UpdateEndpointCommand(plan.updateEndpoint)));
+    if (existing !== null)
+      await send('UpdateEndpoint', `${plan.endpointName} → ${plan.endpointConfigName}`, () =>
+        sageMaker.send(new UpdateEndpointCommand(plan.updateEndpoint)),
+      );
     endpoint = await waitInService(plan, run, action, (input) => {
       const call = callOf('DescribeEndpoint');
       return sageMaker.send(new DescribeEndpointCommand(input)).catch((err: unknown) => {
@@ -389,7 +488,12 @@ export async function deployToSageMaker(plan: SageMakerDeployPlan, run: SageMake
     endpointConfigName: plan.endpointConfigName,
     modelDataUrl: plan.modelDataUrl,
     region: endpointArn.split(':')[3] ?? '',
-    scaling: { min: plan.scaling.min, max: plan.scaling.max, targetInvocations: plan.target.value, policyArn: policy?.PolicyARN ?? null },
+    scaling: {
+      min: plan.scaling.min,
+      max: plan.scaling.max,
+      targetInvocations: plan.target.value,
+      policyArn: policy?.PolicyARN ?? null,
+    },
   };
 }
 
@@ -417,19 +521,34 @@ async function waitInService(
     if (status !== last) run.onEvent?.({ kind: 'status', status, elapsedMs: performance.now() - started });
     last = status;
     if (FAILED_STATUSES.has(status)) {
-      throw new KilnError('KILN_ERR_SAGEMAKER_ENDPOINT_FAILED', { endpoint: plan.endpointName, status, reason: endpoint.FailureReason ?? 'SageMaker gave no FailureReason', logGroup });
+      throw new KilnError('KILN_ERR_SAGEMAKER_ENDPOINT_FAILED', {
+        endpoint: plan.endpointName,
+        status,
+        reason: endpoint.FailureReason ?? 'SageMaker gave no FailureReason',
+        logGroup,
+      });
     }
     if (status === 'InService') {
       if (endpoint.EndpointConfigName === plan.endpointConfigName) return endpoint;
       // Still the old config: before the update shows (not yet moved), wait; after it, a rollback.
       if (moved) {
         const reason = `SageMaker rolled the update back to endpoint config ${endpoint.EndpointConfigName ?? '?'}${endpoint.FailureReason ? `: ${endpoint.FailureReason}` : ''}`;
-        throw new KilnError('KILN_ERR_SAGEMAKER_ENDPOINT_FAILED', { endpoint: plan.endpointName, status, reason, logGroup });
+        throw new KilnError('KILN_ERR_SAGEMAKER_ENDPOINT_FAILED', {
+          endpoint: plan.endpointName,
+          status,
+          reason,
+          logGroup,
+        });
       }
     } else {
       moved = true;
     }
-    if (poll >= maxPolls) throw new KilnError('KILN_ERR_SAGEMAKER_WAIT_TIMEOUT', { endpoint: plan.endpointName, status, minutes: Math.round(timeout / 60_000) });
+    if (poll >= maxPolls)
+      throw new KilnError('KILN_ERR_SAGEMAKER_WAIT_TIMEOUT', {
+        endpoint: plan.endpointName,
+        status,
+        minutes: Math.round(timeout / 60_000),
+      });
     await sleep(interval);
   }
 }
@@ -437,11 +556,22 @@ async function waitInService(
 /** SageMaker answers DescribeEndpoint on a missing endpoint with ValidationException "Could not find endpoint …". */
 function isEndpointNotFound(err: unknown): boolean {
   const e = err as { name?: string; message?: string };
-  return e?.name === 'ResourceNotFound' || (e?.name === 'ValidationException' && /could not find endpoint/i.test(e.message ?? ''));
+  return (
+    e?.name === 'ResourceNotFound' ||
+    (e?.name === 'ValidationException' && /could not find endpoint/i.test(e.message ?? ''))
+  );
 }
 
 /** Error names AWS gives credentials that are missing, unknown or expired (the SDK's own, then the services'). */
-const CREDENTIAL_ERRORS = new Set(['InvalidAccessKeyId', 'InvalidClientTokenId', 'UnrecognizedClientException', 'ExpiredToken', 'ExpiredTokenException', 'SignatureDoesNotMatch', 'TokenRefreshRequired']);
+const CREDENTIAL_ERRORS = new Set([
+  'InvalidAccessKeyId',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'SignatureDoesNotMatch',
+  'TokenRefreshRequired',
+]);
 
 /** An SDK failure as a KilnError that names the call and keeps AWS's error name and message (and the error as cause). */
 export function awsError(err: unknown, call: Pick<PlannedCall, 'service' | 'command' | 'permission'>): KilnError {
@@ -454,9 +584,14 @@ export function awsError(err: unknown, call: Pick<PlannedCall, 'service' | 'comm
     return new KilnError('KILN_ERR_AWS_CREDENTIALS', { call: label, reason: `${name}: ${awsMessage}` }, { cause: err });
   }
   // "Region is missing" when none is set; "Region not accepted: region=\"\"…" for AWS_REGION="".
-  if (/region is missing|region not accepted/i.test(awsMessage)) return new KilnError('KILN_ERR_AWS_REGION', { call: label, reason: awsMessage }, { cause: err });
+  if (/region is missing|region not accepted/i.test(awsMessage))
+    return new KilnError('KILN_ERR_AWS_REGION', { call: label, reason: awsMessage }, { cause: err });
   if (name === 'AccessDenied' || name === 'AccessDeniedException' || e.$metadata?.httpStatusCode === 403) {
-    return new KilnError('KILN_ERR_AWS_ACCESS_DENIED', { call: label, awsError: name, awsMessage, permission: call.permission }, { cause: err });
+    return new KilnError(
+      'KILN_ERR_AWS_ACCESS_DENIED',
+      { call: label, awsError: name, awsMessage, permission: call.permission },
+      { cause: err },
+    );
   }
   return new KilnError('KILN_ERR_AWS_REQUEST', { call: label, awsError: name, awsMessage }, { cause: err });
 }

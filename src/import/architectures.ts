@@ -110,20 +110,41 @@ const ARCHITECTURES: Record<string, Family> = {
 };
 
 /** Architectures without a classification head: imported as encoders (last_hidden_state). */
-export const BASE_MODELS: ReadonlySet<string> = new Set(['BertModel', 'DistilBertModel', 'RobertaModel', 'XLMRobertaModel']);
+export const BASE_MODELS: ReadonlySet<string> = new Set([
+  'BertModel',
+  'DistilBertModel',
+  'RobertaModel',
+  'XLMRobertaModel',
+]);
 
-const MODEL_TYPES: Record<string, Family> = { bert: 'bert', distilbert: 'distilbert', roberta: 'roberta', 'xlm-roberta': 'roberta' };
+const MODEL_TYPES: Record<string, Family> = {
+  bert: 'bert',
+  distilbert: 'distilbert',
+  roberta: 'roberta',
+  'xlm-roberta': 'roberta',
+};
 
 export const SUPPORTED_ARCHITECTURES = Object.keys(ARCHITECTURES);
 
-const ACTIVATIONS: Record<string, Activation> = { gelu: 'gelu', gelu_new: 'gelu_new', gelu_pytorch_tanh: 'gelu_new', relu: 'relu' };
+const ACTIVATIONS: Record<string, Activation> = {
+  gelu: 'gelu',
+  gelu_new: 'gelu_new',
+  gelu_pytorch_tanh: 'gelu_new',
+  relu: 'relu',
+};
 
 /**
  * Reads the graph-shaping facts from config.json, or throws a coded error naming the problem.
  * `headless`: build the encoder only, also for a classifier checkpoint (its head is ignored).
  */
-export function encoderConfig(raw: Record<string, unknown>, path: string, options: { headless?: boolean } = {}): EncoderConfig {
-  const architectures = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
+export function encoderConfig(
+  raw: Record<string, unknown>,
+  path: string,
+  options: { headless?: boolean } = {},
+): EncoderConfig {
+  const architectures = Array.isArray(raw.architectures)
+    ? raw.architectures.filter((a): a is string => typeof a === 'string')
+    : [];
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : '';
   const architecture = architectures[0] ?? modelType;
   const family = architectures.length > 0 ? ARCHITECTURES[architecture] : undefined;
@@ -137,7 +158,10 @@ export function encoderConfig(raw: Record<string, unknown>, path: string, option
   const int = (field: string, fallback?: number): number => {
     const value = raw[field] ?? fallback;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `"${field}" must be a non-negative integer for ${architecture}, got ${JSON.stringify(raw[field])}` });
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path,
+        problem: `"${field}" must be a non-negative integer for ${architecture}, got ${JSON.stringify(raw[field])}`,
+      });
     }
     return value;
   };
@@ -145,19 +169,30 @@ export function encoderConfig(raw: Record<string, unknown>, path: string, option
     const name = raw[field] ?? fallback;
     const activation = typeof name === 'string' ? ACTIVATIONS[name] : undefined;
     if (!activation) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `"${field}" is ${JSON.stringify(name)}; kiln builds ${Object.keys(ACTIVATIONS).join(', ')}` });
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path,
+        problem: `"${field}" is ${JSON.stringify(name)}; kiln builds ${Object.keys(ACTIVATIONS).join(', ')}`,
+      });
     }
     return activation;
   };
   const id2label = raw.id2label;
   const head = options.headless || BASE_MODELS.has(architecture) ? 'none' : 'classifier';
-  const labels = head === 'none' ? 0 : typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
-  if (head === 'classifier' && labels === 0) throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it has no "id2label" map, so the number of classes is unknown' });
+  const labels =
+    head === 'none' ? 0 : typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
+  if (head === 'classifier' && labels === 0)
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+      path,
+      problem: 'it has no "id2label" map, so the number of classes is unknown',
+    });
 
   let config: EncoderConfig;
   if (family === 'distilbert') {
     if (raw.sinusoidal_pos_embds === true) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: '"sinusoidal_pos_embds": true is not supported; kiln imports learned position embeddings' });
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path,
+        problem: '"sinusoidal_pos_embds": true is not supported; kiln imports learned position embeddings',
+      });
     }
     config = {
       family,
@@ -177,7 +212,11 @@ export function encoderConfig(raw: Record<string, unknown>, path: string, option
     };
   } else {
     const eps = raw.layer_norm_eps ?? 1e-12;
-    if (typeof eps !== 'number' || !(eps > 0)) throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `"layer_norm_eps" must be a positive number, got ${JSON.stringify(eps)}` });
+    if (typeof eps !== 'number' || !(eps > 0))
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path,
+        problem: `"layer_norm_eps" must be a positive number, got ${JSON.stringify(eps)}`,
+      });
     config = {
       family,
       architecture,
@@ -195,7 +234,10 @@ export function encoderConfig(raw: Record<string, unknown>, path: string, option
     };
   }
   if (config.heads === 0 || config.hidden % config.heads !== 0) {
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `the hidden size ${config.hidden} must be a multiple of the number of attention heads ${config.heads}` });
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+      path,
+      problem: `the hidden size ${config.hidden} must be a multiple of the number of attention heads ${config.heads}`,
+    });
   }
   return config;
 }

@@ -7,7 +7,7 @@
  */
 import { KilnError } from '../core/errors.js';
 import { GraphBuilder } from '../onnx/builder.js';
-import { FAMILY_NAMES, type EncoderConfig, type FamilyNames } from './architectures.js';
+import { type EncoderConfig, FAMILY_NAMES, type FamilyNames } from './architectures.js';
 
 export const IMPORT_OPSET = 17;
 
@@ -35,7 +35,12 @@ class Weights {
     if (relative.endsWith('.weight')) candidates.push(...candidates.map((c) => c.replace(/\.weight$/, '.gamma')));
     if (relative.endsWith('.bias')) candidates.push(...candidates.map((c) => c.replace(/\.bias$/, '.beta')));
     const found = candidates.find((c) => this.source.shape(c) !== undefined);
-    if (!found) throw new KilnError('KILN_ERR_WEIGHTS_MISSING_TENSOR', { path: this.source.path, tensor: candidates[0]!, architecture: this.architecture });
+    if (!found)
+      throw new KilnError('KILN_ERR_WEIGHTS_MISSING_TENSOR', {
+        path: this.source.path,
+        tensor: candidates[0]!,
+        architecture: this.architecture,
+      });
     return found;
   }
 
@@ -98,12 +103,22 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
   const linear = (x: string, relative: string, inFeatures: number, outFeatures: number, output?: string): string => {
     const { name } = w.checked(`${relative}.weight`, [outFeatures, inFeatures]);
     parameters += inFeatures * outFeatures;
-    const weight = g.lazyWeight(`${name}.T`, [inFeatures, outFeatures], async () => transpose(await w.load(name), outFeatures, inFeatures));
+    const weight = g.lazyWeight(`${name}.T`, [inFeatures, outFeatures], async () =>
+      transpose(await w.load(name), outFeatures, inFeatures),
+    );
     const bias = tensor(`${relative}.bias`, [outFeatures]);
-    return g.op('Add', [g.op('MatMul', [x, weight], undefined, { name: `/${relative}/MatMul` }), bias], undefined, { name: `/${relative}/Add`, output });
+    return g.op('Add', [g.op('MatMul', [x, weight], undefined, { name: `/${relative}/MatMul` }), bias], undefined, {
+      name: `/${relative}/Add`,
+      output,
+    });
   };
   const layerNorm = (x: string, relative: string): string =>
-    g.op('LayerNormalization', [x, tensor(`${relative}.weight`, [H]), tensor(`${relative}.bias`, [H])], { axis: -1, epsilon: { float: config.layerNormEps } }, { name: `/${relative}/LayerNorm` });
+    g.op(
+      'LayerNormalization',
+      [x, tensor(`${relative}.weight`, [H]), tensor(`${relative}.bias`, [H])],
+      { axis: -1, epsilon: { float: config.layerNormEps } },
+      { name: `/${relative}/LayerNorm` },
+    );
 
   const zero = g.ints('zero', [0], []);
   const one = g.ints('one', [1], []);
@@ -117,7 +132,12 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
   const word = w.checked(`${names.wordEmbeddings}.weight`, [null, H]);
   const vocabSize = word.shape[0]!;
   parameters += vocabSize * H;
-  let embedded = g.op('Gather', [g.lazyWeight(word.name, word.shape, () => w.load(word.name)), inputIds], { axis: 0 }, { name: '/embeddings/word/Gather' });
+  let embedded = g.op(
+    'Gather',
+    [g.lazyWeight(word.name, word.shape, () => w.load(word.name)), inputIds],
+    { axis: 0 },
+    { name: '/embeddings/word/Gather' },
+  );
 
   const positionTable = tensor(`${names.positionEmbeddings}.weight`, [config.maxPositions, H]);
   let positions: string;
@@ -126,10 +146,20 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     const pad = g.ints('pad_id', [config.padTokenId], []);
     const notPad = g.op('Cast', [g.op('Not', [g.op('Equal', [inputIds, pad])])], { to: 7 });
     const counted = g.op('Mul', [g.op('CumSum', [notPad, one]), notPad]);
-    positions = g.op('Gather', [positionTable, g.op('Add', [counted, pad])], { axis: 0 }, { name: '/embeddings/position/Gather' });
+    positions = g.op(
+      'Gather',
+      [positionTable, g.op('Add', [counted, pad])],
+      { axis: 0 },
+      { name: '/embeddings/position/Gather' },
+    );
   } else {
     const sequence = g.op('Gather', [g.op('Shape', [inputIds]), one], { axis: 0 });
-    positions = g.op('Gather', [positionTable, g.op('Range', [zero, sequence, one])], { axis: 0 }, { name: '/embeddings/position/Gather' });
+    positions = g.op(
+      'Gather',
+      [positionTable, g.op('Range', [zero, sequence, one])],
+      { axis: 0 },
+      { name: '/embeddings/position/Gather' },
+    );
   }
   embedded = g.op('Add', [embedded, positions]);
   if (names.tokenTypeEmbeddings && config.typeVocabSize > 0 && w.has(`${names.tokenTypeEmbeddings}.weight`)) {
@@ -137,17 +167,25 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     if (config.family === 'bert') {
       const tokenTypes = g.input('token_type_ids', 'int64', ['batch', 'sequence']);
       inputs.push(tokenTypes);
-      embedded = g.op('Add', [embedded, g.op('Gather', [table, tokenTypes], { axis: 0 }, { name: '/embeddings/token_type/Gather' })]);
+      embedded = g.op('Add', [
+        embedded,
+        g.op('Gather', [table, tokenTypes], { axis: 0 }, { name: '/embeddings/token_type/Gather' }),
+      ]);
     } else {
       // RoBERTa's tokenizer gives every token type 0: add that row.
-      embedded = g.op('Add', [embedded, g.op('Gather', [table, zero], { axis: 0 }, { name: '/embeddings/token_type/Gather' })]);
+      embedded = g.op('Add', [
+        embedded,
+        g.op('Gather', [table, zero], { axis: 0 }, { name: '/embeddings/token_type/Gather' }),
+      ]);
     }
   }
   let hidden = layerNorm(embedded, names.embeddingNorm);
 
   // The additive attention mask in the form ONNX Runtime's fusions know: (1 - mask) * -10000.
   const maskFloat = g.op('Cast', [g.op('Unsqueeze', [attentionMask, g.ints('mask_axes', [1, 2])])], { to: 1 });
-  const maskBias = g.op('Mul', [g.op('Sub', [oneF, maskFloat]), g.constant('mask_fill', [-10000])], undefined, { name: '/attention_mask/Mul' });
+  const maskBias = g.op('Mul', [g.op('Sub', [oneF, maskFloat]), g.constant('mask_fill', [-10000])], undefined, {
+    name: '/attention_mask/Mul',
+  });
   const splitHeads = g.ints('split_heads', [0, 0, heads, headSize]);
   const mergeHeads = g.ints('merge_heads', [0, 0, H]);
   const scale = g.constant('attention_scale', [Math.sqrt(headSize)]);
@@ -164,18 +202,24 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     // gelu_new: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))).
     const cube = g.op('Mul', [g.op('Pow', [x, g.constant('three', [3])]), g.constant('gelu_c', [0.044715])]);
     const inner = g.op('Mul', [g.op('Add', [x, cube]), g.constant('sqrt_2_over_pi', [Math.sqrt(2 / Math.PI)])]);
-    return g.op('Mul', [g.op('Mul', [x, g.op('Add', [g.op('Tanh', [inner]), oneF])]), half], undefined, { name: `${name}/Mul` });
+    return g.op('Mul', [g.op('Mul', [x, g.op('Add', [g.op('Tanh', [inner]), oneF])]), half], undefined, {
+      name: `${name}/Mul`,
+    });
   };
 
   for (let i = 0; i < config.layers; i += 1) {
     const n = names.layer(i);
-    const heads4 = (x: string, perm: number[]): string => g.op('Transpose', [g.op('Reshape', [x, splitHeads])], { perm });
+    const heads4 = (x: string, perm: number[]): string =>
+      g.op('Transpose', [g.op('Reshape', [x, splitHeads])], { perm });
     const q = heads4(linear(hidden, n.query, H, H), [0, 2, 1, 3]);
     const k = heads4(linear(hidden, n.key, H, H), [0, 2, 3, 1]);
     const v = heads4(linear(hidden, n.value, H, H), [0, 2, 1, 3]);
     const scores = g.op('Add', [g.op('Div', [g.op('MatMul', [q, k]), scale]), maskBias]);
     const probs = g.op('Softmax', [scores], { axis: 3 }, { name: `/layer.${i}/attention/Softmax` });
-    const context = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }), mergeHeads]);
+    const context = g.op('Reshape', [
+      g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }),
+      mergeHeads,
+    ]);
     hidden = layerNorm(g.op('Add', [linear(context, n.attentionOutput, H, H), hidden]), n.attentionNorm);
     const expanded = activation(linear(hidden, n.intermediate, H, config.intermediate), i);
     hidden = layerNorm(g.op('Add', [linear(expanded, n.output, config.intermediate, H), hidden]), n.outputNorm);

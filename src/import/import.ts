@@ -4,16 +4,24 @@
  */
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { KilnError } from '../core/errors.js';
 import { pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { Checkpoint } from '../model/safetensors.js';
 import { readJson } from '../model/source.js';
-import { KilnError } from '../core/errors.js';
 import { writeModel } from '../onnx/writer.js';
-import { encoderConfig, type EncoderConfig } from './architectures.js';
+import { type EncoderConfig, encoderConfig } from './architectures.js';
 import { buildEncoderClassifier, IMPORT_OPSET, type WeightSource } from './encoder-graph.js';
 
 /** Files copied beside the graph when present. */
-const COMPANION_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'merges.txt', 'vocab.json'];
+const COMPANION_FILES = [
+  'config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'vocab.txt',
+  'merges.txt',
+  'vocab.json',
+];
 
 export interface ImportOptions {
   /** The checkpoint folder. */
@@ -36,11 +44,18 @@ export interface ImportResult {
 
 export async function importCheckpoint(options: ImportOptions): Promise<ImportResult> {
   const configPath = join(options.dir, 'config.json');
-  if ((await pathKind(options.dir)) === 'missing') throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path: options.dir });
+  if ((await pathKind(options.dir)) === 'missing')
+    throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path: options.dir });
   if ((await pathKind(configPath)) !== 'file') {
-    throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: options.dir, file: 'config.json', purpose: 'the architecture and its sizes' });
+    throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', {
+      path: options.dir,
+      file: 'config.json',
+      purpose: 'the architecture and its sizes',
+    });
   }
-  const config = encoderConfig((await readJson(configPath)) as Record<string, unknown>, configPath, { headless: options.headless });
+  const config = encoderConfig((await readJson(configPath)) as Record<string, unknown>, configPath, {
+    headless: options.headless,
+  });
   await assertReplaceable(options.out);
   const checkpoint = await Checkpoint.open(options.dir);
   try {
@@ -56,13 +71,20 @@ export async function importCheckpoint(options: ImportOptions): Promise<ImportRe
       await mkdir(join(staging, 'onnx'), { recursive: true });
       await writeModel(join(staging, 'onnx', 'model.onnx'), built.builder, { '': IMPORT_OPSET }, options.onTensor);
       for (const name of COMPANION_FILES) {
-        if ((await pathKind(join(options.dir, name))) === 'file') await copyFile(join(options.dir, name), join(staging, name));
+        if ((await pathKind(join(options.dir, name))) === 'file')
+          await copyFile(join(options.dir, name), join(staging, name));
       }
       await replaceDir(staging, options.out);
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
-    return { out: options.out, config, parameters: built.parameters, tensors: built.builder.lazyWeights.length, checkpointBytes: checkpoint.totalBytes() };
+    return {
+      out: options.out,
+      config,
+      parameters: built.parameters,
+      tensors: built.builder.lazyWeights.length,
+      checkpointBytes: checkpoint.totalBytes(),
+    };
   } finally {
     await checkpoint.close();
   }
@@ -72,6 +94,11 @@ export async function importCheckpoint(options: ImportOptions): Promise<ImportRe
 export async function assertReplaceable(out: string): Promise<void> {
   const kind = await pathKind(out);
   if (kind === 'missing') return;
-  if (kind === 'dir' && (await pathKind(join(out, 'onnx', 'model.onnx'))) === 'file' && (await pathKind(join(out, 'config.json'))) === 'file') return;
+  if (
+    kind === 'dir' &&
+    (await pathKind(join(out, 'onnx', 'model.onnx'))) === 'file' &&
+    (await pathKind(join(out, 'config.json'))) === 'file'
+  )
+    return;
   throw new KilnError('KILN_ERR_OUTPUT_EXISTS', { path: out });
 }

@@ -84,11 +84,20 @@ export function buildResNet50(labels: number, seed: number): VisionGraph {
   const g = new GraphBuilder('ResNetForImageClassification');
   let parameters = 0;
 
-  const convBn = (x: string, prefix: string, cin: number, cout: number, k: number, stride: number, options: { relu: boolean; lastOfBranch?: boolean }): string => {
+  const convBn = (
+    x: string,
+    prefix: string,
+    cin: number,
+    cout: number,
+    k: number,
+    stride: number,
+    options: { relu: boolean; lastOfBranch?: boolean },
+  ): string => {
     const fanIn = cin * k * k;
     parameters += cout * fanIn + 2 * cout;
     const gammaName = `${prefix}.normalization.weight`;
-    const gamma = (): Float32Array => (options.lastOfBranch ? uniform(gammaName, cout, seed, 0.1, 0.3) : uniform(gammaName, cout, seed, 0.8, 1.2));
+    const gamma = (): Float32Array =>
+      options.lastOfBranch ? uniform(gammaName, cout, seed, 0.1, 0.3) : uniform(gammaName, cout, seed, 0.8, 1.2);
     const weight = g.lazyWeight(`${prefix}.convolution.weight`, [cout, cin, k, k], async () => {
       const w = normal(`${prefix}.convolution.weight`, cout * fanIn, seed, Math.sqrt(2 / fanIn));
       const scale = gamma();
@@ -98,14 +107,26 @@ export function buildResNet50(labels: number, seed: number): VisionGraph {
       }
       return w;
     });
-    const bias = g.lazyWeight(`${prefix}.convolution.bias`, [cout], async () => uniform(`${prefix}.normalization.bias`, cout, seed, -0.1, 0.1));
+    const bias = g.lazyWeight(`${prefix}.convolution.bias`, [cout], async () =>
+      uniform(`${prefix}.normalization.bias`, cout, seed, -0.1, 0.1),
+    );
     const pad = (k - 1) / 2;
-    const y = g.op('Conv', [x, weight, bias], { kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] }, { name: `/${prefix}/Conv` });
+    const y = g.op(
+      'Conv',
+      [x, weight, bias],
+      { kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] },
+      { name: `/${prefix}/Conv` },
+    );
     return options.relu ? g.op('Relu', [y], undefined, { name: `/${prefix}/Relu` }) : y;
   };
 
   let x = convBn(pixelInput(g), 'resnet.embedder.embedder', 3, 64, 7, 2, { relu: true });
-  x = g.op('MaxPool', [x], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] }, { name: '/resnet/embedder/pooler/MaxPool' });
+  x = g.op(
+    'MaxPool',
+    [x],
+    { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] },
+    { name: '/resnet/embedder/pooler/MaxPool' },
+  );
   const depths = [3, 4, 6, 3];
   const widths = [256, 512, 1024, 2048];
   let channels = 64;
@@ -115,22 +136,41 @@ export function buildResNet50(labels: number, seed: number): VisionGraph {
     for (let layer = 0; layer < depth; layer += 1) {
       const prefix = `resnet.encoder.stages.${stage}.layers.${layer}`;
       const stride = layer === 0 && stage > 0 ? 2 : 1;
-      const shortcut = channels !== out || stride !== 1 ? convBn(x, `${prefix}.shortcut`, channels, out, 1, stride, { relu: false }) : x;
+      const shortcut =
+        channels !== out || stride !== 1
+          ? convBn(x, `${prefix}.shortcut`, channels, out, 1, stride, { relu: false })
+          : x;
       let branch = convBn(x, `${prefix}.layer.0`, channels, reduced, 1, 1, { relu: true });
       branch = convBn(branch, `${prefix}.layer.1`, reduced, reduced, 3, stride, { relu: true });
       branch = convBn(branch, `${prefix}.layer.2`, reduced, out, 1, 1, { relu: false, lastOfBranch: true });
-      x = g.op('Relu', [g.op('Add', [branch, shortcut], undefined, { name: `/${prefix}/Add` })], undefined, { name: `/${prefix}/Relu` });
+      x = g.op('Relu', [g.op('Add', [branch, shortcut], undefined, { name: `/${prefix}/Add` })], undefined, {
+        name: `/${prefix}/Relu`,
+      });
       channels = out;
     }
   }
-  const pooled = g.op('Flatten', [g.op('GlobalAveragePool', [x], undefined, { name: '/resnet/pooler/GlobalAveragePool' })], { axis: 1 }, { name: '/classifier/Flatten' });
+  const pooled = g.op(
+    'Flatten',
+    [g.op('GlobalAveragePool', [x], undefined, { name: '/resnet/pooler/GlobalAveragePool' })],
+    { axis: 1 },
+    { name: '/classifier/Flatten' },
+  );
   const bound = 1 / Math.sqrt(channels);
-  const fcWeight = g.lazyWeight('classifier.1.weight', [labels, channels], async () => uniform('classifier.1.weight', labels * channels, seed, -bound, bound));
-  const fcBias = g.lazyWeight('classifier.1.bias', [labels], async () => uniform('classifier.1.bias', labels, seed, -bound, bound));
+  const fcWeight = g.lazyWeight('classifier.1.weight', [labels, channels], async () =>
+    uniform('classifier.1.weight', labels * channels, seed, -bound, bound),
+  );
+  const fcBias = g.lazyWeight('classifier.1.bias', [labels], async () =>
+    uniform('classifier.1.bias', labels, seed, -bound, bound),
+  );
   parameters += labels * channels + labels;
   g.op('Gemm', [pooled, fcWeight, fcBias], { transB: 1 }, { name: '/classifier/Gemm', output: 'logits' });
   g.output('logits', 'float', ['batch', labels]);
-  return { builder: g, parameters, summary: 'ResNetForImageClassification: ResNet-50 v1.5, bottlenecks [3, 4, 6, 3], widths [256, 512, 1024, 2048], batch norm folded' };
+  return {
+    builder: g,
+    parameters,
+    summary:
+      'ResNetForImageClassification: ResNet-50 v1.5, bottlenecks [3, 4, 6, 3], widths [256, 512, 1024, 2048], batch norm folded',
+  };
 }
 
 /**
@@ -164,25 +204,53 @@ export function buildVitBase16(labels: number, seed: number): VisionGraph {
   };
   const linear = (x: string, prefix: string, inFeatures: number, outFeatures: number, output?: string): string => {
     parameters += inFeatures * outFeatures;
-    const weight = g.lazyWeight(`${prefix}.weight.T`, [inFeatures, outFeatures], async () => transpose(normal(`${prefix}.weight`, inFeatures * outFeatures, seed, std), outFeatures, inFeatures));
+    const weight = g.lazyWeight(`${prefix}.weight.T`, [inFeatures, outFeatures], async () =>
+      transpose(normal(`${prefix}.weight`, inFeatures * outFeatures, seed, std), outFeatures, inFeatures),
+    );
     const bias = filled(`${prefix}.bias`, outFeatures, 0);
-    return g.op('Add', [g.op('MatMul', [x, weight], undefined, { name: `/${prefix}/MatMul` }), bias], undefined, { name: `/${prefix}/Add`, output });
+    return g.op('Add', [g.op('MatMul', [x, weight], undefined, { name: `/${prefix}/MatMul` }), bias], undefined, {
+      name: `/${prefix}/Add`,
+      output,
+    });
   };
   const layerNorm = (x: string, prefix: string): string =>
-    g.op('LayerNormalization', [x, filled(`${prefix}.weight`, H, 1), filled(`${prefix}.bias`, H, 0)], { axis: -1, epsilon: { float: eps } }, { name: `/${prefix}/LayerNorm` });
+    g.op(
+      'LayerNormalization',
+      [x, filled(`${prefix}.weight`, H, 1), filled(`${prefix}.bias`, H, 0)],
+      { axis: -1, epsilon: { float: eps } },
+      { name: `/${prefix}/LayerNorm` },
+    );
 
   const pixels = pixelInput(g);
   const projection = g.op(
     'Conv',
-    [pixels, randomWeight('vit.embeddings.patch_embeddings.projection.weight', [H, 3, patch, patch]), filled('vit.embeddings.patch_embeddings.projection.bias', H, 0)],
+    [
+      pixels,
+      randomWeight('vit.embeddings.patch_embeddings.projection.weight', [H, 3, patch, patch]),
+      filled('vit.embeddings.patch_embeddings.projection.bias', H, 0),
+    ],
     { kernel_shape: [patch, patch], strides: [patch, patch] },
     { name: '/vit/embeddings/patch_embeddings/projection/Conv' },
   );
-  const patches = g.op('Transpose', [g.op('Reshape', [projection, g.ints('patch_shape', [0, H, -1])])], { perm: [0, 2, 1] });
+  const patches = g.op('Transpose', [g.op('Reshape', [projection, g.ints('patch_shape', [0, H, -1])])], {
+    perm: [0, 2, 1],
+  });
   // [CLS] broadcast over the batch: Expand to [batch, 1, 1].
-  const batchShape = g.op('Concat', [g.op('Slice', [g.op('Shape', [pixels]), g.ints('slice_start', [0]), g.ints('slice_end', [1])]), g.ints('cls_tail', [1, 1])], { axis: 0 });
+  const batchShape = g.op(
+    'Concat',
+    [
+      g.op('Slice', [g.op('Shape', [pixels]), g.ints('slice_start', [0]), g.ints('slice_end', [1])]),
+      g.ints('cls_tail', [1, 1]),
+    ],
+    { axis: 0 },
+  );
   const cls = g.op('Expand', [randomWeight('vit.embeddings.cls_token', [1, 1, H]), batchShape]);
-  let hidden = g.op('Add', [g.op('Concat', [cls, patches], { axis: 1 }), randomWeight('vit.embeddings.position_embeddings', [1, tokens, H])], undefined, { name: '/vit/embeddings/Add' });
+  let hidden = g.op(
+    'Add',
+    [g.op('Concat', [cls, patches], { axis: 1 }), randomWeight('vit.embeddings.position_embeddings', [1, tokens, H])],
+    undefined,
+    { name: '/vit/embeddings/Add' },
+  );
 
   const splitHeads = g.ints('split_heads', [0, 0, heads, headSize]);
   const mergeHeads = g.ints('merge_heads', [0, 0, H]);
@@ -193,23 +261,43 @@ export function buildVitBase16(labels: number, seed: number): VisionGraph {
   for (let i = 0; i < layers; i += 1) {
     const p = `vit.encoder.layer.${i}`;
     const normed = layerNorm(hidden, `${p}.layernorm_before`);
-    const heads4 = (x: string, perm: number[]): string => g.op('Transpose', [g.op('Reshape', [x, splitHeads])], { perm });
+    const heads4 = (x: string, perm: number[]): string =>
+      g.op('Transpose', [g.op('Reshape', [x, splitHeads])], { perm });
     const q = heads4(linear(normed, `${p}.attention.attention.query`, H, H), [0, 2, 1, 3]);
     const k = heads4(linear(normed, `${p}.attention.attention.key`, H, H), [0, 2, 3, 1]);
     const v = heads4(linear(normed, `${p}.attention.attention.value`, H, H), [0, 2, 1, 3]);
-    const probs = g.op('Softmax', [g.op('Div', [g.op('MatMul', [q, k]), scale])], { axis: 3 }, { name: `/${p}/attention/Softmax` });
-    const context = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }), mergeHeads]);
+    const probs = g.op(
+      'Softmax',
+      [g.op('Div', [g.op('MatMul', [q, k]), scale])],
+      { axis: 3 },
+      { name: `/${p}/attention/Softmax` },
+    );
+    const context = g.op('Reshape', [
+      g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }),
+      mergeHeads,
+    ]);
     hidden = g.op('Add', [linear(context, `${p}.attention.output.dense`, H, H), hidden]);
     const up = linear(layerNorm(hidden, `${p}.layernorm_after`), `${p}.intermediate.dense`, H, intermediate);
     // 0.5 · x · (1 + erf(x / √2)): the exact GELU, in the node order ONNX Runtime fuses.
     const erf = g.op('Erf', [g.op('Div', [up, sqrt2])]);
-    const activated = g.op('Mul', [g.op('Mul', [up, g.op('Add', [erf, one])]), half], undefined, { name: `/${p}/intermediate/Gelu` });
+    const activated = g.op('Mul', [g.op('Mul', [up, g.op('Add', [erf, one])]), half], undefined, {
+      name: `/${p}/intermediate/Gelu`,
+    });
     hidden = g.op('Add', [linear(activated, `${p}.output.dense`, intermediate, H), hidden]);
   }
-  const first = g.op('Gather', [layerNorm(hidden, 'vit.layernorm'), g.ints('zero', [0], [])], { axis: 1 }, { name: '/vit/first_token' });
+  const first = g.op(
+    'Gather',
+    [layerNorm(hidden, 'vit.layernorm'), g.ints('zero', [0], [])],
+    { axis: 1 },
+    { name: '/vit/first_token' },
+  );
   linear(first, 'classifier', H, labels, 'logits');
   g.output('logits', 'float', ['batch', labels]);
-  return { builder: g, parameters, summary: `ViTForImageClassification: ViT-B/16, ${layers} layers, hidden ${H}, ${heads} heads, MLP ${intermediate}, ${tokens} tokens` };
+  return {
+    builder: g,
+    parameters,
+    summary: `ViTForImageClassification: ViT-B/16, ${layers} layers, hidden ${H}, ${heads} heads, MLP ${intermediate}, ${tokens} tokens`,
+  };
 }
 
 const RESCALE = 1 / 255;
@@ -295,7 +383,11 @@ export interface VisionSynthResult {
 /** Writes `options.out`: onnx/model.onnx, config.json, preprocessor_config.json and a README. */
 export async function synthesizeVision(options: VisionSynthOptions): Promise<VisionSynthResult> {
   const preset = VISION_PRESETS[options.preset];
-  if (!preset) throw new KilnError('KILN_ERR_SYNTH_UNKNOWN_PRESET', { preset: options.preset, known: Object.keys(VISION_PRESETS).join(', ') });
+  if (!preset)
+    throw new KilnError('KILN_ERR_SYNTH_UNKNOWN_PRESET', {
+      preset: options.preset,
+      known: Object.keys(VISION_PRESETS).join(', '),
+    });
   const labels = options.labels ?? 1000;
   const seed = options.seed ?? 0;
   const raw = {
@@ -311,11 +403,19 @@ export async function synthesizeVision(options: VisionSynthOptions): Promise<Vis
     await mkdir(join(staging, 'onnx'), { recursive: true });
     await writeFile(join(staging, 'config.json'), `${JSON.stringify(raw, null, 2)}\n`);
     await writeFile(join(staging, 'preprocessor_config.json'), `${JSON.stringify(preset.preprocessor, null, 2)}\n`);
-    await writeFile(join(staging, 'README.md'), `# ${options.preset} (synthetic)\n\n${SYNTHETIC_NOTE}.\nPreset ${options.preset}, seed ${seed}, ${labels} labels.\n`);
+    await writeFile(
+      join(staging, 'README.md'),
+      `# ${options.preset} (synthetic)\n\n${SYNTHETIC_NOTE}.\nPreset ${options.preset}, seed ${seed}, ${labels} labels.\n`,
+    );
     await writeModel(join(staging, 'onnx', 'model.onnx'), built.builder, { '': IMPORT_OPSET }, options.onTensor);
     await replaceDir(staging, options.out);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
-  return { out: options.out, architecture: (preset.config.architectures as string[])[0]!, parameters: built.parameters, summary: built.summary };
+  return {
+    out: options.out,
+    architecture: (preset.config.architectures as string[])[0]!,
+    parameters: built.parameters,
+    summary: built.summary,
+  };
 }

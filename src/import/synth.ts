@@ -10,10 +10,10 @@ import { KilnError } from '../core/errors.js';
 import { pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { writeSafetensors } from '../model/safetensors.js';
 import { writeModel } from '../onnx/writer.js';
-import { encoderConfig, type EncoderConfig } from './architectures.js';
+import { PACKAGE_ROOT } from '../version.js';
+import { type EncoderConfig, encoderConfig } from './architectures.js';
 import { buildEncoderClassifier, IMPORT_OPSET, type WeightSource } from './encoder-graph.js';
 import { assertReplaceable } from './import.js';
-import { PACKAGE_ROOT } from '../version.js';
 
 /** Public config.json facts of each preset (labels are added per run). */
 export const PRESETS: Record<string, Record<string, unknown>> = {
@@ -94,7 +94,8 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
   },
 };
 
-export const SYNTHETIC_NOTE = 'kiln synth: random weights with the architecture of a public model, for benchmarks; predictions are meaningless';
+export const SYNTHETIC_NOTE =
+  'kiln synth: random weights with the architecture of a public model, for benchmarks; predictions are meaningless';
 
 /** The embedded model's tokenizer (bert-base-uncased vocabulary), shipped with kiln. */
 const TOKENIZER_DIR = join(PACKAGE_ROOT, 'models', 'sst2-distilbert-tiny');
@@ -164,7 +165,10 @@ export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[st
     out.push([`${name}.weight`, [H]], [`${name}.bias`, [H]]);
   };
   if (config.family === 'distilbert') {
-    out.push(['distilbert.embeddings.word_embeddings.weight', [vocab, H]], ['distilbert.embeddings.position_embeddings.weight', [config.maxPositions, H]]);
+    out.push(
+      ['distilbert.embeddings.word_embeddings.weight', [vocab, H]],
+      ['distilbert.embeddings.position_embeddings.weight', [config.maxPositions, H]],
+    );
     norm('distilbert.embeddings.LayerNorm');
     for (let l = 0; l < config.layers; l += 1) {
       const p = `distilbert.transformer.layer.${l}`;
@@ -206,7 +210,11 @@ export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[st
 
 export async function synthesize(options: SynthOptions): Promise<SynthResult> {
   const preset = PRESETS[options.preset];
-  if (!preset) throw new KilnError('KILN_ERR_SYNTH_UNKNOWN_PRESET', { preset: options.preset, known: Object.keys(PRESETS).join(', ') });
+  if (!preset)
+    throw new KilnError('KILN_ERR_SYNTH_UNKNOWN_PRESET', {
+      preset: options.preset,
+      known: Object.keys(PRESETS).join(', '),
+    });
   const labels = options.labels ?? 2;
   const seed = options.seed ?? 0;
   const raw = {
@@ -219,23 +227,45 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
   const vocab = preset.vocab_size as number;
   const shapes = new Map(canonicalShapes(config, vocab));
   const std = (preset.initializer_range as number | undefined) ?? 0.02;
-  const generate = (name: string): Float32Array => syntheticTensor(name, shapes.get(name)!.reduce((a, b) => a * b, 1), seed, std);
+  const generate = (name: string): Float32Array =>
+    syntheticTensor(
+      name,
+      shapes.get(name)!.reduce((a, b) => a * b, 1),
+      seed,
+      std,
+    );
   await assertReplaceableSynth(options.out);
 
   const staging = temporarySibling(options.out);
   try {
     await mkdir(join(staging, 'onnx'), { recursive: true });
     await writeFile(join(staging, 'config.json'), `${JSON.stringify(raw, null, 2)}\n`);
-    await writeFile(join(staging, 'README.md'), `# ${options.preset} (synthetic)\n\n${SYNTHETIC_NOTE}.\nPreset ${options.preset}, seed ${seed}, ${labels} labels.\n`);
-    for (const name of ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt']) await copyFile(join(TOKENIZER_DIR, name), join(staging, name));
+    await writeFile(
+      join(staging, 'README.md'),
+      `# ${options.preset} (synthetic)\n\n${SYNTHETIC_NOTE}.\nPreset ${options.preset}, seed ${seed}, ${labels} labels.\n`,
+    );
+    for (const name of ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt'])
+      await copyFile(join(TOKENIZER_DIR, name), join(staging, name));
     let parameters = 0;
     for (const shape of shapes.values()) parameters += shape.reduce((a, b) => a * b, 1);
     if ((options.weights ?? 'safetensors') === 'safetensors') {
       await rm(join(staging, 'onnx'), { recursive: true });
-      const tensors = [...shapes].map(([name, shape]) => ({ name, dtype: 'F32' as const, shape, data: () => generate(name) }));
-      await writeSafetensors(join(staging, 'model.safetensors'), tensors, { format: 'pt', kiln_synthetic: SYNTHETIC_NOTE });
+      const tensors = [...shapes].map(([name, shape]) => ({
+        name,
+        dtype: 'F32' as const,
+        shape,
+        data: () => generate(name),
+      }));
+      await writeSafetensors(join(staging, 'model.safetensors'), tensors, {
+        format: 'pt',
+        kiln_synthetic: SYNTHETIC_NOTE,
+      });
     } else {
-      const source: WeightSource = { path: `preset ${options.preset}`, shape: (name) => shapes.get(name), load: async (name) => generate(name) };
+      const source: WeightSource = {
+        path: `preset ${options.preset}`,
+        shape: (name) => shapes.get(name),
+        load: async (name) => generate(name),
+      };
       const built = buildEncoderClassifier(config, source);
       await writeModel(join(staging, 'onnx', 'model.onnx'), built.builder, { '': IMPORT_OPSET }, options.onTensor);
     }
@@ -248,6 +278,10 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
 
 /** Also replaces an earlier synth checkpoint (config.json + model.safetensors, no onnx/). */
 async function assertReplaceableSynth(out: string): Promise<void> {
-  if ((await pathKind(join(out, 'config.json'))) === 'file' && (await pathKind(join(out, 'model.safetensors'))) === 'file') return;
+  if (
+    (await pathKind(join(out, 'config.json'))) === 'file' &&
+    (await pathKind(join(out, 'model.safetensors'))) === 'file'
+  )
+    return;
   await assertReplaceable(out);
 }

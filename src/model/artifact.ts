@@ -4,13 +4,13 @@
  */
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { StaticQuantizeReport } from '../compiler/static-quantize.js';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import type { TensorInfo } from '../onnx/graph.js';
 import type { ImagePreprocessing } from './image.js';
 import type { QuantizeReport, VerifyReport } from './reports.js';
-import type { StaticQuantizeReport } from '../compiler/static-quantize.js';
 
 export const ARTIFACT_FORMAT = 'kiln-artifact';
 /**
@@ -174,11 +174,17 @@ export async function readArtifact(input: string, options: { verify?: boolean } 
   try {
     manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
   } catch (err) {
-    const problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `it has no ${MANIFEST_FILE}` : `${MANIFEST_FILE} is not valid JSON (${(err as Error).message})`;
+    const problem =
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? `it has no ${MANIFEST_FILE}`
+        : `${MANIFEST_FILE} is not valid JSON (${(err as Error).message})`;
     throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: input, problem }, { cause: err });
   }
   if (manifest?.format !== ARTIFACT_FORMAT || typeof manifest.formatVersion !== 'number') {
-    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: input, problem: `${MANIFEST_FILE} is not a kiln manifest (no "format": "${ARTIFACT_FORMAT}")` });
+    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', {
+      path: input,
+      problem: `${MANIFEST_FILE} is not a kiln manifest (no "format": "${ARTIFACT_FORMAT}")`,
+    });
   }
   if (manifest.formatVersion > ARTIFACT_FORMAT_VERSION) {
     throw new KilnError('KILN_ERR_ARTIFACT_INVALID', {
@@ -186,8 +192,11 @@ export async function readArtifact(input: string, options: { verify?: boolean } 
       problem: `its format version ${manifest.formatVersion} is newer than this kiln reads (${ARTIFACT_FORMAT_VERSION}); upgrade kiln`,
     });
   }
-  if (!manifest.files || !manifest.files[manifest.model?.file] || !Array.isArray(manifest.labels)) {
-    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: input, problem: `${MANIFEST_FILE} lacks the model file entry or labels` });
+  if (!manifest.files?.[manifest.model?.file] || !Array.isArray(manifest.labels)) {
+    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', {
+      path: input,
+      problem: `${MANIFEST_FILE} lacks the model file entry or labels`,
+    });
   }
   if (options.verify !== false) await verifyFiles(dir, manifest, input);
   return { dir, manifest };
@@ -203,7 +212,11 @@ async function verifyFiles(dir: string, manifest: Manifest, input: string): Prom
       throw new KilnError('KILN_ERR_ARTIFACT_CORRUPT', { path: input, file, problem: 'is missing' }, { cause: err });
     }
     if (bytes !== expected.bytes) {
-      throw new KilnError('KILN_ERR_ARTIFACT_CORRUPT', { path: input, file, problem: `has ${bytes} bytes, the manifest says ${expected.bytes}` });
+      throw new KilnError('KILN_ERR_ARTIFACT_CORRUPT', {
+        path: input,
+        file,
+        problem: `has ${bytes} bytes, the manifest says ${expected.bytes}`,
+      });
     }
     const actual = await sha256File(path);
     if (actual !== expected.sha256) {

@@ -80,7 +80,10 @@ export async function* streamRows(path: string, options: { textColumn?: string }
   let header: string[] | null = null;
   let textIndex = -1;
   let labelIndex = -1;
-  const invalid = (line: number, problem: string): Row => ({ line, error: new KilnError('KILN_ERR_DATA_INVALID', { path, line, problem }) });
+  const invalid = (line: number, problem: string): Row => ({
+    line,
+    error: new KilnError('KILN_ERR_DATA_INVALID', { path, line, problem }),
+  });
   for await (const raw of lines) {
     lineNo += 1;
     const line = lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw;
@@ -90,7 +93,8 @@ export async function* streamRows(path: string, options: { textColumn?: string }
         header = split(line).map((h) => h.trim().toLowerCase());
         const wanted = options.textColumn?.toLowerCase();
         textIndex = wanted ? header.indexOf(wanted) : header.findIndex((h) => TEXT_COLUMNS.includes(h));
-        if (textIndex < 0) throw new KilnError('KILN_ERR_DATA_NO_TEXT_COLUMN', { path, columns: JSON.stringify(header) });
+        if (textIndex < 0)
+          throw new KilnError('KILN_ERR_DATA_NO_TEXT_COLUMN', { path, columns: JSON.stringify(header) });
         labelIndex = header.indexOf('label');
         continue;
       }
@@ -103,7 +107,15 @@ export async function* streamRows(path: string, options: { textColumn?: string }
       // GLUE's files end each sentence with a space before the tab.
       const text = cells[textIndex]!.trim();
       if (text === '') yield invalid(lineNo, 'the text is empty');
-      else yield { line: lineNo, example: { text, line: lineNo, ...(labelIndex >= 0 && cells[labelIndex]!.trim() !== '' ? { label: labelOf(cells[labelIndex]!) } : {}) } };
+      else
+        yield {
+          line: lineNo,
+          example: {
+            text,
+            line: lineNo,
+            ...(labelIndex >= 0 && cells[labelIndex]!.trim() !== '' ? { label: labelOf(cells[labelIndex]!) } : {}),
+          },
+        };
     } else if (format === 'jsonl') {
       if (line.trim() === '') continue;
       let row: unknown;
@@ -121,7 +133,15 @@ export async function* streamRows(path: string, options: { textColumn?: string }
       else {
         const label = typeof record.label === 'string' || typeof record.label === 'number' ? record.label : undefined;
         const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : undefined;
-        yield { line: lineNo, example: { text, line: lineNo, ...(label !== undefined ? { label } : {}), ...(id !== undefined ? { id } : {}) } };
+        yield {
+          line: lineNo,
+          example: {
+            text,
+            line: lineNo,
+            ...(label !== undefined ? { label } : {}),
+            ...(id !== undefined ? { id } : {}),
+          },
+        };
       }
     } else {
       if (line.trim() === '') continue;

@@ -7,7 +7,12 @@ import type { EncodedText } from './tokenizer.js';
  * Pads every sequence to `length` (at least the longest one) with `padId` and a zero mask, and
  * fills the tensors the graph declares (input_ids, attention_mask, token_type_ids).
  */
-export function buildFeeds(texts: readonly EncodedText[], inputs: readonly TensorInfo[], padId: number, length?: number): Record<string, IntTensor> {
+export function buildFeeds(
+  texts: readonly EncodedText[],
+  inputs: readonly TensorInfo[],
+  padId: number,
+  length?: number,
+): Record<string, IntTensor> {
   const width = Math.max(length ?? 0, ...texts.map((t) => t.ids.length));
   const feeds: Record<string, IntTensor> = {};
   for (const input of inputs) {
@@ -18,7 +23,17 @@ export function buildFeeds(texts: readonly EncodedText[], inputs: readonly Tenso
       for (let col = 0; col < width; col += 1) {
         const inText = col < text.ids.length;
         const value =
-          input.name === 'input_ids' ? (inText ? text.ids[col]! : padId) : input.name === 'attention_mask' ? (inText ? 1 : 0) : inText ? (text.typeIds[col] ?? 0) : 0;
+          input.name === 'input_ids'
+            ? inText
+              ? text.ids[col]!
+              : padId
+            : input.name === 'attention_mask'
+              ? inText
+                ? 1
+                : 0
+              : inText
+                ? (text.typeIds[col] ?? 0)
+                : 0;
         if (is64) (data as BigInt64Array)[base + col] = BigInt(value);
         else (data as Int32Array)[base + col] = value;
       }

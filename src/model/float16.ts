@@ -92,7 +92,8 @@ function halfTable(): Float32Array {
 
 /** A little-endian u16 view of `bytes`, copying when the bytes are odd-aligned or big-endian. */
 function u16View(bytes: Uint8Array, what: string): Uint16Array {
-  if (bytes.byteLength % 2 !== 0) throw new RangeError(`${what}: byte length ${bytes.byteLength} is not a multiple of 2`);
+  if (bytes.byteLength % 2 !== 0)
+    throw new RangeError(`${what}: byte length ${bytes.byteLength} is not a multiple of 2`);
   let aligned = bytes;
   if (!LITTLE_ENDIAN) aligned = Buffer.from(bytes).swap16();
   else if (bytes.byteOffset % 2 !== 0) aligned = bytes.slice();

@@ -1,14 +1,23 @@
 /** Image files named on the command line or in a list file: their bytes, or a coded error naming them. */
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
-import { pathKind } from '../core/fs.js';
 import { KilnError } from '../core/errors.js';
+import { pathKind } from '../core/fs.js';
 import { IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from './image.js';
 
 /** The bytes of the image at `path`; `where` names it in errors ("TEXT argument 2", "line 5 of list.txt"). */
 export async function readImageFile(path: string, where: string): Promise<Uint8Array> {
   const fail = (problem: string, cause?: unknown): never => {
-    throw new KilnError('KILN_ERR_INPUT_IMAGE', { where: `${where} (${JSON.stringify(path)})`, problem, formats: IMAGE_FORMATS.join(', ').toUpperCase(), megapixels: MAX_IMAGE_PIXELS / 1e6 }, { cause });
+    throw new KilnError(
+      'KILN_ERR_INPUT_IMAGE',
+      {
+        where: `${where} (${JSON.stringify(path)})`,
+        problem,
+        formats: IMAGE_FORMATS.join(', ').toUpperCase(),
+        megapixels: MAX_IMAGE_PIXELS / 1e6,
+      },
+      { cause },
+    );
   };
   try {
     const bytes = await readFile(path);
@@ -17,7 +26,14 @@ export async function readImageFile(path: string, where: string): Promise<Uint8A
   } catch (err) {
     if (err instanceof KilnError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    return fail(code === 'ENOENT' ? 'the file does not exist' : code === 'EISDIR' ? 'it is a folder' : `it cannot be read (${(err as Error).message})`, err);
+    return fail(
+      code === 'ENOENT'
+        ? 'the file does not exist'
+        : code === 'EISDIR'
+          ? 'it is a folder'
+          : `it cannot be read (${(err as Error).message})`,
+      err,
+    );
   }
 }
 
@@ -35,7 +51,10 @@ export async function imagePaths(path: string): Promise<string[]> {
     if (names.length === 0) throw new KilnError('KILN_ERR_DATA_EMPTY', { path });
     return names.map((n) => join(path, n));
   }
-  const lines = (await readFile(path, 'utf8')).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = (await readFile(path, 'utf8'))
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.length === 0) throw new KilnError('KILN_ERR_DATA_EMPTY', { path });
   return lines.map((l) => resolve(dirname(path), l));
 }

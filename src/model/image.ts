@@ -53,7 +53,14 @@ export const MAX_IMAGE_PIXELS = 40_000_000;
 export const MAX_IMAGE_BYTES = 20 * 2 ** 20;
 
 /** PIL's resample ids (Hugging Face `resample`) → sharp kernels. BOX (4) and HAMMING (5) have no sharp twin: linear. */
-const PIL_RESAMPLE: Record<number, Resample> = { 0: 'nearest', 1: 'lanczos3', 2: 'linear', 3: 'cubic', 4: 'linear', 5: 'linear' };
+const PIL_RESAMPLE: Record<number, Resample> = {
+  0: 'nearest',
+  1: 'lanczos3',
+  2: 'linear',
+  3: 'cubic',
+  4: 'linear',
+  5: 'linear',
+};
 
 /** Hugging Face's defaults when a preprocessor_config.json omits the field (IMAGENET_STANDARD_MEAN/STD). */
 const DEFAULT_MEAN: [number, number, number] = [0.5, 0.5, 0.5];
@@ -77,16 +84,21 @@ export interface ImageOverrides {
  * size × size. Returns the parts it decides; the graph gives the rest.
  */
 export function preprocessingFromConfig(raw: unknown, path: string): Partial<ImagePreprocessing> {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it is not a JSON object' });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it is not a JSON object' });
   const c = raw as Record<string, unknown>;
   const bad = (field: string, rule: string): never => {
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `"${field}" must be ${rule}, got ${JSON.stringify(c[field])}` });
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+      path,
+      problem: `"${field}" must be ${rule}, got ${JSON.stringify(c[field])}`,
+    });
   };
   const triple = (field: string): [number, number, number] | undefined => {
     const v = c[field];
     if (v === undefined || v === null) return undefined;
     if (typeof v === 'number') return [v, v, v];
-    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number')) return bad(field, 'a number or a list of 3 numbers');
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number'))
+      return bad(field, 'a number or a list of 3 numbers');
     return v as [number, number, number];
   };
   const out: Partial<ImagePreprocessing> = {};
@@ -108,7 +120,9 @@ export function preprocessingFromConfig(raw: unknown, path: string): Partial<Ima
   const cropHW =
     typeof cropSize === 'number'
       ? { height: cropSize, width: cropSize }
-      : typeof cropSize === 'object' && cropSize !== null && typeof (cropSize as Record<string, unknown>).height === 'number'
+      : typeof cropSize === 'object' &&
+          cropSize !== null &&
+          typeof (cropSize as Record<string, unknown>).height === 'number'
         ? { height: (cropSize as { height: number }).height, width: (cropSize as { width: number }).width }
         : null;
   const doResize = c.do_resize !== false;
@@ -119,7 +133,8 @@ export function preprocessingFromConfig(raw: unknown, path: string): Partial<Ima
     if (typeof c.crop_pct === 'number') {
       if (!(c.crop_pct > 0 && c.crop_pct <= 1)) bad('crop_pct', 'a number in (0, 1]');
       Object.assign(out, { height: edge, width: edge });
-      if (edge < 384) Object.assign(out, { resize: 'shortest-edge', shortestEdge: Math.floor(edge / (c.crop_pct as number)) });
+      if (edge < 384)
+        Object.assign(out, { resize: 'shortest-edge', shortestEdge: Math.floor(edge / (c.crop_pct as number)) });
       else out.resize = 'exact';
     } else if (cropHW && c.do_center_crop !== false) {
       Object.assign(out, cropHW, { resize: 'shortest-edge', shortestEdge: edge });
@@ -134,7 +149,8 @@ export function preprocessingFromConfig(raw: unknown, path: string): Partial<Ima
     out.resample = kernel ?? bad('resample', 'a PIL filter id 0–5');
   }
   if (c.do_rescale === false) out.rescale = 1;
-  else if (c.rescale_factor !== undefined) out.rescale = typeof c.rescale_factor === 'number' ? c.rescale_factor : bad('rescale_factor', 'a number');
+  else if (c.rescale_factor !== undefined)
+    out.rescale = typeof c.rescale_factor === 'number' ? c.rescale_factor : bad('rescale_factor', 'a number');
   if (c.do_normalize === false) {
     out.mean = [0, 0, 0];
     out.std = [1, 1, 1];
@@ -146,7 +162,13 @@ export function preprocessingFromConfig(raw: unknown, path: string): Partial<Ima
 }
 
 /** Fills what neither config nor flags gave: bilinear, x/255, mean/std 0.5, RGB, exact resize. */
-export function completePreprocessing(input: string, height: number, width: number, parts: Partial<ImagePreprocessing>, outputs: ImagePreprocessing['outputs']): ImagePreprocessing {
+export function completePreprocessing(
+  input: string,
+  height: number,
+  width: number,
+  parts: Partial<ImagePreprocessing>,
+  outputs: ImagePreprocessing['outputs'],
+): ImagePreprocessing {
   const spec: ImagePreprocessing = {
     input,
     height,
@@ -159,7 +181,8 @@ export function completePreprocessing(input: string, height: number, width: numb
     std: parts.std ?? DEFAULT_STD,
     outputs,
   };
-  if (spec.resize === 'shortest-edge') spec.shortestEdge = Math.max(parts.shortestEdge ?? Math.max(height, width), height, width);
+  if (spec.resize === 'shortest-edge')
+    spec.shortestEdge = Math.max(parts.shortestEdge ?? Math.max(height, width), height, width);
   return spec;
 }
 
@@ -169,7 +192,11 @@ export function completePreprocessing(input: string, height: number, width: numb
  */
 export async function preprocess(bytes: Uint8Array, spec: ImagePreprocessing, where: string): Promise<Float32Array> {
   const fail = (problem: string, cause?: unknown): never => {
-    throw new KilnError('KILN_ERR_INPUT_IMAGE', { where, problem, formats: IMAGE_FORMATS.join(', ').toUpperCase(), megapixels: MAX_IMAGE_PIXELS / 1e6 }, { cause });
+    throw new KilnError(
+      'KILN_ERR_INPUT_IMAGE',
+      { where, problem, formats: IMAGE_FORMATS.join(', ').toUpperCase(), megapixels: MAX_IMAGE_PIXELS / 1e6 },
+      { cause },
+    );
   };
   if (bytes.length === 0) fail('it is empty');
   if (bytes.length > MAX_IMAGE_BYTES) fail(`it has ${bytes.length} bytes, more than ${MAX_IMAGE_BYTES}`);
@@ -182,12 +209,14 @@ export async function preprocess(bytes: Uint8Array, spec: ImagePreprocessing, wh
   } catch (err) {
     return fail(`it cannot be decoded (${(err as Error).message})`, err);
   }
-  if (!(IMAGE_FORMATS as readonly string[]).includes(meta.format ?? '')) fail(`it is ${meta.format ? meta.format.toUpperCase() : 'of an unknown format'}`);
+  if (!(IMAGE_FORMATS as readonly string[]).includes(meta.format ?? ''))
+    fail(`it is ${meta.format ? meta.format.toUpperCase() : 'of an unknown format'}`);
   if (!meta.width || !meta.height) fail('its size is unknown');
   if (meta.width * meta.height > MAX_IMAGE_PIXELS) fail(`it has ${meta.width} × ${meta.height} pixels`);
   const { height: H, width: W } = spec;
   const geometry = resizeGeometry(meta.width, meta.height, spec);
-  if (!geometry) fail(`it is ${meta.width} × ${meta.height} pixels and this model takes exactly ${W} × ${H} (no resizing)`);
+  if (!geometry)
+    fail(`it is ${meta.width} × ${meta.height} pixels and this model takes exactly ${W} × ${H} (no resizing)`);
   const { resizeTo, crop } = geometry!;
   let data: Buffer;
   let info: OutputInfo;
@@ -196,7 +225,11 @@ export async function preprocess(bytes: Uint8Array, spec: ImagePreprocessing, wh
     // 224-pixel shortest edge) synchronously, and that is the image's fault, not the server's.
     let pipeline = open().removeAlpha().toColourspace('srgb');
     if (resizeTo.width !== meta.width || resizeTo.height !== meta.height) {
-      pipeline = pipeline.resize(resizeTo.width, resizeTo.height, { fit: 'fill', kernel: spec.resample, fastShrinkOnLoad: false });
+      pipeline = pipeline.resize(resizeTo.width, resizeTo.height, {
+        fit: 'fill',
+        kernel: spec.resample,
+        fastShrinkOnLoad: false,
+      });
     }
     if (crop) pipeline = pipeline.extract(crop);
     ({ data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true }));
@@ -207,7 +240,13 @@ export async function preprocess(bytes: Uint8Array, spec: ImagePreprocessing, wh
 }
 
 /** Pixels (HWC, 8-bit) → CHW floats; a region narrower than the tensor leaves zeros on the right. */
-export function toTensor(pixels: Uint8Array, width: number, height: number, channels: number, spec: ImagePreprocessing): Float32Array {
+export function toTensor(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  spec: ImagePreprocessing,
+): Float32Array {
   const { height: H, width: W } = spec;
   const out = new Float32Array(3 * H * W);
   const order = spec.channels === 'rgb' ? [0, 1, 2] : [2, 1, 0];
@@ -230,7 +269,10 @@ export function resizeGeometry(
   width: number,
   height: number,
   spec: Pick<ImagePreprocessing, 'height' | 'width' | 'resize' | 'shortestEdge'>,
-): { resizeTo: { width: number; height: number }; crop: { left: number; top: number; width: number; height: number } | null } | null {
+): {
+  resizeTo: { width: number; height: number };
+  crop: { left: number; top: number; width: number; height: number } | null;
+} | null {
   const { height: H, width: W } = spec;
   switch (spec.resize) {
     case 'none':
@@ -243,8 +285,19 @@ export function resizeGeometry(
     case 'shortest-edge': {
       // transformers' get_resize_output_image_size: the long edge is truncated, not rounded.
       const edge = spec.shortestEdge ?? Math.max(H, W);
-      const resizeTo = width <= height ? { width: edge, height: Math.floor((edge * height) / width) } : { width: Math.floor((edge * width) / height), height: edge };
-      const crop = resizeTo.width === W && resizeTo.height === H ? null : { left: Math.floor((resizeTo.width - W) / 2), top: Math.floor((resizeTo.height - H) / 2), width: W, height: H };
+      const resizeTo =
+        width <= height
+          ? { width: edge, height: Math.floor((edge * height) / width) }
+          : { width: Math.floor((edge * width) / height), height: edge };
+      const crop =
+        resizeTo.width === W && resizeTo.height === H
+          ? null
+          : {
+              left: Math.floor((resizeTo.width - W) / 2),
+              top: Math.floor((resizeTo.height - H) / 2),
+              width: W,
+              height: H,
+            };
       return { resizeTo, crop };
     }
   }

@@ -5,7 +5,7 @@
  * Layout (https://github.com/huggingface/safetensors#format): an 8-byte little-endian header
  * length N, N bytes of UTF-8 JSON, then the data buffer; `data_offsets` count from its start.
  */
-import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
@@ -97,7 +97,8 @@ function parseHeader(
     if (name === '__metadata__') {
       if (!isPlainObject(value)) throw invalid(path, '"__metadata__" is not an object of strings');
       for (const [key, text] of Object.entries(value)) {
-        if (typeof text !== 'string') throw invalid(path, `"__metadata__" entry ${JSON.stringify(key)} is not a string`);
+        if (typeof text !== 'string')
+          throw invalid(path, `"__metadata__" entry ${JSON.stringify(key)} is not a string`);
         metadata[key] = text;
       }
       continue;
@@ -111,9 +112,13 @@ function parseHeader(
     }
     const [begin, end] = Array.isArray(offsets) && offsets.length === 2 ? offsets : [];
     if (!isCount(begin) || !isCount(end) || begin > end) {
-      throw invalid(path, `${where} has data_offsets ${JSON.stringify(offsets)}; they must be [begin, end] with 0 <= begin <= end`);
+      throw invalid(
+        path,
+        `${where} has data_offsets ${JSON.stringify(offsets)}; they must be [begin, end] with 0 <= begin <= end`,
+      );
     }
-    if (!isDtype(dtype)) throw new KilnError('KILN_ERR_WEIGHTS_DTYPE', { path, tensor: name, dtype, supported: SUPPORTED });
+    if (!isDtype(dtype))
+      throw new KilnError('KILN_ERR_WEIGHTS_DTYPE', { path, tensor: name, dtype, supported: SUPPORTED });
     // BigInt: a product of safe integers can leave the safe range and compare equal by accident.
     const needed = shape.reduce((acc: bigint, dim: number) => acc * BigInt(dim), BigInt(DTYPE_BYTES[dtype]));
     if (needed !== BigInt(end - begin)) {
@@ -143,7 +148,8 @@ function parseHeader(
     previous = item;
   }
   const maxEnd = located.reduce((acc, item) => Math.max(acc, item.end), dataStart);
-  if (maxEnd > fileSize) throw new KilnError('KILN_ERR_WEIGHTS_TRUNCATED', { path, expected: maxEnd, actual: fileSize });
+  if (maxEnd > fileSize)
+    throw new KilnError('KILN_ERR_WEIGHTS_TRUNCATED', { path, expected: maxEnd, actual: fileSize });
 
   return { metadata, located: located.map(({ entry, position }) => ({ entry, position })) };
 }
@@ -170,7 +176,8 @@ export class SafetensorsFile {
     try {
       fh = await open(path, 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path }, { cause: err });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path }, { cause: err });
       throw err;
     }
     try {
@@ -203,7 +210,12 @@ export class SafetensorsFile {
   /** The tensor's bytes exactly as stored (little-endian). */
   async readRaw(name: string): Promise<Uint8Array> {
     const item = this.#tensors.get(name);
-    if (!item) throw new KilnError('KILN_ERR_WEIGHTS_MISSING_TENSOR', { path: this.path, tensor: name, architecture: 'safetensors' });
+    if (!item)
+      throw new KilnError('KILN_ERR_WEIGHTS_MISSING_TENSOR', {
+        path: this.path,
+        tensor: name,
+        architecture: 'safetensors',
+      });
     return readExactly(this.#fh, this.path, item.position, item.entry.byteLength);
   }
 
@@ -248,7 +260,11 @@ export class Checkpoint {
   readonly #files: SafetensorsFile[];
   readonly #byName: Map<string, { file: SafetensorsFile; entry: TensorEntry }>;
 
-  private constructor(dir: string, files: SafetensorsFile[], byName: Map<string, { file: SafetensorsFile; entry: TensorEntry }>) {
+  private constructor(
+    dir: string,
+    files: SafetensorsFile[],
+    byName: Map<string, { file: SafetensorsFile; entry: TensorEntry }>,
+  ) {
     this.dir = dir;
     this.#files = files;
     this.#byName = byName;
@@ -296,7 +312,10 @@ export class Checkpoint {
         const { file, entries } = shards.get(shard)!;
         const entry = entries.get(tensor);
         if (!entry) {
-          throw invalid(indexPath, `it maps tensor ${JSON.stringify(tensor)} to ${JSON.stringify(shard)}, which has no such tensor`);
+          throw invalid(
+            indexPath,
+            `it maps tensor ${JSON.stringify(tensor)} to ${JSON.stringify(shard)}, which has no such tensor`,
+          );
         }
         byName.set(tensor, { file, entry });
       }
@@ -331,7 +350,11 @@ export class Checkpoint {
   async read(name: string, options: { architecture: string; shape?: number[] }): Promise<Float32Array> {
     const found = this.#byName.get(name);
     if (!found) {
-      throw new KilnError('KILN_ERR_WEIGHTS_MISSING_TENSOR', { path: this.dir, tensor: name, architecture: options.architecture });
+      throw new KilnError('KILN_ERR_WEIGHTS_MISSING_TENSOR', {
+        path: this.dir,
+        tensor: name,
+        architecture: options.architecture,
+      });
     }
     const { shape } = options;
     const actual = found.entry.shape;
@@ -360,13 +383,17 @@ async function readWeightMap(dir: string, indexPath: string): Promise<Map<string
     throw invalid(indexPath, `it is not JSON (${(err as Error).message})`, err);
   }
   const weightMap = isPlainObject(index) ? index.weight_map : undefined;
-  if (!isPlainObject(weightMap)) throw invalid(indexPath, 'it has no "weight_map" object mapping tensor names to shard files');
+  if (!isPlainObject(weightMap))
+    throw invalid(indexPath, 'it has no "weight_map" object mapping tensor names to shard files');
   const map = new Map<string, string>();
   for (const [tensor, shard] of Object.entries(weightMap)) {
     const inside = typeof shard === 'string' && shard !== '' && !isAbsolute(shard);
     const rel = inside ? relative(resolve(dir), resolve(dir, shard)) : '';
     if (!inside || rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-      throw invalid(indexPath, `"weight_map" maps tensor ${JSON.stringify(tensor)} to ${JSON.stringify(shard)}, which is not a file name in the folder`);
+      throw invalid(
+        indexPath,
+        `"weight_map" maps tensor ${JSON.stringify(tensor)} to ${JSON.stringify(shard)}, which is not a file name in the folder`,
+      );
     }
     map.set(tensor, shard);
   }
@@ -386,17 +413,25 @@ export interface TensorToWrite {
  * data is produced, converted and written before the next one is asked for. The file appears at
  * `path` only when complete (written beside it, then renamed).
  */
-export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorToWrite[],
+  metadata?: Record<string, string>,
+): Promise<void> {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = { ...metadata };
   const seen = new Set<string>();
   let offset = 0;
   for (const { name, dtype, shape } of tensors) {
-    if (name === '__metadata__' || seen.has(name)) throw new RangeError(`writeSafetensors: tensor name ${JSON.stringify(name)} is reserved or repeated`);
+    if (name === '__metadata__' || seen.has(name))
+      throw new RangeError(`writeSafetensors: tensor name ${JSON.stringify(name)} is reserved or repeated`);
     if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
-      throw new RangeError(`writeSafetensors: tensor ${JSON.stringify(name)} has dtype ${JSON.stringify(dtype)}; write F32, F16 or BF16`);
+      throw new RangeError(
+        `writeSafetensors: tensor ${JSON.stringify(name)} has dtype ${JSON.stringify(dtype)}; write F32, F16 or BF16`,
+      );
     }
-    if (!shape.every(isCount)) throw new RangeError(`writeSafetensors: tensor ${JSON.stringify(name)} has shape ${JSON.stringify(shape)}`);
+    if (!shape.every(isCount))
+      throw new RangeError(`writeSafetensors: tensor ${JSON.stringify(name)} has shape ${JSON.stringify(shape)}`);
     seen.add(name);
     const bytes = shape.reduce((acc, dim) => acc * dim, DTYPE_BYTES[dtype]);
     header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
@@ -418,7 +453,9 @@ export async function writeSafetensors(path: string, tensors: TensorToWrite[], m
       const values = await data();
       const count = shape.reduce((acc, dim) => acc * dim, 1);
       if (values.length !== count) {
-        throw new RangeError(`writeSafetensors: tensor ${JSON.stringify(name)} has shape ${formatShape(shape)} (${count} values), got ${values.length}`);
+        throw new RangeError(
+          `writeSafetensors: tensor ${JSON.stringify(name)} has shape ${formatShape(shape)} (${count} values), got ${values.length}`,
+        );
       }
       await writeFully(fh, encodeValues(values, dtype));
     }

@@ -50,7 +50,15 @@ export async function resolveSource(input: string): Promise<ModelSource> {
 
   if (kind === 'dir') {
     const onnxPath = await firstExisting(path, ONNX_CANDIDATES);
-    if (onnxPath) return { kind: 'hf-folder', path, name: basename(path), onnxPath, weightFiles: [], ...(await companions(path, input, 'folder', onnxPath)) };
+    if (onnxPath)
+      return {
+        kind: 'hf-folder',
+        path,
+        name: basename(path),
+        onnxPath,
+        weightFiles: [],
+        ...(await companions(path, input, 'folder', onnxPath)),
+      };
     const weightFiles = await checkpointFiles(path);
     if (weightFiles.length === 0) {
       throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', {
@@ -59,15 +67,31 @@ export async function resolveSource(input: string): Promise<ModelSource> {
         purpose: 'the model graph or its weights',
       });
     }
-    return { kind: 'hf-checkpoint', path, name: basename(path), onnxPath: null, weightFiles, ...(await companions(path, input, 'folder', null)) };
+    return {
+      kind: 'hf-checkpoint',
+      path,
+      name: basename(path),
+      onnxPath: null,
+      weightFiles,
+      ...(await companions(path, input, 'folder', null)),
+    };
   }
 
   if (kind === 'file' && extname(path).toLowerCase() === '.onnx') {
     // A graph exported to <model>/onnx/model.onnx keeps its config one folder up.
     const dir = dirname(path);
-    const home = basename(dir) === 'onnx' && (await pathKind(join(dirname(dir), 'config.json'))) === 'file' ? dirname(dir) : dir;
-    const name = basename(path, extname(path)) === 'model' && home !== dir ? basename(home) : basename(path, extname(path));
-    return { kind: 'onnx-file', path, name, onnxPath: path, weightFiles: [], ...(await companions(home, input, 'file', path)) };
+    const home =
+      basename(dir) === 'onnx' && (await pathKind(join(dirname(dir), 'config.json'))) === 'file' ? dirname(dir) : dir;
+    const name =
+      basename(path, extname(path)) === 'model' && home !== dir ? basename(home) : basename(path, extname(path));
+    return {
+      kind: 'onnx-file',
+      path,
+      name,
+      onnxPath: path,
+      weightFiles: [],
+      ...(await companions(home, input, 'file', path)),
+    };
   }
 
   throw new KilnError('KILN_ERR_SOURCE_UNRECOGNIZED', { path: input });
@@ -84,13 +108,23 @@ export async function checkpointFiles(dir: string): Promise<string[]> {
   const files = [indexPath];
   for (const shard of [...shards].sort()) {
     const file = join(dir, shard);
-    if ((await pathKind(file)) !== 'file') throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: dir, file: shard, purpose: 'a shard of the weights listed in model.safetensors.index.json' });
+    if ((await pathKind(file)) !== 'file')
+      throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', {
+        path: dir,
+        file: shard,
+        purpose: 'a shard of the weights listed in model.safetensors.index.json',
+      });
     files.push(file);
   }
   return files;
 }
 
-async function companions(dir: string, input: string, from: 'folder' | 'file', onnxPath: string | null): Promise<Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'extraFiles' | 'from' | 'given'>> {
+async function companions(
+  dir: string,
+  input: string,
+  from: 'folder' | 'file',
+  onnxPath: string | null,
+): Promise<Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'extraFiles' | 'from' | 'given'>> {
   const configPath = await firstExisting(dir, ['config.json']);
   const tokenizerPath = await firstExisting(dir, ['tokenizer.json']);
   const extraFiles: string[] = [];
@@ -101,7 +135,9 @@ async function companions(dir: string, input: string, from: 'folder' | 'file', o
   const source = { configPath, tokenizerPath, extraFiles, from, given: input };
   // An image model needs no tokenizer, and a bare image graph no config.json (its labels can be flags).
   if (!tokenizerPath || !configPath) {
-    const image = (configPath !== null && (await configSaysImage(configPath))) || (onnxPath !== null && (await isImageGraph(onnxPath)));
+    const image =
+      (configPath !== null && (await configSaysImage(configPath))) ||
+      (onnxPath !== null && (await isImageGraph(onnxPath)));
     if (!image) {
       requireCompanion(source, 'config.json');
       requireCompanion(source, 'tokenizer.json');
@@ -131,13 +167,20 @@ async function isImageGraph(onnxPath: string): Promise<boolean> {
   }
 }
 
-const PURPOSES = { 'config.json': 'the labels (id2label) and position limit', 'tokenizer.json': 'turning text into token ids' } as const;
+const PURPOSES = {
+  'config.json': 'the labels (id2label) and position limit',
+  'tokenizer.json': 'turning text into token ids',
+} as const;
 
 /** The companion's path; the coded missing-file error (naming the source as the user gave it) when absent. */
-export function requireCompanion(source: Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'from' | 'given'>, file: keyof typeof PURPOSES): string {
+export function requireCompanion(
+  source: Pick<ModelSource, 'configPath' | 'tokenizerPath' | 'from' | 'given'>,
+  file: keyof typeof PURPOSES,
+): string {
   const found = file === 'config.json' ? source.configPath : source.tokenizerPath;
   if (found) return found;
-  if (source.from === 'file') throw new KilnError('KILN_ERR_SOURCE_NEEDS_FOLDER', { path: source.given, missing: file });
+  if (source.from === 'file')
+    throw new KilnError('KILN_ERR_SOURCE_NEEDS_FOLDER', { path: source.given, missing: file });
   throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', { path: source.given, file, purpose: PURPOSES[file] });
 }
 
@@ -146,12 +189,20 @@ export async function readJson(path: string): Promise<unknown> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `it cannot be read (${(err as Error).message})` }, { cause: err });
+    throw new KilnError(
+      'KILN_ERR_CONFIG_INVALID',
+      { path, problem: `it cannot be read (${(err as Error).message})` },
+      { cause: err },
+    );
   }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `it is not valid JSON (${(err as Error).message})` }, { cause: err });
+    throw new KilnError(
+      'KILN_ERR_CONFIG_INVALID',
+      { path, problem: `it is not valid JSON (${(err as Error).message})` },
+      { cause: err },
+    );
   }
 }
 
@@ -171,23 +222,42 @@ export interface ModelConfig {
 }
 
 /** `labels: 'optional'` (embedding models): a config without id2label gives no labels instead of an error. */
-export function parseConfig(raw: unknown, path: string, options: { labels?: 'required' | 'optional' } = {}): ModelConfig {
+export function parseConfig(
+  raw: unknown,
+  path: string,
+  options: { labels?: 'required' | 'optional' } = {},
+): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it is not a JSON object' });
   }
   const config = raw as Record<string, unknown>;
   const id2label = config.id2label ?? (options.labels === 'optional' ? {} : undefined);
-  if (options.labels === 'optional' && typeof id2label === 'object' && id2label !== null && Object.keys(id2label).length === 0) {
+  if (
+    options.labels === 'optional' &&
+    typeof id2label === 'object' &&
+    id2label !== null &&
+    Object.keys(id2label).length === 0
+  ) {
     return { ...parseConfig({ ...config, id2label: { 0: 'LABEL_0' } }, path), labels: [] };
   }
   if (typeof id2label !== 'object' || id2label === null || Object.keys(id2label).length === 0) {
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: 'it has no "id2label" map, so the class names are unknown; add {"id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}' });
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+      path,
+      problem:
+        'it has no "id2label" map, so the class names are unknown; add {"id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}',
+    });
   }
   const entries = Object.entries(id2label as Record<string, unknown>);
   const labels: string[] = new Array(entries.length);
   for (const [id, label] of entries) {
     const index = /^\d+$/.test(id) ? Number(id) : NaN;
-    if (!Number.isInteger(index) || index < 0 || index >= entries.length || typeof label !== 'string' || labels[index] !== undefined) {
+    if (
+      !Number.isInteger(index) ||
+      index < 0 ||
+      index >= entries.length ||
+      typeof label !== 'string' ||
+      labels[index] !== undefined
+    ) {
       throw new KilnError('KILN_ERR_CONFIG_INVALID', {
         path,
         problem: `"id2label" must map the ids 0..${entries.length - 1} to label names, got ${JSON.stringify(id)}: ${JSON.stringify(label)}`,
@@ -202,10 +272,17 @@ export function parseConfig(raw: unknown, path: string, options: { labels?: 'req
     const pad = typeof config.pad_token_id === 'number' ? config.pad_token_id : 1;
     maxPositions -= pad + 1;
   }
-  const architectures = Array.isArray(config.architectures) ? config.architectures.filter((a): a is string => typeof a === 'string') : [];
+  const architectures = Array.isArray(config.architectures)
+    ? config.architectures.filter((a): a is string => typeof a === 'string')
+    : [];
   const marker = config.kiln_synthetic as { note?: unknown } | undefined;
-  const synthetic = marker ? (typeof marker.note === 'string' ? marker.note : 'synthetic weights; predictions are meaningless') : null;
-  const vocabSize = typeof config.vocab_size === 'number' && Number.isInteger(config.vocab_size) ? config.vocab_size : null;
+  const synthetic = marker
+    ? typeof marker.note === 'string'
+      ? marker.note
+      : 'synthetic weights; predictions are meaningless'
+    : null;
+  const vocabSize =
+    typeof config.vocab_size === 'number' && Number.isInteger(config.vocab_size) ? config.vocab_size : null;
   const num = (...fields: string[]): number | null => {
     for (const f of fields) if (typeof config[f] === 'number') return config[f] as number;
     return null;
@@ -213,6 +290,7 @@ export function parseConfig(raw: unknown, path: string, options: { labels?: 'req
   const hidden = num('hidden_size', 'dim');
   const intermediate = num('intermediate_size', 'hidden_dim');
   const heads = num('num_attention_heads', 'n_heads');
-  const encoderShape = hidden !== null && intermediate !== null && heads !== null ? { hidden, intermediate, heads } : null;
+  const encoderShape =
+    hidden !== null && intermediate !== null && heads !== null ? { hidden, intermediate, heads } : null;
   return { labels, maxPositions, modelType, architectures, synthetic, vocabSize, encoderShape };
 }

@@ -25,7 +25,11 @@ export class TextTokenizer {
     try {
       this.tokenizer = new Tokenizer(tokenizerJson as object, (tokenizerConfig ?? {}) as object);
     } catch (err) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', { path, problem: `the tokenizer cannot be built from it (${(err as Error).message})` }, { cause: err });
+      throw new KilnError(
+        'KILN_ERR_CONFIG_INVALID',
+        { path, problem: `the tokenizer cannot be built from it (${(err as Error).message})` },
+        { cause: err },
+      );
     }
     this.trailingSpecials = countTrailingSpecials(this.tokenizer);
     this.padId = padTokenId(this.tokenizer, tokenizerJson, tokenizerConfig);
@@ -47,7 +51,11 @@ export class TextTokenizer {
 
   /** The tokenizer's settings worth recording in a manifest. */
   describe(): { padTokenId: number; specialTokensAfterText: number; specialTokensTotal: number } {
-    return { padTokenId: this.padId, specialTokensAfterText: this.trailingSpecials, specialTokensTotal: this.tokenizer.encode('').ids.length };
+    return {
+      padTokenId: this.padId,
+      specialTokensAfterText: this.trailingSpecials,
+      specialTokensTotal: this.tokenizer.encode('').ids.length,
+    };
   }
 }
 
@@ -66,7 +74,12 @@ function padTokenId(tokenizer: Tokenizer, tokenizerJson: unknown, tokenizerConfi
   const padding = (tokenizerJson as { padding?: { pad_id?: unknown } } | null)?.padding;
   if (typeof padding?.pad_id === 'number') return padding.pad_id;
   const padToken = (tokenizerConfig as { pad_token?: unknown } | null)?.pad_token;
-  const name = typeof padToken === 'string' ? padToken : typeof (padToken as { content?: unknown })?.content === 'string' ? (padToken as { content: string }).content : null;
+  const name =
+    typeof padToken === 'string'
+      ? padToken
+      : typeof (padToken as { content?: unknown })?.content === 'string'
+        ? (padToken as { content: string }).content
+        : null;
   const id = name ? tokenizer.token_to_id(name) : undefined;
   return id ?? 0;
 }

@@ -16,11 +16,22 @@ export async function fetchStats(url: string, apiKey: string | null): Promise<Se
   try {
     res = await fetch(target, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
   } catch (err) {
-    throw new KilnError('KILN_ERR_MONITOR_UNREACHABLE', { url: target, reason: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message }, { cause: err });
+    throw new KilnError(
+      'KILN_ERR_MONITOR_UNREACHABLE',
+      {
+        url: target,
+        reason:
+          (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message,
+      },
+      { cause: err },
+    );
   }
   if (!res.ok) {
     const body = await res.text();
-    throw new KilnError('KILN_ERR_MONITOR_UNREACHABLE', { url: target, reason: `it answered ${res.status}: ${body.slice(0, 200)}` });
+    throw new KilnError('KILN_ERR_MONITOR_UNREACHABLE', {
+      url: target,
+      reason: `it answered ${res.status}: ${body.slice(0, 200)}`,
+    });
   }
   return (await res.json()) as ServerStats;
 }

@@ -14,21 +14,41 @@ export interface MonitorReport {
     model: string;
     error: string;
     report: {
-      replica_counters: { period_s: number; replicas_in_use: Record<string, { utilization: number; batches: number; items: number; failures: number }> };
+      replica_counters: {
+        period_s: number;
+        replicas_in_use: Record<string, { utilization: number; batches: number; items: number; failures: number }>;
+      };
       execution_stats: {
         period_s: number;
         error_summary: { failed: number; rejected: number };
-        execution_summary: { completed: number; requests_per_s: number; batches: number; avg_batch: number; queue_depth: number; in_flight: number; fill: number };
+        execution_summary: {
+          completed: number;
+          requests_per_s: number;
+          batches: number;
+          avg_batch: number;
+          queue_depth: number;
+          in_flight: number;
+          fill: number;
+        };
         latency_stats: { window_s: number; total_latency_ms: { p50: number; p90: number; p99: number; p100: number } };
       };
       memory_used: { rss_bytes: number | null; heap_used_bytes: number | null };
     };
   }>;
-  system_data: { memory_info: { memory_total_bytes: number; memory_used_bytes: number }; vcpu_usage: { load_average_1m: number } };
+  system_data: {
+    memory_info: { memory_total_bytes: number; memory_used_bytes: number };
+    vcpu_usage: { load_average_1m: number };
+  };
   instance_info: { hostname: string; cpu: string; cores: number };
 }
 
-export function buildReport(url: string, previous: ServerStats | null, current: ServerStats | null, periodS: number, error = ''): MonitorReport {
+export function buildReport(
+  url: string,
+  previous: ServerStats | null,
+  current: ServerStats | null,
+  periodS: number,
+  error = '',
+): MonitorReport {
   const replicas: MonitorReport['kiln_runtime_data'][number]['report']['replica_counters']['replicas_in_use'] = {};
   let completed = 0;
   let batches = 0;
@@ -80,13 +100,27 @@ export function buildReport(url: string, previous: ServerStats | null, current: 
               in_flight: current?.scheduler.inFlight ?? 0,
               fill: padded > 0 ? real / padded : 0,
             },
-            latency_stats: { window_s: (recent?.windowMs ?? 0) / 1000, total_latency_ms: { p50: recent?.p50Ms ?? 0, p90: recent?.p90Ms ?? 0, p99: recent?.p99Ms ?? 0, p100: recent?.maxMs ?? 0 } },
+            latency_stats: {
+              window_s: (recent?.windowMs ?? 0) / 1000,
+              total_latency_ms: {
+                p50: recent?.p50Ms ?? 0,
+                p90: recent?.p90Ms ?? 0,
+                p99: recent?.p99Ms ?? 0,
+                p100: recent?.maxMs ?? 0,
+              },
+            },
           },
-          memory_used: { rss_bytes: current?.process?.rssBytes ?? null, heap_used_bytes: current?.process?.heapUsedBytes ?? null },
+          memory_used: {
+            rss_bytes: current?.process?.rssBytes ?? null,
+            heap_used_bytes: current?.process?.heapUsedBytes ?? null,
+          },
         },
       },
     ],
-    system_data: { memory_info: { memory_total_bytes: totalmem(), memory_used_bytes: totalmem() - freemem() }, vcpu_usage: { load_average_1m: loadavg()[0] ?? 0 } },
+    system_data: {
+      memory_info: { memory_total_bytes: totalmem(), memory_used_bytes: totalmem() - freemem() },
+      vcpu_usage: { load_average_1m: loadavg()[0] ?? 0 },
+    },
     instance_info: { hostname: hostname(), cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: availableParallelism() },
   };
 }

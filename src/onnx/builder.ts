@@ -3,7 +3,15 @@
  * Face importer and the tests' fixture models are written with it.
  */
 import type { Dim } from './graph.js';
-import { encodeModel, onnx, type AttributeProto, type IModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import {
+  type AttributeProto,
+  encodeModel,
+  type IModelProto,
+  type NodeProto,
+  onnx,
+  type TensorProto,
+  type ValueInfoProto,
+} from './proto.js';
 
 export type ElementType = 'float' | 'int64' | 'int32' | 'bool';
 
@@ -22,7 +30,11 @@ function valueInfo(name: string, type: ElementType, shape: Dim[]): ValueInfoProt
     type: {
       tensorType: {
         elemType: ELEMENT_CODES[type],
-        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {})) },
+        shape: {
+          dim: shape.map((d) =>
+            typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {},
+          ),
+        },
       },
     },
   };
@@ -30,7 +42,8 @@ function valueInfo(name: string, type: ElementType, shape: Dim[]): ValueInfoProt
 
 function attribute(name: string, value: AttributeValue): AttributeProto {
   const T = onnx.AttributeProto.AttributeType;
-  if (typeof value === 'number') return Number.isInteger(value) ? { name, type: T.INT, i: value } : { name, type: T.FLOAT, f: value };
+  if (typeof value === 'number')
+    return Number.isInteger(value) ? { name, type: T.INT, i: value } : { name, type: T.FLOAT, f: value };
   if (typeof value === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(value) };
   if (Array.isArray(value)) return { name, type: T.INTS, ints: value };
   if ('floats' in value) return { name, type: T.FLOATS, floats: value.floats };
@@ -71,8 +84,18 @@ export class GraphBuilder {
 
   /** A weight tensor; returns its name. */
   weight(name: string, data: Float32Array | BigInt64Array | Int32Array, dims: number[]): string {
-    const dataType = data instanceof Float32Array ? ELEMENT_CODES.float : data instanceof BigInt64Array ? ELEMENT_CODES.int64 : ELEMENT_CODES.int32;
-    this.initializers.push({ name, dims, dataType, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    const dataType =
+      data instanceof Float32Array
+        ? ELEMENT_CODES.float
+        : data instanceof BigInt64Array
+          ? ELEMENT_CODES.int64
+          : ELEMENT_CODES.int32;
+    this.initializers.push({
+      name,
+      dims,
+      dataType,
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
     return name;
   }
 
@@ -93,9 +116,20 @@ export class GraphBuilder {
   }
 
   /** Adds a node; returns its output names (generated when not given). */
-  node(opType: string, inputs: string[], options: { outputs?: string[] | number; attrs?: Record<string, AttributeValue>; domain?: string; name?: string } = {}): string[] {
+  node(
+    opType: string,
+    inputs: string[],
+    options: {
+      outputs?: string[] | number;
+      attrs?: Record<string, AttributeValue>;
+      domain?: string;
+      name?: string;
+    } = {},
+  ): string[] {
     const id = this.counter++;
-    const outputs = Array.isArray(options.outputs) ? options.outputs : Array.from({ length: options.outputs ?? 1 }, (_, i) => `${this.prefix}${opType.toLowerCase()}_${id}_${i}`);
+    const outputs = Array.isArray(options.outputs)
+      ? options.outputs
+      : Array.from({ length: options.outputs ?? 1 }, (_, i) => `${this.prefix}${opType.toLowerCase()}_${id}_${i}`);
     this.nodes.push({
       name: options.name ?? `/${this.prefix}${opType}_${id}`,
       opType,
@@ -108,8 +142,18 @@ export class GraphBuilder {
   }
 
   /** Shorthand for a single-output node. */
-  op(opType: string, inputs: string[], attrs?: Record<string, AttributeValue>, extra: { domain?: string; name?: string; output?: string } = {}): string {
-    return this.node(opType, inputs, { attrs, domain: extra.domain, name: extra.name, outputs: extra.output ? [extra.output] : 1 })[0]!;
+  op(
+    opType: string,
+    inputs: string[],
+    attrs?: Record<string, AttributeValue>,
+    extra: { domain?: string; name?: string; output?: string } = {},
+  ): string {
+    return this.node(opType, inputs, {
+      attrs,
+      domain: extra.domain,
+      name: extra.name,
+      outputs: extra.output ? [extra.output] : 1,
+    })[0]!;
   }
 
   toModel(opsets: Record<string, number> = { '': 17 }): IModelProto {
@@ -117,7 +161,13 @@ export class GraphBuilder {
       irVersion: 8,
       producerName: 'kiln',
       opsetImport: Object.entries(opsets).map(([domain, version]) => ({ domain, version })),
-      graph: { name: this.name, input: this.inputs, output: this.outputs, initializer: this.initializers, node: this.nodes },
+      graph: {
+        name: this.name,
+        input: this.inputs,
+        output: this.outputs,
+        initializer: this.initializers,
+        node: this.nodes,
+      },
     };
   }
 
@@ -126,13 +176,19 @@ export class GraphBuilder {
     const model = this.toModel(opsets);
     for (const lazy of this.lazyWeights) {
       const data = await lazy.load();
-      model.graph!.initializer!.push({ name: lazy.name, dims: lazy.dims, dataType: ELEMENT_CODES.float, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+      model.graph!.initializer!.push({
+        name: lazy.name,
+        dims: lazy.dims,
+        dataType: ELEMENT_CODES.float,
+        rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      });
     }
     return encodeModel(model);
   }
 
   toBytes(opsets?: Record<string, number>): Uint8Array {
-    if (this.lazyWeights.length > 0) throw new Error('GraphBuilder.toBytes: the graph has lazy weights; use writeModel or toBytesWithWeights');
+    if (this.lazyWeights.length > 0)
+      throw new Error('GraphBuilder.toBytes: the graph has lazy weights; use writeModel or toBytesWithWeights');
     return encodeModel(this.toModel(opsets));
   }
 }

@@ -1,5 +1,13 @@
 /** Read-only views of an ONNX graph: operator counts, parameters, inputs and outputs. */
-import { int64, onnx, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import {
+  type GraphProto,
+  int64,
+  type ModelProto,
+  type NodeProto,
+  onnx,
+  type TensorProto,
+  type ValueInfoProto,
+} from './proto.js';
 
 /** A tensor dimension: a fixed size, a symbolic name, or unknown. */
 export type Dim = number | string | null;
@@ -71,7 +79,14 @@ export function tensorElementCount(tensor: TensorProto): number {
   return (tensor.dims ?? []).reduce<number>((n, d) => n * int64(d), 1);
 }
 
-const WEIGHT_TYPES = new Set<number>([onnx.TensorProto.DataType.FLOAT, onnx.TensorProto.DataType.FLOAT16, onnx.TensorProto.DataType.BFLOAT16, onnx.TensorProto.DataType.DOUBLE, onnx.TensorProto.DataType.INT8, onnx.TensorProto.DataType.UINT8]);
+const WEIGHT_TYPES = new Set<number>([
+  onnx.TensorProto.DataType.FLOAT,
+  onnx.TensorProto.DataType.FLOAT16,
+  onnx.TensorProto.DataType.BFLOAT16,
+  onnx.TensorProto.DataType.DOUBLE,
+  onnx.TensorProto.DataType.INT8,
+  onnx.TensorProto.DataType.UINT8,
+]);
 
 /**
  * Number of weights stored in initializers (the model's parameters, embeddings included).
@@ -93,7 +108,11 @@ export function externalTensor(graph: GraphProto): string | null {
   return null;
 }
 
-function dimOf(d: { dimParam?: string | null; dimValue?: number | { toNumber(): number } | null; value?: string }): Dim {
+function dimOf(d: {
+  dimParam?: string | null;
+  dimValue?: number | { toNumber(): number } | null;
+  value?: string;
+}): Dim {
   // protobufjs names the member of the oneof that is set; unset members read as defaults.
   const which = d.value ?? (d.dimParam ? 'dimParam' : undefined);
   if (which === 'dimParam') return d.dimParam ?? null;

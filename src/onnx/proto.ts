@@ -3,8 +3,8 @@
  * everything else in kiln sees these types through this module only.
  */
 import { readFile } from 'node:fs/promises';
-import onnxProto from 'onnx-proto';
 import type { onnx as O } from 'onnx-proto';
+import onnxProto from 'onnx-proto';
 import { KilnError } from '../core/errors.js';
 
 export const onnx = onnxProto.onnx;
@@ -38,7 +38,11 @@ export function decodeModel(bytes: Uint8Array, path: string): ModelProto {
     if (message.includes('index out of range') && looksLikeOnnx) {
       throw new KilnError('KILN_ERR_ONNX_TRUNCATED', { path, bytes: bytes.length }, { cause: err });
     }
-    throw new KilnError('KILN_ERR_ONNX_NOT_ONNX', { path, reason: `protobuf decoding failed: ${message}` }, { cause: err });
+    throw new KilnError(
+      'KILN_ERR_ONNX_NOT_ONNX',
+      { path, reason: `protobuf decoding failed: ${message}` },
+      { cause: err },
+    );
   }
   if (!model.graph || (model.graph.node ?? []).length === 0) {
     throw new KilnError('KILN_ERR_ONNX_NOT_ONNX', { path, reason: 'it decodes, but holds no graph nodes' });

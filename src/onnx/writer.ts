@@ -27,23 +27,30 @@ const MODEL_GRAPH = 7;
 const GRAPH_INITIALIZER = 5;
 const TENSOR_RAW_DATA = 9;
 
-export interface WriteProgress {
-  (written: number, total: number, tensor: string): void;
-}
+export type WriteProgress = (written: number, total: number, tensor: string) => void;
 
-export async function writeModel(path: string, builder: GraphBuilder, opsets: Record<string, number>, onTensor?: WriteProgress): Promise<void> {
+export async function writeModel(
+  path: string,
+  builder: GraphBuilder,
+  opsets: Record<string, number>,
+  onTensor?: WriteProgress,
+): Promise<void> {
   const model = builder.toModel(opsets);
   const graph = model.graph!;
   const modelWithoutGraph = encodeModel({ ...model, graph: null });
   const graphBytes = onnx.GraphProto.encode(graph).finish();
 
   // Sizes first: the graph field's length prefix must be known before its bytes.
-  const headers = builder.lazyWeights.map((t) => onnx.TensorProto.encode({ name: t.name, dims: t.dims, dataType: onnx.TensorProto.DataType.FLOAT }).finish());
+  const headers = builder.lazyWeights.map((t) =>
+    onnx.TensorProto.encode({ name: t.name, dims: t.dims, dataType: onnx.TensorProto.DataType.FLOAT }).finish(),
+  );
   const tensorLengths = builder.lazyWeights.map((t, i) => {
     const dataBytes = t.dims.reduce((a, b) => a * b, 1) * 4;
     return headers[i]!.length + lengthDelimited(TENSOR_RAW_DATA).length + varint(dataBytes).length + dataBytes;
   });
-  const graphLength = graphBytes.length + tensorLengths.reduce((sum, n) => sum + lengthDelimited(GRAPH_INITIALIZER).length + varint(n).length + n, 0);
+  const graphLength =
+    graphBytes.length +
+    tensorLengths.reduce((sum, n) => sum + lengthDelimited(GRAPH_INITIALIZER).length + varint(n).length + n, 0);
 
   const temporary = `${path}.tmp-${process.pid}`;
   const file = await open(temporary, 'w');
@@ -58,7 +65,10 @@ export async function writeModel(path: string, builder: GraphBuilder, opsets: Re
     for (const [i, tensor] of builder.lazyWeights.entries()) {
       const data = await tensor.load();
       const expected = tensor.dims.reduce((a, b) => a * b, 1);
-      if (data.length !== expected) throw new Error(`writeModel: tensor ${tensor.name} has ${data.length} values, its dims [${tensor.dims.join(', ')}] need ${expected}`);
+      if (data.length !== expected)
+        throw new Error(
+          `writeModel: tensor ${tensor.name} has ${data.length} values, its dims [${tensor.dims.join(', ')}] need ${expected}`,
+        );
       await write(lengthDelimited(GRAPH_INITIALIZER));
       await write(varint(tensorLengths[i]!));
       await write(headers[i]!);

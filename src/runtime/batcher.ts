@@ -31,7 +31,9 @@ export function tensorBatcher(input: string, shape: readonly number[]): Batcher<
     length: () => 1,
     feeds: (items) => {
       const data = new Float32Array(items.length * size);
-      items.forEach((item, i) => data.set(item, i * size));
+      items.forEach((item, i) => {
+        data.set(item, i * size);
+      });
       return { [input]: { type: 'float32', data, dims: [items.length, ...shape] } };
     },
   };

@@ -54,7 +54,10 @@ export async function createSession(modelPath: string, options: SessionOptions):
     async run(feeds) {
       const ortFeeds: Record<string, ort.Tensor> = {};
       for (const [name, t] of Object.entries(feeds)) {
-        ortFeeds[name] = t.data instanceof Float32Array ? new ort.Tensor('float32', t.data, t.dims) : new ort.Tensor((t as InputTensor).type as 'int64', t.data as BigInt64Array, t.dims);
+        ortFeeds[name] =
+          t.data instanceof Float32Array
+            ? new ort.Tensor('float32', t.data, t.dims)
+            : new ort.Tensor((t as InputTensor).type as 'int64', t.data as BigInt64Array, t.dims);
       }
       let results: ort.InferenceSession.OnnxValueMapType;
       try {
@@ -65,7 +68,10 @@ export async function createSession(modelPath: string, options: SessionOptions):
       const out: Record<string, FloatTensor> = {};
       for (const [name, value] of Object.entries(results)) {
         const tensor = value as ort.Tensor;
-        out[name] = { data: tensor.data instanceof Float32Array ? tensor.data : Float32Array.from(tensor.data as ArrayLike<number>), dims: tensor.dims };
+        out[name] = {
+          data: tensor.data instanceof Float32Array ? tensor.data : Float32Array.from(tensor.data as ArrayLike<number>),
+          dims: tensor.dims,
+        };
       }
       return out;
     },

@@ -5,11 +5,11 @@
  */
 import { KilnError } from '../core/errors.js';
 import { softmax } from '../core/stats.js';
-import { readArtifact, type Manifest } from '../model/artifact.js';
-import { IMAGE_FORMATS, MAX_IMAGE_PIXELS, preprocess, type ImagePreprocessing } from '../model/image.js';
+import { type Manifest, readArtifact } from '../model/artifact.js';
+import { IMAGE_FORMATS, type ImagePreprocessing, MAX_IMAGE_PIXELS, preprocess } from '../model/image.js';
 import { tensorBatcher } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
-import { startScheduler, TaskModel, type Layout, type ModelInput, type ModelOptions } from './task-model.js';
+import { type Layout, type ModelInput, type ModelOptions, startScheduler, TaskModel } from './task-model.js';
 
 /** Labels reported per image beside the top one. */
 export const DEFAULT_TOP_K = 5;
@@ -40,8 +40,18 @@ export class ImageClassifier extends TaskModel<Float32Array, ImagePrediction> {
 
   static async open(dir: string, manifest: Manifest, options: ModelOptions): Promise<ImageClassifier> {
     const spec = manifest.image;
-    if (!spec) throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: dir, problem: `its task is ${manifest.task} but the manifest has no "image" preprocessing` });
-    const { scheduler, layout } = await startScheduler(dir, manifest, options, tensorBatcher(spec.input, [3, spec.height, spec.width]), true);
+    if (!spec)
+      throw new KilnError('KILN_ERR_ARTIFACT_INVALID', {
+        path: dir,
+        problem: `its task is ${manifest.task} but the manifest has no "image" preprocessing`,
+      });
+    const { scheduler, layout } = await startScheduler(
+      dir,
+      manifest,
+      options,
+      tensorBatcher(spec.input, [3, spec.height, spec.width]),
+      true,
+    );
     return new ImageClassifier(dir, manifest, scheduler, layout);
   }
 
@@ -65,22 +75,41 @@ export class ImageClassifier extends TaskModel<Float32Array, ImagePrediction> {
   }
 
   /** Classifies preprocessed tensors ([3, height, width] each, KServe FP32 rows). */
-  async classifyTensors(rows: readonly Float32Array[], options: { deadline?: number; topK?: number } = {}): Promise<ImagePrediction[]> {
+  async classifyTensors(
+    rows: readonly Float32Array[],
+    options: { deadline?: number; topK?: number } = {},
+  ): Promise<ImagePrediction[]> {
     const size = 3 * this.preprocessing.height * this.preprocessing.width;
     rows.forEach((row, i) => {
       if (row.length !== size) {
-        throw new KilnError('KILN_ERR_INPUT_IMAGE', { where: `tensor row ${i}`, problem: `it has ${row.length} values, not 3 × ${this.preprocessing.height} × ${this.preprocessing.width} = ${size}`, formats: IMAGE_FORMATS.join(', ').toUpperCase(), megapixels: MAX_IMAGE_PIXELS / 1e6 });
+        throw new KilnError('KILN_ERR_INPUT_IMAGE', {
+          where: `tensor row ${i}`,
+          problem: `it has ${row.length} values, not 3 × ${this.preprocessing.height} × ${this.preprocessing.width} = ${size}`,
+          formats: IMAGE_FORMATS.join(', ').toUpperCase(),
+          megapixels: MAX_IMAGE_PIXELS / 1e6,
+        });
       }
     });
     const outputs = await Promise.all(rows.map((row) => this.scheduler.submit(row, { deadline: options.deadline })));
-    return outputs.map((logits) => rank(logits, this.labels, this.preprocessing.outputs === 'probabilities', options.topK ?? DEFAULT_TOP_K));
+    return outputs.map((logits) =>
+      rank(logits, this.labels, this.preprocessing.outputs === 'probabilities', options.topK ?? DEFAULT_TOP_K),
+    );
   }
 
-  async infer(inputs: readonly ModelInput[], describe: (index: number) => string = (i) => `input ${i} (counting from 0)`, options: { deadline?: number } = {}): Promise<ImagePrediction[]> {
+  async infer(
+    inputs: readonly ModelInput[],
+    describe: (index: number) => string = (i) => `input ${i} (counting from 0)`,
+    options: { deadline?: number } = {},
+  ): Promise<ImagePrediction[]> {
     return this.classify(
       inputs.map((input, i) => {
         if (typeof input !== 'string') return input;
-        throw new KilnError('KILN_ERR_INPUT_KIND', { where: describe(i), expected: 'image bytes (JPEG, PNG or WebP)', got: 'a text', task: this.task });
+        throw new KilnError('KILN_ERR_INPUT_KIND', {
+          where: describe(i),
+          expected: 'image bytes (JPEG, PNG or WebP)',
+          got: 'a text',
+          task: this.task,
+        });
       }),
       describe,
       options,
@@ -98,7 +127,12 @@ export function scoresOf(logits: readonly number[], probabilities: boolean): num
 }
 
 /** Scores (softmax of the logits, or the graph's own probabilities) and the top `k` labels. */
-export function rank(logits: readonly number[], labels: readonly string[], probabilities: boolean, k: number): ImagePrediction {
+export function rank(
+  logits: readonly number[],
+  labels: readonly string[],
+  probabilities: boolean,
+  k: number,
+): ImagePrediction {
   const scores = scoresOf(logits, probabilities);
   const order = scores.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
   const top = order.slice(0, Math.max(1, k)).map((i) => ({ label: labels[i] ?? String(i), score: scores[i]! }));

@@ -1,15 +1,17 @@
 /** Opens an artifact as the runtime class of its task: the one entry run, serve, bench and batch use. */
 import { KilnError } from '../core/errors.js';
-import { readArtifact, TASKS, type Manifest } from '../model/artifact.js';
+import { type Manifest, readArtifact, TASKS } from '../model/artifact.js';
+import { ImageClassifier } from './image-classifier.js';
 import type { ModelOptions } from './task-model.js';
 import { TextClassifier } from './text-classifier.js';
 import { TextEmbedder } from './text-embedder.js';
-import { ImageClassifier } from './image-classifier.js';
 
 /** Every loaded model; narrow with `model.task` or `instanceof`. */
 export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier;
 
-const OPENERS: Partial<Record<Manifest['task'], (dir: string, manifest: Manifest, options: ModelOptions) => Promise<LoadedModel>>> = {
+const OPENERS: Partial<
+  Record<Manifest['task'], (dir: string, manifest: Manifest, options: ModelOptions) => Promise<LoadedModel>>
+> = {
   'text-classification': (dir, manifest, options) => TextClassifier.open(dir, manifest, options),
   'feature-extraction': (dir, manifest, options) => TextEmbedder.open(dir, manifest, options),
   'image-classification': (dir, manifest, options) => ImageClassifier.open(dir, manifest, options),
@@ -19,7 +21,10 @@ export async function loadModel(artifactPath: string, options: ModelOptions = {}
   const { dir, manifest } = await readArtifact(artifactPath, { verify: options.verify !== false });
   const open = OPENERS[manifest.task];
   if (!open) {
-    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: dir, problem: `its task ${JSON.stringify(manifest.task)} is not one this kiln runs (${TASKS.join(', ')}); recompile it with this kiln` });
+    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', {
+      path: dir,
+      problem: `its task ${JSON.stringify(manifest.task)} is not one this kiln runs (${TASKS.join(', ')}); recompile it with this kiln`,
+    });
   }
   return open(dir, manifest, options);
 }

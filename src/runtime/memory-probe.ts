@@ -7,9 +7,9 @@
  *   node memory-probe.js MODEL_PATH INPUTS_JSON BATCH 1 --image C,H,W   (an image model: one float input)
  */
 import { readFile } from 'node:fs/promises';
-import { createSession } from './binding.js';
 import type { InputTensor } from '../core/tensor.js';
 import { TextTokenizer } from '../model/tokenizer.js';
+import { createSession } from './binding.js';
 
 const [modelPath, inputsJson, batchArg, lengthArg, tokenizerPath, tokenizerConfigPath] = process.argv.slice(2);
 const inputs = JSON.parse(inputsJson!) as Array<{ name: string; type: string }>;
@@ -40,7 +40,10 @@ for (const input of image ? [] : inputs) {
   const count = batch * length;
   // Token id 1000 everywhere: a real id in every vocabulary kiln serves; mask 1: full attention.
   const value = input.name === 'input_ids' ? 1000 : input.name === 'attention_mask' ? 1 : 0;
-  feeds[input.name] = input.type === 'int32' ? { type: 'int32', data: new Int32Array(count).fill(value), dims: [batch, length] } : { type: 'int64', data: new BigInt64Array(count).fill(BigInt(value)), dims: [batch, length] };
+  feeds[input.name] =
+    input.type === 'int32'
+      ? { type: 'int32', data: new Int32Array(count).fill(value), dims: [batch, length] }
+      : { type: 'int64', data: new BigInt64Array(count).fill(BigInt(value)), dims: [batch, length] };
 }
 await session.run(feeds);
 const ran = rss();

@@ -14,7 +14,8 @@ export async function availableMemory(): Promise<{ bytes: number; source: string
   try {
     const limit = (await readFile('/sys/fs/cgroup/memory.max', 'utf8')).trim();
     const used = Number((await readFile('/sys/fs/cgroup/memory.current', 'utf8')).trim());
-    if (/^\d+$/.test(limit) && Number(limit) < totalmem()) return { bytes: Math.max(0, Number(limit) - used), source: 'the cgroup memory limit' };
+    if (/^\d+$/.test(limit) && Number(limit) < totalmem())
+      return { bytes: Math.max(0, Number(limit) - used), source: 'the cgroup memory limit' };
   } catch {
     // No cgroup v2 limit readable: fall back to the machine's free memory.
   }
@@ -24,7 +25,11 @@ export async function availableMemory(): Promise<{ bytes: number; source: string
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 /** Refuses a layout whose replicas would not fit, before anything is loaded. */
-export async function checkLayoutFits(memory: MemoryFigures | undefined, replicas: number, context: { model: string; maxBatch: number; maxLength: number; precision: string }): Promise<void> {
+export async function checkLayoutFits(
+  memory: MemoryFigures | undefined,
+  replicas: number,
+  context: { model: string; maxBatch: number; maxLength: number; precision: string },
+): Promise<void> {
   if (!memory) return;
   const needed = (memory.processBytes ?? 0) + replicas * memory.perReplicaBytes;
   const available = await availableMemory();

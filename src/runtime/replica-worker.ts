@@ -24,7 +24,11 @@ async function handle(message: ToReplica): Promise<void> {
     case 'load':
       lowerPriority(message.nice);
       try {
-        session = await createSession(message.modelPath, { backend: message.backend, optimization: 'disabled', intraOpThreads: message.intraOpThreads });
+        session = await createSession(message.modelPath, {
+          backend: message.backend,
+          optimization: 'disabled',
+          intraOpThreads: message.intraOpThreads,
+        });
         send({ type: 'ready', outputName: session.outputNames[0] ?? '' });
       } catch (err) {
         send({ type: 'load-failed', message: (err as Error).message, code: (err as { code?: string }).code });
@@ -37,7 +41,9 @@ async function handle(message: ToReplica): Promise<void> {
         const logits = results[session!.outputNames[0] ?? '']!;
         // Copy into a buffer of our own so it can be transferred, not cloned.
         const data = logits.data.slice();
-        send({ type: 'result', id: message.id, data, dims: [...logits.dims], computeMs: performance.now() - started }, [data.buffer as ArrayBuffer]);
+        send({ type: 'result', id: message.id, data, dims: [...logits.dims], computeMs: performance.now() - started }, [
+          data.buffer as ArrayBuffer,
+        ]);
       } catch (err) {
         send({ type: 'run-failed', id: message.id, message: (err as Error).message });
       }

@@ -30,7 +30,10 @@ const WORKER_URL = new URL('./replica-worker.js', import.meta.url);
 
 export class WorkerReplica implements Replica {
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (r: FloatTensor & { computeMs: number }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: FloatTensor & { computeMs: number }) => void; reject: (e: Error) => void }
+  >();
   private exited: Error | null = null;
 
   private constructor(
@@ -57,16 +60,25 @@ export class WorkerReplica implements Replica {
 
   static async start(id: number, options: ReplicaOptions): Promise<WorkerReplica> {
     // Flags meant for the main script (--input-type, --eval) would stop the worker from starting.
-    const worker = new Worker(WORKER_URL, { execArgv: process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a)) });
+    const worker = new Worker(WORKER_URL, {
+      execArgv: process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a)),
+    });
     const ready = new Promise<void>((resolve, reject) => {
       const onMessage = (message: FromReplica): void => {
         if (message.type === 'ready') resolve();
-        else if (message.type === 'load-failed') reject(new KilnError('KILN_ERR_RUNTIME_LOAD', { path: options.modelPath, reason: message.message }));
+        else if (message.type === 'load-failed')
+          reject(new KilnError('KILN_ERR_RUNTIME_LOAD', { path: options.modelPath, reason: message.message }));
       };
       worker.once('message', onMessage);
       worker.once('error', reject);
     });
-    worker.postMessage({ type: 'load', modelPath: options.modelPath, backend: options.backend, intraOpThreads: options.intraOpThreads, nice: options.nice ?? 0 } satisfies ToReplica);
+    worker.postMessage({
+      type: 'load',
+      modelPath: options.modelPath,
+      backend: options.backend,
+      intraOpThreads: options.intraOpThreads,
+      nice: options.nice ?? 0,
+    } satisfies ToReplica);
     try {
       await ready;
     } catch (err) {
@@ -80,7 +92,9 @@ export class WorkerReplica implements Replica {
     return this.exited === null;
   }
 
-  private settle(id: number): { resolve: (r: FloatTensor & { computeMs: number }) => void; reject: (e: Error) => void } | undefined {
+  private settle(
+    id: number,
+  ): { resolve: (r: FloatTensor & { computeMs: number }) => void; reject: (e: Error) => void } | undefined {
     const p = this.pending.get(id);
     this.pending.delete(id);
     return p;

@@ -7,9 +7,9 @@
  * that finishes queued work and destroy() that fails it. Every request settles exactly once,
  * also when replicas fail: a crashed replica is replaced and its batch retried.
  */
-import { channels, type BatchEvent } from '../core/channels.js';
-import { percentile } from '../core/stats.js';
+import { type BatchEvent, channels } from '../core/channels.js';
 import { KilnError } from '../core/errors.js';
+import { percentile } from '../core/stats.js';
 import { bucketFor } from '../model/buckets.js';
 import type { Batcher } from './batcher.js';
 import type { Replica, ReplicaFactory } from './replica.js';
@@ -166,13 +166,26 @@ export class Scheduler<I> {
   private handoffMs = 0;
   /** Padded tokens per batch, averaged like msPerBatch: a batch of twice as many is expected to take twice as long. */
   private tokensPerBatch: number | null = null;
-  private readonly histograms = { batchSizes: {} as Record<string, number>, paddedLengths: {} as Record<string, number>, fill: {} as Record<string, number> };
+  private readonly histograms = {
+    batchSizes: {} as Record<string, number>,
+    paddedLengths: {} as Record<string, number>,
+    fill: {} as Record<string, number>,
+  };
 
   private constructor(
     private readonly options: SchedulerOptions<I>,
     replicas: Replica[],
   ) {
-    this.slots = replicas.map((replica) => ({ replica, since: 0, held: [], restarting: false, busyMs: 0, batches: 0, items: 0, failures: 0 }));
+    this.slots = replicas.map((replica) => ({
+      replica,
+      since: 0,
+      held: [],
+      restarting: false,
+      busyMs: 0,
+      batches: 0,
+      items: 0,
+      failures: 0,
+    }));
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -186,15 +199,21 @@ export class Scheduler<I> {
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       // The load error is the one to report; a replica that also fails to close must not hide it.
-      await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.close().catch(() => undefined) : undefined)));
+      await Promise.all(
+        settled.map((s) => (s.status === 'fulfilled' ? s.value.close().catch(() => undefined) : undefined)),
+      );
       throw failed.reason;
     }
-    return new Scheduler(options, settled.map((s) => (s as PromiseFulfilledResult<Replica>).value));
+    return new Scheduler(
+      options,
+      settled.map((s) => (s as PromiseFulfilledResult<Replica>).value),
+    );
   }
 
   /** Queues one request; resolves to its row of the model's first output (logits, embedding…). */
   submit(item: I, options: SubmitOptions = {}): Promise<number[]> {
-    if (this.state !== 'open') return Promise.reject(new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it is shutting down' }));
+    if (this.state !== 'open')
+      return Promise.reject(new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it is shutting down' }));
     const refusal = this.admission();
     if (refusal) {
       this.countRefusal();
@@ -202,7 +221,16 @@ export class Scheduler<I> {
     }
     this.counters.submitted += 1;
     return new Promise((resolve, reject) => {
-      this.queue.push({ item, length: this.options.batcher.length(item), enqueuedAt: performance.now(), deadline: options.deadline ?? Infinity, attempts: 0, settled: false, resolve, reject });
+      this.queue.push({
+        item,
+        length: this.options.batcher.length(item),
+        enqueuedAt: performance.now(),
+        deadline: options.deadline ?? Infinity,
+        attempts: 0,
+        settled: false,
+        resolve,
+        reject,
+      });
       this.schedulePump();
     });
   }
@@ -213,11 +241,13 @@ export class Scheduler<I> {
    * so overload is refused before any parsing or tokenizing. Counts nothing.
    */
   admission(): KilnError | null {
-    if (this.queue.length >= this.maxQueue) return new KilnError('KILN_ERR_QUEUE_FULL', { depth: this.queue.length, maxQueue: this.maxQueue });
+    if (this.queue.length >= this.maxQueue)
+      return new KilnError('KILN_ERR_QUEUE_FULL', { depth: this.queue.length, maxQueue: this.maxQueue });
     const limitMs = this.options.maxQueueMs ?? null;
     if (limitMs !== null) {
       const waitMs = this.expectedWaitMs();
-      if (waitMs > limitMs) return new KilnError('KILN_ERR_QUEUE_WAIT', { waitMs: Math.round(waitMs), limitMs, depth: this.queue.length });
+      if (waitMs > limitMs)
+        return new KilnError('KILN_ERR_QUEUE_WAIT', { waitMs: Math.round(waitMs), limitMs, depth: this.queue.length });
     }
     return null;
   }
@@ -225,7 +255,8 @@ export class Scheduler<I> {
   /** Counts a refusal made for the scheduler before submit (the server's early check). */
   countRefusal(): void {
     this.counters.rejected += 1;
-    if (channels.reject.hasSubscribers) channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
+    if (channels.reject.hasSubscribers)
+      channels.reject.publish({ queueDepth: this.queue.length, maxQueue: this.maxQueue });
   }
 
   /**
@@ -240,7 +271,9 @@ export class Scheduler<I> {
     const perBatch = this.msPerBatch;
     if (this.queue.length < idle * this.maxBatch || perBatch === null || live.length === 0) return 0;
     const now = performance.now();
-    const freeAt = live.map((s) => (s.held.length === 0 ? 0 : Math.max(0, this.expectedEnd(s) - now))).sort((a, b) => a - b);
+    const freeAt = live
+      .map((s) => (s.held.length === 0 ? 0 : Math.max(0, this.expectedEnd(s) - now)))
+      .sort((a, b) => a - b);
     // The full batches queued ahead go round the replicas, the first free first.
     const ahead = Math.floor(this.queue.length / this.maxBatch);
     return freeAt[ahead % live.length]! + Math.floor(ahead / live.length) * perBatch;
@@ -375,7 +408,9 @@ export class Scheduler<I> {
       batch.map((j) => j.item),
       paddedLength,
     );
-    const wire = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { ...t, dims: [...t.dims] } as WireTensor]));
+    const wire = Object.fromEntries(
+      Object.entries(feeds).map(([name, t]) => [name, { ...t, dims: [...t.dims] } as WireTensor]),
+    );
     const dispatchedAt = performance.now();
     const firstEnqueued = Math.min(...batch.map((j) => j.enqueuedAt));
     const realTokens = batch.reduce((n, j) => n + j.length, 0);
@@ -399,10 +434,13 @@ export class Scheduler<I> {
       (result) => {
         const answeredAt = finish(true);
         if (Number.isFinite(result.computeMs)) {
-          this.msPerBatch = this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
-          this.tokensPerBatch = this.tokensPerBatch === null ? paddedTokens : 0.8 * this.tokensPerBatch + 0.2 * paddedTokens;
+          this.msPerBatch =
+            this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
+          this.tokensPerBatch =
+            this.tokensPerBatch === null ? paddedTokens : 0.8 * this.tokensPerBatch + 0.2 * paddedTokens;
           // The round trip beyond the replica's own compute, measured where nothing waited ahead.
-          if (!ahead) this.handoffMs = 0.8 * this.handoffMs + 0.2 * Math.max(0, answeredAt - dispatchedAt - result.computeMs);
+          if (!ahead)
+            this.handoffMs = 0.8 * this.handoffMs + 0.2 * Math.max(0, answeredAt - dispatchedAt - result.computeMs);
         }
         // The first output has one row per request: logits, an embedding, whatever the task's graph gives.
         const width = result.data.length / batch.length;
@@ -425,13 +463,21 @@ export class Scheduler<I> {
 
   /** Retries a failed batch (at the front of the queue) and replaces the replica if it died. */
   private async recover(slot: Slot, batch: Job<I>[], err: Error): Promise<void> {
-    if (channels.replicaError.hasSubscribers) channels.replicaError.publish({ replica: slot.replica.id, message: err.message });
+    if (channels.replicaError.hasSubscribers)
+      channels.replicaError.publish({ replica: slot.replica.id, message: err.message });
     const retry: Job<I>[] = [];
     for (const job of batch) {
       if (job.settled) continue;
       job.attempts += 1;
       if (job.attempts >= this.maxAttempts || this.state === 'closed') {
-        this.fail(job, new KilnError('KILN_ERR_REPLICA_FAILED', { replica: slot.replica.id, attempts: job.attempts, reason: err.message }, { cause: err }));
+        this.fail(
+          job,
+          new KilnError(
+            'KILN_ERR_REPLICA_FAILED',
+            { replica: slot.replica.id, attempts: job.attempts, reason: err.message },
+            { cause: err },
+          ),
+        );
       } else retry.push(job);
     }
     this.queue.unshift(...retry);
@@ -452,7 +498,8 @@ export class Scheduler<I> {
       await old.close().catch(() => undefined);
     } catch (startErr) {
       // Without a replacement this slot stays out (its replica is dead); the others carry on.
-      if (channels.replicaError.hasSubscribers) channels.replicaError.publish({ replica: old.id, message: `restart failed: ${(startErr as Error).message}` });
+      if (channels.replicaError.hasSubscribers)
+        channels.replicaError.publish({ replica: old.id, message: `restart failed: ${(startErr as Error).message}` });
       if (this.slots.every((s) => !s.replica.alive)) this.failQueued(startErr as Error);
     } finally {
       slot.restarting = false;
@@ -480,7 +527,10 @@ export class Scheduler<I> {
     values.sort((a, b) => a - b);
     const at = (p: number): number => (values.length === 0 ? 0 : percentile(values, p));
     // A full ring covers less than the window: the rate is over the time it does cover.
-    const span = values.length >= RECENT_CAPACITY ? Math.max(1, now - oldest) : Math.min(RECENT_WINDOW_MS, Math.max(1, now - this.started));
+    const span =
+      values.length >= RECENT_CAPACITY
+        ? Math.max(1, now - oldest)
+        : Math.min(RECENT_WINDOW_MS, Math.max(1, now - this.started));
     return Object.freeze({
       windowMs: RECENT_WINDOW_MS,
       count: values.length,
@@ -492,7 +542,15 @@ export class Scheduler<I> {
     });
   }
 
-  private record(slot: Slot, size: number, paddedLength: number, realTokens: number, computeMs: number, maxQueueMs: number, ok: boolean): void {
+  private record(
+    slot: Slot,
+    size: number,
+    paddedLength: number,
+    realTokens: number,
+    computeMs: number,
+    maxQueueMs: number,
+    ok: boolean,
+  ): void {
     slot.busyMs += computeMs;
     slot.batches += 1;
     slot.items += size;
@@ -507,7 +565,15 @@ export class Scheduler<I> {
     bump(this.histograms.paddedLengths, String(paddedLength));
     bump(this.histograms.fill, (Math.min(9, Math.floor(fill * 10)) / 10).toFixed(1));
     if (channels.batch.hasSubscribers) {
-      channels.batch.publish({ replica: slot.replica.id, size, paddedLength, fill, computeMs, maxQueueMs, ok } satisfies BatchEvent);
+      channels.batch.publish({
+        replica: slot.replica.id,
+        size,
+        paddedLength,
+        fill,
+        computeMs,
+        maxQueueMs,
+        ok,
+      } satisfies BatchEvent);
     }
   }
 
@@ -544,7 +610,16 @@ export class Scheduler<I> {
   stats(): SchedulerStats {
     return Object.freeze({
       replicas: Object.freeze(
-        this.slots.map((s) => Object.freeze({ id: s.replica.id, busy: s.held.length > 0, busyMs: s.busyMs, batches: s.batches, items: s.items, failures: s.failures })),
+        this.slots.map((s) =>
+          Object.freeze({
+            id: s.replica.id,
+            busy: s.held.length > 0,
+            busyMs: s.busyMs,
+            batches: s.batches,
+            items: s.items,
+            failures: s.failures,
+          }),
+        ),
       ),
       queueDepth: this.queue.length,
       inFlight: this.slots.reduce((n, s) => n + s.held.length, 0),
@@ -573,7 +648,9 @@ export class Scheduler<I> {
   }
 
   /** Fails everything queued and in flight with `err`, and closes the replicas now. */
-  async destroy(err: Error = new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it was destroyed' })): Promise<void> {
+  async destroy(
+    err: Error = new KilnError('KILN_ERR_SCHEDULER_CLOSED', { reason: 'it was destroyed' }),
+  ): Promise<void> {
     this.state = 'closed';
     if (this.timer) clearTimeout(this.timer);
     this.failQueued(err);

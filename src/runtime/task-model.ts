@@ -5,17 +5,18 @@
  * text-embedder.ts, image-classifier.ts) adds how its inputs become a batch and what its output
  * rows mean.
  */
-import { availableParallelism } from 'node:os';
+
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import type { Manifest } from '../model/artifact.js';
 import { defaultBuckets } from '../model/buckets.js';
 import { TextTokenizer } from '../model/tokenizer.js';
-import type { Backend } from './binding.js';
 import type { Batcher } from './batcher.js';
+import type { Backend } from './binding.js';
 import { checkLayoutFits } from './memory.js';
-import { workerReplicas, type ReplicaFactory } from './replica.js';
+import { type ReplicaFactory, workerReplicas } from './replica.js';
 import { Scheduler, type SchedulerStats } from './scheduler.js';
 
 export interface ModelOptions {
@@ -89,15 +90,29 @@ export async function startScheduler<I>(
   const maxBatch = Math.min(options.maxBatch ?? tuned?.maxBatch ?? manifest.limits.maxBatch, manifest.limits.maxBatch);
   let buckets = [1];
   if (!fixedLength) {
-    buckets = (options.buckets ?? manifest.limits.buckets ?? defaultBuckets(manifest.limits.maxLength)).filter((b) => b <= manifest.limits.maxLength);
+    buckets = (options.buckets ?? manifest.limits.buckets ?? defaultBuckets(manifest.limits.maxLength)).filter(
+      (b) => b <= manifest.limits.maxLength,
+    );
     if (buckets.at(-1) !== manifest.limits.maxLength) buckets.push(manifest.limits.maxLength);
   }
   const maxDelayMs = options.maxDelayMs ?? tuned?.maxDelayMs ?? 2;
   // Refuse a layout that cannot fit before loading any replica.
-  await checkLayoutFits(manifest.memory, replicas, { model: manifest.name, maxBatch: manifest.limits.maxBatch, maxLength: manifest.limits.maxLength, precision: manifest.precision ?? 'fp32' });
+  await checkLayoutFits(manifest.memory, replicas, {
+    model: manifest.name,
+    maxBatch: manifest.limits.maxBatch,
+    maxLength: manifest.limits.maxLength,
+    precision: manifest.precision ?? 'fp32',
+  });
   const scheduler = await Scheduler.create({
     replicas,
-    factory: options.replicaFactory ?? workerReplicas({ modelPath: join(dir, manifest.model.file), backend: options.backend ?? 'cpu', intraOpThreads: threadsPerReplica, nice: options.replicaNice ?? DEFAULT_REPLICA_NICE }),
+    factory:
+      options.replicaFactory ??
+      workerReplicas({
+        modelPath: join(dir, manifest.model.file),
+        backend: options.backend ?? 'cpu',
+        intraOpThreads: threadsPerReplica,
+        nice: options.replicaNice ?? DEFAULT_REPLICA_NICE,
+      }),
     maxBatch,
     maxDelayMs,
     maxQueue: options.maxQueue,
@@ -112,9 +127,15 @@ export async function startScheduler<I>(
 /** The tokenizer stored in a text artifact. */
 export async function loadTokenizer(dir: string, manifest: Manifest): Promise<TextTokenizer> {
   const files = manifest.tokenizer;
-  if (!files) throw new KilnError('KILN_ERR_ARTIFACT_INVALID', { path: dir, problem: `its task is ${manifest.task} but the manifest names no tokenizer` });
+  if (!files)
+    throw new KilnError('KILN_ERR_ARTIFACT_INVALID', {
+      path: dir,
+      problem: `its task is ${manifest.task} but the manifest names no tokenizer`,
+    });
   const tokenizerJson = JSON.parse(await readFile(join(dir, files.file), 'utf8')) as unknown;
-  const tokenizerConfig = files.configFile ? (JSON.parse(await readFile(join(dir, files.configFile), 'utf8')) as unknown) : {};
+  const tokenizerConfig = files.configFile
+    ? (JSON.parse(await readFile(join(dir, files.configFile), 'utf8')) as unknown)
+    : {};
   return new TextTokenizer(tokenizerJson, tokenizerConfig, join(dir, files.file));
 }
 
@@ -141,7 +162,11 @@ export abstract class TaskModel<I, R> {
    * Runs inputs as users give them (texts, image bytes); each is queued on its own and batched
    * with whatever else is waiting. `describe(i)` names input i in errors ("line 5 of reviews.txt").
    */
-  abstract infer(inputs: readonly ModelInput[], describe?: (index: number) => string, options?: { deadline?: number }): Promise<R[]>;
+  abstract infer(
+    inputs: readonly ModelInput[],
+    describe?: (index: number) => string,
+    options?: { deadline?: number },
+  ): Promise<R[]>;
 
   /** How much work an input is, for ordering batches by size (tokens for text, 1 for an image). */
   abstract inputSize(input: ModelInput): number;
@@ -163,7 +188,8 @@ export abstract class TaskModel<I, R> {
 
   /** Changes max batch (capped by the artifact's) and max delay without reloading replicas. */
   reconfigure(batching: { maxBatch?: number; maxDelayMs?: number }): void {
-    const maxBatch = batching.maxBatch === undefined ? undefined : Math.min(batching.maxBatch, this.manifest.limits.maxBatch);
+    const maxBatch =
+      batching.maxBatch === undefined ? undefined : Math.min(batching.maxBatch, this.manifest.limits.maxBatch);
     this.scheduler.reconfigure({ maxBatch, maxDelayMs: batching.maxDelayMs });
     if (maxBatch !== undefined) this.layout.maxBatch = maxBatch;
     if (batching.maxDelayMs !== undefined) this.layout.maxDelayMs = batching.maxDelayMs;

@@ -2,7 +2,7 @@
  * A loaded text-classification artifact: the tokenizer on the calling thread, a scheduler in
  * front of replica workers (ONNX Runtime sessions), softmax and labels on the way back.
  */
-import { readArtifact, type Manifest } from '../model/artifact.js';
+import { type Manifest, readArtifact } from '../model/artifact.js';
 import { asText, type ModelInput, type ModelOptions } from './task-model.js';
 import { TextModel, type TextParts } from './text-model.js';
 
@@ -47,11 +47,24 @@ export class TextClassifier extends TextModel<Prediction> {
     options: { deadline?: number } = {},
   ): Promise<Prediction[]> {
     const rows = await this.runTexts(texts, describe, options);
-    return rows.map(({ row, tokens, truncated }) => ({ ...topLabel(row, this.labels), logits: row, tokens, truncated }));
+    return rows.map(({ row, tokens, truncated }) => ({
+      ...topLabel(row, this.labels),
+      logits: row,
+      tokens,
+      truncated,
+    }));
   }
 
-  infer(inputs: readonly ModelInput[], describe: (index: number) => string = (i) => `input ${i} (counting from 0)`, options: { deadline?: number } = {}): Promise<Prediction[]> {
-    return this.classify(inputs.map((input, i) => asText(input, describe(i), this.task)), describe, options);
+  infer(
+    inputs: readonly ModelInput[],
+    describe: (index: number) => string = (i) => `input ${i} (counting from 0)`,
+    options: { deadline?: number } = {},
+  ): Promise<Prediction[]> {
+    return this.classify(
+      inputs.map((input, i) => asText(input, describe(i), this.task)),
+      describe,
+      options,
+    );
   }
 
   /** Logits of rows a client tokenized itself (see {@link TextModel.runTokens}). */

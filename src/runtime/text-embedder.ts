@@ -2,7 +2,7 @@
  * A loaded feature-extraction artifact: texts → one vector each. Pooling and normalization are
  * part of the compiled graph (compiler/pooling.ts), so a replica's output row is the embedding.
  */
-import { readArtifact, type EmbeddingHead, type Manifest } from '../model/artifact.js';
+import { type EmbeddingHead, type Manifest, readArtifact } from '../model/artifact.js';
 import { asText, type ModelInput, type ModelOptions } from './task-model.js';
 import { TextModel, type TextParts } from './text-model.js';
 
@@ -48,8 +48,16 @@ export class TextEmbedder extends TextModel<Embedding> {
     return rows.map(({ row, tokens, truncated }) => ({ embedding: row, tokens, truncated }));
   }
 
-  infer(inputs: readonly ModelInput[], describe: (index: number) => string = (i) => `input ${i} (counting from 0)`, options: { deadline?: number } = {}): Promise<Embedding[]> {
-    return this.embed(inputs.map((input, i) => asText(input, describe(i), this.task)), describe, options);
+  infer(
+    inputs: readonly ModelInput[],
+    describe: (index: number) => string = (i) => `input ${i} (counting from 0)`,
+    options: { deadline?: number } = {},
+  ): Promise<Embedding[]> {
+    return this.embed(
+      inputs.map((input, i) => asText(input, describe(i), this.task)),
+      describe,
+      options,
+    );
   }
 
   /** Vectors of rows a client tokenized itself (KServe v2 INT64 tensors). */

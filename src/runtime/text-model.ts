@@ -10,7 +10,14 @@ import type { Manifest } from '../model/artifact.js';
 import type { EncodedText, TextTokenizer } from '../model/tokenizer.js';
 import { textBatcher } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
-import { loadTokenizer, startScheduler, TaskModel, type Layout, type ModelInput, type ModelOptions } from './task-model.js';
+import {
+  type Layout,
+  loadTokenizer,
+  type ModelInput,
+  type ModelOptions,
+  startScheduler,
+  TaskModel,
+} from './task-model.js';
 
 /** A text's output row and what the tokenizer made of it. */
 export interface TextRow {
@@ -45,17 +52,27 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
     const tokenizer = await loadTokenizer(dir, manifest);
     let typeVocab = 2;
     try {
-      const size = (JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { type_vocab_size?: unknown }).type_vocab_size;
+      const size = (JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { type_vocab_size?: unknown })
+        .type_vocab_size;
       if (typeof size === 'number' && Number.isInteger(size) && size > 0) typeVocab = size;
     } catch {
       // No readable config.json in the artifact: BERT's two token types.
     }
-    const { scheduler, layout } = await startScheduler(dir, manifest, options, textBatcher(manifest.model.inputs, tokenizer.padId));
+    const { scheduler, layout } = await startScheduler(
+      dir,
+      manifest,
+      options,
+      textBatcher(manifest.model.inputs, tokenizer.padId),
+    );
     return { tokenizer, scheduler, layout, typeVocab };
   }
 
   /** Tokenizes texts (refusing empty ones) and queues each; resolves to their output rows. */
-  protected async runTexts(texts: readonly string[], describe: (index: number) => string, options: { deadline?: number }): Promise<TextRow[]> {
+  protected async runTexts(
+    texts: readonly string[],
+    describe: (index: number) => string,
+    options: { deadline?: number },
+  ): Promise<TextRow[]> {
     texts.forEach((text, index) => {
       if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
     });
@@ -73,15 +90,34 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
     const { maxLength } = this.manifest.limits;
     rows.forEach((row, i) => {
       if (row.ids.length === 0 || row.ids.length > maxLength) {
-        throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `it has ${row.ids.length} tokens; a row needs 1 to ${maxLength} (the artifact's max length)` });
+        throw new KilnError('KILN_ERR_INPUT_TOKENS', {
+          row: i,
+          problem: `it has ${row.ids.length} tokens; a row needs 1 to ${maxLength} (the artifact's max length)`,
+        });
       }
       const bad = row.ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize);
-      if (bad >= 0) throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `token ${bad} is ${row.ids[bad]}, outside the vocabulary's ids 0..${this.tokenizer.vocabSize - 1}` });
+      if (bad >= 0)
+        throw new KilnError('KILN_ERR_INPUT_TOKENS', {
+          row: i,
+          problem: `token ${bad} is ${row.ids[bad]}, outside the vocabulary's ids 0..${this.tokenizer.vocabSize - 1}`,
+        });
       // An out-of-range type id would fail the whole batch in ONNX Runtime, other clients' rows too.
       const badType = row.typeIds?.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= this.typeVocab) ?? -1;
-      if (badType >= 0) throw new KilnError('KILN_ERR_INPUT_TOKENS', { row: i, problem: `token_type_ids ${badType} is ${row.typeIds![badType]}, outside the token types 0..${this.typeVocab - 1}` });
+      if (badType >= 0)
+        throw new KilnError('KILN_ERR_INPUT_TOKENS', {
+          row: i,
+          problem: `token_type_ids ${badType} is ${row.typeIds![badType]}, outside the token types 0..${this.typeVocab - 1}`,
+        });
     });
-    return Promise.all(rows.map((row) => this.scheduler.submit({ ids: [...row.ids], typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0), truncated: false })));
+    return Promise.all(
+      rows.map((row) =>
+        this.scheduler.submit({
+          ids: [...row.ids],
+          typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0),
+          truncated: false,
+        }),
+      ),
+    );
   }
 
   inputSize(input: ModelInput): number {

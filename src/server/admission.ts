@@ -29,7 +29,11 @@ const INFERENCE_ROUTES: ReadonlyArray<{ path: RegExp; route: string }> = [
 ];
 
 /** The refusal a request gets now, with its route label; null when it goes on to its route. */
-export function refusalFor(host: ModelHost, method: string | undefined, url: string): { error: KilnError; route: string } | null {
+export function refusalFor(
+  host: ModelHost,
+  method: string | undefined,
+  url: string,
+): { error: KilnError; route: string } | null {
   if (method !== 'POST' || host.unavailable() !== null) return null;
   const mark = url.indexOf('?');
   const path = mark === -1 ? url : url.slice(0, mark);
@@ -39,7 +43,12 @@ export function refusalFor(host: ModelHost, method: string | undefined, url: str
     // Without a name in the path the target is known only when one model is served.
     const name = match[1] === undefined ? undefined : decoded(match[1]);
     if (name === null) return null;
-    const target = name !== undefined ? host.all().find((m) => m.manifest.name === name) : host.names().length === 1 ? host.all()[0] : undefined;
+    const target =
+      name !== undefined
+        ? host.all().find((m) => m.manifest.name === name)
+        : host.names().length === 1
+          ? host.all()[0]
+          : undefined;
     const error = target?.refuseEarly() ?? null;
     return error === null ? null : { error, route };
   }

@@ -15,7 +15,11 @@ export function allScores(logits: readonly number[], labels: readonly string[]):
 }
 
 /** `{label, score}`, plus `scores` (every label, in label order) when asked for. */
-export function predictionBody(prediction: Prediction, labels: readonly string[], returnAllScores: boolean): PredictionBody {
+export function predictionBody(
+  prediction: Prediction,
+  labels: readonly string[],
+  returnAllScores: boolean,
+): PredictionBody {
   const body: PredictionBody = { label: prediction.label, score: prediction.score };
   if (returnAllScores) body.scores = allScores(prediction.logits, labels);
   return body;

@@ -20,7 +20,12 @@ function matches(given: string, expected: string): boolean {
  * Whether a request may pass: its path is public, or it carries the key (Bearer, x-api-key, or
  * `?key=` on the pages a browser opens). Shared by the fastify hook and the raw early refusal.
  */
-export function authorized(apiKey: string, url: string, headers: IncomingHttpHeaders, publicPaths: readonly string[]): boolean {
+export function authorized(
+  apiKey: string,
+  url: string,
+  headers: IncomingHttpHeaders,
+  publicPaths: readonly string[],
+): boolean {
   const mark = url.indexOf('?');
   const path = mark === -1 ? url : url.slice(0, mark);
   if (publicPaths.includes(path)) return true;
@@ -33,10 +38,14 @@ export function authorized(apiKey: string, url: string, headers: IncomingHttpHea
   return given !== null && matches(given, apiKey);
 }
 
-export function installApiKey(app: FastifyInstance, options: { apiKey: string | null; publicPaths: readonly string[] }): void {
+export function installApiKey(
+  app: FastifyInstance,
+  options: { apiKey: string | null; publicPaths: readonly string[] },
+): void {
   const { apiKey } = options;
   if (!apiKey) return;
   app.addHook('onRequest', async (request) => {
-    if (!authorized(apiKey, request.url, request.headers, options.publicPaths)) throw new KilnError('KILN_ERR_HTTP_UNAUTHORIZED', {});
+    if (!authorized(apiKey, request.url, request.headers, options.publicPaths))
+      throw new KilnError('KILN_ERR_HTTP_UNAUTHORIZED', {});
   });
 }

@@ -18,7 +18,8 @@ export class RequestTracker {
   install(app: FastifyInstance, options: { host: ModelHost; healthPaths: readonly string[] }): void {
     app.addHook('onRequest', async (request, reply) => {
       const signal = options.host.draining;
-      if (signal !== null && !options.healthPaths.includes(request.url.split('?')[0] ?? '')) throw options.host.unavailable()!;
+      if (signal !== null && !options.healthPaths.includes(request.url.split('?')[0] ?? ''))
+        throw options.host.unavailable()!;
       this.count += 1;
       // 'close' fires once, whether the response finished or the client went away.
       reply.raw.once('close', () => this.done());

@@ -57,21 +57,33 @@ export function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: nu
 const EXPECTED_BODIES: Record<string, string> = {
   '/v1/embeddings': '{"model": "<name>", "input": "…" or ["…", …]} (token-id arrays are not accepted: send texts)',
   '/embed': '{"inputs": "…" or ["…", …]}',
-  '/predict': '{"text": "…"} or {"texts": ["…", …]} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)',
+  '/predict':
+    '{"text": "…"} or {"texts": ["…", …]} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)',
 };
 
 function withExpectedBody(err: KilnError, url: string): KilnError {
   const expected = EXPECTED_BODIES[url.split('?')[0] ?? ''];
-  if (err.code !== 'KILN_ERR_HTTP_INVALID_BODY' || !expected || (err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params.expected) return err;
-  return new KilnError('KILN_ERR_HTTP_INVALID_BODY', { ...(err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params, expected }, { cause: err });
+  if (
+    err.code !== 'KILN_ERR_HTTP_INVALID_BODY' ||
+    !expected ||
+    (err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params.expected
+  )
+    return err;
+  return new KilnError(
+    'KILN_ERR_HTTP_INVALID_BODY',
+    { ...(err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params, expected },
+    { cause: err },
+  );
 }
 
 /** A bad body on a KServe or SageMaker route, re-coded so its message shows that protocol's request. */
 function forProtocol(err: KilnError, protocol: Protocol): KilnError {
   if (protocol === 'kiln') return err;
   let problem: string;
-  if (err.code === 'KILN_ERR_HTTP_INVALID_BODY') problem = (err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params.problem;
-  else if (err.code === 'KILN_ERR_HTTP_BAD_JSON') problem = `the body is not valid JSON (${(err as KilnError<'KILN_ERR_HTTP_BAD_JSON'>).params.reason})`;
+  if (err.code === 'KILN_ERR_HTTP_INVALID_BODY')
+    problem = (err as KilnError<'KILN_ERR_HTTP_INVALID_BODY'>).params.problem;
+  else if (err.code === 'KILN_ERR_HTTP_BAD_JSON')
+    problem = `the body is not valid JSON (${(err as KilnError<'KILN_ERR_HTTP_BAD_JSON'>).params.reason})`;
   else return err;
   return protocol === 'kserve'
     ? new KilnError('KILN_ERR_HTTP_V2_INVALID_REQUEST', { problem }, { cause: err })
@@ -85,7 +97,9 @@ export function errorBody(url: string, err: KilnError): object {
 
 /** Headers every error answer carries: its code, and Retry-After on a 429. */
 export function errorHeaders(err: KilnError): Record<string, string> {
-  return err.status === 429 ? { 'kiln-error-code': err.code, 'retry-after': String(RETRY_AFTER_SECONDS) } : { 'kiln-error-code': err.code };
+  return err.status === 429
+    ? { 'kiln-error-code': err.code, 'retry-after': String(RETRY_AFTER_SECONDS) }
+    : { 'kiln-error-code': err.code };
 }
 
 function send(request: FastifyRequest, reply: FastifyReply, err: KilnError): FastifyReply {
@@ -94,12 +108,23 @@ function send(request: FastifyRequest, reply: FastifyReply, err: KilnError): Fas
 
 export function installErrorHandling(app: FastifyInstance, options: { bodyLimit: number; routes: () => string }): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const kilnError = forProtocol(withExpectedBody(toHttpError(err, options.bodyLimit, request.headers['content-type']), request.url), protocolOf(request.url));
+    const kilnError = forProtocol(
+      withExpectedBody(toHttpError(err, options.bodyLimit, request.headers['content-type']), request.url),
+      protocolOf(request.url),
+    );
     // The path only: a query may carry the API key (/dashboard?key=…), which is never logged.
     if (kilnError.status >= 500) debug(`${request.method} ${request.url.split('?')[0]}: ${err.stack ?? err.message}`);
     send(request, reply, kilnError);
   });
   app.setNotFoundHandler((request, reply) => {
-    send(request, reply, new KilnError('KILN_ERR_HTTP_NOT_FOUND', { method: request.method, url: request.url.split('?')[0]!, routes: options.routes() }));
+    send(
+      request,
+      reply,
+      new KilnError('KILN_ERR_HTTP_NOT_FOUND', {
+        method: request.method,
+        url: request.url.split('?')[0]!,
+        routes: options.routes(),
+      }),
+    );
   });
 }

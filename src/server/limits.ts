@@ -24,9 +24,15 @@ export interface RequestLimits {
 
 /** Throws the coded 413 for too many texts or a text that is too long. */
 export function checkTexts(texts: readonly string[], describe: (index: number) => string, limits: RequestLimits): void {
-  if (texts.length > MAX_TEXTS_PER_REQUEST) throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: texts.length, limit: MAX_TEXTS_PER_REQUEST });
+  if (texts.length > MAX_TEXTS_PER_REQUEST)
+    throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: texts.length, limit: MAX_TEXTS_PER_REQUEST });
   texts.forEach((text, index) => {
-    if (text.length > limits.maxTextChars) throw new KilnError('KILN_ERR_HTTP_TEXT_TOO_LONG', { where: describe(index), length: text.length, limit: limits.maxTextChars });
+    if (text.length > limits.maxTextChars)
+      throw new KilnError('KILN_ERR_HTTP_TEXT_TOO_LONG', {
+        where: describe(index),
+        length: text.length,
+        limit: limits.maxTextChars,
+      });
   });
 }
 
@@ -47,13 +53,23 @@ export function classifyWithin(
 }
 
 /** {@link classifyWithin} for embedding models. */
-export function embedWithin(embedder: TextEmbedder, texts: readonly string[], describe: (index: number) => string, limits: RequestLimits, elapsedMs: number): Promise<Embedding[]> {
+export function embedWithin(
+  embedder: TextEmbedder,
+  texts: readonly string[],
+  describe: (index: number) => string,
+  limits: RequestLimits,
+  elapsedMs: number,
+): Promise<Embedding[]> {
   checkTexts(texts, describe, limits);
   return runWithin(limits, elapsedMs, (options) => embedder.embed(texts, describe, options));
 }
 
 /** Runs `work` with the request's deadline: 504 when it passes, and unstarted work is dropped. */
-export async function runWithin<R>(limits: RequestLimits, elapsedMs: number, work: (options: { deadline?: number }) => Promise<R>): Promise<R> {
+export async function runWithin<R>(
+  limits: RequestLimits,
+  elapsedMs: number,
+  work: (options: { deadline?: number }) => Promise<R>,
+): Promise<R> {
   if (limits.timeoutMs === null) return work({});
   const limit = limits.timeoutMs;
   // Queued inputs still waiting at the deadline are dropped by the scheduler, unrun.

@@ -8,8 +8,8 @@
  * batches (`kiln serve` runs one).
  */
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { channels, type BatchEvent } from '../core/channels.js';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type BatchEvent, channels } from '../core/channels.js';
 import type { SchedulerStats } from '../runtime/scheduler.js';
 import type { ModelHost } from './model-host.js';
 
@@ -28,24 +28,105 @@ export class ServerMetrics {
   constructor(host: ModelHost, inFlightRequests: () => number) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'kiln_' });
-    this.requests = new Counter({ name: 'kiln_http_requests_total', help: 'HTTP requests answered, by method, route and status.', labelNames: ['method', 'route', 'status'], registers });
-    this.duration = new Histogram({ name: 'kiln_http_request_duration_seconds', help: 'Time from request to response, by method and route.', labelNames: ['method', 'route'], buckets: SECONDS, registers });
-    new Gauge({ name: 'kiln_http_requests_in_flight', help: 'HTTP requests received and not yet answered.', registers, collect() { this.set(inFlightRequests()); } });
-    new Gauge({ name: 'kiln_model_ready', help: '1 when the model is loaded and the server takes work, else 0 (loading or draining).', registers, collect() { this.set(host.isReady() ? 1 : 0); } });
+    this.requests = new Counter({
+      name: 'kiln_http_requests_total',
+      help: 'HTTP requests answered, by method, route and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'kiln_http_request_duration_seconds',
+      help: 'Time from request to response, by method and route.',
+      labelNames: ['method', 'route'],
+      buckets: SECONDS,
+      registers,
+    });
+    new Gauge({
+      name: 'kiln_http_requests_in_flight',
+      help: 'HTTP requests received and not yet answered.',
+      registers,
+      collect() {
+        this.set(inFlightRequests());
+      },
+    });
+    new Gauge({
+      name: 'kiln_model_ready',
+      help: '1 when the model is loaded and the server takes work, else 0 (loading or draining).',
+      registers,
+      collect() {
+        this.set(host.isReady() ? 1 : 0);
+      },
+    });
 
-    const queueWait = new Histogram({ name: 'kiln_queue_wait_seconds', help: 'Longest time a request of each batch waited before the batch started.', buckets: SECONDS, registers });
-    const compute = new Histogram({ name: 'kiln_batch_compute_seconds', help: 'Time each batch spent on its replica.', buckets: SECONDS, registers });
-    const batchSize = new Histogram({ name: 'kiln_batch_size', help: 'Sequences per batch.', buckets: BATCH_SIZES, registers });
-    const fill = new Histogram({ name: 'kiln_batch_fill_ratio', help: 'Real tokens / padded tokens of each batch (1 = no padding).', buckets: FILL, registers });
-    const padded = new Histogram({ name: 'kiln_batch_padded_length_tokens', help: 'Sequence length each batch was padded to (its bucket).', buckets: LENGTHS, registers });
-    const tokens = new Counter({ name: 'kiln_tokens_total', help: 'Real (unpadded) tokens of the sequences answered; rate() gives tokens per second.', registers });
-    const paddedTokens = new Counter({ name: 'kiln_padded_tokens_total', help: 'Tokens computed, padding included.', registers });
-    const failures = new Counter({ name: 'kiln_batch_failures_total', help: 'Batches that failed on a replica (retried or failed to the client).', labelNames: ['replica'], registers });
-    const rejections = new Counter({ name: 'kiln_queue_rejections_total', help: 'Requests refused because the queue was full (HTTP 429).', registers });
+    const queueWait = new Histogram({
+      name: 'kiln_queue_wait_seconds',
+      help: 'Longest time a request of each batch waited before the batch started.',
+      buckets: SECONDS,
+      registers,
+    });
+    const compute = new Histogram({
+      name: 'kiln_batch_compute_seconds',
+      help: 'Time each batch spent on its replica.',
+      buckets: SECONDS,
+      registers,
+    });
+    const batchSize = new Histogram({
+      name: 'kiln_batch_size',
+      help: 'Sequences per batch.',
+      buckets: BATCH_SIZES,
+      registers,
+    });
+    const fill = new Histogram({
+      name: 'kiln_batch_fill_ratio',
+      help: 'Real tokens / padded tokens of each batch (1 = no padding).',
+      buckets: FILL,
+      registers,
+    });
+    const padded = new Histogram({
+      name: 'kiln_batch_padded_length_tokens',
+      help: 'Sequence length each batch was padded to (its bucket).',
+      buckets: LENGTHS,
+      registers,
+    });
+    const tokens = new Counter({
+      name: 'kiln_tokens_total',
+      help: 'Real (unpadded) tokens of the sequences answered; rate() gives tokens per second.',
+      registers,
+    });
+    const paddedTokens = new Counter({
+      name: 'kiln_padded_tokens_total',
+      help: 'Tokens computed, padding included.',
+      registers,
+    });
+    const failures = new Counter({
+      name: 'kiln_batch_failures_total',
+      help: 'Batches that failed on a replica (retried or failed to the client).',
+      labelNames: ['replica'],
+      registers,
+    });
+    const rejections = new Counter({
+      name: 'kiln_queue_rejections_total',
+      help: 'Requests refused because the queue was full (HTTP 429).',
+      registers,
+    });
 
     const stats = () => safeStats(host);
-    new Gauge({ name: 'kiln_queue_depth', help: 'Sequences waiting in the queue.', registers, collect() { this.set(stats()?.queueDepth ?? 0); } });
-    new Gauge({ name: 'kiln_batches_in_flight', help: 'Batches on replicas now, those sent ahead included.', registers, collect() { this.set(stats()?.inFlight ?? 0); } });
+    new Gauge({
+      name: 'kiln_queue_depth',
+      help: 'Sequences waiting in the queue.',
+      registers,
+      collect() {
+        this.set(stats()?.queueDepth ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'kiln_batches_in_flight',
+      help: 'Batches on replicas now, those sent ahead included.',
+      registers,
+      collect() {
+        this.set(stats()?.inFlight ?? 0);
+      },
+    });
     new Gauge({
       name: 'kiln_replica_busy_ratio',
       help: 'Share of its lifetime each replica spent computing (busy time / uptime).',
@@ -54,7 +135,8 @@ export class ServerMetrics {
       collect() {
         this.reset();
         const s = stats();
-        for (const r of s?.replicas ?? []) this.set({ replica: String(r.id) }, s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0);
+        for (const r of s?.replicas ?? [])
+          this.set({ replica: String(r.id) }, s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0);
       },
     });
 

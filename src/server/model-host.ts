@@ -1,6 +1,6 @@
 import { KilnError } from '../core/errors.js';
-import type { LoadedModel } from '../runtime/load-model.js';
 import type { Task } from '../model/artifact.js';
+import type { LoadedModel } from '../runtime/load-model.js';
 
 /**
  * Holds the served models through their life: loading (routes answer 503 NOT_READY), ready,
@@ -59,10 +59,20 @@ export class ModelHost {
    * The model named `name` (see {@link ready}) when its task is one `route` serves;
    * KILN_ERR_HTTP_WRONG_TASK (400) otherwise, naming the routes that do serve it.
    */
-  readyFor<T extends Task>(name: string | undefined, route: string, tasks: readonly T[]): Extract<LoadedModel, { task: T }> {
+  readyFor<T extends Task>(
+    name: string | undefined,
+    route: string,
+    tasks: readonly T[],
+  ): Extract<LoadedModel, { task: T }> {
     const model = this.ready(name);
     if (!(tasks as readonly Task[]).includes(model.task)) {
-      throw new KilnError('KILN_ERR_HTTP_WRONG_TASK', { model: model.manifest.name, task: model.task, route, serves: tasks.join(', '), use: ROUTES_BY_TASK[model.task] });
+      throw new KilnError('KILN_ERR_HTTP_WRONG_TASK', {
+        model: model.manifest.name,
+        task: model.task,
+        route,
+        serves: tasks.join(', '),
+        use: ROUTES_BY_TASK[model.task],
+      });
     }
     return model as Extract<LoadedModel, { task: T }>;
   }
@@ -91,6 +101,7 @@ export class ModelHost {
 /** Where each task's inference is served, for the wrong-task error. */
 const ROUTES_BY_TASK: Record<Task, string> = {
   'text-classification': 'POST /predict, /invocations or /v2/models/{name}/infer',
-  'image-classification': 'POST /predict (JSON with base64 images, or an image/* body), /invocations (an image/* body) or /v2/models/{name}/infer',
+  'image-classification':
+    'POST /predict (JSON with base64 images, or an image/* body), /invocations (an image/* body) or /v2/models/{name}/infer',
   'feature-extraction': 'POST /v1/embeddings, /embed, /invocations or /v2/models/{name}/infer',
 };

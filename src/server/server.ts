@@ -5,9 +5,9 @@
  */
 import { createServer as createHttpServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { installEarlyRefusal, refuseRaw, type RawRefusalOptions } from './admission.js';
 import { KilnError } from '../core/errors.js';
 import { debug } from '../core/log.js';
+import { installEarlyRefusal, type RawRefusalOptions, refuseRaw } from './admission.js';
 import { installApiKey } from './auth.js';
 import { RequestTracker } from './drain.js';
 import { installErrorHandling } from './http-errors.js';
@@ -69,7 +69,10 @@ export interface KilnServer {
 
 export function createServer(options: ServerOptions = {}): KilnServer {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const limits: RequestLimits = { maxTextChars: options.maxTextChars ?? DEFAULT_MAX_TEXT_CHARS, timeoutMs: options.timeoutMs ?? null };
+  const limits: RequestLimits = {
+    maxTextChars: options.maxTextChars ?? DEFAULT_MAX_TEXT_CHARS,
+    timeoutMs: options.timeoutMs ?? null,
+  };
   const model = new ModelHost();
   const tracker = new RequestTracker();
   const metrics = new ServerMetrics(model, () => tracker.inFlight);
@@ -81,14 +84,21 @@ export function createServer(options: ServerOptions = {}): KilnServer {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
     // Overload is refused on the raw request, before fastify's per-request work (admission.ts).
     serverFactory: (handler) => {
-      const refusal: RawRefusalOptions = { host: model, apiKey, publicPaths: HEALTH_PATHS, count: (...args) => metrics.count(...args) };
+      const refusal: RawRefusalOptions = {
+        host: model,
+        apiKey,
+        publicPaths: HEALTH_PATHS,
+        count: (...args) => metrics.count(...args),
+      };
       const server = createHttpServer((request, response) => {
         let refused = false;
         try {
           refused = refuseRaw(request, response, refusal);
         } catch (err) {
           // Nothing may throw here, outside fastify: a request the early check cannot judge goes on to fastify.
-          debug(`early refusal check failed for ${request.method} ${(request.url ?? '').split('?')[0]}: ${(err as Error).message}`);
+          debug(
+            `early refusal check failed for ${request.method} ${(request.url ?? '').split('?')[0]}: ${(err as Error).message}`,
+          );
         }
         if (!refused) handler(request, response);
       });
@@ -138,7 +148,8 @@ export function createServer(options: ServerOptions = {}): KilnServer {
       try {
         return await app.listen({ host, port });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new KilnError('KILN_ERR_HTTP_PORT_IN_USE', { host, port }, { cause: err });
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+          throw new KilnError('KILN_ERR_HTTP_PORT_IN_USE', { host, port }, { cause: err });
         throw err;
       }
     },

@@ -23,7 +23,11 @@ before(async () => {
   artifact = join(dir, 'sst2.kiln');
   assert.equal((await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], { env })).code, 0);
   // 878 JSONL rows with ids: the dev set, and three bad rows among them.
-  const sentences = (await readFile(join(REPO, 'data', 'sst2', 'dev.tsv'), 'utf8')).trim().split('\n').slice(1).map((l) => l.split('\t')[0]!.trim());
+  const sentences = (await readFile(join(REPO, 'data', 'sst2', 'dev.tsv'), 'utf8'))
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t')[0]!.trim());
   // The first three sentences again at the end: the same text must get the same answer anywhere.
   const lines = [...sentences, ...sentences.slice(0, 3)].map((text, i) => JSON.stringify({ id: `r${i}`, text }));
   lines.splice(10, 0, '{"id": "bad-json", ');
@@ -35,7 +39,11 @@ before(async () => {
 });
 
 type Out = { line: number; id?: string; label?: string; score?: number; error?: { code: string } };
-const readOut = async (path: string): Promise<Out[]> => (await readFile(path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Out);
+const readOut = async (path: string): Promise<Out[]> =>
+  (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Out);
 
 test('one line per input row, in input order; bad rows get coded error lines and the job goes on', async () => {
   const out = join(dir, 'all.jsonl');
@@ -43,12 +51,21 @@ test('one line per input row, in input order; bad rows get coded error lines and
   assert.equal(result.code, 0, result.stderr);
   const lines = await readOut(out);
   assert.equal(lines.length, rows);
-  assert.deepEqual(lines.map((l) => l.line), Array.from({ length: rows }, (_, i) => i + 1));
+  assert.deepEqual(
+    lines.map((l) => l.line),
+    Array.from({ length: rows }, (_, i) => i + 1),
+  );
   const errors = lines.filter((l) => l.error);
-  assert.deepEqual(errors.map((l) => l.line), [11, 501, 801]);
+  assert.deepEqual(
+    errors.map((l) => l.line),
+    [11, 501, 801],
+  );
   assert.ok(errors.every((l) => l.error!.code === 'KILN_ERR_DATA_INVALID'));
   assert.equal(lines[0]!.id, 'r0');
-  assert.match(result.stderr, new RegExp(`${rows} rows in .*; 3 errors; labels (POSITIVE|NEGATIVE) \\d+, (POSITIVE|NEGATIVE) \\d+`));
+  assert.match(
+    result.stderr,
+    new RegExp(`${rows} rows in .*; 3 errors; labels (POSITIVE|NEGATIVE) \\d+, (POSITIVE|NEGATIVE) \\d+`),
+  );
   // The same sentence gets the same answer wherever it sits in the file.
   const first = lines.filter((l) => l.id === 'r0' || l.id === 'r872');
   assert.equal(first.length, 2);
@@ -59,22 +76,33 @@ test('killed with SIGKILL at random points, the same command resumes: no row los
   const reference = await readOut(join(dir, 'all.jsonl'));
   const out = join(dir, 'resumed.jsonl');
   for (let attempt = 0; attempt < 4; attempt += 1) {
-    const child = spawn(process.execPath, [CLI, 'batch', artifact, input, '-o', out, '--window', '97'], { cwd: REPO, env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [CLI, 'batch', artifact, input, '-o', out, '--window', '97'], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+    });
     // Kill once the output has grown by a random amount since this attempt began (or the job ended).
     const start = (await stat(out).catch(() => ({ size: 0 }))).size;
     const target = start + 1000 + Math.floor(Math.random() * 8000);
     const exited = once(child, 'exit');
     let done = false;
     void exited.then(() => (done = true));
-    while (!done && (await stat(out).catch(() => ({ size: 0 }))).size < target) await new Promise((r) => setImmediate(r));
+    while (!done && (await stat(out).catch(() => ({ size: 0 }))).size < target)
+      await new Promise((r) => setImmediate(r));
     child.kill('SIGKILL');
     await exited;
   }
   const final = await kiln(['batch', artifact, input, '-o', out, '--window', '97'], { env });
   assert.equal(final.code, 0, final.stderr);
   const lines = await readOut(out);
-  assert.deepEqual(lines.map((l) => l.line), reference.map((l) => l.line), 'every row exactly once, in order');
-  assert.deepEqual(lines.map((l) => l.label ?? l.error?.code), reference.map((l) => l.label ?? l.error?.code));
+  assert.deepEqual(
+    lines.map((l) => l.line),
+    reference.map((l) => l.line),
+    'every row exactly once, in order',
+  );
+  assert.deepEqual(
+    lines.map((l) => l.label ?? l.error?.code),
+    reference.map((l) => l.label ?? l.error?.code),
+  );
   assert.match(final.stderr, /from an earlier run/);
 });
 
@@ -88,7 +116,10 @@ test('--shard I/N: three shards together cover the file exactly once', async () 
     assert.ok(Math.abs(lines.length - rows / 3) <= 1, `shard ${shard} has ${lines.length} rows`);
     seen.push(...lines.map((l) => l.line));
   }
-  assert.deepEqual(seen.sort((a, b) => a - b), Array.from({ length: rows }, (_, i) => i + 1));
+  assert.deepEqual(
+    seen.sort((a, b) => a - b),
+    Array.from({ length: rows }, (_, i) => i + 1),
+  );
   const bad = await kiln(['batch', artifact, input, '--shard', '3/3'], { env });
   assert.match(bad.stderr, /KILN_ERR_CLI_INVALID_FLAG: --shard must be I\/N with 0 ≤ I < N/);
 });

@@ -10,24 +10,70 @@ test('kiln bench runs latency, throughput and concurrency, and writes JSON and a
   const dir = await tempDir();
   const env = { KILN_CACHE_DIR: join(dir, 'cache') };
   const data = join(dir, 'texts.jsonl');
-  await writeFile(data, ['a wonderful film', 'dull and far too long', 'the cast is great but the story is thin'].map((text) => JSON.stringify({ text })).join('\n'));
+  await writeFile(
+    data,
+    ['a wonderful film', 'dull and far too long', 'the cast is great but the story is thin']
+      .map((text) => JSON.stringify({ text }))
+      .join('\n'),
+  );
   const result = await kiln(
-    ['bench', EMBEDDED_MODEL, '--data', data, '--requests', '12', '--batches', '1,2', '--concurrency', '1,3', '--duration-s', '1', '--warmup', '2',
-      '--replicas', '1', '--price-per-hour', '0.5', '--compare', 'seed', '--json', join(dir, 'bench.json'), '--report', join(dir, 'bench.html')],
+    [
+      'bench',
+      EMBEDDED_MODEL,
+      '--data',
+      data,
+      '--requests',
+      '12',
+      '--batches',
+      '1,2',
+      '--concurrency',
+      '1,3',
+      '--duration-s',
+      '1',
+      '--warmup',
+      '2',
+      '--replicas',
+      '1',
+      '--price-per-hour',
+      '0.5',
+      '--compare',
+      'seed',
+      '--json',
+      join(dir, 'bench.json'),
+      '--report',
+      join(dir, 'bench.html'),
+    ],
     { env },
   );
   assert.equal(result.code, 0, result.stderr);
-  for (const line of ['latency, one request at a time (12 requests)', 'throughput, offline', 'concurrency, closed loop', 'best:', 'cost: $', 'kiln is']) {
+  for (const line of [
+    'latency, one request at a time (12 requests)',
+    'throughput, offline',
+    'concurrency, closed loop',
+    'best:',
+    'cost: $',
+    'kiln is',
+  ]) {
     assert.ok(result.stdout.includes(line), `stdout lacks "${line}":\n${result.stdout}`);
   }
   const json = JSON.parse(await readFile(join(dir, 'bench.json'), 'utf8')) as BenchResult;
   assert.equal(json.data.texts, 3);
   assert.equal(json.latency?.count, 12);
   assert.ok(json.latency!.p50Ms <= json.latency!.p99Ms && json.latency!.p99Ms <= json.latency!.maxMs);
-  assert.deepEqual(json.throughput?.map((p) => p.batch), [1, 2]);
-  assert.deepEqual(json.concurrency?.map((p) => p.clients), [1, 3]);
+  assert.deepEqual(
+    json.throughput?.map((p) => p.batch),
+    [1, 2],
+  );
+  assert.deepEqual(
+    json.concurrency?.map((p) => p.clients),
+    [1, 3],
+  );
   assert.ok(json.concurrency!.every((p) => p.requestsPerSecond > 0 && p.latency.count > 0));
-  const best = Math.max(json.latency ? 1000 / json.latency.avgMs : 0, ...json.throughput!.map((p) => p.textsPerSecond), ...json.concurrency!.map((p) => p.requestsPerSecond));
+  const best = Math.max(
+    json.latency ? 1000 / json.latency.avgMs : 0,
+    ...json.throughput!.map((p) => p.textsPerSecond),
+    ...json.concurrency!.map((p) => p.requestsPerSecond),
+  );
   assert.ok(Math.abs(json.best!.textsPerSecond - best) < 1e-9, 'best is the highest rate measured');
   // Cost per million = price per hour / (texts per hour) × 10^6.
   assert.ok(Math.abs(json.cost!.perMillion - (0.5 / (best * 3600)) * 1e6) < 1e-9);

@@ -35,17 +35,25 @@ describe('kiln compile rejects bad sources with coded errors', () => {
   });
 
   test('a folder without tokenizer.json → KILN_ERR_SOURCE_MISSING_FILE naming the file', async () => {
-    const stderr = await expectCompileError(await sourceFolder(dir, 'no-tokenizer', { tokenizer: false }), 'KILN_ERR_SOURCE_MISSING_FILE');
+    const stderr = await expectCompileError(
+      await sourceFolder(dir, 'no-tokenizer', { tokenizer: false }),
+      'KILN_ERR_SOURCE_MISSING_FILE',
+    );
     assert.match(stderr, /tokenizer\.json/);
   });
 
   test('a folder without config.json → KILN_ERR_SOURCE_MISSING_FILE naming the file', async () => {
-    const stderr = await expectCompileError(await sourceFolder(dir, 'no-config', { config: null }), 'KILN_ERR_SOURCE_MISSING_FILE');
+    const stderr = await expectCompileError(
+      await sourceFolder(dir, 'no-config', { config: null }),
+      'KILN_ERR_SOURCE_MISSING_FILE',
+    );
     assert.match(stderr, /config\.json/);
   });
 
   test('a text file named model.onnx → KILN_ERR_ONNX_NOT_ONNX', async () => {
-    const source = await sourceFolder(dir, 'not-onnx', { onnx: new TextEncoder().encode('this is not a protobuf, just text\n'.repeat(20)) });
+    const source = await sourceFolder(dir, 'not-onnx', {
+      onnx: new TextEncoder().encode('this is not a protobuf, just text\n'.repeat(20)),
+    });
     await expectCompileError(source, 'KILN_ERR_ONNX_NOT_ONNX');
   });
 
@@ -60,13 +68,17 @@ describe('kiln compile rejects bad sources with coded errors', () => {
     const onnx = tinyClassifier({
       extra: (g, pooled) => {
         let x = pooled;
-        for (let i = 0; i < 7; i += 1) x = g.op('FancyNorm', [x], undefined, { domain: 'ai.custom', name: `/encoder/layer.${i}/FancyNorm` });
+        for (let i = 0; i < 7; i += 1)
+          x = g.op('FancyNorm', [x], undefined, { domain: 'ai.custom', name: `/encoder/layer.${i}/FancyNorm` });
         return x;
       },
       opsets: { '': 17, 'ai.custom': 1 },
     });
     const stderr = await expectCompileError(await sourceFolder(dir, 'custom-op', { onnx }), 'KILN_ERR_OP_UNSUPPORTED');
-    assert.match(stderr, /FancyNorm \(domain "ai\.custom", 7 nodes: "\/encoder\/layer\.0\/FancyNorm", .*"\/encoder\/layer\.4\/FancyNorm", and 2 more\)/);
+    assert.match(
+      stderr,
+      /FancyNorm \(domain "ai\.custom", 7 nodes: "\/encoder\/layer\.0\/FancyNorm", .*"\/encoder\/layer\.4\/FancyNorm", and 2 more\)/,
+    );
     assert.doesNotMatch(stderr, /layer\.5/, 'at most five node names are listed');
   });
 
@@ -77,7 +89,10 @@ describe('kiln compile rejects bad sources with coded errors', () => {
   });
 
   test('three logits for two labels in config.json → KILN_ERR_MODEL_OUTPUTS', async () => {
-    const stderr = await expectCompileError(await sourceFolder(dir, 'bad-outputs', { onnx: tinyClassifier({ classes: 3 }) }), 'KILN_ERR_MODEL_OUTPUTS');
+    const stderr = await expectCompileError(
+      await sourceFolder(dir, 'bad-outputs', { onnx: tinyClassifier({ classes: 3 }) }),
+      'KILN_ERR_MODEL_OUTPUTS',
+    );
     assert.match(stderr, /3 classes/);
   });
 
@@ -87,22 +102,37 @@ describe('kiln compile rejects bad sources with coded errors', () => {
   });
 
   test('a tokenizer with more ids than the embedding has rows → KILN_ERR_TOKENIZER_MISMATCH', async () => {
-    const source = await sourceFolder(dir, 'small-vocab', { onnx: tinyClassifier({ vocab: 100 }), config: { id2label: { 0: 'NEGATIVE', 1: 'POSITIVE' }, vocab_size: 100 } });
+    const source = await sourceFolder(dir, 'small-vocab', {
+      onnx: tinyClassifier({ vocab: 100 }),
+      config: { id2label: { 0: 'NEGATIVE', 1: 'POSITIVE' }, vocab_size: 100 },
+    });
     const stderr = await expectCompileError(source, 'KILN_ERR_TOKENIZER_MISMATCH');
     assert.match(stderr, /ids up to 30521, but the model's embedding table has 100 rows/);
   });
 
   test('config.json without id2label → KILN_ERR_CONFIG_INVALID', async () => {
-    const stderr = await expectCompileError(await sourceFolder(dir, 'no-labels', { config: { model_type: 'bert' } }), 'KILN_ERR_CONFIG_INVALID');
+    const stderr = await expectCompileError(
+      await sourceFolder(dir, 'no-labels', { config: { model_type: 'bert' } }),
+      'KILN_ERR_CONFIG_INVALID',
+    );
     assert.match(stderr, /id2label/);
   });
 
   test('bad flag values → KILN_ERR_CLI_INVALID_FLAG naming flag, rule and value', async () => {
     const source = await sourceFolder(dir, 'flags');
-    assert.match(await expectCompileError(source, 'KILN_ERR_CLI_INVALID_FLAG', ['--max-batch', '0']), /--max-batch must be an integer in \[1, 1024\], got "0"/);
-    assert.match(await expectCompileError(source, 'KILN_ERR_CLI_INVALID_FLAG', ['--max-length', 'ten']), /--max-length .* got "ten"/);
+    assert.match(
+      await expectCompileError(source, 'KILN_ERR_CLI_INVALID_FLAG', ['--max-batch', '0']),
+      /--max-batch must be an integer in \[1, 1024\], got "0"/,
+    );
+    assert.match(
+      await expectCompileError(source, 'KILN_ERR_CLI_INVALID_FLAG', ['--max-length', 'ten']),
+      /--max-length .* got "ten"/,
+    );
     // 600 is a valid integer, but beyond the 512 positions config.json declares.
-    assert.match(await expectCompileError(source, 'KILN_ERR_CLI_INVALID_FLAG', ['--max-length', '600']), /\[2, 512\].*position embeddings.*got "600"/);
+    assert.match(
+      await expectCompileError(source, 'KILN_ERR_CLI_INVALID_FLAG', ['--max-length', '600']),
+      /\[2, 512\].*position embeddings.*got "600"/,
+    );
   });
 
   test('KILN_DEBUG=1 adds the stack trace', async () => {
@@ -154,7 +184,10 @@ describe('kiln run rejects bad texts', () => {
   });
 
   test('--file that does not exist → KILN_ERR_INPUT_FILE_NOT_FOUND; no texts at all → KILN_ERR_INPUT_NO_TEXTS', async () => {
-    assert.equal(errorCode((await kiln(['run', EMBEDDED_MODEL, '--file', join(dir, 'missing.txt')], { env })).stderr), 'KILN_ERR_INPUT_FILE_NOT_FOUND');
+    assert.equal(
+      errorCode((await kiln(['run', EMBEDDED_MODEL, '--file', join(dir, 'missing.txt')], { env })).stderr),
+      'KILN_ERR_INPUT_FILE_NOT_FOUND',
+    );
     assert.equal(errorCode((await kiln(['run', EMBEDDED_MODEL], { env })).stderr), 'KILN_ERR_INPUT_NO_TEXTS');
   });
 });

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser, chromium } from 'playwright-core';
 import { compile } from '../../src/compiler/compile.js';
 import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
@@ -25,7 +25,9 @@ before(async () => {
   artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
 });
 
-async function started(options: { apiKey?: string; replicas?: number } = {}): Promise<{ server: KilnServer; url: string }> {
+async function started(
+  options: { apiKey?: string; replicas?: number } = {},
+): Promise<{ server: KilnServer; url: string }> {
   const server = createServer({ port: 0, apiKey: options.apiKey ?? null });
   try {
     const url = await server.listen();
@@ -72,7 +74,8 @@ describe('GET /dashboard over HTTP', () => {
       assert.doesNotMatch(html, /<script[^>]*\ssrc\s*=/i, 'no external script');
       assert.doesNotMatch(html, /<link[^>]*stylesheet/i, 'no external stylesheet');
       assert.doesNotMatch(html, /<(img|iframe|object|embed)\b/i);
-      for (const id of ['throughput', 'latency', 'queue', 'utilization']) assert.match(html, new RegExp(`id="chart-${id}"[^>]*data-points="0"`));
+      for (const id of ['throughput', 'latency', 'queue', 'utilization'])
+        assert.match(html, new RegExp(`id="chart-${id}"[^>]*data-points="0"`));
 
       // The browser runs the inline script and style only if the header's hashes are theirs.
       const csp = res.headers.get('content-security-policy') ?? '';
@@ -108,7 +111,11 @@ describe('GET /dashboard over HTTP', () => {
       assert.equal(await status(`/metrics?key=${KEY}`), 401, '/metrics takes the key only as a header');
       assert.equal(await status(`/v2?key=${KEY}`), 401);
       assert.equal(
-        await status(`/predict?key=${KEY}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hi"}' }),
+        await status(`/predict?key=${KEY}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"text":"hi"}',
+        }),
         401,
         '/predict takes the key only as a header',
       );
@@ -118,7 +125,9 @@ describe('GET /dashboard over HTTP', () => {
   });
 });
 
-test('in headless Chromium, /dashboard charts throughput, latency and replica utilization of the load a client sends', { timeout: 30_000 }, async (t) => {
+test('in headless Chromium, /dashboard charts throughput, latency and replica utilization of the load a client sends', {
+  timeout: 30_000,
+}, async (t) => {
   if (!existsSync(CHROMIUM)) {
     t.skip('Chromium is not installed: apt-get install chromium (the CI script does)');
     return;
@@ -129,7 +138,15 @@ test('in headless Chromium, /dashboard charts throughput, latency and replica ut
   try {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-sync',
+      ],
     });
     const page = await browser.newPage();
     const requested: string[] = [];
@@ -143,7 +160,9 @@ test('in headless Chromium, /dashboard charts throughput, latency and replica ut
     // The key rides in the page address (a browser sends no header there); the page passes it on.
     const opened = await page.goto(`${url}/dashboard?key=${KEY}`);
     assert.equal(opened?.status(), 200);
-    await page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'ok', null, { timeout: 5_000 });
+    await page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'ok', null, {
+      timeout: 5_000,
+    });
     assert.equal(await page.textContent('#model'), 'sst2-distilbert-tiny');
 
     stop = load(url, 6);
@@ -168,7 +187,10 @@ test('in headless Chromium, /dashboard charts throughput, latency and replica ut
     const utilization = charts['chart-utilization']!;
     assert.ok(Number(throughput.latest) > 0, `throughput ${throughput.latest}`);
     assert.ok(Number(latency.points) > 0, 'the latency chart has points');
-    assert.ok(Number(latency.latestP50) > 0 && Number(latency.latestP50) <= Number(latency.latestP99), `p50 ${latency.latestP50}, p99 ${latency.latestP99}`);
+    assert.ok(
+      Number(latency.latestP50) > 0 && Number(latency.latestP50) <= Number(latency.latestP99),
+      `p50 ${latency.latestP50}, p99 ${latency.latestP99}`,
+    );
     assert.ok(Number(charts['chart-queue']!.points) > 0, 'the queue chart has points');
     assert.ok(Number(utilization.latest) > 0 && Number(utilization.latest) <= 100, `utilization ${utilization.latest}`);
     assert.ok('latestReplica0' in utilization && 'latestReplica1' in utilization, 'one series per replica');

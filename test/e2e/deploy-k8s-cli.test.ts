@@ -21,14 +21,17 @@ const SCHEMAS: Record<string, string> = {
 };
 const MI = 1024 * 1024;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a parsed YAML document of any Kubernetes kind, walked freely by the assertions.
 type Doc = any;
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 async function schemaErrors(doc: Doc): Promise<string | null> {
   const file = SCHEMAS[doc?.kind as string];
   if (!file) return `no schema for kind ${JSON.stringify(doc?.kind)}`;
-  const validate = ajv.getSchema(file) ?? (ajv.addSchema(JSON.parse(await readFile(join(REPO, 'test', 'fixtures', 'k8s-schemas', file), 'utf8')), file), ajv.getSchema(file)!);
+  if (!ajv.getSchema(file)) {
+    ajv.addSchema(JSON.parse(await readFile(join(REPO, 'test', 'fixtures', 'k8s-schemas', file), 'utf8')), file);
+  }
+  const validate = ajv.getSchema(file)!;
   return validate(doc) ? null : ajv.errorsText(validate.errors);
 }
 
@@ -51,7 +54,9 @@ describe('kiln deploy k8s', () => {
   before(async () => {
     dir = await tempDir();
     artifact = join(dir, 'sst2.kiln');
-    const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], { env: { KILN_CACHE_DIR: join(dir, 'cache') } });
+    const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], {
+      env: { KILN_CACHE_DIR: join(dir, 'cache') },
+    });
     assert.equal(compiled.code, 0, compiled.stderr);
     manifest = JSON.parse(await readFile(join(artifact, 'manifest.json'), 'utf8')) as Manifest;
     assert.ok(manifest.memory, 'compile measures memory');
@@ -59,7 +64,10 @@ describe('kiln deploy k8s', () => {
 
   test('the vendored schemas reject a misspelled probe and a missing container name (validation has teeth)', async () => {
     const base = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' } };
-    const template = (container: Doc): Doc => ({ ...base, spec: { selector: { matchLabels: { a: 'b' } }, template: { spec: { containers: [container] } } } });
+    const template = (container: Doc): Doc => ({
+      ...base,
+      spec: { selector: { matchLabels: { a: 'b' } }, template: { spec: { containers: [container] } } },
+    });
     assert.equal(await schemaErrors(template({ name: 'c', image: 'i' })), null);
     assert.match((await schemaErrors(template({ name: 'c', readinesProbe: {} }))) ?? '', /additional properties/);
     assert.match((await schemaErrors(template({ image: 'i' }))) ?? '', /required property 'name'/);
@@ -67,7 +75,21 @@ describe('kiln deploy k8s', () => {
 
   test('untuned: Deployment, Service, HPA, PDB validate; 1 CPU, memory from the manifest, health probes, drain', async () => {
     const out = join(dir, 'untuned');
-    const result = await kiln(['deploy', 'k8s', artifact, '--image', 'registry.example.com/sst2:1', '--replicas', '3', '--min', '2', '--max', '7', '-o', out]);
+    const result = await kiln([
+      'deploy',
+      'k8s',
+      artifact,
+      '--image',
+      'registry.example.com/sst2:1',
+      '--replicas',
+      '3',
+      '--min',
+      '2',
+      '--max',
+      '7',
+      '-o',
+      out,
+    ]);
     assert.equal(result.code, 0, result.stderr);
     const files = await readOutput(out);
     assert.deepEqual(Object.keys(files), ['deployment.yaml', 'hpa.yaml', 'pdb.yaml', 'service.yaml']);
@@ -76,7 +98,18 @@ describe('kiln deploy k8s', () => {
     const pod = deployment.spec.template.spec;
     const [container] = pod.containers;
     assert.equal(container.image, 'registry.example.com/sst2:1');
-    assert.deepEqual(container.args, ['serve', `/models/${manifest.name}`, '--host', '0.0.0.0', '--port', '8080', '--replicas', '1', '--threads-per-replica', '1']);
+    assert.deepEqual(container.args, [
+      'serve',
+      `/models/${manifest.name}`,
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '8080',
+      '--replicas',
+      '1',
+      '--threads-per-replica',
+      '1',
+    ]);
     const memory = Math.ceil(((manifest.memory!.processBytes ?? 0) + manifest.memory!.perReplicaBytes) / MI);
     assert.deepEqual(container.resources.requests, { cpu: '1', memory: `${memory}Mi` });
     assert.equal(container.resources.limits.cpu, '1');
@@ -90,10 +123,19 @@ describe('kiln deploy k8s', () => {
     const labels = deployment.spec.template.metadata.labels;
     for (const [key, value] of Object.entries(deployment.spec.selector.matchLabels)) assert.equal(labels[key], value);
     assert.deepEqual(files['service.yaml']!.doc.spec.selector, deployment.spec.selector.matchLabels);
-    assert.deepEqual(files['service.yaml']!.doc.spec.ports[0], { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' });
+    assert.deepEqual(files['service.yaml']!.doc.spec.ports[0], {
+      name: 'http',
+      port: 80,
+      targetPort: 'http',
+      protocol: 'TCP',
+    });
     assert.deepEqual(files['pdb.yaml']!.doc.spec, { minAvailable: 1, selector: deployment.spec.selector });
     const hpa = files['hpa.yaml']!;
-    assert.deepEqual(hpa.doc.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
+    assert.deepEqual(hpa.doc.spec.scaleTargetRef, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: deployment.metadata.name,
+    });
     assert.equal(hpa.doc.spec.minReplicas, 2);
     assert.equal(hpa.doc.spec.maxReplicas, 7);
     assert.equal(hpa.doc.spec.metrics[0].resource.name, 'cpu');
@@ -105,7 +147,19 @@ describe('kiln deploy k8s', () => {
   test('tuned layout: CPU = replicas × threads, memory = process + replicas × per-replica bytes, flags passed to serve', async () => {
     const tunedArtifact = join(dir, 'tuned.kiln');
     await cp(artifact, tunedArtifact, { recursive: true });
-    const tuned: TunedLayout = { replicas: 3, threadsPerReplica: 2, maxBatch: 8, maxDelayMs: 2, requestsPerSecond: 100, p99Ms: 20, clients: 8, sloP99Ms: 50, cpu: 'test', cores: 6, tunedAt: new Date(0).toISOString() };
+    const tuned: TunedLayout = {
+      replicas: 3,
+      threadsPerReplica: 2,
+      maxBatch: 8,
+      maxDelayMs: 2,
+      requestsPerSecond: 100,
+      p99Ms: 20,
+      clients: 8,
+      sloP99Ms: 50,
+      cpu: 'test',
+      cores: 6,
+      tunedAt: new Date(0).toISOString(),
+    };
     await writeFile(join(tunedArtifact, 'manifest.json'), JSON.stringify({ ...manifest, tuned }));
     const out = join(dir, 'tuned');
     const result = await kiln(['deploy', 'k8s', tunedArtifact, '--image', 'img:1', '-o', out]);
@@ -119,7 +173,20 @@ describe('kiln deploy k8s', () => {
 
   test('--kserve writes only an InferenceService with the same container', async () => {
     const out = join(dir, 'kserve');
-    const result = await kiln(['deploy', 'k8s', artifact, '--image', 'img:1', '--kserve', '--min', '1', '--max', '4', '-o', out]);
+    const result = await kiln([
+      'deploy',
+      'k8s',
+      artifact,
+      '--image',
+      'img:1',
+      '--kserve',
+      '--min',
+      '1',
+      '--max',
+      '4',
+      '-o',
+      out,
+    ]);
     assert.equal(result.code, 0, result.stderr);
     const files = await readOutput(out);
     assert.deepEqual(Object.keys(files), ['inferenceservice.yaml']);
@@ -130,7 +197,20 @@ describe('kiln deploy k8s', () => {
 
   test('--job writes an Indexed Job: completions = parallelism = N, shard index from the downward API', async () => {
     const out = join(dir, 'job');
-    const result = await kiln(['deploy', 'k8s', artifact, '--image', 'img:1', '--job', '--shards', '4', '--input', '/data/reviews.jsonl', '-o', out]);
+    const result = await kiln([
+      'deploy',
+      'k8s',
+      artifact,
+      '--image',
+      'img:1',
+      '--job',
+      '--shards',
+      '4',
+      '--input',
+      '/data/reviews.jsonl',
+      '-o',
+      out,
+    ]);
     assert.equal(result.code, 0, result.stderr);
     const files = await readOutput(out);
     assert.deepEqual(Object.keys(files), ['job.yaml']);
@@ -139,13 +219,34 @@ describe('kiln deploy k8s', () => {
     assert.equal(spec.completions, 4);
     assert.equal(spec.parallelism, 4);
     const [container] = spec.template.spec.containers;
-    assert.deepEqual(container.args, ['batch', `/models/${manifest.name}`, '/data/reviews.jsonl', '--shard', '$(JOB_COMPLETION_INDEX)/4', '-o', '/data/reviews.predictions-$(JOB_COMPLETION_INDEX).jsonl']);
-    assert.deepEqual(container.env, [{ name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } }]);
+    assert.deepEqual(container.args, [
+      'batch',
+      `/models/${manifest.name}`,
+      '/data/reviews.jsonl',
+      '--shard',
+      '$(JOB_COMPLETION_INDEX)/4',
+      '-o',
+      '/data/reviews.predictions-$(JOB_COMPLETION_INDEX).jsonl',
+    ]);
+    assert.deepEqual(container.env, [
+      {
+        name: 'JOB_COMPLETION_INDEX',
+        valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } },
+      },
+    ]);
   });
 
   const bad: [string, string[], RegExp][] = [
-    ['--job without --shards', ['--image', 'i', '--job', '--input', '/data/x.jsonl'], /--job needs --shards N and --input PATH/],
-    ['--job with --kserve', ['--image', 'i', '--job', '--kserve', '--shards', '2', '--input', '/x'], /--job and --kserve both given/],
+    [
+      '--job without --shards',
+      ['--image', 'i', '--job', '--input', '/data/x.jsonl'],
+      /--job needs --shards N and --input PATH/,
+    ],
+    [
+      '--job with --kserve',
+      ['--image', 'i', '--job', '--kserve', '--shards', '2', '--input', '/x'],
+      /--job and --kserve both given/,
+    ],
     ['--min above --max', ['--image', 'i', '--min', '5', '--max', '2'], /--min 5 is above --max 2/],
     ['no --image', [], /--image is missing/],
   ];

@@ -14,11 +14,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tar from 'tar';
 import { readArtifact, writeManifest } from '../../src/model/artifact.js';
-import { errorCode, kiln, PLANNED_CALLS, sourceFolder, tempDir, TUNED_LAYOUT } from '../fixtures/models.js';
+import { errorCode, kiln, PLANNED_CALLS, sourceFolder, TUNED_LAYOUT, tempDir } from '../fixtures/models.js';
 
 const ROLE = 'arn:aws:iam::123456789012:role/SageMakerExecution';
 const IMAGE = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/kiln:1';
-const DENIED = 'User: arn:aws:sts::123456789012:assumed-role/ci/kiln is not authorized to perform: sagemaker:CreateModel';
+const DENIED =
+  'User: arn:aws:sts::123456789012:assumed-role/ci/kiln is not authorized to perform: sagemaker:CreateModel';
 
 interface Recorded {
   /** `S3 PUT /bucket/key` or `SageMaker.CreateModel`. */
@@ -48,15 +49,29 @@ function fakeAws(): { server: Server; requests: Recorded[] } {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify(value));
       };
       const op = target.split('.')[1];
-      if (op === 'CreateModel' && input.ModelName!.startsWith('denied')) return answer(400, { __type: 'AccessDeniedException', message: DENIED });
+      if (op === 'CreateModel' && input.ModelName!.startsWith('denied'))
+        return answer(400, { __type: 'AccessDeniedException', message: DENIED });
       if (op === 'DescribeEndpoint') {
         const config = endpoints.get(input.EndpointName!);
-        if (!config) return answer(400, { __type: 'ValidationException', message: `Could not find endpoint "${input.EndpointName}".` });
+        if (!config)
+          return answer(400, {
+            __type: 'ValidationException',
+            message: `Could not find endpoint "${input.EndpointName}".`,
+          });
         const arn = `arn:aws:sagemaker:eu-west-1:123456789012:endpoint/${input.EndpointName}`;
-        return answer(200, { EndpointName: input.EndpointName, EndpointArn: arn, EndpointConfigName: config, EndpointStatus: 'InService', CreationTime: 0, LastModifiedTime: 0 });
+        return answer(200, {
+          EndpointName: input.EndpointName,
+          EndpointArn: arn,
+          EndpointConfigName: config,
+          EndpointStatus: 'InService',
+          CreationTime: 0,
+          LastModifiedTime: 0,
+        });
       }
-      if (op === 'CreateEndpoint' || op === 'UpdateEndpoint') endpoints.set(input.EndpointName!, input.EndpointConfigName!);
-      if (op === 'PutScalingPolicy') return answer(200, { PolicyARN: 'arn:aws:autoscaling:eu-west-1:123456789012:scalingPolicy:p', Alarms: [] });
+      if (op === 'CreateEndpoint' || op === 'UpdateEndpoint')
+        endpoints.set(input.EndpointName!, input.EndpointConfigName!);
+      if (op === 'PutScalingPolicy')
+        return answer(200, { PolicyARN: 'arn:aws:autoscaling:eu-west-1:123456789012:scalingPolicy:p', Alarms: [] });
       return answer(200, {});
     });
   });
@@ -69,7 +84,17 @@ describe('kiln deploy sagemaker', () => {
   let untuned: string;
   let aws: ReturnType<typeof fakeAws>;
   let env: NodeJS.ProcessEnv;
-  const required = (artifact: string): string[] => ['deploy', 'sagemaker', artifact, '--image', IMAGE, '--role', ROLE, '--bucket', 'my-models'];
+  const required = (artifact: string): string[] => [
+    'deploy',
+    'sagemaker',
+    artifact,
+    '--image',
+    IMAGE,
+    '--role',
+    ROLE,
+    '--bucket',
+    'my-models',
+  ];
 
   before(async () => {
     dir = await tempDir();
@@ -127,7 +152,14 @@ describe('kiln deploy sagemaker', () => {
       PrimaryContainer: { Image: IMAGE, ModelDataUrl: `s3://my-models/models/sst2/${modelName}/model.tar.gz` },
       ExecutionRoleArn: ROLE,
     });
-    assert.equal((byOp('AnyScaleFrontendService.PutScalingPolicy').TargetTrackingScalingPolicyConfiguration as { TargetValue: number }).TargetValue, 28440);
+    assert.equal(
+      (
+        byOp('AnyScaleFrontendService.PutScalingPolicy').TargetTrackingScalingPolicyConfiguration as {
+          TargetValue: number;
+        }
+      ).TargetValue,
+      28440,
+    );
 
     // The package that went up is the artifact, as kiln package makes it, and the digest printed.
     const body = aws.requests[0]!.body;
@@ -139,12 +171,18 @@ describe('kiln deploy sagemaker', () => {
     await tar.list({ file: tarball, onReadEntry: (e) => entries.push(e.path) });
     assert.ok(entries.includes('manifest.json') && entries.includes('model.onnx'), entries.join(', '));
 
-    assert.match(result.stderr, /scaling at 28440 invocations per instance per minute = tuned 948\.0 requests\/s × 0\.5 × 60/);
+    assert.match(
+      result.stderr,
+      /scaling at 28440 invocations per instance per minute = tuned 948\.0 requests\/s × 0\.5 × 60/,
+    );
     assert.match(result.stderr, /DescribeEndpoint sst2: not found, creating it/);
     assert.match(result.stderr, /endpoint sst2 InService after/);
     assert.match(result.stdout, /^endpoint sst2 created: InService$/m);
     assert.match(result.stdout, /arn:aws:sagemaker:eu-west-1:123456789012:endpoint\/sst2/);
-    assert.match(result.stdout, /POST https:\/\/runtime\.sagemaker\.eu-west-1\.amazonaws\.com\/endpoints\/sst2\/invocations/);
+    assert.match(
+      result.stdout,
+      /POST https:\/\/runtime\.sagemaker\.eu-west-1\.amazonaws\.com\/endpoints\/sst2\/invocations/,
+    );
     assert.match(result.stdout, /aws sagemaker-runtime invoke-endpoint --region eu-west-1 --endpoint-name sst2 /);
     assert.match(result.stdout, /1 to 8 instances, target 28440 invocations per instance per minute/);
   });
@@ -154,23 +192,34 @@ describe('kiln deploy sagemaker', () => {
     const first = await kiln([...required(tuned), '--endpoint', 'update-me', '--target-invocations', '500'], { env });
     assert.equal(first.code, 0, first.stderr);
     aws.requests.length = 0;
-    const result = await kiln([...required(tuned), '--endpoint', 'update-me', '--target-invocations', '500', '--instance-type', 'ml.c7i.2xlarge'], { env });
-    assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(
-      aws.requests.map((r) => r.op).slice(1),
+    const result = await kiln(
       [
-        'SageMaker.CreateModel',
-        'SageMaker.CreateEndpointConfig',
-        'SageMaker.DescribeEndpoint',
-        'AnyScaleFrontendService.DeregisterScalableTarget',
-        'SageMaker.UpdateEndpoint',
-        'SageMaker.DescribeEndpoint',
-        'AnyScaleFrontendService.RegisterScalableTarget',
-        'AnyScaleFrontendService.PutScalingPolicy',
+        ...required(tuned),
+        '--endpoint',
+        'update-me',
+        '--target-invocations',
+        '500',
+        '--instance-type',
+        'ml.c7i.2xlarge',
       ],
+      { env },
     );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(aws.requests.map((r) => r.op).slice(1), [
+      'SageMaker.CreateModel',
+      'SageMaker.CreateEndpointConfig',
+      'SageMaker.DescribeEndpoint',
+      'AnyScaleFrontendService.DeregisterScalableTarget',
+      'SageMaker.UpdateEndpoint',
+      'SageMaker.DescribeEndpoint',
+      'AnyScaleFrontendService.RegisterScalableTarget',
+      'AnyScaleFrontendService.PutScalingPolicy',
+    ]);
     const config = aws.requests.find((r) => r.op === 'SageMaker.CreateEndpointConfig')!.input;
-    assert.deepEqual(aws.requests.find((r) => r.op === 'SageMaker.UpdateEndpoint')!.input, { EndpointName: 'update-me', EndpointConfigName: config.EndpointConfigName });
+    assert.deepEqual(aws.requests.find((r) => r.op === 'SageMaker.UpdateEndpoint')!.input, {
+      EndpointName: 'update-me',
+      EndpointConfigName: config.EndpointConfigName,
+    });
     assert.match(result.stdout, /^endpoint update-me updated: InService$/m);
   });
 
@@ -186,16 +235,22 @@ describe('kiln deploy sagemaker', () => {
     assert.match(result.stdout, /"ExecutionRoleArn": "arn:aws:iam::123456789012:role\/SageMakerExecution"/);
     assert.match(result.stdout, /"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"/);
     assert.match(result.stdout, /"TargetValue": 28440/);
-    assert.match(result.stdout, /needs sagemaker:CreateModel, and iam:PassRole on arn:aws:iam::123456789012:role\/SageMakerExecution/);
+    assert.match(
+      result.stdout,
+      /needs sagemaker:CreateModel, and iam:PassRole on arn:aws:iam::123456789012:role\/SageMakerExecution/,
+    );
   });
 
-  test('kiln deploy sagemaker with CreateModel denied exits 1 with KILN_ERR_AWS_ACCESS_DENIED and AWS\'s message; no endpoint call follows', async () => {
+  test("kiln deploy sagemaker with CreateModel denied exits 1 with KILN_ERR_AWS_ACCESS_DENIED and AWS's message; no endpoint call follows", async () => {
     aws.requests.length = 0;
     const result = await kiln([...required(tuned), '--endpoint', 'denied'], { env });
     assert.equal(result.code, 1);
     assert.equal(errorCode(result.stderr), 'KILN_ERR_AWS_ACCESS_DENIED', result.stderr);
     assert.ok(result.stderr.includes(`AccessDeniedException: ${DENIED}`), result.stderr);
-    assert.deepEqual(aws.requests.map((r) => r.op.split(' ')[0]), ['S3', 'SageMaker.CreateModel']);
+    assert.deepEqual(
+      aws.requests.map((r) => r.op.split(' ')[0]),
+      ['S3', 'SageMaker.CreateModel'],
+    );
   });
 
   test('kiln deploy sagemaker without credentials exits 1 with KILN_ERR_AWS_CREDENTIALS before packing or sending anything', async () => {
@@ -218,7 +273,9 @@ describe('kiln deploy sagemaker', () => {
       assert.match(missing.stderr, /pass --region/);
     }
     assert.equal(aws.requests.length, 0);
-    const given = await kiln([...required(tuned), '--region', 'eu-west-1', '--endpoint', 'regional'], { env: { ...env, AWS_REGION: undefined } });
+    const given = await kiln([...required(tuned), '--region', 'eu-west-1', '--endpoint', 'regional'], {
+      env: { ...env, AWS_REGION: undefined },
+    });
     assert.equal(given.code, 0, given.stderr);
     assert.match(given.stdout, /arn:aws:sagemaker:eu-west-1:/);
   });
@@ -235,23 +292,108 @@ describe('kiln deploy sagemaker', () => {
   });
 
   const invalid: Array<[string, (artifact: string) => string[], string, RegExp]> = [
-    ['no --image', (a) => ['deploy', 'sagemaker', a, '--role', ROLE, '--bucket', 'my-models'], 'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS', /--image is missing/],
-    ['no --role', (a) => ['deploy', 'sagemaker', a, '--image', IMAGE, '--bucket', 'my-models'], 'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS', /--role is missing/],
-    ['no --bucket', (a) => ['deploy', 'sagemaker', a, '--image', IMAGE, '--role', ROLE], 'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS', /--bucket is missing/],
-    ['a user ARN as --role', (a) => [...required(a), '--role', 'arn:aws:iam::123456789012:user/me'], 'KILN_ERR_CLI_INVALID_FLAG', /--role must be an IAM role ARN .*got "arn:aws:iam::123456789012:user\/me"/],
-    ['an 11-digit account in --role', (a) => [...required(a), '--role', 'arn:aws:iam::12345678901:role/x'], 'KILN_ERR_CLI_INVALID_FLAG', /--role must be an IAM role ARN/],
-    ['an s3:// URL as --bucket', (a) => [...required(a), '--bucket', 's3://my-models'], 'KILN_ERR_CLI_INVALID_FLAG', /--bucket must be an S3 bucket name.*got "s3:\/\/my-models"/],
-    ['uppercase in --bucket', (a) => [...required(a), '--bucket', 'My_Models'], 'KILN_ERR_CLI_INVALID_FLAG', /--bucket must be an S3 bucket name/],
-    ['an IP address as --bucket', (a) => [...required(a), '--bucket', '192.168.5.4'], 'KILN_ERR_CLI_INVALID_FLAG', /--bucket must be an S3 bucket name/],
-    ['an underscore in --endpoint', (a) => [...required(a), '--endpoint', 'my_endpoint'], 'KILN_ERR_CLI_INVALID_FLAG', /--endpoint must be a SageMaker endpoint name.*got "my_endpoint"/],
-    ['a 64-character --endpoint', (a) => [...required(a), '--endpoint', 'e'.repeat(64)], 'KILN_ERR_CLI_INVALID_FLAG', /--endpoint must be a SageMaker endpoint name/],
-    ['a trailing hyphen in --endpoint', (a) => [...required(a), '--endpoint', 'sst2-'], 'KILN_ERR_CLI_INVALID_FLAG', /--endpoint must be a SageMaker endpoint name/],
-    ['an EC2 instance type', (a) => [...required(a), '--instance-type', 'c7i.xlarge'], 'KILN_ERR_CLI_INVALID_FLAG', /--instance-type must be a SageMaker instance type .*starts with "ml\."\), got "c7i\.xlarge"/],
-    ['--min above --max', (a) => [...required(a), '--min', '5', '--max', '3', '--initial-count', '4'], 'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS', /--min 5 is above --max 3/],
-    ['--initial-count above --max', (a) => [...required(a), '--initial-count', '9'], 'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS', /--initial-count 9 is outside --min 1 to --max 8/],
-    ['--initial-count below --min', (a) => [...required(a), '--min', '3'], 'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS', /--initial-count 2 is outside --min 3 to --max 8/],
-    ['--target-invocations 0', (a) => [...required(a), '--target-invocations', '0'], 'KILN_ERR_CLI_INVALID_FLAG', /--target-invocations must be an integer in \[1, 100000000\], got "0"/],
-    ['a bad --region', (a) => [...required(a), '--region', 'Europe'], 'KILN_ERR_CLI_INVALID_FLAG', /--region must be an AWS region such as us-east-1, got "Europe"/],
+    [
+      'no --image',
+      (a) => ['deploy', 'sagemaker', a, '--role', ROLE, '--bucket', 'my-models'],
+      'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS',
+      /--image is missing/,
+    ],
+    [
+      'no --role',
+      (a) => ['deploy', 'sagemaker', a, '--image', IMAGE, '--bucket', 'my-models'],
+      'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS',
+      /--role is missing/,
+    ],
+    [
+      'no --bucket',
+      (a) => ['deploy', 'sagemaker', a, '--image', IMAGE, '--role', ROLE],
+      'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS',
+      /--bucket is missing/,
+    ],
+    [
+      'a user ARN as --role',
+      (a) => [...required(a), '--role', 'arn:aws:iam::123456789012:user/me'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--role must be an IAM role ARN .*got "arn:aws:iam::123456789012:user\/me"/,
+    ],
+    [
+      'an 11-digit account in --role',
+      (a) => [...required(a), '--role', 'arn:aws:iam::12345678901:role/x'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--role must be an IAM role ARN/,
+    ],
+    [
+      'an s3:// URL as --bucket',
+      (a) => [...required(a), '--bucket', 's3://my-models'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--bucket must be an S3 bucket name.*got "s3:\/\/my-models"/,
+    ],
+    [
+      'uppercase in --bucket',
+      (a) => [...required(a), '--bucket', 'My_Models'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--bucket must be an S3 bucket name/,
+    ],
+    [
+      'an IP address as --bucket',
+      (a) => [...required(a), '--bucket', '192.168.5.4'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--bucket must be an S3 bucket name/,
+    ],
+    [
+      'an underscore in --endpoint',
+      (a) => [...required(a), '--endpoint', 'my_endpoint'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--endpoint must be a SageMaker endpoint name.*got "my_endpoint"/,
+    ],
+    [
+      'a 64-character --endpoint',
+      (a) => [...required(a), '--endpoint', 'e'.repeat(64)],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--endpoint must be a SageMaker endpoint name/,
+    ],
+    [
+      'a trailing hyphen in --endpoint',
+      (a) => [...required(a), '--endpoint', 'sst2-'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--endpoint must be a SageMaker endpoint name/,
+    ],
+    [
+      'an EC2 instance type',
+      (a) => [...required(a), '--instance-type', 'c7i.xlarge'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--instance-type must be a SageMaker instance type .*starts with "ml\."\), got "c7i\.xlarge"/,
+    ],
+    [
+      '--min above --max',
+      (a) => [...required(a), '--min', '5', '--max', '3', '--initial-count', '4'],
+      'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS',
+      /--min 5 is above --max 3/,
+    ],
+    [
+      '--initial-count above --max',
+      (a) => [...required(a), '--initial-count', '9'],
+      'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS',
+      /--initial-count 9 is outside --min 1 to --max 8/,
+    ],
+    [
+      '--initial-count below --min',
+      (a) => [...required(a), '--min', '3'],
+      'KILN_ERR_DEPLOY_SAGEMAKER_FLAGS',
+      /--initial-count 2 is outside --min 3 to --max 8/,
+    ],
+    [
+      '--target-invocations 0',
+      (a) => [...required(a), '--target-invocations', '0'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--target-invocations must be an integer in \[1, 100000000\], got "0"/,
+    ],
+    [
+      'a bad --region',
+      (a) => [...required(a), '--region', 'Europe'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /--region must be an AWS region such as us-east-1, got "Europe"/,
+    ],
   ];
   for (const [what, args, code, message] of invalid) {
     test(`kiln deploy sagemaker with ${what} exits 1 with ${code} and sends nothing`, async () => {
@@ -267,7 +409,19 @@ describe('kiln deploy sagemaker', () => {
   test('kiln deploy sagemaker --help lists the flags and says where the scaling target comes from', async () => {
     const result = await kiln(['deploy', 'sagemaker', '--help']);
     assert.equal(result.code, 0);
-    for (const flag of ['--image', '--role', '--bucket', '--endpoint', '--instance-type', '--initial-count', '--min', '--max', '--target-invocations', '--region', '--dry-run']) {
+    for (const flag of [
+      '--image',
+      '--role',
+      '--bucket',
+      '--endpoint',
+      '--instance-type',
+      '--initial-count',
+      '--min',
+      '--max',
+      '--target-invocations',
+      '--region',
+      '--dry-run',
+    ]) {
       assert.ok(result.stdout.includes(flag), flag);
     }
     assert.match(result.stdout, /tuned requests\/s × 0\.5 × 60/);

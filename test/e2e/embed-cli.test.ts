@@ -12,10 +12,26 @@ import { EMBEDDED_MODEL, errorCode, kiln, tempDir } from '../fixtures/models.js'
 
 /** [anchor, paraphrase, unrelated]: the paraphrase must be the nearer one. */
 const TRIPLETS = [
-  ['The movie was wonderful and I loved it.', 'I really loved this film, it was wonderful.', 'The train to Boston leaves at six in the morning.'],
-  ['The food at this restaurant was terrible.', 'This restaurant served awful food.', 'Quantum computers use qubits to store information.'],
-  ['She plays the piano every evening after dinner.', 'Every night after dinner she practices piano.', 'The stock market fell sharply on Monday.'],
-  ['A boring, tedious and far too long picture.', 'The film was dull, slow and much too long.', 'My cat sleeps on the windowsill all afternoon.'],
+  [
+    'The movie was wonderful and I loved it.',
+    'I really loved this film, it was wonderful.',
+    'The train to Boston leaves at six in the morning.',
+  ],
+  [
+    'The food at this restaurant was terrible.',
+    'This restaurant served awful food.',
+    'Quantum computers use qubits to store information.',
+  ],
+  [
+    'She plays the piano every evening after dinner.',
+    'Every night after dinner she practices piano.',
+    'The stock market fell sharply on Monday.',
+  ],
+  [
+    'A boring, tedious and far too long picture.',
+    'The film was dull, slow and much too long.',
+    'My cat sleeps on the windowsill all afternoon.',
+  ],
 ];
 
 const dot = (a: number[], b: number[]): number => a.reduce((s, v, i) => s + v * b[i]!, 0);
@@ -38,7 +54,10 @@ test('kiln run on the sentiment encoder puts each paraphrase closer than an unre
   await writeFile(file, `${TRIPLETS.flat().join('\n')}\n`);
   const run = await kiln(['run', artifact, '-f', file, '--json'], { env });
   assert.equal(run.code, 0, run.stderr);
-  const vectors = run.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { embedding: number[] }).embedding);
+  const vectors = run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { embedding: number[] }).embedding);
   assert.equal(vectors.length, TRIPLETS.length * 3);
   for (const v of vectors) assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-5, 'unit vectors: cosine is the dot product');
   TRIPLETS.forEach((t, i) => {
@@ -52,13 +71,22 @@ test('kiln run on the sentiment encoder puts each paraphrase closer than an unre
 
 test('kiln batch --format npy writes a float32 [rows, 128] matrix equal to the JSON Lines vectors, NaN for a failed row', async () => {
   const input = join(dir, 'texts.jsonl');
-  await writeFile(input, ['a good film', 'the market fell', '   ', 'I loved it'].map((text) => JSON.stringify({ text })).join('\n') + '\n');
+  await writeFile(
+    input,
+    `${['a good film', 'the market fell', '   ', 'I loved it'].map((text) => JSON.stringify({ text })).join('\n')}\n`,
+  );
   const out = join(dir, 'vectors.jsonl');
   const batch = await kiln(['batch', artifact, input, '-o', out, '--format', 'npy'], { env });
   assert.equal(batch.code, 0, batch.stderr);
   assert.match(batch.stderr, /wrote .*vectors\.npy: float32 \[4, 128\]; NaN rows for failed lines 3/);
-  const lines = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { line: number; embedding?: number[]; error?: { code: string } });
-  assert.deepEqual(lines.map((l) => l.line), [1, 2, 3, 4]);
+  const lines = (await readFile(out, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { line: number; embedding?: number[]; error?: { code: string } });
+  assert.deepEqual(
+    lines.map((l) => l.line),
+    [1, 2, 3, 4],
+  );
   assert.equal(lines[2]!.error?.code, 'KILN_ERR_DATA_INVALID', 'an empty text is an error line; the job goes on');
   const npy = await readFile(join(dir, 'vectors.npy'));
   assert.deepEqual([...npy.subarray(0, 8)], [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
@@ -69,7 +97,10 @@ test('kiln batch --format npy writes a float32 [rows, 128] matrix equal to the J
   const data = npy.subarray(10 + headerLength);
   assert.equal(data.length, 4 * 128 * 4);
   const row = (r: number): number[] => Array.from({ length: 128 }, (_, c) => data.readFloatLE((r * 128 + c) * 4));
-  for (const r of [0, 1, 3]) row(r).forEach((v, c) => assert.ok(Math.abs(v - lines[r]!.embedding![c]!) < 1e-6));
+  for (const r of [0, 1, 3])
+    row(r).forEach((v, c) => {
+      assert.ok(Math.abs(v - lines[r]!.embedding![c]!) < 1e-6);
+    });
   assert.ok(row(2).every(Number.isNaN));
 });
 

@@ -29,8 +29,22 @@ describe('kiln CLI on an image classifier', () => {
   test('kiln run ARTIFACT a.png b.png --json prints one line per image with top-k labels', async () => {
     const run = await kiln(['run', artifact, images[0]!, images[1]!, '--json'], { env });
     assert.equal(run.code, 0, run.stderr);
-    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { image: string; label: string; labels: Array<{ label: string; score: number }>; logits: number[] });
-    assert.deepEqual(lines.map((l) => l.image), [images[0], images[1]]);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            image: string;
+            label: string;
+            labels: Array<{ label: string; score: number }>;
+            logits: number[];
+          },
+      );
+    assert.deepEqual(
+      lines.map((l) => l.image),
+      [images[0], images[1]],
+    );
     for (const l of lines) {
       assert.equal(l.labels.length, 3);
       assert.equal(l.labels[0]!.label, l.label);
@@ -50,14 +64,20 @@ describe('kiln CLI on an image classifier', () => {
     const out = join(dir, 'out.jsonl');
     const batch = await kiln(['batch', artifact, list, '-o', out], { env });
     assert.equal(batch.code, 0, batch.stderr);
-    const rows = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { line: number; label?: string; error?: { code: string } });
+    const rows = (await readFile(out, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; label?: string; error?: { code: string } });
     assert.equal(rows.length, 5);
     assert.ok(rows.slice(0, 4).every((r) => typeof r.label === 'string'));
     assert.equal(rows[4]!.error?.code, 'KILN_ERR_INPUT_IMAGE');
   });
 
   test('kiln bench ARTIFACT --data FOLDER --mode throughput prints images/s', async () => {
-    const bench = await kiln(['bench', artifact, '--data', dir, '--mode', 'throughput', '--batches', '1,4', '--warmup', '1'], { env });
+    const bench = await kiln(
+      ['bench', artifact, '--data', dir, '--mode', 'throughput', '--batches', '1,4', '--warmup', '1'],
+      { env },
+    );
     assert.equal(bench.code, 0, bench.stderr);
     assert.match(bench.stdout, /4 images from/);
     assert.match(bench.stdout, /best: [\d.]+ images\/s/);

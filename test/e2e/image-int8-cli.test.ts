@@ -21,7 +21,10 @@ async function imageFolder(name: string, count: number, seed: number): Promise<s
   for (let i = 0; i < count; i += 1) {
     const width = 18 + ((i * 7) % 13);
     const height = 17 + ((i * 5) % 11);
-    await writeFile(join(folder, `img-${String(i).padStart(2, '0')}.png`), await png(pixels(width, height, seed + i), width, height));
+    await writeFile(
+      join(folder, `img-${String(i).padStart(2, '0')}.png`),
+      await png(pixels(width, height, seed + i), width, height),
+    );
   }
   return folder;
 }
@@ -36,7 +39,23 @@ test('kiln compile IMAGE_MODEL --precision int8 --calibrate DIR --verify DIR: QL
   const calibration = await imageFolder('calibration', 24, 100);
   const held = await imageFolder('held-out', 24, 500);
   const out = join(dir, 'cnn-int8.kiln');
-  const result = await kiln(['compile', source, '--precision', 'int8', '--calibrate', calibration, '--verify', held, '--min-agreement', '0.9', '-o', out], { env });
+  const result = await kiln(
+    [
+      'compile',
+      source,
+      '--precision',
+      'int8',
+      '--calibrate',
+      calibration,
+      '--verify',
+      held,
+      '--min-agreement',
+      '0.9',
+      '-o',
+      out,
+    ],
+    { env },
+  );
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /precision +int8, static \(calibrated on 24 images\): Conv 1/);
   const agreement = Number(/verify +24 rows of .*held-out: agreement ([\d.]+) %/.exec(result.stdout)?.[1]);
@@ -49,7 +68,12 @@ test('kiln compile IMAGE_MODEL --precision int8 --calibrate DIR --verify DIR: QL
   };
   assert.equal(manifest.precision, 'int8');
   assert.equal(manifest.staticQuantization.calibration.samples, 24);
-  assert.ok((manifest.model.operators.optimized['com.microsoft:QLinearConv'] ?? manifest.model.operators.optimized.QLinearConv ?? 0) >= 1, JSON.stringify(manifest.model.operators.optimized));
+  assert.ok(
+    (manifest.model.operators.optimized['com.microsoft:QLinearConv'] ??
+      manifest.model.operators.optimized.QLinearConv ??
+      0) >= 1,
+    JSON.stringify(manifest.model.operators.optimized),
+  );
   assert.equal(manifest.model.operators.optimized.Conv ?? 0, 0, 'no float Conv left');
   // The int8 artifact runs: every image gets one of the three labels.
   const run = await kiln(['run', out, join(held, 'img-00.png'), '--json'], { env });
@@ -62,7 +86,10 @@ test('--precision int8 on an image model without --calibrate, and --calibrate on
   assert.equal(missing.code, 1);
   assert.equal(errorCode(missing.stderr), 'KILN_ERR_CLI_INVALID_FLAG');
   assert.match(missing.stderr, /--calibrate must be given with --precision int8 for an image model/);
-  const text = await kiln(['compile', EMBEDDED_MODEL, '--precision', 'int8', '--calibrate', dir, '-o', join(dir, 'y.kiln')], { env });
+  const text = await kiln(
+    ['compile', EMBEDDED_MODEL, '--precision', 'int8', '--calibrate', dir, '-o', join(dir, 'y.kiln')],
+    { env },
+  );
   assert.equal(text.code, 1);
   assert.equal(errorCode(text.stderr), 'KILN_ERR_CLI_INVALID_FLAG');
   assert.match(text.stderr, /--calibrate must be used with image models and --precision int8/);

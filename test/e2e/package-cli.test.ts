@@ -1,6 +1,6 @@
 /** `kiln package` and serving its tar.gz, as the SageMaker container runs it. */
 import assert from 'node:assert/strict';
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { cp, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
@@ -35,24 +35,53 @@ test('kiln package SOURCE writes a tar.gz whose root holds the artifact files, a
   const entries: string[] = [];
   await tar.list({ file: out, onReadEntry: (entry) => entries.push(entry.path) });
   assert.ok(entries.includes('manifest.json') && entries.includes('model.onnx'), entries.join(', '));
-  assert.deepEqual(entries.filter((e) => e.includes('/')), [], 'no folder prefix: SageMaker extracts the root into /opt/ml/model');
+  assert.deepEqual(
+    entries.filter((e) => e.includes('/')),
+    [],
+    'no folder prefix: SageMaker extracts the root into /opt/ml/model',
+  );
   assert.deepEqual(entries.sort(), [...report.files].sort());
-  assert.equal(createHash('sha256').update(await readFile(out)).digest('hex'), report.sha256);
+  assert.equal(
+    createHash('sha256')
+      .update(await readFile(out))
+      .digest('hex'),
+    report.sha256,
+  );
 });
 
 test('kiln serve model.tar.gz, started as the container starts it (KILN_HOST, SAGEMAKER_BIND_TO_PORT), answers /ping, /invocations, /predict and drains on SIGTERM', async () => {
   const { out, env } = await shared;
-  const { child, ready, stderr } = serveProcess([out], { ...env, KILN_HOST: '0.0.0.0', SAGEMAKER_BIND_TO_PORT: '0', PORT: '' });
+  const { child, ready, stderr } = serveProcess([out], {
+    ...env,
+    KILN_HOST: '0.0.0.0',
+    SAGEMAKER_BIND_TO_PORT: '0',
+    PORT: '',
+  });
   const url = await ready;
   const port = new URL(url).port;
   // Bound to every interface: reachable on a non-loopback address too, where the machine has one.
-  const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
-  if (external) assert.equal((await fetch(`http://${external.address}:${port}/ping`)).status, 200, `not listening on ${external.address}`);
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal);
+  if (external)
+    assert.equal(
+      (await fetch(`http://${external.address}:${port}/ping`)).status,
+      200,
+      `not listening on ${external.address}`,
+    );
   assert.equal((await fetch(`${url}/ping`)).status, 200);
-  const invocations = await fetch(`${url}/invocations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"inputs":"I absolutely loved this movie, it was fantastic!"}' });
+  const invocations = await fetch(`${url}/invocations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"inputs":"I absolutely loved this movie, it was fantastic!"}',
+  });
   assert.equal(invocations.status, 200);
   assert.match(await invocations.text(), /POSITIVE/);
-  const predict = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"A dull, lifeless and boring film."}' });
+  const predict = await fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"text":"A dull, lifeless and boring film."}',
+  });
   assert.equal(((await predict.json()) as { label: string }).label, 'NEGATIVE');
   await stop(child, stderr);
 });
@@ -71,7 +100,11 @@ test('kiln serve DIR serves a folder laid out like /opt/ml/model (the package ex
   await tar.extract({ file: out, cwd: modelDir });
   const { child, ready, stderr } = serveProcess([modelDir, '--port', '0'], env);
   const url = await ready;
-  const res = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"I absolutely loved this movie, it was fantastic!"}' });
+  const res = await fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"text":"I absolutely loved this movie, it was fantastic!"}',
+  });
   assert.equal(((await res.json()) as { label: string }).label, 'POSITIVE');
   await stop(child, stderr);
 });
@@ -83,7 +116,10 @@ test('kiln run on a truncated tar.gz fails with KILN_ERR_PACKAGE_INVALID', async
   await truncate(truncated, 4096);
   const result = await kiln(['run', truncated, 'good'], { env });
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /KILN_ERR_PACKAGE_INVALID: "[^"]*truncated\.tar\.gz" is not a usable kiln package: it cannot be extracted/);
+  assert.match(
+    result.stderr,
+    /KILN_ERR_PACKAGE_INVALID: "[^"]*truncated\.tar\.gz" is not a usable kiln package: it cannot be extracted/,
+  );
 });
 
 test('kiln package refuses a corrupted artifact with KILN_ERR_ARTIFACT_CORRUPT and writes nothing', async () => {
@@ -95,6 +131,9 @@ test('kiln package refuses a corrupted artifact with KILN_ERR_ARTIFACT_CORRUPT a
   const target = join(dir, 'corrupt.tar.gz');
   const result = await kiln(['package', artifact, '-o', target], { env });
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /KILN_ERR_ARTIFACT_CORRUPT: artifact "[^"]*corrupt\.kiln" is corrupt: tokenizer\.json has 2 bytes/);
+  assert.match(
+    result.stderr,
+    /KILN_ERR_ARTIFACT_CORRUPT: artifact "[^"]*corrupt\.kiln" is corrupt: tokenizer\.json has 2 bytes/,
+  );
   await assert.rejects(readFile(target), { code: 'ENOENT' });
 });

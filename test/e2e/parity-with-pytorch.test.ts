@@ -31,18 +31,27 @@ test('kiln run --json logits match PyTorch within 1e-4 on all 872 SST-2 dev sent
       const [sentence, label] = line.split('\t');
       return { sentence: sentence!.trim(), label: label === '1' ? 'POSITIVE' : 'NEGATIVE' };
     });
-  assert.deepEqual(gold.map((g) => g.sentence), reference.sentences);
+  assert.deepEqual(
+    gold.map((g) => g.sentence),
+    reference.sentences,
+  );
   const dir = await tempDir();
   const env = { KILN_CACHE_DIR: join(dir, 'cache') };
   const artifact = join(dir, 'sst2.kiln');
-  const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact, '--max-length', String(reference.max_length)], { env });
+  const compiled = await kiln(
+    ['compile', EMBEDDED_MODEL, '-o', artifact, '--max-length', String(reference.max_length)],
+    { env },
+  );
   assert.equal(compiled.code, 0, compiled.stderr);
 
   const input = join(dir, 'sentences.txt');
   await writeFile(input, `${reference.sentences.join('\n')}\n`);
   const run = await kiln(['run', artifact, '--file', input, '--json'], { env });
   assert.equal(run.code, 0, run.stderr);
-  const rows = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { text: string; label: string; logits: number[] });
+  const rows = run.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { text: string; label: string; logits: number[] });
   assert.equal(rows.length, reference.sentences.length);
 
   let maxDelta = 0;
@@ -50,7 +59,9 @@ test('kiln run --json logits match PyTorch within 1e-4 on all 872 SST-2 dev sent
   let agree = 0;
   rows.forEach((row, i) => {
     assert.equal(row.text, reference.sentences[i]);
-    reference.logits[i]!.forEach((value, j) => (maxDelta = Math.max(maxDelta, Math.abs(value - row.logits[j]!))));
+    reference.logits[i]!.forEach((value, j) => {
+      maxDelta = Math.max(maxDelta, Math.abs(value - row.logits[j]!));
+    });
     if (row.label === gold[i]!.label) correct += 1;
     if (row.label === reference.labels[i]) agree += 1;
   });

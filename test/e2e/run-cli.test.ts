@@ -16,20 +16,32 @@ before(async () => {
 });
 
 test('kiln run prints label, score and latency per text, then count, avg, p50 and p99', async () => {
-  const texts = ['I absolutely loved this movie, it was fantastic!', 'The service was terrible and the food was cold.', 'Best purchase I have ever made'];
+  const texts = [
+    'I absolutely loved this movie, it was fantastic!',
+    'The service was terrible and the food was cold.',
+    'Best purchase I have ever made',
+  ];
   const result = await kiln(['run', artifact, ...texts], { env });
   assert.equal(result.code, 0, result.stderr);
   const lines = result.stdout.trim().split('\n');
   assert.equal(lines.length, texts.length + 1);
-  texts.forEach((text, i) => assert.match(lines[i]!, new RegExp(`^(POSITIVE|NEGATIVE)  0\\.\\d{4} +\\d+\\.\\d+ ms  ${text.replace(/[.!,]/g, '\\$&')}$`)));
+  texts.forEach((text, i) => {
+    assert.match(
+      lines[i]!,
+      new RegExp(`^(POSITIVE|NEGATIVE)  0\\.\\d{4} +\\d+\\.\\d+ ms  ${text.replace(/[.!,]/g, '\\$&')}$`),
+    );
+  });
   assert.match(lines[0]!, /^POSITIVE/);
   assert.match(lines[1]!, /^NEGATIVE/);
-  assert.match(lines[3]!, /^3 texts  avg \d+\.\d+ ms  p50 \d+\.\d+ ms  p99 \d+\.\d+ ms$/);
+  assert.match(lines[3]!, /^3 texts {2}avg \d+\.\d+ ms {2}p50 \d+\.\d+ ms {2}p99 \d+\.\d+ ms$/);
 });
 
 test('kiln run --json prints only JSON lines with text, label, score, logits and latencyMs', async () => {
   const result = await kiln(['run', artifact, 'good', 'bad', '--json'], { env });
-  const rows = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const rows = result.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(rows.length, 2);
   for (const row of rows) {
     assert.deepEqual(Object.keys(row), ['text', 'label', 'score', 'logits', 'latencyMs']);
@@ -52,7 +64,9 @@ test('texts longer than max length are truncated with one warning on stderr', as
 });
 
 test('kiln run accepts a SOURCE and compiles it through the cache on the way', async () => {
-  const first = await kiln(['run', EMBEDDED_MODEL, 'what a great film', '--json'], { env: { KILN_CACHE_DIR: join(await tempDir(), 'cache') } });
+  const first = await kiln(['run', EMBEDDED_MODEL, 'what a great film', '--json'], {
+    env: { KILN_CACHE_DIR: join(await tempDir(), 'cache') },
+  });
   assert.equal(first.code, 0, first.stderr);
   assert.equal((JSON.parse(first.stdout) as { label: string }).label, 'POSITIVE');
 });

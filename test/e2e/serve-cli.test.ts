@@ -12,7 +12,11 @@ test('kiln serve SOURCE with PORT=0 compiles, listens on 127.0.0.1, predicts, an
   const url = await ready;
   assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.notEqual(url.endsWith(':8080'), true, 'PORT=0 from the environment picks a free port');
-  const res = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"I absolutely loved this movie, it was fantastic!"}' });
+  const res = await fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"text":"I absolutely loved this movie, it was fantastic!"}',
+  });
   assert.equal(((await res.json()) as { label: string }).label, 'POSITIVE');
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
@@ -23,7 +27,10 @@ test('kiln serve SOURCE with PORT=0 compiles, listens on 127.0.0.1, predicts, an
 
 test('kiln serve on a source that cannot compile prints the coded error and exits 1', async () => {
   const dir = await tempDir();
-  const child = spawn(process.execPath, [CLI, 'serve', join(dir, 'missing-model'), '--port', '0'], { cwd: REPO, env: { ...process.env, KILN_CACHE_DIR: join(dir, 'cache') } });
+  const child = spawn(process.execPath, [CLI, 'serve', join(dir, 'missing-model'), '--port', '0'], {
+    cwd: REPO,
+    env: { ...process.env, KILN_CACHE_DIR: join(dir, 'cache') },
+  });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const [code] = await once(child, 'exit');

@@ -4,15 +4,18 @@
  * and without /opt/ml/model it says what is missing.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI, EMBEDDED_MODEL, errorCode, kiln, REPO, tempDir } from '../fixtures/models.js';
 
 /** Starts `kiln serve`; `waitFor(re)` resolves with the match once stderr shows it. */
-function serve(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; stderr: () => string; waitFor: (re: RegExp) => Promise<RegExpExecArray> } {
+function serve(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { child: ChildProcess; stderr: () => string; waitFor: (re: RegExp) => Promise<RegExpExecArray> } {
   const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: REPO, env: { ...process.env, ...env } });
   let stderr = '';
   const watchers: Array<{ re: RegExp; resolve: (m: RegExpExecArray) => void; reject: (e: Error) => void }> = [];
@@ -30,7 +33,8 @@ function serve(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; s
     check();
   });
   child.on('exit', (code) => {
-    for (const w of watchers.splice(0)) w.reject(new Error(`kiln serve exited with ${code} before ${w.re}:\n${stderr}`));
+    for (const w of watchers.splice(0))
+      w.reject(new Error(`kiln serve exited with ${code} before ${w.re}:\n${stderr}`));
   });
   const waitFor = (re: RegExp): Promise<RegExpExecArray> =>
     new Promise((resolve, reject) => {
@@ -43,7 +47,11 @@ function serve(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; s
 test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_HTTP_DRAINING, every accepted request is answered, exit 0', async () => {
   const dir = await tempDir();
   // One replica and batches of one: the queue of 240 texts takes long enough to signal into.
-  const { child, stderr, waitFor } = serve([EMBEDDED_MODEL, '--replicas', '1', '--max-batch', '1'], { PORT: '', SAGEMAKER_BIND_TO_PORT: '0', KILN_CACHE_DIR: join(dir, 'cache') });
+  const { child, stderr, waitFor } = serve([EMBEDDED_MODEL, '--replicas', '1', '--max-batch', '1'], {
+    PORT: '',
+    SAGEMAKER_BIND_TO_PORT: '0',
+    KILN_CACHE_DIR: join(dir, 'cache'),
+  });
   const url = (await waitFor(/listening on (http:\/\/[^ ]+)/))[1]!;
   assert.doesNotMatch(url, /:8080$/, 'SAGEMAKER_BIND_TO_PORT=0 picked a free port');
   await waitFor(/ ready in /);
@@ -53,12 +61,18 @@ test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_
     fetch(`${url}/predict`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ texts: Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? `a wonderful film ${r}-${i}` : `a dreadful film ${r}-${i}`)) }),
+      body: JSON.stringify({
+        texts: Array.from({ length: 60 }, (_, i) =>
+          i % 2 === 0 ? `a wonderful film ${r}-${i}` : `a dreadful film ${r}-${i}`,
+        ),
+      }),
     }),
   );
   // Signal once the server holds all 240 texts and has answered few of them.
   for (;;) {
-    const { scheduler } = (await (await fetch(`${url}/stats`)).json()) as { scheduler: { submitted: number; completed: number } };
+    const { scheduler } = (await (await fetch(`${url}/stats`)).json()) as {
+      scheduler: { submitted: number; completed: number };
+    };
     if (scheduler.submitted === 240) {
       assert.ok(scheduler.completed < 240, 'the work is still queued when the signal comes');
       break;
@@ -72,7 +86,11 @@ test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_
   assert.equal(ping.status, 503);
   assert.equal(((await ping.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_DRAINING');
   assert.equal((await fetch(`${url}/v2/health/ready`)).status, 503);
-  const late = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"too late"}' });
+  const late = await fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"text":"too late"}',
+  });
   assert.equal(late.status, 503);
   assert.equal(((await late.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_DRAINING');
 
@@ -86,7 +104,9 @@ test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_
   assert.match(stderr(), /stopped/);
 });
 
-test('kiln serve without ARTIFACT and without /opt/ml/model → KILN_ERR_CLI_MISSING_ARGUMENT, exit 1', { skip: existsSync('/opt/ml/model') && 'this machine has /opt/ml/model' }, async () => {
+test('kiln serve without ARTIFACT and without /opt/ml/model → KILN_ERR_CLI_MISSING_ARGUMENT, exit 1', {
+  skip: existsSync('/opt/ml/model') && 'this machine has /opt/ml/model',
+}, async () => {
   const result = await kiln(['serve', '--port', '0']);
   assert.equal(result.code, 1);
   assert.equal(errorCode(result.stderr), 'KILN_ERR_CLI_MISSING_ARGUMENT');

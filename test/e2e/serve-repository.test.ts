@@ -17,7 +17,10 @@ test('kiln serve on a model repository serves every model by name, and asks whic
   await sourceFolder(repository, 'tiny');
   await cp(join(EMBEDDED_MODEL, 'README.md'), join(repository, 'README.md'));
 
-  const child = spawn(process.execPath, [CLI, 'serve', repository, '--port', '0'], { cwd: REPO, env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [CLI, 'serve', repository, '--port', '0'], {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+  });
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr.on('data', (c: Buffer) => {
@@ -31,13 +34,23 @@ test('kiln serve on a model repository serves every model by name, and asks whic
     assert.match(stderr, /model sst2-distilbert-tiny ready/);
     assert.match(stderr, /model tiny ready/);
     const json = { 'content-type': 'application/json' };
-    const post = (path: string, body: unknown, headers: Record<string, string> = json) => fetch(`${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
-    assert.deepEqual(await (await fetch(`${url}/ping`)).json(), { status: 'ok', models: ['sst2-distilbert-tiny', 'tiny'] });
+    const post = (path: string, body: unknown, headers: Record<string, string> = json) =>
+      fetch(`${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    assert.deepEqual(await (await fetch(`${url}/ping`)).json(), {
+      status: 'ok',
+      models: ['sst2-distilbert-tiny', 'tiny'],
+    });
 
     const unnamed = await post('/predict', { text: 'I loved it' });
     assert.equal(unnamed.status, 400);
-    assert.match(((await unnamed.json()) as { error: { code: string; message: string } }).error.message, /serves several models \(sst2-distilbert-tiny, tiny\); name one with "model"/);
-    const named = await post('/predict', { model: 'sst2-distilbert-tiny', text: 'I absolutely loved this movie, it was fantastic!' });
+    assert.match(
+      ((await unnamed.json()) as { error: { code: string; message: string } }).error.message,
+      /serves several models \(sst2-distilbert-tiny, tiny\); name one with "model"/,
+    );
+    const named = await post('/predict', {
+      model: 'sst2-distilbert-tiny',
+      text: 'I absolutely loved this movie, it was fantastic!',
+    });
     assert.deepEqual(((await named.json()) as { label: string }).label, 'POSITIVE');
     assert.equal((await post('/predict', { model: 'tiny', text: 'hello' })).status, 200);
     const unknown = await post('/predict', { model: 'nope', text: 'hello' });
@@ -46,11 +59,17 @@ test('kiln serve on a model repository serves every model by name, and asks whic
 
     assert.equal((await fetch(`${url}/v2/models/tiny`)).status, 200);
     assert.equal((await fetch(`${url}/v2/models/nope`)).status, 404);
-    const infer = await post('/v2/models/tiny/infer', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['hello'] }] });
+    const infer = await post('/v2/models/tiny/infer', {
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['hello'] }],
+    });
     assert.equal(infer.status, 200);
-    const sagemaker = await post('/invocations', { inputs: 'I loved it' }, { ...json, 'x-amzn-sagemaker-target-model': 'sst2-distilbert-tiny.tar.gz' });
+    const sagemaker = await post(
+      '/invocations',
+      { inputs: 'I loved it' },
+      { ...json, 'x-amzn-sagemaker-target-model': 'sst2-distilbert-tiny.tar.gz' },
+    );
     assert.equal(sagemaker.status, 200);
-    assert.equal((await fetch(`${url}/stats?model=tiny`).then((r) => r.json()) as { model: string }).model, 'tiny');
+    assert.equal(((await fetch(`${url}/stats?model=tiny`).then((r) => r.json())) as { model: string }).model, 'tiny');
   } finally {
     const exited = once(child, 'exit');
     child.kill('SIGTERM');

@@ -28,8 +28,20 @@ function twoImages(): Float32Array {
 }
 
 const cases = [
-  { preset: 'resnet-50', architecture: 'ResNetForImageClassification', modelType: 'resnet', parameters: '25,557,032', processor: { size: { shortest_edge: 224 }, image_mean: [0.485, 0.456, 0.406] } },
-  { preset: 'vit-base-patch16-224', architecture: 'ViTForImageClassification', modelType: 'vit', parameters: '86,567,656', processor: { size: { height: 224, width: 224 }, image_mean: [0.5, 0.5, 0.5] } },
+  {
+    preset: 'resnet-50',
+    architecture: 'ResNetForImageClassification',
+    modelType: 'resnet',
+    parameters: '25,557,032',
+    processor: { size: { shortest_edge: 224 }, image_mean: [0.485, 0.456, 0.406] },
+  },
+  {
+    preset: 'vit-base-patch16-224',
+    architecture: 'ViTForImageClassification',
+    modelType: 'vit',
+    parameters: '86,567,656',
+    processor: { size: { height: 224, width: 224 }, image_mean: [0.5, 0.5, 0.5] },
+  },
 ];
 
 for (const c of cases) {
@@ -45,9 +57,16 @@ for (const c of cases) {
     const id2label = config.id2label as Record<string, string>;
     assert.equal(Object.keys(id2label).length, 1000);
     assert.equal(id2label['999'], 'LABEL_999');
-    assert.deepEqual(config.kiln_synthetic, { preset: c.preset, seed: 0, note: (config.kiln_synthetic as { note: string }).note });
+    assert.deepEqual(config.kiln_synthetic, {
+      preset: c.preset,
+      seed: 0,
+      note: (config.kiln_synthetic as { note: string }).note,
+    });
     assert.match((config.kiln_synthetic as { note: string }).note, /random weights.*meaningless/);
-    const processor = JSON.parse(await readFile(join(out, 'preprocessor_config.json'), 'utf8')) as Record<string, unknown>;
+    const processor = JSON.parse(await readFile(join(out, 'preprocessor_config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual({ size: processor.size, image_mean: processor.image_mean }, c.processor);
     assert.match(await readFile(join(out, 'README.md'), 'utf8'), /synthetic/);
 
@@ -70,7 +89,16 @@ for (const c of cases) {
 test('kiln synth --help lists the text and image presets', async () => {
   const help = await kiln(['synth', '--help']);
   assert.equal(help.code, 0);
-  for (const preset of ['distilbert-base-uncased', 'bert-base-uncased', 'roberta-base', 'all-minilm-l6', 'bert-large-uncased', 'resnet-50', 'vit-base-patch16-224']) assert.ok(help.stdout.includes(preset), preset);
+  for (const preset of [
+    'distilbert-base-uncased',
+    'bert-base-uncased',
+    'roberta-base',
+    'all-minilm-l6',
+    'bert-large-uncased',
+    'resnet-50',
+    'vit-base-patch16-224',
+  ])
+    assert.ok(help.stdout.includes(preset), preset);
 });
 
 test('kiln synth resnet-50 --weights safetensors → KILN_ERR_CLI_INVALID_FLAG (image presets write onnx only)', async () => {

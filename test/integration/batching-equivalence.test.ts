@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { TextTokenizer } from '../../src/model/tokenizer.js';
-import { WorkerReplica, type Replica } from '../../src/runtime/replica.js';
+import { type Replica, WorkerReplica } from '../../src/runtime/replica.js';
 import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
 
@@ -42,7 +42,11 @@ const tokens = (s: string): number => tokenizer.encode(s, 128).ids.length;
 
 function maxDelta(a: number[][], b: number[][]): number {
   let max = 0;
-  a.forEach((row, i) => row.forEach((v, j) => (max = Math.max(max, Math.abs(v - b[i]![j]!)))));
+  a.forEach((row, i) => {
+    row.forEach((v, j) => {
+      max = Math.max(max, Math.abs(v - b[i]![j]!));
+    });
+  });
   return max;
 }
 
@@ -51,20 +55,34 @@ describe('batched and bucketed logits equal the ones computed alone', () => {
     test(`a batch of mixed lengths padded to bucket ${bucket} gives each sentence its own logits (≤ 1e-5)`, async () => {
       const lower = BUCKETS[BUCKETS.indexOf(bucket) - 1] ?? 0;
       // One sentence that needs this bucket, and shorter ones of every smaller length class.
-      const longest = bucket === 128 ? 'a wonderfully acted , beautifully shot film '.repeat(30) : sentences.find((s) => tokens(s) > lower && tokens(s) <= bucket);
+      const longest =
+        bucket === 128
+          ? 'a wonderfully acted , beautifully shot film '.repeat(30)
+          : sentences.find((s) => tokens(s) > lower && tokens(s) <= bucket);
       assert.ok(longest, `no dev sentence of ${lower + 1}..${bucket} tokens`);
       const shorter = sentences.filter((s) => tokens(s) <= lower).slice(0, 7);
       const batch = [shorter[0], longest, ...shorter.slice(1)].filter((s): s is string => s !== undefined);
-      const batched = await TextClassifier.load(artifact, { replicas: 1, maxBatch: 16, maxDelayMs: 50, buckets: BUCKETS });
+      const batched = await TextClassifier.load(artifact, {
+        replicas: 1,
+        maxBatch: 16,
+        maxDelayMs: 50,
+        buckets: BUCKETS,
+      });
       try {
         const together = await batched.classify(batch);
         const stats = batched.stats();
         assert.equal(stats.batches, 1, 'the texts went through as one batch');
         assert.deepEqual(Object.keys(stats.paddedLengths), [String(bucket)]);
         const single = await Promise.all(batch.map(async (s) => (await alone.classify([s]))[0]!));
-        const delta = maxDelta(together.map((p) => p.logits), single.map((p) => p.logits));
+        const delta = maxDelta(
+          together.map((p) => p.logits),
+          single.map((p) => p.logits),
+        );
         assert.ok(delta <= 1e-5, `max |Δ| ${delta} at bucket ${bucket}`);
-        assert.deepEqual(together.map((p) => p.label), single.map((p) => p.label));
+        assert.deepEqual(
+          together.map((p) => p.label),
+          single.map((p) => p.label),
+        );
       } finally {
         await batched.close();
       }
@@ -82,7 +100,12 @@ describe('batched and bucketed logits equal the ones computed alone', () => {
       assert.ok(stats.paddedTokens < many.length * 128, 'buckets padded less than max length would');
       const single: number[][] = [];
       for (const s of many) single.push((await alone.classify([s]))[0]!.logits);
-      assert.ok(maxDelta(together.map((p) => p.logits), single) <= 1e-5);
+      assert.ok(
+        maxDelta(
+          together.map((p) => p.logits),
+          single,
+        ) <= 1e-5,
+      );
     } finally {
       await pool.close();
     }
@@ -98,7 +121,11 @@ describe('replica failure', () => {
       maxBatch: 4,
       replicaFactory: async (id) => {
         factoryCalls.push(id);
-        const real = await WorkerReplica.start(id, { modelPath: join(artifact, 'model.onnx'), backend: 'cpu', intraOpThreads: 1 });
+        const real = await WorkerReplica.start(id, {
+          modelPath: join(artifact, 'model.onnx'),
+          backend: 'cpu',
+          intraOpThreads: 1,
+        });
         // Replica 0's first worker dies during its first batch, as a crash would.
         if (id !== 0 || factoryCalls.filter((c) => c === 0).length > 1) return real;
         const crashing: Replica = {
@@ -122,10 +149,16 @@ describe('replica failure', () => {
     try {
       const texts = sentences.slice(0, 40);
       const settled = await Promise.allSettled(texts.map((t) => classifier.classify([t])));
-      assert.ok(settled.every((s) => s.status === 'fulfilled'), 'no request failed');
+      assert.ok(
+        settled.every((s) => s.status === 'fulfilled'),
+        'no request failed',
+      );
       const expected: string[] = [];
       for (const t of texts) expected.push((await alone.classify([t]))[0]!.label);
-      assert.deepEqual(settled.map((s) => (s as PromiseFulfilledResult<Array<{ label: string }>>).value[0]!.label), expected);
+      assert.deepEqual(
+        settled.map((s) => (s as PromiseFulfilledResult<Array<{ label: string }>>).value[0]!.label),
+        expected,
+      );
       const stats = classifier.stats();
       assert.equal(killed, 1);
       assert.equal(stats.completed, texts.length, 'each request completed exactly once');

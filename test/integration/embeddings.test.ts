@@ -39,7 +39,10 @@ const CONFIG: Record<string, unknown> = {
 
 /** BertModel parameter names: the classifier's without the `bert.` prefix and without its head. */
 function bertModelWeights(): Map<string, { shape: number[]; data: Float32Array }> {
-  const spec = encoderConfig({ ...CONFIG, architectures: ['BertForSequenceClassification'], id2label: { 0: 'a', 1: 'b' } }, 'test');
+  const spec = encoderConfig(
+    { ...CONFIG, architectures: ['BertForSequenceClassification'], id2label: { 0: 'a', 1: 'b' } },
+    'test',
+  );
   const weights = new Map<string, { shape: number[]; data: Float32Array }>();
   canonicalShapes(spec, VOCAB).forEach(([name, shape], i) => {
     if (!name.startsWith('bert.')) return;
@@ -79,7 +82,11 @@ before(async () => {
 
 function maxDelta(a: number[][], b: number[][]): number {
   let max = 0;
-  a.forEach((row, r) => row.forEach((v, c) => (max = Math.max(max, Math.abs(v - b[r]![c]!)))));
+  a.forEach((row, r) => {
+    row.forEach((v, c) => {
+      max = Math.max(max, Math.abs(v - b[r]![c]!));
+    });
+  });
   return max;
 }
 
@@ -91,24 +98,48 @@ describe('feature-extraction against the float64 reference', () => {
   ];
   for (const { pooling, normalize } of cases) {
     test(`compile(BertModel checkpoint, ${pooling} pooling${normalize ? ', normalized' : ''}) vectors equal referenceEmbeddings within 1e-4, rows batched with padding`, async () => {
-      const { artifactDir, manifest } = await compile({ source: checkpoint, out: join(dir, `bert-${pooling}.kiln`), cache: false, maxLength: 16, pooling, normalize });
+      const { artifactDir, manifest } = await compile({
+        source: checkpoint,
+        out: join(dir, `bert-${pooling}.kiln`),
+        cache: false,
+        maxLength: 16,
+        pooling,
+        normalize,
+      });
       assert.equal(manifest.task, 'feature-extraction', 'BertModel is detected as an embedding model');
-      assert.equal(manifest.formatVersion, 2, 'a kiln that reads only version 1 must refuse it, not misread its vectors as logits');
+      assert.equal(
+        manifest.formatVersion,
+        2,
+        'a kiln that reads only version 1 must refuse it, not misread its vectors as logits',
+      );
       assert.deepEqual(manifest.labels, []);
       assert.deepEqual(manifest.embedding, { dimension: 16, pooling, normalize, hiddenOutput: 'last_hidden_state' });
-      assert.deepEqual(manifest.model.outputs.map((o) => o.name), ['embedding']);
+      assert.deepEqual(
+        manifest.model.outputs.map((o) => o.name),
+        ['embedding'],
+      );
       // One replica and a long delay: the four rows go in one padded batch.
       const model = await loadModel(artifactDir, { replicas: 1, maxDelayMs: 50 });
       try {
         assert.ok(model instanceof TextEmbedder);
         const vectors = await model.embedTokens(ROWS.map((ids) => ({ ids })));
         const stats = model.stats();
-        assert.ok(stats.paddedTokens > stats.realTokens, `the rows were padded together (padded ${stats.paddedTokens}, real ${stats.realTokens})`);
+        assert.ok(
+          stats.paddedTokens > stats.realTokens,
+          `the rows were padded together (padded ${stats.paddedTokens}, real ${stats.realTokens})`,
+        );
         const expected = ROWS.flatMap((ids) =>
-          referenceEmbeddings(CONFIG, (name) => weights.get(name)!, { inputIds: [ids], attentionMask: [ids.map(() => 1)] }, { pooling, normalize }),
+          referenceEmbeddings(
+            CONFIG,
+            (name) => weights.get(name)!,
+            { inputIds: [ids], attentionMask: [ids.map(() => 1)] },
+            { pooling, normalize },
+          ),
         );
         const delta = maxDelta(vectors, expected);
-        console.log(`  ${pooling}${normalize ? '+l2' : ''}: max |Δ| vs float64 reference ${delta.toExponential(2)} over ${ROWS.length} rows × 16`);
+        console.log(
+          `  ${pooling}${normalize ? '+l2' : ''}: max |Δ| vs float64 reference ${delta.toExponential(2)} over ${ROWS.length} rows × 16`,
+        );
         assert.ok(delta <= 1e-4, `max |Δ| ${delta}`);
         if (normalize) for (const v of vectors) assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-5, 'unit length');
       } finally {
@@ -138,17 +169,35 @@ test('compile(a classifier folder with ONNX and safetensors, task feature-extrac
 test('compile(a sentence-transformers folder) follows its modules.json and 1_Pooling/config.json unless flags say otherwise', async () => {
   const folder = join(dir, 'st-model');
   await cp(checkpoint, folder, { recursive: true });
-  await writeFile(join(folder, 'modules.json'), JSON.stringify([
-    { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
-    { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
-  ]));
+  await writeFile(
+    join(folder, 'modules.json'),
+    JSON.stringify([
+      { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
+      { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
+    ]),
+  );
   await mkdir(join(folder, '1_Pooling'));
-  await writeFile(join(folder, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: 16, pooling_mode_cls_token: true, pooling_mode_mean_tokens: false, pooling_mode_max_tokens: false }));
+  await writeFile(
+    join(folder, '1_Pooling', 'config.json'),
+    JSON.stringify({
+      word_embedding_dimension: 16,
+      pooling_mode_cls_token: true,
+      pooling_mode_mean_tokens: false,
+      pooling_mode_max_tokens: false,
+    }),
+  );
   const followed = await compile({ source: folder, out: null, maxLength: 16 });
-  assert.deepEqual([followed.manifest.embedding?.pooling, followed.manifest.embedding?.normalize], ['cls', false], 'CLS pooling, and no Normalize module: raw vectors');
+  assert.deepEqual(
+    [followed.manifest.embedding?.pooling, followed.manifest.embedding?.normalize],
+    ['cls', false],
+    'CLS pooling, and no Normalize module: raw vectors',
+  );
   const overridden = await compile({ source: folder, out: null, maxLength: 16, pooling: 'mean', normalize: true });
   assert.deepEqual([overridden.manifest.embedding?.pooling, overridden.manifest.embedding?.normalize], ['mean', true]);
-  await writeFile(join(folder, '1_Pooling', 'config.json'), JSON.stringify({ pooling_mode_cls_token: true, pooling_mode_mean_tokens: true }));
+  await writeFile(
+    join(folder, '1_Pooling', 'config.json'),
+    JSON.stringify({ pooling_mode_cls_token: true, pooling_mode_mean_tokens: true }),
+  );
   await assert.rejects(compile({ source: folder, out: null, maxLength: 16 }), (err: Error & { code?: string }) => {
     assert.equal(err.code, 'KILN_ERR_CONFIG_INVALID');
     assert.match(err.message, /turns on cls \+ mean; kiln pools with exactly one/);
@@ -162,10 +211,18 @@ test('compile(a sentence-transformers folder) follows its modules.json and 1_Poo
 test('compile(FOLDER/onnx/model.onnx of a sentence-transformers export) reads modules.json beside config.json, one folder up', async () => {
   const exported = join(dir, 'st-export');
   await importCheckpoint({ dir: checkpoint, out: exported, headless: true });
-  await writeFile(join(exported, 'modules.json'), JSON.stringify([{ idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' }]));
+  await writeFile(
+    join(exported, 'modules.json'),
+    JSON.stringify([{ idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' }]),
+  );
   await mkdir(join(exported, '1_Pooling'));
   await writeFile(join(exported, '1_Pooling', 'config.json'), JSON.stringify({ pooling_mode_cls_token: true }));
-  const { manifest } = await compile({ source: join(exported, 'onnx', 'model.onnx'), out: null, maxLength: 16, task: 'feature-extraction' });
+  const { manifest } = await compile({
+    source: join(exported, 'onnx', 'model.onnx'),
+    out: null,
+    maxLength: 16,
+    task: 'feature-extraction',
+  });
   assert.deepEqual([manifest.embedding?.pooling, manifest.embedding?.normalize], ['cls', false]);
 });
 
@@ -184,22 +241,47 @@ describe('embedding routes', () => {
   });
   after(() => server.close());
 
-  const post = (path: string, body: unknown) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const post = (path: string, body: unknown) =>
+    fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
 
-  test('POST /v1/embeddings answers OpenAI\'s shape with the vectors, in input order, and token usage', async () => {
+  test("POST /v1/embeddings answers OpenAI's shape with the vectors, in input order, and token usage", async () => {
     const res = await post('/v1/embeddings', { model: 'tiny-bert-model', input: ['a good film', 'the market fell'] });
     assert.equal(res.status, 200);
-    const body = (await res.json()) as { object: string; data: Array<{ object: string; index: number; embedding: number[] }>; model: string; usage: { prompt_tokens: number; total_tokens: number } };
+    const body = (await res.json()) as {
+      object: string;
+      data: Array<{ object: string; index: number; embedding: number[] }>;
+      model: string;
+      usage: { prompt_tokens: number; total_tokens: number };
+    };
     assert.equal(body.object, 'list');
     assert.equal(body.model, 'tiny-bert-model');
-    assert.deepEqual(body.data.map((d) => [d.object, d.index]), [['embedding', 0], ['embedding', 1]]);
-    assert.ok(maxDelta(body.data.map((d) => d.embedding), direct) < 1e-6);
+    assert.deepEqual(
+      body.data.map((d) => [d.object, d.index]),
+      [
+        ['embedding', 0],
+        ['embedding', 1],
+      ],
+    );
+    assert.ok(
+      maxDelta(
+        body.data.map((d) => d.embedding),
+        direct,
+      ) < 1e-6,
+    );
     // [CLS] a good film [SEP] and [CLS] the market fell [SEP]: 5 tokens each.
     assert.deepEqual(body.usage, { prompt_tokens: 10, total_tokens: 10 });
   });
 
   test('POST /v1/embeddings with encoding_format base64 sends little-endian float32 bytes of the same vector', async () => {
-    const res = await post('/v1/embeddings', { model: 'tiny-bert-model', input: 'a good film', encoding_format: 'base64' });
+    const res = await post('/v1/embeddings', {
+      model: 'tiny-bert-model',
+      input: 'a good film',
+      encoding_format: 'base64',
+    });
     const body = (await res.json()) as { data: Array<{ embedding: string }> };
     const bytes = Buffer.from(body.data[0]!.embedding, 'base64');
     assert.equal(bytes.length, 16 * 4);
@@ -221,7 +303,10 @@ describe('embedding routes', () => {
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_UNKNOWN_MODEL');
     const dims = await post('/v1/embeddings', { model: 'tiny-bert-model', input: 'hi', dimensions: 8 });
     assert.equal(dims.status, 400);
-    assert.match(((await dims.json()) as { error: { message: string } }).error.message, /"dimensions" is 8.*16-dimensional/);
+    assert.match(
+      ((await dims.json()) as { error: { message: string } }).error.message,
+      /"dimensions" is 8.*16-dimensional/,
+    );
   });
 
   test('POST /embed answers a list of vectors; POST /predict on an embedder is 400 KILN_ERR_HTTP_WRONG_TASK naming the right routes', async () => {
@@ -238,8 +323,14 @@ describe('embedding routes', () => {
   test('KServe v2 metadata lists the embedding output, and infer with a BYTES text gives FP32 [n, 16]', async () => {
     const meta = (await (await fetch(`${url}/v2/models/tiny-bert-model`)).json()) as { outputs: unknown[] };
     assert.deepEqual(meta.outputs, [{ name: 'embedding', datatype: 'FP32', shape: [-1, 16] }]);
-    const res = await post('/v2/models/tiny-bert-model/infer', { id: 'r1', inputs: [{ name: 'text', datatype: 'BYTES', shape: [2], data: ['a good film', 'the market fell'] }] });
-    const body = (await res.json()) as { id: string; outputs: Array<{ name: string; shape: number[]; data: number[] }> };
+    const res = await post('/v2/models/tiny-bert-model/infer', {
+      id: 'r1',
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [2], data: ['a good film', 'the market fell'] }],
+    });
+    const body = (await res.json()) as {
+      id: string;
+      outputs: Array<{ name: string; shape: number[]; data: number[] }>;
+    };
     assert.equal(body.id, 'r1');
     assert.deepEqual(body.outputs[0]!.shape, [2, 16]);
     const rows = [body.outputs[0]!.data.slice(0, 16), body.outputs[0]!.data.slice(16)];
@@ -249,9 +340,21 @@ describe('embedding routes', () => {
   test('SageMaker /invocations answers {"embedding"} per input, JSON and JSON Lines', async () => {
     const res = await post('/invocations', { inputs: ['a good film', 'the market fell'] });
     const body = (await res.json()) as { predictions: Array<{ embedding: number[] }> };
-    assert.ok(maxDelta(body.predictions.map((p) => p.embedding), direct) < 1e-6);
-    const lines = await fetch(`${url}/invocations`, { method: 'POST', headers: { 'content-type': 'application/jsonlines' }, body: '{"inputs":"a good film"}\n{"inputs":"the market fell"}\n' });
-    const answers = (await lines.text()).trim().split('\n').map((l) => (JSON.parse(l) as { embedding: number[] }).embedding);
+    assert.ok(
+      maxDelta(
+        body.predictions.map((p) => p.embedding),
+        direct,
+      ) < 1e-6,
+    );
+    const lines = await fetch(`${url}/invocations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/jsonlines' },
+      body: '{"inputs":"a good film"}\n{"inputs":"the market fell"}\n',
+    });
+    const answers = (await lines.text())
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { embedding: number[] }).embedding);
     assert.ok(maxDelta(answers, direct) < 1e-6);
   });
 });

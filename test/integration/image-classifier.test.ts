@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { compile } from '../../src/compiler/compile.js';
-import { loadModel } from '../../src/runtime/load-model.js';
 import { ImageClassifier } from '../../src/runtime/image-classifier.js';
+import { loadModel } from '../../src/runtime/load-model.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
 import { CNN, CNN_PREPROCESSOR, cnnFolder, cnnReference, pixels, png } from '../fixtures/image-models.js';
 import { tempDir } from '../fixtures/models.js';
@@ -22,7 +22,9 @@ let classifier: ImageClassifier;
 function normalized(raw: Uint8Array, size: number): Float64Array {
   const out = new Float64Array(3 * size * size);
   for (let c = 0; c < 3; c += 1) {
-    for (let i = 0; i < size * size; i += 1) out[c * size * size + i] = (raw[i * 3 + c]! / 255 - CNN_PREPROCESSOR.image_mean[c]!) / CNN_PREPROCESSOR.image_std[c]!;
+    for (let i = 0; i < size * size; i += 1)
+      out[c * size * size + i] =
+        (raw[i * 3 + c]! / 255 - CNN_PREPROCESSOR.image_mean[c]!) / CNN_PREPROCESSOR.image_std[c]!;
   }
   return out;
 }
@@ -45,9 +47,22 @@ describe('ImageClassifier on a compiled ResNet-shaped CNN', () => {
     assert.equal(m.task, 'image-classification');
     assert.deepEqual(m.labels, [...CNN.labels]);
     assert.equal(m.tokenizer, undefined);
-    assert.deepEqual({ ...m.image, mean: undefined, std: undefined }, {
-      input: 'pixel_values', height: 16, width: 16, channels: 'rgb', resize: 'shortest-edge', shortestEdge: 18, resample: 'linear', rescale: 1 / 255, mean: undefined, std: undefined, outputs: 'logits',
-    });
+    assert.deepEqual(
+      { ...m.image, mean: undefined, std: undefined },
+      {
+        input: 'pixel_values',
+        height: 16,
+        width: 16,
+        channels: 'rgb',
+        resize: 'shortest-edge',
+        shortestEdge: 18,
+        resample: 'linear',
+        rescale: 1 / 255,
+        mean: undefined,
+        std: undefined,
+        outputs: 'logits',
+      },
+    );
   });
 
   test('classify(images of exactly 16 × 16) matches a float64 reference within 1e-3', async () => {
@@ -57,7 +72,8 @@ describe('ImageClassifier on a compiled ResNet-shaped CNN', () => {
       const reference = cnnReference(normalized(raw, CNN.size));
       const tensor = Float32Array.from(normalized(raw, CNN.size));
       const [fromTensor] = await classifier.classifyTensors([tensor]);
-      for (let k = 0; k < CNN.classes; k += 1) worst = Math.max(worst, Math.abs(fromTensor!.logits[k]! - reference[k]!));
+      for (let k = 0; k < CNN.classes; k += 1)
+        worst = Math.max(worst, Math.abs(fromTensor!.logits[k]! - reference[k]!));
     }
     assert.ok(worst <= 1e-3, `max |Δlogit| ${worst}`);
   });
@@ -69,10 +85,12 @@ describe('ImageClassifier on a compiled ResNet-shaped CNN', () => {
     for (let seed = 1; seed <= 8; seed += 1) {
       const raw = pixels(18, 18, seed);
       const crop = new Uint8Array(16 * 16 * 3);
-      for (let y = 0; y < 16; y += 1) crop.set(raw.subarray(((y + 1) * 18 + 1) * 3, ((y + 1) * 18 + 17) * 3), y * 16 * 3);
+      for (let y = 0; y < 16; y += 1)
+        crop.set(raw.subarray(((y + 1) * 18 + 1) * 3, ((y + 1) * 18 + 17) * 3), y * 16 * 3);
       const reference = cnnReference(normalized(crop, 16));
       const [prediction] = await classifier.classify([await png(raw, 18, 18)]);
-      for (let k = 0; k < CNN.classes; k += 1) worst = Math.max(worst, Math.abs(prediction!.logits[k]! - reference[k]!));
+      for (let k = 0; k < CNN.classes; k += 1)
+        worst = Math.max(worst, Math.abs(prediction!.logits[k]! - reference[k]!));
       labels.add(prediction!.label);
       assert.equal(prediction!.labels.length, CNN.classes);
       assert.equal(prediction!.labels[0]!.label, prediction!.label);
@@ -91,7 +109,11 @@ describe('ImageClassifier on a compiled ResNet-shaped CNN', () => {
       const encoded = await png(raw, w, h);
       // Reference path: resize shortest edge to 18 (long edge truncated), center crop 16, by hand-chosen sharp calls.
       const rw = Math.floor((18 * w) / h);
-      const { data } = await sharp(encoded).resize(rw, 18, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false }).extract({ left: Math.floor((rw - 16) / 2), top: 1, width: 16, height: 16 }).raw().toBuffer({ resolveWithObject: true });
+      const { data } = await sharp(encoded)
+        .resize(rw, 18, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false })
+        .extract({ left: Math.floor((rw - 16) / 2), top: 1, width: 16, height: 16 })
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       const reference = cnnReference(normalized(data, 16));
       const best = reference.indexOf(Math.max(...reference));
       const [prediction] = await classifier.classify([encoded]);
@@ -101,11 +123,14 @@ describe('ImageClassifier on a compiled ResNet-shaped CNN', () => {
   });
 
   test('classify(bytes that are not an image) → KILN_ERR_INPUT_IMAGE naming the input', async () => {
-    await assert.rejects(classifier.classify([new TextEncoder().encode('not an image')], () => 'upload 3'), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'KILN_ERR_INPUT_IMAGE');
-      assert.match(err.message, /^upload 3 is not a usable image: .*JPEG, PNG, WEBP/);
-      return true;
-    });
+    await assert.rejects(
+      classifier.classify([new TextEncoder().encode('not an image')], () => 'upload 3'),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'KILN_ERR_INPUT_IMAGE');
+        assert.match(err.message, /^upload 3 is not a usable image: .*JPEG, PNG, WEBP/);
+        return true;
+      },
+    );
   });
 
   test('infer(a text) → KILN_ERR_INPUT_KIND', async () => {
@@ -123,21 +148,29 @@ describe('kiln serve routes for an image model', () => {
   });
   after(() => server?.close());
 
-  const post = (path: string, body: BodyInit, type = 'application/json') => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+  const post = (path: string, body: BodyInit, type = 'application/json') =>
+    fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
 
   test('POST /predict {"image": base64} and a raw image/png body give the same answer as classify()', async () => {
     const encoded = await png(pixels(18, 18, 3), 18, 18);
     const [expected] = await classifier.classify([encoded]);
     const json = await post('/predict', JSON.stringify({ image: encoded.toString('base64') }));
     assert.equal(json.status, 200);
-    const body = (await json.json()) as { label: string; score: number; labels: Array<{ label: string; score: number }> };
+    const body = (await json.json()) as {
+      label: string;
+      score: number;
+      labels: Array<{ label: string; score: number }>;
+    };
     assert.equal(body.label, expected!.label);
     assert.ok(Math.abs(body.score - expected!.score) < 1e-6);
     assert.equal(body.labels.length, CNN.classes);
     const raw = await post('/predict', new Uint8Array(encoded), 'image/png');
     assert.equal(raw.status, 200);
     assert.deepEqual(await raw.json(), body);
-    const many = await post('/predict', JSON.stringify({ images: [encoded.toString('base64'), encoded.toString('base64')] }));
+    const many = await post(
+      '/predict',
+      JSON.stringify({ images: [encoded.toString('base64'), encoded.toString('base64')] }),
+    );
     assert.equal(((await many.json()) as { predictions: unknown[] }).predictions.length, 2);
   });
 
@@ -174,9 +207,19 @@ describe('kiln serve routes for an image model', () => {
     const raws = [pixels(16, 16, 21), pixels(16, 16, 22)];
     const encoded = await Promise.all(raws.map((r) => png(r, 16, 16)));
     const tensors = raws.map((r) => Array.from(normalized(r, 16)));
-    const bytes = await post(`/v2/models/tiny-resnet/infer`, JSON.stringify({ inputs: [{ name: 'image', datatype: 'BYTES', shape: [2], data: encoded.map((e) => e.toString('base64')) }] }));
+    const bytes = await post(
+      `/v2/models/tiny-resnet/infer`,
+      JSON.stringify({
+        inputs: [{ name: 'image', datatype: 'BYTES', shape: [2], data: encoded.map((e) => e.toString('base64')) }],
+      }),
+    );
     assert.equal(bytes.status, 200, await bytes.clone().text());
-    const fp32 = await post(`/v2/models/tiny-resnet/infer`, JSON.stringify({ inputs: [{ name: 'pixel_values', datatype: 'FP32', shape: [2, 3, 16, 16], data: tensors.flat() }] }));
+    const fp32 = await post(
+      `/v2/models/tiny-resnet/infer`,
+      JSON.stringify({
+        inputs: [{ name: 'pixel_values', datatype: 'FP32', shape: [2, 3, 16, 16], data: tensors.flat() }],
+      }),
+    );
     assert.equal(fp32.status, 200, await fp32.clone().text());
     type V2 = { outputs: Array<{ name: string; shape: number[]; data: Array<string | number> }> };
     const fromFp32 = (await fp32.json()) as V2;
@@ -184,11 +227,17 @@ describe('kiln serve routes for an image model', () => {
     assert.deepEqual(logits.shape, [2, CNN.classes]);
     tensors.forEach((t, r) => {
       const reference = cnnReference(t);
-      for (let k = 0; k < CNN.classes; k += 1) assert.ok(Math.abs((logits.data[r * CNN.classes + k] as number) - reference[k]!) <= 1e-3);
+      for (let k = 0; k < CNN.classes; k += 1)
+        assert.ok(Math.abs((logits.data[r * CNN.classes + k] as number) - reference[k]!) <= 1e-3);
     });
     // A 16 × 16 PNG is resized to 18 first (shortest edge), so BYTES agrees on labels, not logits.
-    assert.equal((await bytes.json() as V2).outputs.find((o) => o.name === 'label')!.data.length, 2);
-    const meta = (await (await fetch(`${url}/v2/models/tiny-resnet`)).json()) as { inputs: Array<{ name: string; datatype: string }> };
-    assert.deepEqual(meta.inputs.map((i) => i.datatype), ['BYTES', 'FP32']);
+    assert.equal(((await bytes.json()) as V2).outputs.find((o) => o.name === 'label')!.data.length, 2);
+    const meta = (await (await fetch(`${url}/v2/models/tiny-resnet`)).json()) as {
+      inputs: Array<{ name: string; datatype: string }>;
+    };
+    assert.deepEqual(
+      meta.inputs.map((i) => i.datatype),
+      ['BYTES', 'FP32'],
+    );
   });
 });

@@ -8,14 +8,14 @@ import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import { decodeF16, decodeBf16, encodeBf16, encodeF16 } from '../../src/model/float16.js';
-import { writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.js';
-import { createSession } from '../../src/runtime/binding.js';
 import { encoderConfig } from '../../src/import/architectures.js';
 import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes, PRESETS } from '../../src/import/synth.js';
+import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/model/float16.js';
+import { type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.js';
+import { createSession } from '../../src/runtime/binding.js';
 import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
-import { referenceLogits, type ReferenceInput } from '../fixtures/reference-encoder.js';
+import { type ReferenceInput, referenceLogits } from '../fixtures/reference-encoder.js';
 
 // The embedded tokenizer's vocabulary: compile checks that it fits the embedding table.
 const VOCAB = 30522;
@@ -66,11 +66,19 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
     id2label: LABELS,
   },
 };
-CONFIGS['xlm-roberta'] = { ...CONFIGS.roberta, architectures: ['XLMRobertaForSequenceClassification'], model_type: 'xlm-roberta', hidden_act: 'relu' };
+CONFIGS['xlm-roberta'] = {
+  ...CONFIGS.roberta,
+  architectures: ['XLMRobertaForSequenceClassification'],
+  model_type: 'xlm-roberta',
+  hidden_act: 'relu',
+};
 CONFIGS['bert-gelu-new'] = { ...CONFIGS.bert, hidden_act: 'gelu_new' };
 
 /** Random weights for every canonical tensor (LayerNorm weights near 1), seeded per tensor. */
-function randomWeights(config: Record<string, unknown>, seed: number): Map<string, { shape: number[]; data: Float32Array }> {
+function randomWeights(
+  config: Record<string, unknown>,
+  seed: number,
+): Map<string, { shape: number[]; data: Float32Array }> {
   const spec = encoderConfig(config, 'test');
   const weights = new Map<string, { shape: number[]; data: Float32Array }>();
   canonicalShapes(spec, VOCAB).forEach(([name, shape], i) => {
@@ -82,11 +90,19 @@ function randomWeights(config: Record<string, unknown>, seed: number): Map<strin
   return weights;
 }
 
-async function writeCheckpoint(dir: string, config: Record<string, unknown>, weights: Map<string, { shape: number[]; data: Float32Array }>, dtype: 'F32' | 'F16' | 'BF16' = 'F32', skip?: (name: string) => boolean): Promise<string> {
+async function writeCheckpoint(
+  dir: string,
+  config: Record<string, unknown>,
+  weights: Map<string, { shape: number[]; data: Float32Array }>,
+  dtype: 'F32' | 'F16' | 'BF16' = 'F32',
+  skip?: (name: string) => boolean,
+): Promise<string> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), JSON.stringify(config));
   await cp(join(EMBEDDED_MODEL, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-  const tensors: TensorToWrite[] = [...weights].filter(([name]) => !skip?.(name)).map(([name, w]) => ({ name, dtype, shape: w.shape, data: () => w.data }));
+  const tensors: TensorToWrite[] = [...weights]
+    .filter(([name]) => !skip?.(name))
+    .map(([name, w]) => ({ name, dtype, shape: w.shape, data: () => w.data }));
   await writeSafetensors(join(dir, 'model.safetensors'), tensors);
   return dir;
 }
@@ -97,11 +113,21 @@ async function kilnLogits(checkpoint: string, input: ReferenceInput, withTokenTy
   const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
   try {
     const dims = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({ type: 'int64' as const, data: BigInt64Array.from(rows.flat().map(BigInt)), dims });
-    const feeds = { input_ids: tensor(input.inputIds), attention_mask: tensor(input.attentionMask), ...(withTokenTypes ? { token_type_ids: tensor(input.tokenTypeIds!) } : {}) };
+    const tensor = (rows: number[][]) => ({
+      type: 'int64' as const,
+      data: BigInt64Array.from(rows.flat().map(BigInt)),
+      dims,
+    });
+    const feeds = {
+      input_ids: tensor(input.inputIds),
+      attention_mask: tensor(input.attentionMask),
+      ...(withTokenTypes ? { token_type_ids: tensor(input.tokenTypeIds!) } : {}),
+    };
     const out = (await session.run(feeds)).logits!;
     const classes = out.dims[1]!;
-    return Array.from({ length: out.dims[0]! }, (_, r) => Array.from(out.data.subarray(r * classes, (r + 1) * classes)));
+    return Array.from({ length: out.dims[0]! }, (_, r) =>
+      Array.from(out.data.subarray(r * classes, (r + 1) * classes)),
+    );
   } finally {
     await session.release();
   }
@@ -109,21 +135,31 @@ async function kilnLogits(checkpoint: string, input: ReferenceInput, withTokenTy
 
 function maxDelta(a: number[][], b: number[][]): number {
   let max = 0;
-  a.forEach((row, r) => row.forEach((v, c) => (max = Math.max(max, Math.abs(v - b[r]![c]!)))));
+  a.forEach((row, r) => {
+    row.forEach((v, c) => {
+      max = Math.max(max, Math.abs(v - b[r]![c]!));
+    });
+  });
   return max;
 }
 
 /** Three rows: short with padding, medium with padding, and one at the model's max positions. */
 function batchFor(config: Record<string, unknown>): ReferenceInput {
   const pad = config.pad_token_id as number;
-  const maxPositions = (config.max_position_embeddings as number) - (config.model_type === 'roberta' || config.model_type === 'xlm-roberta' ? pad + 1 : 0);
+  const maxPositions =
+    (config.max_position_embeddings as number) -
+    (config.model_type === 'roberta' || config.model_type === 'xlm-roberta' ? pad + 1 : 0);
   const width = maxPositions;
   const lengths = [3, 7, width];
   let state = 7;
   const next = (): number => (state = (state * 48271) % 2147483647);
-  const inputIds = lengths.map((n) => Array.from({ length: width }, (_, i) => (i < n ? 2 + (next() % (VOCAB - 2)) : pad)));
+  const inputIds = lengths.map((n) =>
+    Array.from({ length: width }, (_, i) => (i < n ? 2 + (next() % (VOCAB - 2)) : pad)),
+  );
   const attentionMask = lengths.map((n) => Array.from({ length: width }, (_, i) => (i < n ? 1 : 0)));
-  const tokenTypeIds = lengths.map((n) => Array.from({ length: width }, (_, i) => (i < n && i >= Math.floor(n / 2) ? 1 : 0)));
+  const tokenTypeIds = lengths.map((n) =>
+    Array.from({ length: width }, (_, i) => (i < n && i >= Math.floor(n / 2) ? 1 : 0)),
+  );
   return { inputIds, attentionMask, tokenTypeIds };
 }
 
@@ -142,7 +178,15 @@ describe('imported graphs match the float64 reference within 1e-4', () => {
       const input = batchFor(config);
       const isBert = config.model_type === 'bert';
       if (!isBert) delete input.tokenTypeIds;
-      const expected = referenceLogits(config, (n) => weights.get(n) ?? (() => { throw new Error(`missing ${n}`); })(), input);
+      const expected = referenceLogits(
+        config,
+        (n) =>
+          weights.get(n) ??
+          (() => {
+            throw new Error(`missing ${n}`);
+          })(),
+        input,
+      );
       const actual = await kilnLogits(checkpoint, input, isBert);
       logitsByConfig.set(name, actual);
       const delta = maxDelta(actual, expected);
@@ -161,7 +205,10 @@ describe('imported graphs match the float64 reference within 1e-4', () => {
 });
 
 describe('half-precision checkpoints', () => {
-  for (const [dtype, encode, decode] of [['F16', encodeF16, decodeF16], ['BF16', encodeBf16, decodeBf16]] as const) {
+  for (const [dtype, encode, decode] of [
+    ['F16', encodeF16, decodeF16],
+    ['BF16', encodeBf16, decodeBf16],
+  ] as const) {
     test(`a ${dtype} checkpoint imports to the logits of its F32 twin (the same values widened)`, async () => {
       const config = CONFIGS.bert!;
       const weights = randomWeights(config, 2);
@@ -173,7 +220,11 @@ describe('half-precision checkpoints', () => {
       const fromTwin = await kilnLogits(wide, input, true);
       assert.ok(maxDelta(fromHalf, fromTwin) <= 1e-6, `${dtype} vs twin: ${maxDelta(fromHalf, fromTwin)}`);
       // And the format's rounding is visible against the original F32 weights, but small.
-      const original = await kilnLogits(await writeCheckpoint(join(dir, `orig-${dtype}`), config, weights), input, true);
+      const original = await kilnLogits(
+        await writeCheckpoint(join(dir, `orig-${dtype}`), config, weights),
+        input,
+        true,
+      );
       const drift = maxDelta(fromHalf, original);
       assert.ok(drift > 0 && drift < (dtype === 'F16' ? 0.05 : 0.3), `${dtype} drift ${drift}`);
     });
@@ -183,7 +234,13 @@ describe('half-precision checkpoints', () => {
 describe('bad checkpoints get coded errors naming the tensor', () => {
   test('a missing tensor → KILN_ERR_WEIGHTS_MISSING_TENSOR', async () => {
     const config = CONFIGS.bert!;
-    const checkpoint = await writeCheckpoint(join(dir, 'missing'), config, randomWeights(config, 3), 'F32', (n) => n === 'bert.encoder.layer.1.attention.self.key.weight');
+    const checkpoint = await writeCheckpoint(
+      join(dir, 'missing'),
+      config,
+      randomWeights(config, 3),
+      'F32',
+      (n) => n === 'bert.encoder.layer.1.attention.self.key.weight',
+    );
     await assert.rejects(importCheckpoint({ dir: checkpoint, out: join(dir, 'missing-onnx') }), {
       code: 'KILN_ERR_WEIGHTS_MISSING_TENSOR',
       message: /"bert\.encoder\.layer\.1\.attention\.self\.key\.weight"/,
@@ -193,11 +250,15 @@ describe('bad checkpoints get coded errors naming the tensor', () => {
   test('a misshapen tensor → KILN_ERR_WEIGHTS_SHAPE with expected and actual shapes', async () => {
     const config = CONFIGS.roberta!;
     const weights = randomWeights(config, 4);
-    weights.set('roberta.encoder.layer.0.intermediate.dense.weight', { shape: [31, 16], data: new Float32Array(31 * 16) });
+    weights.set('roberta.encoder.layer.0.intermediate.dense.weight', {
+      shape: [31, 16],
+      data: new Float32Array(31 * 16),
+    });
     const checkpoint = await writeCheckpoint(join(dir, 'misshapen'), config, weights);
     await assert.rejects(importCheckpoint({ dir: checkpoint, out: join(dir, 'misshapen-onnx') }), {
       code: 'KILN_ERR_WEIGHTS_SHAPE',
-      message: /"roberta\.encoder\.layer\.0\.intermediate\.dense\.weight" .* has shape \[31, 16\], but config\.json implies \[32, 16\]/,
+      message:
+        /"roberta\.encoder\.layer\.0\.intermediate\.dense\.weight" .* has shape \[31, 16\], but config\.json implies \[32, 16\]/,
     });
   });
 
@@ -207,7 +268,8 @@ describe('bad checkpoints get coded errors naming the tensor', () => {
     await writeFile(join(checkpoint, 'config.json'), JSON.stringify(config));
     await assert.rejects(importCheckpoint({ dir: checkpoint, out: join(dir, 'gpt2-onnx') }), {
       code: 'KILN_ERR_IMPORT_ARCHITECTURE',
-      message: /"GPT2ForSequenceClassification"; supported: BertForSequenceClassification, DistilBertForSequenceClassification, RobertaForSequenceClassification, XLMRobertaForSequenceClassification/,
+      message:
+        /"GPT2ForSequenceClassification"; supported: BertForSequenceClassification, DistilBertForSequenceClassification, RobertaForSequenceClassification, XLMRobertaForSequenceClassification/,
     });
   });
 });
@@ -224,7 +286,10 @@ describe('kiln synth presets', () => {
     test(`the ${preset} preset has the public model's ${count.toLocaleString('en-US')} parameters`, () => {
       const raw: Record<string, unknown> = { ...PRESETS[preset]!, id2label: { 0: 'A', 1: 'B' } };
       const shapes = canonicalShapes(encoderConfig(raw, preset), raw.vocab_size as number);
-      assert.equal(shapes.reduce((n, [, shape]) => n + shape.reduce((a, b) => a * b, 1), 0), count);
+      assert.equal(
+        shapes.reduce((n, [, shape]) => n + shape.reduce((a, b) => a * b, 1), 0),
+        count,
+      );
     });
   }
 });

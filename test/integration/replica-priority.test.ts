@@ -43,7 +43,10 @@ describe('replica priority', { skip: linux ? false : 'per-thread nice is Linux o
       const after = await threadNice();
       const lowered = [...after].filter(([tid, nice]) => !before.has(tid) && nice === Math.min(19, base + 7));
       // Two workers, each with at least one intra-op thread besides itself.
-      assert.ok(lowered.length >= 4, `threads at nice ${base + 7}: ${lowered.length} (all: ${JSON.stringify([...after])})`);
+      assert.ok(
+        lowered.length >= 4,
+        `threads at nice ${base + 7}: ${lowered.length} (all: ${JSON.stringify([...after])})`,
+      );
       assert.equal(after.get(process.pid), base, 'the main thread is not lowered');
       const [answer] = await model.classify(['a warm , funny and moving film']);
       assert.equal(answer!.label, 'POSITIVE', 'the lowered replicas still answer');
@@ -59,7 +62,10 @@ describe('replica priority', { skip: linux ? false : 'per-thread nice is Linux o
     try {
       const fresh = [...(await threadNice())].filter(([tid]) => !before.has(tid));
       assert.ok(fresh.length >= 1, 'the replica started a thread');
-      assert.deepEqual(fresh.filter(([, nice]) => nice !== base), []);
+      assert.deepEqual(
+        fresh.filter(([, nice]) => nice !== base),
+        [],
+      );
     } finally {
       await model.close();
     }

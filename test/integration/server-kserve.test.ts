@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
-import { createServer, type KilnServer } from '../../src/server/server.js';
+import type { TextClassifier } from '../../src/runtime/text-classifier.js';
+import { createServer } from '../../src/server/server.js';
 import { EMBEDDED_MODEL, REPO, servedWithReference, tempDir } from '../fixtures/models.js';
 
 const MODEL = 'sst2-distilbert-tiny';
@@ -22,7 +22,11 @@ before(async () => {
 });
 
 const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 
 interface OutputTensor {
   name: string;
@@ -53,7 +57,11 @@ describe('KServe v2 before the model is loaded', () => {
       const modelReady = await fetch(`${url}/v2/models/${MODEL}/ready`);
       assert.equal(modelReady.status, 503);
       assert.deepEqual(await modelReady.json(), { name: MODEL, ready: false });
-      const infer = await kserveError(await postJson(`${url}/v2/models/${MODEL}/infer`, { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['hi'] }] }));
+      const infer = await kserveError(
+        await postJson(`${url}/v2/models/${MODEL}/infer`, {
+          inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['hi'] }],
+        }),
+      );
       assert.deepEqual([infer.status, infer.code], [503, 'KILN_ERR_HTTP_NOT_READY']);
     } finally {
       await server.close();
@@ -62,14 +70,13 @@ describe('KServe v2 before the model is loaded', () => {
 });
 
 describe('KServe v2 with the embedded model', () => {
-  let server: KilnServer;
   let url: string;
   let reference: TextClassifier;
 
   let close: () => Promise<void>;
 
   before(async () => {
-    ({ server, url, reference, close } = await servedWithReference(artifact));
+    ({ url, reference, close } = await servedWithReference(artifact));
   });
   after(() => close());
 
@@ -112,7 +119,10 @@ describe('KServe v2 with the embedded model', () => {
       ['GET', `/v2/models/${MODEL}/versions/2`],
       ['POST', '/v2/models/bert/infer'],
     ] as const) {
-      const res = method === 'GET' ? await fetch(`${url}${path}`) : await postJson(`${url}${path}`, { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'] }] });
+      const res =
+        method === 'GET'
+          ? await fetch(`${url}${path}`)
+          : await postJson(`${url}${path}`, { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'] }] });
       const err = await kserveError(res);
       assert.deepEqual([err.status, err.code], [404, 'KILN_ERR_HTTP_V2_UNKNOWN_MODEL'], path);
       assert.match(err.message, new RegExp(`serves "${MODEL}"`));
@@ -121,9 +131,18 @@ describe('KServe v2 with the embedded model', () => {
 
   test('POST /v2/models/{name}/infer with a BYTES input [n] → label, score and logits equal to the classifier, id echoed', async () => {
     const texts = ['a charming and moving film', 'awful, boring and far too long', 'the worst'];
-    const res = await postJson(`${url}/v2/models/${MODEL}/infer`, { id: 'req-42', parameters: { anything: 1 }, inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: texts }] });
+    const res = await postJson(`${url}/v2/models/${MODEL}/infer`, {
+      id: 'req-42',
+      parameters: { anything: 1 },
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: texts }],
+    });
     assert.equal(res.status, 200);
-    const body = (await res.json()) as { model_name: string; model_version: string; id: string; outputs: OutputTensor[] };
+    const body = (await res.json()) as {
+      model_name: string;
+      model_version: string;
+      id: string;
+      outputs: OutputTensor[];
+    };
     const expected = await reference.classify(texts);
     assert.deepEqual(body, {
       model_name: MODEL,
@@ -146,9 +165,18 @@ describe('KServe v2 with the embedded model', () => {
     assert.equal(res.status, 200);
     const body = (await res.json()) as { id?: string; outputs: OutputTensor[] };
     assert.equal('id' in body, false);
-    assert.deepEqual(body.outputs.map((o) => [o.name, o.shape]), [['score', [2, 1]], ['label', [2, 1]]]);
+    assert.deepEqual(
+      body.outputs.map((o) => [o.name, o.shape]),
+      [
+        ['score', [2, 1]],
+        ['label', [2, 1]],
+      ],
+    );
     const expected = await reference.classify(['I loved it', 'I hated it']);
-    assert.deepEqual(body.outputs[1]!.data, expected.map((p) => p.label));
+    assert.deepEqual(
+      body.outputs[1]!.data,
+      expected.map((p) => p.label),
+    );
   });
 
   test('POST /v2/models/{name}/infer with INT64 input_ids and attention_mask → the same logits as the text, padding ignored', async () => {
@@ -170,27 +198,142 @@ describe('KServe v2 with the embedded model', () => {
     const expected = await reference.classify(['I loved it', 'awful']);
     const logits = body.outputs.find((o) => o.name === 'logits')!;
     assert.deepEqual(logits.shape, [2, 2]);
-    (logits.data as number[]).forEach((v, i) => assert.ok(Math.abs(v - expected[Math.floor(i / 2)]!.logits[i % 2]!) < 1e-5));
-    assert.deepEqual(body.outputs.find((o) => o.name === 'label')!.data, expected.map((p) => p.label));
+    (logits.data as number[]).forEach((v, i) => {
+      assert.ok(Math.abs(v - expected[Math.floor(i / 2)]!.logits[i % 2]!) < 1e-5);
+    });
+    assert.deepEqual(
+      body.outputs.find((o) => o.name === 'label')!.data,
+      expected.map((p) => p.label),
+    );
   });
 
   const badRequests: Array<[name: string, body: unknown, status: number, code: string, message: RegExp]> = [
-    ['a token id outside the vocabulary', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 99999, 102] }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 1, 1] }] }, 400, 'KILN_ERR_INPUT_TOKENS', /row 0 .*token 1 is 99999, outside the vocabulary's ids 0\.\.30521/],
-    ['a mask with a hole', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2023, 102] }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 0, 1] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /row 0 of "attention_mask" is not 1s followed by 0s/],
-    ['input_ids without a mask', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2023, 102] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /need both "input_ids" and "attention_mask"/],
-    ['a token type outside the table (it would fail the whole batch)', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2000, 102] }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 1, 1] }, { name: 'token_type_ids', datatype: 'INT64', shape: [1, 3], data: [0, 5, 0] }] }, 400, 'KILN_ERR_INPUT_TOKENS', /token_type_ids 1 is 5, outside the token types 0\.\.1/],
-    ['a row longer than max length', { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 130], data: Array.from({ length: 130 }, () => 1000) }, { name: 'attention_mask', datatype: 'INT64', shape: [1, 130], data: Array.from({ length: 130 }, () => 1) }] }, 400, 'KILN_ERR_INPUT_TOKENS', /130 tokens; a row needs 1 to 128/],
-    ['an FP32 input', { inputs: [{ name: 'text', datatype: 'FP32', shape: [1], data: [1.5] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /datatype "FP32"; the text input is BYTES/],
-    ['two inputs', { inputs: [{ name: 'a', datatype: 'BYTES', shape: [1], data: ['x'] }, { name: 'b', datatype: 'BYTES', shape: [1], data: ['y'] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /one input, "text", but the request has 2/],
-    ['a shape that does not match the data', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: ['x', 'y'] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /shape \[3\] \(3 elements\) but 2 data elements/],
-    ['a [2, 2] shape', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 2], data: ['a', 'b', 'c', 'd'] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /shape \[n\] or \[n, 1\]/],
-    ['a number in BYTES data', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2], data: ['x', 7] }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /element 1 of input "text" is 7/],
-    ['an unknown output', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'] }], outputs: [{ name: 'probabilities' }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /no output "probabilities"; its outputs are label, score, logits/],
+    [
+      'a token id outside the vocabulary',
+      {
+        inputs: [
+          { name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 99999, 102] },
+          { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 1, 1] },
+        ],
+      },
+      400,
+      'KILN_ERR_INPUT_TOKENS',
+      /row 0 .*token 1 is 99999, outside the vocabulary's ids 0\.\.30521/,
+    ],
+    [
+      'a mask with a hole',
+      {
+        inputs: [
+          { name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2023, 102] },
+          { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 0, 1] },
+        ],
+      },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /row 0 of "attention_mask" is not 1s followed by 0s/,
+    ],
+    [
+      'input_ids without a mask',
+      { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2023, 102] }] },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /need both "input_ids" and "attention_mask"/,
+    ],
+    [
+      'a token type outside the table (it would fail the whole batch)',
+      {
+        inputs: [
+          { name: 'input_ids', datatype: 'INT64', shape: [1, 3], data: [101, 2000, 102] },
+          { name: 'attention_mask', datatype: 'INT64', shape: [1, 3], data: [1, 1, 1] },
+          { name: 'token_type_ids', datatype: 'INT64', shape: [1, 3], data: [0, 5, 0] },
+        ],
+      },
+      400,
+      'KILN_ERR_INPUT_TOKENS',
+      /token_type_ids 1 is 5, outside the token types 0\.\.1/,
+    ],
+    [
+      'a row longer than max length',
+      {
+        inputs: [
+          { name: 'input_ids', datatype: 'INT64', shape: [1, 130], data: Array.from({ length: 130 }, () => 1000) },
+          { name: 'attention_mask', datatype: 'INT64', shape: [1, 130], data: Array.from({ length: 130 }, () => 1) },
+        ],
+      },
+      400,
+      'KILN_ERR_INPUT_TOKENS',
+      /130 tokens; a row needs 1 to 128/,
+    ],
+    [
+      'an FP32 input',
+      { inputs: [{ name: 'text', datatype: 'FP32', shape: [1], data: [1.5] }] },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /datatype "FP32"; the text input is BYTES/,
+    ],
+    [
+      'two inputs',
+      {
+        inputs: [
+          { name: 'a', datatype: 'BYTES', shape: [1], data: ['x'] },
+          { name: 'b', datatype: 'BYTES', shape: [1], data: ['y'] },
+        ],
+      },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /one input, "text", but the request has 2/,
+    ],
+    [
+      'a shape that does not match the data',
+      { inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: ['x', 'y'] }] },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /shape \[3\] \(3 elements\) but 2 data elements/,
+    ],
+    [
+      'a [2, 2] shape',
+      { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 2], data: ['a', 'b', 'c', 'd'] }] },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /shape \[n\] or \[n, 1\]/,
+    ],
+    [
+      'a number in BYTES data',
+      { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2], data: ['x', 7] }] },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /element 1 of input "text" is 7/,
+    ],
+    [
+      'an unknown output',
+      { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'] }], outputs: [{ name: 'probabilities' }] },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /no output "probabilities"; its outputs are label, score, logits/,
+    ],
     ['no inputs field', { id: '1' }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /must have required property 'inputs'/],
-    ['an unknown field in an input', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'], contents: {} }] }, 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /unknown field "contents"/],
+    [
+      'an unknown field in an input',
+      { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: ['x'], contents: {} }] },
+      400,
+      'KILN_ERR_HTTP_V2_INVALID_REQUEST',
+      /unknown field "contents"/,
+    ],
     ['broken JSON', '{"inputs": [', 400, 'KILN_ERR_HTTP_V2_INVALID_REQUEST', /not valid JSON/],
-    ['an empty text', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [' '] }] }, 400, 'KILN_ERR_INPUT_EMPTY_TEXT', /element 0 of input "text" is empty/],
-    ['too many texts', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1025], data: Array.from({ length: 1025 }, () => 'x') }] }, 413, 'KILN_ERR_HTTP_TOO_MANY_TEXTS', /at most 1024/],
+    [
+      'an empty text',
+      { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [' '] }] },
+      400,
+      'KILN_ERR_INPUT_EMPTY_TEXT',
+      /element 0 of input "text" is empty/,
+    ],
+    [
+      'too many texts',
+      { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1025], data: Array.from({ length: 1025 }, () => 'x') }] },
+      413,
+      'KILN_ERR_HTTP_TOO_MANY_TEXTS',
+      /at most 1024/,
+    ],
   ];
   for (const [name, body, status, code, message] of badRequests) {
     test(`infer with ${name} → ${status} ${code} as {"error": "…"}`, async () => {

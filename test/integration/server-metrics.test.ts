@@ -25,7 +25,8 @@ function sample(page: string, name: string, labels: Record<string, string> = {})
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!match || match[1] !== name) continue;
     const found = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (JSON.stringify(Object.entries(found).sort()) === JSON.stringify(Object.entries(labels).sort())) return Number(match[3]);
+    if (JSON.stringify(Object.entries(found).sort()) === JSON.stringify(Object.entries(labels).sort()))
+      return Number(match[3]);
   }
   return undefined;
 }
@@ -35,7 +36,12 @@ function metricNames(page: string): Set<string> {
   return new Set([...page.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
 }
 
-const predict = (url: string, body: object) => fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const predict = (url: string, body: object) =>
+  fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 
 describe('GET /metrics', () => {
   test('before the model loads: 200 in the Prometheus text format, kiln_model_ready 0, process memory present', async () => {
@@ -70,9 +76,15 @@ describe('GET /metrics', () => {
       assert.equal(sample(page, 'kiln_model_ready'), 1);
       assert.equal(sample(page, 'kiln_http_requests_total', { method: 'POST', route: '/predict', status: '200' }), 7);
       assert.equal(sample(page, 'kiln_http_requests_total', { method: 'POST', route: '/predict', status: '400' }), 1);
-      assert.equal(sample(page, 'kiln_http_requests_total', { method: 'GET', route: 'unmatched', status: '404' }), 1, 'unknown paths share one label');
+      assert.equal(
+        sample(page, 'kiln_http_requests_total', { method: 'GET', route: 'unmatched', status: '404' }),
+        1,
+        'unknown paths share one label',
+      );
       assert.equal(sample(page, 'kiln_http_request_duration_seconds_count', { method: 'POST', route: '/predict' }), 8);
-      assert.ok((sample(page, 'kiln_http_request_duration_seconds_sum', { method: 'POST', route: '/predict' }) ?? 0) > 0);
+      assert.ok(
+        (sample(page, 'kiln_http_request_duration_seconds_sum', { method: 'POST', route: '/predict' }) ?? 0) > 0,
+      );
       assert.equal(sample(page, 'kiln_http_requests_in_flight'), 1, 'the scrape itself');
 
       const stats = classifier.stats();
@@ -94,7 +106,9 @@ describe('GET /metrics', () => {
         assert.ok(ratio !== undefined && ratio >= 0 && ratio <= 1, `replica ${replica} busy ratio ${ratio}`);
       }
       assert.ok(
-        (sample(page, 'kiln_replica_busy_ratio', { replica: '0' }) ?? 0) + (sample(page, 'kiln_replica_busy_ratio', { replica: '1' }) ?? 0) > 0,
+        (sample(page, 'kiln_replica_busy_ratio', { replica: '0' }) ?? 0) +
+          (sample(page, 'kiln_replica_busy_ratio', { replica: '1' }) ?? 0) >
+          0,
         'some replica did work',
       );
     } finally {
@@ -108,7 +122,9 @@ describe('GET /metrics', () => {
     try {
       server.model.set(await TextClassifier.load(artifact, { replicas: 1 }));
       assert.equal((await predict(url, { text: 'one batch so the histograms have samples' })).status, 200);
-      const scraped = [...metricNames(await (await fetch(`${url}/metrics`)).text())].filter((n) => !/^kiln_(process|nodejs)_/.test(n));
+      const scraped = [...metricNames(await (await fetch(`${url}/metrics`)).text())].filter(
+        (n) => !/^kiln_(process|nodejs)_/.test(n),
+      );
       const table = readFileSync(join(REPO, 'docs', 'metrics.md'), 'utf8');
       const documented = [...table.matchAll(/^\| `(kiln_\w+)` \|/gm)].map((m) => m[1]!);
       assert.deepEqual([...scraped].sort(), [...documented].sort());
@@ -126,7 +142,10 @@ describe('GET /metrics', () => {
       const pageA = await (await fetch(`${urlA}/metrics`)).text();
       const pageB = await (await fetch(`${urlB}/metrics`)).text();
       assert.equal(sample(pageA, 'kiln_http_requests_total', { method: 'GET', route: '/ping', status: '503' }), 3);
-      assert.equal(sample(pageB, 'kiln_http_requests_total', { method: 'GET', route: '/ping', status: '503' }), undefined);
+      assert.equal(
+        sample(pageB, 'kiln_http_requests_total', { method: 'GET', route: '/ping', status: '503' }),
+        undefined,
+      );
     } finally {
       await a.close();
       await b.close();

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import { WorkerReplica, type Replica, type ReplicaFactory } from '../../src/runtime/replica.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
+import { type Replica, type ReplicaFactory, WorkerReplica } from '../../src/runtime/replica.js';
 import type { ModelOptions } from '../../src/runtime/task-model.js';
+import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer, type ServerOptions } from '../../src/server/server.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
@@ -29,7 +29,11 @@ function gatedReplicas(): { factory: ReplicaFactory; open: () => void; running: 
   const gate = new Promise<void>((resolve) => (open = resolve));
   const running = new Promise<void>((resolve) => (arrived = resolve));
   const factory: ReplicaFactory = async (id) => {
-    const real = await WorkerReplica.start(id, { modelPath: join(artifact, 'model.onnx'), backend: 'cpu', intraOpThreads: 1 });
+    const real = await WorkerReplica.start(id, {
+      modelPath: join(artifact, 'model.onnx'),
+      backend: 'cpu',
+      intraOpThreads: 1,
+    });
     const gated: Replica = {
       id,
       get alive() {
@@ -52,11 +56,23 @@ async function gatedServer(serverOptions: ServerOptions, classifierOptions: Mode
   const server = createServer({ port: 0, ...serverOptions });
   const url = await server.listen();
   // One batch at a time on the replica (no batch sent ahead), so the queue fills exactly as each test counts.
-  server.model.set(await TextClassifier.load(artifact, { replicas: 1, pipeline: 1, replicaFactory: gated.factory, ...classifierOptions }));
+  server.model.set(
+    await TextClassifier.load(artifact, {
+      replicas: 1,
+      pipeline: 1,
+      replicaFactory: gated.factory,
+      ...classifierOptions,
+    }),
+  );
   return { server, url, ...gated };
 }
 
-const predict = (url: string, body: object) => fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const predict = (url: string, body: object) =>
+  fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 
 async function errorCode(res: Response): Promise<string> {
   return ((await res.json()) as { error: { code: string } }).error.code;
@@ -87,7 +103,9 @@ describe('overload', () => {
       // One request on the replica (held at the gate), then a burst: one fits the queue, the rest do not.
       const first = predict(url, { text: 'a charming and moving film' });
       await running;
-      const burst = Array.from({ length: 8 }, (_, i) => predict(url, { text: `awful, boring and far too long, part ${i}` }));
+      const burst = Array.from({ length: 8 }, (_, i) =>
+        predict(url, { text: `awful, boring and far too long, part ${i}` }),
+      );
       await whenSettled(burst, 7);
       open();
       const responses = await Promise.all([first, ...burst]);
@@ -102,7 +120,11 @@ describe('overload', () => {
         assert.equal(body.error.code, 'KILN_ERR_QUEUE_FULL');
         assert.match(body.error.message, /--max-queue/);
       }
-      assert.equal(((await responses[0]!.json()) as { label: string }).label, 'POSITIVE', 'the request on the replica got its own answer');
+      assert.equal(
+        ((await responses[0]!.json()) as { label: string }).label,
+        'POSITIVE',
+        'the request on the replica got its own answer',
+      );
       const after = await predict(url, { text: 'still serving' });
       assert.equal(after.status, 200);
       const metrics = await (await fetch(`${url}/metrics`)).text();
@@ -124,10 +146,18 @@ describe('overload', () => {
       await until(() => stats().inFlight === 2);
       accepted.push(predict(url, { text: 'waits in the queue' }));
       await until(() => stats().queueDepth === 1);
-      const refused = await Promise.all(Array.from({ length: 5 }, (_, i) => predict(url, { text: `one too many, ${i}` })));
-      assert.deepEqual(refused.map((r) => r.status), [429, 429, 429, 429, 429]);
+      const refused = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => predict(url, { text: `one too many, ${i}` })),
+      );
+      assert.deepEqual(
+        refused.map((r) => r.status),
+        [429, 429, 429, 429, 429],
+      );
       open();
-      assert.deepEqual((await Promise.all(accepted)).map((r) => r.status), [200, 200, 200]);
+      assert.deepEqual(
+        (await Promise.all(accepted)).map((r) => r.status),
+        [200, 200, 200],
+      );
       assert.equal(stats().completed, 3);
       assert.equal(stats().rejected, 5);
     } finally {
@@ -140,7 +170,11 @@ describe('overload', () => {
     const { server, url, open } = await gatedServer({}, { maxQueue: 1 });
     open();
     try {
-      const bad = await fetch(`${url}/v2/models/%E0%A4%A/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const bad = await fetch(`${url}/v2/models/%E0%A4%A/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       assert.ok(bad.status >= 400 && bad.status < 500, `status ${bad.status}`);
       const after = await predict(url, { text: 'still serving' });
       assert.equal(after.status, 200);
@@ -157,7 +191,9 @@ describe('overload', () => {
       if (request.url === '/predict') seenByFastify += 1;
     });
     const url = await server.listen();
-    server.model.set(await TextClassifier.load(artifact, { replicas: 1, pipeline: 1, maxQueue: 1, replicaFactory: gated.factory }));
+    server.model.set(
+      await TextClassifier.load(artifact, { replicas: 1, pipeline: 1, maxQueue: 1, replicaFactory: gated.factory }),
+    );
     try {
       const first = predict(url, { text: 'on the replica' });
       await gated.running;
@@ -169,11 +205,19 @@ describe('overload', () => {
       assert.equal(seenByFastify, 2, 'the refused request never reached fastify');
       // A request that reaches fastify without a socket (inject) is judged by the same rule in a
       // hook, also before its body is read: an invalid body gets 429, not 400.
-      const injected = await server.app.inject({ method: 'POST', url: '/predict', headers: { 'content-type': 'application/json' }, payload: '{"text": 5, "unknown": true' });
+      const injected = await server.app.inject({
+        method: 'POST',
+        url: '/predict',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"text": 5, "unknown": true',
+      });
       assert.equal(injected.statusCode, 429);
       assert.equal(injected.headers['kiln-error-code'], 'KILN_ERR_QUEUE_FULL');
       gated.open();
-      assert.deepEqual((await Promise.all([first, queued])).map((r) => r.status), [200, 200]);
+      assert.deepEqual(
+        (await Promise.all([first, queued])).map((r) => r.status),
+        [200, 200],
+      );
     } finally {
       gated.open();
       await server.close();
@@ -188,17 +232,28 @@ describe('overload', () => {
       const queued = predict(url, { text: 'waits in the queue' });
       // The queue holds one request once the scheduler has it: wait for that, not for time.
       await until(() => server.model.all()[0]!.stats().queueDepth === 1);
-      const invalid = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text": 5, "unknown": true' });
+      const invalid = await fetch(`${url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"text": 5, "unknown": true',
+      });
       assert.equal(invalid.status, 429, 'refused before the body was parsed or validated');
       assert.equal(await errorCode(invalid), 'KILN_ERR_QUEUE_FULL');
-      const kserve = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'not json' });
+      const kserve = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: 'not json',
+      });
       assert.equal(kserve.status, 429);
       assert.deepEqual(Object.keys((await kserve.json()) as object), ['error']);
       // A GET is never refused early, and the refusals are counted as the scheduler's.
       assert.equal((await fetch(`${url}/stats`)).status, 200);
       assert.equal(server.model.all()[0]!.stats().rejected, 2);
       open();
-      assert.deepEqual((await Promise.all([first, queued])).map((r) => r.status), [200, 200]);
+      assert.deepEqual(
+        (await Promise.all([first, queued])).map((r) => r.status),
+        [200, 200],
+      );
     } finally {
       open();
       await server.close();
@@ -210,16 +265,32 @@ describe('overload', () => {
     const { server, url, open, running } = await gatedServer({ apiKey: key }, { maxQueue: 1 });
     const withKey = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
     try {
-      const first = fetch(`${url}/predict`, { method: 'POST', headers: withKey, body: JSON.stringify({ text: 'a charming and moving film' }) });
+      const first = fetch(`${url}/predict`, {
+        method: 'POST',
+        headers: withKey,
+        body: JSON.stringify({ text: 'a charming and moving film' }),
+      });
       await running;
-      const queued = fetch(`${url}/predict`, { method: 'POST', headers: withKey, body: JSON.stringify({ text: 'waits in the queue' }) });
+      const queued = fetch(`${url}/predict`, {
+        method: 'POST',
+        headers: withKey,
+        body: JSON.stringify({ text: 'waits in the queue' }),
+      });
       await until(() => server.model.all()[0]!.stats().queueDepth === 1);
       const anonymous = await predict(url, { text: 'no key' });
       assert.equal(anonymous.status, 401);
       assert.equal(await errorCode(anonymous), 'KILN_ERR_HTTP_UNAUTHORIZED');
-      const wrongKey = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, { method: 'POST', headers: { 'x-api-key': 'not-the-key' }, body: '{}' });
+      const wrongKey = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'not-the-key' },
+        body: '{}',
+      });
       assert.equal(wrongKey.status, 401);
-      const refused = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, { method: 'POST', headers: { 'x-api-key': key }, body: '{}' });
+      const refused = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, {
+        method: 'POST',
+        headers: { 'x-api-key': key },
+        body: '{}',
+      });
       assert.equal(refused.status, 429);
       assert.equal(refused.headers.get('retry-after'), '1');
       assert.equal(refused.headers.get('kiln-error-code'), 'KILN_ERR_QUEUE_FULL');
@@ -228,9 +299,15 @@ describe('overload', () => {
       assert.equal(server.model.all()[0]!.stats().rejected, 1, 'only the request with the key was refused for load');
       const metrics = await (await fetch(`${url}/metrics`, { headers: withKey })).text();
       assert.match(metrics, /^kiln_http_requests_total\{method="POST",route="\/predict",status="401"\} 1$/m);
-      assert.match(metrics, /^kiln_http_requests_total\{method="POST",route="\/v2\/models\/:name\/infer",status="429"\} 1$/m);
+      assert.match(
+        metrics,
+        /^kiln_http_requests_total\{method="POST",route="\/v2\/models\/:name\/infer",status="429"\} 1$/m,
+      );
       open();
-      assert.deepEqual((await Promise.all([first, queued])).map((r) => r.status), [200, 200]);
+      assert.deepEqual(
+        (await Promise.all([first, queued])).map((r) => r.status),
+        [200, 200],
+      );
     } finally {
       open();
       await server.close();
@@ -247,7 +324,11 @@ describe('overload', () => {
         ['/predict', 'application/json', JSON.stringify({ texts: ['fine', long] })],
         ['/invocations', 'application/json', JSON.stringify({ inputs: long })],
         ['/invocations', 'application/jsonlines', `"fine"\n${JSON.stringify(long)}\n`],
-        ['/v2/models/sst2-distilbert-tiny/infer', 'application/json', JSON.stringify({ inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [long] }] })],
+        [
+          '/v2/models/sst2-distilbert-tiny/infer',
+          'application/json',
+          JSON.stringify({ inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [long] }] }),
+        ],
       ];
       for (const [path, type, body] of requests) {
         const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
@@ -284,7 +365,11 @@ describe('drain', () => {
     const { server, url, open, running } = await gatedServer({ apiKey: 'k' }, { maxQueue: 16 });
     const auth = { authorization: 'Bearer k', 'content-type': 'application/json' };
     try {
-      const inFlight = fetch(`${url}/predict`, { method: 'POST', headers: auth, body: JSON.stringify({ texts: ['a charming and moving film', 'the worst'] }) });
+      const inFlight = fetch(`${url}/predict`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ texts: ['a charming and moving film', 'the worst'] }),
+      });
       await running;
       let reported = -1;
       const drained = server.drain('SIGTERM', (n) => (reported = n));
@@ -302,14 +387,21 @@ describe('drain', () => {
       const body = (await refused.json()) as { error: { code: string; message: string } };
       assert.equal(body.error.code, 'KILN_ERR_HTTP_DRAINING');
       assert.match(body.error.message, /shutting down \(SIGTERM\)/);
-      const refusedV2 = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, { method: 'POST', headers: auth, body: '{"inputs":[]}' });
+      const refusedV2 = await fetch(`${url}/v2/models/sst2-distilbert-tiny/infer`, {
+        method: 'POST',
+        headers: auth,
+        body: '{"inputs":[]}',
+      });
       assert.equal(refusedV2.status, 503);
       assert.match(((await refusedV2.json()) as { error: string }).error, /shutting down/);
 
       open();
       const answer = await inFlight;
       assert.equal(answer.status, 200);
-      assert.deepEqual(((await answer.json()) as { predictions: Array<{ label: string }> }).predictions.map((p) => p.label), ['POSITIVE', 'NEGATIVE']);
+      assert.deepEqual(
+        ((await answer.json()) as { predictions: Array<{ label: string }> }).predictions.map((p) => p.label),
+        ['POSITIVE', 'NEGATIVE'],
+      );
       await drained;
       await assert.rejects(fetch(`${url}/ping`), 'the listener is closed after the drain');
     } finally {

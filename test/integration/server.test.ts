@@ -21,7 +21,8 @@ async function started(options: Parameters<typeof createServer>[0] = {}): Promis
   return { server, url };
 }
 
-const post = (url: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => fetch(url, { method: 'POST', body, headers });
+const post = (url: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  fetch(url, { method: 'POST', body, headers });
 
 describe('kiln server before the model is loaded', () => {
   test('GET /ping and POST /predict answer 503 KILN_ERR_HTTP_NOT_READY; the server binds 127.0.0.1', async () => {
@@ -61,7 +62,10 @@ describe('kiln server with the embedded model', () => {
   });
 
   test('POST /predict {"text"} → {"label","score"} equal to the classifier\'s own answer', async () => {
-    const res = await post(`${url}/predict`, JSON.stringify({ text: 'I absolutely loved this movie, it was fantastic!' }));
+    const res = await post(
+      `${url}/predict`,
+      JSON.stringify({ text: 'I absolutely loved this movie, it was fantastic!' }),
+    );
     assert.equal(res.status, 200);
     const body = (await res.json()) as { label: string; score: number };
     const [expected] = await reference.classify(['I absolutely loved this movie, it was fantastic!']);
@@ -74,30 +78,53 @@ describe('kiln server with the embedded model', () => {
     const res = await post(`${url}/predict`, JSON.stringify({ texts }));
     const body = (await res.json()) as { predictions: Array<{ label: string; score: number }> };
     const expected = await reference.classify(texts);
-    assert.deepEqual(body.predictions, expected.map((p) => ({ label: p.label, score: p.score })));
-    assert.deepEqual(body.predictions.map((p) => p.label), ['NEGATIVE', 'POSITIVE', 'NEGATIVE']);
+    assert.deepEqual(
+      body.predictions,
+      expected.map((p) => ({ label: p.label, score: p.score })),
+    );
+    assert.deepEqual(
+      body.predictions.map((p) => p.label),
+      ['NEGATIVE', 'POSITIVE', 'NEGATIVE'],
+    );
   });
 
   test('POST /predict "return_all_scores": true adds every label with its softmax score, in label order', async () => {
     const texts = ['a charming and moving film', 'awful, boring and far too long'];
     const res = await post(`${url}/predict`, JSON.stringify({ texts, return_all_scores: true }));
-    const body = (await res.json()) as { predictions: Array<{ label: string; score: number; scores: Array<{ label: string; score: number }> }> };
+    const body = (await res.json()) as {
+      predictions: Array<{ label: string; score: number; scores: Array<{ label: string; score: number }> }>;
+    };
     const expected = await reference.classify(texts);
     body.predictions.forEach((p, i) => {
       const logits = expected[i]!.logits;
       const sum = logits.reduce((n, l) => n + Math.exp(l), 0);
-      assert.deepEqual(p.scores.map((s) => s.label), ['NEGATIVE', 'POSITIVE']);
-      p.scores.forEach((s, k) => assert.ok(Math.abs(s.score - Math.exp(logits[k]!) / sum) < 1e-12));
+      assert.deepEqual(
+        p.scores.map((s) => s.label),
+        ['NEGATIVE', 'POSITIVE'],
+      );
+      p.scores.forEach((s, k) => {
+        assert.ok(Math.abs(s.score - Math.exp(logits[k]!) / sum) < 1e-12);
+      });
       assert.equal(p.label, expected[i]!.label);
-      assert.equal(p.scores.find((s) => s.label === p.label)!.score, p.score, 'the top score is the one "score" reports');
+      assert.equal(
+        p.scores.find((s) => s.label === p.label)!.score,
+        p.score,
+        'the top score is the one "score" reports',
+      );
     });
-    const single = (await (await post(`${url}/predict`, JSON.stringify({ text: 'fine', return_all_scores: true }))).json()) as Record<string, unknown>;
+    const single = (await (
+      await post(`${url}/predict`, JSON.stringify({ text: 'fine', return_all_scores: true }))
+    ).json()) as Record<string, unknown>;
     assert.deepEqual(Object.keys(single), ['label', 'score', 'scores']);
-    const without = (await (await post(`${url}/predict`, JSON.stringify({ text: 'fine', return_all_scores: false }))).json()) as Record<string, unknown>;
+    const without = (await (
+      await post(`${url}/predict`, JSON.stringify({ text: 'fine', return_all_scores: false }))
+    ).json()) as Record<string, unknown>;
     assert.deepEqual(Object.keys(without), ['label', 'score']);
   });
 
-  const badRequests: Array<[name: string, body: string, status: number, code: string, headers?: Record<string, string>]> = [
+  const badRequests: Array<
+    [name: string, body: string, status: number, code: string, headers?: Record<string, string>]
+  > = [
     ['broken JSON', '{"text": ', 400, 'KILN_ERR_HTTP_BAD_JSON'],
     ['an empty body', '', 400, 'KILN_ERR_HTTP_BAD_JSON'],
     ['a number for text', '{"text": 5}', 400, 'KILN_ERR_HTTP_INVALID_BODY'],
@@ -111,7 +138,12 @@ describe('kiln server with the embedded model', () => {
     ['an empty texts list', '{"texts": []}', 400, 'KILN_ERR_HTTP_INVALID_BODY'],
     ['an empty text', '{"text": ""}', 400, 'KILN_ERR_INPUT_EMPTY_TEXT'],
     ['a whitespace text in a list', '{"texts": ["ok", " \\n "]}', 400, 'KILN_ERR_INPUT_EMPTY_TEXT'],
-    ['too many texts', JSON.stringify({ texts: Array.from({ length: 1025 }, () => 'x') }), 413, 'KILN_ERR_HTTP_TOO_MANY_TEXTS'],
+    [
+      'too many texts',
+      JSON.stringify({ texts: Array.from({ length: 1025 }, () => 'x') }),
+      413,
+      'KILN_ERR_HTTP_TOO_MANY_TEXTS',
+    ],
     ['a plain-text body', 'hello', 415, 'KILN_ERR_HTTP_MEDIA_TYPE', { 'content-type': 'text/plain' }],
   ];
   for (const [name, body, status, code, headers] of badRequests) {
@@ -132,7 +164,11 @@ describe('kiln server with the embedded model', () => {
   });
 
   test('unknown routes and methods → 404 KILN_ERR_HTTP_NOT_FOUND', async () => {
-    for (const [method, path] of [['GET', '/nope'], ['GET', '/predict'], ['DELETE', '/ping']] as const) {
+    for (const [method, path] of [
+      ['GET', '/nope'],
+      ['GET', '/predict'],
+      ['DELETE', '/ping'],
+    ] as const) {
       const res = await fetch(`${url}${path}`, { method });
       assert.equal(res.status, 404, `${method} ${path}`);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_NOT_FOUND');
@@ -140,10 +176,21 @@ describe('kiln server with the embedded model', () => {
   });
 
   test('a burst of concurrent requests all get their own correct answer', async () => {
-    const texts = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? `a wonderful film number ${i}` : `a dreadful film number ${i}`));
-    const answers = await Promise.all(texts.map((text) => post(`${url}/predict`, JSON.stringify({ text })).then((r) => r.json() as Promise<{ label: string; score: number }>)));
+    const texts = Array.from({ length: 40 }, (_, i) =>
+      i % 2 === 0 ? `a wonderful film number ${i}` : `a dreadful film number ${i}`,
+    );
+    const answers = await Promise.all(
+      texts.map((text) =>
+        post(`${url}/predict`, JSON.stringify({ text })).then(
+          (r) => r.json() as Promise<{ label: string; score: number }>,
+        ),
+      ),
+    );
     const expected = await reference.classify(texts);
-    assert.deepEqual(answers, expected.map((p) => ({ label: p.label, score: p.score })));
+    assert.deepEqual(
+      answers,
+      expected.map((p) => ({ label: p.label, score: p.score })),
+    );
   });
 });
 
@@ -156,12 +203,33 @@ describe('kiln server with an API key', () => {
       const denied = await post(`${url}/predict`, '{"text":"hi"}');
       assert.equal(denied.status, 401);
       assert.equal(((await denied.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_UNAUTHORIZED');
-      assert.equal((await post(`${url}/predict`, '{"text":"hi"}', { 'content-type': 'application/json', authorization: 'Bearer wrong' })).status, 401);
-      assert.equal((await post(`${url}/predict`, '{"text":"hi"}', { 'content-type': 'application/json', authorization: 'Bearer s3cret' })).status, 200);
-      assert.equal((await post(`${url}/predict`, '{"text":"hi"}', { 'content-type': 'application/json', 'x-api-key': 's3cret' })).status, 200);
+      assert.equal(
+        (
+          await post(`${url}/predict`, '{"text":"hi"}', {
+            'content-type': 'application/json',
+            authorization: 'Bearer wrong',
+          })
+        ).status,
+        401,
+      );
+      assert.equal(
+        (
+          await post(`${url}/predict`, '{"text":"hi"}', {
+            'content-type': 'application/json',
+            authorization: 'Bearer s3cret',
+          })
+        ).status,
+        200,
+      );
+      assert.equal(
+        (await post(`${url}/predict`, '{"text":"hi"}', { 'content-type': 'application/json', 'x-api-key': 's3cret' }))
+          .status,
+        200,
+      );
       assert.equal((await fetch(`${url}/nope`)).status, 401, 'unknown routes are guarded too');
       // Health checks stay open (probes carry no key); every other route, old or new, is guarded.
-      for (const path of ['/v2/health/live', '/v2/health/ready']) assert.equal((await fetch(`${url}${path}`)).status, 200, path);
+      for (const path of ['/v2/health/live', '/v2/health/ready'])
+        assert.equal((await fetch(`${url}${path}`)).status, 200, path);
       const json = { 'content-type': 'application/json' };
       const guarded: Array<[string, string, string?]> = [
         ['GET', '/stats'],
@@ -170,13 +238,18 @@ describe('kiln server with an API key', () => {
         ['GET', '/v2'],
         ['GET', '/v2/models/sst2-distilbert-tiny'],
         ['GET', '/v2/models/sst2-distilbert-tiny/ready'],
-        ['POST', '/v2/models/sst2-distilbert-tiny/infer', '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["hi"]}]}'],
+        [
+          'POST',
+          '/v2/models/sst2-distilbert-tiny/infer',
+          '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["hi"]}]}',
+        ],
       ];
       for (const [method, path, body] of guarded) {
         const denied = await fetch(`${url}${path}`, { method, headers: json, body });
         assert.equal(denied.status, 401, `${method} ${path} without the key`);
         assert.equal(denied.headers.get('kiln-error-code'), 'KILN_ERR_HTTP_UNAUTHORIZED');
-        if (path.startsWith('/v2')) assert.match(((await denied.json()) as { error: string }).error, /API key/, 'KServe error shape');
+        if (path.startsWith('/v2'))
+          assert.match(((await denied.json()) as { error: string }).error, /API key/, 'KServe error shape');
         const allowed = await fetch(`${url}${path}`, { method, headers: { ...json, 'x-api-key': 's3cret' }, body });
         assert.equal(allowed.status, 200, `${method} ${path} with the key`);
       }

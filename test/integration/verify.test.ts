@@ -14,7 +14,17 @@ import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
 
 test('labelIndex reads label names (any case) and ids, and nothing else', () => {
   const labels = ['NEGATIVE', 'POSITIVE'];
-  const cases: Array<[string | number | undefined, number | null]> = [['POSITIVE', 1], ['negative', 0], [1, 1], ['0', 0], [2, null], ['2', null], ['meh', null], [undefined, null], [-1, null]];
+  const cases: Array<[string | number | undefined, number | null]> = [
+    ['POSITIVE', 1],
+    ['negative', 0],
+    [1, 1],
+    ['0', 0],
+    [2, null],
+    ['2', null],
+    ['meh', null],
+    [undefined, null],
+    [-1, null],
+  ];
   for (const [label, expected] of cases) assert.equal(labelIndex(label, labels), expected, String(label));
 });
 
@@ -25,7 +35,11 @@ test('verifyArtifact: a compiled model with a zeroed classifier weight loses acc
   const { artifactDir } = await compile({ source, out: join(dir, 'good.kiln') });
 
   // Labels = the good model's own predictions, so the reference scores 100 %.
-  const sentences = (await readFile(join(REPO, 'data', 'sst2', 'dev.tsv'), 'utf8')).trim().split('\n').slice(1, 61).map((l) => l.split('\t')[0]!.trim());
+  const sentences = (await readFile(join(REPO, 'data', 'sst2', 'dev.tsv'), 'utf8'))
+    .trim()
+    .split('\n')
+    .slice(1, 61)
+    .map((l) => l.split('\t')[0]!.trim());
   const good = await TextClassifier.load(artifactDir, { replicas: 1 });
   const predicted = (await good.classify(sentences)).map((p) => p.label);
   await good.close();
@@ -69,5 +83,8 @@ test('verifyArtifact: a compiled model with a zeroed classifier weight loses acc
     assert.notEqual(f.compiled, f.reference);
     assert.equal(sentences[f.line - 2], f.text, 'line numbers point at the row');
   }
-  assert.throws(() => enforceLimits(report, 'int8'), { code: 'KILN_ERR_VERIFY_ACCURACY_DROP', message: /drop of \d+\.\d+ points \(limit 1;.*--precision fp32/ });
+  assert.throws(() => enforceLimits(report, 'int8'), {
+    code: 'KILN_ERR_VERIFY_ACCURACY_DROP',
+    message: /drop of \d+\.\d+ points \(limit 1;.*--precision fp32/,
+  });
 });

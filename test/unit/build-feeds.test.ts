@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { TensorInfo } from '../../src/onnx/graph.js';
 import { buildFeeds } from '../../src/model/feeds.js';
 import type { EncodedText } from '../../src/model/tokenizer.js';
+import type { TensorInfo } from '../../src/onnx/graph.js';
 import { topLabel } from '../../src/runtime/text-classifier.js';
 
-const enc = (ids: number[], typeIds?: number[]): EncodedText => ({ ids, typeIds: typeIds ?? ids.map(() => 0), truncated: false });
+const enc = (ids: number[], typeIds?: number[]): EncodedText => ({
+  ids,
+  typeIds: typeIds ?? ids.map(() => 0),
+  truncated: false,
+});
 const input = (name: string, type = 'int64'): TensorInfo => ({ name, type, shape: ['batch', 'sequence'] });
 
 const SHORT = enc([101, 7, 102]);

@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { cacheKey, cacheRoot, clearCache, commit, listEntries, lookup, stagingDir, type CacheKeyParts } from '../../src/compiler/cache.js';
+import {
+  type CacheKeyParts,
+  cacheKey,
+  cacheRoot,
+  clearCache,
+  commit,
+  listEntries,
+  lookup,
+  stagingDir,
+} from '../../src/compiler/cache.js';
 import { tempDir } from '../fixtures/models.js';
 
 const BASE: CacheKeyParts = {

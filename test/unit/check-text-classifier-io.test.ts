@@ -23,16 +23,40 @@ const cases: Case[] = [
   { name: 'input_ids + attention_mask', inputs: [ids, mask] },
   { name: 'input_ids + attention_mask + token_type_ids', inputs: [ids, mask, types] },
   { name: 'inputs in another order', inputs: [mask, types, ids] },
-  { name: 'int32 inputs', inputs: [t('input_ids', 'int32', ['batch', 'sequence']), t('attention_mask', 'int32', ['batch', 'sequence'])] },
+  {
+    name: 'int32 inputs',
+    inputs: [t('input_ids', 'int32', ['batch', 'sequence']), t('attention_mask', 'int32', ['batch', 'sequence'])],
+  },
   { name: 'fixed input dims', inputs: [t('input_ids', 'int64', [1, 128]), t('attention_mask', 'int64', [1, 128])] },
   { name: 'symbolic class dim', inputs: [ids, mask], outputs: [t('logits', 'float', ['batch', 'num_labels'])] },
   { name: 'unknown output shape', inputs: [ids, mask], outputs: [t('logits', 'float', null)] },
-  { name: '3 labels and 3 classes', inputs: [ids, mask], outputs: [t('logits', 'float', ['batch', 3])], labels: ['a', 'b', 'c'] },
-  { name: 'extra outputs after the logits', inputs: [ids, mask], outputs: [logits, t('hidden', 'float', ['batch', 'sequence', 8])] },
+  {
+    name: '3 labels and 3 classes',
+    inputs: [ids, mask],
+    outputs: [t('logits', 'float', ['batch', 3])],
+    labels: ['a', 'b', 'c'],
+  },
+  {
+    name: 'extra outputs after the logits',
+    inputs: [ids, mask],
+    outputs: [logits, t('hidden', 'float', ['batch', 'sequence', 8])],
+  },
 
-  { name: 'missing attention_mask', inputs: [ids], fails: { code: 'KILN_ERR_MODEL_INPUTS', problem: /"attention_mask" is missing/ } },
-  { name: 'missing input_ids', inputs: [mask, types], fails: { code: 'KILN_ERR_MODEL_INPUTS', problem: /"input_ids" is missing/ } },
-  { name: 'no inputs', inputs: [], fails: { code: 'KILN_ERR_MODEL_INPUTS', problem: /takes inputs none, but "input_ids" is missing/ } },
+  {
+    name: 'missing attention_mask',
+    inputs: [ids],
+    fails: { code: 'KILN_ERR_MODEL_INPUTS', problem: /"attention_mask" is missing/ },
+  },
+  {
+    name: 'missing input_ids',
+    inputs: [mask, types],
+    fails: { code: 'KILN_ERR_MODEL_INPUTS', problem: /"input_ids" is missing/ },
+  },
+  {
+    name: 'no inputs',
+    inputs: [],
+    fails: { code: 'KILN_ERR_MODEL_INPUTS', problem: /takes inputs none, but "input_ids" is missing/ },
+  },
   {
     name: 'unknown input name',
     inputs: [ids, mask, t('position_ids', 'int64', ['batch', 'sequence'])],
@@ -52,7 +76,10 @@ const cases: Case[] = [
     name: '3 classes vs 2 labels',
     inputs: [ids, mask],
     outputs: [t('logits', 'float', ['batch', 3])],
-    fails: { code: 'KILN_ERR_MODEL_OUTPUTS', problem: /"logits" has 3 classes while config\.json's id2label names 2 \(NEGATIVE, POSITIVE\)/ },
+    fails: {
+      code: 'KILN_ERR_MODEL_OUTPUTS',
+      problem: /"logits" has 3 classes while config\.json's id2label names 2 \(NEGATIVE, POSITIVE\)/,
+    },
   },
   {
     name: 'int output',
@@ -60,7 +87,12 @@ const cases: Case[] = [
     outputs: [t('logits', 'int64', ['batch', 2])],
     fails: { code: 'KILN_ERR_MODEL_OUTPUTS', problem: /"logits" has element type int64, not float/ },
   },
-  { name: 'no output', inputs: [ids, mask], outputs: [], fails: { code: 'KILN_ERR_MODEL_OUTPUTS', problem: /has outputs none, but there is no output/ } },
+  {
+    name: 'no output',
+    inputs: [ids, mask],
+    outputs: [],
+    fails: { code: 'KILN_ERR_MODEL_OUTPUTS', problem: /has outputs none, but there is no output/ },
+  },
   {
     name: 'rank-3 output',
     inputs: [ids, mask],

@@ -39,7 +39,11 @@ describe('decodeModel on damaged or foreign bytes', () => {
   ];
   for (const [what, bytes] of notOnnx) {
     test(`decodeModel(${what}) throws KILN_ERR_ONNX_NOT_ONNX`, () => {
-      assert.throws(() => decodeModel(bytes, 'x.onnx'), { name: 'KilnError', code: 'KILN_ERR_ONNX_NOT_ONNX', message: /^"x\.onnx" is not an ONNX model/ });
+      assert.throws(() => decodeModel(bytes, 'x.onnx'), {
+        name: 'KilnError',
+        code: 'KILN_ERR_ONNX_NOT_ONNX',
+        message: /^"x\.onnx" is not an ONNX model/,
+      });
     });
   }
 
@@ -58,7 +62,10 @@ describe('decodeModel on damaged or foreign bytes', () => {
 
   test('decodeModel(a ModelProto with ir_version but no nodes) throws KILN_ERR_ONNX_NOT_ONNX', () => {
     const bytes = encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph: { name: 'empty' } });
-    assert.throws(() => decodeModel(bytes, 'empty.onnx'), { code: 'KILN_ERR_ONNX_NOT_ONNX', message: /holds no graph nodes/ });
+    assert.throws(() => decodeModel(bytes, 'empty.onnx'), {
+      code: 'KILN_ERR_ONNX_NOT_ONNX',
+      message: /holds no graph nodes/,
+    });
   });
 
   test('decodeModel(a graph with nodes but no ir_version) throws KILN_ERR_ONNX_NOT_ONNX', () => {
@@ -82,9 +89,21 @@ describe('decodeModel on damaged or foreign bytes', () => {
 });
 
 describe('graph views of a decoded tinyClassifier', () => {
-  const cases: { name: string; options: { vocab?: number; hidden?: number; classes?: number }; vocab: number; hidden: number; classes: number }[] = [
+  const cases: {
+    name: string;
+    options: { vocab?: number; hidden?: number; classes?: number };
+    vocab: number;
+    hidden: number;
+    classes: number;
+  }[] = [
     { name: 'defaults', options: {}, vocab: 30522, hidden: 8, classes: 2 },
-    { name: 'vocab 100, hidden 4, 3 classes', options: { vocab: 100, hidden: 4, classes: 3 }, vocab: 100, hidden: 4, classes: 3 },
+    {
+      name: 'vocab 100, hidden 4, 3 classes',
+      options: { vocab: 100, hidden: 4, classes: 3 },
+      vocab: 100,
+      hidden: 4,
+      classes: 3,
+    },
   ];
   for (const c of cases) {
     test(`operatorCounts/graphInputs/graphOutputs/parameterCount of decodeModel(tinyClassifier ${c.name})`, () => {
@@ -94,7 +113,16 @@ describe('graph views of a decoded tinyClassifier', () => {
       const counts = operatorCounts(graph);
       assert.deepEqual(counts, { ReduceSum: 2, Add: 1, Cast: 1, Div: 1, Gather: 1, MatMul: 1, Mul: 1, Unsqueeze: 1 });
       // Sorted by count, then by name.
-      assert.deepEqual(Object.keys(counts), ['ReduceSum', 'Add', 'Cast', 'Div', 'Gather', 'MatMul', 'Mul', 'Unsqueeze']);
+      assert.deepEqual(Object.keys(counts), [
+        'ReduceSum',
+        'Add',
+        'Cast',
+        'Div',
+        'Gather',
+        'MatMul',
+        'Mul',
+        'Unsqueeze',
+      ]);
 
       assert.deepEqual(graphInputs(graph), [
         { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
@@ -111,7 +139,12 @@ describe('graph views of a decoded tinyClassifier', () => {
   test('graphInputs of decodeModel(tinyClassifier) leaves out initializers listed as inputs', () => {
     const model = onnx.ModelProto.decode(tinyClassifier({ vocab: 10 }));
     // Older exporters list every weight as a graph input too.
-    model.graph!.input!.push({ name: 'embeddings', type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 10 }, { dimValue: 8 }] } } } });
+    model.graph!.input!.push({
+      name: 'embeddings',
+      type: {
+        tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 10 }, { dimValue: 8 }] } },
+      },
+    });
     const decoded = decodeModel(encodeModel(model), 'tiny.onnx');
     assert.deepEqual(
       graphInputs(decoded.graph!).map((i) => i.name),
@@ -154,7 +187,9 @@ describe('walkNodes', () => {
     const g = new GraphBuilder('with-graphs');
     g.node('Loop', [], { name: '/Loop', outputs: ['y'] });
     const model = g.toModel();
-    model.graph!.node![0]!.attribute = [{ name: 'bodies', type: onnx.AttributeProto.AttributeType.GRAPHS, graphs: [body.toModel().graph!] }];
+    model.graph!.node![0]!.attribute = [
+      { name: 'bodies', type: onnx.AttributeProto.AttributeType.GRAPHS, graphs: [body.toModel().graph!] },
+    ];
     const decoded = decodeModel(encodeModel(model), 'loop.onnx');
     assert.deepEqual(
       [...walkNodes(decoded.graph!)].map((n) => n.name),

@@ -21,24 +21,24 @@ import {
   CreateEndpointConfigCommand,
   CreateModelCommand,
   DescribeEndpointCommand,
+  type DescribeEndpointCommandOutput,
   ResourceLimitExceeded,
   SageMakerClient,
   UpdateEndpointCommand,
-  type DescribeEndpointCommandOutput,
 } from '@aws-sdk/client-sagemaker';
 import { mockClient } from 'aws-sdk-client-mock';
 import { formatResult } from '../../src/cli/commands/deploy-sagemaker.js';
 import { KilnError } from '../../src/core/errors.js';
 import {
   awsError,
+  type DeployEvent,
   deployToSageMaker,
   planSageMakerDeploy,
-  sageMakerName,
-  type DeployEvent,
   type SageMakerDeployOptions,
   type SageMakerDeployPlan,
+  sageMakerName,
 } from '../../src/deploy/sagemaker.js';
-import { PLANNED_CALLS, tempDir, TUNED_LAYOUT } from '../fixtures/models.js';
+import { PLANNED_CALLS, TUNED_LAYOUT, tempDir } from '../fixtures/models.js';
 
 // The SDK warns on Node 20 about its releases after January 2027 (as kiln deploy sagemaker does, quietly).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -64,7 +64,11 @@ const MANIFEST = { name: 'sst2-distilbert-tiny', tuned: TUNED };
 const NAME = 'sst2-20260102030405678';
 const KEY = `kiln/sst2/${NAME}/model.tar.gz`;
 const ARN = 'arn:aws:sagemaker:eu-west-1:123456789012:endpoint/sst2';
-const RESOURCE = { ServiceNamespace: 'sagemaker', ResourceId: 'endpoint/sst2/variant/AllTraffic', ScalableDimension: 'sagemaker:variant:DesiredInstanceCount' };
+const RESOURCE = {
+  ServiceNamespace: 'sagemaker',
+  ResourceId: 'endpoint/sst2/variant/AllTraffic',
+  ScalableDimension: 'sagemaker:variant:DesiredInstanceCount',
+};
 /** The target-tracking policy every test deploy puts: 948 req/s tuned × 0.5 × 60 = 28,440 per minute. */
 const POLICY = {
   PolicyName: 'sst2-invocations-per-instance',
@@ -84,13 +88,28 @@ function awsFailure(name: string, message: string, httpStatusCode = 400): Error 
   return Object.assign(new Error(message), { name, $fault: 'client', $metadata: { httpStatusCode } });
 }
 const NOT_FOUND = awsFailure('ValidationException', `Could not find endpoint "${ARN}".`);
-const describeResult = (status: string, config: string, extra: Partial<DescribeEndpointCommandOutput> = {}): DescribeEndpointCommandOutput =>
-  ({ EndpointName: 'sst2', EndpointArn: ARN, EndpointStatus: status, EndpointConfigName: config, $metadata: {}, ...extra }) as DescribeEndpointCommandOutput;
+const describeResult = (
+  status: string,
+  config: string,
+  extra: Partial<DescribeEndpointCommandOutput> = {},
+): DescribeEndpointCommandOutput =>
+  ({
+    EndpointName: 'sst2',
+    EndpointArn: ARN,
+    EndpointStatus: status,
+    EndpointConfigName: config,
+    $metadata: {},
+    ...extra,
+  }) as DescribeEndpointCommandOutput;
 
 /** Three clients with their sends stubbed, and every request in the order it was sent, across the three. */
 function mockedClients() {
   const config = { region: 'eu-west-1', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'not-a-secret' } };
-  const clients = { s3: new S3Client(config), sageMaker: new SageMakerClient(config), autoScaling: new ApplicationAutoScalingClient(config) };
+  const clients = {
+    s3: new S3Client(config),
+    sageMaker: new SageMakerClient(config),
+    autoScaling: new ApplicationAutoScalingClient(config),
+  };
   const s3 = mockClient(clients.s3);
   const sageMaker = mockClient(clients.sageMaker);
   const autoScaling = mockClient(clients.autoScaling);
@@ -103,7 +122,9 @@ function mockedClients() {
         const name = command.constructor.name.replace(/Command$/, '');
         if (name !== 'PutObject') return [name, command.input];
         // The body as a digest: the test checks the package's bytes went up, not a stream object.
-        const body = createHash('sha256').update(command.input.Body as Uint8Array).digest('hex');
+        const body = createHash('sha256')
+          .update(command.input.Body as Uint8Array)
+          .digest('hex');
         return [name, { ...command.input, Body: `sha256:${body}` }];
       });
   return { clients, s3, sageMaker, autoScaling, sent };
@@ -115,10 +136,16 @@ describe('planSageMakerDeploy', () => {
     assert.equal(plan.modelName, NAME);
     assert.equal(plan.endpointConfigName, NAME);
     assert.equal(plan.modelDataUrl, `s3://my-models/${KEY}`);
-    assert.deepEqual(plan.createModel, { ModelName: NAME, PrimaryContainer: { Image: IMAGE, ModelDataUrl: `s3://my-models/${KEY}` }, ExecutionRoleArn: ROLE });
+    assert.deepEqual(plan.createModel, {
+      ModelName: NAME,
+      PrimaryContainer: { Image: IMAGE, ModelDataUrl: `s3://my-models/${KEY}` },
+      ExecutionRoleArn: ROLE,
+    });
     assert.deepEqual(plan.createEndpointConfig, {
       EndpointConfigName: NAME,
-      ProductionVariants: [{ VariantName: 'AllTraffic', ModelName: NAME, InstanceType: 'ml.c7i.xlarge', InitialInstanceCount: 2 }],
+      ProductionVariants: [
+        { VariantName: 'AllTraffic', ModelName: NAME, InstanceType: 'ml.c7i.xlarge', InitialInstanceCount: 2 },
+      ],
     });
     assert.deepEqual(plan.registerScalableTarget, { ...RESOURCE, MinCapacity: 1, MaxCapacity: 8 });
     assert.deepEqual(plan.putScalingPolicy, POLICY);
@@ -134,7 +161,7 @@ describe('planSageMakerDeploy', () => {
     assert.notEqual(later.modelName, planSageMakerDeploy(MANIFEST, OPTIONS).modelName);
   });
 
-  test('planSageMakerDeploy with a 63-character endpoint keeps model names within SageMaker\'s 63 and its pattern', () => {
+  test("planSageMakerDeploy with a 63-character endpoint keeps model names within SageMaker's 63 and its pattern", () => {
     const endpoint = `${'a'.repeat(47)}-${'b'.repeat(15)}`;
     const plan = planSageMakerDeploy(MANIFEST, { ...OPTIONS, endpoint });
     assert.equal(plan.modelName, `${'a'.repeat(45)}-20260102030405678`);
@@ -159,7 +186,10 @@ describe('planSageMakerDeploy', () => {
     const plan = planSageMakerDeploy({ name: 'm', tuned: { ...TUNED, requestsPerSecond: 599.4 } }, OPTIONS);
     assert.equal(plan.target.value, 17982);
     assert.equal(plan.putScalingPolicy.TargetTrackingScalingPolicyConfiguration?.TargetValue, 17982);
-    assert.match(plan.target.explanation, /17982 invocations per instance per minute = tuned 599\.4 requests\/s × 0\.5 × 60/);
+    assert.match(
+      plan.target.explanation,
+      /17982 invocations per instance per minute = tuned 599\.4 requests\/s × 0\.5 × 60/,
+    );
     assert.match(plan.target.explanation, /AMD EPYC, 2 cores.*ml\.c7i\.xlarge may differ/);
   });
 
@@ -174,7 +204,11 @@ describe('planSageMakerDeploy', () => {
   test('planSageMakerDeploy without a tuned layout or --target-invocations throws KILN_ERR_DEPLOY_SAGEMAKER_UNTUNED naming kiln tune', () => {
     assert.throws(
       () => planSageMakerDeploy({ name: 'm' }, OPTIONS),
-      (err: unknown) => err instanceof KilnError && err.code === 'KILN_ERR_DEPLOY_SAGEMAKER_UNTUNED' && /kiln tune sst2\.kiln/.test(err.message) && /--target-invocations/.test(err.message),
+      (err: unknown) =>
+        err instanceof KilnError &&
+        err.code === 'KILN_ERR_DEPLOY_SAGEMAKER_UNTUNED' &&
+        /kiln tune sst2\.kiln/.test(err.message) &&
+        /--target-invocations/.test(err.message),
     );
   });
 });
@@ -207,11 +241,32 @@ describe('deployToSageMaker', () => {
     return { result, events, sleeps };
   }
 
-  const upload = (): [string, Record<string, unknown>] => ['PutObject', { Bucket: 'my-models', Key: KEY, ContentType: 'application/gzip', ContentLength: PACKAGE_BYTES.length, Body: packageDigest }];
-  const createModel = (): [string, Record<string, unknown>] => ['CreateModel', { ModelName: NAME, PrimaryContainer: { Image: IMAGE, ModelDataUrl: `s3://my-models/${KEY}` }, ExecutionRoleArn: ROLE }];
+  const upload = (): [string, Record<string, unknown>] => [
+    'PutObject',
+    {
+      Bucket: 'my-models',
+      Key: KEY,
+      ContentType: 'application/gzip',
+      ContentLength: PACKAGE_BYTES.length,
+      Body: packageDigest,
+    },
+  ];
+  const createModel = (): [string, Record<string, unknown>] => [
+    'CreateModel',
+    {
+      ModelName: NAME,
+      PrimaryContainer: { Image: IMAGE, ModelDataUrl: `s3://my-models/${KEY}` },
+      ExecutionRoleArn: ROLE,
+    },
+  ];
   const createConfig = (): [string, Record<string, unknown>] => [
     'CreateEndpointConfig',
-    { EndpointConfigName: NAME, ProductionVariants: [{ VariantName: 'AllTraffic', ModelName: NAME, InstanceType: 'ml.c7i.xlarge', InitialInstanceCount: 2 }] },
+    {
+      EndpointConfigName: NAME,
+      ProductionVariants: [
+        { VariantName: 'AllTraffic', ModelName: NAME, InstanceType: 'ml.c7i.xlarge', InitialInstanceCount: 2 },
+      ],
+    },
   ];
   const describe_ = (): [string, Record<string, unknown>] => ['DescribeEndpoint', { EndpointName: 'sst2' }];
   const scaling = (): Array<[string, Record<string, unknown>]> => [
@@ -227,7 +282,9 @@ describe('deployToSageMaker', () => {
       .resolvesOnce(describeResult('Creating', NAME))
       .resolvesOnce(describeResult('Creating', NAME))
       .resolvesOnce(describeResult('InService', NAME));
-    mocks.autoScaling.on(PutScalingPolicyCommand).resolves({ PolicyARN: 'arn:aws:autoscaling:eu-west-1:123456789012:scalingPolicy:p' });
+    mocks.autoScaling
+      .on(PutScalingPolicyCommand)
+      .resolves({ PolicyARN: 'arn:aws:autoscaling:eu-west-1:123456789012:scalingPolicy:p' });
     const { result, events, sleeps } = await run(mocks);
     const deployed = await result;
 
@@ -259,7 +316,12 @@ describe('deployToSageMaker', () => {
       endpointConfigName: NAME,
       modelDataUrl: `s3://my-models/${KEY}`,
       region: 'eu-west-1',
-      scaling: { min: 1, max: 8, targetInvocations: 28440, policyArn: 'arn:aws:autoscaling:eu-west-1:123456789012:scalingPolicy:p' },
+      scaling: {
+        min: 1,
+        max: 8,
+        targetInvocations: 28440,
+        policyArn: 'arn:aws:autoscaling:eu-west-1:123456789012:scalingPolicy:p',
+      },
     });
   });
 
@@ -296,10 +358,16 @@ describe('deployToSageMaker', () => {
     );
   });
 
-  test('deployToSageMaker, existing endpoint never registered for scaling: DeregisterScalableTarget\'s ObjectNotFoundException is fine', async () => {
+  test("deployToSageMaker, existing endpoint never registered for scaling: DeregisterScalableTarget's ObjectNotFoundException is fine", async () => {
     const mocks = mockedClients();
-    mocks.sageMaker.on(DescribeEndpointCommand).resolvesOnce(describeResult('InService', 'old')).resolvesOnce(describeResult('Updating', 'old')).resolvesOnce(describeResult('InService', NAME));
-    mocks.autoScaling.on(DeregisterScalableTargetCommand).rejects(new ObjectNotFoundException({ message: 'No scalable target registered', $metadata: {} }));
+    mocks.sageMaker
+      .on(DescribeEndpointCommand)
+      .resolvesOnce(describeResult('InService', 'old'))
+      .resolvesOnce(describeResult('Updating', 'old'))
+      .resolvesOnce(describeResult('InService', NAME));
+    mocks.autoScaling
+      .on(DeregisterScalableTargetCommand)
+      .rejects(new ObjectNotFoundException({ message: 'No scalable target registered', $metadata: {} }));
     const { result } = await run(mocks);
     assert.equal((await result).action, 'updated');
     assert.equal(mocks.sageMaker.commandCalls(UpdateEndpointCommand).length, 1);
@@ -328,7 +396,7 @@ describe('deployToSageMaker', () => {
     assert.equal(mocks.autoScaling.commandCalls(PutScalingPolicyCommand).length, 1);
   });
 
-  test('deployToSageMaker, rolled-back update: an endpoint that had no autoscaling gets none, and a failed restore is a warning while the update\'s error is thrown', async () => {
+  test("deployToSageMaker, rolled-back update: an endpoint that had no autoscaling gets none, and a failed restore is a warning while the update's error is thrown", async () => {
     const rollback = (mocks: ReturnType<typeof mockedClients>) =>
       mocks.sageMaker
         .on(DescribeEndpointCommand)
@@ -337,7 +405,9 @@ describe('deployToSageMaker', () => {
         .resolvesOnce(describeResult('InService', 'old', { FailureReason: 'health check' }));
     const none = mockedClients();
     rollback(none);
-    none.autoScaling.on(DeregisterScalableTargetCommand).rejects(new ObjectNotFoundException({ message: 'No scalable target registered', $metadata: {} }));
+    none.autoScaling
+      .on(DeregisterScalableTargetCommand)
+      .rejects(new ObjectNotFoundException({ message: 'No scalable target registered', $metadata: {} }));
     await assert.rejects((await run(none)).result, { code: 'KILN_ERR_SAGEMAKER_ENDPOINT_FAILED' });
     assert.equal(none.autoScaling.commandCalls(RegisterScalableTargetCommand).length, 0, 'nothing to restore');
 
@@ -379,8 +449,18 @@ describe('deployToSageMaker', () => {
     const mocks = mockedClients();
     mocks.sageMaker.on(DescribeEndpointCommand).rejectsOnce(NOT_FOUND).resolves(describeResult('Creating', NAME));
     const { result, sleeps } = await run(mocks, { timeoutMs: 3000 });
-    await assert.rejects(result, (err: unknown) => err instanceof KilnError && err.code === 'KILN_ERR_SAGEMAKER_WAIT_TIMEOUT' && /still Creating/.test(err.message));
-    assert.equal(mocks.sageMaker.commandCalls(DescribeEndpointCommand).length, 1 + 4, 'the existence check, then polls at 0, 1, 2 and 3 s');
+    await assert.rejects(
+      result,
+      (err: unknown) =>
+        err instanceof KilnError &&
+        err.code === 'KILN_ERR_SAGEMAKER_WAIT_TIMEOUT' &&
+        /still Creating/.test(err.message),
+    );
+    assert.equal(
+      mocks.sageMaker.commandCalls(DescribeEndpointCommand).length,
+      1 + 4,
+      'the existence check, then polls at 0, 1, 2 and 3 s',
+    );
     assert.deepEqual(sleeps, [1000, 1000, 1000]);
     assert.equal(mocks.autoScaling.calls().length, 0);
   });
@@ -394,13 +474,19 @@ describe('deployToSageMaker', () => {
       assert.ok(err instanceof KilnError);
       assert.equal(err.code, 'KILN_ERR_AWS_CREDENTIALS');
       assert.equal(err.cause, sdk);
-      assert.match(err.message, /^S3 Upload was not sent: .*CredentialsProviderError: Could not load credentials from any providers.*AWS_PROFILE.*AWS_ACCESS_KEY_ID/);
+      assert.match(
+        err.message,
+        /^S3 Upload was not sent: .*CredentialsProviderError: Could not load credentials from any providers.*AWS_PROFILE.*AWS_ACCESS_KEY_ID/,
+      );
       return true;
     });
-    assert.deepEqual(mocks.sent().map(([name]) => name), ['PutObject']);
+    assert.deepEqual(
+      mocks.sent().map(([name]) => name),
+      ['PutObject'],
+    );
   });
 
-  test('deployToSageMaker with CreateModel denied: KILN_ERR_AWS_ACCESS_DENIED with AWS\'s message and the permission (iam:PassRole on the role); no later calls', async () => {
+  test("deployToSageMaker with CreateModel denied: KILN_ERR_AWS_ACCESS_DENIED with AWS's message and the permission (iam:PassRole on the role); no later calls", async () => {
     const mocks = mockedClients();
     const message = `User: arn:aws:sts::123456789012:assumed-role/ci/kiln is not authorized to perform: iam:PassRole on resource: ${ROLE}`;
     mocks.sageMaker.on(CreateModelCommand).rejects(awsFailure('AccessDeniedException', message));
@@ -418,24 +504,39 @@ describe('deployToSageMaker', () => {
 
   test('deployToSageMaker with another AWS failure (ResourceLimitExceeded on CreateEndpointConfig): KILN_ERR_AWS_REQUEST with the name, message and cause', async () => {
     const mocks = mockedClients();
-    const sdk = new ResourceLimitExceeded({ message: 'The account-level service limit ml.c7i.xlarge for endpoint usage is 0 Instances', $metadata: { httpStatusCode: 400 } });
+    const sdk = new ResourceLimitExceeded({
+      message: 'The account-level service limit ml.c7i.xlarge for endpoint usage is 0 Instances',
+      $metadata: { httpStatusCode: 400 },
+    });
     mocks.sageMaker.on(CreateEndpointConfigCommand).rejects(sdk);
     const { result } = await run(mocks);
     await assert.rejects(result, (err: unknown) => {
       assert.ok(err instanceof KilnError);
       assert.equal(err.code, 'KILN_ERR_AWS_REQUEST');
       assert.equal(err.cause, sdk);
-      assert.match(err.message, /^SageMaker CreateEndpointConfig failed: ResourceLimitExceeded: The account-level service limit ml\.c7i\.xlarge for endpoint usage is 0 Instances;/);
+      assert.match(
+        err.message,
+        /^SageMaker CreateEndpointConfig failed: ResourceLimitExceeded: The account-level service limit ml\.c7i\.xlarge for endpoint usage is 0 Instances;/,
+      );
       return true;
     });
-    assert.deepEqual(mocks.sent().map(([name]) => name), ['PutObject', 'CreateModel', 'CreateEndpointConfig']);
+    assert.deepEqual(
+      mocks.sent().map(([name]) => name),
+      ['PutObject', 'CreateModel', 'CreateEndpointConfig'],
+    );
   });
 
   test('deployToSageMaker when DescribeEndpoint fails for another reason than a missing endpoint: the error, not a CreateEndpoint', async () => {
     const mocks = mockedClients();
     mocks.sageMaker.on(DescribeEndpointCommand).rejects(awsFailure('ThrottlingException', 'Rate exceeded'));
     const { result } = await run(mocks);
-    await assert.rejects(result, (err: unknown) => err instanceof KilnError && err.code === 'KILN_ERR_AWS_REQUEST' && /DescribeEndpoint failed: ThrottlingException: Rate exceeded/.test(err.message));
+    await assert.rejects(
+      result,
+      (err: unknown) =>
+        err instanceof KilnError &&
+        err.code === 'KILN_ERR_AWS_REQUEST' &&
+        /DescribeEndpoint failed: ThrottlingException: Rate exceeded/.test(err.message),
+    );
     assert.equal(mocks.sageMaker.commandCalls(CreateEndpointCommand).length, 0);
     assert.equal(mocks.sageMaker.commandCalls(UpdateEndpointCommand).length, 0);
   });
@@ -444,15 +545,39 @@ describe('deployToSageMaker', () => {
 describe('awsError', () => {
   const call = { service: 'SageMaker' as const, command: 'CreateEndpoint', permission: 'sagemaker:CreateEndpoint' };
   const cases: Array<[string, unknown, string]> = [
-    ['CredentialsProviderError', awsFailure('CredentialsProviderError', 'Could not load credentials from any providers'), 'KILN_ERR_AWS_CREDENTIALS'],
-    ['ExpiredTokenException', awsFailure('ExpiredTokenException', 'The security token included in the request is expired'), 'KILN_ERR_AWS_CREDENTIALS'],
-    ['UnrecognizedClientException', awsFailure('UnrecognizedClientException', 'The security token included in the request is invalid.'), 'KILN_ERR_AWS_CREDENTIALS'],
+    [
+      'CredentialsProviderError',
+      awsFailure('CredentialsProviderError', 'Could not load credentials from any providers'),
+      'KILN_ERR_AWS_CREDENTIALS',
+    ],
+    [
+      'ExpiredTokenException',
+      awsFailure('ExpiredTokenException', 'The security token included in the request is expired'),
+      'KILN_ERR_AWS_CREDENTIALS',
+    ],
+    [
+      'UnrecognizedClientException',
+      awsFailure('UnrecognizedClientException', 'The security token included in the request is invalid.'),
+      'KILN_ERR_AWS_CREDENTIALS',
+    ],
     ['S3 AccessDenied (403)', awsFailure('AccessDenied', 'Access Denied', 403), 'KILN_ERR_AWS_ACCESS_DENIED'],
     ['any 403', awsFailure('Forbidden', 'Forbidden', 403), 'KILN_ERR_AWS_ACCESS_DENIED'],
     ['a missing region', new Error('Region is missing'), 'KILN_ERR_AWS_REGION'],
-    ['an empty region', new Error('Region not accepted: region="" is not a valid hostname component.'), 'KILN_ERR_AWS_REGION'],
-    ['ValidationException', awsFailure('ValidationException', 'Cannot create already existing endpoint'), 'KILN_ERR_AWS_REQUEST'],
-    ['a network failure', Object.assign(new Error('getaddrinfo ENOTFOUND api.sagemaker.eu-west-1.amazonaws.com'), { code: 'ENOTFOUND' }), 'KILN_ERR_AWS_REQUEST'],
+    [
+      'an empty region',
+      new Error('Region not accepted: region="" is not a valid hostname component.'),
+      'KILN_ERR_AWS_REGION',
+    ],
+    [
+      'ValidationException',
+      awsFailure('ValidationException', 'Cannot create already existing endpoint'),
+      'KILN_ERR_AWS_REQUEST',
+    ],
+    [
+      'a network failure',
+      Object.assign(new Error('getaddrinfo ENOTFOUND api.sagemaker.eu-west-1.amazonaws.com'), { code: 'ENOTFOUND' }),
+      'KILN_ERR_AWS_REQUEST',
+    ],
   ];
   for (const [what, err, code] of cases) {
     test(`awsError(${what}) is ${code}, keeping the cause and AWS's message`, () => {
@@ -489,7 +614,11 @@ test('formatResult names the endpoint, its ARN, the invoke URL in its region, an
   assert.match(text, /^endpoint sst2 created: InService\n/);
   assert.ok(text.includes(ARN));
   assert.ok(text.includes('POST https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/sst2/invocations'));
-  assert.ok(text.includes('aws sagemaker-runtime invoke-endpoint --region eu-west-1 --endpoint-name sst2 --content-type application/json'));
+  assert.ok(
+    text.includes(
+      'aws sagemaker-runtime invoke-endpoint --region eu-west-1 --endpoint-name sst2 --content-type application/json',
+    ),
+  );
   assert.ok(text.includes('2 × ml.c7i.xlarge to start'));
   assert.ok(text.includes('1 to 8 instances, target 28440 invocations per instance per minute'));
 });

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ERRORS, isKilnError, KilnError, toKilnError, type ErrorCode, type ErrorParams } from '../../src/core/errors.js';
+import {
+  ERRORS,
+  type ErrorCode,
+  type ErrorParams,
+  isKilnError,
+  KilnError,
+  toKilnError,
+} from '../../src/core/errors.js';
 
 const CODES = Object.keys(ERRORS) as ErrorCode[];
 
@@ -51,14 +58,22 @@ describe('ERRORS', () => {
 
 describe('KilnError', () => {
   const rendered: [string, KilnError][] = [
-    ['KILN_ERR_CLI_INVALID_FLAG', new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--max-batch', rule: 'an integer in [1, 1024]', value: '0' })],
+    [
+      'KILN_ERR_CLI_INVALID_FLAG',
+      new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--max-batch', rule: 'an integer in [1, 1024]', value: '0' }),
+    ],
     ['KILN_ERR_HTTP_TOO_MANY_TEXTS', new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: 300, limit: 256 })],
-    ['KILN_ERR_CLI_UNKNOWN_COMMAND', new KilnError('KILN_ERR_CLI_UNKNOWN_COMMAND', { command: 'frob', known: ['compile', 'run'] })],
+    [
+      'KILN_ERR_CLI_UNKNOWN_COMMAND',
+      new KilnError('KILN_ERR_CLI_UNKNOWN_COMMAND', { command: 'frob', known: ['compile', 'run'] }),
+    ],
   ];
   const expected: Record<string, string> = {
     KILN_ERR_CLI_INVALID_FLAG: '--max-batch must be an integer in [1, 1024], got "0"',
-    KILN_ERR_HTTP_TOO_MANY_TEXTS: 'the request has 300 inputs (texts or images); at most 256 are accepted per request, split it into several requests (or use kiln batch)',
-    KILN_ERR_CLI_UNKNOWN_COMMAND: 'unknown command "frob"; commands are: compile, run. Run "kiln --help" for what each does',
+    KILN_ERR_HTTP_TOO_MANY_TEXTS:
+      'the request has 300 inputs (texts or images); at most 256 are accepted per request, split it into several requests (or use kiln batch)',
+    KILN_ERR_CLI_UNKNOWN_COMMAND:
+      'unknown command "frob"; commands are: compile, run. Run "kiln --help" for what each does',
   };
   for (const [code, err] of rendered) {
     test(`new KilnError(${code}, params).message reads as documented`, () => {
@@ -78,8 +93,15 @@ describe('KilnError', () => {
 
   test('KilnError.toJSON() is {error: {code, message}} and nothing else', () => {
     const err = new KilnError('KILN_ERR_HTTP_NOT_READY', {});
-    assert.deepEqual(JSON.parse(JSON.stringify(err)), { error: { code: 'KILN_ERR_HTTP_NOT_READY', message: err.message } });
-    assert.deepEqual(err.toJSON(), { error: { code: 'KILN_ERR_HTTP_NOT_READY', message: 'the model is still loading; retry when GET /ping answers 200' } });
+    assert.deepEqual(JSON.parse(JSON.stringify(err)), {
+      error: { code: 'KILN_ERR_HTTP_NOT_READY', message: err.message },
+    });
+    assert.deepEqual(err.toJSON(), {
+      error: {
+        code: 'KILN_ERR_HTTP_NOT_READY',
+        message: 'the model is still loading; retry when GET /ping answers 200',
+      },
+    });
   });
 });
 

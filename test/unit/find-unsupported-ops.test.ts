@@ -3,11 +3,15 @@ import { describe, test } from 'node:test';
 import { findUnsupportedOps, unsupportedOpsError } from '../../src/compiler/op-check.js';
 import { KilnError } from '../../src/core/errors.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { decodeModel, encodeModel, onnx, type IModelProto, type ModelProto } from '../../src/onnx/proto.js';
+import { decodeModel, encodeModel, type IModelProto, type ModelProto, onnx } from '../../src/onnx/proto.js';
 import { tinyClassifier } from '../fixtures/models.js';
 
 /** A chain x → op → op → … → y, one node per entry of `ops`, decoded as compile reads it. */
-function chain(ops: { opType: string; domain?: string; name?: string }[], opsets: Record<string, number> = { '': 17 }, edit?: (m: IModelProto) => void): ModelProto {
+function chain(
+  ops: { opType: string; domain?: string; name?: string }[],
+  opsets: Record<string, number> = { '': 17 },
+  edit?: (m: IModelProto) => void,
+): ModelProto {
   const g = new GraphBuilder('chain');
   let value = g.input('x', 'float', [2, 2]);
   for (const op of ops) value = g.op(op.opType, [value], undefined, { domain: op.domain, name: op.name });
@@ -23,7 +27,10 @@ describe('findUnsupportedOps', () => {
   });
 
   test('findUnsupportedOps lists a custom-domain node with its domain, count and node name', () => {
-    const model = chain([{ opType: 'Relu' }, { opType: 'FancyGelu', domain: 'ai.custom', name: '/enc/fancy_0' }], { '': 17, 'ai.custom': 1 });
+    const model = chain([{ opType: 'Relu' }, { opType: 'FancyGelu', domain: 'ai.custom', name: '/enc/fancy_0' }], {
+      '': 17,
+      'ai.custom': 1,
+    });
     const found = findUnsupportedOps(model, 'cpu');
     assert.equal(found.length, 1);
     assert.deepEqual(
@@ -38,7 +45,13 @@ describe('findUnsupportedOps', () => {
     const found = findUnsupportedOps(chain(ops), 'cpu');
     assert.equal(found.length, 1);
     assert.equal(found[0]!.count, 7);
-    assert.deepEqual(found[0]!.nodes, ['/layer.0/frob', '/layer.1/frob', '/layer.2/frob', '/layer.3/frob', '/layer.4/frob']);
+    assert.deepEqual(found[0]!.nodes, [
+      '/layer.0/frob',
+      '/layer.1/frob',
+      '/layer.2/frob',
+      '/layer.3/frob',
+      '/layer.4/frob',
+    ]);
     assert.match(found[0]!.reason, /no cpu kernel for this operator/);
     const message = unsupportedOpsError(found, 'cpu').message;
     assert.match(message, /"\/layer\.4\/frob", and 2 more\)/);
@@ -146,7 +159,10 @@ describe('unsupportedOpsError', () => {
     assert.equal(err.code, 'KILN_ERR_OP_UNSUPPORTED');
     assert.equal(err.status, 422);
     assert.match(err.message, /^2 operator type\(s\) are not supported by the cpu backend:/);
-    assert.ok(err.message.includes('FancyGelu (domain "ai.custom", 2 nodes: "/enc/fancy_0", "/enc/fancy_1")'), err.message);
+    assert.ok(
+      err.message.includes('FancyGelu (domain "ai.custom", 2 nodes: "/enc/fancy_0", "/enc/fancy_1")'),
+      err.message,
+    );
     // The default domain is spelled out.
     assert.ok(err.message.includes('Frobnicate (domain "ai.onnx", 1 node: "/frob")'), err.message);
     assert.doesNotMatch(err.message, /more\)/);

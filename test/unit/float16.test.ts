@@ -77,7 +77,10 @@ describe('f32ToF16', () => {
         const other = f16ToF32(neighbour);
         const d = Math.abs(got - x);
         const dOther = Math.abs(other - x);
-        assert.ok(d < dOther || (d === dOther && (h & 1) === 0), `${x} → ${hex(h)} (${got}), but ${hex(neighbour)} (${other}) is nearer`);
+        assert.ok(
+          d < dOther || (d === dOther && (h & 1) === 0),
+          `${x} → ${hex(h)} (${got}), but ${hex(neighbour)} (${other}) is nearer`,
+        );
       }
     }
   });

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseConfig, resolveSource } from '../../src/model/source.js';
-import { sourceFolder, tempDir, tinyClassifier, TWO_LABELS } from '../fixtures/models.js';
+import { sourceFolder, TWO_LABELS, tempDir, tinyClassifier } from '../fixtures/models.js';
 
 describe('parseConfig', () => {
   test('parseConfig orders labels by id, not by the order of the JSON keys', () => {
@@ -12,7 +12,10 @@ describe('parseConfig', () => {
   });
 
   test('parseConfig reads model_type, architectures and max_position_embeddings', () => {
-    const config = parseConfig({ ...TWO_LABELS, model_type: 'distilbert', architectures: ['DistilBertForSequenceClassification', 7] }, 'config.json');
+    const config = parseConfig(
+      { ...TWO_LABELS, model_type: 'distilbert', architectures: ['DistilBertForSequenceClassification', 7] },
+      'config.json',
+    );
     assert.deepEqual(config, {
       labels: ['NEGATIVE', 'POSITIVE'],
       maxPositions: 512,
@@ -24,12 +27,16 @@ describe('parseConfig', () => {
     });
   });
 
-  test('parseConfig reports kiln synth\'s marker as synthetic', () => {
+  test("parseConfig reports kiln synth's marker as synthetic", () => {
     assert.equal(parseConfig({ ...TWO_LABELS, kiln_synthetic: { note: 'random' } }, 'config.json').synthetic, 'random');
   });
 
   const invalid: [string, unknown, RegExp][] = [
-    ['non-contiguous ids', { id2label: { 0: 'a', 2: 'b' } }, /"id2label" must map the ids 0\.\.1 to label names, got "2": "b"/],
+    [
+      'non-contiguous ids',
+      { id2label: { 0: 'a', 2: 'b' } },
+      /"id2label" must map the ids 0\.\.1 to label names, got "2": "b"/,
+    ],
     ['ids not starting at 0', { id2label: { 1: 'a', 2: 'b' } }, /must map the ids 0\.\.1/],
     ['a duplicate id ("0" and "00")', { id2label: { 0: 'a', '00': 'b' } }, /must map the ids 0\.\.1/],
     ['a negative id', { id2label: { 0: 'a', '-1': 'b' } }, /got "-1": "b"/],
@@ -47,7 +54,11 @@ describe('parseConfig', () => {
   ];
   for (const [what, raw, problem] of invalid) {
     test(`parseConfig(${what}) throws KILN_ERR_CONFIG_INVALID`, () => {
-      assert.throws(() => parseConfig(raw, '/m/config.json'), { name: 'KilnError', code: 'KILN_ERR_CONFIG_INVALID', message: problem });
+      assert.throws(() => parseConfig(raw, '/m/config.json'), {
+        name: 'KilnError',
+        code: 'KILN_ERR_CONFIG_INVALID',
+        message: problem,
+      });
       assert.throws(() => parseConfig(raw, '/m/config.json'), { message: /^"\/m\/config\.json" is not usable: / });
     });
   }
@@ -55,8 +66,16 @@ describe('parseConfig', () => {
   const positions: [string, Record<string, unknown>, number | null][] = [
     ['roberta, 514 positions, pad 1', { model_type: 'roberta', max_position_embeddings: 514, pad_token_id: 1 }, 512],
     ['roberta without pad_token_id (pad 1 assumed)', { model_type: 'roberta', max_position_embeddings: 514 }, 512],
-    ['xlm-roberta, 514 positions, pad 1', { model_type: 'xlm-roberta', max_position_embeddings: 514, pad_token_id: 1 }, 512],
-    ['camembert, 514 positions, pad 1', { model_type: 'camembert', max_position_embeddings: 514, pad_token_id: 1 }, 512],
+    [
+      'xlm-roberta, 514 positions, pad 1',
+      { model_type: 'xlm-roberta', max_position_embeddings: 514, pad_token_id: 1 },
+      512,
+    ],
+    [
+      'camembert, 514 positions, pad 1',
+      { model_type: 'camembert', max_position_embeddings: 514, pad_token_id: 1 },
+      512,
+    ],
     ['roberta with pad 0', { model_type: 'roberta', max_position_embeddings: 514, pad_token_id: 0 }, 513],
     ['bert, 512 positions, pad 0', { model_type: 'bert', max_position_embeddings: 512, pad_token_id: 0 }, 512],
     ['no max_position_embeddings', { model_type: 'roberta' }, null],
@@ -72,7 +91,12 @@ describe('resolveSource', () => {
   test('resolveSource(a missing path) throws KILN_ERR_SOURCE_NOT_FOUND naming the path as given', async () => {
     const dir = await tempDir();
     const missing = join(dir, 'nope');
-    await assert.rejects(resolveSource(missing), { name: 'KilnError', code: 'KILN_ERR_SOURCE_NOT_FOUND', status: 404, message: new RegExp(`^no model at "${missing}"`) });
+    await assert.rejects(resolveSource(missing), {
+      name: 'KilnError',
+      code: 'KILN_ERR_SOURCE_NOT_FOUND',
+      status: 404,
+      message: new RegExp(`^no model at "${missing}"`),
+    });
   });
 
   test('resolveSource(a complete folder) finds graph, config, tokenizer and companions', async () => {
@@ -100,7 +124,11 @@ describe('resolveSource', () => {
   const missingFile: [string, Parameters<typeof sourceFolder>[2], string][] = [
     ['without tokenizer.json', { tokenizer: false }, 'tokenizer.json'],
     ['without config.json', { config: null }, 'config.json'],
-    ['without any .onnx or weights', { onnx: null }, 'onnx/model.onnx, model.onnx, model.safetensors or model.safetensors.index.json'],
+    [
+      'without any .onnx or weights',
+      { onnx: null },
+      'onnx/model.onnx, model.onnx, model.safetensors or model.safetensors.index.json',
+    ],
   ];
   for (const [what, options, file] of missingFile) {
     test(`resolveSource(a folder ${what}) throws KILN_ERR_SOURCE_MISSING_FILE naming ${file}`, async () => {
@@ -167,6 +195,9 @@ describe('resolveSource', () => {
     const dir = join(await tempDir(), 'lonely');
     await mkdir(join(dir, 'onnx'), { recursive: true });
     await writeFile(join(dir, 'onnx', 'model.onnx'), tinyClassifier({ vocab: 10 }));
-    await assert.rejects(resolveSource(join(dir, 'onnx', 'model.onnx')), { code: 'KILN_ERR_SOURCE_NEEDS_FOLDER', params: { path: join(dir, 'onnx', 'model.onnx'), missing: 'config.json' } });
+    await assert.rejects(resolveSource(join(dir, 'onnx', 'model.onnx')), {
+      code: 'KILN_ERR_SOURCE_NEEDS_FOLDER',
+      params: { path: join(dir, 'onnx', 'model.onnx'), missing: 'config.json' },
+    });
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { COMMANDS } from '../../src/cli/commands.js';
-import { parseInvocation, type Invocation } from '../../src/cli/parse.js';
+import { type Invocation, parseInvocation } from '../../src/cli/parse.js';
 
 const NO_ENV: NodeJS.ProcessEnv = {};
 
@@ -44,24 +44,56 @@ describe('parseInvocation', () => {
   }
 
   const errors: [string[], string, RegExp][] = [
-    [['compile', 'x', '--max-batch', '0'], 'KILN_ERR_CLI_INVALID_FLAG', /^--max-batch must be an integer in \[1, 1024\], got "0"$/],
-    [['compile', 'x', '--max-batch', 'abc'], 'KILN_ERR_CLI_INVALID_FLAG', /^--max-batch must be an integer in \[1, 1024\], got "abc"$/],
+    [
+      ['compile', 'x', '--max-batch', '0'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /^--max-batch must be an integer in \[1, 1024\], got "0"$/,
+    ],
+    [
+      ['compile', 'x', '--max-batch', 'abc'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /^--max-batch must be an integer in \[1, 1024\], got "abc"$/,
+    ],
     [['compile', 'x', '--max-batch', '1025'], 'KILN_ERR_CLI_INVALID_FLAG', /got "1025"/],
     [['compile', 'x', '--max-batch', '2.5'], 'KILN_ERR_CLI_INVALID_FLAG', /got "2\.5"/],
     [['compile', 'x', '--max-batch=-3'], 'KILN_ERR_CLI_INVALID_FLAG', /got "-3"/],
-    [['compile', 'x', '--max-length', '1'], 'KILN_ERR_CLI_INVALID_FLAG', /^--max-length must be an integer in \[2, 8192\], got "1"$/],
+    [
+      ['compile', 'x', '--max-length', '1'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /^--max-length must be an integer in \[2, 8192\], got "1"$/,
+    ],
     [['compile', 'x', '--max-batch'], 'KILN_ERR_CLI_INVALID_FLAG', /^--max-batch must be given a value/],
     [['compile', 'x', '-o', ' '], 'KILN_ERR_CLI_INVALID_FLAG', /^--out must be a non-empty string/],
-    [['serve', 'x', '--port', '70000'], 'KILN_ERR_CLI_INVALID_FLAG', /^--port must be an integer in \[0, 65535\], got "70000"$/],
+    [
+      ['serve', 'x', '--port', '70000'],
+      'KILN_ERR_CLI_INVALID_FLAG',
+      /^--port must be an integer in \[0, 65535\], got "70000"$/,
+    ],
     [['serve', 'x', '--host', 'a b'], 'KILN_ERR_CLI_INVALID_FLAG', /^--host must be a host name/],
-    [['compile'], 'KILN_ERR_CLI_MISSING_ARGUMENT', /^"kiln compile" needs SOURCE; usage: kiln compile SOURCE \[options\]$/],
+    [
+      ['compile'],
+      'KILN_ERR_CLI_MISSING_ARGUMENT',
+      /^"kiln compile" needs SOURCE; usage: kiln compile SOURCE \[options\]$/,
+    ],
     [['run'], 'KILN_ERR_CLI_MISSING_ARGUMENT', /needs ARTIFACT/],
-    [['compile', 'a', 'b'], 'KILN_ERR_CLI_EXTRA_ARGUMENT', /^"kiln compile" does not take "b"; usage: kiln compile SOURCE/],
+    [
+      ['compile', 'a', 'b'],
+      'KILN_ERR_CLI_EXTRA_ARGUMENT',
+      /^"kiln compile" does not take "b"; usage: kiln compile SOURCE/,
+    ],
     [['cache', 'ls', 'extra'], 'KILN_ERR_CLI_EXTRA_ARGUMENT', /does not take "extra"/],
     [['compile', 'a', '--bogus'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "--bogus" for "kiln compile"/],
     [['serve', 'a', '-z'], 'KILN_ERR_CLI_UNKNOWN_FLAG', /^unknown flag "-z" for "kiln serve"/],
-    [['frobnicate'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "frobnicate"; commands are: compile, inspect, run, serve, bench, tune, batch, package, top, monitor, import, synth, cache, deploy\. /],
-    [['cache', 'nope'], 'KILN_ERR_CLI_UNKNOWN_COMMAND', /^unknown command "cache nope"; commands are: cache ls, cache clear, cache path\. /],
+    [
+      ['frobnicate'],
+      'KILN_ERR_CLI_UNKNOWN_COMMAND',
+      /^unknown command "frobnicate"; commands are: compile, inspect, run, serve, bench, tune, batch, package, top, monitor, import, synth, cache, deploy\. /,
+    ],
+    [
+      ['cache', 'nope'],
+      'KILN_ERR_CLI_UNKNOWN_COMMAND',
+      /^unknown command "cache nope"; commands are: cache ls, cache clear, cache path\. /,
+    ],
   ];
   for (const [argv, code, message] of errors) {
     test(`parseInvocation([${argv.map((a) => JSON.stringify(a)).join(', ')}]) throws ${code}`, () => {
@@ -156,7 +188,33 @@ describe('parseInvocation', () => {
 
   test('parseInvocation(compile SOURCE with every flag) parses each value', () => {
     const inv = parseInvocation(
-      ['compile', 'models/x', '-o', 'out.kiln', '--max-length=64', '--max-batch', '1024', '--precision', 'int8', '--quantize-embeddings', '--keep-fp32', '/classifier*, /pre_classifier/MatMul', '--verify', 'dev.tsv', '--max-accuracy-drop', '0.5', '--min-agreement', '0.99', '--task', 'feature-extraction', '--pooling', 'cls', '--no-normalize', '--no-cache', '--json'],
+      [
+        'compile',
+        'models/x',
+        '-o',
+        'out.kiln',
+        '--max-length=64',
+        '--max-batch',
+        '1024',
+        '--precision',
+        'int8',
+        '--quantize-embeddings',
+        '--keep-fp32',
+        '/classifier*, /pre_classifier/MatMul',
+        '--verify',
+        'dev.tsv',
+        '--max-accuracy-drop',
+        '0.5',
+        '--min-agreement',
+        '0.99',
+        '--task',
+        'feature-extraction',
+        '--pooling',
+        'cls',
+        '--no-normalize',
+        '--no-cache',
+        '--json',
+      ],
       COMMANDS,
       NO_ENV,
     );
@@ -183,8 +241,14 @@ describe('parseInvocation', () => {
       'no-cache': true,
       json: true,
     });
-    assert.throws(() => parseInvocation(['compile', 'x', '--precision', 'fp16'], COMMANDS, NO_ENV), { code: 'KILN_ERR_CLI_INVALID_FLAG', message: /--precision must be one of fp32, int8, got "fp16"/ });
-    assert.throws(() => parseInvocation(['compile', 'x', '--min-agreement', '1.5'], COMMANDS, NO_ENV), { code: 'KILN_ERR_CLI_INVALID_FLAG', message: /a number in \[0, 1\]/ });
+    assert.throws(() => parseInvocation(['compile', 'x', '--precision', 'fp16'], COMMANDS, NO_ENV), {
+      code: 'KILN_ERR_CLI_INVALID_FLAG',
+      message: /--precision must be one of fp32, int8, got "fp16"/,
+    });
+    assert.throws(() => parseInvocation(['compile', 'x', '--min-agreement', '1.5'], COMMANDS, NO_ENV), {
+      code: 'KILN_ERR_CLI_INVALID_FLAG',
+      message: /a number in \[0, 1\]/,
+    });
   });
 
   test('parseInvocation(serve ARTIFACT) defaults to host 127.0.0.1, port 8080, no API key', () => {
@@ -208,10 +272,19 @@ describe('parseInvocation', () => {
   });
 
   test('parseInvocation(serve --replicas 3 --buckets 16,48,128) parses the runtime flags; bad buckets name the rule', () => {
-    const inv = parseInvocation(['serve', 'm.kiln', '--replicas', '3', '--buckets', '16,48,128'], COMMANDS, NO_ENV) as Extract<Invocation, { kind: 'run' }>;
+    const inv = parseInvocation(
+      ['serve', 'm.kiln', '--replicas', '3', '--buckets', '16,48,128'],
+      COMMANDS,
+      NO_ENV,
+    ) as Extract<Invocation, { kind: 'run' }>;
     assert.equal(inv.flags.replicas, 3);
     assert.deepEqual(inv.flags.buckets, [16, 48, 128]);
-    assert.throws(() => parseInvocation(['serve', 'm.kiln', '--buckets', '64,32'], COMMANDS, NO_ENV), { code: 'KILN_ERR_CLI_INVALID_FLAG', message: /ascending integers/ });
-    assert.throws(() => parseInvocation(['serve', 'm.kiln', '--replicas', 'lots'], COMMANDS, NO_ENV), { code: 'KILN_ERR_CLI_INVALID_FLAG' });
+    assert.throws(() => parseInvocation(['serve', 'm.kiln', '--buckets', '64,32'], COMMANDS, NO_ENV), {
+      code: 'KILN_ERR_CLI_INVALID_FLAG',
+      message: /ascending integers/,
+    });
+    assert.throws(() => parseInvocation(['serve', 'm.kiln', '--replicas', 'lots'], COMMANDS, NO_ENV), {
+      code: 'KILN_ERR_CLI_INVALID_FLAG',
+    });
   });
 });

@@ -1,12 +1,12 @@
 /** appendPooling: the graph fragment compile adds to an encoder for embeddings, at the opsets that change how reduce axes are passed. */
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { appendPooling } from '../../src/compiler/pooling.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { decodeModel } from '../../src/onnx/proto.js';
 import { createSession } from '../../src/runtime/binding.js';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { tempDir } from '../fixtures/models.js';
 
 /** An "encoder" whose token states are its input, so pooling is checked on known numbers. */
@@ -30,8 +30,15 @@ describe('appendPooling', () => {
         mean: [2, 3, 5, -6].map((v, i) => v / (i < 2 ? Math.hypot(2, 3) : Math.hypot(5, -6))),
         max: [3, 4, 5, -6],
       };
-      for (const [pooling, normalize] of [['mean', true], ['max', false]] as const) {
-        const pooled = appendPooling(identityEncoder(opset), { pooling, normalize, hiddenOutput: 'last_hidden_state', hidden: 2 }, 'test');
+      for (const [pooling, normalize] of [
+        ['mean', true],
+        ['max', false],
+      ] as const) {
+        const pooled = appendPooling(
+          identityEncoder(opset),
+          { pooling, normalize, hiddenOutput: 'last_hidden_state', hidden: 2 },
+          'test',
+        );
         const names = (pooled.graph?.initializer ?? []).map((t) => t.name);
         assert.equal(new Set(names).size, names.length, `duplicate initializers: ${names.join(', ')}`);
         const path = join(dir, `${pooling}-${opset}.onnx`);
@@ -39,9 +46,17 @@ describe('appendPooling', () => {
         await writeFile(path, encodeModel(pooled));
         const session = await createSession(path, { backend: 'cpu', optimization: 'disabled' });
         try {
-          const out = await session.run({ states: { data: states, dims: [2, 3, 2] }, attention_mask: { type: 'int64', data: mask, dims: [2, 3] } });
+          const out = await session.run({
+            states: { data: states, dims: [2, 3, 2] },
+            attention_mask: { type: 'int64', data: mask, dims: [2, 3] },
+          });
           const got = Array.from(out.embedding!.data);
-          got.forEach((v, i) => assert.ok(Math.abs(v - expected[pooling]![i]!) < 1e-6, `${pooling} opset ${opset}: ${got} vs ${expected[pooling]}`));
+          got.forEach((v, i) => {
+            assert.ok(
+              Math.abs(v - expected[pooling]![i]!) < 1e-6,
+              `${pooling} opset ${opset}: ${got} vs ${expected[pooling]}`,
+            );
+          });
         } finally {
           await session.release();
         }

@@ -2,9 +2,16 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { quantizeColumns, quantizeModel, type QuantizeOptions } from '../../src/compiler/quantize.js';
+import { type QuantizeOptions, quantizeColumns, quantizeModel } from '../../src/compiler/quantize.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { decodeModel, encodeModel, int64, type ModelProto, type NodeProto, type TensorProto } from '../../src/onnx/proto.js';
+import {
+  decodeModel,
+  encodeModel,
+  int64,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from '../../src/onnx/proto.js';
 import { createSession } from '../../src/runtime/binding.js';
 import { randomFloats, tempDir, tinyClassifier } from '../fixtures/models.js';
 
@@ -44,18 +51,31 @@ function classifierWithTwoLayers(): Uint8Array {
 const load = (bytes: Uint8Array): ModelProto => decodeModel(bytes, 'test.onnx');
 const nodes = (model: ModelProto): NodeProto[] => model.graph?.node ?? [];
 const nodeNamed = (model: ModelProto, name: string): NodeProto | undefined => nodes(model).find((n) => n.name === name);
-const initializer = (model: ModelProto, name: string): TensorProto | undefined => (model.graph?.initializer ?? []).find((t) => t.name === name);
+const initializer = (model: ModelProto, name: string): TensorProto | undefined =>
+  (model.graph?.initializer ?? []).find((t) => t.name === name);
 
 function tokenFeeds(batch: number, sequence: number, vocab: number, seed: number) {
   const ids = randomFloats(batch * sequence, seed, 0.5);
   return {
-    input_ids: { type: 'int64' as const, data: BigInt64Array.from(ids, (x) => BigInt(Math.floor((x + 0.5) * vocab))), dims: [batch, sequence] },
-    attention_mask: { type: 'int64' as const, data: new BigInt64Array(batch * sequence).fill(1n), dims: [batch, sequence] },
+    input_ids: {
+      type: 'int64' as const,
+      data: BigInt64Array.from(ids, (x) => BigInt(Math.floor((x + 0.5) * vocab))),
+      dims: [batch, sequence],
+    },
+    attention_mask: {
+      type: 'int64' as const,
+      data: new BigInt64Array(batch * sequence).fill(1n),
+      dims: [batch, sequence],
+    },
   };
 }
 
 /** Runs a model in ONNX Runtime; returns its first output. */
-async function runModel(model: ModelProto | Uint8Array, feeds: Record<string, ReturnType<typeof tokenFeeds>['input_ids']>, optimization: 'all' | 'disabled' = 'all'): Promise<Float32Array> {
+async function runModel(
+  model: ModelProto | Uint8Array,
+  feeds: Record<string, ReturnType<typeof tokenFeeds>['input_ids']>,
+  optimization: 'all' | 'disabled' = 'all',
+): Promise<Float32Array> {
   const path = join(await tempDir('kiln-quantize-'), 'model.onnx');
   await writeFile(path, model instanceof Uint8Array ? model : encodeModel(model));
   const session = await createSession(path, { backend: 'cpu', optimization, intraOpThreads: 1 });
@@ -104,7 +124,9 @@ describe('quantizeModel in ONNX Runtime', () => {
         const { model, report } = quantizeModel(load(fp32), options);
         assert.deepEqual(report.quantized, ['/hidden/MatMul', '/classifier/MatMul']);
         assert.deepEqual(
-          nodes(model).filter((n) => n.opType === 'DynamicQuantizeMatMul').map((n) => n.domain),
+          nodes(model)
+            .filter((n) => n.opType === 'DynamicQuantizeMatMul')
+            .map((n) => n.domain),
           ['com.microsoft', 'com.microsoft'],
         );
         assert.ok((model.opsetImport ?? []).some((o) => o.domain === 'com.microsoft' && int64(o.version) === 1));
@@ -136,8 +158,18 @@ describe('quantizeColumns', () => {
   for (let k = 0; k < K; k += 1) for (let n = 0; n < N; n += 1) data[k * N + n] = noise[k * N + n]! * magnitudes[n]!;
 
   const cases: Array<[string, QuantizeOptions, (col: number[]) => number, [number, number]]> = [
-    ['int8, reduceRange', { weightType: 'int8', reduceRange: true }, (c) => Math.max(...c.map(Math.abs)) / 63, [-63, 63]],
-    ['int8, full range', { weightType: 'int8', reduceRange: false }, (c) => Math.max(...c.map(Math.abs)) / 127, [-127, 127]],
+    [
+      'int8, reduceRange',
+      { weightType: 'int8', reduceRange: true },
+      (c) => Math.max(...c.map(Math.abs)) / 63,
+      [-63, 63],
+    ],
+    [
+      'int8, full range',
+      { weightType: 'int8', reduceRange: false },
+      (c) => Math.max(...c.map(Math.abs)) / 127,
+      [-127, 127],
+    ],
     ['uint8', { weightType: 'uint8' }, (c) => (Math.max(0, ...c) - Math.min(0, ...c)) / 255, [0, 255]],
   ];
   for (const [label, options, expectedScale, [lo, hi]] of cases) {
@@ -149,7 +181,10 @@ describe('quantizeColumns', () => {
         if (magnitudes[n] === 0) {
           assert.equal(scale, 1, 'an all-zero column gets scale 1');
         } else {
-          assert.ok(Math.abs(scale - expectedScale(column)) <= 1e-6 * scale, `column ${n}: scale ${scale}, expected ${expectedScale(column)}`);
+          assert.ok(
+            Math.abs(scale - expectedScale(column)) <= 1e-6 * scale,
+            `column ${n}: scale ${scale}, expected ${expectedScale(column)}`,
+          );
         }
         if (options.weightType !== 'uint8') assert.equal(q.zeroPoints[n], 0);
         for (let k = 0; k < K; k += 1) {
@@ -190,9 +225,19 @@ describe('quantizeModel graph rewriting', () => {
     assert.equal(nodes(model).filter((n) => n.opType === 'Add').length, 0, 'bias Adds left in the graph');
     const hidden = nodeNamed(model, '/hidden/MatMul')!;
     assert.equal(hidden.opType, 'DynamicQuantizeMatMul');
-    assert.deepEqual(hidden.input, [nodeNamed(model, '/pool/Div')!.output![0]!, 'hidden.weight_quantized', 'hidden.weight_scale', 'hidden.weight_zero_point', 'hidden.bias']);
+    assert.deepEqual(hidden.input, [
+      nodeNamed(model, '/pool/Div')!.output![0]!,
+      'hidden.weight_quantized',
+      'hidden.weight_scale',
+      'hidden.weight_zero_point',
+      'hidden.bias',
+    ]);
     const classifier = nodeNamed(model, '/classifier/MatMul')!;
-    assert.deepEqual(classifier.output, ['logits'], 'the folded node writes the Add output, so graph outputs keep their names');
+    assert.deepEqual(
+      classifier.output,
+      ['logits'],
+      'the folded node writes the Add output, so graph outputs keep their names',
+    );
     assert.equal(classifier.input![4], 'classifier.bias');
     assert.equal(initializer(model, 'hidden.weight'), undefined, 'the float weight is removed');
     assert.equal(initializer(model, 'hidden.weight_quantized')!.dataType, 3 /* INT8 */);
@@ -214,10 +259,25 @@ describe('quantizeModel graph rewriting', () => {
   });
 
   const keepCases: Array<[string, QuantizeOptions, string[], string[]]> = [
-    ['keep an exact name', { keep: ['/classifier/MatMul'] }, ['/enc/layer.0/MatMul', '/enc/layer.1/MatMul'], ['/classifier/MatMul']],
+    [
+      'keep an exact name',
+      { keep: ['/classifier/MatMul'] },
+      ['/enc/layer.0/MatMul', '/enc/layer.1/MatMul'],
+      ['/classifier/MatMul'],
+    ],
     ['keep a prefix*', { keep: ['/enc/*'] }, ['/classifier/MatMul'], ['/enc/layer.0/MatMul', '/enc/layer.1/MatMul']],
-    ['keep a name that matches nothing', { keep: ['/enc/layer.0'] }, ['/enc/layer.0/MatMul', '/enc/layer.1/MatMul', '/classifier/MatMul'], []],
-    ['minElements above the 16×2 head', { minElements: 33 }, ['/enc/layer.0/MatMul', '/enc/layer.1/MatMul'], ['/classifier/MatMul']],
+    [
+      'keep a name that matches nothing',
+      { keep: ['/enc/layer.0'] },
+      ['/enc/layer.0/MatMul', '/enc/layer.1/MatMul', '/classifier/MatMul'],
+      [],
+    ],
+    [
+      'minElements above the 16×2 head',
+      { minElements: 33 },
+      ['/enc/layer.0/MatMul', '/enc/layer.1/MatMul'],
+      ['/classifier/MatMul'],
+    ],
   ];
   for (const [label, options, quantized, kept] of keepCases) {
     test(`quantizeModel(${label}) leaves those MatMuls in fp32 and lists them in kept`, () => {
@@ -259,17 +319,31 @@ describe('quantizeModel graph rewriting', () => {
     g.input('attention_mask', 'int64', ['batch']);
     const table = g.weight('table', randomFloats(1000 * 8, 1), [1000, 8]);
     const x = g.op('Gather', [table, ids], { axis: 0 }, { name: '/embed/Gather' });
-    g.op('Gemm', [x, table, g.weight('head.bias', randomFloats(1000, 2), [1000])], { transB: 1 }, { name: '/head/Gemm', output: 'logits' });
+    g.op(
+      'Gemm',
+      [x, table, g.weight('head.bias', randomFloats(1000, 2), [1000])],
+      { transB: 1 },
+      { name: '/head/Gemm', output: 'logits' },
+    );
     g.output('logits', 'float', ['batch', 1000]);
     const fp32 = load(g.toBytes());
     const { model, report } = quantizeModel(fp32, { quantizeEmbeddings: true });
     assert.deepEqual(report.quantized, ['/head/Gemm']);
     assert.deepEqual(report.embeddings, []);
-    assert.deepEqual(nodeNamed(model, '/head/Gemm')!.input, [x, 'table_quantized', 'table_scale', 'table_zero_point', 'head.bias']);
+    assert.deepEqual(nodeNamed(model, '/head/Gemm')!.input, [
+      x,
+      'table_quantized',
+      'table_scale',
+      'table_zero_point',
+      'head.bias',
+    ]);
     assert.deepEqual(initializer(model, 'table_quantized')!.dims!.map(int64), [8, 1000], 'B is stored [K, N]');
     assert.ok(initializer(model, 'table'), 'the float table stays for the Gather');
     assert.equal(report.quantizedFraction, 0);
-    const feeds = { input_ids: { type: 'int64' as const, data: BigInt64Array.from([3n, 500n, 999n]), dims: [3] }, attention_mask: { type: 'int64' as const, data: BigInt64Array.from([1n, 1n, 1n]), dims: [3] } };
+    const feeds = {
+      input_ids: { type: 'int64' as const, data: BigInt64Array.from([3n, 500n, 999n]), dims: [3] },
+      attention_mask: { type: 'int64' as const, data: BigInt64Array.from([1n, 1n, 1n]), dims: [3] },
+    };
     assert.ok(relativeError(await runModel(model, feeds), await runModel(fp32, feeds)) <= 0.02);
   });
 });
@@ -280,7 +354,12 @@ describe('quantizeModel report and embeddings', () => {
     const g = new GraphBuilder('hand');
     const ids = g.input('input_ids', 'int64', ['batch', 'sequence']);
     g.input('attention_mask', 'int64', ['batch', 'sequence']);
-    const x = g.op('Gather', [g.weight('table', randomFloats(1000 * 4, 1), [1000, 4]), ids], { axis: 0 }, { name: '/embed/Gather' });
+    const x = g.op(
+      'Gather',
+      [g.weight('table', randomFloats(1000 * 4, 1), [1000, 4]), ids],
+      { axis: 0 },
+      { name: '/embed/Gather' },
+    );
     const mm = g.op('MatMul', [x, g.weight('w', randomFloats(12, 2), [4, 3])], undefined, { name: '/mm' });
     g.op('Add', [mm, g.weight('b', randomFloats(3, 3), [3])], undefined, { name: '/add', output: 'y' });
     g.output('y', 'float', ['batch', 'sequence', 3]);
@@ -292,7 +371,11 @@ describe('quantizeModel report and embeddings', () => {
     ['MatMul only', {}, { after: 16000 + 12 + 12 + 3 + 12, fraction: 12 / 4015, embeddings: [] }],
     ['uint8', { weightType: 'uint8' }, { after: 16000 + 12 + 12 + 3 + 12, fraction: 12 / 4015, embeddings: [] }],
     // table: 4000 int8 + 1000 float row scales (4000) + an int64 axes tensor (8).
-    ['quantizeEmbeddings', { quantizeEmbeddings: true }, { after: 4000 + 4000 + 8 + 12 + 12 + 3 + 12, fraction: 4012 / 4015, embeddings: ['table'] }],
+    [
+      'quantizeEmbeddings',
+      { quantizeEmbeddings: true },
+      { after: 4000 + 4000 + 8 + 12 + 12 + 3 + 12, fraction: 4012 / 4015, embeddings: ['table'] },
+    ],
   ];
   for (const [label, options, expected] of cases) {
     test(`quantizeModel(hand graph, ${label}) reports exact weightBytes and quantizedFraction`, async () => {
@@ -320,11 +403,20 @@ describe('quantizeModel report and embeddings', () => {
     const gather = nodeNamed(model, '/embeddings/Gather')!;
     assert.deepEqual(gather.input, ['embeddings_quantized', 'input_ids']);
     assert.equal(initializer(model, 'embeddings'), undefined);
-    assert.ok(!(model.opsetImport ?? []).some((o) => o.domain === 'com.microsoft'), 'only standard operators were added');
+    assert.ok(
+      !(model.opsetImport ?? []).some((o) => o.domain === 'com.microsoft'),
+      'only standard operators were added',
+    );
     const feeds = tokenFeeds(3, 9, VOCAB, 8);
     for (const optimization of ['all', 'disabled'] as const) {
-      const error = relativeError(await runModel(model, feeds, optimization), await runModel(fp32, feeds, optimization));
-      assert.ok(error > 0 && error <= 0.02, `max |Δ| is ${(error * 100).toFixed(2)}% of max |y| (optimization ${optimization})`);
+      const error = relativeError(
+        await runModel(model, feeds, optimization),
+        await runModel(fp32, feeds, optimization),
+      );
+      assert.ok(
+        error > 0 && error <= 0.02,
+        `max |Δ| is ${(error * 100).toFixed(2)}% of max |y| (optimization ${optimization})`,
+      );
     }
   });
 });

@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { isKilnError, type ErrorCode } from '../../src/core/errors.js';
-import { Checkpoint, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.js';
+import { type ErrorCode, isKilnError } from '../../src/core/errors.js';
+import { Checkpoint, SafetensorsFile, type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.js';
 import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
 
 /** A safetensors file byte by byte: `header` as JSON (or raw text), an optional lying length. */
@@ -25,11 +25,17 @@ async function fileWith(bytes: Uint8Array, name = 'model.safetensors'): Promise<
 }
 
 /** Asserts that `promise` rejects with kiln error `code`, whose params include `params`, and whose message matches `pattern`. */
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, params: Record<string, unknown> = {}, pattern?: RegExp): Promise<void> {
+async function rejectsWith(
+  promise: Promise<unknown>,
+  code: ErrorCode,
+  params: Record<string, unknown> = {},
+  pattern?: RegExp,
+): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
     assert.ok(isKilnError(err), `expected a KilnError, got ${String(err)}`);
     assert.equal(err.code, code, err.message);
-    for (const [key, value] of Object.entries(params)) assert.deepEqual((err.params as Record<string, unknown>)[key], value, key);
+    for (const [key, value] of Object.entries(params))
+      assert.deepEqual((err.params as Record<string, unknown>)[key], value, key);
     if (pattern) assert.match(err.message, pattern);
     return true;
   });
@@ -90,7 +96,10 @@ describe('writeSafetensors and SafetensorsFile', () => {
         assert.equal(back.length, 1000);
         for (let i = 0; i < values.length; i += 1) {
           const want = values[i]!;
-          assert.ok(Math.abs(back[i]! - want) <= Math.abs(want) * relative + 2 ** -24, `${want} came back as ${back[i]}`);
+          assert.ok(
+            Math.abs(back[i]! - want) <= Math.abs(want) * relative + 2 ** -24,
+            `${want} came back as ${back[i]}`,
+          );
         }
         assert.deepEqual(Array.from(await file.readFloat32('exact')), exact);
       } finally {
@@ -115,8 +124,12 @@ describe('writeSafetensors and SafetensorsFile', () => {
   test('SafetensorsFile.readFloat32 converts I64 and I32 tensors to float', async () => {
     const data = new Uint8Array(8 * 3 + 4 * 2);
     const view = new DataView(data.buffer);
-    [-1n, 0n, 2n ** 40n].forEach((v, i) => view.setBigInt64(i * 8, v, true));
-    [7, -9].forEach((v, i) => view.setInt32(24 + i * 4, v, true));
+    [-1n, 0n, 2n ** 40n].forEach((v, i) => {
+      view.setBigInt64(i * 8, v, true);
+    });
+    [7, -9].forEach((v, i) => {
+      view.setInt32(24 + i * 4, v, true);
+    });
     const path = await fileWith(
       rawFile(
         {
@@ -134,7 +147,9 @@ describe('writeSafetensors and SafetensorsFile', () => {
 
   test('SafetensorsFile.open accepts a header padded with trailing spaces', async () => {
     const data = new Uint8Array(f32(1.5, -2.5).buffer);
-    const path = await fileWith(rawFile(`${JSON.stringify({ t: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } })}     `, data));
+    const path = await fileWith(
+      rawFile(`${JSON.stringify({ t: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } })}     `, data),
+    );
     const file = await SafetensorsFile.open(path);
     assert.deepEqual(Array.from(await file.readFloat32('t')), [1.5, -2.5]);
     await file.close();
@@ -177,7 +192,9 @@ describe('writeSafetensors and SafetensorsFile', () => {
   test('writeSafetensors(data with the wrong length for its shape) throws RangeError naming the tensor', async () => {
     const dir = await tempDir();
     await assert.rejects(
-      writeSafetensors(join(dir, 'model.safetensors'), [{ name: 'w', dtype: 'F16', shape: [2, 2], data: () => f32(1, 2, 3) }]),
+      writeSafetensors(join(dir, 'model.safetensors'), [
+        { name: 'w', dtype: 'F16', shape: [2, 2], data: () => f32(1, 2, 3) },
+      ]),
       (err: unknown) => err instanceof RangeError && /"w"/.test(err.message),
     );
     assert.deepEqual(await readdir(dir), []);
@@ -208,8 +225,18 @@ describe('writeSafetensors and SafetensorsFile', () => {
 });
 
 describe('SafetensorsFile.open on bad files', () => {
-  const tensor = (dtype: string, shape: number[], begin: number, end: number): object => ({ dtype, shape, data_offsets: [begin, end] });
-  const cases: Array<{ name: string; bytes: () => Uint8Array; code: ErrorCode; params?: Record<string, unknown>; pattern?: RegExp }> = [
+  const tensor = (dtype: string, shape: number[], begin: number, end: number): object => ({
+    dtype,
+    shape,
+    data_offsets: [begin, end],
+  });
+  const cases: Array<{
+    name: string;
+    bytes: () => Uint8Array;
+    code: ErrorCode;
+    params?: Record<string, unknown>;
+    pattern?: RegExp;
+  }> = [
     {
       name: 'a file of 5 bytes is truncated',
       bytes: () => new Uint8Array(5),
@@ -306,7 +333,10 @@ describe('SafetensorsFile.open on bad files', () => {
     const bytes = rawFile({ w: tensor('F32', [4], 0, 16) }, 12);
     const n = bytes.byteLength - 8 - 12;
     const path = await fileWith(bytes);
-    await rejectsWith(SafetensorsFile.open(path), 'KILN_ERR_WEIGHTS_TRUNCATED', { expected: 8 + n + 16, actual: bytes.byteLength });
+    await rejectsWith(SafetensorsFile.open(path), 'KILN_ERR_WEIGHTS_TRUNCATED', {
+      expected: 8 + n + 16,
+      actual: bytes.byteLength,
+    });
   });
 
   test('SafetensorsFile.open(a valid file cut in its data) → KILN_ERR_WEIGHTS_TRUNCATED with both sizes', async () => {
@@ -400,7 +430,10 @@ describe('Checkpoint', () => {
     const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8'));
     index.weight_map['layer.2.weight'] = 'model-00003-of-00003.safetensors';
     await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify(index));
-    await rejectsWith(Checkpoint.open(dir), 'KILN_ERR_SOURCE_MISSING_FILE', { path: dir, file: 'model-00003-of-00003.safetensors' });
+    await rejectsWith(Checkpoint.open(dir), 'KILN_ERR_SOURCE_MISSING_FILE', {
+      path: dir,
+      file: 'model-00003-of-00003.safetensors',
+    });
   });
 
   test('Checkpoint.open(an index mapping a tensor to a shard that lacks it) → KILN_ERR_WEIGHTS_INVALID', async () => {
@@ -408,19 +441,29 @@ describe('Checkpoint', () => {
     const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8'));
     index.weight_map['layer.0.bias'] = 'model-00002-of-00002.safetensors';
     await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify(index));
-    await rejectsWith(Checkpoint.open(dir), 'KILN_ERR_WEIGHTS_INVALID', {}, /"layer\.0\.bias" to "model-00002-of-00002\.safetensors", which has no such tensor/);
+    await rejectsWith(
+      Checkpoint.open(dir),
+      'KILN_ERR_WEIGHTS_INVALID',
+      {},
+      /"layer\.0\.bias" to "model-00002-of-00002\.safetensors", which has no such tensor/,
+    );
   });
 
   test('Checkpoint.open(an index whose shard path leaves the folder) → KILN_ERR_WEIGHTS_INVALID', async () => {
     const dir = await tempDir();
-    await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: '../elsewhere.safetensors' } }));
+    await writeFile(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ weight_map: { w: '../elsewhere.safetensors' } }),
+    );
     await rejectsWith(Checkpoint.open(dir), 'KILN_ERR_WEIGHTS_INVALID', {}, /not a file name in the folder/);
   });
 
   test('Checkpoint.open(an index that is not JSON) → KILN_ERR_WEIGHTS_INVALID', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'model.safetensors.index.json'), '{ nope');
-    await rejectsWith(Checkpoint.open(dir), 'KILN_ERR_WEIGHTS_INVALID', { path: join(dir, 'model.safetensors.index.json') });
+    await rejectsWith(Checkpoint.open(dir), 'KILN_ERR_WEIGHTS_INVALID', {
+      path: join(dir, 'model.safetensors.index.json'),
+    });
   });
 
   test('Checkpoint.open(a folder without weights) → KILN_ERR_SOURCE_MISSING_FILE', async () => {
@@ -440,11 +483,15 @@ describe('Checkpoint', () => {
   test('Checkpoint.read(a tensor not in the checkpoint) → KILN_ERR_WEIGHTS_MISSING_TENSOR', async () => {
     const { dir } = await twoShards();
     const ckpt = await Checkpoint.open(dir);
-    await rejectsWith(ckpt.read('classifier.weight', { architecture: 'DistilBertForSequenceClassification' }), 'KILN_ERR_WEIGHTS_MISSING_TENSOR', {
-      path: dir,
-      tensor: 'classifier.weight',
-      architecture: 'DistilBertForSequenceClassification',
-    });
+    await rejectsWith(
+      ckpt.read('classifier.weight', { architecture: 'DistilBertForSequenceClassification' }),
+      'KILN_ERR_WEIGHTS_MISSING_TENSOR',
+      {
+        path: dir,
+        tensor: 'classifier.weight',
+        architecture: 'DistilBertForSequenceClassification',
+      },
+    );
     await ckpt.close();
   });
 
@@ -479,10 +526,15 @@ describe('Checkpoint', () => {
       assert.deepEqual(file.metadata, { format: 'pt' });
       const first = file.entries()[0]!;
       await file.close();
-      const values = await ckpt.read(first.name, { architecture: 'DistilBertForSequenceClassification', shape: first.shape });
+      const values = await ckpt.read(first.name, {
+        architecture: 'DistilBertForSequenceClassification',
+        shape: first.shape,
+      });
       const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
       const [begin, end] = header[first.name].data_offsets as [number, number];
-      const expected = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8 + headerLength + begin, bytes.byteOffset + 8 + headerLength + end));
+      const expected = new Float32Array(
+        bytes.buffer.slice(bytes.byteOffset + 8 + headerLength + begin, bytes.byteOffset + 8 + headerLength + end),
+      );
       assert.deepEqual(values, expected);
     } finally {
       await ckpt.close();

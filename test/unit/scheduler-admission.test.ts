@@ -1,10 +1,10 @@
 /** Overload behaviour of the scheduler: deadlines drop unstarted work, --max-queue-ms refuses early. */
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
-import type { WireTensor } from '../../src/runtime/replica-protocol.js';
-import type { Replica } from '../../src/runtime/replica.js';
-import { Scheduler } from '../../src/runtime/scheduler.js';
+import { type TestContext, test } from 'node:test';
 import { textBatcher } from '../../src/runtime/batcher.js';
+import type { Replica } from '../../src/runtime/replica.js';
+import type { WireTensor } from '../../src/runtime/replica-protocol.js';
+import { Scheduler } from '../../src/runtime/scheduler.js';
 
 /** A replica that answers each batch when the test releases it (or at once when `auto`). */
 function gatedReplica(id: number, auto: boolean): Replica & { runs: number; release: () => void } {
@@ -18,7 +18,9 @@ function gatedReplica(id: number, auto: boolean): Replica & { runs: number; rele
       replica.runs += 1;
       const rows = feeds.input_ids!.dims[0]!;
       const result = { data: new Float32Array(rows * 2), dims: [rows, 2], computeMs: 1 };
-      return auto ? Promise.resolve(result) : new Promise<typeof result>((resolve) => waiting.push(() => resolve(result)));
+      return auto
+        ? Promise.resolve(result)
+        : new Promise<typeof result>((resolve) => waiting.push(() => resolve(result)));
     },
     close: async () => undefined,
   };
@@ -61,14 +63,29 @@ const INPUTS = [
 function frozenClock(t: TestContext): { advance(ms: number): void } {
   let now = 1_000;
   t.mock.method(performance, 'now', () => now);
-  return { advance: (ms) => void (now += ms) };
+  return {
+    advance: (ms) => {
+      now += ms;
+    },
+  };
 }
 
-const seq = (n = 5) => ({ ids: Array.from({ length: n }, (_, i) => i + 1), typeIds: new Array<number>(n).fill(0), truncated: false });
+const seq = (n = 5) => ({
+  ids: Array.from({ length: n }, (_, i) => i + 1),
+  typeIds: new Array<number>(n).fill(0),
+  truncated: false,
+});
 
 test('submit with a deadline that passes while queued rejects KILN_ERR_DEADLINE_EXCEEDED and never runs', async () => {
   const replica = gatedReplica(0, false);
-  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0) });
+  const scheduler = await Scheduler.create({
+    replicas: 1,
+    factory: async () => replica,
+    maxBatch: 1,
+    maxDelayMs: 0,
+    buckets: [8],
+    batcher: textBatcher(INPUTS, 0),
+  });
   const first = scheduler.submit(seq());
   await new Promise((r) => setImmediate(r));
   assert.equal(replica.runs, 1);
@@ -88,7 +105,15 @@ test('with maxQueueMs, a request whose queue would take the replicas too long is
   frozenClock(t);
   // Each batch (of one: max batch 1) costs the replica 10 ms by its own timing; the limit is 50 ms.
   const { replica, held, hold } = timedReplica((rows) => 10 * rows);
-  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 50 });
+  const scheduler = await Scheduler.create({
+    replicas: 1,
+    factory: async () => replica,
+    maxBatch: 1,
+    maxDelayMs: 0,
+    buckets: [8],
+    batcher: textBatcher(INPUTS, 0),
+    maxQueueMs: 50,
+  });
   // Without history nothing is refused for time; one answer teaches the speed.
   await scheduler.submit(seq());
   hold();
@@ -117,7 +142,15 @@ test('with maxQueueMs, the queue is costed in batches: 16 queued behind a busy r
   frozenClock(t);
   // A batch costs 30 ms whatever its size (by the replica's own timing).
   const { replica, held, hold } = timedReplica(() => 30);
-  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 8, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 60 });
+  const scheduler = await Scheduler.create({
+    replicas: 1,
+    factory: async () => replica,
+    maxBatch: 8,
+    maxDelayMs: 0,
+    buckets: [8],
+    batcher: textBatcher(INPUTS, 0),
+    maxQueueMs: 60,
+  });
   await scheduler.submit(seq());
   hold();
   const running = scheduler.submit(seq());
@@ -134,11 +167,19 @@ test('with maxQueueMs, the queue is costed in batches: 16 queued behind a busy r
   await scheduler.destroy();
 });
 
-test('with maxQueueMs and an empty queue, a request waits for what is left of the busy replicas\' batches: refused while that is over the limit, admitted once it is not', async (t) => {
+test("with maxQueueMs and an empty queue, a request waits for what is left of the busy replicas' batches: refused while that is over the limit, admitted once it is not", async (t) => {
   const clock = frozenClock(t);
   // Each batch costs 30 ms by the replica's own timing; the limit is 20 ms.
   const { replica, held, hold } = timedReplica(() => 30);
-  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 8, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 20 });
+  const scheduler = await Scheduler.create({
+    replicas: 1,
+    factory: async () => replica,
+    maxBatch: 8,
+    maxDelayMs: 0,
+    buckets: [8],
+    batcher: textBatcher(INPUTS, 0),
+    maxQueueMs: 20,
+  });
   await scheduler.submit(seq());
   hold();
   const running = scheduler.submit(seq());
@@ -164,7 +205,16 @@ test('with maxQueueMs and a pipeline of 2, a batch already sent ahead to the bus
   const clock = frozenClock(t);
   // 10 ms per batch by the replica's timing, max batch 1 (a waiting request is a full batch, sent ahead at once), limit 12 ms.
   const { replica, held, hold } = timedReplica(() => 10);
-  const scheduler = await Scheduler.create({ replicas: 1, factory: async () => replica, maxBatch: 1, maxDelayMs: 0, buckets: [8], batcher: textBatcher(INPUTS, 0), maxQueueMs: 12, pipeline: 2 });
+  const scheduler = await Scheduler.create({
+    replicas: 1,
+    factory: async () => replica,
+    maxBatch: 1,
+    maxDelayMs: 0,
+    buckets: [8],
+    batcher: textBatcher(INPUTS, 0),
+    maxQueueMs: 12,
+    pipeline: 2,
+  });
   await scheduler.submit(seq());
   hold();
   const running = scheduler.submit(seq());

@@ -1,15 +1,22 @@
 import assert from 'node:assert/strict';
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { describe, test, type TestContext } from 'node:test';
-import { BATCH_CHANNEL, REJECT_CHANNEL, REPLICA_ERROR_CHANNEL, type BatchEvent, type RejectEvent, type ReplicaErrorEvent } from '../../src/core/channels.js';
+import { describe, type TestContext, test } from 'node:test';
+import {
+  BATCH_CHANNEL,
+  type BatchEvent,
+  REJECT_CHANNEL,
+  REPLICA_ERROR_CHANNEL,
+  type RejectEvent,
+  type ReplicaErrorEvent,
+} from '../../src/core/channels.js';
 import { KilnError } from '../../src/core/errors.js';
 import type { FloatTensor } from '../../src/core/tensor.js';
-import type { TensorInfo } from '../../src/onnx/graph.js';
 import type { EncodedText } from '../../src/model/tokenizer.js';
+import type { TensorInfo } from '../../src/onnx/graph.js';
+import { textBatcher } from '../../src/runtime/batcher.js';
 import type { Replica, ReplicaFactory } from '../../src/runtime/replica.js';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
 import { Scheduler, type SchedulerOptions } from '../../src/runtime/scheduler.js';
-import { textBatcher } from '../../src/runtime/batcher.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fakes: replicas that compute "logits" from their feeds, so a row answered to the wrong request
@@ -139,7 +146,11 @@ class Fleet {
       },
     };
     this.runs.push(run);
-    this.waiters = this.waiters.filter((w) => (this.runs.length >= w.count ? (w.resolve(), false) : true));
+    this.waiters = this.waiters.filter((w) => {
+      if (this.runs.length < w.count) return true;
+      w.resolve();
+      return false;
+    });
     if (run.dead) run.fail(new Error(`replica ${replica.id} is dead`));
     else {
       const outcome = this.outcome(replica, nth);
@@ -240,10 +251,21 @@ function submit(scheduler: Scheduler<EncodedText>, encoded: EncodedText): Watche
 const afterPump = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function options(fleet: Fleet, overrides: Partial<SchedulerOptions<EncodedText>> = {}): SchedulerOptions<EncodedText> {
-  return { replicas: 1, factory: fleet.factory, maxBatch: 4, buckets: [16, 32, 64], batcher: textBatcher(INPUTS, 0), ...overrides };
+  return {
+    replicas: 1,
+    factory: fleet.factory,
+    maxBatch: 4,
+    buckets: [16, 32, 64],
+    batcher: textBatcher(INPUTS, 0),
+    ...overrides,
+  };
 }
 
-async function start(t: TestContext, fleet: Fleet, overrides: Partial<SchedulerOptions<EncodedText>> = {}): Promise<Scheduler<EncodedText>> {
+async function start(
+  t: TestContext,
+  fleet: Fleet,
+  overrides: Partial<SchedulerOptions<EncodedText>> = {},
+): Promise<Scheduler<EncodedText>> {
   const scheduler = await Scheduler.create(options(fleet, overrides));
   t.after(() => scheduler.destroy());
   return scheduler;
@@ -262,7 +284,10 @@ async function assertAnswered(requests: Watched[]): Promise<void> {
 /** Each tag was computed in exactly one batch that the replica answered. */
 function assertComputedOnceEach(fleet: Fleet, requests: Watched[]): void {
   const answered = fleet.runs.filter((r) => r.state === 'resolved').flatMap((r) => r.tags);
-  assert.deepEqual([...answered].sort((a, b) => a - b), requests.map((r) => r.encoded.ids[0]!).sort((a, b) => a - b));
+  assert.deepEqual(
+    [...answered].sort((a, b) => a - b),
+    requests.map((r) => r.encoded.ids[0]!).sort((a, b) => a - b),
+  );
 }
 
 function subscribe<E>(t: TestContext, name: string): E[] {
@@ -359,40 +384,75 @@ describe('Scheduler.submit buckets', () => {
       assert.ok(run.feeds.input_ids!.data instanceof BigInt64Array);
       lengths.forEach((length, row) => {
         const width = dims[1];
-        assert.deepEqual(run.mask[row], [...Array<number>(length).fill(1), ...Array<number>(width - length).fill(0)], `mask row ${row}`);
-        assert.deepEqual(run.ids[row], [...seq(1000 + row, length).ids, ...Array<number>(width - length).fill(0)], `ids row ${row}`);
+        assert.deepEqual(
+          run.mask[row],
+          [...Array<number>(length).fill(1), ...Array<number>(width - length).fill(0)],
+          `mask row ${row}`,
+        );
+        assert.deepEqual(
+          run.ids[row],
+          [...seq(1000 + row, length).ids, ...Array<number>(width - length).fill(0)],
+          `ids row ${row}`,
+        );
       });
     });
   }
 
-  test(
-    'submit(a sequence longer than the last bucket): the batch keeps the sequence\'s own width (never truncated here), and stats count the width sent',
-    async (t) => {
-      const fleet = new Fleet();
-      const events = subscribe<BatchEvent>(t, BATCH_CHANNEL);
-      const scheduler = await start(t, fleet, { maxBatch: 8, buckets: [16, 32, 64] });
-      await submit(scheduler, seq(1000, 70)).promise;
-      const run = fleet.at(0);
-      const stats = scheduler.stats();
-      assert.equal(stats.paddedTokens, run.dims[0]! * run.dims[1]!, 'paddedTokens is what was sent');
-      assert.ok(stats.realTokens <= stats.paddedTokens, `realTokens ${stats.realTokens} <= paddedTokens ${stats.paddedTokens}`);
-      assert.ok(events[0]!.fill <= 1, `fill ${events[0]!.fill} <= 1`);
-      assert.deepEqual(run.dims, [1, 70]);
-    },
-  );
+  test("submit(a sequence longer than the last bucket): the batch keeps the sequence's own width (never truncated here), and stats count the width sent", async (t) => {
+    const fleet = new Fleet();
+    const events = subscribe<BatchEvent>(t, BATCH_CHANNEL);
+    const scheduler = await start(t, fleet, { maxBatch: 8, buckets: [16, 32, 64] });
+    await submit(scheduler, seq(1000, 70)).promise;
+    const run = fleet.at(0);
+    const stats = scheduler.stats();
+    assert.equal(stats.paddedTokens, run.dims[0]! * run.dims[1]!, 'paddedTokens is what was sent');
+    assert.ok(
+      stats.realTokens <= stats.paddedTokens,
+      `realTokens ${stats.realTokens} <= paddedTokens ${stats.paddedTokens}`,
+    );
+    assert.ok(events[0]!.fill <= 1, `fill ${events[0]!.fill} <= 1`);
+    assert.deepEqual(run.dims, [1, 70]);
+  });
 });
 
 describe('Scheduler.submit token budget', () => {
   const cases: { name: string; tokenBudget: number; lengths: number[]; batches: [number, number][] }[] = [
-    { name: 'four length-20 (bucket 32) go two by two', tokenBudget: 64, lengths: [20, 20, 20, 20], batches: [[2, 32], [2, 32]] },
-    { name: 'five length-5 (bucket 16): four fit, the fifth waits', tokenBudget: 64, lengths: [5, 5, 5, 5, 5], batches: [[4, 16], [1, 16]] },
+    {
+      name: 'four length-20 (bucket 32) go two by two',
+      tokenBudget: 64,
+      lengths: [20, 20, 20, 20],
+      batches: [
+        [2, 32],
+        [2, 32],
+      ],
+    },
+    {
+      name: 'five length-5 (bucket 16): four fit, the fifth waits',
+      tokenBudget: 64,
+      lengths: [5, 5, 5, 5, 5],
+      batches: [
+        [4, 16],
+        [1, 16],
+      ],
+    },
     {
       name: 'a longer sequence raises the bucket of the whole batch, so it starts the next one',
       tokenBudget: 64,
       lengths: [5, 5, 20, 5],
-      batches: [[2, 16], [2, 32]],
+      batches: [
+        [2, 16],
+        [2, 32],
+      ],
     },
-    { name: 'a sequence over the budget on its own still runs, alone', tokenBudget: 16, lengths: [20, 3], batches: [[1, 32], [1, 16]] },
+    {
+      name: 'a sequence over the budget on its own still runs, alone',
+      tokenBudget: 16,
+      lengths: [20, 3],
+      batches: [
+        [1, 32],
+        [1, 16],
+      ],
+    },
   ];
   for (const { name, tokenBudget, lengths, batches } of cases) {
     test(`submit(lengths ${lengths.join(', ')}), tokenBudget ${tokenBudget}, buckets [16, 32]: ${name}`, async (t) => {
@@ -454,10 +514,7 @@ describe('Scheduler dispatch to replicas', () => {
     const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 8, maxDelayMs: 0 });
     const requests = [1000, 1001, 1002, 1003, 1004].map((tag) => submit(scheduler, seq(tag, 3)));
     await fleet.waitForRuns(2);
-    assert.deepEqual(
-      fleet.runs.map((r) => r.tags.length).sort(),
-      [2, 3],
-    );
+    assert.deepEqual(fleet.runs.map((r) => r.tags.length).sort(), [2, 3]);
     fleet.at(0).release();
     fleet.at(1).release();
     await assertAnswered(requests);
@@ -636,7 +693,11 @@ describe('Scheduler dynamic delay (maxDelayMs)', () => {
     assert.equal(fleet.runs.length, 1, 'at 9 ms still waiting');
     clock.advance(1);
     await afterPump();
-    assert.equal(fleet.runs.length, 2, 'at 10 ms (maxDelayMs after the first arrival) the batch goes, not 10 ms after the last');
+    assert.equal(
+      fleet.runs.length,
+      2,
+      'at 10 ms (maxDelayMs after the first arrival) the batch goes, not 10 ms after the last',
+    );
     assert.equal(fleet.at(1).replica.id, 1);
     assert.deepEqual(fleet.at(1).tags, [1001, 1002]);
     fleet.at(0).release();
@@ -742,7 +803,11 @@ describe('Scheduler replica failures', () => {
     const fleet = new Fleet();
     fleet.outcome = (_replica, nth) => (nth === 0 ? 'fail' : 'ok');
     const scheduler = await start(t, fleet, { maxBatch: 4 });
-    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 7)), submit(scheduler, seq(1002, 5))];
+    const requests = [
+      submit(scheduler, seq(1000, 3)),
+      submit(scheduler, seq(1001, 7)),
+      submit(scheduler, seq(1002, 5)),
+    ];
     await assertAnswered(requests);
     assert.deepEqual(
       fleet.runs.map((r) => [r.state, r.tags]),
@@ -764,7 +829,11 @@ describe('Scheduler replica failures', () => {
     const fleet = new Fleet();
     fleet.outcome = (replica) => (replica.generation === 0 ? 'crash' : 'ok');
     const scheduler = await start(t, fleet, { maxBatch: 4 });
-    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4)), submit(scheduler, seq(1002, 9))];
+    const requests = [
+      submit(scheduler, seq(1000, 3)),
+      submit(scheduler, seq(1001, 4)),
+      submit(scheduler, seq(1002, 9)),
+    ];
     await assertAnswered(requests);
     assert.deepEqual(fleet.factoryCalls, [0, 0]);
     const [old, replacement] = fleet.replicas;
@@ -813,54 +882,52 @@ describe('Scheduler replica failures', () => {
     assert.equal(stats.completed, 4);
   });
 
-  test(
-    'a crash while the replacement starts slowly: the batch is retried on the other, idle replica at once',
-    async (t) => {
-      const fleet = new Fleet();
-      const replacementStarted = deferred();
-      fleet.starting = (_id, generation) => (generation > 0 ? replacementStarted.promise : undefined);
-      fleet.outcome = (replica) => (replica.id === 0 && replica.generation === 0 ? 'crash' : 'ok');
-      const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4 });
-      t.after(() => replacementStarted.resolve());
-      const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
-      // The two requests go one to each idle replica; replica 0 crashes. Its request must be
-      // retried on replica 1 while the replacement is still starting (it never finishes here).
-      const onReplica1 = (): number[] => fleet.runs.filter((r) => r.replica.id === 1).flatMap((r) => r.tags);
-      for (let turn = 0; turn < 100 && onReplica1().length < 2; turn += 1) await afterPump();
-      assert.deepEqual(onReplica1().sort(), [1000, 1001], 'the retry was dispatched to replica 1 while the replacement is starting');
-      await assertAnswered(requests);
-    },
-  );
+  test('a crash while the replacement starts slowly: the batch is retried on the other, idle replica at once', async (t) => {
+    const fleet = new Fleet();
+    const replacementStarted = deferred();
+    fleet.starting = (_id, generation) => (generation > 0 ? replacementStarted.promise : undefined);
+    fleet.outcome = (replica) => (replica.id === 0 && replica.generation === 0 ? 'crash' : 'ok');
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4 });
+    t.after(() => replacementStarted.resolve());
+    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
+    // The two requests go one to each idle replica; replica 0 crashes. Its request must be
+    // retried on replica 1 while the replacement is still starting (it never finishes here).
+    const onReplica1 = (): number[] => fleet.runs.filter((r) => r.replica.id === 1).flatMap((r) => r.tags);
+    for (let turn = 0; turn < 100 && onReplica1().length < 2; turn += 1) await afterPump();
+    assert.deepEqual(
+      onReplica1().sort(),
+      [1000, 1001],
+      'the retry was dispatched to replica 1 while the replacement is starting',
+    );
+    await assertAnswered(requests);
+  });
 
-  test(
-    'a crashed replica whose restart fails is left out: its batch is retried on the live replica',
-    async (t) => {
-      // The clock makes the dead replica the least busy one (0 ms against 10 ms), so the policy picks it if it may.
-      const clock = fakeClock(t);
-      const fleet = new Fleet();
-      fleet.starting = (_id, generation) => {
-        if (generation > 0) throw new Error('replacement failed to load');
-      };
-      fleet.outcome = () => 'hold';
-      const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4, maxDelayMs: 0 });
-      const a = [submit(scheduler, seq(1000, 3))];
-      await fleet.waitForRuns(1);
-      const b = [submit(scheduler, seq(1001, 3))];
-      await fleet.waitForRuns(2);
-      assert.equal(fleet.at(1).replica.id, 1);
-      fleet.at(0).crash();
-      await afterPump();
-      await afterPump();
-      assert.deepEqual(fleet.factoryCalls, [0, 1, 0], 'a restart was tried');
-      clock.advance(10);
-      fleet.at(1).release();
-      await fleet.waitForRuns(3);
-      const retry = fleet.at(2);
-      assert.equal(retry.dead, false, 'the retry was not sent to the dead replica');
-      retry.release();
-      await assertAnswered([...a, ...b]);
-    },
-  );
+  test('a crashed replica whose restart fails is left out: its batch is retried on the live replica', async (t) => {
+    // The clock makes the dead replica the least busy one (0 ms against 10 ms), so the policy picks it if it may.
+    const clock = fakeClock(t);
+    const fleet = new Fleet();
+    fleet.starting = (_id, generation) => {
+      if (generation > 0) throw new Error('replacement failed to load');
+    };
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 4, maxDelayMs: 0 });
+    const a = [submit(scheduler, seq(1000, 3))];
+    await fleet.waitForRuns(1);
+    const b = [submit(scheduler, seq(1001, 3))];
+    await fleet.waitForRuns(2);
+    assert.equal(fleet.at(1).replica.id, 1);
+    fleet.at(0).crash();
+    await afterPump();
+    await afterPump();
+    assert.deepEqual(fleet.factoryCalls, [0, 1, 0], 'a restart was tried');
+    clock.advance(10);
+    fleet.at(1).release();
+    await fleet.waitForRuns(3);
+    const retry = fleet.at(2);
+    assert.equal(retry.dead, false, 'the retry was not sent to the dead replica');
+    retry.release();
+    await assertAnswered([...a, ...b]);
+  });
 
   const attempts: { maxAttempts: number | undefined; runs: number }[] = [
     { maxAttempts: undefined, runs: 2 },
@@ -872,7 +939,11 @@ describe('Scheduler replica failures', () => {
       const fleet = new Fleet();
       fleet.outcome = () => 'fail';
       const scheduler = await start(t, fleet, { maxBatch: 4, ...(maxAttempts === undefined ? {} : { maxAttempts }) });
-      const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4)), submit(scheduler, seq(1002, 5))];
+      const requests = [
+        submit(scheduler, seq(1000, 3)),
+        submit(scheduler, seq(1001, 4)),
+        submit(scheduler, seq(1002, 5)),
+      ];
       for (const r of requests) {
         await assert.rejects(r.promise, (err: unknown) => {
           isCode('KILN_ERR_REPLICA_FAILED', 500)(err);
@@ -901,7 +972,11 @@ describe('Scheduler.close and Scheduler.destroy', () => {
     const fleet = new Fleet();
     fleet.outcome = () => 'hold';
     const scheduler = await start(t, fleet, { replicas: 1, maxBatch: 2 });
-    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4)), submit(scheduler, seq(1002, 5))];
+    const requests = [
+      submit(scheduler, seq(1000, 3)),
+      submit(scheduler, seq(1001, 4)),
+      submit(scheduler, seq(1002, 5)),
+    ];
     await fleet.waitForRuns(1);
     let closed = false;
     const closing = scheduler.close().then(() => (closed = true));
@@ -924,25 +999,22 @@ describe('Scheduler.close and Scheduler.destroy', () => {
     assert.equal(fleet.runs.length, 2, 'the refused request never ran');
   });
 
-  test(
-    'close() called twice while work is in flight: both calls resolve',
-    async (t) => {
-      const fleet = new Fleet();
-      fleet.outcome = () => 'hold';
-      const scheduler = await start(t, fleet);
-      const request = submit(scheduler, seq(1000, 3));
-      await fleet.waitForRuns(1);
-      let firstDone = false;
-      const first = scheduler.close().then(() => (firstDone = true));
-      const second = scheduler.close();
-      fleet.at(0).release();
-      await second;
-      await afterPump();
-      assert.equal(firstDone, true, 'the first close() resolved too');
-      await first;
-      await assertAnswered([request]);
-    },
-  );
+  test('close() called twice while work is in flight: both calls resolve', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet);
+    const request = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(1);
+    let firstDone = false;
+    const first = scheduler.close().then(() => (firstDone = true));
+    const second = scheduler.close();
+    fleet.at(0).release();
+    await second;
+    await afterPump();
+    assert.equal(firstDone, true, 'the first close() resolved too');
+    await first;
+    await assertAnswered([request]);
+  });
 
   test('destroy(err) rejects queued and in-flight requests with exactly err; a late replica result settles nothing', async (t) => {
     const fleet = new Fleet();
@@ -977,47 +1049,44 @@ describe('Scheduler.close and Scheduler.destroy', () => {
     await assert.rejects(request.promise, isCode('KILN_ERR_SCHEDULER_CLOSED', 503));
   });
 
-  test(
-    'destroy(err) with requests in flight: stats count them failed, not completed when the late result arrives',
-    async (t) => {
-      const fleet = new Fleet();
-      fleet.outcome = () => 'hold';
-      const scheduler = await start(t, fleet, { maxBatch: 2 });
-      const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
-      await fleet.waitForRuns(1);
-      requests.push(submit(scheduler, seq(1002, 5)));
-      await scheduler.destroy(new Error('stop'));
-      fleet.at(0).release();
-      await afterPump();
-      const stats = scheduler.stats();
-      assert.deepEqual({ submitted: stats.submitted, completed: stats.completed, failed: stats.failed }, { submitted: 3, completed: 0, failed: 3 });
-    },
-  );
+  test('destroy(err) with requests in flight: stats count them failed, not completed when the late result arrives', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 2 });
+    const requests = [submit(scheduler, seq(1000, 3)), submit(scheduler, seq(1001, 4))];
+    await fleet.waitForRuns(1);
+    requests.push(submit(scheduler, seq(1002, 5)));
+    await scheduler.destroy(new Error('stop'));
+    fleet.at(0).release();
+    await afterPump();
+    const stats = scheduler.stats();
+    assert.deepEqual(
+      { submitted: stats.submitted, completed: stats.completed, failed: stats.failed },
+      { submitted: 3, completed: 0, failed: 3 },
+    );
+  });
 
-  test(
-    'destroy() while a crashed replica is being replaced: the replacement is closed too',
-    async (t) => {
-      const fleet = new Fleet();
-      const replacementStarted = deferred();
-      fleet.starting = (_id, generation) => (generation > 0 ? replacementStarted.promise : undefined);
-      fleet.outcome = () => 'crash';
-      const scheduler = await start(t, fleet);
-      const request = submit(scheduler, seq(1000, 3));
-      await fleet.waitForRuns(1);
-      await afterPump();
-      assert.deepEqual(fleet.factoryCalls, [0, 0], 'a replacement is starting');
-      await scheduler.destroy(new Error('stop'));
-      await assert.rejects(request.promise, /stop/);
-      replacementStarted.resolve();
-      await afterPump();
-      assert.equal(fleet.replicas.length, 2);
-      assert.deepEqual(
-        fleet.replicas.map((r) => r.closes > 0),
-        [true, true],
-        'every replica the factory made is closed',
-      );
-    },
-  );
+  test('destroy() while a crashed replica is being replaced: the replacement is closed too', async (t) => {
+    const fleet = new Fleet();
+    const replacementStarted = deferred();
+    fleet.starting = (_id, generation) => (generation > 0 ? replacementStarted.promise : undefined);
+    fleet.outcome = () => 'crash';
+    const scheduler = await start(t, fleet);
+    const request = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(1);
+    await afterPump();
+    assert.deepEqual(fleet.factoryCalls, [0, 0], 'a replacement is starting');
+    await scheduler.destroy(new Error('stop'));
+    await assert.rejects(request.promise, /stop/);
+    replacementStarted.resolve();
+    await afterPump();
+    assert.equal(fleet.replicas.length, 2);
+    assert.deepEqual(
+      fleet.replicas.map((r) => r.closes > 0),
+      [true, true],
+      'every replica the factory made is closed',
+    );
+  });
 });
 
 describe('Scheduler.stats', () => {
@@ -1120,18 +1189,15 @@ describe('Scheduler.create', () => {
     );
   });
 
-  test(
-    'Scheduler.create() with a failing replica and a started one whose close() fails still rejects with the load error',
-    async () => {
-      const fleet = new Fleet();
-      const loadError = new Error('replica 1 could not load');
-      fleet.starting = (id) => {
-        if (id === 1) throw loadError;
-      };
-      fleet.closing = () => {
-        throw new Error('close failed');
-      };
-      await assert.rejects(Scheduler.create(options(fleet, { replicas: 2 })), (err: unknown) => err === loadError);
-    },
-  );
+  test('Scheduler.create() with a failing replica and a started one whose close() fails still rejects with the load error', async () => {
+    const fleet = new Fleet();
+    const loadError = new Error('replica 1 could not load');
+    fleet.starting = (id) => {
+      if (id === 1) throw loadError;
+    };
+    fleet.closing = () => {
+      throw new Error('close failed');
+    };
+    await assert.rejects(Scheduler.create(options(fleet, { replicas: 2 })), (err: unknown) => err === loadError);
+  });
 });

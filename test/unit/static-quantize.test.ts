@@ -2,11 +2,19 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { activationParams, calibrate, calibrationTensors, quantizeStatic, quantizeWeight, staticQuantize, type CalibrationResult } from '../../src/compiler/static-quantize.js';
+import {
+  activationParams,
+  type CalibrationResult,
+  calibrate,
+  calibrationTensors,
+  quantizeStatic,
+  quantizeWeight,
+  staticQuantize,
+} from '../../src/compiler/static-quantize.js';
 import type { FloatTensor } from '../../src/core/tensor.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { operatorCounts } from '../../src/onnx/graph.js';
-import { decodeModel, encodeModel, readModel, type ModelProto } from '../../src/onnx/proto.js';
+import { decodeModel, encodeModel, type ModelProto, readModel } from '../../src/onnx/proto.js';
 import { createSession } from '../../src/runtime/binding.js';
 import { randomFloats, tempDir } from '../fixtures/models.js';
 
@@ -21,23 +29,48 @@ const CLASSES = 10;
 function smallCnn(headBias?: Float32Array): ModelProto {
   const g = new GraphBuilder('small-cnn');
   let seed = 1;
-  const conv = (x: string, name: string, cin: number, cout: number, k: number, stride: number, relu: boolean): string => {
+  const conv = (
+    x: string,
+    name: string,
+    cin: number,
+    cout: number,
+    k: number,
+    stride: number,
+    relu: boolean,
+  ): string => {
     const fanIn = cin * k * k;
     const w = g.weight(`${name}.weight`, randomFloats(cout * fanIn, seed++, Math.sqrt(6 / fanIn)), [cout, cin, k, k]);
     const b = g.weight(`${name}.bias`, randomFloats(cout, seed++, 0.1), [cout]);
     const pad = (k - 1) / 2;
-    const y = g.op('Conv', [x, w, b], { kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] }, { name: `/${name}/Conv` });
+    const y = g.op(
+      'Conv',
+      [x, w, b],
+      { kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] },
+      { name: `/${name}/Conv` },
+    );
     return relu ? g.op('Relu', [y], undefined, { name: `/${name}/Relu` }) : y;
   };
   const x = g.input('pixel_values', 'float', ['batch', 3, SIZE, SIZE]);
   const stem = conv(x, 'stem', 3, 16, 3, 1, true);
   const pooled = g.op('MaxPool', [stem], { kernel_shape: [2, 2], strides: [2, 2] }, { name: '/pool/MaxPool' });
   const branch = conv(conv(pooled, 'block.a', 16, 16, 3, 1, true), 'block.b', 16, 16, 3, 1, false);
-  const block = g.op('Relu', [g.op('Add', [branch, pooled], undefined, { name: '/block/Add' })], undefined, { name: '/block/Relu' });
+  const block = g.op('Relu', [g.op('Add', [branch, pooled], undefined, { name: '/block/Add' })], undefined, {
+    name: '/block/Relu',
+  });
   const down = conv(block, 'down', 16, 32, 1, 2, true);
-  const features = g.op('Flatten', [g.op('GlobalAveragePool', [down], undefined, { name: '/gap' })], { axis: 1 }, { name: '/flatten' });
+  const features = g.op(
+    'Flatten',
+    [g.op('GlobalAveragePool', [down], undefined, { name: '/gap' })],
+    { axis: 1 },
+    { name: '/flatten' },
+  );
   const fcWeight = g.weight('fc.weight', randomFloats(CLASSES * 32, seed++, Math.sqrt(3 / 32)), [CLASSES, 32]);
-  g.op('Gemm', [features, fcWeight, g.weight('fc.bias', headBias ?? randomFloats(CLASSES, seed++, 0.05), [CLASSES])], { transB: 1 }, { name: '/fc/Gemm', output: 'logits' });
+  g.op(
+    'Gemm',
+    [features, fcWeight, g.weight('fc.bias', headBias ?? randomFloats(CLASSES, seed++, 0.05), [CLASSES])],
+    { transB: 1 },
+    { name: '/fc/Gemm', output: 'logits' },
+  );
   g.output('logits', 'float', ['batch', CLASSES]);
   return decodeModel(g.toBytes(), 'small-cnn.onnx');
 }
@@ -53,7 +86,11 @@ function images(count: number, seed: number): FloatTensor {
           let v = 0.3 * (r[42 + c]! - 0.5);
           for (let w = 0; w < 6; w += 1) {
             const [fx, fy, phase, amp, m0, m1, m2] = r.subarray(w * 7, w * 7 + 7);
-            v += 0.4 * amp! * [m0!, m1!, m2!][c]! * Math.cos(2 * Math.PI * ((fx! * 4 * x) / SIZE + (fy! * 4 * y) / SIZE) + 6.3 * phase!);
+            v +=
+              0.4 *
+              amp! *
+              [m0!, m1!, m2!][c]! *
+              Math.cos(2 * Math.PI * ((fx! * 4 * x) / SIZE + (fy! * 4 * y) / SIZE) + 6.3 * phase!);
           }
           data[((n * 3 + c) * SIZE + y) * SIZE + x] = (Math.min(1, Math.max(0, 0.5 + v)) - 0.45) / 0.25;
         }
@@ -71,7 +108,12 @@ function* calibrationBatches(): Generator<FloatTensor> {
 async function logits(model: ModelProto, input: FloatTensor, optimizedPath?: string): Promise<Float32Array> {
   const path = join(await tempDir('kiln-static-quantize-'), 'model.onnx');
   await writeFile(path, encodeModel(model));
-  const session = await createSession(path, { backend: 'cpu', optimization: 'all', intraOpThreads: 1, optimizedModelPath: optimizedPath });
+  const session = await createSession(path, {
+    backend: 'cpu',
+    optimization: 'all',
+    intraOpThreads: 1,
+    optimizedModelPath: optimizedPath,
+  });
   try {
     return (await session.run({ pixel_values: input })).logits!.data;
   } finally {
@@ -113,7 +155,9 @@ function agreement(actual: Float32Array, expected: Float32Array): Agreement {
 
 /** Calibration ranges scaled about their midpoint: the scales of a wrong quantizer. */
 function scaledRanges(calibration: CalibrationResult, factor: number): CalibrationResult {
-  const ranges = new Map([...calibration.ranges].map(([name, r]) => [name, { min: r.min * factor, max: r.max * factor }]));
+  const ranges = new Map(
+    [...calibration.ranges].map(([name, r]) => [name, { min: r.min * factor, max: r.max * factor }]),
+  );
   return { ...calibration, ranges };
 }
 
@@ -149,7 +193,10 @@ describe('staticQuantize on a small CNN', () => {
     assert.equal(report.biasCorrected, 5, 'the 4 Conv and the Gemm biases are corrected for weight rounding');
     assert.deepEqual(report.calibration, { batches: 4, samples: 32, method: 'minmax' });
     assert.deepEqual(report.weights, { bits: 7, perChannel: true });
-    assert.ok(report.weightBytes.after < report.weightBytes.before / 2, `weights ${report.weightBytes.before} → ${report.weightBytes.after} bytes`);
+    assert.ok(
+      report.weightBytes.after < report.weightBytes.before / 2,
+      `weights ${report.weightBytes.before} → ${report.weightBytes.after} bytes`,
+    );
   });
 
   test('quantizeStatic output: ONNX Runtime runs it with integer kernels, and its logits stay close to fp32 on images disjoint from calibration', async () => {
@@ -157,7 +204,9 @@ describe('staticQuantize on a small CNN', () => {
     const optimized = join(await tempDir('kiln-static-quantize-'), 'optimized.onnx');
     const result = agreement(await logits(model, evaluation, optimized), reference);
     const ops = operatorCounts((await readModel(optimized)).graph!);
-    console.log(`small CNN int8 vs fp32 on 128 images: max |Δlogit| ${result.maxAbsDelta.toFixed(4)}, relative RMS ${result.relativeRms.toFixed(4)}, top-1 agreement ${(result.top1 * 100).toFixed(1)} % (fp32 predicts ${result.distinctTop1} classes); ops ${JSON.stringify(ops)}`);
+    console.log(
+      `small CNN int8 vs fp32 on 128 images: max |Δlogit| ${result.maxAbsDelta.toFixed(4)}, relative RMS ${result.relativeRms.toFixed(4)}, top-1 agreement ${(result.top1 * 100).toFixed(1)} % (fp32 predicts ${result.distinctTop1} classes); ops ${JSON.stringify(ops)}`,
+    );
     assert.equal(ops['com.microsoft:QLinearConv'], 4, 'every Conv became QLinearConv');
     assert.equal(ops.Conv, undefined, 'no float Conv is left');
     assert.equal(ops['com.microsoft:QLinearAdd'], 1);
@@ -171,8 +220,13 @@ describe('staticQuantize on a small CNN', () => {
     test(`quantizeStatic with activation scales ×${factor} (${factor < 1 ? 'clipping' : 'coarse'}) fails the accuracy bounds`, async () => {
       const { model } = quantizeStatic(fp32, scaledRanges(calibration, factor));
       const result = agreement(await logits(model, evaluation), reference);
-      console.log(`activation scales ×${factor}: relative RMS ${result.relativeRms.toFixed(4)}, top-1 agreement ${(result.top1 * 100).toFixed(1)} %`);
-      assert.ok(result.relativeRms > MAX_RELATIVE_RMS || result.top1 < MIN_TOP1, `relative RMS ${result.relativeRms}, top-1 ${result.top1}`);
+      console.log(
+        `activation scales ×${factor}: relative RMS ${result.relativeRms.toFixed(4)}, top-1 agreement ${(result.top1 * 100).toFixed(1)} %`,
+      );
+      assert.ok(
+        result.relativeRms > MAX_RELATIVE_RMS || result.top1 < MIN_TOP1,
+        `relative RMS ${result.relativeRms}, top-1 ${result.top1}`,
+      );
     });
   }
 
@@ -180,13 +234,22 @@ describe('staticQuantize on a small CNN', () => {
     const { model, report } = quantizeStatic(fp32, calibration, { perChannel: false });
     assert.deepEqual(report.weights, { bits: 7, perChannel: false });
     const result = agreement(await logits(model, evaluation), reference);
-    assert.ok(result.relativeRms <= MAX_RELATIVE_RMS && result.top1 >= MIN_TOP1, `relative RMS ${result.relativeRms}, top-1 ${result.top1}`);
+    assert.ok(
+      result.relativeRms <= MAX_RELATIVE_RMS && result.top1 >= MIN_TOP1,
+      `relative RMS ${result.relativeRms}, top-1 ${result.top1}`,
+    );
   });
 
-  test('quantizeStatic without bias correction is further from fp32 (weight rounding shifts each channel\'s mean)', async () => {
+  test("quantizeStatic without bias correction is further from fp32 (weight rounding shifts each channel's mean)", async () => {
     const corrected = agreement(await logits(quantizeStatic(fp32, calibration).model, evaluation), reference);
-    const uncorrected = agreement(await logits(quantizeStatic(fp32, calibration, { biasCorrection: false }).model, evaluation), reference);
-    assert.ok(corrected.relativeRms < uncorrected.relativeRms * 0.75, `relative RMS ${corrected.relativeRms} with, ${uncorrected.relativeRms} without`);
+    const uncorrected = agreement(
+      await logits(quantizeStatic(fp32, calibration, { biasCorrection: false }).model, evaluation),
+      reference,
+    );
+    assert.ok(
+      corrected.relativeRms < uncorrected.relativeRms * 0.75,
+      `relative RMS ${corrected.relativeRms} with, ${uncorrected.relativeRms} without`,
+    );
   });
 
   test('quantizeStatic with keep leaves the named Conv in fp32 and quantizes the rest', () => {
@@ -196,11 +259,17 @@ describe('staticQuantize on a small CNN', () => {
   });
 
   test('calibrate with no batches throws KILN_ERR_CALIBRATION_INVALID', async () => {
-    await assert.rejects(calibrate(fp32, calibrationTensors(fp32), []), { code: 'KILN_ERR_CALIBRATION_INVALID', message: /no calibration batches/ });
+    await assert.rejects(calibrate(fp32, calibrationTensors(fp32), []), {
+      code: 'KILN_ERR_CALIBRATION_INVALID',
+      message: /no calibration batches/,
+    });
   });
 
   test('calibrate with an input name the model lacks throws KILN_ERR_CALIBRATION_INVALID naming the inputs', async () => {
-    await assert.rejects(calibrate(fp32, calibrationTensors(fp32), calibrationBatches(), { inputName: 'image' }), { code: 'KILN_ERR_CALIBRATION_INVALID', message: /no input "image".*pixel_values/ });
+    await assert.rejects(calibrate(fp32, calibrationTensors(fp32), calibrationBatches(), { inputName: 'image' }), {
+      code: 'KILN_ERR_CALIBRATION_INVALID',
+      message: /no input "image".*pixel_values/,
+    });
   });
 });
 
@@ -226,7 +295,9 @@ describe('quantizeWeight', () => {
         assert.ok(Math.abs(q.values[i]! * scaleOf(i) - data[i]!) <= scaleOf(i) / 2 + 1e-7, `element ${i}`);
       }
       assert.equal(peak, qmax);
-      if (axis !== null) for (let n = 0; n < N; n += 1) assert.ok(Math.abs(q.scales[n]! - (n + 1) / qmax) < 1e-6, `column ${n} scale ${q.scales[n]}`);
+      if (axis !== null)
+        for (let n = 0; n < N; n += 1)
+          assert.ok(Math.abs(q.scales[n]! - (n + 1) / qmax) < 1e-6, `column ${n} scale ${q.scales[n]}`);
     });
   }
 });
@@ -247,7 +318,6 @@ describe('activationParams', () => {
   }
 });
 
-
 describe('staticQuantize bias range', () => {
   test('staticQuantize(a Conv channel with weights ~1e-6 and bias 1.0): the int32 bias does not overflow, the channel still outputs about 1.0', async () => {
     const g = new GraphBuilder('tiny-bias');
@@ -257,7 +327,12 @@ describe('staticQuantize bias range', () => {
     g.op('Conv', [x, w, b], { kernel_shape: [1, 1] }, { name: '/conv/Conv', output: 'y' });
     g.output('y', 'float', ['batch', 2, 4, 4]);
     const model = decodeModel(g.toBytes(), 'tiny-bias');
-    const batches = [0, 1, 2, 3].map((s): FloatTensor => ({ data: Float32Array.from(randomFloats(16, 900 + s, 0.5), (v) => v + 0.5), dims: [1, 1, 4, 4] }));
+    const batches = [0, 1, 2, 3].map(
+      (s): FloatTensor => ({
+        data: Float32Array.from(randomFloats(16, 900 + s, 0.5), (v) => v + 0.5),
+        dims: [1, 1, 4, 4],
+      }),
+    );
     const { model: quantized } = await staticQuantize(model, { calibration: batches, biasCorrection: false });
     const dir = await tempDir();
     const path = join(dir, 'q.onnx');

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { buildResNet50, buildVitBase16, VISION_PRESETS, type VisionGraph } from '../../src/import/synth-vision.js';
 import { graphInputs, graphOutputs } from '../../src/onnx/graph.js';
 import { decodeModel, encodeModel } from '../../src/onnx/proto.js';
-import { buildResNet50, buildVitBase16, VISION_PRESETS, type VisionGraph } from '../../src/import/synth-vision.js';
 
 /** Elements of every weight the graph stores. */
-const storedWeights = (built: VisionGraph): number => built.builder.lazyWeights.reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1), 0);
+const storedWeights = (built: VisionGraph): number =>
+  built.builder.lazyWeights.reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1), 0);
 
 const attribute = (built: VisionGraph, node: string, name: string): number[] | undefined => {
   const found = built.builder.toModel().graph!.node!.find((n) => n.name === node);
@@ -16,7 +17,7 @@ const attribute = (built: VisionGraph, node: string, name: string): number[] | u
 describe('buildResNet50', () => {
   const built = buildResNet50(1000, 0);
 
-  test('buildResNet50(1000) has torchvision ResNet-50\'s 25,557,032 parameters (batch norm γ and β counted, as before folding)', () => {
+  test("buildResNet50(1000) has torchvision ResNet-50's 25,557,032 parameters (batch norm γ and β counted, as before folding)", () => {
     assert.equal(built.parameters, 25_557_032);
   });
 
@@ -37,7 +38,7 @@ describe('buildResNet50', () => {
 });
 
 describe('buildVitBase16', () => {
-  test('buildVitBase16(1000) has google/vit-base-patch16-224\'s 86,567,656 parameters, all stored', () => {
+  test("buildVitBase16(1000) has google/vit-base-patch16-224's 86,567,656 parameters, all stored", () => {
     const built = buildVitBase16(1000, 0);
     assert.equal(built.parameters, 86_567_656);
     assert.equal(storedWeights(built), 86_567_656);
@@ -45,7 +46,10 @@ describe('buildVitBase16', () => {
 });
 
 describe('vision presets', () => {
-  for (const [preset, build] of [['resnet-50', buildResNet50], ['vit-base-patch16-224', buildVitBase16]] as const) {
+  for (const [preset, build] of [
+    ['resnet-50', buildResNet50],
+    ['vit-base-patch16-224', buildVitBase16],
+  ] as const) {
     test(`${preset}: input pixel_values float [batch, 3, 224, 224], output logits [batch, labels]`, () => {
       // Through bytes, as ONNX Runtime and kiln's readers see it.
       const graph = decodeModel(encodeModel(build(10, 0).builder.toModel()), `${preset}.onnx`).graph!;
@@ -80,6 +84,9 @@ describe('vision presets', () => {
       },
     );
     const vit = VISION_PRESETS['vit-base-patch16-224']!.preprocessor;
-    assert.deepEqual([vit.size, vit.image_mean, vit.image_std, vit.resample], [{ height: 224, width: 224 }, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], 2]);
+    assert.deepEqual(
+      [vit.size, vit.image_mean, vit.image_std, vit.resample],
+      [{ height: 224, width: 224 }, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], 2],
+    );
   });
 });

@@ -72,6 +72,9 @@ describe('TextTokenizer.encode truncation', () => {
   });
 
   test('new TextTokenizer(not a tokenizer) throws KILN_ERR_CONFIG_INVALID', () => {
-    assert.throws(() => new TextTokenizer({ model: 'nope' }, {}, '/x/tokenizer.json'), { code: 'KILN_ERR_CONFIG_INVALID', message: /^"\/x\/tokenizer\.json" is not usable: the tokenizer cannot be built/ });
+    assert.throws(() => new TextTokenizer({ model: 'nope' }, {}, '/x/tokenizer.json'), {
+      code: 'KILN_ERR_CONFIG_INVALID',
+      message: /^"\/x\/tokenizer\.json" is not usable: the tokenizer cannot be built/,
+    });
   });
 });

@@ -2,19 +2,23 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import { runBatch, type Shard } from '../../deploy/batch.js';
-import { loadModel } from '../../runtime/load-model.js';
+import { writeNpyFromJsonl } from '../../deploy/npy.js';
 import { readImageFile } from '../../model/image-files.js';
+import { loadModel } from '../../runtime/load-model.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
-import { choice, defineCommand, integer, nonEmpty, type FlagSpec } from '../table.js';
-import { writeNpyFromJsonl } from '../../deploy/npy.js';
+import { choice, defineCommand, type FlagSpec, integer, nonEmpty } from '../table.js';
 
 function shardFlag(raw: string, flag: string): Shard {
   const match = /^(\d+)\/(\d+)$/.exec(raw.trim());
   const index = match ? Number(match[1]) : NaN;
   const count = match ? Number(match[2]) : NaN;
   if (!(count >= 1 && index >= 0 && index < count)) {
-    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule: 'I/N with 0 ≤ I < N, such as 0/4 (the first of four shards)', value: raw });
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag,
+      rule: 'I/N with 0 ≤ I < N, such as 0/4 (the first of four shards)',
+      value: raw,
+    });
   }
   return { index, count };
 }
@@ -34,13 +38,36 @@ export const batchCommand = defineCommand({
     { name: 'INPUT', description: 'The file of texts.', required: true },
   ],
   flags: {
-    out: { type: 'string', short: 'o', arg: 'OUTPUT.jsonl', description: 'Where to write the predictions (appended to when resuming).', default: null as string | null, defaultText: '<INPUT name>.predictions[.shard-I-of-N].jsonl', parse: nonEmpty },
-    shard: { type: 'string', arg: 'I/N', description: 'Process shard I (from 0) of N.', default: null as Shard | null, defaultText: 'all rows', parse: shardFlag } satisfies FlagSpec<Shard | null>,
-    'text-column': { type: 'string', arg: 'C', description: 'The column (TSV/CSV) or field (JSONL) holding the text.', default: null as string | null, defaultText: 'sentence or text', parse: nonEmpty },
+    out: {
+      type: 'string',
+      short: 'o',
+      arg: 'OUTPUT.jsonl',
+      description: 'Where to write the predictions (appended to when resuming).',
+      default: null as string | null,
+      defaultText: '<INPUT name>.predictions[.shard-I-of-N].jsonl',
+      parse: nonEmpty,
+    },
+    shard: {
+      type: 'string',
+      arg: 'I/N',
+      description: 'Process shard I (from 0) of N.',
+      default: null as Shard | null,
+      defaultText: 'all rows',
+      parse: shardFlag,
+    } satisfies FlagSpec<Shard | null>,
+    'text-column': {
+      type: 'string',
+      arg: 'C',
+      description: 'The column (TSV/CSV) or field (JSONL) holding the text.',
+      default: null as string | null,
+      defaultText: 'sentence or text',
+      parse: nonEmpty,
+    },
     window: {
       type: 'string',
       arg: 'N',
-      description: 'Rows read and sorted by length together; bounds memory (an image model holds each row\'s file bytes).',
+      description:
+        "Rows read and sorted by length together; bounds memory (an image model holds each row's file bytes).",
       default: null as number | null,
       defaultText: '4096 (64 for image models)',
       parse: integer(1, 1_000_000),
@@ -49,15 +76,22 @@ export const batchCommand = defineCommand({
     format: {
       type: 'string',
       arg: 'F',
-      description: 'jsonl, or npy for embedding models: also write the vectors as one float32 [rows, dimension] .npy beside the JSON Lines (failed rows are NaN).',
+      description:
+        'jsonl, or npy for embedding models: also write the vectors as one float32 [rows, dimension] .npy beside the JSON Lines (failed rows are NaN).',
       default: 'jsonl' as 'jsonl' | 'npy',
       parse: choice<'jsonl' | 'npy'>(['jsonl', 'npy']),
     },
     ...runtimeFlags,
   },
   examples: [
-    { command: 'kiln batch sentiment.kiln reviews.tsv -o reviews.predictions.jsonl', note: 'classify every row; rerun the same command to continue after an interruption' },
-    { command: 'kiln batch sentiment.kiln s3-copy/reviews.jsonl --shard 2/8', note: 'the third of eight shards (one per machine or Kubernetes Job index)' },
+    {
+      command: 'kiln batch sentiment.kiln reviews.tsv -o reviews.predictions.jsonl',
+      note: 'classify every row; rerun the same command to continue after an interruption',
+    },
+    {
+      command: 'kiln batch sentiment.kiln s3-copy/reviews.jsonl --shard 2/8',
+      note: 'the third of eight shards (one per machine or Kubernetes Job index)',
+    },
   ],
   async run({ positionals, flags }) {
     const input = positionals.INPUT![0]!;
@@ -67,7 +101,11 @@ export const batchCommand = defineCommand({
     const classifier = await loadModel(artifact, classifierOptions(flags));
     if (flags.format === 'npy' && classifier.task !== 'feature-extraction') {
       await classifier.close();
-      throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag: '--format', rule: `npy only for embedding models (this one is ${classifier.task}); use jsonl`, value: flags.format });
+      throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+        flag: '--format',
+        rule: `npy only for embedding models (this one is ${classifier.task}); use jsonl`,
+        value: flags.format,
+      });
     }
     const progress = new Progress();
     progress.step(classifier.task === 'feature-extraction' ? 'embedding' : 'classifying');
@@ -83,17 +121,24 @@ export const batchCommand = defineCommand({
         restart: flags.restart,
         onProgress: (p) => progress.tick(p.line, p.lines, 'lines'),
         // Image models: each line names an image file, relative to the input file's folder.
-        ...(classifier.task === 'image-classification' ? { readInput: (line: string) => readImageFile(resolve(dirname(input), line.trim()), 'the image') } : {}),
+        ...(classifier.task === 'image-classification'
+          ? { readInput: (line: string) => readImageFile(resolve(dirname(input), line.trim()), 'the image') }
+          : {}),
       });
-      const labels = Object.entries(s.labels).map(([label, n]) => `${label} ${n}`).join(', ') || 'none';
+      const labels =
+        Object.entries(s.labels)
+          .map(([label, n]) => `${label} ${n}`)
+          .join(', ') || 'none';
       process.stderr.write(
         `kiln batch: ${s.rows} rows in ${output}${s.resumed ? ` (${s.resumed} from an earlier run)` : ''}; ${s.errors} errors; ` +
           `${classifier.task === 'feature-extraction' ? `${classifier.head.dimension}-dimensional vectors` : `labels ${labels}`}; ${s.seconds.toFixed(1)} s, ${s.rowsPerSecond.toFixed(1)} rows/s\n`,
       );
       if (flags.format === 'npy' && classifier.task === 'feature-extraction') {
-        const npy = output.replace(/\.jsonl$/, '') + '.npy';
+        const npy = `${output.replace(/\.jsonl$/, '')}.npy`;
         const written = await writeNpyFromJsonl(output, npy, classifier.head.dimension);
-        process.stderr.write(`kiln batch: wrote ${npy}: float32 [${written.rows}, ${classifier.head.dimension}]${written.failedLines.length ? `; NaN rows for failed lines ${written.failedLines.slice(0, 10).join(', ')}${written.failedLines.length > 10 ? ' …' : ''}` : ''}\n`);
+        process.stderr.write(
+          `kiln batch: wrote ${npy}: float32 [${written.rows}, ${classifier.head.dimension}]${written.failedLines.length ? `; NaN rows for failed lines ${written.failedLines.slice(0, 10).join(', ')}${written.failedLines.length > 10 ? ' …' : ''}` : ''}\n`,
+        );
       }
     } finally {
       await classifier.close();

@@ -43,14 +43,21 @@ export const cacheLsCommand = defineCommand({
     ]);
     const header = ['KEY', 'SOURCE', 'OPTIONS', 'SIZE', 'AGE'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    for (const row of [header, ...rows])
+      process.stdout.write(
+        `${row
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd()}\n`,
+      );
   },
 });
 
 export const cacheClearCommand = defineCommand({
   name: 'cache clear',
   summary: 'Remove every entry of the compile cache.',
-  description: 'Deletes all cached artifacts and any leftovers of interrupted compiles. Artifacts written elsewhere with -o are not touched.',
+  description:
+    'Deletes all cached artifacts and any leftovers of interrupted compiles. Artifacts written elsewhere with -o are not touched.',
   positionals: [],
   flags: {},
   examples: [
@@ -59,7 +66,9 @@ export const cacheClearCommand = defineCommand({
   ],
   async run() {
     const { entries, bytes } = await clearCache();
-    process.stdout.write(`removed ${entries} cache entr${entries === 1 ? 'y' : 'ies'} (${formatBytes(bytes)}) from ${cacheRoot()}\n`);
+    process.stdout.write(
+      `removed ${entries} cache entr${entries === 1 ? 'y' : 'ies'} (${formatBytes(bytes)}) from ${cacheRoot()}\n`,
+    );
   },
 });
 

@@ -1,11 +1,28 @@
 import { relative } from 'node:path';
-import { compile, DEFAULT_MAX_BATCH, DEFAULT_MAX_LENGTH, MAX_BATCH_LIMIT, PRECISIONS, type CompileStep, type Precision } from '../../compiler/compile.js';
-import { Progress } from '../../core/log.js';
-import { POOLINGS, TASKS, type Manifest, type Pooling, type Task } from '../../model/artifact.js';
-import { choice, decimal, defineCommand, integer, nameList, nonEmpty, numberTriple } from '../table.js';
-import { CHANNEL_ORDERS, parseImageSize, RESIZE_MODES, type ChannelOrder, type ResizeMode } from '../../model/image.js';
+import {
+  type CompileStep,
+  compile,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_LENGTH,
+  MAX_BATCH_LIMIT,
+  PRECISIONS,
+  type Precision,
+} from '../../compiler/compile.js';
 import { KilnError } from '../../core/errors.js';
-import { describeImage, formatBytes, formatCount, formatMs, operatorChanges, precisionRows, sum, table } from '../format.js';
+import { Progress } from '../../core/log.js';
+import { type Manifest, POOLINGS, type Pooling, TASKS, type Task } from '../../model/artifact.js';
+import { CHANNEL_ORDERS, type ChannelOrder, parseImageSize, RESIZE_MODES, type ResizeMode } from '../../model/image.js';
+import {
+  describeImage,
+  formatBytes,
+  formatCount,
+  formatMs,
+  operatorChanges,
+  precisionRows,
+  sum,
+  table,
+} from '../format.js';
+import { choice, decimal, defineCommand, integer, nameList, nonEmpty, numberTriple } from '../table.js';
 
 const STEP_LABELS: Record<CompileStep, string> = {
   hash: 'hashed the source',
@@ -28,7 +45,12 @@ function displayPath(path: string): string {
 
 function describeFusions(f: Manifest['model']['fusions']): string {
   const part = (n: number, what: string): string => `${what} ${n > 0 ? n : 'none'}`;
-  return [part(f.attention, 'attention'), part(f.layerNorm, 'layer norm'), part(f.gelu, 'GELU'), part(f.matmul, 'MatMul/Gemm')].join(', ');
+  return [
+    part(f.attention, 'attention'),
+    part(f.layerNorm, 'layer norm'),
+    part(f.gelu, 'GELU'),
+    part(f.matmul, 'MatMul/Gemm'),
+  ].join(', ');
 }
 
 export const compileCommand = defineCommand({
@@ -36,7 +58,7 @@ export const compileCommand = defineCommand({
   summary: 'Compile a model for this machine into an artifact (cached).',
   description:
     'Checks every operator against what ONNX Runtime supports (before any other work), checks that the inputs ' +
-    'are what the tokenizer produces and the output matches config.json\'s labels, applies ONNX Runtime\'s full ' +
+    "are what the tokenizer produces and the output matches config.json's labels, applies ONNX Runtime's full " +
     'graph optimization for this CPU, runs a test inference, and writes an artifact folder (manifest.json, the ' +
     'optimized model, the tokenizer). Results are cached under $KILN_CACHE_DIR (default ~/.cache/kiln): a second ' +
     'compile of the same source with the same options copies the cached artifact.',
@@ -49,40 +71,81 @@ export const compileCommand = defineCommand({
     },
   ],
   flags: {
-    out: { type: 'string', short: 'o', arg: 'DIR', description: 'Artifact folder to write.', default: null as string | null, defaultText: '<source-name>.kiln', parse: nonEmpty },
+    out: {
+      type: 'string',
+      short: 'o',
+      arg: 'DIR',
+      description: 'Artifact folder to write.',
+      default: null as string | null,
+      defaultText: '<source-name>.kiln',
+      parse: nonEmpty,
+    },
     'max-length': {
       type: 'string',
       arg: 'N',
-      description: 'Longest token sequence, special tokens included; longer texts are truncated. Capped by the model\'s position embeddings.',
+      description:
+        "Longest token sequence, special tokens included; longer texts are truncated. Capped by the model's position embeddings.",
       default: undefined as number | undefined,
       defaultText: `${DEFAULT_MAX_LENGTH}, or the model's position limit if smaller`,
       parse: integer(2, 8192),
     },
-    'max-batch': { type: 'string', arg: 'N', description: 'Most texts per inference call.', default: DEFAULT_MAX_BATCH, parse: integer(1, MAX_BATCH_LIMIT) },
+    'max-batch': {
+      type: 'string',
+      arg: 'N',
+      description: 'Most texts per inference call.',
+      default: DEFAULT_MAX_BATCH,
+      parse: integer(1, MAX_BATCH_LIMIT),
+    },
     precision: {
       type: 'string',
       arg: 'P',
-      description: 'fp32, or int8: MatMul/Gemm weights quantized per channel, activations at run time (faster, smaller; check it with --verify).',
+      description:
+        'fp32, or int8: MatMul/Gemm weights quantized per channel, activations at run time (faster, smaller; check it with --verify).',
       default: 'fp32' as Precision,
       parse: choice<Precision>(PRECISIONS),
     },
-    'quantize-embeddings': { type: 'boolean', description: 'With int8: also store the word-embedding table in int8 (about 4× smaller).', default: false },
-    'keep-fp32': { type: 'string', arg: 'NODES', description: 'With int8: node names (or prefixes ending in *) to keep in fp32, comma-separated.', default: [] as string[], defaultText: 'none', parse: nameList },
+    'quantize-embeddings': {
+      type: 'boolean',
+      description: 'With int8: also store the word-embedding table in int8 (about 4× smaller).',
+      default: false,
+    },
+    'keep-fp32': {
+      type: 'string',
+      arg: 'NODES',
+      description: 'With int8: node names (or prefixes ending in *) to keep in fp32, comma-separated.',
+      default: [] as string[],
+      defaultText: 'none',
+      parse: nameList,
+    },
     verify: {
       type: 'string',
       arg: 'FILE',
-      description: 'Run the fp32 source and the compiled model on every row of FILE (TSV/CSV with sentence/text and label columns, or JSONL) and fail if accuracy drops too much.',
+      description:
+        'Run the fp32 source and the compiled model on every row of FILE (TSV/CSV with sentence/text and label columns, or JSONL) and fail if accuracy drops too much.',
       default: null as string | null,
       defaultText: 'none',
       parse: nonEmpty,
     },
-    'max-accuracy-drop': { type: 'string', arg: 'PTS', description: 'With --verify: most accuracy the compiled model may lose, in percentage points.', default: 1, parse: decimal(0, 100) },
-    'min-agreement': { type: 'string', arg: 'F', description: 'With --verify on rows without labels: least fraction of rows with the same label as the fp32 source.', default: 0.98, parse: decimal(0, 1) },
+    'max-accuracy-drop': {
+      type: 'string',
+      arg: 'PTS',
+      description: 'With --verify: most accuracy the compiled model may lose, in percentage points.',
+      default: 1,
+      parse: decimal(0, 100),
+    },
+    'min-agreement': {
+      type: 'string',
+      arg: 'F',
+      description:
+        'With --verify on rows without labels: least fraction of rows with the same label as the fp32 source.',
+      default: 0.98,
+      parse: decimal(0, 1),
+    },
     task: {
       type: 'string',
       arg: 'T',
       description:
-        'text-classification, feature-extraction (embeddings) or image-classification. Detected from config.json\'s architectures (…ForSequenceClassification, BertModel…) and the graph\'s outputs; set it to serve a classifier checkpoint\'s encoder as an embedder.',
+        "text-classification, feature-extraction (embeddings) or image-classification. Detected from config.json's architectures (…ForSequenceClassification, BertModel…) and the graph's outputs; set it to serve a classifier checkpoint's encoder as an embedder.",
       default: undefined as Task | undefined,
       defaultText: 'detected',
       parse: choice<Task>(TASKS),
@@ -95,18 +158,46 @@ export const compileCommand = defineCommand({
       defaultText: "a sentence-transformers folder's 1_Pooling/config.json, else mean",
       parse: choice<Pooling>(POOLINGS),
     },
-    'no-normalize': { type: 'boolean', description: 'feature-extraction: keep raw pooled vectors (default: unit length, or as modules.json says when it lists no Normalize).', default: false },
+    'no-normalize': {
+      type: 'boolean',
+      description:
+        'feature-extraction: keep raw pooled vectors (default: unit length, or as modules.json says when it lists no Normalize).',
+      default: false,
+    },
     'image-size': {
       type: 'string',
       arg: 'HxW',
-      description: "image-classification: the input tensor's height and width (N for a square); needed when the graph leaves them open.",
+      description:
+        "image-classification: the input tensor's height and width (N for a square); needed when the graph leaves them open.",
       default: undefined as { height: number; width: number } | undefined,
       defaultText: "the graph's, else preprocessor_config.json's",
-      parse: (raw: string, flag: string) => parseImageSize(raw) ?? invalidFlag(flag, 'HxW or N, sizes in [1, 4096] (e.g. 224 or 48x192)', raw),
+      parse: (raw: string, flag: string) =>
+        parseImageSize(raw) ?? invalidFlag(flag, 'HxW or N, sizes in [1, 4096] (e.g. 224 or 48x192)', raw),
     },
-    mean: { type: 'string', arg: 'R,G,B', description: 'image-classification: per-channel mean subtracted after rescaling to [0, 1].', default: undefined as [number, number, number] | undefined, defaultText: 'preprocessor_config.json, else 0.5,0.5,0.5', parse: numberTriple },
-    std: { type: 'string', arg: 'R,G,B', description: 'image-classification: per-channel standard deviation divided by.', default: undefined as [number, number, number] | undefined, defaultText: 'preprocessor_config.json, else 0.5,0.5,0.5', parse: numberTriple },
-    channels: { type: 'string', arg: 'ORDER', description: 'image-classification: channel order of the tensor, rgb or bgr (models trained on OpenCV images).', default: undefined as ChannelOrder | undefined, defaultText: 'rgb', parse: choice<ChannelOrder>(CHANNEL_ORDERS) },
+    mean: {
+      type: 'string',
+      arg: 'R,G,B',
+      description: 'image-classification: per-channel mean subtracted after rescaling to [0, 1].',
+      default: undefined as [number, number, number] | undefined,
+      defaultText: 'preprocessor_config.json, else 0.5,0.5,0.5',
+      parse: numberTriple,
+    },
+    std: {
+      type: 'string',
+      arg: 'R,G,B',
+      description: 'image-classification: per-channel standard deviation divided by.',
+      default: undefined as [number, number, number] | undefined,
+      defaultText: 'preprocessor_config.json, else 0.5,0.5,0.5',
+      parse: numberTriple,
+    },
+    channels: {
+      type: 'string',
+      arg: 'ORDER',
+      description: 'image-classification: channel order of the tensor, rgb or bgr (models trained on OpenCV images).',
+      default: undefined as ChannelOrder | undefined,
+      defaultText: 'rgb',
+      parse: choice<ChannelOrder>(CHANNEL_ORDERS),
+    },
     resize: {
       type: 'string',
       arg: 'MODE',
@@ -116,25 +207,54 @@ export const compileCommand = defineCommand({
       defaultText: 'preprocessor_config.json, else exact',
       parse: choice<ResizeMode>(RESIZE_MODES),
     },
-    labels: { type: 'string', arg: 'A,B,…', description: 'Class names in logit order, for a model without config.json id2label (a bare image .onnx).', default: undefined as string[] | undefined, defaultText: "config.json's id2label", parse: nameList },
+    labels: {
+      type: 'string',
+      arg: 'A,B,…',
+      description: 'Class names in logit order, for a model without config.json id2label (a bare image .onnx).',
+      default: undefined as string[] | undefined,
+      defaultText: "config.json's id2label",
+      parse: nameList,
+    },
     calibrate: {
       type: 'string',
       arg: 'DIR|FILE',
-      description: 'Image models with --precision int8: sample images (a folder, or a file listing paths) to calibrate static quantization on; a few dozen like the real inputs.',
+      description:
+        'Image models with --precision int8: sample images (a folder, or a file listing paths) to calibrate static quantization on; a few dozen like the real inputs.',
       default: null as string | null,
       defaultText: 'required for image int8',
       parse: nonEmpty,
     },
-    'no-cache': { type: 'boolean', description: 'Compile from scratch; neither read nor write the compile cache.', default: false },
-    json: { type: 'boolean', description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.', default: false },
+    'no-cache': {
+      type: 'boolean',
+      description: 'Compile from scratch; neither read nor write the compile cache.',
+      default: false,
+    },
+    json: {
+      type: 'boolean',
+      description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.',
+      default: false,
+    },
   },
   examples: [
-    { command: 'kiln compile models/sst2-distilbert-tiny', note: 'compile the embedded sentiment model to ./sst2-distilbert-tiny.kiln' },
-    { command: 'kiln compile models/sst2-distilbert-tiny --precision int8 --verify data/sst2/dev.tsv', note: 'int8, checked on the SST-2 dev set (fails if accuracy drops more than 1 point)' },
-    { command: 'kiln compile models/sst2-distilbert-tiny --task feature-extraction -o sst2-encoder.kiln', note: 'the same checkpoint\'s encoder as a sentence embedder (mean pooling, unit vectors)' },
-    { command: 'kiln compile model.onnx -o /srv/models/sentiment.kiln --max-length 64 --max-batch 16', note: 'a bare ONNX file (config.json and tokenizer.json beside it), shorter sequences' },
     {
-      command: 'kiln compile ch_ppocr_mobile_v2.0_cls_infer.onnx --image-size 48x192 --resize fit-height-pad --channels bgr --labels 0,180',
+      command: 'kiln compile models/sst2-distilbert-tiny',
+      note: 'compile the embedded sentiment model to ./sst2-distilbert-tiny.kiln',
+    },
+    {
+      command: 'kiln compile models/sst2-distilbert-tiny --precision int8 --verify data/sst2/dev.tsv',
+      note: 'int8, checked on the SST-2 dev set (fails if accuracy drops more than 1 point)',
+    },
+    {
+      command: 'kiln compile models/sst2-distilbert-tiny --task feature-extraction -o sst2-encoder.kiln',
+      note: "the same checkpoint's encoder as a sentence embedder (mean pooling, unit vectors)",
+    },
+    {
+      command: 'kiln compile model.onnx -o /srv/models/sentiment.kiln --max-length 64 --max-batch 16',
+      note: 'a bare ONNX file (config.json and tokenizer.json beside it), shorter sequences',
+    },
+    {
+      command:
+        'kiln compile ch_ppocr_mobile_v2.0_cls_infer.onnx --image-size 48x192 --resize fit-height-pad --channels bgr --labels 0,180',
       note: 'a bare image ONNX file: the PaddleOCR text-orientation classifier',
     },
   ],
@@ -158,12 +278,21 @@ export const compileCommand = defineCommand({
       pooling: flags.pooling,
       normalize: flags['no-normalize'] ? false : undefined,
       labels: flags.labels,
-      image: { ...flags['image-size'], mean: flags.mean, std: flags.std, channels: flags.channels, resize: flags.resize },
-      onStep: (step, phase) => (phase === 'start' ? progress.step(STEP_LABELS[step]) : progress.done(STEP_LABELS[step])),
+      image: {
+        ...flags['image-size'],
+        mean: flags.mean,
+        std: flags.std,
+        channels: flags.channels,
+        resize: flags.resize,
+      },
+      onStep: (step, phase) =>
+        phase === 'start' ? progress.step(STEP_LABELS[step]) : progress.done(STEP_LABELS[step]),
     });
     const { manifest } = result;
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ artifact: result.artifactDir, cache: result.cache, cacheKey: result.cacheKey, durationMs: Math.round(result.durationMs), manifest })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ artifact: result.artifactDir, cache: result.cache, cacheKey: result.cacheKey, durationMs: Math.round(result.durationMs), manifest })}\n`,
+      );
       return;
     }
     const ops = manifest.model.operators;
@@ -172,20 +301,46 @@ export const compileCommand = defineCommand({
     process.stdout.write(
       `compiled ${source} → ${displayPath(result.artifactDir)}\n` +
         table([
-          ['task', manifest.embedding ? `${manifest.task}: ${manifest.embedding.dimension}-dimensional vectors, ${manifest.embedding.pooling} pooling${manifest.embedding.normalize ? ', L2-normalized' : ''}` : `${manifest.task}, labels ${manifest.labels.length > 12 ? `${manifest.labels.slice(0, 12).join(', ')} … (${manifest.labels.length})` : manifest.labels.join(', ')}`],
+          [
+            'task',
+            manifest.embedding
+              ? `${manifest.task}: ${manifest.embedding.dimension}-dimensional vectors, ${manifest.embedding.pooling} pooling${manifest.embedding.normalize ? ', L2-normalized' : ''}`
+              : `${manifest.task}, labels ${manifest.labels.length > 12 ? `${manifest.labels.slice(0, 12).join(', ')} … (${manifest.labels.length})` : manifest.labels.join(', ')}`,
+          ],
           ...(manifest.synthetic ? [['weights', `SYNTHETIC: ${manifest.synthetic}`] as [string, string]] : []),
-          ['parameters', `${formatCount(manifest.model.parameters)} (${manifest.model.parameters.toLocaleString('en-US')})`],
+          [
+            'parameters',
+            `${formatCount(manifest.model.parameters)} (${manifest.model.parameters.toLocaleString('en-US')})`,
+          ],
           ['operators', `${sum(ops.source)} → ${sum(ops.optimized)} nodes after optimization`],
           ['', operatorChanges(ops.source, ops.optimized)],
           ['fusions', describeFusions(manifest.model.fusions)],
           ...precisionRows(manifest),
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
-          ...(manifest.memory ? [['memory', `${formatBytes(manifest.memory.perReplicaBytes)} per replica at batch ${manifest.memory.batch}${manifest.image ? ' images' : ` × ${manifest.memory.length} tokens`} (measured ${formatBytes(manifest.memory.measuredBytes)}, estimated ${formatBytes(manifest.memory.estimateBytes)})`] as [string, string]] : []),
+          ...(manifest.memory
+            ? [
+                [
+                  'memory',
+                  `${formatBytes(manifest.memory.perReplicaBytes)} per replica at batch ${manifest.memory.batch}${manifest.image ? ' images' : ` × ${manifest.memory.length} tokens`} (measured ${formatBytes(manifest.memory.measuredBytes)}, estimated ${formatBytes(manifest.memory.estimateBytes)})`,
+                ] as [string, string],
+              ]
+            : []),
           ...(manifest.image ? [['image', describeImage(manifest.image)] as [string, string]] : []),
-          ['limits', manifest.image ? `max batch ${manifest.limits.maxBatch} images` : `max length ${manifest.limits.maxLength} tokens, max batch ${manifest.limits.maxBatch}`],
-          ['target', `${manifest.compile.backend}, ${manifest.compile.target.cpu} (${manifest.compile.target.arch}), ONNX Runtime ${manifest.versions.onnxruntime}`],
+          [
+            'limits',
+            manifest.image
+              ? `max batch ${manifest.limits.maxBatch} images`
+              : `max length ${manifest.limits.maxLength} tokens, max batch ${manifest.limits.maxBatch}`,
+          ],
+          [
+            'target',
+            `${manifest.compile.backend}, ${manifest.compile.target.cpu} (${manifest.compile.target.arch}), ONNX Runtime ${manifest.versions.onnxruntime}`,
+          ],
           ['files', `${fileRows.join(', ')}; ${formatBytes(total)} in all`],
-          ['time', `${formatMs(result.durationMs)} (cache ${result.cache}${result.cache === 'off' ? '' : `, key ${result.cacheKey.slice(0, 12)}`})`],
+          [
+            'time',
+            `${formatMs(result.durationMs)} (cache ${result.cache}${result.cache === 'off' ? '' : `, key ${result.cacheKey.slice(0, 12)}`})`,
+          ],
         ]) +
         '\n',
     );

@@ -4,18 +4,25 @@ import { join } from 'node:path';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import { DEFAULT_PACKAGE_FILE, packageArtifact } from '../../deploy/package.js';
-import type { DeployEvent, SageMakerClients, SageMakerDeployPlan, SageMakerDeployResult } from '../../deploy/sagemaker.js';
+import type {
+  DeployEvent,
+  SageMakerClients,
+  SageMakerDeployPlan,
+  SageMakerDeployResult,
+} from '../../deploy/sagemaker.js';
 import { readArtifact } from '../../model/artifact.js';
 import { formatBytes, table } from '../format.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
 
-const invalid = (flag: string, rule: string, value: string): KilnError => new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule, value });
+const invalid = (flag: string, rule: string, value: string): KilnError =>
+  new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule, value });
 
 /** SageMaker's rule for endpoint, model and endpoint config names. */
 export const SAGEMAKER_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 
 export function roleArn(raw: string, flag: string): string {
-  if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/.test(raw)) throw invalid(flag, 'an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution', raw);
+  if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/.test(raw))
+    throw invalid(flag, 'an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerExecution', raw);
   return raw;
 }
 
@@ -27,17 +34,28 @@ export function bucketName(raw: string, flag: string): string {
     !/^\d+\.\d+\.\d+\.\d+$/.test(raw) &&
     !/^(xn--|sthree-|amzn-s3-demo-)/.test(raw) &&
     !/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(raw);
-  if (!ok) throw invalid(flag, 'an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit (s3:// and key not included)', raw);
+  if (!ok)
+    throw invalid(
+      flag,
+      'an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit (s3:// and key not included)',
+      raw,
+    );
   return raw;
 }
 
 export function endpointName(raw: string, flag: string): string {
-  if (!SAGEMAKER_NAME.test(raw)) throw invalid(flag, 'a SageMaker endpoint name: 1 to 63 letters, digits and hyphens, starting and ending with a letter or digit', raw);
+  if (!SAGEMAKER_NAME.test(raw))
+    throw invalid(
+      flag,
+      'a SageMaker endpoint name: 1 to 63 letters, digits and hyphens, starting and ending with a letter or digit',
+      raw,
+    );
   return raw;
 }
 
 export function instanceType(raw: string, flag: string): string {
-  if (!/^ml\.[a-z0-9-]+\.[a-z0-9]+$/.test(raw)) throw invalid(flag, 'a SageMaker instance type such as ml.c7i.xlarge (it starts with "ml.")', raw);
+  if (!/^ml\.[a-z0-9-]+\.[a-z0-9]+$/.test(raw))
+    throw invalid(flag, 'a SageMaker instance type such as ml.c7i.xlarge (it starts with "ml.")', raw);
   return raw;
 }
 
@@ -49,17 +67,28 @@ export function awsRegion(raw: string, flag: string): string {
 /** Key prefix in the bucket, slashes at either end dropped. */
 export function keyPrefix(raw: string, flag: string): string {
   const prefix = raw.replace(/^\/+|\/+$/g, '');
-  if (!/^[a-zA-Z0-9!_.*'()/-]*$/.test(prefix) || prefix.includes('//')) throw invalid(flag, 'an S3 key prefix of letters, digits and !_.*\'()-, in parts separated by single slashes', raw);
+  if (!/^[a-zA-Z0-9!_.*'()/-]*$/.test(prefix) || prefix.includes('//'))
+    throw invalid(flag, "an S3 key prefix of letters, digits and !_.*'()-, in parts separated by single slashes", raw);
   return prefix;
 }
 
 /** --dry-run's listing: every call in order, when it is made, the permission it needs and its exact input. */
 export function formatPlan(plan: SageMakerDeployPlan, artifact: string): string {
-  const lines = [`dry run: nothing is packed, uploaded or created. A deploy of ${artifact} makes these AWS calls, in order:`];
+  const lines = [
+    `dry run: nothing is packed, uploaded or created. A deploy of ${artifact} makes these AWS calls, in order:`,
+  ];
   plan.calls.forEach((call, i) => {
     const body = call.command === 'Upload' ? `, Body: ${artifact} packed as ${DEFAULT_PACKAGE_FILE}` : '';
-    lines.push('', `${i + 1}. ${call.service} ${call.command}${call.when ? `, ${call.when}` : ''}${body}`, `   needs ${call.permission}`);
-    lines.push(...JSON.stringify(call.input, null, 2).split('\n').map((l) => `   ${l}`));
+    lines.push(
+      '',
+      `${i + 1}. ${call.service} ${call.command}${call.when ? `, ${call.when}` : ''}${body}`,
+      `   needs ${call.permission}`,
+    );
+    lines.push(
+      ...JSON.stringify(call.input, null, 2)
+        .split('\n')
+        .map((l) => `   ${l}`),
+    );
   });
   return `${lines.join('\n')}\n`;
 }
@@ -73,8 +102,14 @@ export function formatResult(result: SageMakerDeployResult, plan: SageMakerDeplo
     ['arn', result.endpointArn],
     ['model', `${result.modelName} from ${result.modelDataUrl}`],
     ['instances', `${variant?.InitialInstanceCount} × ${variant?.InstanceType} to start`],
-    ['scaling', `${result.scaling.min} to ${result.scaling.max} instances, target ${result.scaling.targetInvocations} invocations per instance per minute`],
-    ['invoke', `POST https://runtime.sagemaker.${region}.amazonaws.com/endpoints/${result.endpointName}/invocations (SigV4-signed)`],
+    [
+      'scaling',
+      `${result.scaling.min} to ${result.scaling.max} instances, target ${result.scaling.targetInvocations} invocations per instance per minute`,
+    ],
+    [
+      'invoke',
+      `POST https://runtime.sagemaker.${region}.amazonaws.com/endpoints/${result.endpointName}/invocations (SigV4-signed)`,
+    ],
     [
       'try',
       `aws sagemaker-runtime invoke-endpoint --region ${region} --endpoint-name ${result.endpointName} --content-type application/json ` +
@@ -85,7 +120,8 @@ export function formatResult(result: SageMakerDeployResult, plan: SageMakerDeplo
 
 export const deploySageMakerCommand = defineCommand({
   name: 'deploy sagemaker',
-  summary: 'Deploy an artifact to an autoscaled SageMaker real-time endpoint (upload, model, config, endpoint, scaling).',
+  summary:
+    'Deploy an artifact to an autoscaled SageMaker real-time endpoint (upload, model, config, endpoint, scaling).',
   description:
     'Packs the artifact as model.tar.gz (kiln package) and uploads it to s3://BUCKET/PREFIX/<endpoint>/<model>/, then ' +
     'creates a SageMaker model (--image serving /opt/ml/model, --role to pull it and read the package) and an endpoint ' +
@@ -95,19 +131,83 @@ export const deploySageMakerCommand = defineCommand({
     'Waits until the endpoint is InService, printing its status changes, then registers the variant with Application ' +
     'Auto Scaling (--min to --max instances) and puts a target-tracking policy on SageMakerVariantInvocationsPerInstance: ' +
     '--target-invocations, or the tuned throughput × 0.5 × 60 (requests per minute at half the measured capacity). ' +
-    'Credentials and region come from the AWS SDK\'s default chain (AWS_PROFILE, AWS_ACCESS_KEY_ID…, AWS_REGION), ' +
+    "Credentials and region come from the AWS SDK's default chain (AWS_PROFILE, AWS_ACCESS_KEY_ID…, AWS_REGION), " +
     'the region also from --region. --dry-run prints every call with its input and needs no credentials.',
-  positionals: [{ name: 'ARTIFACT', description: 'A compiled artifact folder; run kiln tune on it first for the autoscaling target.', required: true }],
+  positionals: [
+    {
+      name: 'ARTIFACT',
+      description: 'A compiled artifact folder; run kiln tune on it first for the autoscaling target.',
+      required: true,
+    },
+  ],
   flags: {
-    image: { type: 'string', arg: 'URI', description: 'ECR image with kiln whose "serve" serves /opt/ml/model (the repository\'s Dockerfile builds one).', default: null as string | null, defaultText: 'required', parse: nonEmpty },
-    role: { type: 'string', arg: 'ARN', description: 'IAM role SageMaker assumes to pull the image and read the package from S3.', default: null as string | null, defaultText: 'required', parse: roleArn },
-    bucket: { type: 'string', arg: 'B', description: 'S3 bucket the package is uploaded to (in the endpoint\'s region).', default: null as string | null, defaultText: 'required', parse: bucketName },
-    prefix: { type: 'string', arg: 'P', description: 'Key prefix in the bucket; the package goes to P/<endpoint>/<model>/model.tar.gz.', default: 'kiln', parse: keyPrefix },
-    endpoint: { type: 'string', arg: 'NAME', description: 'Endpoint name: created if absent, updated if it exists.', default: null as string | null, defaultText: 'the artifact\'s name, hyphenated', parse: endpointName },
-    'instance-type': { type: 'string', arg: 'TYPE', description: 'SageMaker instance type of the variant.', default: 'ml.c7i.xlarge', parse: instanceType },
-    'initial-count': { type: 'string', arg: 'N', description: 'Instances the endpoint starts with, between --min and --max.', default: 2, parse: integer(1, 1000) },
-    min: { type: 'string', arg: 'N', description: 'Fewest instances autoscaling keeps.', default: 1, parse: integer(1, 1000) },
-    max: { type: 'string', arg: 'N', description: 'Most instances autoscaling starts.', default: 8, parse: integer(1, 1000) },
+    image: {
+      type: 'string',
+      arg: 'URI',
+      description: 'ECR image with kiln whose "serve" serves /opt/ml/model (the repository\'s Dockerfile builds one).',
+      default: null as string | null,
+      defaultText: 'required',
+      parse: nonEmpty,
+    },
+    role: {
+      type: 'string',
+      arg: 'ARN',
+      description: 'IAM role SageMaker assumes to pull the image and read the package from S3.',
+      default: null as string | null,
+      defaultText: 'required',
+      parse: roleArn,
+    },
+    bucket: {
+      type: 'string',
+      arg: 'B',
+      description: "S3 bucket the package is uploaded to (in the endpoint's region).",
+      default: null as string | null,
+      defaultText: 'required',
+      parse: bucketName,
+    },
+    prefix: {
+      type: 'string',
+      arg: 'P',
+      description: 'Key prefix in the bucket; the package goes to P/<endpoint>/<model>/model.tar.gz.',
+      default: 'kiln',
+      parse: keyPrefix,
+    },
+    endpoint: {
+      type: 'string',
+      arg: 'NAME',
+      description: 'Endpoint name: created if absent, updated if it exists.',
+      default: null as string | null,
+      defaultText: "the artifact's name, hyphenated",
+      parse: endpointName,
+    },
+    'instance-type': {
+      type: 'string',
+      arg: 'TYPE',
+      description: 'SageMaker instance type of the variant.',
+      default: 'ml.c7i.xlarge',
+      parse: instanceType,
+    },
+    'initial-count': {
+      type: 'string',
+      arg: 'N',
+      description: 'Instances the endpoint starts with, between --min and --max.',
+      default: 2,
+      parse: integer(1, 1000),
+    },
+    min: {
+      type: 'string',
+      arg: 'N',
+      description: 'Fewest instances autoscaling keeps.',
+      default: 1,
+      parse: integer(1, 1000),
+    },
+    max: {
+      type: 'string',
+      arg: 'N',
+      description: 'Most instances autoscaling starts.',
+      default: 8,
+      parse: integer(1, 1000),
+    },
     'target-invocations': {
       type: 'string',
       arg: 'N',
@@ -116,32 +216,61 @@ export const deploySageMakerCommand = defineCommand({
       defaultText: 'tuned requests/s × 0.5 × 60',
       parse: integer(1, 100_000_000),
     },
-    region: { type: 'string', arg: 'R', description: 'AWS region of the bucket and the endpoint.', default: null as string | null, defaultText: 'the SDK\'s: AWS_REGION or the profile\'s', parse: awsRegion },
-    'dry-run': { type: 'boolean', description: 'Print every AWS call with its input, in order, and make none.', default: false },
+    region: {
+      type: 'string',
+      arg: 'R',
+      description: 'AWS region of the bucket and the endpoint.',
+      default: null as string | null,
+      defaultText: "the SDK's: AWS_REGION or the profile's",
+      parse: awsRegion,
+    },
+    'dry-run': {
+      type: 'boolean',
+      description: 'Print every AWS call with its input, in order, and make none.',
+      default: false,
+    },
   },
   examples: [
     {
-      command: 'kiln deploy sagemaker sentiment.kiln --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/kiln:1 --role arn:aws:iam::123456789012:role/SageMakerExecution --bucket my-models --dry-run',
+      command:
+        'kiln deploy sagemaker sentiment.kiln --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/kiln:1 --role arn:aws:iam::123456789012:role/SageMakerExecution --bucket my-models --dry-run',
       note: 'print the calls a deploy makes, with their inputs',
     },
     {
-      command: 'kiln deploy sagemaker sentiment.kiln --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/kiln:1 --role arn:aws:iam::123456789012:role/SageMakerExecution --bucket my-models --endpoint sentiment --min 2 --max 20',
+      command:
+        'kiln deploy sagemaker sentiment.kiln --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/kiln:1 --role arn:aws:iam::123456789012:role/SageMakerExecution --bucket my-models --endpoint sentiment --min 2 --max 20',
       note: 'create the endpoint sentiment, or update it to this artifact',
     },
   ],
   async run({ positionals, flags }) {
-    const fail = (problem: string, fix: string): KilnError => new KilnError('KILN_ERR_DEPLOY_SAGEMAKER_FLAGS', { problem, fix });
-    if (flags.image === null) throw fail('--image is missing', 'pass the ECR image that runs kiln, e.g. --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/kiln:1');
-    if (flags.role === null) throw fail('--role is missing', 'pass the IAM role SageMaker assumes, e.g. --role arn:aws:iam::123456789012:role/SageMakerExecution');
-    if (flags.bucket === null) throw fail('--bucket is missing', 'pass the S3 bucket for the package, e.g. --bucket my-models');
+    const fail = (problem: string, fix: string): KilnError =>
+      new KilnError('KILN_ERR_DEPLOY_SAGEMAKER_FLAGS', { problem, fix });
+    if (flags.image === null)
+      throw fail(
+        '--image is missing',
+        'pass the ECR image that runs kiln, e.g. --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/kiln:1',
+      );
+    if (flags.role === null)
+      throw fail(
+        '--role is missing',
+        'pass the IAM role SageMaker assumes, e.g. --role arn:aws:iam::123456789012:role/SageMakerExecution',
+      );
+    if (flags.bucket === null)
+      throw fail('--bucket is missing', 'pass the S3 bucket for the package, e.g. --bucket my-models');
     const initial = flags['initial-count'];
     if (flags.min > flags.max) throw fail(`--min ${flags.min} is above --max ${flags.max}`, 'make --min at most --max');
-    if (initial < flags.min || initial > flags.max) throw fail(`--initial-count ${initial} is outside --min ${flags.min} to --max ${flags.max}`, 'pick --initial-count between --min and --max');
+    if (initial < flags.min || initial > flags.max)
+      throw fail(
+        `--initial-count ${initial} is outside --min ${flags.min} to --max ${flags.max}`,
+        'pick --initial-count between --min and --max',
+      );
 
     const artifact = positionals.ARTIFACT![0]!;
     const { dir, manifest } = await readArtifact(artifact, { verify: false });
     // Loaded here, not at startup: the AWS SDK takes about 0.5 s to import, which every other command would pay.
-    const { checkAwsSetup, deployToSageMaker, planSageMakerDeploy, sageMakerName } = await import('../../deploy/sagemaker.js');
+    const { checkAwsSetup, deployToSageMaker, planSageMakerDeploy, sageMakerName } = await import(
+      '../../deploy/sagemaker.js'
+    );
     const endpoint = flags.endpoint ?? sageMakerName(manifest.name);
     const plan = planSageMakerDeploy(manifest, {
       artifact,
@@ -168,7 +297,9 @@ export const deploySageMakerCommand = defineCommand({
     const work = await mkdtemp(join(tmpdir(), 'kiln-sagemaker-'));
     try {
       const packed = await packageArtifact({ artifactDir: dir, out: join(work, DEFAULT_PACKAGE_FILE) });
-      process.stderr.write(`kiln deploy sagemaker: packed ${artifact} as ${DEFAULT_PACKAGE_FILE} (${formatBytes(packed.bytes)}, sha256 ${packed.sha256})\n`);
+      process.stderr.write(
+        `kiln deploy sagemaker: packed ${artifact} as ${DEFAULT_PACKAGE_FILE} (${formatBytes(packed.bytes)}, sha256 ${packed.sha256})\n`,
+      );
       const result = await deployToSageMaker(plan, { packagePath: packed.path, clients, onEvent: reporter(plan) });
       process.stdout.write(formatResult(result, plan));
     } finally {
@@ -193,7 +324,11 @@ async function awsClients(region: string | null): Promise<SageMakerClients> {
   // kiln user cannot act on it. Setting the variable to anything else keeps the warning.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const config = region === null ? {} : { region };
-  return { s3: new S3Client(config), sageMaker: new SageMakerClient(config), autoScaling: new ApplicationAutoScalingClient(config) };
+  return {
+    s3: new S3Client(config),
+    sageMaker: new SageMakerClient(config),
+    autoScaling: new ApplicationAutoScalingClient(config),
+  };
 }
 
 /** Calls and status changes as lines on stderr (a deploy takes minutes; CI logs want them), the upload as a bar on a TTY. */
@@ -210,7 +345,9 @@ function reporter(plan: SageMakerDeployPlan): (event: DeployEvent) => void {
     } else if (event.kind === 'warning') {
       process.stderr.write(`kiln deploy sagemaker: warning: ${event.message}\n`);
     } else {
-      process.stderr.write(`kiln deploy sagemaker: endpoint ${plan.endpointName} ${event.status} after ${minutes(event.elapsedMs)}\n`);
+      process.stderr.write(
+        `kiln deploy sagemaker: endpoint ${plan.endpointName} ${event.status} after ${minutes(event.elapsedMs)}\n`,
+      );
     }
   };
 }

@@ -3,13 +3,13 @@ import { availableParallelism } from 'node:os';
 import { KilnError } from '../../core/errors.js';
 import { pathKind } from '../../core/fs.js';
 import { Progress, warnOnce } from '../../core/log.js';
-import { loadModel } from '../../runtime/load-model.js';
-import type { Prediction } from '../../runtime/text-classifier.js';
-import type { Embedding } from '../../runtime/text-embedder.js';
-import type { ImagePrediction } from '../../runtime/image-classifier.js';
-import type { ModelInput } from '../../runtime/task-model.js';
 import { readArtifact } from '../../model/artifact.js';
 import { readImageFile } from '../../model/image-files.js';
+import type { ImagePrediction } from '../../runtime/image-classifier.js';
+import { loadModel } from '../../runtime/load-model.js';
+import type { ModelInput } from '../../runtime/task-model.js';
+import type { Prediction } from '../../runtime/text-classifier.js';
+import type { Embedding } from '../../runtime/text-embedder.js';
 import { formatMs, percentile } from '../format.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, nonEmpty } from '../table.js';
@@ -22,44 +22,73 @@ export const runCommand = defineCommand({
   summary: 'Run a model on texts or images one at a time (labels or embeddings) and report each latency.',
   description:
     'Loads an artifact (or compiles a SOURCE on the fly through the cache), warms it up, then classifies each text ' +
-    'alone, as the seed\'s latency loop does: one line per text with label, score and latency, and with several ' +
+    "alone, as the seed's latency loop does: one line per text with label, score and latency, and with several " +
     'texts a last line with count, average, p50 and p99. Texts longer than the max length are truncated (a warning ' +
     'says so once); an empty text is an error. For an image model, each TEXT is the path of ' +
     'a JPEG, PNG or WebP file, and so is each line of the -f file.',
   positionals: [
-    { name: 'ARTIFACT', description: 'A compiled artifact folder, or a SOURCE to compile first (see kiln compile).', required: true },
-    { name: 'TEXT', description: 'Texts to classify (quote each one), or image files for an image model.', required: false, variadic: true },
+    {
+      name: 'ARTIFACT',
+      description: 'A compiled artifact folder, or a SOURCE to compile first (see kiln compile).',
+      required: true,
+    },
+    {
+      name: 'TEXT',
+      description: 'Texts to classify (quote each one), or image files for an image model.',
+      required: false,
+      variadic: true,
+    },
   ],
   flags: {
-    file: { type: 'string', short: 'f', arg: 'F', description: 'Read texts (or image paths) from a UTF-8 file, one per line, after any TEXT arguments.', default: null as string | null, parse: nonEmpty },
+    file: {
+      type: 'string',
+      short: 'f',
+      arg: 'F',
+      description: 'Read texts (or image paths) from a UTF-8 file, one per line, after any TEXT arguments.',
+      default: null as string | null,
+      parse: nonEmpty,
+    },
     json: {
       type: 'boolean',
-      description: 'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}, or "embedding" for embedders; images: {"image","label","score","labels","logits","latencyMs"}, labels being the top 5.',
+      description:
+        'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}, or "embedding" for embedders; images: {"image","label","score","labels","logits","latencyMs"}, labels being the top 5.',
       default: false,
     },
   },
   examples: [
-    { command: 'kiln run models/sst2-distilbert-tiny "I absolutely loved this movie" "The food was cold"', note: 'two texts, labels and latencies, then the summary line' },
-    { command: 'kiln run sst2-distilbert-tiny.kiln --file reviews.txt --json > predictions.jsonl', note: 'a file of texts, machine-readable output' },
+    {
+      command: 'kiln run models/sst2-distilbert-tiny "I absolutely loved this movie" "The food was cold"',
+      note: 'two texts, labels and latencies, then the summary line',
+    },
+    {
+      command: 'kiln run sst2-distilbert-tiny.kiln --file reviews.txt --json > predictions.jsonl',
+      note: 'a file of texts, machine-readable output',
+    },
     { command: 'kiln run resnet.kiln cat.jpg dog.png', note: 'an image classifier on two image files' },
   ],
   async run({ positionals, flags }) {
     const texts = (positionals.TEXT ?? []).map((text, i) => ({ text, where: `TEXT argument ${i + 1}` }));
     if (flags.file) {
-      if ((await pathKind(flags.file)) !== 'file') throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: flags.file });
+      if ((await pathKind(flags.file)) !== 'file')
+        throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: flags.file });
       const lines = (await readFile(flags.file, 'utf8')).split(/\r?\n/);
       if (lines.at(-1) === '') lines.pop();
-      lines.forEach((text, i) => texts.push({ text, where: `line ${i + 1} of ${flags.file}` }));
+      lines.forEach((text, i) => {
+        texts.push({ text, where: `line ${i + 1} of ${flags.file}` });
+      });
     }
     if (texts.length === 0) throw new KilnError('KILN_ERR_INPUT_NO_TEXTS', {});
     // Reject empty texts before loading anything: the error names the text, and nothing runs.
-    for (const t of texts) if (t.text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
+    for (const t of texts)
+      if (t.text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
 
     const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: flags.json });
     const { manifest } = await readArtifact(artifact, { verify: false });
     const images = manifest.task === 'image-classification';
     // Image models read the files before loading replicas: a missing one fails fast.
-    const inputs: ModelInput[] = images ? await Promise.all(texts.map((t) => readImageFile(t.text, t.where))) : texts.map((t) => t.text);
+    const inputs: ModelInput[] = images
+      ? await Promise.all(texts.map((t) => readImageFile(t.text, t.where)))
+      : texts.map((t) => t.text);
     // One replica using every core: the latency of one request at a time, as the seed measures it.
     const classifier = await loadModel(artifact, { replicas: 1, threadsPerReplica: availableParallelism() });
     try {
@@ -68,20 +97,29 @@ export const runCommand = defineCommand({
       const latencies: number[] = [];
       for (const [index, { text, where }] of texts.entries()) {
         const started = performance.now();
-        const [prediction] = (await classifier.infer([inputs[index]!], () => where)) as [Prediction | Embedding | ImagePrediction];
+        const [prediction] = (await classifier.infer([inputs[index]!], () => where)) as [
+          Prediction | Embedding | ImagePrediction,
+        ];
         const latencyMs = performance.now() - started;
         latencies.push(latencyMs);
         if ('truncated' in prediction && prediction.truncated) {
-          warnOnce('truncated', `${where} is longer than the artifact's max length (${classifier.manifest.limits.maxLength} tokens) and was truncated; later truncations are not reported`);
+          warnOnce(
+            'truncated',
+            `${where} is longer than the artifact's max length (${classifier.manifest.limits.maxLength} tokens) and was truncated; later truncations are not reported`,
+          );
         }
         const named = images ? { image: text } : { text };
-        process.stdout.write(`${flags.json ? JSON.stringify({ ...named, ...resultFields(prediction), latencyMs }) : `${resultText(prediction)}  ${formatMs(latencyMs).padStart(9)}  ${text}`}\n`);
+        process.stdout.write(
+          `${flags.json ? JSON.stringify({ ...named, ...resultFields(prediction), latencyMs }) : `${resultText(prediction)}  ${formatMs(latencyMs).padStart(9)}  ${text}`}\n`,
+        );
         progress.tick(index + 1, texts.length, images ? 'images' : 'texts');
       }
       if (!flags.json && texts.length > 1) {
         const sorted = [...latencies].sort((a, b) => a - b);
         const avg = latencies.reduce((a, b) => a + b, 0) / latencies.length;
-        process.stdout.write(`${texts.length} ${images ? 'images' : 'texts'}  avg ${formatMs(avg)}  p50 ${formatMs(percentile(sorted, 50))}  p99 ${formatMs(percentile(sorted, 99))}\n`);
+        process.stdout.write(
+          `${texts.length} ${images ? 'images' : 'texts'}  avg ${formatMs(avg)}  p50 ${formatMs(percentile(sorted, 50))}  p99 ${formatMs(percentile(sorted, 99))}\n`,
+        );
       }
     } finally {
       await classifier.close();
@@ -91,13 +129,17 @@ export const runCommand = defineCommand({
 
 function resultFields(result: Prediction | Embedding | ImagePrediction): object {
   if ('embedding' in result) return { embedding: result.embedding, tokens: result.tokens };
-  if ('labels' in result) return { label: result.label, score: result.score, labels: result.labels, logits: result.logits };
+  if ('labels' in result)
+    return { label: result.label, score: result.score, labels: result.labels, logits: result.logits };
   return { label: result.label, score: result.score, logits: result.logits };
 }
 
 /** One line's result: label and score, or the vector's size and first values. */
 function resultText(result: Prediction | Embedding | ImagePrediction): string {
   if ('label' in result) return `${result.label}  ${result.score.toFixed(4)}`;
-  const head = result.embedding.slice(0, 3).map((v) => v.toFixed(4)).join(', ');
+  const head = result.embedding
+    .slice(0, 3)
+    .map((v) => v.toFixed(4))
+    .join(', ');
   return `[${result.embedding.length}] ${head}, …`;
 }

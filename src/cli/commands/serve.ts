@@ -2,12 +2,12 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { pathKind } from '../../core/fs.js';
-import { isArtifactDir } from '../../model/artifact.js';
 import { KilnError } from '../../core/errors.js';
+import { pathKind } from '../../core/fs.js';
 import { formatError } from '../../core/log.js';
-import { loadModel, type LoadedModel } from '../../runtime/load-model.js';
 import type { Manifest } from '../../model/artifact.js';
+import { isArtifactDir } from '../../model/artifact.js';
+import { type LoadedModel, loadModel } from '../../runtime/load-model.js';
 import { DEFAULT_MAX_TEXT_CHARS } from '../../server/limits.js';
 import { createServer, DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
 import { artifactFromArgument } from '../open-artifact.js';
@@ -22,7 +22,12 @@ export const SAGEMAKER_MODEL_DIR = '/opt/ml/model';
  * but holds some (each a subfolder with manifest.json or config.json). Null for anything else.
  */
 async function repositoryMembers(path: string): Promise<string[] | null> {
-  if ((await pathKind(path)) !== 'dir' || (await isArtifactDir(path)) || (await pathKind(join(path, 'config.json'))) === 'file') return null;
+  if (
+    (await pathKind(path)) !== 'dir' ||
+    (await isArtifactDir(path)) ||
+    (await pathKind(join(path, 'config.json'))) === 'file'
+  )
+    return null;
   const members: string[] = [];
   for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
     if (!entry.isDirectory()) continue;
@@ -54,7 +59,14 @@ export const serveCommand = defineCommand({
     },
   ],
   flags: {
-    host: { type: 'string', arg: 'HOST', env: 'KILN_HOST', description: 'Address to listen on; 0.0.0.0 exposes the server to the network.', default: DEFAULT_HOST, parse: host },
+    host: {
+      type: 'string',
+      arg: 'HOST',
+      env: 'KILN_HOST',
+      description: 'Address to listen on; 0.0.0.0 exposes the server to the network.',
+      default: DEFAULT_HOST,
+      parse: host,
+    },
     port: {
       type: 'string',
       short: 'p',
@@ -69,7 +81,8 @@ export const serveCommand = defineCommand({
       type: 'string',
       arg: 'KEY',
       env: 'KILN_API_KEY',
-      description: 'Require this key (authorization: Bearer KEY, or x-api-key: KEY) on every route but the health checks (GET /ping, /v2/health/live, /v2/health/ready).',
+      description:
+        'Require this key (authorization: Bearer KEY, or x-api-key: KEY) on every route but the health checks (GET /ping, /v2/health/live, /v2/health/ready).',
       default: null as string | null,
       defaultText: 'none',
       parse: nonEmpty,
@@ -92,20 +105,43 @@ export const serveCommand = defineCommand({
     ...runtimeFlags,
   },
   examples: [
-    { command: 'kiln serve models/sst2-distilbert-tiny', note: 'compile (first run) and serve the embedded model on http://127.0.0.1:8080' },
-    { command: 'PORT=9000 kiln serve sentiment.kiln --host 0.0.0.0 --api-key "$KEY"', note: 'an artifact on all interfaces, port 9000, with an API key' },
-    { command: 'kiln serve --host 0.0.0.0', note: 'in a SageMaker container: the model at /opt/ml/model, port 8080 or SAGEMAKER_BIND_TO_PORT' },
+    {
+      command: 'kiln serve models/sst2-distilbert-tiny',
+      note: 'compile (first run) and serve the embedded model on http://127.0.0.1:8080',
+    },
+    {
+      command: 'PORT=9000 kiln serve sentiment.kiln --host 0.0.0.0 --api-key "$KEY"',
+      note: 'an artifact on all interfaces, port 9000, with an API key',
+    },
+    {
+      command: 'kiln serve --host 0.0.0.0',
+      note: 'in a SageMaker container: the model at /opt/ml/model, port 8080 or SAGEMAKER_BIND_TO_PORT',
+    },
   ],
   async run({ positionals, flags }) {
     const artifactArg = positionals.ARTIFACT![0] ?? (existsSync(SAGEMAKER_MODEL_DIR) ? SAGEMAKER_MODEL_DIR : null);
     if (artifactArg === null) {
-      throw new KilnError('KILN_ERR_CLI_MISSING_ARGUMENT', { command: 'serve', argument: `ARTIFACT (there is no ${SAGEMAKER_MODEL_DIR} to serve instead)`, usage: usage(serveCommand) });
+      throw new KilnError('KILN_ERR_CLI_MISSING_ARGUMENT', {
+        command: 'serve',
+        argument: `ARTIFACT (there is no ${SAGEMAKER_MODEL_DIR} to serve instead)`,
+        usage: usage(serveCommand),
+      });
     }
     const sagemakerPort = process.env[SAGEMAKER_PORT_ENV];
-    const port = flags.port ?? (sagemakerPort ? integer(0, 65535)(sagemakerPort, `${SAGEMAKER_PORT_ENV} (environment)`) : DEFAULT_PORT);
-    const server = createServer({ host: flags.host, port, apiKey: flags['api-key'], timeoutMs: flags['timeout-ms'], maxTextChars: flags['max-text-chars'] });
+    const port =
+      flags.port ??
+      (sagemakerPort ? integer(0, 65535)(sagemakerPort, `${SAGEMAKER_PORT_ENV} (environment)`) : DEFAULT_PORT);
+    const server = createServer({
+      host: flags.host,
+      port,
+      apiKey: flags['api-key'],
+      timeoutMs: flags['timeout-ms'],
+      maxTextChars: flags['max-text-chars'],
+    });
     const url = await server.listen();
-    process.stderr.write(`kiln serve: listening on ${url} (loading the model; GET /ping answers 503 until it is ready)\n`);
+    process.stderr.write(
+      `kiln serve: listening on ${url} (loading the model; GET /ping answers 503 until it is ready)\n`,
+    );
 
     let stopping = false;
     const stop = (signal: string): void => {
@@ -116,7 +152,9 @@ export const serveCommand = defineCommand({
       stopping = true;
       void server
         .drain(signal, (inFlight) =>
-          process.stderr.write(`kiln serve: ${signal}, stopping: answering ${inFlight} request(s) in flight, refusing new ones (GET /ping answers 503)\n`),
+          process.stderr.write(
+            `kiln serve: ${signal}, stopping: answering ${inFlight} request(s) in flight, refusing new ones (GET /ping answers 503)\n`,
+          ),
         )
         .then(
           () => process.stderr.write('kiln serve: stopped\n'),
@@ -138,10 +176,15 @@ export const serveCommand = defineCommand({
       const paths = members ?? [artifactArg];
       const options = classifierOptions(flags);
       // Several models share the cores: unless told otherwise, each gets its share of replicas.
-      if (members && options.replicas === undefined) options.replicas = Math.max(1, Math.floor(availableParallelism() / (options.threadsPerReplica ?? 1) / members.length));
+      if (members && options.replicas === undefined)
+        options.replicas = Math.max(
+          1,
+          Math.floor(availableParallelism() / (options.threadsPerReplica ?? 1) / members.length),
+        );
       const loaded: LoadedModel[] = [];
       try {
-        for (const path of paths) loaded.push(await loadModel(await artifactFromArgument(path, { quiet: false }), options));
+        for (const path of paths)
+          loaded.push(await loadModel(await artifactFromArgument(path, { quiet: false }), options));
       } catch (err) {
         await Promise.all(loaded.map((c) => c.close()));
         throw err;
@@ -174,16 +217,20 @@ export const serveCommand = defineCommand({
 
 /** What a model answers, for the ready line: its labels, or its vectors. */
 function describeTask(m: Manifest): string {
-  if (m.task === 'image-classification' && m.image) return `${m.image.height} × ${m.image.width} images, ${m.labels.length} labels`;
-  if (m.task === 'feature-extraction' && m.embedding) return `${m.task}, ${m.embedding.dimension}-dimensional ${m.embedding.pooling}-pooled vectors`;
+  if (m.task === 'image-classification' && m.image)
+    return `${m.image.height} × ${m.image.width} images, ${m.labels.length} labels`;
+  if (m.task === 'feature-extraction' && m.embedding)
+    return `${m.task}, ${m.embedding.dimension}-dimensional ${m.embedding.pooling}-pooled vectors`;
   return `labels ${m.labels.length > 8 ? `${m.labels.slice(0, 8).join(', ')} … (${m.labels.length})` : m.labels.join(', ')}`;
 }
 
 /** A curl command that exercises the model's main route. */
 function tryCommand(url: string, model: LoadedModel, named: boolean): string {
   const name = model.manifest.name;
-  if (model.task === 'feature-extraction') return `curl -s ${url}/v1/embeddings -H 'content-type: application/json' -d '{"model":"${name}","input":"I loved it"}'`;
-  if (model.task === 'image-classification') return `curl -s ${url}/predict -H 'content-type: image/jpeg' --data-binary @photo.jpg${named ? ` (several models: send {"model":"${name}","image":"<base64>"} as JSON)` : ''}`;
+  if (model.task === 'feature-extraction')
+    return `curl -s ${url}/v1/embeddings -H 'content-type: application/json' -d '{"model":"${name}","input":"I loved it"}'`;
+  if (model.task === 'image-classification')
+    return `curl -s ${url}/predict -H 'content-type: image/jpeg' --data-binary @photo.jpg${named ? ` (several models: send {"model":"${name}","image":"<base64>"} as JSON)` : ''}`;
   const body = named ? `{"model":"${name}","text":"I loved it"}` : '{"text":"I loved it"}';
   return `curl -s ${url}/predict -H 'content-type: application/json' -d '${body}'`;
 }

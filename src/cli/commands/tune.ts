@@ -1,12 +1,12 @@
 import { availableParallelism, cpus } from 'node:os';
-import { tune, type Trial } from '../../bench/tune.js';
+import { type Trial, tune } from '../../bench/tune.js';
 import { KilnError } from '../../core/errors.js';
-import { readDataset } from '../../model/dataset.js';
 import { readArtifact, writeManifest } from '../../model/artifact.js';
+import { readDataset } from '../../model/dataset.js';
 import { loadModel } from '../../runtime/load-model.js';
 import { artifactFromArgument } from '../open-artifact.js';
-import { DEFAULT_DATA } from './bench.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
+import { DEFAULT_DATA } from './bench.js';
 
 function row(t: Trial): string {
   return `  ${String(t.replicas).padStart(8)}  ${String(t.threadsPerReplica).padStart(7)}  ${String(t.maxBatch).padStart(9)}  ${String(t.maxDelayMs).padStart(8)}  ${String(t.clients).padStart(7)}  ${t.requestsPerSecond.toFixed(1).padStart(8)}  ${t.p50Ms.toFixed(1).padStart(7)}  ${t.p99Ms.toFixed(1).padStart(7)}  ${t.meetsSlo ? 'yes' : 'no'}`;
@@ -19,16 +19,47 @@ export const tuneCommand = defineCommand({
     'Tries layouts on this machine with closed-loop load from the data: each way to split the cores into replicas × ' +
     'threads per replica, growing max batch while throughput grows and p99 meets --p99-ms, then max delay on the best. ' +
     'Prints every trial, picks the highest throughput whose p99 meets the target, and stores that layout in the ' +
-    'artifact\'s manifest: kiln serve and kiln bench then use it unless their flags say otherwise.',
-  positionals: [{ name: 'ARTIFACT', description: 'A compiled artifact folder (its manifest is updated), or a SOURCE (its cache entry is).', required: true }],
+    "artifact's manifest: kiln serve and kiln bench then use it unless their flags say otherwise.",
+  positionals: [
+    {
+      name: 'ARTIFACT',
+      description: 'A compiled artifact folder (its manifest is updated), or a SOURCE (its cache entry is).',
+      required: true,
+    },
+  ],
   flags: {
-    'p99-ms': { type: 'string', arg: 'MS', description: 'Latency target: the 99th percentile a layout must meet, in milliseconds.', default: 100, parse: integer(1, 600_000) },
-    data: { type: 'string', arg: 'FILE', description: 'Texts to send (TSV/CSV with a sentence or text column, JSONL, or one per line).', default: DEFAULT_DATA, defaultText: 'the bundled SST-2 dev sentences', parse: nonEmpty },
-    'budget-s': { type: 'string', arg: 'S', description: 'Time to spend measuring, in seconds (spread over the trials).', default: 60, parse: integer(5, 86_400) },
+    'p99-ms': {
+      type: 'string',
+      arg: 'MS',
+      description: 'Latency target: the 99th percentile a layout must meet, in milliseconds.',
+      default: 100,
+      parse: integer(1, 600_000),
+    },
+    data: {
+      type: 'string',
+      arg: 'FILE',
+      description: 'Texts to send (TSV/CSV with a sentence or text column, JSONL, or one per line).',
+      default: DEFAULT_DATA,
+      defaultText: 'the bundled SST-2 dev sentences',
+      parse: nonEmpty,
+    },
+    'budget-s': {
+      type: 'string',
+      arg: 'S',
+      description: 'Time to spend measuring, in seconds (spread over the trials).',
+      default: 60,
+      parse: integer(5, 86_400),
+    },
   },
   examples: [
-    { command: 'kiln tune sentiment.kiln --p99-ms 50', note: 'the best layout with p99 ≤ 50 ms, stored in sentiment.kiln' },
-    { command: 'kiln tune models/sst2-distilbert-tiny --budget-s 20 && kiln serve models/sst2-distilbert-tiny', note: 'a quick tune, then serve with the tuned layout' },
+    {
+      command: 'kiln tune sentiment.kiln --p99-ms 50',
+      note: 'the best layout with p99 ≤ 50 ms, stored in sentiment.kiln',
+    },
+    {
+      command: 'kiln tune models/sst2-distilbert-tiny --budget-s 20 && kiln serve models/sst2-distilbert-tiny',
+      note: 'a quick tune, then serve with the tuned layout',
+    },
   ],
   async run({ positionals, flags }) {
     const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
@@ -48,7 +79,11 @@ export const tuneCommand = defineCommand({
     });
     if (!best) {
       const fastest = trials.reduce((a, b) => (a.p99Ms < b.p99Ms ? a : b));
-      throw new KilnError('KILN_ERR_TUNE_NO_LAYOUT', { target: flags['p99-ms'], best: fastest.p99Ms.toFixed(1), trials: trials.length });
+      throw new KilnError('KILN_ERR_TUNE_NO_LAYOUT', {
+        target: flags['p99-ms'],
+        best: fastest.p99Ms.toFixed(1),
+        trials: trials.length,
+      });
     }
     manifest.tuned = {
       replicas: best.replicas,

@@ -47,7 +47,9 @@ const ROUTE_TASKS = ['feature-extraction'] as const;
 /** A vector as base64 of its little-endian float32 bytes (OpenAI's encoding_format "base64"). */
 export function vectorToBase64(vector: readonly number[]): string {
   const bytes = Buffer.alloc(vector.length * 4);
-  vector.forEach((v, i) => bytes.writeFloatLE(v, i * 4));
+  vector.forEach((v, i) => {
+    bytes.writeFloatLE(v, i * 4);
+  });
   return bytes.toString('base64');
 }
 
@@ -68,22 +70,42 @@ export function embeddingRoutes(app: FastifyInstance, { host, limits }: RouteCon
     }
     const texts = listOf(input, 'input');
     const single = typeof input === 'string';
-    const embeddings = await embedWithin(model, texts, (i) => (single ? '"input"' : `"input[${i}]"`), limits, reply.elapsedTime);
+    const embeddings = await embedWithin(
+      model,
+      texts,
+      (i) => (single ? '"input"' : `"input[${i}]"`),
+      limits,
+      reply.elapsedTime,
+    );
     const tokens = embeddings.reduce((n, e) => n + e.tokens, 0);
     return {
       object: 'list',
-      data: embeddings.map((e, index) => ({ object: 'embedding', index, embedding: format === 'base64' ? vectorToBase64(e.embedding) : e.embedding })),
+      data: embeddings.map((e, index) => ({
+        object: 'embedding',
+        index,
+        embedding: format === 'base64' ? vectorToBase64(e.embedding) : e.embedding,
+      })),
       model: model.manifest.name,
       usage: { prompt_tokens: tokens, total_tokens: tokens },
     };
   });
 
-  app.post<{ Body: { inputs: string | string[]; model?: string } }>('/embed', { schema: { body: embedSchema } }, async (request, reply) => {
-    const { inputs, model: name } = request.body;
-    const model = host.readyFor(name, 'POST /embed', ROUTE_TASKS);
-    const texts = listOf(inputs, 'inputs');
-    const single = typeof inputs === 'string';
-    const embeddings = await embedWithin(model, texts, (i) => (single ? '"inputs"' : `"inputs[${i}]"`), limits, reply.elapsedTime);
-    return embeddings.map((e) => e.embedding);
-  });
+  app.post<{ Body: { inputs: string | string[]; model?: string } }>(
+    '/embed',
+    { schema: { body: embedSchema } },
+    async (request, reply) => {
+      const { inputs, model: name } = request.body;
+      const model = host.readyFor(name, 'POST /embed', ROUTE_TASKS);
+      const texts = listOf(inputs, 'inputs');
+      const single = typeof inputs === 'string';
+      const embeddings = await embedWithin(
+        model,
+        texts,
+        (i) => (single ? '"inputs"' : `"inputs[${i}]"`),
+        limits,
+        reply.elapsedTime,
+      );
+      return embeddings.map((e) => e.embedding);
+    },
+  );
 }

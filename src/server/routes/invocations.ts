@@ -9,9 +9,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../../core/errors.js';
+import { MAX_IMAGE_BYTES } from '../../model/image.js';
 import { predictionBody } from '../answers.js';
 import { classifyWithin, embedWithin, runWithin } from '../limits.js';
-import { MAX_IMAGE_BYTES } from '../../model/image.js';
 import type { RouteContext } from './context.js';
 
 export const JSON_LINES_TYPES = ['application/jsonlines', 'application/jsonl', 'application/x-jsonlines'];
@@ -24,24 +24,30 @@ interface Invocation {
 }
 
 function invalid(problem: string, line: number | null): KilnError {
-  return line === null ? new KilnError('KILN_ERR_HTTP_INVOCATIONS_BODY', { problem }) : new KilnError('KILN_ERR_HTTP_BAD_JSON_LINE', { line, problem });
+  return line === null
+    ? new KilnError('KILN_ERR_HTTP_INVOCATIONS_BODY', { problem })
+    : new KilnError('KILN_ERR_HTTP_BAD_JSON_LINE', { line, problem });
 }
 
 /** Reads `{"inputs", "parameters"?}` (or, on a JSON Lines line, a bare string). */
 function readInvocation(value: unknown, line: number | null): Invocation {
   const where = line === null ? 'the body' : 'it';
   if (typeof value === 'string' && line !== null) return { texts: [value], single: true, allScores: false };
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`${where} is not a JSON object${line === null ? '' : ' or string'}`, line);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid(`${where} is not a JSON object${line === null ? '' : ' or string'}`, line);
   const { inputs, parameters, ...rest } = value as Record<string, unknown>;
   const extra = Object.keys(rest)[0];
   if (extra !== undefined) throw invalid(`${where} has an unknown field "${extra}"`, line);
   let allScores = false;
   if (parameters !== undefined) {
-    if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) throw invalid('"parameters" is not an object', line);
+    if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))
+      throw invalid('"parameters" is not an object', line);
     const { return_all_scores: all, ...others } = parameters as Record<string, unknown>;
     const unknown = Object.keys(others)[0];
-    if (unknown !== undefined) throw invalid(`"parameters" has an unknown field "${unknown}" (only "return_all_scores" is read)`, line);
-    if (all !== undefined && typeof all !== 'boolean') throw invalid('"parameters.return_all_scores" is not true or false', line);
+    if (unknown !== undefined)
+      throw invalid(`"parameters" has an unknown field "${unknown}" (only "return_all_scores" is read)`, line);
+    if (all !== undefined && typeof all !== 'boolean')
+      throw invalid('"parameters.return_all_scores" is not true or false', line);
     allScores = all === true;
   }
   if (typeof inputs === 'string') return { texts: [inputs], single: true, allScores };
@@ -51,7 +57,10 @@ function readInvocation(value: unknown, line: number | null): Invocation {
     if (bad >= 0) throw invalid(`"inputs[${bad}]" is not a string`, line);
     return { texts: inputs as string[], single: false, allScores };
   }
-  throw invalid(inputs === undefined ? `${where} has no "inputs"` : '"inputs" is neither a string nor a list of strings', line);
+  throw invalid(
+    inputs === undefined ? `${where} has no "inputs"` : '"inputs" is neither a string nor a list of strings',
+    line,
+  );
 }
 
 function readJsonLines(body: string): Array<Invocation & { line: number }> {
@@ -75,29 +84,44 @@ export function invocationsRoute(app: FastifyInstance, { host, limits }: RouteCo
   void app.register(async (scope) => {
     scope.addContentTypeParser(JSON_LINES_TYPES, { parseAs: 'string' }, (_request, body, done) => done(null, body));
     // Image models: the raw image, as SageMaker's image containers take it (application/x-image, image/*).
-    for (const type of ['application/x-image', /^image\//]) scope.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES }, (_request, body, done) => done(null, body));
+    for (const type of ['application/x-image', /^image\//])
+      scope.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES }, (_request, body, done) =>
+        done(null, body),
+      );
     scope.post('/invocations', async (request, reply) => {
       const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const target = request.headers['x-amzn-sagemaker-target-model'];
       const named = typeof target === 'string' && target !== '' ? target.replace(/\.tar\.gz$/, '') : undefined;
       if (Buffer.isBuffer(request.body)) {
         const model = host.readyFor(named, 'POST /invocations with an image body', ['image-classification']);
-        const [p] = await runWithin(limits, reply.elapsedTime, (options) => model.classify([new Uint8Array(request.body as Buffer)], () => 'the request body', options));
+        const [p] = await runWithin(limits, reply.elapsedTime, (options) =>
+          model.classify([new Uint8Array(request.body as Buffer)], () => 'the request body', options),
+        );
         return { label: p!.label, score: p!.score, labels: p!.labels };
       }
       const lines = JSON_LINES_TYPES.includes(mediaType);
-      const invocations = lines ? readJsonLines(request.body as string) : [{ ...readInvocation(request.body, null), line: 0 }];
+      const invocations = lines
+        ? readJsonLines(request.body as string)
+        : [{ ...readInvocation(request.body, null), line: 0 }];
       // SageMaker multi-model endpoints name the model in the x-amzn-sagemaker-target-model header.
       const model = host.readyFor(named, 'POST /invocations', ['text-classification', 'feature-extraction']);
       // One classify call for the whole body: the texts of every line share batches.
       const texts = invocations.flatMap((inv) => inv.texts);
-      const names = invocations.flatMap((inv) => inv.texts.map((_, k) => (lines ? `line ${inv.line}${inv.single ? '' : ` "inputs[${k}]"`}` : inv.single ? '"inputs"' : `"inputs[${k}]"`)));
+      const names = invocations.flatMap((inv) =>
+        inv.texts.map((_, k) =>
+          lines ? `line ${inv.line}${inv.single ? '' : ` "inputs[${k}]"`}` : inv.single ? '"inputs"' : `"inputs[${k}]"`,
+        ),
+      );
       const describe = (i: number): string => names[i]!;
       // One answer body per text: {"embedding": […]} from an embedder, {"label", "score"} from a classifier.
       const bodies: Array<(allScores: boolean) => object> =
         model.task === 'feature-extraction'
-          ? (await embedWithin(model, texts, describe, limits, reply.elapsedTime)).map((e) => () => ({ embedding: e.embedding }))
-          : (await classifyWithin(model, texts, describe, limits, reply.elapsedTime)).map((p) => (allScores) => predictionBody(p, model.labels, allScores));
+          ? (await embedWithin(model, texts, describe, limits, reply.elapsedTime)).map((e) => () => ({
+              embedding: e.embedding,
+            }))
+          : (await classifyWithin(model, texts, describe, limits, reply.elapsedTime)).map(
+              (p) => (allScores) => predictionBody(p, model.labels, allScores),
+            );
       let next = 0;
       const answers = invocations.map((inv) => {
         const mine = bodies.slice(next, next + inv.texts.length).map((body) => body(inv.allScores));
