@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI, EMBEDDED_MODEL, errorCode, kiln, REPO, tempDir } from '../fixtures/models.js';
@@ -44,10 +45,39 @@ function serve(
   return { child, stderr: () => stderr, waitFor };
 }
 
-test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_HTTP_DRAINING, every accepted request is answered, exit 0', async () => {
+/**
+ * A POST whose headers are sent and whose body is held back: the server has received the request
+ * (it counts as in flight) but cannot answer until `finish()` sends the rest.
+ */
+function heldRequest(
+  url: string,
+  body: string,
+): { finish: () => void; response: Promise<{ status: number; body: string }> } {
+  const req = request(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+  });
+  const half = Math.floor(body.length / 2);
+  req.write(body.slice(0, half));
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => {
+        text += c.toString();
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+  });
+  return { finish: () => req.end(body.slice(half)), response };
+}
+
+test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_HTTP_DRAINING, every accepted request is answered, exit 0', {
+  timeout: 60_000,
+}, async () => {
   const dir = await tempDir();
-  // One replica and batches of one: the queue of 240 texts takes long enough to signal into.
-  const { child, stderr, waitFor } = serve([EMBEDDED_MODEL, '--replicas', '1', '--max-batch', '1'], {
+  const { child, stderr, waitFor } = serve([EMBEDDED_MODEL], {
     PORT: '',
     SAGEMAKER_BIND_TO_PORT: '0',
     KILN_CACHE_DIR: join(dir, 'cache'),
@@ -57,26 +87,22 @@ test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_
   await waitFor(/ ready in /);
   const exited = once(child, 'exit');
 
-  const requests = Array.from({ length: 4 }, (_, r) =>
-    fetch(`${url}/predict`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
+  // Four requests the server has received but cannot finish before the signal: their bodies are
+  // held back until it has come, so none can be answered early whatever the machine's speed.
+  const held = Array.from({ length: 4 }, (_, r) =>
+    heldRequest(
+      url,
+      JSON.stringify({
         texts: Array.from({ length: 60 }, (_, i) =>
           i % 2 === 0 ? `a wonderful film ${r}-${i}` : `a dreadful film ${r}-${i}`,
         ),
       }),
-    }),
+    ),
   );
-  // Signal once the server holds all 240 texts and has answered few of them.
+  // The server counts a request from its headers; the /metrics request counts itself.
   for (;;) {
-    const { scheduler } = (await (await fetch(`${url}/stats`)).json()) as {
-      scheduler: { submitted: number; completed: number };
-    };
-    if (scheduler.submitted === 240) {
-      assert.ok(scheduler.completed < 240, 'the work is still queued when the signal comes');
-      break;
-    }
+    const page = await (await fetch(`${url}/metrics`)).text();
+    if (/^kiln_http_requests_in_flight 5$/m.test(page)) break;
   }
   child.kill('SIGTERM');
   const [, inFlight] = await waitFor(/SIGTERM, stopping: answering (\d+) request/);
@@ -94,10 +120,15 @@ test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_
   assert.equal(late.status, 503);
   assert.equal(((await late.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_DRAINING');
 
-  for (const res of await Promise.all(requests)) {
-    assert.equal(res.status, 200);
-    const { predictions } = (await res.json()) as { predictions: Array<{ label: string }> };
+  for (const h of held) h.finish();
+  for (const { status, body } of await Promise.all(held.map((h) => h.response))) {
+    assert.equal(status, 200, body);
+    const { predictions } = JSON.parse(body) as { predictions: Array<{ label: string }> };
     assert.equal(predictions.length, 60);
+    assert.deepEqual(
+      predictions.slice(0, 2).map((p) => p.label),
+      ['POSITIVE', 'NEGATIVE'],
+    );
   }
   const [code] = await exited;
   assert.equal(code, 0, stderr());
