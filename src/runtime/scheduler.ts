@@ -31,7 +31,10 @@ export interface SchedulerOptions<I> {
   buckets: number[];
   /** Turns the requests of a batch into the graph's feeds (the task's part: text, images…). */
   batcher: Batcher<I>;
-  /** Tries per request before it fails with KILN_ERR_REPLICA_FAILED. @defaultValue 2 */
+  /**
+   * Tries per request before it fails: with the replica's own error (KILN_ERR_RUNTIME_RUN when
+   * ONNX Runtime refused the batch), or KILN_ERR_REPLICA_FAILED when the replica crashed. @defaultValue 2
+   */
   maxAttempts?: number;
   /**
    * Refuse a request (KILN_ERR_QUEUE_WAIT, 429) that would wait longer than this before its batch
@@ -470,13 +473,18 @@ export class Scheduler<I> {
       if (job.settled) continue;
       job.attempts += 1;
       if (job.attempts >= this.maxAttempts || this.state === 'closed') {
+        // An error the replica reported itself (a KilnError: ONNX Runtime refused the batch) reaches
+        // the caller as it is; wrapping it would repeat its message under another code. A crash
+        // or exit has no code of its own: it is told as the replica failing.
         this.fail(
           job,
-          new KilnError(
-            'KILN_ERR_REPLICA_FAILED',
-            { replica: slot.replica.id, attempts: job.attempts, reason: err.message },
-            { cause: err },
-          ),
+          err instanceof KilnError
+            ? err
+            : new KilnError(
+                'KILN_ERR_REPLICA_FAILED',
+                { replica: slot.replica.id, attempts: job.attempts, reason: err.message },
+                { cause: err },
+              ),
         );
       } else retry.push(job);
     }
