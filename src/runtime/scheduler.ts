@@ -98,6 +98,7 @@ export interface ReplicaStats {
 export interface SchedulerStats {
   readonly replicas: readonly ReplicaStats[];
   readonly queueDepth: number;
+  /** Batches on the replicas now, computing or sent ahead (not requests: a batch holds several). */
   readonly inFlight: number;
   readonly submitted: number;
   readonly completed: number;
@@ -146,8 +147,8 @@ export class Scheduler<I> {
   private readonly maxAttempts: number;
   private readonly started = performance.now();
   private timer: NodeJS.Timeout | null = null;
-  /** Jobs on a replica now, so destroy() can fail them at once. */
-  private readonly inFlight = new Set<Job<I>>();
+  /** Jobs dispatched to a replica and not answered yet (sent-ahead batches too), so destroy() can fail them at once. */
+  private readonly dispatched = new Set<Job<I>>();
   private pumpScheduled = false;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private drained: (() => void) | null = null;
@@ -417,7 +418,7 @@ export class Scheduler<I> {
     const dispatchedAt = performance.now();
     const firstEnqueued = Math.min(...batch.map((j) => j.enqueuedAt));
     const realTokens = batch.reduce((n, j) => n + j.length, 0);
-    for (const job of batch) this.inFlight.add(job);
+    for (const job of batch) this.dispatched.add(job);
     // Sent ahead: it starts when the batch before it on this replica is answered.
     const ahead = slot.held.length > 0;
     const paddedTokens = paddedLength * batch.length;
@@ -429,7 +430,7 @@ export class Scheduler<I> {
       const startedAt = Math.max(dispatchedAt, slot.since);
       slot.held.shift();
       if (slot.held.length > 0) slot.since = now;
-      for (const job of batch) this.inFlight.delete(job);
+      for (const job of batch) this.dispatched.delete(job);
       this.record(slot, batch.length, paddedLength, realTokens, now - startedAt, startedAt - firstEnqueued, ok);
       return now;
     };
@@ -556,7 +557,7 @@ export class Scheduler<I> {
     paddedLength: number,
     realTokens: number,
     computeMs: number,
-    maxQueueMs: number,
+    longestWaitMs: number,
     ok: boolean,
   ): void {
     slot.busyMs += computeMs;
@@ -579,7 +580,7 @@ export class Scheduler<I> {
         paddedLength,
         fill,
         computeMs,
-        maxQueueMs,
+        longestWaitMs,
         ok,
       } satisfies BatchEvent);
     }
@@ -662,8 +663,8 @@ export class Scheduler<I> {
     this.state = 'closed';
     if (this.timer) clearTimeout(this.timer);
     this.failQueued(err);
-    for (const job of this.inFlight) this.fail(job, err);
-    this.inFlight.clear();
+    for (const job of this.dispatched) this.fail(job, err);
+    this.dispatched.clear();
     await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
   }
 }

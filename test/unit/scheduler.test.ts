@@ -1173,7 +1173,7 @@ describe('kiln:scheduler:batch channel', () => {
     );
     for (const e of events) {
       assert.equal(typeof e.computeMs, 'number');
-      assert.ok(e.computeMs >= 0 && e.maxQueueMs >= 0);
+      assert.ok(e.computeMs >= 0 && e.longestWaitMs >= 0);
     }
   });
 });
