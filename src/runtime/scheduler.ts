@@ -161,7 +161,7 @@ export class Scheduler<I> {
   /**
    * Replica compute time per batch (the workers' own timing), averaged over recent batches: the
    * admission check's speed. A capacity, not a completion rate: a rate of answers falls when the
-   * queue runs empty, and an estimate built on it refused more the less work there was. Per
+   * queue runs empty, so an estimate built on it would refuse more the less work there is. Per
    * batch, not per request: the queue is served in batches, and a batch of 8 costs far less
    * than 8 batches of 1.
    */

@@ -22,7 +22,7 @@ import { Scheduler, type SchedulerStats } from './scheduler.js';
 export interface ModelOptions {
   /** Replicas (sessions in worker threads); `auto` fills the cores. @defaultValue 'auto' */
   replicas?: number | 'auto';
-  /** Intra-op threads per replica (the seed's cores per model). @defaultValue 1 */
+  /** Intra-op threads per replica: the cores one batch may use. @defaultValue 1 */
   threadsPerReplica?: number;
   /** Most inputs per batch; at most the artifact's max batch. @defaultValue the artifact's max batch */
   maxBatch?: number;
@@ -48,9 +48,9 @@ export interface ModelOptions {
 
 /**
  * Replicas run at a lower CPU priority than the main thread (HTTP, tokenizing, scheduling), so
- * that when batches saturate the cores the main thread still gets one when it wakes. Measured
- * with `npm run bench:overload` (benchmarks/README.md): at 4× the sustainable rate on 2 cores,
- * the median refusal took 2.1–3.8 ms with replicas at nice 10 against 4.8–6.5 ms at nice 0.
+ * that when batches saturate the cores the main thread still gets one when it wakes: under
+ * overload, refusals come back faster (`npm run bench:overload`, the `--replica-nice` runs in
+ * benchmarks/README.md).
  */
 export const DEFAULT_REPLICA_NICE = 10;
 
