@@ -21,7 +21,7 @@ export interface SchedulerOptions<I> {
   factory: ReplicaFactory;
   /** Most sequences in one batch. */
   maxBatch: number;
-  /** How long a request may wait for companions when a replica is busy, in ms. @defaultValue 2 */
+  /** How long a request may wait for companions when a replica is busy, in ms. @defaultValue {@link DEFAULT_MAX_DELAY_MS} */
   maxDelayMs?: number;
   /** Most requests waiting; more are refused with KILN_ERR_QUEUE_FULL. @defaultValue 4096 */
   maxQueue?: number;
@@ -133,7 +133,8 @@ export const RECENT_WINDOW_MS = 10_000;
 /** Latencies kept for it; beyond this rate the window shortens to the newest answers. */
 const RECENT_CAPACITY = 8192;
 
-const DEFAULT_MAX_DELAY_MS = 2;
+/** How long a request waits for companions while a replica is busy, unless told otherwise, in ms. */
+export const DEFAULT_MAX_DELAY_MS = 2;
 const DEFAULT_MAX_QUEUE = 4096;
 
 export class Scheduler<I> {
