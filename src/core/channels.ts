@@ -6,7 +6,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 
 /** A batch finished (or failed) on a replica: {@link BatchEvent}. */
 export const BATCH_CHANNEL = 'kiln:scheduler:batch';
-/** A request was refused because the queue was full: {@link RejectEvent}. */
+/** A request was refused at admission (queue full, or its expected wait past --max-queue-ms): {@link RejectEvent}. */
 export const REJECT_CHANNEL = 'kiln:scheduler:reject';
 /** A replica failed and was replaced: {@link ReplicaErrorEvent}. */
 export const REPLICA_ERROR_CHANNEL = 'kiln:scheduler:replica-error';
@@ -21,7 +21,7 @@ export interface BatchEvent {
   /** Time on the replica from when the batch started (its dispatch, or the answer of the batch before it on that replica), milliseconds. */
   computeMs: number;
   /** Longest time a request of this batch waited before the batch started (queue, then behind the batch before it), milliseconds. */
-  maxQueueMs: number;
+  longestWaitMs: number;
   ok: boolean;
 }
 

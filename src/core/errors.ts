@@ -359,7 +359,7 @@ export const ERRORS = {
   ),
   KILN_ERR_REPLICA_FAILED: def<{ replica: number; attempts: number; reason: string }>(
     500,
-    'A replica failed while running a batch, on every attempt.',
+    'A replica crashed or exited while running a batch, on every attempt (an error ONNX Runtime reports keeps its own code).',
     (p) => `inference failed on replica ${p.replica} after ${p.attempts} attempt(s): ${p.reason}`,
   ),
 

@@ -10,7 +10,6 @@ export const RUNTIME_VERSION: string = ort.env.versions.node ?? ort.env.versions
 
 /** Execution providers kiln can name; `cpu` is the one every install has. */
 export type Backend = 'cpu';
-export const BACKENDS: readonly Backend[] = ['cpu'];
 
 export interface SessionOptions {
   backend: Backend;

@@ -1,5 +1,5 @@
 // ONNX Runtime 1.30 CPUExecutionProvider kernels: operator -> opset ranges it is registered for.
-// Generated from onnxruntime's docs/OperatorKernels.md (the CPU section); facts only.
+// Transcribed from onnxruntime's docs/OperatorKernels.md (the CPU section); facts only.
 // A range is [since, until]; until = null means "and every later opset".
 // Domain "" is the default ONNX domain (ai.onnx).
 export type OpsetRange = readonly [since: number, until: number | null];

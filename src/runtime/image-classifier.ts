@@ -5,7 +5,7 @@
  */
 import { KilnError } from '../core/errors.js';
 import { softmax } from '../core/stats.js';
-import { type Manifest, readArtifact } from '../model/artifact.js';
+import type { Manifest } from '../model/artifact.js';
 import { IMAGE_FORMATS, type ImagePreprocessing, MAX_IMAGE_PIXELS, preprocess } from '../model/image.js';
 import { tensorBatcher } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
@@ -31,11 +31,6 @@ export class ImageClassifier extends TaskModel<Float32Array, ImagePrediction> {
 
   get task(): 'image-classification' {
     return 'image-classification';
-  }
-
-  static async load(artifactPath: string, options: ModelOptions = {}): Promise<ImageClassifier> {
-    const { dir, manifest } = await readArtifact(artifactPath, { verify: options.verify !== false });
-    return ImageClassifier.open(dir, manifest, options);
   }
 
   static async open(dir: string, manifest: Manifest, options: ModelOptions): Promise<ImageClassifier> {

@@ -9,22 +9,23 @@ import { TextEmbedder } from './text-embedder.js';
 /** Every loaded model; narrow with `model.task` or `instanceof`. */
 export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier;
 
-const OPENERS: Partial<
-  Record<Manifest['task'], (dir: string, manifest: Manifest, options: ModelOptions) => Promise<LoadedModel>>
+/** The class that runs each task. */
+const CLASSES: Partial<
+  Record<Manifest['task'], { open(dir: string, manifest: Manifest, options: ModelOptions): Promise<LoadedModel> }>
 > = {
-  'text-classification': (dir, manifest, options) => TextClassifier.open(dir, manifest, options),
-  'feature-extraction': (dir, manifest, options) => TextEmbedder.open(dir, manifest, options),
-  'image-classification': (dir, manifest, options) => ImageClassifier.open(dir, manifest, options),
+  'text-classification': TextClassifier,
+  'feature-extraction': TextEmbedder,
+  'image-classification': ImageClassifier,
 };
 
 export async function loadModel(artifactPath: string, options: ModelOptions = {}): Promise<LoadedModel> {
   const { dir, manifest } = await readArtifact(artifactPath, { verify: options.verify !== false });
-  const open = OPENERS[manifest.task];
-  if (!open) {
+  const taskClass = CLASSES[manifest.task];
+  if (!taskClass) {
     throw new KilnError('KILN_ERR_ARTIFACT_INVALID', {
       path: dir,
       problem: `its task ${JSON.stringify(manifest.task)} is not one this kiln runs (${TASKS.join(', ')}); recompile it with this kiln`,
     });
   }
-  return open(dir, manifest, options);
+  return taskClass.open(dir, manifest, options);
 }

@@ -1,6 +1,7 @@
 /**
- * The memory check before loading replicas (the seed's "memory errors", turned into a check):
- * replicas × the per-replica figure compile measured, against the memory available.
+ * The memory check before loading replicas: replicas × the per-replica figure compile measured
+ * (plus the process's fixed cost), against the memory available. A layout that cannot fit is
+ * refused, naming what would fit, instead of failing part-way through loading.
  */
 import { readFile } from 'node:fs/promises';
 import { freemem, totalmem } from 'node:os';

@@ -1,12 +1,14 @@
 /**
- * A replica: one ONNX Runtime session in its own worker thread, so `session.run` never blocks
- * the main thread's event loop (measured: design.md, "Decisions already taken").
+ * A replica: one ONNX Runtime session in its own worker thread, so that while a batch computes
+ * the main thread's event loop stays free to take requests, tokenize and schedule the next one.
+ * A failure goes back with its code and params (replica-protocol.ts), so the main thread
+ * re-creates the same KilnError instead of wrapping its message in another.
  */
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { createSession, type RuntimeSession } from './binding.js';
-import type { FromReplica, ToReplica } from './replica-protocol.js';
+import { type FromReplica, type ToReplica, toWireError } from './replica-protocol.js';
 
 const port = parentPort!;
 let session: RuntimeSession | null = null;
@@ -29,9 +31,9 @@ async function handle(message: ToReplica): Promise<void> {
           optimization: 'disabled',
           intraOpThreads: message.intraOpThreads,
         });
-        send({ type: 'ready', outputName: session.outputNames[0] ?? '' });
+        send({ type: 'ready' });
       } catch (err) {
-        send({ type: 'load-failed', message: (err as Error).message, code: (err as { code?: string }).code });
+        send({ type: 'load-failed', error: toWireError(err) });
       }
       return;
     case 'run': {
@@ -45,7 +47,7 @@ async function handle(message: ToReplica): Promise<void> {
           data.buffer as ArrayBuffer,
         ]);
       } catch (err) {
-        send({ type: 'run-failed', id: message.id, message: (err as Error).message });
+        send({ type: 'run-failed', id: message.id, error: toWireError(err) });
       }
       return;
     }

@@ -3,14 +3,18 @@ import { Worker } from 'node:worker_threads';
 import { KilnError } from '../core/errors.js';
 import type { FloatTensor } from '../core/tensor.js';
 import type { Backend } from './binding.js';
-import type { FromReplica, ToReplica, WireTensor } from './replica-protocol.js';
+import { type FromReplica, fromWireError, type ToReplica, type WireTensor } from './replica-protocol.js';
 
 /** What the scheduler needs from a replica; tests supply their own to inject failures. */
 export interface Replica {
   readonly id: number;
   /** False once the replica has crashed or been closed; the scheduler then replaces it. */
   readonly alive: boolean;
-  /** Runs one batch; rejects if the replica fails (it is then replaced). */
+  /**
+   * Runs one batch. Rejects with a KilnError when the replica reports the failure itself (ONNX
+   * Runtime refused the batch: the replica lives on), with a plain Error when it crashed or exited
+   * (it is then replaced).
+   */
   run(feeds: Record<string, WireTensor>): Promise<FloatTensor & { computeMs: number }>;
   close(): Promise<void>;
 }
@@ -18,7 +22,7 @@ export interface Replica {
 export interface ReplicaOptions {
   modelPath: string;
   backend: Backend;
-  /** Intra-op threads of this replica's session (the seed's cores per model). */
+  /** Intra-op threads of this replica's session: the cores one batch may use. */
   intraOpThreads: number;
   /** How much lower the replica's threads' CPU priority is (Linux nice; 0: unchanged). @defaultValue 0 */
   nice?: number;
@@ -44,7 +48,9 @@ export class WorkerReplica implements Replica {
       if (message.type === 'result') {
         this.settle(message.id)?.resolve({ data: message.data, dims: message.dims, computeMs: message.computeMs });
       } else if (message.type === 'run-failed') {
-        this.settle(message.id)?.reject(new KilnError('KILN_ERR_RUNTIME_RUN', { reason: message.message }));
+        this.settle(message.id)?.reject(
+          fromWireError(message.error, (reason, cause) => new KilnError('KILN_ERR_RUNTIME_RUN', { reason }, { cause })),
+        );
       }
     });
     const fail = (err: Error): void => {
@@ -67,7 +73,12 @@ export class WorkerReplica implements Replica {
       const onMessage = (message: FromReplica): void => {
         if (message.type === 'ready') resolve();
         else if (message.type === 'load-failed')
-          reject(new KilnError('KILN_ERR_RUNTIME_LOAD', { path: options.modelPath, reason: message.message }));
+          reject(
+            fromWireError(
+              message.error,
+              (reason, cause) => new KilnError('KILN_ERR_RUNTIME_LOAD', { path: options.modelPath, reason }, { cause }),
+            ),
+          );
       };
       worker.once('message', onMessage);
       worker.once('error', reject);

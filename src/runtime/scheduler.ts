@@ -21,7 +21,7 @@ export interface SchedulerOptions<I> {
   factory: ReplicaFactory;
   /** Most sequences in one batch. */
   maxBatch: number;
-  /** How long a request may wait for companions when a replica is busy, in ms. @defaultValue 2 */
+  /** How long a request may wait for companions when a replica is busy, in ms. @defaultValue {@link DEFAULT_MAX_DELAY_MS} */
   maxDelayMs?: number;
   /** Most requests waiting; more are refused with KILN_ERR_QUEUE_FULL. @defaultValue 4096 */
   maxQueue?: number;
@@ -31,7 +31,10 @@ export interface SchedulerOptions<I> {
   buckets: number[];
   /** Turns the requests of a batch into the graph's feeds (the task's part: text, images…). */
   batcher: Batcher<I>;
-  /** Tries per request before it fails with KILN_ERR_REPLICA_FAILED. @defaultValue 2 */
+  /**
+   * Tries per request before it fails: with the replica's own error (KILN_ERR_RUNTIME_RUN when
+   * ONNX Runtime refused the batch), or KILN_ERR_REPLICA_FAILED when the replica crashed. @defaultValue 2
+   */
   maxAttempts?: number;
   /**
    * Refuse a request (KILN_ERR_QUEUE_WAIT, 429) that would wait longer than this before its batch
@@ -95,6 +98,7 @@ export interface ReplicaStats {
 export interface SchedulerStats {
   readonly replicas: readonly ReplicaStats[];
   readonly queueDepth: number;
+  /** Batches on the replicas now, computing or sent ahead (not requests: a batch holds several). */
   readonly inFlight: number;
   readonly submitted: number;
   readonly completed: number;
@@ -129,7 +133,8 @@ export const RECENT_WINDOW_MS = 10_000;
 /** Latencies kept for it; beyond this rate the window shortens to the newest answers. */
 const RECENT_CAPACITY = 8192;
 
-const DEFAULT_MAX_DELAY_MS = 2;
+/** How long a request waits for companions while a replica is busy, unless told otherwise, in ms. */
+export const DEFAULT_MAX_DELAY_MS = 2;
 const DEFAULT_MAX_QUEUE = 4096;
 
 export class Scheduler<I> {
@@ -143,8 +148,8 @@ export class Scheduler<I> {
   private readonly maxAttempts: number;
   private readonly started = performance.now();
   private timer: NodeJS.Timeout | null = null;
-  /** Jobs on a replica now, so destroy() can fail them at once. */
-  private readonly inFlight = new Set<Job<I>>();
+  /** Jobs dispatched to a replica and not answered yet (sent-ahead batches too), so destroy() can fail them at once. */
+  private readonly dispatched = new Set<Job<I>>();
   private pumpScheduled = false;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private drained: (() => void) | null = null;
@@ -157,7 +162,7 @@ export class Scheduler<I> {
   /**
    * Replica compute time per batch (the workers' own timing), averaged over recent batches: the
    * admission check's speed. A capacity, not a completion rate: a rate of answers falls when the
-   * queue runs empty, and an estimate built on it refused more the less work there was. Per
+   * queue runs empty, so an estimate built on it would refuse more the less work there is. Per
    * batch, not per request: the queue is served in batches, and a batch of 8 costs far less
    * than 8 batches of 1.
    */
@@ -414,7 +419,7 @@ export class Scheduler<I> {
     const dispatchedAt = performance.now();
     const firstEnqueued = Math.min(...batch.map((j) => j.enqueuedAt));
     const realTokens = batch.reduce((n, j) => n + j.length, 0);
-    for (const job of batch) this.inFlight.add(job);
+    for (const job of batch) this.dispatched.add(job);
     // Sent ahead: it starts when the batch before it on this replica is answered.
     const ahead = slot.held.length > 0;
     const paddedTokens = paddedLength * batch.length;
@@ -426,7 +431,7 @@ export class Scheduler<I> {
       const startedAt = Math.max(dispatchedAt, slot.since);
       slot.held.shift();
       if (slot.held.length > 0) slot.since = now;
-      for (const job of batch) this.inFlight.delete(job);
+      for (const job of batch) this.dispatched.delete(job);
       this.record(slot, batch.length, paddedLength, realTokens, now - startedAt, startedAt - firstEnqueued, ok);
       return now;
     };
@@ -470,13 +475,18 @@ export class Scheduler<I> {
       if (job.settled) continue;
       job.attempts += 1;
       if (job.attempts >= this.maxAttempts || this.state === 'closed') {
+        // An error the replica reported itself (a KilnError: ONNX Runtime refused the batch) reaches
+        // the caller as it is; wrapping it would repeat its message under another code. A crash
+        // or exit has no code of its own: it is told as the replica failing.
         this.fail(
           job,
-          new KilnError(
-            'KILN_ERR_REPLICA_FAILED',
-            { replica: slot.replica.id, attempts: job.attempts, reason: err.message },
-            { cause: err },
-          ),
+          err instanceof KilnError
+            ? err
+            : new KilnError(
+                'KILN_ERR_REPLICA_FAILED',
+                { replica: slot.replica.id, attempts: job.attempts, reason: err.message },
+                { cause: err },
+              ),
         );
       } else retry.push(job);
     }
@@ -548,7 +558,7 @@ export class Scheduler<I> {
     paddedLength: number,
     realTokens: number,
     computeMs: number,
-    maxQueueMs: number,
+    longestWaitMs: number,
     ok: boolean,
   ): void {
     slot.busyMs += computeMs;
@@ -571,7 +581,7 @@ export class Scheduler<I> {
         paddedLength,
         fill,
         computeMs,
-        maxQueueMs,
+        longestWaitMs,
         ok,
       } satisfies BatchEvent);
     }
@@ -654,8 +664,8 @@ export class Scheduler<I> {
     this.state = 'closed';
     if (this.timer) clearTimeout(this.timer);
     this.failQueued(err);
-    for (const job of this.inFlight) this.fail(job, err);
-    this.inFlight.clear();
+    for (const job of this.dispatched) this.fail(job, err);
+    this.dispatched.clear();
     await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
   }
 }

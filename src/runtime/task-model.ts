@@ -10,23 +10,23 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
-import type { Manifest } from '../model/artifact.js';
+import { type Manifest, readArtifact } from '../model/artifact.js';
 import { defaultBuckets } from '../model/buckets.js';
 import { TextTokenizer } from '../model/tokenizer.js';
 import type { Batcher } from './batcher.js';
 import type { Backend } from './binding.js';
 import { checkLayoutFits } from './memory.js';
 import { type ReplicaFactory, workerReplicas } from './replica.js';
-import { Scheduler, type SchedulerStats } from './scheduler.js';
+import { DEFAULT_MAX_DELAY_MS, Scheduler, type SchedulerStats } from './scheduler.js';
 
 export interface ModelOptions {
   /** Replicas (sessions in worker threads); `auto` fills the cores. @defaultValue 'auto' */
   replicas?: number | 'auto';
-  /** Intra-op threads per replica (the seed's cores per model). @defaultValue 1 */
+  /** Intra-op threads per replica: the cores one batch may use. @defaultValue 1 */
   threadsPerReplica?: number;
   /** Most inputs per batch; at most the artifact's max batch. @defaultValue the artifact's max batch */
   maxBatch?: number;
-  /** How long a request may wait for companions while replicas are busy, in ms. @defaultValue 2 */
+  /** How long a request may wait for companions while replicas are busy, in ms. @defaultValue {@link DEFAULT_MAX_DELAY_MS} */
   maxDelayMs?: number;
   /** Most requests waiting before new ones are refused (429 in the server). @defaultValue 4096 */
   maxQueue?: number;
@@ -48,9 +48,9 @@ export interface ModelOptions {
 
 /**
  * Replicas run at a lower CPU priority than the main thread (HTTP, tokenizing, scheduling), so
- * that when batches saturate the cores the main thread still gets one when it wakes. Measured
- * with `npm run bench:overload` (benchmarks/README.md): at 4× the sustainable rate on 2 cores,
- * the median refusal took 2.1–3.8 ms with replicas at nice 10 against 4.8–6.5 ms at nice 0.
+ * that when batches saturate the cores the main thread still gets one when it wakes: under
+ * overload, refusals come back faster (`npm run bench:overload`, the `--replica-nice` runs in
+ * benchmarks/README.md).
  */
 export const DEFAULT_REPLICA_NICE = 10;
 
@@ -95,7 +95,7 @@ export async function startScheduler<I>(
     );
     if (buckets.at(-1) !== manifest.limits.maxLength) buckets.push(manifest.limits.maxLength);
   }
-  const maxDelayMs = options.maxDelayMs ?? tuned?.maxDelayMs ?? 2;
+  const maxDelayMs = options.maxDelayMs ?? tuned?.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
   // Refuse a layout that cannot fit before loading any replica.
   await checkLayoutFits(manifest.memory, replicas, {
     model: manifest.name,
@@ -151,6 +151,20 @@ export abstract class TaskModel<I, R> {
     readonly layout: Layout,
   ) {}
 
+  /**
+   * Reads an artifact (each file's SHA-256 checked unless `verify: false`) and starts it as the
+   * class this is called on: `TextClassifier.load(path)`.
+   */
+  static async load<M>(
+    this: { open(dir: string, manifest: Manifest, options: ModelOptions): Promise<M> },
+    artifactPath: string,
+    options: ModelOptions = {},
+  ): Promise<M> {
+    const { dir, manifest } = await readArtifact(artifactPath, { verify: options.verify !== false });
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the subclass load() is called on (TextClassifier.load opens a TextClassifier).
+    return this.open(dir, manifest, options);
+  }
+
   /** The task this class runs (a literal in each subclass, so a LoadedModel narrows on it). */
   abstract get task(): Manifest['task'];
 
@@ -199,10 +213,4 @@ export abstract class TaskModel<I, R> {
   async close(): Promise<void> {
     await this.scheduler.close();
   }
-}
-
-/** Text inputs must be strings: a text model given image bytes says so. */
-export function asText(input: ModelInput, where: string, task: string): string {
-  if (typeof input === 'string') return input;
-  throw new KilnError('KILN_ERR_INPUT_KIND', { where, expected: 'a text', got: 'binary data (an image?)', task });
 }

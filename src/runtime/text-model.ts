@@ -1,7 +1,7 @@
 /**
  * What the text tasks share: the tokenizer on the calling thread, the empty-text check,
- * truncation at max length, token rows a client made itself. A text task (classifier,
- * embedder) says only what a row of the graph's output means.
+ * truncation at max length, token rows a client made itself, `infer`. A text task (classifier,
+ * embedder) says only what a row of the graph's output means ({@link TextModel.answer}).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,13 +19,17 @@ import {
   TaskModel,
 } from './task-model.js';
 
-/** A text's output row and what the tokenizer made of it. */
-export interface TextRow {
-  row: number[];
+/** What the tokenizer made of a text; every text task's answer reports it. */
+export interface TextTokens {
   /** Tokens the model saw, special tokens included. */
   tokens: number;
   /** True when the text was cut at the artifact's max length. */
   truncated: boolean;
+}
+
+/** A text's output row and what the tokenizer made of it. */
+export interface TextRow extends TextTokens {
+  row: number[];
 }
 
 /** What a text task's constructor gets from {@link TextModel.start}. */
@@ -67,19 +71,34 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
     return { tokenizer, scheduler, layout, typeVocab };
   }
 
-  /** Tokenizes texts (refusing empty ones) and queues each; resolves to their output rows. */
+  /** What a text's output row means for this task: a prediction, an embedding. */
+  protected abstract answer(row: TextRow): R;
+
+  infer(
+    inputs: readonly ModelInput[],
+    describe: (index: number) => string = (i) => `input ${i} (counting from 0)`,
+    options: { deadline?: number } = {},
+  ): Promise<R[]> {
+    return this.runTexts(
+      inputs.map((input, i) => asText(input, describe(i), this.task)),
+      describe,
+      options,
+    );
+  }
+
+  /** Tokenizes texts (refusing empty ones), queues each, and answers each from its output row. */
   protected async runTexts(
     texts: readonly string[],
     describe: (index: number) => string,
     options: { deadline?: number },
-  ): Promise<TextRow[]> {
+  ): Promise<R[]> {
     texts.forEach((text, index) => {
       if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
     });
     const { maxLength } = this.manifest.limits;
     const encoded = texts.map((text) => this.tokenizer.encode(text, maxLength));
     const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, options)));
-    return rows.map((row, i) => ({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
+    return rows.map((row, i) => this.answer({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }
 
   /**
@@ -128,4 +147,10 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
   tokenCount(text: string): number {
     return this.tokenizer.encode(text, this.manifest.limits.maxLength).ids.length;
   }
+}
+
+/** Text inputs must be strings: a text model given image bytes says so. */
+function asText(input: ModelInput, where: string, task: string): string {
+  if (typeof input === 'string') return input;
+  throw new KilnError('KILN_ERR_INPUT_KIND', { where, expected: 'a text', got: 'binary data (an image?)', task });
 }

@@ -146,7 +146,7 @@ export class ServerMetrics {
         failures.inc({ replica: String(e.replica) });
         return;
       }
-      queueWait.observe(e.maxQueueMs / 1000);
+      queueWait.observe(e.longestWaitMs / 1000);
       compute.observe(e.computeMs / 1000);
       batchSize.observe(e.size);
       fill.observe(e.fill);

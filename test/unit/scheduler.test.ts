@@ -965,6 +965,21 @@ describe('Scheduler replica failures', () => {
       assert.equal(stats.replicas[0]!.failures, runs);
     });
   }
+
+  test('a replica that always rejects with a KilnError (alive) → after maxAttempts each request rejects with exactly that error, not KILN_ERR_REPLICA_FAILED', async (t) => {
+    const fleet = new Fleet();
+    const coded = new KilnError('KILN_ERR_RUNTIME_RUN', { reason: 'Unexpected input data type' });
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 4 });
+    const request = submit(scheduler, seq(1000, 3));
+    await fleet.waitForRuns(1);
+    fleet.at(0).fail(coded);
+    await fleet.waitForRuns(2);
+    fleet.at(1).fail(coded);
+    await assert.rejects(request.promise, (err: unknown) => err === coded);
+    assert.equal(request.settlements(), 1);
+    assert.equal(fleet.runs.length, 2, 'retried once, as any failure');
+  });
 });
 
 describe('Scheduler.close and Scheduler.destroy', () => {
@@ -1158,7 +1173,7 @@ describe('kiln:scheduler:batch channel', () => {
     );
     for (const e of events) {
       assert.equal(typeof e.computeMs, 'number');
-      assert.ok(e.computeMs >= 0 && e.maxQueueMs >= 0);
+      assert.ok(e.computeMs >= 0 && e.longestWaitMs >= 0);
     }
   });
 });
