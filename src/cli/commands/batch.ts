@@ -6,7 +6,7 @@ import { writeNpyFromJsonl } from '../../deploy/npy.js';
 import { readImageFile } from '../../model/image-files.js';
 import { loadModel } from '../../runtime/load-model.js';
 import { artifactFromArgument } from '../open-artifact.js';
-import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
+import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { choice, defineCommand, type FlagSpec, integer, nonEmpty } from '../table.js';
 
 function shardFlag(raw: string, flag: string): Shard {
@@ -98,7 +98,7 @@ export const batchCommand = defineCommand({
     const shardSuffix = flags.shard ? `.shard-${flags.shard.index}-of-${flags.shard.count}` : '';
     const output = resolve(flags.out ?? `${basename(input, extname(input))}.predictions${shardSuffix}.jsonl`);
     const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
-    const classifier = await loadModel(artifact, classifierOptions(flags));
+    const classifier = await loadModel(artifact, runtimeOptions(flags));
     if (flags.format === 'npy' && classifier.task !== 'feature-extraction') {
       await classifier.close();
       throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {

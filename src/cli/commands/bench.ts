@@ -21,7 +21,7 @@ import type { ModelInput } from '../../runtime/task-model.js';
 import { KILN_VERSION, PACKAGE_ROOT } from '../../version.js';
 import { formatMs } from '../format.js';
 import { artifactFromArgument } from '../open-artifact.js';
-import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
+import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { choice, defineCommand, type FlagSpec, integer, nonEmpty } from '../table.js';
 
 const MODES = ['all', 'latency', 'throughput', 'concurrency'] as const;
@@ -176,7 +176,7 @@ export const benchCommand = defineCommand({
     const texts: ModelInput[] = images
       ? await Promise.all(paths.map((p, i) => readImageFile(p, `image ${i + 1} of ${flags.data}`)))
       : (await readDataset(flags.data)).examples.map((e) => e.text);
-    const classifier = await loadModel(artifact, classifierOptions(flags));
+    const classifier = await loadModel(artifact, runtimeOptions(flags));
     const progress = new Progress();
     const tick = (label: string, done: number, total: number): void => progress.tick(done, total, label);
     try {

@@ -11,7 +11,7 @@ import { type LoadedModel, loadModel } from '../../runtime/load-model.js';
 import { DEFAULT_MAX_TEXT_CHARS } from '../../server/limits.js';
 import { createServer, DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
 import { artifactFromArgument } from '../open-artifact.js';
-import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
+import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { defineCommand, host, integer, nonEmpty, usage } from '../table.js';
 
 /** Where SageMaker mounts the model (model.tar.gz, extracted) in a serving container. */
@@ -174,7 +174,7 @@ export const serveCommand = defineCommand({
       // A folder of models (a model repository, like Triton's) serves each under its name.
       const members = await repositoryMembers(artifactArg);
       const paths = members ?? [artifactArg];
-      const options = classifierOptions(flags);
+      const options = runtimeOptions(flags);
       // Several models share the cores: unless told otherwise, each gets its share of replicas.
       if (members && options.replicas === undefined)
         options.replicas = Math.max(
