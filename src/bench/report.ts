@@ -109,7 +109,7 @@ export function renderReport(result: BenchResult): string {
   parts.push(table(['setting', 'value'], settings));
   if (result.best)
     parts.push(
-      `<p class="big">Best: <b>${fmt(result.best.textsPerSecond)} texts/s</b> (${esc(result.best.mode)})${result.cost ? `; <b>$${fmt(result.cost.perMillion, 3)}</b> per million inferences at $${result.cost.pricePerHour}/h` : ''}${result.compare ? `; <b>${fmt(result.compare.speedup)}×</b> the seed's recipe (${fmt(result.compare.seedTextsPerSecond)} texts/s)` : ''}</p>`,
+      `<p class="big">Best: <b>${fmt(result.best.textsPerSecond)} texts/s</b> (${esc(result.best.mode)})${result.cost ? `; <b>$${fmt(result.cost.perMillion, 3)}</b> per million inferences at $${result.cost.pricePerHour}/h` : ''}${result.compare ? `; <b>${fmt(result.compare.speedup)}×</b> the baseline (padded to max length, batch 1, one replica: ${fmt(result.compare.baselineTextsPerSecond)} texts/s)` : ''}</p>`,
     );
   if (result.concurrency?.length) {
     const c = result.concurrency;
