@@ -1,6 +1,7 @@
 /**
- * The memory check before loading replicas (the seed's "memory errors", turned into a check):
- * replicas × the per-replica figure compile measured, against the memory available.
+ * The memory check before loading replicas, so that a layout too large for the machine is
+ * refused with the fix instead of failing inside ONNX Runtime: replicas × the per-replica figure
+ * compile measured, against the memory available.
  */
 import { readFile } from 'node:fs/promises';
 import { freemem, totalmem } from 'node:os';

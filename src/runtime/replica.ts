@@ -18,7 +18,7 @@ export interface Replica {
 export interface ReplicaOptions {
   modelPath: string;
   backend: Backend;
-  /** Intra-op threads of this replica's session (the seed's cores per model). */
+  /** Intra-op threads of this replica's session (cores per model copy). */
   intraOpThreads: number;
   /** How much lower the replica's threads' CPU priority is (Linux nice; 0: unchanged). @defaultValue 0 */
   nice?: number;
