@@ -94,7 +94,10 @@ export function renderReport(result: BenchResult): string {
   const settings: Array<[string, string]> = [
     ['model', `${result.model}${result.synthetic ? ' (SYNTHETIC weights: predictions are meaningless)' : ''}`],
     ['artifact', result.artifact],
-    ['data', `${result.data.path}: ${result.data.texts} texts, mean ${fmt(result.data.meanTokens)} tokens`],
+    [
+      'data',
+      `${result.data.path ?? 'inputs given in code'}: ${result.data.texts} texts, mean ${fmt(result.data.meanTokens)} tokens`,
+    ],
     [
       'layout',
       `${result.layout.replicas} replica(s) × ${result.layout.threadsPerReplica} thread(s), max batch ${result.layout.maxBatch}, max delay ${result.layout.maxDelayMs} ms, buckets ${result.layout.buckets.join(',')}`,
