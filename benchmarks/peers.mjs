@@ -13,7 +13,7 @@ import { DIST, ROOT, scratch } from './lib.mjs';
 const { synthesize } = await import(`${DIST}/import/synth.js`);
 const { compile } = await import(`${DIST}/compiler/compile.js`);
 const { TextClassifier } = await import(`${DIST}/runtime/text-classifier.js`);
-const { throughputSweep, concurrencySweep, seedRecipeThroughput } = await import(`${DIST}/bench/bench.js`);
+const { throughputSweep, concurrencySweep, baselineThroughput } = await import(`${DIST}/bench/measure.js`);
 const { createSession, RUNTIME_VERSION } = await import(`${DIST}/runtime/binding.js`);
 const { GraphBuilder } = await import(`${DIST}/onnx/builder.js`);
 const { encodeModel, onnx } = await import(`${DIST}/onnx/proto.js`);
@@ -171,7 +171,7 @@ try {
   open.push(seed);
   const seedSample = sentences.slice(0, SEED_SENTENCES);
   for (const s of seedSample.slice(0, 5)) await seed.classify([s]);
-  const seedRate = await seedRecipeThroughput(seed, seedSample);
+  const seedRate = await baselineThroughput(seed, seedSample);
 
   const effectiveGops = (offline.textsPerSecond * FLOP_PER_TOKEN * meanTokens) / 1e9;
   const figures = {

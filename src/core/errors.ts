@@ -326,6 +326,13 @@ export const ERRORS = {
       `no layout met p99 ≤ ${p.target} ms in ${p.trials} trials (the lowest p99 was ${p.best} ms); raise --p99-ms, compile with --precision int8 or a smaller --max-length, or use a faster machine`,
   ),
 
+  KILN_ERR_BENCH_NO_INPUTS: def(
+    400,
+    '`bench` (the library function) was given an empty list of inputs.',
+    () =>
+      'bench was given no inputs; pass at least one text (or, for an image model, the bytes of one image) in `inputs`',
+  ),
+
   KILN_ERR_MONITOR_UNREACHABLE: def<{ url: string; reason: string }>(
     502,
     "`kiln top` or `kiln monitor` cannot read the server's /stats.",

@@ -1,6 +1,7 @@
+import { resolveArtifact } from '../../api/open.js';
 import { DEFAULT_PACKAGE_FILE, packageArtifact } from '../../deploy/package.js';
+import { compileNotice } from '../compile-notice.js';
 import { formatBytes, table } from '../format.js';
-import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, nonEmpty } from '../table.js';
 
 export const packageCommand = defineCommand({
@@ -38,7 +39,7 @@ export const packageCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifactDir = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: flags.json });
+    const artifactDir = await resolveArtifact(positionals.ARTIFACT![0]!, flags.json ? undefined : compileNotice);
     const result = await packageArtifact({ artifactDir, out: flags.out });
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);

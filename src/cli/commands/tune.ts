@@ -1,10 +1,10 @@
 import { availableParallelism, cpus } from 'node:os';
+import { loadModel, resolveArtifact } from '../../api/open.js';
 import { type Trial, tune } from '../../bench/tune.js';
 import { KilnError } from '../../core/errors.js';
 import { readArtifact, writeManifest } from '../../model/artifact.js';
 import { readDataset } from '../../model/dataset.js';
-import { loadModel } from '../../runtime/load-model.js';
-import { artifactFromArgument } from '../open-artifact.js';
+import { compileNotice } from '../compile-notice.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
 import { DEFAULT_DATA } from './bench.js';
 
@@ -62,7 +62,7 @@ export const tuneCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
+    const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, compileNotice);
     const { dir, manifest } = await readArtifact(artifact);
     const texts = (await readDataset(flags.data)).examples.map((e) => e.text);
     process.stdout.write(
@@ -74,7 +74,7 @@ export const tuneCommand = defineCommand({
       sloP99Ms: flags['p99-ms'],
       budgetS: flags['budget-s'],
       maxBatchLimit: manifest.limits.maxBatch,
-      load: (replicas, threadsPerReplica) => loadModel(dir, { replicas, threadsPerReplica, verify: false }),
+      load: (replicas, threadsPerReplica) => loadModel({ model: dir, replicas, threadsPerReplica, verify: false }),
       onTrial: (t) => process.stdout.write(`${row(t)}\n`),
     });
     if (!best) {
