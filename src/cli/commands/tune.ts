@@ -5,7 +5,7 @@ import { KilnError } from '../../core/errors.js';
 import { readArtifact, writeManifest } from '../../model/artifact.js';
 import { readDataset } from '../../model/dataset.js';
 import { compileNotice } from '../compile-notice.js';
-import { defineCommand, integer, nonEmpty } from '../table.js';
+import { decimal, defineCommand, integer, nonEmpty } from '../table.js';
 import { DEFAULT_DATA } from './bench.js';
 
 function row(t: Trial): string {
@@ -33,7 +33,7 @@ export const tuneCommand = defineCommand({
       arg: 'MS',
       description: 'Latency target: the 99th percentile a layout must meet, in milliseconds.',
       default: 100,
-      parse: integer(1, 600_000),
+      parse: decimal(0.001, 600_000),
     },
     data: {
       type: 'string',
