@@ -45,8 +45,11 @@ export class TextClassifier extends TextModel<Prediction> {
   }
 
   /** Logits of rows a client tokenized itself (see {@link TextModel.runTokens}). */
-  classifyTokens(rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>): Promise<number[][]> {
-    return this.runTokens(rows);
+  classifyTokens(
+    rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>,
+    options: { deadline?: number } = {},
+  ): Promise<number[][]> {
+    return this.runTokens(rows, options);
   }
 }
 

@@ -377,7 +377,7 @@ function modelRoutes(prefix: string) {
           const vectors =
             parsed.kind === 'texts'
               ? (await model.embed(parsed.texts, describe, { deadline })).map((e) => e.embedding)
-              : await model.embedTokens(parsed.rows);
+              : await model.embedTokens(parsed.rows, { deadline });
           const embedding = {
             name: 'embedding',
             datatype: 'FP32',
@@ -389,7 +389,7 @@ function modelRoutes(prefix: string) {
         const predictions =
           parsed.kind === 'texts'
             ? await model.classify(parsed.texts, describe, { deadline })
-            : (await model.classifyTokens(parsed.rows)).map((logits) => ({
+            : (await model.classifyTokens(parsed.rows, { deadline })).map((logits) => ({
                 ...topLabel(logits, model.labels),
                 logits,
               }));
