@@ -56,6 +56,12 @@ export async function runWithin<R>(
   });
   try {
     return await Promise.race([running, late]);
+  } catch (err) {
+    // The scheduler drops inputs still queued at the deadline, which can come a moment before
+    // the timer: the client sees one code for one cause either way.
+    if (err instanceof KilnError && err.code === 'KILN_ERR_DEADLINE_EXCEEDED')
+      throw new KilnError('KILN_ERR_HTTP_TIMEOUT', { limit: timeoutMs }, { cause: err });
+    throw err;
   } finally {
     clearTimeout(timer);
   }
