@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import type { FloatTensor } from '../core/tensor.js';
+import type { StaticQuantizeReport } from '../model/reports.js';
 import { graphInputs, opsetImports, walkNodes } from '../onnx/graph.js';
 import {
   type AttributeProto,
@@ -91,23 +92,6 @@ export interface CalibrationResult {
   batches: number;
   /** Images (first dimension of every batch, summed). */
   samples: number;
-}
-
-export interface StaticQuantizeReport {
-  /** Nodes now computed in int8, by operator type (e.g. `{ Conv: 53, Add: 16, … }`). */
-  quantized: Record<string, number>;
-  /** Nodes left in fp32, by operator type (Relu folded into a quantized output not included). */
-  keptFp32: Record<string, number>;
-  /** Relu nodes removed because the uint8 quantization of their input (zero point 0) clamps at 0. */
-  foldedRelu: number;
-  /** Activation tensors given a QuantizeLinear. */
-  activations: number;
-  /** Conv and Gemm nodes whose bias was corrected for their weights' rounding. */
-  biasCorrected: number;
-  calibration: { batches: number; samples: number; method: 'minmax' };
-  weights: { bits: 7 | 8; perChannel: boolean };
-  /** Bytes of all initializers' data, before and after. */
-  weightBytes: { before: number; after: number };
 }
 
 type Kind = 'weighted' | 'binary' | 'pool' | 'shared';
@@ -743,3 +727,5 @@ export async function staticQuantize(
   const calibration = await calibrate(model, calibrationTensors(model, options), options.calibration, options);
   return quantizeStatic(model, calibration, options);
 }
+
+export type { StaticQuantizeReport };

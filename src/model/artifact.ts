@@ -4,13 +4,12 @@
  */
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { StaticQuantizeReport } from '../compiler/static-quantize.js';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import type { TensorInfo } from '../onnx/graph.js';
 import type { ImagePreprocessing } from './image.js';
-import type { QuantizeReport, VerifyReport } from './reports.js';
+import type { QuantizeReport, StaticQuantizeReport, VerifyReport } from './reports.js';
 
 export const ARTIFACT_FORMAT = 'kiln-artifact';
 /**
