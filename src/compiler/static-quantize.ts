@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import type { FloatTensor } from '../core/tensor.js';
 import type { StaticQuantizeReport } from '../model/reports.js';
-import { graphInputs, opsetImports, walkNodes } from '../onnx/graph.js';
+import { floatAttribute, graphInputs, intAttribute, isDefaultDomain, opsetImports, walkNodes } from '../onnx/graph.js';
 import {
   type AttributeProto,
   encodeModel,
@@ -36,8 +36,10 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from '../onnx/proto.js';
+import { GraphRewrite } from '../onnx/rewrite.js';
+import { floatValues, hasFloatValues } from '../onnx/weights.js';
 import { createSession } from '../runtime/binding.js';
-import { floatValues, hasFloatValues, roundHalfEven, tensorBytes } from './quantize.js';
+import { keepMatcher, type QuantizedWeight, quantizeWeight, roundHalfEven, uint8Params } from './quantize-common.js';
 
 const T = onnx.TensorProto.DataType;
 const A = onnx.AttributeProto.AttributeType;
@@ -134,73 +136,6 @@ const FLOAT_PRESERVING = new Set([
   'ReduceMean',
 ]);
 
-const isDefaultDomain = (node: NodeProto): boolean => !node.domain || node.domain === 'ai.onnx';
-
-function attr(node: NodeProto, name: string): AttributeProto | undefined {
-  return (node.attribute ?? []).find((a) => a.name === name);
-}
-const intAttr = (node: NodeProto, name: string, fallback: number): number => {
-  const a = attr(node, name);
-  return a ? int64(a.i) : fallback;
-};
-const floatAttr = (node: NodeProto, name: string, fallback: number): number => {
-  const a = attr(node, name);
-  return a ? (a.f ?? 0) : fallback;
-};
-
-function keepMatcher(patterns: readonly string[]): (name: string) => boolean {
-  const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
-  const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-  return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
-}
-
-const bytesOf = (a: Int8Array | Uint8Array | Int32Array | Float32Array): Uint8Array =>
-  new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-/** uint8 asymmetric parameters for a range, widened to include 0 (so 0 is exact, as padding needs). */
-export function activationParams(range: ActivationRange): { scale: number; zeroPoint: number } {
-  const min = Math.min(0, range.min);
-  const max = Math.max(0, range.max);
-  const scale = Math.fround(max > min ? (max - min) / 255 : 1);
-  return { scale, zeroPoint: Math.min(255, Math.max(0, roundHalfEven(-min / scale))) };
-}
-
-export interface QuantizedWeight {
-  values: Int8Array;
-  /** One per channel along `axis`, or one value for per-tensor. */
-  scales: Float32Array;
-}
-
-/**
- * Symmetric int8 weights, one scale per index of `axis` (null: one for the tensor):
- * scale = max|w| / qmax, qmax 127 or 63 with `reduceRange`; all-zero channels get scale 1.
- */
-export function quantizeWeight(
-  data: Float32Array,
-  dims: readonly number[],
-  axis: number | null,
-  reduceRange: boolean,
-  minScales?: Float32Array,
-): QuantizedWeight {
-  const qmax = reduceRange ? 63 : 127;
-  const channels = axis === null ? 1 : dims[axis]!;
-  const stride = axis === null ? data.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const channelOf = (i: number): number => (axis === null ? 0 : Math.floor(i / stride) % channels);
-  const absMax = new Float64Array(channels);
-  for (let i = 0; i < data.length; i += 1) {
-    const c = channelOf(i);
-    const v = Math.abs(data[i]!);
-    if (v > absMax[c]!) absMax[c] = v;
-  }
-  const scales = Float32Array.from(absMax, (m, c) => Math.max(m === 0 ? 1 : m / qmax, minScales?.[c] ?? 0));
-  const values = new Int8Array(data.length);
-  for (let i = 0; i < data.length; i += 1) {
-    const q = roundHalfEven(data[i]! / scales[channelOf(i)]!);
-    values[i] = q < -qmax ? -qmax : Math.min(q, qmax);
-  }
-  return { values, scales };
-}
-
 /**
  * The mean change of each output channel that rounding the weights causes, Σ (w_q − w) · E[x],
  * or null when the node or the means do not fit (MatMul has no bias to correct).
@@ -219,7 +154,7 @@ function outputShift(
     q.values[i]! * q.scales[axis === null ? 0 : Math.floor(i / stride) % channels]! - weight[i]!;
   if (node.opType === 'Conv') {
     const [outputs, perGroup, kh, kw] = dims as [number, number, number, number];
-    const groups = intAttr(node, 'group', 1);
+    const groups = intAttribute(node, 'group', 1);
     if (means.length !== perGroup * groups) return null;
     const shift = new Float64Array(outputs);
     for (let o = 0; o < outputs; o += 1) {
@@ -234,7 +169,7 @@ function outputShift(
     return shift;
   }
   if (node.opType !== 'Gemm') return null;
-  const transposed = intAttr(node, 'transB', 0) === 1;
+  const transposed = intAttribute(node, 'transB', 0) === 1;
   const [rows, cols] = dims as [number, number];
   const [outputs, inner] = transposed ? [rows, cols] : [cols, rows];
   if (means.length !== inner) return null;
@@ -318,11 +253,11 @@ function plan(model: ModelProto, options: StaticQuantizeOptions): Plan {
     }
     if (node.opType === 'Gemm') {
       const weight = floatInitializer(w, 2);
-      if (!weight || intAttr(node, 'transA', 0) !== 0 || floatAttr(node, 'alpha', 1) !== 1) return null;
-      const transB = intAttr(node, 'transB', 0);
+      if (!weight || intAttribute(node, 'transA', 0) !== 0 || floatAttribute(node, 'alpha', 1) !== 1) return null;
+      const transB = intAttribute(node, 'transB', 0);
       const axis = transB ? 0 : 1;
       const bias = b ? floatInitializer(b, 1) : null;
-      if (b && (!bias || floatAttr(node, 'beta', 1) !== 1 || int64(bias.dims![0]) !== int64(weight.dims![axis])))
+      if (b && (!bias || floatAttribute(node, 'beta', 1) !== 1 || int64(bias.dims![0]) !== int64(weight.dims![axis])))
         return null;
       return { weight, axis, bias };
     }
@@ -504,20 +439,7 @@ export function quantizeStatic(
   const biasCorrection = options.biasCorrection ?? true;
   const graphInputNames = new Set((graph.input ?? []).map((v) => v.name ?? ''));
 
-  const taken = new Set<string>([
-    ...(graph.initializer ?? []).map((t) => t.name ?? ''),
-    ...graphInputNames,
-    ...(graph.valueInfo ?? []).map((v) => v.name ?? ''),
-  ]);
-  for (const node of walkNodes(graph)) for (const name of [...(node.output ?? []), node.name ?? '']) taken.add(name);
-  const uniqueName = (base: string): string => {
-    let name = base;
-    for (let i = 1; taken.has(name); i += 1) name = `${base}_${i}`;
-    taken.add(name);
-    return name;
-  };
-
-  const newInitializers: TensorProto[] = [];
+  const rewrite = new GraphRewrite(graph);
   const params = new Map<string, { scale: number; zeroPoint: number; scaleName: string; zeroPointName: string }>();
   const paramsOf = (tensor: string): { scale: number; zeroPoint: number; scaleName: string; zeroPointName: string } => {
     const root = p.tensors.get(tensor) ?? tensor;
@@ -530,17 +452,13 @@ export function quantizeStatic(
         fix: 'calibrate with calibrationTensors(model) of the same model and options',
       });
     }
-    const { scale, zeroPoint } = activationParams(range);
+    const { scale, zeroPoint } = uint8Params(range);
     const names = {
       scale,
       zeroPoint,
-      scaleName: uniqueName(`${root}_scale`),
-      zeroPointName: uniqueName(`${root}_zero_point`),
+      scaleName: rewrite.initializer(`${root}_scale`, T.FLOAT, [], Float32Array.of(scale)),
+      zeroPointName: rewrite.initializer(`${root}_zero_point`, T.UINT8, [], Uint8Array.of(zeroPoint)),
     };
-    newInitializers.push(
-      { name: names.scaleName, dataType: T.FLOAT, dims: [], rawData: bytesOf(Float32Array.of(scale)) },
-      { name: names.zeroPointName, dataType: T.UINT8, dims: [], rawData: Uint8Array.of(zeroPoint) },
-    );
     params.set(root, names);
     return names;
   };
@@ -549,9 +467,9 @@ export function quantizeStatic(
   const out: NodeProto[] = [];
   const quantize = (tensor: string): void => {
     const q = paramsOf(tensor);
-    const name = uniqueName(`${tensor}_quantized`);
+    const name = rewrite.name(`${tensor}_quantized`);
     out.push({
-      name: uniqueName(`${tensor}/QuantizeLinear`),
+      name: rewrite.name(`${tensor}/QuantizeLinear`),
       opType: 'QuantizeLinear',
       domain: '',
       input: [tensor, q.scaleName, q.zeroPointName],
@@ -562,9 +480,9 @@ export function quantizeStatic(
   /** A DequantizeLinear of `tensor` for one reader (ONNX Runtime's groups want one reader per DQ). */
   const dequantize = (tensor: string, reader: string): string => {
     const q = paramsOf(tensor);
-    const name = uniqueName(`${tensor}_dequantized`);
+    const name = rewrite.name(`${tensor}_dequantized`);
     out.push({
-      name: uniqueName(`${reader}/${tensor}/DequantizeLinear`),
+      name: rewrite.name(`${reader}/${tensor}/DequantizeLinear`),
       opType: 'DequantizeLinear',
       domain: '',
       input: [quantizedTensor.get(tensor)!, q.scaleName, q.zeroPointName],
@@ -594,18 +512,13 @@ export function quantizeStatic(
     const axisAttr: AttributeProto[] = axis === null ? [] : [{ name: 'axis', type: A.INT, i: axis }];
     const scaleDims = axis === null ? [] : [dims[axis]!];
     const names = {
-      values: uniqueName(`${base}_quantized`),
-      scale: uniqueName(`${base}_scale`),
-      zeroPoint: uniqueName(`${base}_zero_point`),
-      out: uniqueName(`${base}_dequantized`),
+      values: rewrite.initializer(`${base}_quantized`, T.INT8, dims, q.values),
+      scale: rewrite.initializer(`${base}_scale`, T.FLOAT, scaleDims, q.scales),
+      zeroPoint: rewrite.initializer(`${base}_zero_point`, T.INT8, scaleDims, new Int8Array(q.scales.length)),
+      out: rewrite.name(`${base}_dequantized`),
     };
-    newInitializers.push(
-      { name: names.values, dataType: T.INT8, dims, rawData: bytesOf(q.values) },
-      { name: names.scale, dataType: T.FLOAT, dims: scaleDims, rawData: bytesOf(q.scales) },
-      { name: names.zeroPoint, dataType: T.INT8, dims: scaleDims, rawData: new Uint8Array(q.scales.length) },
-    );
     out.push({
-      name: uniqueName(`${reader}/weight/DequantizeLinear`),
+      name: rewrite.name(`${reader}/weight/DequantizeLinear`),
       opType: 'DequantizeLinear',
       domain: '',
       input: [names.values, names.scale, names.zeroPoint],
@@ -629,17 +542,13 @@ export function quantizeStatic(
     );
     const biasBase = w.bias?.name ?? `${base}_bias`;
     const biasNames = {
-      values: uniqueName(`${biasBase}_quantized`),
-      scale: uniqueName(`${biasBase}_scale`),
-      out: uniqueName(`${biasBase}_dequantized`),
+      values: rewrite.initializer(`${biasBase}_quantized`, T.INT32, [bias.length], biasValues),
+      scale: rewrite.initializer(`${biasBase}_scale`, T.FLOAT, scaleDims, biasScales),
+      out: rewrite.name(`${biasBase}_dequantized`),
     };
-    newInitializers.push(
-      { name: biasNames.values, dataType: T.INT32, dims: [bias.length], rawData: bytesOf(biasValues) },
-      { name: biasNames.scale, dataType: T.FLOAT, dims: scaleDims, rawData: bytesOf(biasScales) },
-    );
     const biasAxis: AttributeProto[] = axis === null ? [] : [{ name: 'axis', type: A.INT, i: 0 }];
     out.push({
-      name: uniqueName(`${reader}/bias/DequantizeLinear`),
+      name: rewrite.name(`${reader}/bias/DequantizeLinear`),
       opType: 'DequantizeLinear',
       domain: '',
       input: [biasNames.values, biasNames.scale],
@@ -661,7 +570,7 @@ export function quantizeStatic(
     biasCorrected: 0,
     calibration: { batches: calibration.batches, samples: calibration.samples, method: 'minmax' },
     weights: { bits: reduceRange ? 7 : 8, perChannel: p.perChannel },
-    weightBytes: { before: (graph.initializer ?? []).reduce((n, t) => n + tensorBytes(t), 0), after: 0 },
+    weightBytes: { before: 0, after: 0 },
   };
   const count = (table: Record<string, number>, op: string): void => {
     table[op] = (table[op] ?? 0) + 1;
@@ -696,24 +605,9 @@ export function quantizeStatic(
   }
   report.activations += [...quantizedTensor.keys()].filter((t) => graphInputNames.has(t)).length;
 
-  const stillRead = new Set<string>((graph.output ?? []).map((o) => o.name ?? ''));
-  for (const node of out) for (const name of node.input ?? []) stillRead.add(name);
-  for (const node of graph.node ?? []) {
-    for (const a of node.attribute ?? [])
-      for (const g of [a.g, ...(a.graphs ?? [])])
-        if (g) for (const n of walkNodes(g)) for (const name of n.input ?? []) stillRead.add(name);
-  }
-  const dropped = new Set([...replaced].filter((name) => !stillRead.has(name)));
-  const initializer = [...(graph.initializer ?? []).filter((t) => !dropped.has(t.name ?? '')), ...newInitializers];
-  report.weightBytes.after = initializer.reduce((n, t) => n + tensorBytes(t), 0);
-  const newGraph: GraphProto = {
-    ...graph,
-    node: out,
-    initializer,
-    input: (graph.input ?? []).filter((v) => !dropped.has(v.name ?? '')),
-    valueInfo: (graph.valueInfo ?? []).filter((v) => !vanished.has(v.name ?? '')),
-  };
-  return { model: onnx.ModelProto.create({ ...model, graph: newGraph }), report };
+  const finished = rewrite.finish(out, replaced, vanished);
+  report.weightBytes = finished.weightBytes;
+  return { model: onnx.ModelProto.create({ ...model, graph: finished.graph }), report };
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { KilnError } from '../core/errors.js';
 import { GraphBuilder } from '../onnx/builder.js';
+import { transpose } from '../onnx/weights.js';
 import { type EncoderConfig, FAMILY_NAMES, type FamilyNames } from './architectures.js';
 
 export const IMPORT_OPSET = 17;
@@ -66,15 +67,6 @@ class Weights {
   load(name: string): Promise<Float32Array> {
     return this.source.load(name);
   }
-}
-
-/** PyTorch's nn.Linear stores [out, in]; MatMul wants [in, out]. */
-function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r += 1) {
-    for (let c = 0; c < cols; c += 1) out[c * rows + r] = data[r * cols + c]!;
-  }
-  return out;
 }
 
 export interface BuiltGraph {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { replaceDir, temporarySibling } from '../core/fs.js';
 import { GraphBuilder } from '../onnx/builder.js';
+import { transpose } from '../onnx/weights.js';
 import { writeModel } from '../onnx/writer.js';
 import { IMPORT_OPSET } from './encoder-graph.js';
 import { assertReplaceable } from './import.js';
@@ -58,15 +59,6 @@ function uniform(name: string, count: number, seed: number, low: number, high: n
   const next = randomStream(name, seed);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i += 1) out[i] = low + (high - low) * next();
-  return out;
-}
-
-/** PyTorch's nn.Linear stores [out, in]; MatMul wants [in, out]. */
-function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r += 1) {
-    for (let c = 0; c < cols; c += 1) out[c * rows + r] = data[r * cols + c]!;
-  }
   return out;
 }
 
