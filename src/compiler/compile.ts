@@ -57,7 +57,7 @@ import { type Backend, createSession, RUNTIME_VERSION } from '../runtime/binding
 import { KILN_VERSION } from '../version.js';
 import { cacheKey, commit, lookup, pruneStaging, stagingDir } from './cache.js';
 import { fusionCounts } from './fusions.js';
-import { imageBatches, sampleImages, verifyImages } from './image-data.js';
+import { imageBatches, sampleImages } from './image-data.js';
 import { checkLogits, checkTextInputs } from './io-check.js';
 import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
@@ -66,7 +66,7 @@ import { type QuantizeReport, quantizeModel } from './quantize.js';
 import { sentenceTransformersPipeline } from './sentence-transformers.js';
 import { type StaticQuantizeReport, staticQuantize } from './static-quantize.js';
 import { taskFromConfig } from './task.js';
-import { enforceLimits, verifyArtifact } from './verify.js';
+import { enforceLimits, verifyArtifact, verifyImages } from './verify.js';
 
 /** The seed traces with `max_length=128`. */
 export const DEFAULT_MAX_LENGTH = 128;
