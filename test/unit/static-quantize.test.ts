@@ -2,14 +2,9 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
+import { type CalibrationResult, calibrate } from '../../src/compiler/calibrate.js';
 import { quantizeWeight, uint8Params } from '../../src/compiler/quantize-common.js';
-import {
-  type CalibrationResult,
-  calibrate,
-  calibrationTensors,
-  quantizeStatic,
-  staticQuantize,
-} from '../../src/compiler/static-quantize.js';
+import { calibrationTensors, quantizeStatic, staticQuantize } from '../../src/compiler/static-quantize.js';
 import type { FloatTensor } from '../../src/core/tensor.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { operatorCounts } from '../../src/onnx/graph.js';
