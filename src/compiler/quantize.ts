@@ -25,7 +25,7 @@ export interface QuantizeOptions {
    */
   weightType?: 'int8' | 'uint8';
   /**
-   * Quantize int8 weights to 7 bits ([-64, 63]): on AVX2 without VNNI, MLAS multiplies u8 × s8
+   * Quantize int8 weights to 7 bits ([-63, 63]): on AVX2 without VNNI, MLAS multiplies u8 × s8
    * pairs with VPMADDUBSW, whose int16 sums saturate for 8-bit weights (255·127·2 > 32767).
    * Ignored for uint8. @defaultValue true
    */

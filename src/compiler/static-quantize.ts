@@ -42,11 +42,9 @@ export interface StaticQuantizeOptions {
   /**
    * Quantize weights to 7 bits ([-63, 63]) instead of 8 ([-127, 127]): on AVX2 without VNNI,
    * MLAS's u8 × s8 kernels add pairs of products in int16 (VPMADDUBSW), which saturate for
-   * 8-bit weights (255 · 127 · 2 > 32767). On kiln synth resnet-50 (AVX2 EPYC, 32 calibration
-   * and 32 other images, no bias correction): 8-bit max |Δlogit| 0.26 against fp32, of which
-   * 0.23 is saturation (the same QDQ graph run unfused in float is 0.08 away); 7-bit 0.16, with
-   * cosine of the image-specific logits 0.9982 (8-bit 0.9968), at the same speed. uint8 weights
-   * (u8 × u8, no saturation) were 0.09 away but ran at 1.29× fp32 against 2.07× for u8 × s8.
+   * 8-bit weights (255 · 127 · 2 > 32767); 7-bit ones cannot. uint8 weights would not saturate
+   * either, but take MLAS's slower u8 × u8 kernels. What each choice costs in agreement with
+   * fp32: benchmarks/README.md (`bench:cnn-int8 -- --variants`).
    * @defaultValue true
    */
   reduceRange?: boolean;
@@ -55,8 +53,7 @@ export interface StaticQuantizeOptions {
   /**
    * Subtract from each Conv and Gemm bias the mean output shift its rounded weights cause,
    * Σ (w_q − w) · E[x] with E[x] the calibration mean of each input channel (bias correction,
-   * Nagel et al. 2019). On kiln synth resnet-50, 128 other images: max |Δlogit| 0.21 → 0.14,
-   * top-1 agreement 96.9 → 98.4 %, cosine of the image-specific logits 0.9982 → 0.9987.
+   * Nagel et al. 2019). Its effect: benchmarks/README.md (`bench:cnn-int8 -- --variants`).
    * @defaultValue true
    */
   biasCorrection?: boolean;
