@@ -7,8 +7,8 @@ import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { isPackagePath, unpackPackage } from '../deploy/package.js';
 import { isArtifactDir } from '../model/artifact.js';
-import { type LoadedModel, loadModel as openArtifact } from '../runtime/load-model.js';
 import type { ModelOptions } from '../runtime/task-model.js';
+import { type LoadedModel, loadModel as openArtifact } from '../tasks/registry.js';
 
 /** How the replicas of a loaded model run and batch. */
 export type RuntimeOptions = Omit<ModelOptions, 'replicaFactory'>;

@@ -7,9 +7,9 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pathKind } from '../core/fs.js';
 import { isArtifactDir } from '../model/artifact.js';
-import type { LoadedModel } from '../runtime/load-model.js';
 import { DEFAULT_THREADS_PER_REPLICA } from '../runtime/task-model.js';
 import { createServer as createHttpServer, type ServerOptions } from '../server/server.js';
+import type { LoadedModel } from '../tasks/registry.js';
 import { loadModel, type OnCompile, type RuntimeOptions } from './open.js';
 
 export interface CreateServerOptions extends ServerOptions, RuntimeOptions {

@@ -6,8 +6,8 @@
 import { availableParallelism, cpus } from 'node:os';
 import { KilnError } from '../core/errors.js';
 import { RUNTIME_VERSION } from '../runtime/binding.js';
-import { type LoadedModel, loadModel } from '../runtime/load-model.js';
 import type { ModelInput } from '../runtime/task-model.js';
+import { type LoadedModel, loadModel, taskOf } from '../tasks/registry.js';
 import { KILN_VERSION } from '../version.js';
 import {
   baselineThroughput,
@@ -83,7 +83,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   const { model, inputs } = options;
   if (inputs.length === 0) throw new KilnError('KILN_ERR_BENCH_NO_INPUTS', {});
   const url = options.url ? options.url.replace(/\/$/, '') : null;
-  const predict: Predict = url ? httpPredict(model.task, url, options.apiKey ?? null) : (input) => model.infer([input]);
+  const predict: Predict = url ? httpPredict(model, url, options.apiKey ?? null) : (input) => model.infer([input]);
   const layout = { ...model.layout, buckets: [...model.layout.buckets] };
   const m = model.manifest;
   const result: BenchResult = {
@@ -170,22 +170,18 @@ async function timeBaseline(model: LoadedModel, sample: readonly ModelInput[], w
 }
 
 /** One request through a kiln server: each task on its route, with the body that route reads. */
-function httpPredict(task: LoadedModel['task'], url: string, apiKey: string | null): Predict {
+function httpPredict(model: LoadedModel, url: string, apiKey: string | null): Predict {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
   };
-  const route =
-    task === 'feature-extraction'
-      ? { path: '/embed', body: (input: ModelInput) => ({ inputs: input }) }
-      : task === 'image-classification'
-        ? { path: '/predict', body: (input: ModelInput) => ({ image: Buffer.from(input).toString('base64') }) }
-        : { path: '/predict', body: (input: ModelInput) => ({ text: input }) };
+  const { request } = taskOf(model).bench;
   return async (input) => {
+    const route = request(input);
     const res = await fetch(`${url}${route.path}`, {
       method: 'POST',
       headers,
-      body: JSON.stringify(route.body(input)),
+      body: JSON.stringify(route.body),
     });
     if (!res.ok) throw new Error(`POST ${url}${route.path} answered ${res.status}: ${await res.text()}`);
     return res.json();

@@ -4,9 +4,9 @@
  * batch grows while throughput grows and p99 meets the SLO; then max delay is tried on the best.
  */
 import { availableParallelism } from 'node:os';
-import type { LoadedModel } from '../runtime/load-model.js';
 import { DEFAULT_MAX_DELAY_MS } from '../runtime/scheduler.js';
 import type { ModelInput } from '../runtime/task-model.js';
+import type { LoadedModel } from '../tasks/registry.js';
 import { concurrencySweep, type Predict } from './measure.js';
 
 export interface Trial {

@@ -10,22 +10,13 @@ import { KilnError } from '../core/errors.js';
 import { pathKind, temporarySibling } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import { importCheckpoint } from '../import/import.js';
-import {
-  ARTIFACT_FORMAT,
-  type EmbeddingHead,
-  formatVersionFor,
-  MANIFEST_FILE,
-  type Manifest,
-  type MemoryFigures,
-  MODEL_FILE,
-} from '../model/artifact.js';
+import { ARTIFACT_FORMAT, MANIFEST_FILE, type Manifest, type MemoryFigures, MODEL_FILE } from '../model/artifact.js';
 import { defaultBuckets } from '../model/buckets.js';
 import { readDataset } from '../model/dataset.js';
 import type { QuantizeReport, StaticQuantizeReport, VerifyReport } from '../model/reports.js';
 import { readJson } from '../model/source.js';
 import { TextTokenizer } from '../model/tokenizer.js';
 import {
-  describeTensor,
   externalTensor,
   graphInputs,
   graphOutputs,
@@ -35,15 +26,16 @@ import {
 } from '../onnx/graph.js';
 import { decodeModel, encodeModel, type ModelProto } from '../onnx/proto.js';
 import { type Backend, createSession, RUNTIME_VERSION } from '../runtime/binding.js';
+import { checkTextInputs } from '../tasks/io-check.js';
+import { findTaskModule } from '../tasks/registry.js';
+import type { CheckedHead, TaskModule } from '../tasks/task.js';
 import { KILN_VERSION } from '../version.js';
 import type { CompileStep } from './compile-options.js';
 import { fusionCounts } from './fusions.js';
 import { imageBatches } from './image-data.js';
-import { checkLogits, checkTextInputs } from './io-check.js';
 import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
 import { type CompilePlan, compileTarget } from './plan.js';
-import { appendPooling, embeddingHead, findHiddenOutput } from './pooling.js';
 import { quantizeModel } from './quantize.js';
 import { imageBatch, smokeTest, type TestBatch, textBatch } from './smoke-test.js';
 import { companionFiles } from './source-files.js';
@@ -68,10 +60,10 @@ interface SourceGraph {
   shownPath: string;
 }
 
-/** What checking the inputs and outputs found: the tokenizer of a text model, the embedding head. */
+/** What checking the inputs and outputs found: the tokenizer of a text model, the task's head. */
 interface Io {
   tokenizer: TextTokenizer | null;
-  head: EmbeddingHead | null;
+  head: CheckedHead;
 }
 
 interface Quantized {
@@ -84,11 +76,11 @@ export async function build(plan: CompilePlan, run: BuildRun): Promise<Manifest>
   return withSourceGraph(plan, run, async (onnxPath, shownPath) => {
     const source = await run.step('check-operators', () => checkGraph(plan, onnxPath, shownPath));
     const io = await run.step('check-io', () => checkIo(plan, source));
-    const tail = withTaskTail(source, io.head);
+    const tail = withTaskTail(taskModule(plan), source, io.head);
     const quantized = plan.quantization ? await run.step('quantize', () => quantize(plan, tail)) : { model: tail };
     const modelPath = join(run.staging, MODEL_FILE);
     const optimized = await run.step('optimize', () => optimize(plan, source, quantized.model, modelPath, run.staging));
-    const width = io.head ? io.head.dimension : plan.config.labels.length;
+    const width = io.head.width;
     await run.step('smoke-test', () =>
       smokeTest(modelPath, shownPath, plan.backend, testBatch(plan, io, optimized), width),
     );
@@ -114,7 +106,7 @@ async function withSourceGraph(
   const imported = temporarySibling(run.staging);
   try {
     await run.step('import', () =>
-      importCheckpoint({ dir: source.path, out: imported, headless: plan.task === 'feature-extraction' }),
+      importCheckpoint({ dir: source.path, out: imported, headless: taskModule(plan).compile.headless === true }),
     );
     return await work(join(imported, 'onnx', 'model.onnx'), source.path);
   } finally {
@@ -149,35 +141,28 @@ async function checkOperators(model: ModelProto, path: string, backend: Backend)
   if (unsupported.length > 0) throw unsupportedOpsError(unsupported, backend);
 }
 
+/** The module of the task being compiled. */
+function taskModule(plan: CompilePlan): TaskModule {
+  return findTaskModule(plan.task)!;
+}
+
 /**
  * The graph takes what the tokenizer gives (an image model's input was checked when its
- * preprocessing was resolved) and answers what the task needs: one logit per label, or the
- * token states pooling reads. Text models also get their tokenizer, checked against the vocabulary.
+ * preprocessing was resolved) and answers what the task reads (its module's head check).
+ * Text models also get their tokenizer, checked against the vocabulary.
  */
 async function checkIo(plan: CompilePlan, { model, shownPath }: SourceGraph): Promise<Io> {
   const { config, source } = plan;
-  const outputs = graphOutputs(model.graph ?? {});
-  if (plan.image) {
-    checkLogits(shownPath, outputs, config.labels);
-    return { tokenizer: null, head: null };
-  }
+  const checkHead = (): CheckedHead =>
+    taskModule(plan).compile.checkHead(model, {
+      path: shownPath,
+      labels: config.labels,
+      hiddenSize: config.encoderShape?.hidden ?? null,
+      options: plan.embedding,
+    });
+  if (plan.image) return { tokenizer: null, head: checkHead() };
   checkTextInputs(shownPath, graphInputs(model.graph ?? {}));
-  let head: EmbeddingHead | null = null;
-  if (plan.embedding) {
-    const hidden = findHiddenOutput(model);
-    const size = hidden?.hidden ?? config.encoderShape?.hidden ?? null;
-    if (!hidden || size === null) {
-      throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
-        path: shownPath,
-        found: outputs.map(describeTensor).join(', ') || 'none',
-        problem:
-          'feature-extraction needs the token states: a float output last_hidden_state [batch, sequence, hidden] (with hidden known from the graph or config.json); export the base model, or compile a checkpoint folder (kiln imports it without its head)',
-      });
-    }
-    head = embeddingHead({ ...plan.embedding, hiddenOutput: hidden.name, hidden: size });
-  } else {
-    checkLogits(shownPath, outputs, config.labels);
-  }
+  const head = checkHead();
   const tokenizerConfigPath = source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json');
   const tokenizerConfig = tokenizerConfigPath ? await readJson(tokenizerConfigPath) : {};
   const tokenizerPath = source.tokenizerPath!;
@@ -192,14 +177,9 @@ async function checkIo(plan: CompilePlan, { model, shownPath }: SourceGraph): Pr
   return { tokenizer, head };
 }
 
-/** Embeddings: pooling joins the graph before optimizing, so ONNX Runtime plans it with the rest. */
-function withTaskTail({ model, shownPath }: SourceGraph, head: EmbeddingHead | null): ModelProto {
-  if (!head) return model;
-  return appendPooling(
-    model,
-    { pooling: head.pooling, normalize: head.normalize, hiddenOutput: head.hiddenOutput, hidden: head.dimension },
-    shownPath,
-  );
+/** The task's graph tail (embedding pooling), appended before optimizing so ONNX Runtime plans it with the rest. */
+function withTaskTail(module: TaskModule, { model, shownPath }: SourceGraph, head: CheckedHead): ModelProto {
+  return module.compile.tail ? module.compile.tail(model, head, shownPath) : model;
 }
 
 /**
@@ -267,8 +247,7 @@ async function optimize(
 /** Two texts or two images, as the task takes them. */
 function testBatch(plan: CompilePlan, io: Io, optimized: ModelProto): TestBatch {
   if (plan.image) return imageBatch(plan.image);
-  const per = io.head ? 'values per text (the embedding size)' : 'logits per text (one per label in config.json)';
-  return textBatch(io.tokenizer!, graphInputs(optimized.graph ?? {}), per);
+  return textBatch(io.tokenizer!, graphInputs(optimized.graph ?? {}), taskModule(plan).compile.row);
 }
 
 /** One replica measured in a fresh process at max batch × max length, beside the analytic estimate. */
@@ -364,7 +343,7 @@ async function writeArtifact(
   }
   const manifest: Manifest = {
     format: ARTIFACT_FORMAT,
-    formatVersion: formatVersionFor(plan.task),
+    formatVersion: taskModule(plan).formatVersion,
     name: source.name,
     task: plan.task,
     labels: config.labels,
@@ -387,7 +366,7 @@ async function writeArtifact(
       operators: { source: operatorCounts(model.graph ?? {}), optimized: operatorCounts(optimized.graph ?? {}) },
       fusions: fusionCounts(operatorCounts(optimized.graph ?? {})),
     },
-    ...(io.head ? { embedding: io.head } : {}),
+    ...io.head.manifest,
     ...(config.synthetic ? { synthetic: config.synthetic } : {}),
     precision: plan.precision,
     ...(quantized.quantization ? { quantization: quantized.quantization } : {}),

@@ -17,19 +17,13 @@ import {
 import { checkpointFiles, imageInput, type ModelSource, parseConfig, readJson } from '../model/source.js';
 import { describeTensor, graphInputs, graphOutputs } from '../onnx/graph.js';
 import { decodeModel, type ModelProto } from '../onnx/proto.js';
-import { findHiddenOutput } from './pooling.js';
+import { findHiddenOutput } from '../tasks/feature-extraction/pooling.js';
+import { taskFromGraph } from '../tasks/registry.js';
 
-/**
- * The task when config.json did not decide it: a graph with one float input of rank 4 is an
- * image classifier, one that outputs token states an embedding model, anything else a text
- * classifier (checked against its labels later).
- */
+/** The task when neither --task nor config.json decided it: the graph's, in the registry's order. */
 export async function resolveTask(fromConfig: Task | null, source: ModelSource, graphs: GraphReader): Promise<Task> {
   if (fromConfig) return fromConfig;
-  if (source.onnxPath === null) return 'text-classification';
-  const model = await graphs.read(source.onnxPath);
-  if (imageInput(graphInputs(model.graph ?? {}))) return 'image-classification';
-  return findHiddenOutput(model) ? 'feature-extraction' : 'text-classification';
+  return taskFromGraph(source.onnxPath === null ? null : await graphs.read(source.onnxPath));
 }
 
 /** An image model's class names: --labels, else config.json's id2label (required then). */

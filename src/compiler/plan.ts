@@ -22,6 +22,7 @@ import {
   resolveSource,
 } from '../model/source.js';
 import type { Backend } from '../runtime/binding.js';
+import { findTaskModule, taskFromArchitecture } from '../tasks/registry.js';
 import {
   type CompileOptions,
   DEFAULT_MAX_BATCH,
@@ -32,8 +33,6 @@ import {
 import { GraphReader, imageLabels, needsHeadlessImport, resolveImage, resolveTask } from './detect.js';
 import { sampleImages } from './image-data.js';
 import { assertWritableOutput } from './publish.js';
-import { sentenceTransformersPipeline } from './sentence-transformers.js';
-import { taskFromConfig } from './task.js';
 
 export interface CompilePlan {
   source: ModelSource;
@@ -67,13 +66,16 @@ export function compileTarget(): Manifest['compile']['target'] {
 
 export async function planCompile(options: CompileOptions): Promise<CompilePlan> {
   const { source, config, task, graphs } = await resolveModel(options);
-  const image = task === 'image-classification' ? await resolveImage(source, options.image ?? {}, graphs) : null;
+  const module = findTaskModule(task)!;
+  const image = module.input === 'image' ? await resolveImage(source, options.image ?? {}, graphs) : null;
   const { calibration, verifyImages } = await imageSamples(options, image);
-  const embedding = task === 'feature-extraction' ? await embeddingOptions(options, source) : null;
-  if (task === 'feature-extraction' && options.verify) {
+  const embedding = module.compile.headOptions
+    ? await module.compile.headOptions({ pooling: options.pooling, normalize: options.normalize }, modelHome(source))
+    : null;
+  if (module.compile.verifyRefusal && options.verify) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
       flag: '--verify',
-      rule: 'used with classifiers only (it compares labels); an embedding model has none',
+      rule: module.compile.verifyRefusal,
       value: options.verify,
     });
   }
@@ -104,7 +106,7 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
     : null;
   return {
     source,
-    config: task === 'feature-extraction' ? { ...config, labels: [] } : config,
+    config: module.compile.labels === 'none' ? { ...config, labels: [] } : config,
     task,
     limits,
     backend,
@@ -149,16 +151,17 @@ async function resolveModel(
   const configPath = source.configPath ?? source.path;
   // Labels are the classes of a classifier; an embedding model has none, so id2label may be absent.
   let config = parseConfig(rawConfig, configPath, { labels: 'optional' });
-  const task = await resolveTask(options.task ?? taskFromConfig(config), source, graphs);
-  if (task === 'feature-extraction' && source.onnxPath !== null && (await needsHeadlessImport(source, graphs))) {
+  const task = await resolveTask(options.task ?? taskFromArchitecture(config.architectures), source, graphs);
+  const module = findTaskModule(task)!;
+  if (module.compile.headless && source.onnxPath !== null && (await needsHeadlessImport(source, graphs))) {
     source = { ...source, kind: 'hf-checkpoint', onnxPath: null, weightFiles: await checkpointFiles(source.path) };
   }
-  if (task === 'image-classification') {
+  if (module.input === 'image') {
     config = { ...config, labels: imageLabels(options.labels, rawConfig, configPath, source.configPath !== null) };
   } else {
     requireCompanion(source, 'config.json');
     requireCompanion(source, 'tokenizer.json');
-    if (task !== 'feature-extraction') parseConfig(rawConfig, configPath);
+    if (module.compile.labels === 'required') parseConfig(rawConfig, configPath);
   }
   return { source, config, task, graphs };
 }
@@ -192,24 +195,14 @@ async function imageSamples(
 }
 
 /**
- * Pooling and normalization: the flags, then a sentence-transformers folder's own pipeline,
- * then mean pooling and unit vectors. The folder that holds config.json holds modules.json too
- * (for onnx/model.onnx, the one above).
+ * The folder that holds the model's own files: config.json's (for onnx/model.onnx, the one above).
  */
-async function embeddingOptions(
-  options: CompileOptions,
-  source: ModelSource,
-): Promise<{ pooling: Pooling; normalize: boolean }> {
-  const modelHome = source.configPath
+function modelHome(source: ModelSource): string {
+  return source.configPath
     ? dirname(source.configPath)
     : source.kind === 'onnx-file'
       ? dirname(source.path)
       : source.path;
-  const pipeline = await sentenceTransformersPipeline(modelHome, { pooling: options.pooling === undefined });
-  return {
-    pooling: options.pooling ?? pipeline.pooling ?? 'mean',
-    normalize: options.normalize ?? pipeline.normalize ?? true,
-  };
 }
 
 function resolveLimits(options: CompileOptions, config: ModelConfig): { maxLength: number; maxBatch: number } {

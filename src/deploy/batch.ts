@@ -9,8 +9,8 @@ import { open, readFile, truncate } from 'node:fs/promises';
 import { KilnError, toKilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { type Row, streamRows } from '../model/dataset.js';
-import type { LoadedModel } from '../runtime/load-model.js';
 import type { ModelInput } from '../runtime/task-model.js';
+import { type LoadedModel, taskOf } from '../tasks/registry.js';
 
 export interface Shard {
   /** 0-based. */
@@ -19,14 +19,14 @@ export interface Shard {
 }
 
 export interface BatchOptions {
-  classifier: LoadedModel;
+  model: LoadedModel;
   /** Turns a row's text into the model's input (an image model reads the file it names). @defaultValue the text itself */
   readInput?: (text: string) => Promise<ModelInput>;
   input: string;
   output: string;
   shard?: Shard;
   textColumn?: string;
-  /** Rows read, sorted by length and classified together; bounds memory. @defaultValue 4096 */
+  /** Rows read, sorted by length and run together; bounds memory. @defaultValue 4096 */
   window?: number;
   /** Ignore an existing output and start over. @defaultValue false */
   restart?: boolean;
@@ -114,7 +114,8 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   const lines = await countLines(options.input);
   let lineNow = 0;
   const summary = { rows: resume.rows, errors: resume.errors, labels: { ...resume.labels } };
-  const classifier = options.classifier;
+  const { model } = options;
+  const task = taskOf(model);
 
   const flush = async (rows: Row[]): Promise<void> => {
     const examples = rows.flatMap((r) => ('example' in r ? [r] : []));
@@ -132,11 +133,13 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
     }
     const order = examples
       .filter((r) => inputs.has(r.line))
-      .map((r) => ({ r, size: classifier.inputSize(inputs.get(r.line)!) }))
+      .map((r) => ({ r, size: model.inputSize(inputs.get(r.line)!) }))
       .sort((a, b) => a.size - b.size)
       .map(({ r }) => r);
     const settled: PromiseSettledResult<object>[] = await Promise.allSettled(
-      order.map(async (r) => answerFields((await classifier.infer([inputs.get(r.line)!], () => `line ${r.line}`))[0]!)),
+      order.map(async (r) =>
+        task.answers.batch((await model.infer([inputs.get(r.line)!], () => `line ${r.line}`))[0]!),
+      ),
     );
     for (const [line, err] of unreadable) {
       const r = examples.find((e) => e.line === line)!;
@@ -189,15 +192,4 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   const seconds = (performance.now() - started) / 1000;
   const done = summary.rows - resume.rows;
   return { ...summary, resumed: resume.rows, seconds, rowsPerSecond: done / Math.max(seconds, 1e-9) };
-}
-
-/** The output fields of one answer: label and score of a classifier, the vector of an embedder. */
-function answerFields(result: {
-  label?: string;
-  score?: number;
-  embedding?: number[];
-  labels?: Array<{ label: string; score: number }>;
-}): Pick<OutputLine, 'label' | 'score' | 'embedding' | 'labels'> {
-  if (result.embedding) return { embedding: result.embedding };
-  return { label: result.label, score: result.score, ...(result.labels ? { labels: result.labels } : {}) };
 }

@@ -19,10 +19,6 @@ export const ARTIFACT_FORMAT = 'kiln-artifact';
  */
 export const ARTIFACT_FORMAT_VERSION = 2;
 
-/** The version an artifact of `task` is written with: the oldest that reads it right. */
-export function formatVersionFor(task: Task): number {
-  return task === 'text-classification' ? 1 : 2;
-}
 export const MANIFEST_FILE = 'manifest.json';
 export const MODEL_FILE = 'model.onnx';
 

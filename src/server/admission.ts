@@ -16,10 +16,10 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { FastifyInstance } from 'fastify';
 import type { KilnError } from '../core/errors.js';
 import { debug } from '../core/log.js';
+import type { RequestHead, RouteSpec } from '../tasks/route.js';
 import { authorized } from './auth.js';
 import { errorBody, errorHeaders } from './http-errors.js';
 import type { ModelHost } from './model-host.js';
-import type { RequestHead, RouteSpec } from './route.js';
 import { inferenceRouteOf } from './route-table.js';
 
 /**

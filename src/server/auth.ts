@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../core/errors.js';
-import type { Access } from './route.js';
+import type { Access } from '../tasks/route.js';
 
 function matches(given: string, expected: string): boolean {
   const a = Buffer.from(given);

@@ -9,7 +9,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { KilnError, toKilnError } from '../core/errors.js';
 import { debug } from '../core/log.js';
-import { bodyLimitOf } from './route.js';
+import { bodyLimitOf } from '../tasks/route.js';
 
 /** Seconds a client should wait after a queue-full 429: the queue turns over in milliseconds. */
 const RETRY_AFTER_SECONDS = 1;

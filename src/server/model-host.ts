@@ -1,5 +1,5 @@
 import { KilnError } from '../core/errors.js';
-import type { LoadedModel } from '../runtime/load-model.js';
+import type { LoadedModel } from '../tasks/registry.js';
 
 /**
  * Holds the served models through their life: loading (routes answer 503 NOT_READY), ready,

@@ -8,13 +8,13 @@
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import { KilnError } from '../core/errors.js';
 import { TASKS, type Task } from '../model/artifact.js';
-import type { LoadedModel } from '../runtime/load-model.js';
-import { type RequestLimits, runWithin } from './limits.js';
+import type { RequestLimits } from '../tasks/limits.js';
+import { type LoadedModel, TASK_MODULES } from '../tasks/registry.js';
+import { displayPath, type RequestHead, type RouteContext, type RouteSpec } from '../tasks/route.js';
+import { runWithin } from './limits.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelHost } from './model-host.js';
-import { displayPath, type RequestHead, type RouteContext, type RouteSpec } from './route.js';
 import { dashboardRoutes } from './routes/dashboard.js';
-import { embeddingRoutes } from './routes/embeddings.js';
 import { invocationsRoutes } from './routes/invocations.js';
 import { kserveRoutes } from './routes/kserve.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -25,7 +25,8 @@ import { statsRoutes } from './routes/stats.js';
 export const ROUTES: readonly RouteSpec[] = [
   ...pingRoutes,
   ...predictRoutes,
-  ...embeddingRoutes,
+  // The routes only one task serves.
+  ...TASK_MODULES.flatMap((task) => task.routes),
   ...invocationsRoutes,
   ...statsRoutes,
   ...dashboardRoutes,

@@ -6,11 +6,11 @@
 import { createServer as createHttpServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { KilnError } from '../core/errors.js';
+import { DEFAULT_MAX_TEXT_CHARS, type RequestLimits } from '../tasks/limits.js';
 import { installEarlyRefusal, withEarlyRefusal } from './admission.js';
 import { installApiKey } from './auth.js';
 import { RequestTracker } from './drain.js';
 import { installErrorHandling } from './http-errors.js';
-import { DEFAULT_MAX_TEXT_CHARS, type RequestLimits } from './limits.js';
 import { ServerMetrics } from './metrics.js';
 import { ModelHost } from './model-host.js';
 import { installRoutes, ROUTE_LIST } from './route-table.js';

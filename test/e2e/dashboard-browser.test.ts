@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
 import { compile } from '../../src/compiler/compile.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
 const CHROMIUM = '/usr/bin/chromium';

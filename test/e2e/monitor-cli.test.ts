@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import type { MonitorReport } from '../../src/monitor/report.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { CLI, EMBEDDED_MODEL, kiln, REPO, tempDir } from '../fixtures/models.js';
 
 let server: KilnServer;

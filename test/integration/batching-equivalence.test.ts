@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { TextTokenizer } from '../../src/model/tokenizer.js';
 import { type Replica, WorkerReplica } from '../../src/runtime/replica.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
 
 const BUCKETS = [16, 32, 64, 128];

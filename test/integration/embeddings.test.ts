@@ -14,9 +14,9 @@ import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes } from '../../src/import/synth.js';
 import type { Pooling } from '../../src/model/artifact.js';
 import { writeSafetensors } from '../../src/model/safetensors.js';
-import { loadModel } from '../../src/runtime/load-model.js';
-import { TextEmbedder } from '../../src/runtime/text-embedder.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
+import { TextEmbedder } from '../../src/tasks/feature-extraction/model.js';
+import { loadModel } from '../../src/tasks/registry.js';
 import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
 import { referenceEmbeddings } from '../fixtures/reference-encoder.js';
 

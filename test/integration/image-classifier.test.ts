@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { compile } from '../../src/compiler/compile.js';
-import { ImageClassifier } from '../../src/runtime/image-classifier.js';
-import { loadModel } from '../../src/runtime/load-model.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
+import { ImageClassifier } from '../../src/tasks/image-classification/model.js';
+import { loadModel } from '../../src/tasks/registry.js';
 import { CNN, CNN_PREPROCESSOR, cnnFolder, cnnReference, pixels, png } from '../fixtures/image-models.js';
 import { tempDir } from '../fixtures/models.js';
 

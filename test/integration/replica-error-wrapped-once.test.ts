@@ -14,8 +14,8 @@ import { GraphBuilder } from '../../src/onnx/builder.js';
 import { createSession } from '../../src/runtime/binding.js';
 import { WorkerReplica, workerReplicas } from '../../src/runtime/replica.js';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer } from '../../src/server/server.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
 let dir: string;

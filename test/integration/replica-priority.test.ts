@@ -9,7 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
 const linux = process.platform === 'linux';

@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import type { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer } from '../../src/server/server.js';
+import type { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, REPO, servedWithReference, tempDir } from '../fixtures/models.js';
 
 const MODEL = 'sst2-distilbert-tiny';

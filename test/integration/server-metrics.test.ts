@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer } from '../../src/server/server.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
 
 let artifact: string;

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import type { ModelOptions } from '../../src/runtime/task-model.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer, type ServerOptions } from '../../src/server/server.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { type GatedReplicas, gatedReplicas as gatedReplicasOf, until, within } from '../fixtures/gated-replicas.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 

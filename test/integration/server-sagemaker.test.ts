@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import type { TextClassifier } from '../../src/runtime/text-classifier.js';
+import type { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, servedWithReference, tempDir } from '../fixtures/models.js';
 
 let artifact: string;

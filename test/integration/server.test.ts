@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
 let artifact: string;

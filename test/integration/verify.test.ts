@@ -9,7 +9,7 @@ import { readDataset } from '../../src/model/dataset.js';
 import { TextTokenizer } from '../../src/model/tokenizer.js';
 import { graphInputs } from '../../src/onnx/graph.js';
 import { decodeModel, encodeModel } from '../../src/onnx/proto.js';
-import { TextClassifier } from '../../src/runtime/text-classifier.js';
+import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
 
 test('labelIndex reads label names (any case) and ids, and nothing else', () => {

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { buildFeeds } from '../../src/model/feeds.js';
 import type { EncodedText } from '../../src/model/tokenizer.js';
 import type { TensorInfo } from '../../src/onnx/graph.js';
-import { topLabel } from '../../src/runtime/text-classifier.js';
+import { topLabel } from '../../src/tasks/text-classification/model.js';
 
 const enc = (ids: number[], typeIds?: number[]): EncodedText => ({
   ids,

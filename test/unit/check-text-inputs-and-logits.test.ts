@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkLogits, checkTextInputs } from '../../src/compiler/io-check.js';
 import type { Dim, TensorInfo } from '../../src/onnx/graph.js';
+import { checkLogits, checkTextInputs } from '../../src/tasks/io-check.js';
 
 const t = (name: string, type: string, shape: Dim[] | null): TensorInfo => ({ name, type, shape });
 const ids = t('input_ids', 'int64', ['batch', 'sequence']);

@@ -1,7 +1,7 @@
 /** decodeBase64: the base64 image fields of /predict and KServe. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeBase64 } from '../../src/server/answers.js';
+import { decodeBase64 } from '../../src/tasks/route.js';
 
 test('decodeBase64 decodes with line breaks and refuses other characters', () => {
   assert.deepEqual(Array.from(decodeBase64('AAEC\nAw==')!), [0, 1, 2, 3]);

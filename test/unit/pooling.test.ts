@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { appendPooling } from '../../src/compiler/pooling.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { decodeModel } from '../../src/onnx/proto.js';
 import { createSession } from '../../src/runtime/binding.js';
+import { appendPooling } from '../../src/tasks/feature-extraction/pooling.js';
 import { tempDir } from '../fixtures/models.js';
 
 /** An "encoder" whose token states are its input, so pooling is checked on known numbers. */

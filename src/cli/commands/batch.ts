@@ -5,6 +5,7 @@ import { Progress } from '../../core/log.js';
 import { runBatch, type Shard } from '../../deploy/batch.js';
 import { writeNpyFromJsonl } from '../../deploy/npy.js';
 import { readImageFile } from '../../model/image-files.js';
+import { taskOf } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { choice, defineCommand, integer, nonEmpty, nullFlag, valueFlag } from '../table.js';
@@ -98,7 +99,9 @@ export const batchCommand = defineCommand({
       onCompile: compileNotice,
       ...runtimeOptions(flags),
     });
-    if (flags.format === 'npy' && model.task !== 'feature-extraction') {
+    const task = taskOf(model);
+    const npyWidth = task.batch.npyWidth;
+    if (flags.format === 'npy' && !npyWidth) {
       await model.close();
       throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
         flag: '--format',
@@ -107,19 +110,19 @@ export const batchCommand = defineCommand({
       });
     }
     const progress = new Progress();
-    progress.step(model.task === 'feature-extraction' ? 'embedding' : 'classifying');
+    progress.step(task.batch.verb);
     try {
       const s = await runBatch({
-        classifier: model,
+        model,
         input,
         output,
         shard: flags.shard ?? undefined,
         textColumn: flags['text-column'] ?? undefined,
-        window: flags.window ?? (model.task === 'image-classification' ? IMAGE_WINDOW : TEXT_WINDOW),
+        window: flags.window ?? (task.input === 'image' ? IMAGE_WINDOW : TEXT_WINDOW),
         restart: flags.restart,
         onProgress: (p) => progress.tick(p.line, p.lines, 'lines'),
         // Image models: each line names an image file, relative to the input file's folder.
-        ...(model.task === 'image-classification'
+        ...(task.input === 'image'
           ? { readInput: (line: string) => readImageFile(resolve(dirname(input), line.trim()), 'the image') }
           : {}),
       });
@@ -129,13 +132,14 @@ export const batchCommand = defineCommand({
           .join(', ') || 'none';
       process.stderr.write(
         `kiln batch: ${s.rows} rows in ${output}${s.resumed ? ` (${s.resumed} from an earlier run)` : ''}; ${s.errors} errors; ` +
-          `${model.task === 'feature-extraction' ? `${model.head.dimension}-dimensional vectors` : `labels ${labels}`}; ${s.seconds.toFixed(1)} s, ${s.rowsPerSecond.toFixed(1)} rows/s\n`,
+          `${task.batch.summary(model, labels)}; ${s.seconds.toFixed(1)} s, ${s.rowsPerSecond.toFixed(1)} rows/s\n`,
       );
-      if (flags.format === 'npy' && model.task === 'feature-extraction') {
+      if (flags.format === 'npy' && npyWidth) {
         const npy = `${output.replace(/\.jsonl$/, '')}.npy`;
-        const written = await writeNpyFromJsonl(output, npy, model.head.dimension);
+        const width = npyWidth(model);
+        const written = await writeNpyFromJsonl(output, npy, width);
         process.stderr.write(
-          `kiln batch: wrote ${npy}: float32 [${written.rows}, ${model.head.dimension}]${written.failedLines.length ? `; NaN rows for failed lines ${written.failedLines.slice(0, 10).join(', ')}${written.failedLines.length > 10 ? ' …' : ''}` : ''}\n`,
+          `kiln batch: wrote ${npy}: float32 [${written.rows}, ${width}]${written.failedLines.length ? `; NaN rows for failed lines ${written.failedLines.slice(0, 10).join(', ')}${written.failedLines.length > 10 ? ' …' : ''}` : ''}\n`,
         );
       }
     } finally {

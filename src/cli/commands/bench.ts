@@ -8,8 +8,8 @@ import { Progress } from '../../core/log.js';
 import { readArtifact } from '../../model/artifact.js';
 import { readDataset } from '../../model/dataset.js';
 import { imagePaths, readImageFile } from '../../model/image-files.js';
-import type { LoadedModel } from '../../runtime/load-model.js';
 import type { ModelInput } from '../../runtime/task-model.js';
+import { taskOf, taskOfManifest } from '../../tasks/registry.js';
 import { PACKAGE_ROOT } from '../../version.js';
 import { compileNotice } from '../compile-notice.js';
 import { formatMs } from '../format.js';
@@ -143,7 +143,8 @@ export const benchCommand = defineCommand({
     const artifactArg = positionals.ARTIFACT![0]!;
     const artifact = await resolveArtifact(artifactArg, compileNotice);
     // Image models: --data is a folder of images or a file of image paths.
-    const images = (await readArtifact(artifact, { verify: false })).manifest.task === 'image-classification';
+    const { manifest } = await readArtifact(artifact, { verify: false });
+    const images = taskOfManifest(artifact, manifest).input === 'image';
     const paths = images ? await imagePaths(flags.data) : [];
     const inputs: ModelInput[] = images
       ? await Promise.all(paths.map((p, i) => readImageFile(p, `image ${i + 1} of ${flags.data}`)))
@@ -164,7 +165,7 @@ export const benchCommand = defineCommand({
           `  ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
       );
       // What one inference makes: a label for a text, a vector, or a label for an image.
-      const unit = UNITS[model.task];
+      const { unit } = taskOf(model).bench;
       const wording = { unit, noun, images, overHttp: flags.url !== null, durationS: flags['duration-s'] };
       const result = await bench({
         model,
@@ -232,10 +233,4 @@ const MODE_LINES: Record<BenchMode, (result: Readonly<BenchResult>, w: Wording) 
           `  ${String(p.clients).padStart(7)}  ${p.requestsPerSecond.toFixed(1).padStart(7)}  ${p.latency.p50Ms.toFixed(2).padStart(7)}  ${p.latency.p90Ms.toFixed(2).padStart(7)}  ${p.latency.p99Ms.toFixed(2).padStart(7)}  ${w.overHttp ? '      –' : p.avgBatch.toFixed(1).padStart(9)}\n`,
       )
       .join(''),
-};
-
-const UNITS: Record<LoadedModel['task'], string> = {
-  'text-classification': 'texts/s',
-  'feature-extraction': 'embeddings/s',
-  'image-classification': 'images/s',
 };

@@ -6,10 +6,8 @@ import { pathKind } from '../../core/fs.js';
 import { Progress, warnOnce } from '../../core/log.js';
 import { readArtifact } from '../../model/artifact.js';
 import { readImageFile } from '../../model/image-files.js';
-import type { ImagePrediction } from '../../runtime/image-classifier.js';
 import type { ModelInput } from '../../runtime/task-model.js';
-import type { Prediction } from '../../runtime/text-classifier.js';
-import type { Embedding } from '../../runtime/text-embedder.js';
+import { taskOfManifest } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { formatMs, percentile } from '../format.js';
 import { defineCommand, nonEmpty } from '../table.js';
@@ -84,7 +82,8 @@ export const runCommand = defineCommand({
 
     const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, flags.json ? undefined : compileNotice);
     const { manifest } = await readArtifact(artifact, { verify: false });
-    const images = manifest.task === 'image-classification';
+    const task = taskOfManifest(artifact, manifest);
+    const images = task.input === 'image';
     // Image models read the files before loading replicas: a missing one fails fast.
     const inputs: ModelInput[] = images
       ? await Promise.all(texts.map((t) => readImageFile(t.text, t.where)))
@@ -97,9 +96,7 @@ export const runCommand = defineCommand({
       const latencies: number[] = [];
       for (const [index, { text, where }] of texts.entries()) {
         const started = performance.now();
-        const [prediction] = (await model.infer([inputs[index]!], () => where)) as [
-          Prediction | Embedding | ImagePrediction,
-        ];
+        const prediction = (await model.infer([inputs[index]!], () => where))[0]!;
         const latencyMs = performance.now() - started;
         latencies.push(latencyMs);
         if ('truncated' in prediction && prediction.truncated) {
@@ -110,7 +107,7 @@ export const runCommand = defineCommand({
         }
         const named = images ? { image: text } : { text };
         process.stdout.write(
-          `${flags.json ? JSON.stringify({ ...named, ...resultFields(prediction), latencyMs }) : `${resultText(prediction)}  ${formatMs(latencyMs).padStart(9)}  ${text}`}\n`,
+          `${flags.json ? JSON.stringify({ ...named, ...task.answers.json(prediction), latencyMs }) : `${task.answers.line(prediction)}  ${formatMs(latencyMs).padStart(9)}  ${text}`}\n`,
         );
         progress.tick(index + 1, texts.length, images ? 'images' : 'texts');
       }
@@ -126,20 +123,3 @@ export const runCommand = defineCommand({
     }
   },
 });
-
-function resultFields(result: Prediction | Embedding | ImagePrediction): object {
-  if ('embedding' in result) return { embedding: result.embedding, tokens: result.tokens };
-  if ('labels' in result)
-    return { label: result.label, score: result.score, labels: result.labels, logits: result.logits };
-  return { label: result.label, score: result.score, logits: result.logits };
-}
-
-/** One line's result: label and score, or the vector's size and first values. */
-function resultText(result: Prediction | Embedding | ImagePrediction): string {
-  if ('label' in result) return `${result.label}  ${result.score.toFixed(4)}`;
-  const head = result.embedding
-    .slice(0, 3)
-    .map((v) => v.toFixed(4))
-    .join(', ');
-  return `[${result.embedding.length}] ${head}, …`;
-}

@@ -2,10 +2,9 @@ import { existsSync } from 'node:fs';
 import { createServer } from '../../api/serve.js';
 import { KilnError } from '../../core/errors.js';
 import { formatError } from '../../core/log.js';
-import type { Manifest } from '../../model/artifact.js';
-import type { LoadedModel } from '../../runtime/load-model.js';
-import { DEFAULT_MAX_TEXT_CHARS } from '../../server/limits.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
+import { DEFAULT_MAX_TEXT_CHARS } from '../../tasks/limits.js';
+import { type LoadedModel, taskOf } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { defineCommand, host, integer, nonEmpty, nullFlag, usage, valueFlag } from '../table.js';
@@ -149,7 +148,7 @@ export const serveCommand = defineCommand({
         const m = model.manifest;
         const l = model.layout;
         process.stderr.write(
-          `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (${describeTask(m)}; ` +
+          `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (${taskOf(model).serve.describe(m)}; ` +
             `${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, buckets ${l.buckets.join(',')})\n`,
         );
       }
@@ -166,22 +165,7 @@ export const serveCommand = defineCommand({
   },
 });
 
-/** What a model answers, for the ready line: its labels, or its vectors. */
-function describeTask(m: Manifest): string {
-  if (m.task === 'image-classification' && m.image)
-    return `${m.image.height} × ${m.image.width} images, ${m.labels.length} labels`;
-  if (m.task === 'feature-extraction' && m.embedding)
-    return `${m.task}, ${m.embedding.dimension}-dimensional ${m.embedding.pooling}-pooled vectors`;
-  return `labels ${m.labels.length > 8 ? `${m.labels.slice(0, 8).join(', ')} … (${m.labels.length})` : m.labels.join(', ')}`;
-}
-
 /** A curl command that exercises the model's main route. */
 function tryCommand(url: string, model: LoadedModel, named: boolean): string {
-  const name = model.manifest.name;
-  if (model.task === 'feature-extraction')
-    return `curl -s ${url}/v1/embeddings -H 'content-type: application/json' -d '{"model":"${name}","input":"I loved it"}'`;
-  if (model.task === 'image-classification')
-    return `curl -s ${url}/predict -H 'content-type: image/jpeg' --data-binary @photo.jpg${named ? ` (several models: send {"model":"${name}","image":"<base64>"} as JSON)` : ''}`;
-  const body = named ? `{"model":"${name}","text":"I loved it"}` : '{"text":"I loved it"}';
-  return `curl -s ${url}/predict -H 'content-type: application/json' -d '${body}'`;
+  return taskOf(model).serve.example(url, model.manifest.name, named);
 }

@@ -5,8 +5,8 @@
  * and requests to this server: nothing it shows can pull in, or leak to, another origin.
  */
 import { createHash } from 'node:crypto';
+import { defineRoute } from '../../tasks/route.js';
 import { DASHBOARD_HTML, DASHBOARD_SCRIPT, DASHBOARD_STYLE } from '../dashboard-page.js';
-import { defineRoute } from '../route.js';
 
 const sha256 = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
 

@@ -1,19 +1,24 @@
 /**
- * SageMaker's container contract, `POST /invocations` (GET /ping is routes/ping.ts):
- * - `application/json`: `{"inputs": "…"}` → `{"label","score"}`; `{"inputs": ["…", …]}` →
- *   `{"predictions": […]}`, the answers of /predict. `"parameters": {"return_all_scores": true}`
- *   adds every label's score, as Hugging Face's SageMaker containers take it.
+ * SageMaker's container contract, `POST /invocations` (GET /ping is routes/ping.ts), for the
+ * tasks whose module has an `invocations` hook (which says what each input's answer holds):
+ * - `application/json`: `{"inputs": "…"}` → one answer; `{"inputs": ["…", …]}` →
+ *   `{"predictions": […]}`. `"parameters": {"return_all_scores": true}` asks for every label's
+ *   score, as Hugging Face's SageMaker containers take it.
  * - `application/jsonlines`, as Batch Transform sends a split file: one input per line
  *   (`{"inputs": "…"}` or a JSON string) → one answer per line, in order, same content type.
  * All texts of one request are queued together, so a JSON Lines body batches well.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { KilnError } from '../../core/errors.js';
-import type { Task } from '../../model/artifact.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
-import { predictionBody } from '../answers.js';
-import { checkTexts } from '../limits.js';
-import { defineRoute } from '../route.js';
+import { checkTexts } from '../../tasks/limits.js';
+import { taskOf, tasksWhere } from '../../tasks/registry.js';
+import { defineRoute } from '../../tasks/route.js';
+import type { InputKind } from '../../tasks/task.js';
+
+/** The tasks /invocations serves, and those of them that take each input kind. */
+const INVOCATION_TASKS = tasksWhere((m) => m.invocations !== undefined);
+const takes = (input: InputKind) => tasksWhere((m) => m.invocations !== undefined && m.input === input);
 
 const JSON_LINES_TYPES = ['application/jsonlines', 'application/jsonl', 'application/x-jsonlines'];
 
@@ -87,7 +92,7 @@ function targetModel(headers: IncomingHttpHeaders): string | undefined {
 }
 
 export const invocationsRoutes = [
-  defineRoute<{ Body: unknown }, Task>({
+  defineRoute<{ Body: unknown }>({
     method: 'POST',
     url: '/invocations',
     access: 'key',
@@ -98,29 +103,28 @@ export const invocationsRoutes = [
       { types: ['application/x-image', /^image\//], parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES },
     ],
     inference: {
-      tasks: ['text-classification', 'feature-extraction', 'image-classification'],
+      tasks: INVOCATION_TASKS,
       target: (head) => targetModel(head.headers),
     },
     handler: async (request, reply, context) => {
       const { deadline } = context;
       const named = targetModel(request.headers);
       if (Buffer.isBuffer(request.body)) {
-        const model = context.model(named, {
-          tasks: ['image-classification'],
-          what: 'POST /invocations with an image body',
-        });
-        const [p] = await model.classify([new Uint8Array(request.body)], () => 'the request body', { deadline });
-        return { label: p!.label, score: p!.score, labels: p!.labels };
+        const model = context.model(named, { tasks: takes('image'), what: 'POST /invocations with an image body' });
+        const [answer] = await taskOf(model).invocations!.answers(
+          model,
+          [new Uint8Array(request.body)],
+          () => 'the request body',
+          { deadline },
+        );
+        return answer!(false);
       }
       const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const lines = JSON_LINES_TYPES.includes(mediaType);
       const invocations = lines
         ? readJsonLines(request.body as string)
         : [{ ...readInvocation(request.body, null), line: 0 }];
-      const model = context.model(named, {
-        tasks: ['text-classification', 'feature-extraction'],
-        what: 'POST /invocations',
-      });
+      const model = context.model(named, { tasks: takes('text'), what: 'POST /invocations' });
       // One call for the whole body: the texts of every line share batches.
       const texts = invocations.flatMap((inv) => inv.texts);
       const names = invocations.flatMap((inv) =>
@@ -130,13 +134,7 @@ export const invocationsRoutes = [
       );
       const describe = (i: number): string => names[i]!;
       checkTexts(texts, describe, context.limits);
-      // One answer body per text: {"embedding": […]} from an embedder, {"label", "score"} from a classifier.
-      const bodies: Array<(allScores: boolean) => object> =
-        model.task === 'feature-extraction'
-          ? (await model.embed(texts, describe, { deadline })).map((e) => () => ({ embedding: e.embedding }))
-          : (await model.classify(texts, describe, { deadline })).map(
-              (p) => (allScores) => predictionBody(p, model.labels, allScores),
-            );
+      const bodies = await taskOf(model).invocations!.answers(model, texts, describe, { deadline });
       let next = 0;
       const answers = invocations.map((inv) => {
         const mine = bodies.slice(next, next + inv.texts.length).map((body) => body(inv.allScores));

@@ -1,5 +1,5 @@
 /** `GET /metrics`: the server's Prometheus metrics in the text exposition format. */
-import { defineRoute } from '../route.js';
+import { defineRoute } from '../../tasks/route.js';
 
 export const metricsRoutes = [
   defineRoute({

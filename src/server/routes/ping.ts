@@ -2,7 +2,7 @@
  * `GET /ping`: 200 once the model is loaded; 503 while it loads and from the moment a stop signal
  * arrives (load balancers and SageMaker poll it).
  */
-import { defineRoute } from '../route.js';
+import { defineRoute } from '../../tasks/route.js';
 
 export const pingRoutes = [
   defineRoute({

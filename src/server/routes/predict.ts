@@ -1,15 +1,16 @@
 /**
- * `POST /predict`: `{"text"}` → `{"label","score"}`; `{"texts": […]}` → `{"predictions": […]}`;
- * `"return_all_scores": true` adds `scores`, every label with its probability, in label order.
- * Image models take `{"image": "<base64>"}`, `{"images": […]}` or the raw bytes with an
- * `image/*` content type, and answer `labels` (the top 5) beside `label` and `score`.
+ * `POST /predict`, for the tasks whose module has a `predict` hook: `{"text"}` → one answer;
+ * `{"texts": […]}` → `{"predictions": […]}`; `"return_all_scores": true` asks for every label's
+ * score. Image tasks take `{"image": "<base64>"}`, `{"images": […]}` or the raw bytes with an
+ * `image/*` content type. The route reads the inputs by the task's input kind; what the answer
+ * holds is the task module's.
  */
 import { KilnError } from '../../core/errors.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
-import { type ImageClassifier, type ImagePrediction, scoresOf } from '../../runtime/image-classifier.js';
-import { decodeBase64, predictionBody } from '../answers.js';
-import { checkTexts, MAX_TEXTS_PER_REQUEST } from '../limits.js';
-import { defineRoute } from '../route.js';
+import { checkTexts, MAX_TEXTS_PER_REQUEST } from '../../tasks/limits.js';
+import { taskOf, tasksWhere } from '../../tasks/registry.js';
+import { decodeBase64, defineRoute } from '../../tasks/route.js';
+import type { InputKind } from '../../tasks/task.js';
 
 /** Where the image/* parser puts the body: a symbol key, which the JSON schema does not see. */
 const RAW_IMAGE = Symbol('raw image');
@@ -38,8 +39,12 @@ const bodySchema = {
   additionalProperties: false,
 } as const;
 
+/** The tasks /predict serves, and those of them that take each input kind. */
+const PREDICT_TASKS = tasksWhere((m) => m.predict !== undefined);
+const takes = (input: InputKind) => tasksWhere((m) => m.predict !== undefined && m.input === input);
+
 export const predictRoutes = [
-  defineRoute<{ Body: PredictBody }, 'text-classification' | 'image-classification'>({
+  defineRoute<{ Body: PredictBody }>({
     method: 'POST',
     url: '/predict',
     access: 'key',
@@ -55,7 +60,7 @@ export const predictRoutes = [
     schema: { body: bodySchema },
     expectedBody:
       '{"text": "…"} or {"texts": ["…", …]} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)',
-    inference: { tasks: ['text-classification', 'image-classification'] },
+    inference: { tasks: PREDICT_TASKS },
     handler: async (request, _reply, context) => {
       const { text, texts, image, images, return_all_scores: allScores = false, model: name } = request.body;
       const raw = request.body[RAW_IMAGE];
@@ -69,7 +74,7 @@ export const predictRoutes = [
           throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: '"images" is an empty list' });
         if (images && images.length > MAX_TEXTS_PER_REQUEST)
           throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: images.length, limit: MAX_TEXTS_PER_REQUEST });
-        const model = context.model(name, { tasks: ['image-classification'], what: 'POST /predict with images' });
+        const model = context.model(name, { tasks: takes('image'), what: 'POST /predict with images' });
         const bytes = raw
           ? [new Uint8Array(raw)]
           : image !== undefined
@@ -77,14 +82,8 @@ export const predictRoutes = [
             : images!.map((b, i) => base64(b, `"images[${i}]"`));
         const describe = (i: number): string =>
           raw ? 'the request body' : image !== undefined ? '"image"' : `"images[${i}]"`;
-        const predictions = await model.classify(bytes, describe, { deadline });
-        const body = (p: ImagePrediction): object => ({
-          label: p.label,
-          score: p.score,
-          labels: p.labels,
-          ...(allScores ? { scores: imageScores(p, model) } : {}),
-        });
-        return images ? { predictions: predictions.map(body) } : body(predictions[0]!);
+        const bodies = await taskOf(model).predict!.answer(model, bytes, describe, { deadline, allScores });
+        return images ? { predictions: bodies } : bodies[0];
       }
       if ((text === undefined) === (texts === undefined)) {
         throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
@@ -94,7 +93,7 @@ export const predictRoutes = [
       if (texts && texts.length === 0)
         throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: '"texts" is an empty list' });
       const model = context.model(name);
-      if (model.task === 'image-classification')
+      if (taskOf(model).input !== 'text')
         throw new KilnError('KILN_ERR_INPUT_KIND', {
           where: text !== undefined ? '"text"' : '"texts"',
           expected: 'images ({"image": "<base64>"}, {"images": […]} or an image/* body)',
@@ -104,20 +103,11 @@ export const predictRoutes = [
       const inputs = text !== undefined ? [text] : texts!;
       const describe = (i: number): string => (text !== undefined ? '"text"' : `"texts[${i}]"`);
       checkTexts(inputs, describe, context.limits);
-      const predictions = await model.classify(inputs, describe, { deadline });
-      const bodies = predictions.map((p) => predictionBody(p, model.labels, allScores));
+      const bodies = await taskOf(model).predict!.answer(model, inputs, describe, { deadline, allScores });
       return text !== undefined ? bodies[0] : { predictions: bodies };
     },
   }),
 ];
-
-/** Every label's score in label order (softmax of the logits, or the graph's own probabilities). */
-function imageScores(p: ImagePrediction, model: ImageClassifier): Array<{ label: string; score: number }> {
-  return scoresOf(p.logits, model.preprocessing.outputs === 'probabilities').map((score, i) => ({
-    label: model.labels[i] ?? String(i),
-    score,
-  }));
-}
 
 function base64(value: string, where: string): Uint8Array {
   const bytes = decodeBase64(value);

@@ -2,7 +2,7 @@
  * `GET /stats`: the scheduler's snapshot (queue, replicas, batch and padding histograms, recent
  * latency) and the process's memory, as JSON. `kiln top` and `kiln monitor` read it.
  */
-import { defineRoute } from '../route.js';
+import { defineRoute } from '../../tasks/route.js';
 
 export const statsRoutes = [
   defineRoute<{ Querystring: { model?: string } }>({

@@ -2,10 +2,10 @@
  * A loaded text-classification artifact: the tokenizer on the calling thread, a scheduler in
  * front of replica workers (ONNX Runtime sessions), softmax and labels on the way back.
  */
-import { softmaxTop } from '../core/stats.js';
-import type { Manifest } from '../model/artifact.js';
-import type { ModelOptions } from './task-model.js';
-import { TextModel, type TextParts, type TextRow, type TextTokens } from './text-model.js';
+import { softmaxTop } from '../../core/stats.js';
+import type { Manifest } from '../../model/artifact.js';
+import type { ModelOptions } from '../../runtime/task-model.js';
+import { TextModel, type TextParts, type TextRow, type TextTokens } from '../../runtime/text-model.js';
 
 export interface Prediction extends TextTokens {
   label: string;

@@ -2,9 +2,9 @@
  * A loaded feature-extraction artifact: texts → one vector each. Pooling and normalization are
  * part of the compiled graph (compiler/pooling.ts), so a replica's output row is the embedding.
  */
-import type { EmbeddingHead, Manifest } from '../model/artifact.js';
-import type { ModelOptions } from './task-model.js';
-import { TextModel, type TextParts, type TextRow, type TextTokens } from './text-model.js';
+import type { EmbeddingHead, Manifest } from '../../model/artifact.js';
+import type { ModelOptions } from '../../runtime/task-model.js';
+import { TextModel, type TextParts, type TextRow, type TextTokens } from '../../runtime/text-model.js';
 
 export interface Embedding extends TextTokens {
   /** The text's vector; unit length when the artifact normalizes. */

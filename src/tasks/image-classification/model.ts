@@ -3,13 +3,19 @@
  * thread pool, off the event loop), fixed-size tensors batched by the scheduler, scores and
  * top-k labels on the way back.
  */
-import { KilnError } from '../core/errors.js';
-import { softmax } from '../core/stats.js';
-import type { Manifest } from '../model/artifact.js';
-import { IMAGE_FORMATS, type ImagePreprocessing, MAX_IMAGE_PIXELS, preprocess } from '../model/image.js';
-import { tensorBatcher } from './batcher.js';
-import type { Scheduler } from './scheduler.js';
-import { type Layout, type ModelInput, type ModelOptions, startScheduler, TaskModel } from './task-model.js';
+import { KilnError } from '../../core/errors.js';
+import { softmax } from '../../core/stats.js';
+import type { Manifest } from '../../model/artifact.js';
+import { IMAGE_FORMATS, type ImagePreprocessing, MAX_IMAGE_PIXELS, preprocess } from '../../model/image.js';
+import { tensorBatcher } from '../../runtime/batcher.js';
+import type { Scheduler } from '../../runtime/scheduler.js';
+import {
+  type Layout,
+  type ModelInput,
+  type ModelOptions,
+  startScheduler,
+  TaskModel,
+} from '../../runtime/task-model.js';
 
 /** Labels reported per image beside the top one. */
 export const DEFAULT_TOP_K = 5;

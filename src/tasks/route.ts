@@ -1,17 +1,17 @@
 /**
  * What a route is: its method and path, who may call it, the bodies it reads and their size
  * limits, and, for inference routes, the tasks it serves and how a request names its model.
- * Route modules describe their routes with {@link defineRoute}; route-table.ts lists them all
- * and is the only place the server, the API key check, the drain, the early refusal, the
- * timeout and the body limits read these facts from.
+ * Route modules (the server's, and each task module's own) describe their routes with
+ * {@link defineRoute}; the server's route table lists them all and is the only place the server,
+ * the API key check, the drain, the early refusal, the timeout and the body limits read these
+ * facts from. The types sit here, below the server, so that task modules can describe routes.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest, FastifySchema, RouteGenericInterface } from 'fastify';
+import type { KilnError } from '../core/errors.js';
 import type { Task } from '../model/artifact.js';
-import type { LoadedModel } from '../runtime/load-model.js';
 import type { RequestLimits } from './limits.js';
-import type { ServerMetrics } from './metrics.js';
-import type { ModelHost } from './model-host.js';
+import type { LoadedModel } from './registry.js';
 
 /**
  * Who may call a route when the server has an API key:
@@ -48,11 +48,29 @@ export interface InferenceFacts<T extends Task = Task> {
   target?: (head: RequestHead) => string | undefined;
 }
 
+/** The served models as routes see them (the server's ModelHost). */
+export interface ServedModels {
+  /** Ready for new work: loaded and not draining. */
+  isReady(): boolean;
+  /** Names of the served models, in the order they were added. */
+  names(): string[];
+  all(): LoadedModel[];
+  /** The model named `name` (without a name, the only one), or the coded error why not. */
+  ready(name?: string): LoadedModel;
+  /** The error health checks and new requests get now (not ready or draining), or null when ready. */
+  unavailable(): KilnError | null;
+}
+
+/** The server's Prometheus registry, as the /metrics route reads it. */
+export interface MetricsSource {
+  readonly registry: { metrics(): Promise<string>; readonly contentType: string };
+}
+
 /** What a handler gets besides its request and reply. */
 export interface RouteContext<T extends Task = Task> {
-  readonly host: ModelHost;
+  readonly host: ServedModels;
   readonly limits: RequestLimits;
-  readonly metrics: ServerMetrics;
+  readonly metrics: MetricsSource;
   /**
    * When the request's time is up (a `performance.now()` value): the scheduler drops its inputs
    * still queued then. Undefined without `--timeout-ms`, and on routes that run no model.
@@ -106,6 +124,16 @@ declare module 'fastify' {
 /** A route's path as users read it: `/v2/models/{name}/infer`. */
 export function displayPath(url: string): string {
   return url.replace(/:(\w+)/g, '{$1}');
+}
+
+/** A base64 string's bytes, or null: a string with other characters is refused rather than decoded partly. */
+export function decodeBase64(value: unknown): Uint8Array | null {
+  if (typeof value !== 'string') return null;
+  // Whitespace out first, then one linear-time check: a single pattern that let whitespace into
+  // the runs would backtrack quadratically on a long run of spaces, blocking the event loop.
+  const compact = value.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) return null;
+  return Buffer.from(compact, 'base64');
 }
 
 /** The largest body `route` accepts with `contentType`: its parser's limit, or `fallback` (the server's). */

@@ -1,5 +1,5 @@
 /**
- * Embedding routes for feature-extraction models:
+ * The routes only feature-extraction models serve:
  * - `POST /v1/embeddings`, OpenAI's shape, so the `openai` client and tools built on it work:
  *   `{"input": "…" | ["…"], "model", "encoding_format"?: "float" | "base64"}` →
  *   `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model", "usage"}`.
@@ -7,9 +7,9 @@
  * - `POST /embed`, Text Embeddings Inference's shape: `{"inputs": "…" | ["…"]}` → `[[…], …]`.
  */
 import { KilnError } from '../../core/errors.js';
-import type { Embedding, TextEmbedder } from '../../runtime/text-embedder.js';
 import { checkTexts } from '../limits.js';
 import { defineRoute, type InferenceFacts, type RouteContext } from '../route.js';
+import type { Embedding, TextEmbedder } from './model.js';
 
 interface OpenAiBody {
   input: string | string[];

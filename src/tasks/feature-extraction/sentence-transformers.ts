@@ -6,10 +6,10 @@
  * Normalize) come out as their authors made them.
  */
 import { join } from 'node:path';
-import { KilnError } from '../core/errors.js';
-import { pathKind } from '../core/fs.js';
-import type { Pooling } from '../model/artifact.js';
-import { readJson } from '../model/source.js';
+import { KilnError } from '../../core/errors.js';
+import { pathKind } from '../../core/fs.js';
+import type { Pooling } from '../../model/artifact.js';
+import { readJson } from '../../model/source.js';
 
 export interface PipelineFacts {
   pooling: Pooling | null;

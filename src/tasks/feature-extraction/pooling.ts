@@ -5,11 +5,11 @@
  * The formulas are sentence-transformers': mean = Σ(h·mask) / max(Σ mask, 1e-9); normalize =
  * v / max(‖v‖₂, 1e-12) (torch.nn.functional.normalize).
  */
-import { KilnError } from '../core/errors.js';
-import type { EmbeddingHead, Pooling } from '../model/artifact.js';
-import { GraphBuilder } from '../onnx/builder.js';
-import { graphInputs, graphOutputs } from '../onnx/graph.js';
-import type { ModelProto } from '../onnx/proto.js';
+import { KilnError } from '../../core/errors.js';
+import type { EmbeddingHead, Pooling } from '../../model/artifact.js';
+import { GraphBuilder } from '../../onnx/builder.js';
+import { graphInputs, graphOutputs } from '../../onnx/graph.js';
+import type { ModelProto } from '../../onnx/proto.js';
 
 export const EMBEDDING_OUTPUT = 'embedding';
 /** Output names an encoder's token states go by (Hugging Face exports and kiln import). */

@@ -1,0 +1,182 @@
+/**
+ * What a task is: one module (a folder under src/tasks/) that owns everything kiln does
+ * differently for it — detection, the compile-time head check and graph tail, the runtime class
+ * (pre- and post-processing, its batcher), the routes only it serves, and what /predict,
+ * /invocations, KServe v2, `kiln run`, `kiln batch`, `kiln bench` and `kiln serve` make of its
+ * answers. The registry (registry.ts) lists the modules; the compiler, server, CLI, bench and
+ * batch iterate it and never branch on a task name.
+ */
+import type { Manifest, Pooling, Task } from '../model/artifact.js';
+import type { ModelProto } from '../onnx/proto.js';
+import type { ModelInput, ModelOptions, TaskModel } from '../runtime/task-model.js';
+import type { TensorInput } from './kserve-tensors.js';
+import type { RouteContext, RouteSpec } from './route.js';
+
+/**
+ * What users give a task: texts (tokenized on the calling thread) or image files. Decides how
+ * `kiln run`, `bench` and `batch` read their inputs, which body fields /predict and /invocations
+ * read, and whether compile resolves a tokenizer or image preprocessing.
+ */
+export type InputKind = 'text' | 'image';
+
+/** Any task's runtime class. */
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds modules of every task's class.
+export type AnyTaskModel = TaskModel<any, any>;
+
+/** What a runtime class answers per input. */
+export type AnswerOf<M extends AnyTaskModel> = Awaited<ReturnType<M['infer']>>[number];
+
+/** What compile knows when it checks a graph's head. */
+export interface HeadFacts {
+  /** How errors name the model (the checkpoint folder, or the graph file). */
+  path: string;
+  /** config.json's id2label, in logit order; empty for tasks whose labels are 'none'. */
+  labels: readonly string[];
+  /** config.json's hidden size, when the graph leaves it open. */
+  hiddenSize: number | null;
+  /** What {@link CompileHooks.headOptions} resolved. */
+  options: HeadOptions | null;
+}
+
+/** A task's head options, resolved at compile from flags and the model's own files. */
+export interface HeadOptions {
+  pooling: Pooling;
+  normalize: boolean;
+}
+
+/** What a head check found: the width of each output row and what the manifest records. */
+export interface CheckedHead {
+  /** Values per input in the compiled graph's output row (labels, or the vector's size). */
+  width: number;
+  /** Manifest fields this head adds (an embedder's `embedding`). */
+  manifest: Partial<Pick<Manifest, 'embedding'>>;
+}
+
+export interface CompileHooks {
+  /** 'required': config.json's id2label names the head's outputs (classifiers); 'none': not read. */
+  readonly labels: 'required' | 'none';
+  /**
+   * True when the task reads the encoder's token states: kiln import drops the checkpoint's
+   * head, and an ONNX folder whose graph has a head is compiled from its checkpoint instead.
+   */
+  readonly headless?: boolean;
+  /** Head options from the compile flags and the model's folder (`modelHome`); absent when the task has none. */
+  headOptions?(flags: Partial<HeadOptions>, modelHome: string): Promise<HeadOptions>;
+  /** Checks the graph's outputs are what the task reads (KILN_ERR_MODEL_OUTPUTS otherwise). */
+  checkHead(model: ModelProto, facts: HeadFacts): CheckedHead;
+  /** A graph tail appended before optimizing (embedding pooling), so replicas return final rows. */
+  tail?(model: ModelProto, head: CheckedHead, path: string): ModelProto;
+  /** Why `--verify` (which compares labels) cannot check this task: the flag's rule; absent when it can. */
+  readonly verifyRefusal?: string;
+  /** What each input's output row holds, for the smoke test's message ("logits per text (…)"). */
+  readonly row: string;
+}
+
+/** What /predict makes of a task's answers (the route reads the body's inputs by {@link InputKind}). */
+export interface PredictHook<M extends AnyTaskModel> {
+  answer(
+    model: M,
+    inputs: readonly ModelInput[],
+    describe: (index: number) => string,
+    options: { deadline: number | undefined; allScores: boolean },
+  ): Promise<object[]>;
+}
+
+/** What SageMaker's /invocations answers per input; `allScores` is the input's `return_all_scores`. */
+export interface InvocationsHook<M extends AnyTaskModel> {
+  answers(
+    model: M,
+    inputs: readonly ModelInput[],
+    describe: (index: number) => string,
+    options: { deadline: number | undefined },
+  ): Promise<Array<(allScores: boolean) => object>>;
+}
+
+/** A KServe v2 tensor's metadata. */
+export interface TensorMetadata {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+/** A KServe v2 output tensor. */
+export interface TensorOutput extends TensorMetadata {
+  data: unknown[];
+}
+
+export interface KServeHooks<M extends AnyTaskModel> {
+  /** The model metadata's inputs (the protocol's `inputs`). */
+  inputs(model: M): TensorMetadata[];
+  /** The model metadata's outputs; an infer request may ask for any of these by name. */
+  outputs(model: M): TensorMetadata[];
+  /** Runs an infer request's inputs; answers every output {@link outputs} names. */
+  infer(
+    model: M,
+    inputs: readonly TensorInput[],
+    context: Pick<RouteContext, 'limits' | 'deadline'>,
+  ): Promise<Record<string, TensorOutput>>;
+}
+
+/** How one answer reads outside HTTP: `kiln run` and `kiln batch`. */
+export interface AnswerHooks<M extends AnyTaskModel> {
+  /** `kiln run --json`'s fields. */
+  json(answer: AnswerOf<M>): object;
+  /** `kiln run`'s human line (before the latency and the input). */
+  line(answer: AnswerOf<M>): string;
+  /** `kiln batch`'s JSONL fields; a `label` is counted in the summary. */
+  batch(answer: AnswerOf<M>): { label?: string; score?: number; embedding?: number[]; labels?: object[] };
+}
+
+export interface BatchHooks<M extends AnyTaskModel> {
+  /** What the progress line says the job does ("classifying"). */
+  readonly verb: string;
+  /** The summary's part on the answers: the label counts, or the vectors' size. */
+  summary(model: M, labelCounts: string): string;
+  /** Width of the vectors `--format npy` writes; absent when the task answers no vectors. */
+  npyWidth?(model: M): number;
+}
+
+export interface TaskModule<M extends AnyTaskModel = AnyTaskModel> {
+  readonly name: Task;
+  readonly input: InputKind;
+  /** The artifact format version a manifest of this task is written with: the oldest that reads it right. */
+  readonly formatVersion: number;
+  /** Detection, tried in the registry's order when `--task` is not given. */
+  readonly detect: {
+    /** config.json's `architectures[0]` (a Hugging Face class name) says the task. */
+    architecture?(className: string): boolean;
+    /** The ONNX graph says the task (no config.json, or a class name no task claims). */
+    graph?(model: ModelProto): boolean;
+    /** The task when nothing says otherwise (one module). */
+    readonly fallback?: boolean;
+  };
+  readonly compile: CompileHooks;
+  /** Starts the task's runtime class on an artifact already read. */
+  open(dir: string, manifest: Manifest, options: ModelOptions): Promise<M>;
+  /** Routes only this task serves (/v1/embeddings); the shared ones read the hooks below. */
+  readonly routes: readonly RouteSpec[];
+  /** Absent when /predict does not serve the task. */
+  readonly predict?: PredictHook<M>;
+  /** Absent when /invocations does not serve the task. */
+  readonly invocations?: InvocationsHook<M>;
+  readonly kserve: KServeHooks<M>;
+  readonly answers: AnswerHooks<M>;
+  readonly batch: BatchHooks<M>;
+  readonly bench: {
+    /** Throughput's unit ("texts/s"). */
+    readonly unit: string;
+    /** One input as an HTTP request to the task's main route (bench over `--url`). */
+    request(input: ModelInput): { path: string; body: object };
+  };
+  readonly serve: {
+    /** The ready line's part on what the model answers. */
+    describe(manifest: Manifest): string;
+    /** A curl command that exercises the model's main route. */
+    example(url: string, name: string, named: boolean): string;
+  };
+}
+
+/** A task module with its runtime class's type checked against every hook. */
+export function defineTask<M extends AnyTaskModel>(module: TaskModule<M>): TaskModule<M> {
+  return module;
+}
