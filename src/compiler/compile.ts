@@ -8,6 +8,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { copyFlatDir, pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { sha256, sha256File } from '../core/hash.js';
+import { snapshotFileId } from '../hub/cache-layout.js';
+import type { PullOptions } from '../hub/pull.js';
 import { importCheckpoint } from '../import/import.js';
 import {
   ARTIFACT_FORMAT,
@@ -74,8 +76,10 @@ export const DEFAULT_MAX_BATCH = 32;
 export const MAX_BATCH_LIMIT = 1024;
 
 export interface CompileOptions {
-  /** A Hugging Face-layout folder or a .onnx file. */
+  /** A Hugging Face-layout folder, a .onnx file, or a Hub model (`hf:ORG/NAME[@REV]`). */
   source: string;
+  /** How a Hub source is fetched: token, offline, which weights, progress. */
+  hub?: PullOptions;
   /**
    * Where to write the artifact folder. `null` leaves it in the cache only and returns the
    * cache entry (what `run` and `serve` do). @defaultValue `<source-name>.kiln`
@@ -158,7 +162,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     return result;
   };
 
-  let source = await resolveSource(options.source);
+  let source = await resolveSource(options.source, { hub: options.hub });
   // The source graph is read and decoded once: task detection, image checks and the build share it.
   const graphs = new GraphReader();
   // A bare image graph may come without config.json: its labels are then --labels.
@@ -375,9 +379,16 @@ function companionPaths(source: ModelSource): Array<[string, string]> {
   return files;
 }
 
+/**
+ * A Hub snapshot's files are named by the hashes in the Hub's listing (checked at download), so
+ * its key is repo + commit + those names and nothing is read; a local file is hashed.
+ */
 async function hashSource(source: ModelSource): Promise<string> {
-  const lines: string[] = [];
-  for (const [role, path] of sourceFiles(source)) lines.push(`${role} ${await sha256File(path)}`);
+  const lines: string[] = source.hub ? [`hub ${source.hub.repo} ${source.hub.commit}`] : [];
+  for (const [role, path] of sourceFiles(source)) {
+    const blob = source.hub ? await snapshotFileId(path) : null;
+    lines.push(`${role} ${blob ?? (await sha256File(path))}`);
+  }
   return sha256(lines.join('\n'));
 }
 
