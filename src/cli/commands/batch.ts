@@ -5,6 +5,7 @@ import { runBatch, type Shard } from '../../deploy/batch.js';
 import { writeNpyFromJsonl } from '../../deploy/npy.js';
 import { readImageFile } from '../../model/image-files.js';
 import { loadModel } from '../../runtime/load-model.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
 import { choice, defineCommand, type FlagSpec, integer, nonEmpty } from '../table.js';
@@ -82,6 +83,7 @@ export const batchCommand = defineCommand({
       parse: choice<'jsonl' | 'npy'>(['jsonl', 'npy']),
     },
     ...runtimeFlags,
+    ...hubFlags,
   },
   examples: [
     {
@@ -97,7 +99,7 @@ export const batchCommand = defineCommand({
     const input = positionals.INPUT![0]!;
     const shardSuffix = flags.shard ? `.shard-${flags.shard.index}-of-${flags.shard.count}` : '';
     const output = resolve(flags.out ?? `${basename(input, extname(input))}.predictions${shardSuffix}.jsonl`);
-    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
+    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false, hub: hubOptions(flags) });
     const classifier = await loadModel(artifact, classifierOptions(flags));
     if (flags.format === 'npy' && classifier.task !== 'feature-extraction') {
       await classifier.close();

@@ -20,6 +20,7 @@ import { type LoadedModel, loadModel } from '../../runtime/load-model.js';
 import type { ModelInput } from '../../runtime/task-model.js';
 import { KILN_VERSION, PACKAGE_ROOT } from '../../version.js';
 import { formatMs } from '../format.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
 import { choice, defineCommand, type FlagSpec, integer, nonEmpty } from '../table.js';
@@ -155,6 +156,7 @@ export const benchCommand = defineCommand({
       parse: choice<'seed'>(['seed']),
     } satisfies FlagSpec<'seed' | null>,
     ...runtimeFlags,
+    ...hubFlags,
   },
   examples: [
     {
@@ -169,7 +171,7 @@ export const benchCommand = defineCommand({
   ],
   async run({ positionals, flags }) {
     const artifactArg = positionals.ARTIFACT![0]!;
-    const artifact = await artifactFromArgument(artifactArg, { quiet: false });
+    const artifact = await artifactFromArgument(artifactArg, { quiet: false, hub: hubOptions(flags) });
     // Image models: --data is a folder of images or a file of image paths.
     const images = (await readArtifact(artifact, { verify: false })).manifest.task === 'image-classification';
     const paths = images ? await imagePaths(flags.data) : [];

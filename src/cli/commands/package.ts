@@ -1,5 +1,6 @@
 import { DEFAULT_PACKAGE_FILE, packageArtifact } from '../../deploy/package.js';
 import { formatBytes, table } from '../format.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, nonEmpty } from '../table.js';
 
@@ -29,6 +30,7 @@ export const packageCommand = defineCommand({
       parse: nonEmpty,
     },
     json: { type: 'boolean', description: 'Print {path, files, bytes, sha256} as one JSON object.', default: false },
+    ...hubFlags,
   },
   examples: [
     { command: 'kiln package sentiment.kiln', note: 'write model.tar.gz for a SageMaker model' },
@@ -38,7 +40,10 @@ export const packageCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifactDir = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: flags.json });
+    const artifactDir = await artifactFromArgument(positionals.ARTIFACT![0]!, {
+      quiet: flags.json,
+      hub: hubOptions(flags),
+    });
     const result = await packageArtifact({ artifactDir, out: flags.out });
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -11,6 +11,7 @@ import type { ModelInput } from '../../runtime/task-model.js';
 import type { Prediction } from '../../runtime/text-classifier.js';
 import type { Embedding } from '../../runtime/text-embedder.js';
 import { formatMs, percentile } from '../format.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, nonEmpty } from '../table.js';
 
@@ -54,6 +55,7 @@ export const runCommand = defineCommand({
         'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}, or "embedding" for embedders; images: {"image","label","score","labels","logits","latencyMs"}, labels being the top 5.',
       default: false,
     },
+    ...hubFlags,
   },
   examples: [
     {
@@ -82,7 +84,10 @@ export const runCommand = defineCommand({
     for (const t of texts)
       if (t.text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
 
-    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: flags.json });
+    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, {
+      quiet: flags.json,
+      hub: hubOptions(flags),
+    });
     const { manifest } = await readArtifact(artifact, { verify: false });
     const images = manifest.task === 'image-classification';
     // Image models read the files before loading replicas: a missing one fails fast.

@@ -10,6 +10,7 @@ import { isArtifactDir } from '../../model/artifact.js';
 import { type LoadedModel, loadModel } from '../../runtime/load-model.js';
 import { DEFAULT_MAX_TEXT_CHARS } from '../../server/limits.js';
 import { createServer, DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
 import { defineCommand, host, integer, nonEmpty, usage } from '../table.js';
@@ -103,6 +104,7 @@ export const serveCommand = defineCommand({
       parse: integer(1, 10_000_000),
     },
     ...runtimeFlags,
+    ...hubFlags,
   },
   examples: [
     {
@@ -184,7 +186,9 @@ export const serveCommand = defineCommand({
       const loaded: LoadedModel[] = [];
       try {
         for (const path of paths)
-          loaded.push(await loadModel(await artifactFromArgument(path, { quiet: false }), options));
+          loaded.push(
+            await loadModel(await artifactFromArgument(path, { quiet: false, hub: hubOptions(flags) }), options),
+          );
       } catch (err) {
         await Promise.all(loaded.map((c) => c.close()));
         throw err;

@@ -4,6 +4,7 @@ import { KilnError } from '../../core/errors.js';
 import { readArtifact, writeManifest } from '../../model/artifact.js';
 import { readDataset } from '../../model/dataset.js';
 import { loadModel } from '../../runtime/load-model.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
 import { DEFAULT_DATA } from './bench.js';
@@ -50,6 +51,7 @@ export const tuneCommand = defineCommand({
       default: 60,
       parse: integer(5, 86_400),
     },
+    ...hubFlags,
   },
   examples: [
     {
@@ -62,7 +64,7 @@ export const tuneCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false });
+    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false, hub: hubOptions(flags) });
     const { dir, manifest } = await readArtifact(artifact);
     const texts = (await readDataset(flags.data)).examples.map((e) => e.text);
     process.stdout.write(
