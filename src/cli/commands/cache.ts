@@ -39,7 +39,7 @@ export const cacheLsCommand = defineCommand({
   flags: {
     json: {
       type: 'boolean',
-      description: 'Print one JSON line per entry; Hub snapshots have "kind": "hub-snapshot".',
+      description: 'Print one JSON line per entry (Hub snapshots: kind hub-snapshot).',
       default: false,
     },
   },
