@@ -318,7 +318,10 @@ async function listRepo(pull: Pull, commit: string): Promise<Map<string, Listing
           url,
           problem: `it lists ${JSON.stringify(item.path)}, ${problem}`,
         });
-      const lfs = item.lfs && typeof item.lfs.oid === 'string' ? { sha256: item.lfs.oid, size: item.lfs.size } : null;
+      const lfs =
+        item.lfs && typeof item.lfs.oid === 'string'
+          ? { sha256: item.lfs.oid.toLowerCase(), size: typeof item.lfs.size === 'number' ? item.lfs.size : item.size }
+          : null;
       if (typeof item.oid !== 'string' || typeof item.size !== 'number')
         throw new KilnError('KILN_ERR_HUB_BAD_RESPONSE', {
           url,
