@@ -4,13 +4,15 @@
  * the last test, so the tests run in order.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathKind } from '../../src/core/fs.js';
 import { type FakeHub, HUB_TOKEN, startFakeHub } from '../fixtures/fake-hub.js';
 import { embeddedModelFiles, pickleOnlyFiles, writeShardedCheckpoint } from '../fixtures/hub-repos.js';
-import { EMBEDDED_MODEL, errorCode, kiln, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, errorCode, kiln, serveProcess, tempDir } from '../fixtures/models.js';
 
 const TEXTS = ['a gripping, beautifully acted film', 'dull and far too long', 'it was fine'];
 
@@ -208,6 +210,33 @@ describe('kiln pull and kiln cache', () => {
     assert.equal(await pathKind(join(env.HF_HOME!, 'hub', 'models--kiln-test--sst2')), 'missing');
     assert.equal(await pathKind(join(env.HF_HOME!, 'hub', 'models--kiln-test--sharded')), 'dir');
     assert.ok((await readdir(join(env.KILN_CACHE_DIR!, 'artifacts'))).length > 0, 'artifacts are kept');
+  });
+
+  test('kiln serve without ARTIFACT and without /opt/ml/model serves HF_MODEL_ID at HF_MODEL_REVISION', {
+    skip: existsSync('/opt/ml/model') && 'this machine has /opt/ml/model',
+    timeout: 90_000,
+  }, async () => {
+    const revision = hub.commitOf('kiln-test/sst2');
+    const served = serveProcess(['--port', '0'], {
+      ...env,
+      HF_HOME: join(dir, 'hf-home-serve'),
+      HF_MODEL_ID: 'kiln-test/sst2',
+      HF_MODEL_REVISION: revision,
+    });
+    try {
+      const url = await served.ready;
+      const response = await fetch(`${url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: TEXTS[0] }),
+      });
+      assert.equal(response.status, 200);
+      assert.equal(((await response.json()) as { label: string }).label, 'POSITIVE');
+      assert.ok(hub.requests.some((r) => r.url.startsWith(`/kiln-test/sst2/resolve/${revision}/`)));
+    } finally {
+      served.child.kill('SIGTERM');
+      if (served.child.exitCode === null) await once(served.child, 'exit');
+    }
   });
 
   test('with the Hub stopped, compiling a cached model again succeeds with a warning; offline too', async () => {

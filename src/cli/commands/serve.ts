@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { isArtifactDir } from '../../model/artifact.js';
 import { type LoadedModel, loadModel } from '../../runtime/load-model.js';
 import { DEFAULT_MAX_TEXT_CHARS } from '../../server/limits.js';
 import { createServer, DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
+import { defaultModel } from '../default-model.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { artifactFromArgument } from '../open-artifact.js';
 import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
@@ -55,7 +55,7 @@ export const serveCommand = defineCommand({
   positionals: [
     {
       name: 'ARTIFACT',
-      description: `A compiled artifact folder, or a SOURCE to compile first (see kiln compile); default ${SAGEMAKER_MODEL_DIR} when it exists.`,
+      description: `A compiled artifact folder, or a SOURCE to compile first (see kiln compile); default ${SAGEMAKER_MODEL_DIR} when it has files, else the Hub model HF_MODEL_ID (at HF_MODEL_REVISION), as Hugging Face's SageMaker containers do.`,
       required: false,
     },
   ],
@@ -121,11 +121,11 @@ export const serveCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifactArg = positionals.ARTIFACT![0] ?? (existsSync(SAGEMAKER_MODEL_DIR) ? SAGEMAKER_MODEL_DIR : null);
+    const artifactArg = positionals.ARTIFACT![0] ?? defaultModel(SAGEMAKER_MODEL_DIR);
     if (artifactArg === null) {
       throw new KilnError('KILN_ERR_CLI_MISSING_ARGUMENT', {
         command: 'serve',
-        argument: `ARTIFACT (there is no ${SAGEMAKER_MODEL_DIR} to serve instead)`,
+        argument: `ARTIFACT (there is no ${SAGEMAKER_MODEL_DIR} to serve instead, and HF_MODEL_ID names no Hub model)`,
         usage: usage(serveCommand),
       });
     }
