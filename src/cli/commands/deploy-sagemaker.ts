@@ -10,8 +10,10 @@ import type {
   SageMakerDeployPlan,
   SageMakerDeployResult,
 } from '../../deploy/sagemaker.js';
+import { hubModelFor } from '../../hub/pull.js';
 import { readArtifact } from '../../model/artifact.js';
 import { formatBytes, table } from '../format.js';
+import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
 
 const invalid = (flag: string, rule: string, value: string): KilnError =>
@@ -136,7 +138,8 @@ export const deploySageMakerCommand = defineCommand({
   positionals: [
     {
       name: 'ARTIFACT',
-      description: 'A compiled artifact folder; run kiln tune on it first for the autoscaling target.',
+      description:
+        'A compiled artifact folder (run kiln tune on it first for the autoscaling target), or a Hub model (hf:ORG/NAME[@REVISION]), compiled here and packaged.',
       required: true,
     },
   ],
@@ -266,7 +269,9 @@ export const deploySageMakerCommand = defineCommand({
       );
 
     const artifact = positionals.ARTIFACT![0]!;
-    const { dir, manifest } = await readArtifact(artifact, { verify: false });
+    // A Hub model is pulled and compiled here; its artifact is what gets packaged.
+    const local = (await hubModelFor(artifact)) ? await artifactFromArgument(artifact, { quiet: false }) : artifact;
+    const { dir, manifest } = await readArtifact(local, { verify: false });
     // Loaded here, not at startup: the AWS SDK takes about 0.5 s to import, which every other command would pay.
     const { checkAwsSetup, deployToSageMaker, planSageMakerDeploy, sageMakerName } = await import(
       '../../deploy/sagemaker.js'
