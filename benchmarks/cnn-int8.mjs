@@ -18,7 +18,8 @@ import { parseArgs } from 'node:util';
 import { DIST, mib, scratch } from './lib.mjs';
 
 const { synthesizeVision } = await import(`${DIST}/import/synth-vision.js`);
-const { calibrate, calibrationTensors, quantizeStatic } = await import(`${DIST}/compiler/static-quantize.js`);
+const { calibrate } = await import(`${DIST}/compiler/calibrate.js`);
+const { calibrationTensors, quantizeStatic } = await import(`${DIST}/compiler/static-quantize.js`);
 const { createSession, RUNTIME_VERSION } = await import(`${DIST}/runtime/binding.js`);
 const { readModel, encodeModel } = await import(`${DIST}/onnx/proto.js`);
 

@@ -1,5 +1,5 @@
 // kiln against transformers.js on the same weights, sentences, runtime (onnxruntime-node) and
-// machine, plus the machine's int8 GEMM peak and the seed's recipe, all in one run: the
+// machine, plus the machine's int8 GEMM peak and the baseline recipe, all in one run: the
 // throughput issue's "figures it must reach". Every figure is a ratio within the run because
 // this machine's speed moves by 2× from run to run (GEMM peak measured between 330 and 630 GOP/s).
 //   npm run bench:peers -- [--sentences N] [--json FILE]
@@ -13,7 +13,7 @@ import { DIST, ROOT, scratch } from './lib.mjs';
 const { synthesize } = await import(`${DIST}/import/synth.js`);
 const { compile } = await import(`${DIST}/compiler/compile.js`);
 const { TextClassifier } = await import(`${DIST}/runtime/text-classifier.js`);
-const { throughputSweep, concurrencySweep, seedRecipeThroughput } = await import(`${DIST}/bench/bench.js`);
+const { throughputSweep, concurrencySweep, baselineThroughput } = await import(`${DIST}/bench/measure.js`);
 const { createSession, RUNTIME_VERSION } = await import(`${DIST}/runtime/binding.js`);
 const { GraphBuilder } = await import(`${DIST}/onnx/builder.js`);
 const { encodeModel, onnx } = await import(`${DIST}/onnx/proto.js`);
@@ -24,7 +24,7 @@ const FLOP_PER_TOKEN = 85e6;
 const GEMM = { m: 512, k: 768, n: 3072 };
 const CLOSED_LOOP_CLIENTS = 32;
 const CLOSED_LOOP_S = 10;
-const SEED_SENTENCES = 100;
+const BASELINE_SENTENCES = 100;
 
 const { values: flags } = parseArgs({ options: { sentences: { type: 'string' }, json: { type: 'string' } } });
 if (flags.sentences !== undefined && !/^[1-9][0-9]*$/.test(flags.sentences)) {
@@ -166,12 +166,17 @@ try {
   // Real / padded tokens: requests arrive in data order, so batches pad more than offline ones.
   closed.fill = (after.realTokens - before.realTokens) / Math.max(1, after.paddedTokens - before.paddedTokens);
 
-  note('seed recipe…');
-  const seed = await TextClassifier.load(fp32, { replicas: 1, threadsPerReplica: cores, maxBatch: 1, buckets: [128] });
-  open.push(seed);
-  const seedSample = sentences.slice(0, SEED_SENTENCES);
-  for (const s of seedSample.slice(0, 5)) await seed.classify([s]);
-  const seedRate = await seedRecipeThroughput(seed, seedSample);
+  note('baseline recipe…');
+  const baseline = await TextClassifier.load(fp32, {
+    replicas: 1,
+    threadsPerReplica: cores,
+    maxBatch: 1,
+    buckets: [128],
+  });
+  open.push(baseline);
+  const baselineSample = sentences.slice(0, BASELINE_SENTENCES);
+  for (const s of baselineSample.slice(0, 5)) await baseline.classify([s]);
+  const baselineRate = await baselineThroughput(baseline, baselineSample);
 
   const effectiveGops = (offline.textsPerSecond * FLOP_PER_TOKEN * meanTokens) / 1e9;
   const figures = {
@@ -180,7 +185,7 @@ try {
     peakFraction: effectiveGops / peak.gops,
     closedVsQ8: closed.requestsPerSecond / tjsQ8.best,
     closedP99Ms: closed.latency.p99Ms,
-    seedSpeedup: offline.textsPerSecond / seedRate,
+    baselineSpeedup: offline.textsPerSecond / baselineRate,
   };
   const check = (pass) => (pass ? 'PASS' : 'FAIL');
   const targets = {
@@ -200,7 +205,7 @@ try {
       `  kiln int8 offline      ${rate(offline.textsPerSecond)} (batch ${offline.batch}, ${layout.replicas}×${layout.threadsPerReplica}) = ${figures.vsQ8.toFixed(2)}× q8 (target ≥ 1.6: ${check(targets.vsQ8)})  = ${figures.vsFp32.toFixed(2)}× fp32 (target ≥ 4.5: ${check(targets.vsFp32)})`,
       `  int8 GEMM peak         ${peak.gops.toFixed(0)} GOP/s; kiln effective ${effectiveGops.toFixed(0)} GOP/s = ${(figures.peakFraction * 100).toFixed(1)} % (target ≥ 75 %: ${check(targets.peakFraction)})`,
       `  kiln closed loop c=${CLOSED_LOOP_CLIENTS}  ${rate(closed.requestsPerSecond)} = ${figures.closedVsQ8.toFixed(2)}× q8 offline (target ≥ 1.4: ${check(targets.closedVsQ8)}), p99 ${closed.latency.p99Ms.toFixed(0)} ms (target ≤ 150: ${check(targets.closedP99Ms)}), avg batch ${closed.avgBatch.toFixed(1)}, fill ${(closed.fill * 100).toFixed(0)} % (offline ${(offline.fill * 100).toFixed(0)} %)`,
-      `  seed recipe            ${rate(seedRate)} (fp32, padded to 128, batch 1, 1×${cores}, ${seedSample.length} sentences); kiln is ${figures.seedSpeedup.toFixed(1)}× faster`,
+      `  baseline recipe        ${rate(baselineRate)} (fp32, padded to 128, batch 1, 1×${cores}, ${baselineSample.length} sentences); kiln is ${figures.baselineSpeedup.toFixed(1)}× faster`,
       `  load average ${loadAtStart.toFixed(1)} at start, ${loadavg()[0].toFixed(1)} at end; ${((performance.now() - runStarted) / 1000).toFixed(0)} s in all`,
     ].join('\n'),
   );
@@ -216,7 +221,7 @@ try {
       transformersJs: { fp32: tjsFp32, q8: tjsQ8 },
       gemmPeak: { ...GEMM, ...peak, threads: cores },
       kiln: { layout, offline: offlinePoints, bestOffline: offline.textsPerSecond, effectiveGops, closedLoop: closed },
-      seed: { sentences: seedSample.length, perSecond: seedRate },
+      baseline: { sentences: baselineSample.length, perSecond: baselineRate },
       figures,
       pass: targets,
     };

@@ -1,179 +1,193 @@
 /**
- * `kiln bench`: the seed's latency loop (inference.py), its batch throughput run
- * (batch_inference.py) and a closed-loop concurrency sweep (perf_analyzer style) in one run,
- * with percentiles from an HDR histogram.
+ * `bench`: a loaded model's latency loop, throughput sweep and concurrency sweep in one run (in
+ * process, or through a running server), with the best rate, its cost, and the speedup over the
+ * baseline layout. `kiln bench` prints what this returns.
  */
-import hdr from 'hdr-histogram-js';
-import type { ModelInput, TaskModel } from '../runtime/task-model.js';
-import type { Prediction } from '../runtime/text-classifier.js';
+import { availableParallelism, cpus } from 'node:os';
+import { KilnError } from '../core/errors.js';
+import { RUNTIME_VERSION } from '../runtime/binding.js';
+import { type LoadedModel, loadModel } from '../runtime/load-model.js';
+import type { ModelInput } from '../runtime/task-model.js';
+import { KILN_VERSION } from '../version.js';
+import {
+  baselineThroughput,
+  concurrencySweep,
+  costPerMillion,
+  latencyRun,
+  type Predict,
+  type ProgressSink,
+  throughputSweep,
+} from './measure.js';
+import type { BenchResult } from './result.js';
 
-export type BenchMode = 'latency' | 'throughput' | 'concurrency';
+/** The measurements bench can make, in the order it makes them. */
+export const BENCH_MODES = ['latency', 'throughput', 'concurrency'] as const;
+export type BenchMode = (typeof BENCH_MODES)[number];
 
-export interface LatencySummary {
-  count: number;
-  avgMs: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  /** Counts per latency bin, for the report's histogram: [upper bound ms, count]. */
-  bins: Array<[number, number]>;
+/** What an unset {@link BenchOptions} field means. */
+export const BENCH_DEFAULTS = {
+  requests: 500,
+  batches: [1, 4, 16, 32] as readonly number[],
+  concurrency: [1, 4, 16, 32] as readonly number[],
+  durationS: 3,
+  warmup: 20,
+};
+
+/** The baseline is the slowest layout: a sample of the inputs is enough to time it. */
+const BASELINE_SAMPLE = 300;
+const BASELINE_WARMUP = 10;
+
+export interface BenchOptions {
+  /** The model to measure, as `loadModel` returns it; the throughput sweep changes its batching and restores it. */
+  model: LoadedModel;
+  /** Inputs to send, in order and round again: texts, or the bytes of image files (JPEG, PNG, WebP) for an image model. */
+  inputs: readonly ModelInput[];
+  /** Where the inputs came from, recorded as the result's `data.path`. @defaultValue null */
+  dataPath?: string | null;
+  /** The measurements to make (always in the order of {@link BENCH_MODES}). @defaultValue all three */
+  modes?: readonly BenchMode[];
+  /** Requests the latency loop sends, one at a time. @defaultValue 500 */
+  requests?: number;
+  /** Max batch sizes the throughput sweep tries; sizes above the artifact's max batch are skipped. @defaultValue [1, 4, 16, 32] */
+  batches?: readonly number[];
+  /** Numbers of closed-loop clients the concurrency sweep runs. @defaultValue [1, 4, 16, 32] */
+  concurrency?: readonly number[];
+  /** How long each concurrency level runs, in seconds. @defaultValue 3 */
+  durationS?: number;
+  /** Untimed requests sent before measuring. @defaultValue 20 */
+  warmup?: number;
+  /** A kiln server's base URL: latency and concurrency requests then go to it over HTTP. @defaultValue null (in process) */
+  url?: string | null;
+  /** The server's API key, sent as `authorization: Bearer KEY`. @defaultValue null */
+  apiKey?: string | null;
+  /** The machine's price in US dollars per hour, to compute the cost per million inferences at the best rate. @defaultValue null */
+  pricePerHour?: number | null;
+  /**
+   * Also time the baseline layout (every input padded to max length, batch 1, one replica on
+   * every core) and report the best rate's speedup over it. @defaultValue false
+   */
+  compareBaseline?: boolean;
+  /** Progress within a measurement: `done` of `total` steps. */
+  onProgress?: ProgressSink;
+  /** Called as each measurement ends, with the result so far. */
+  onMeasured?: (mode: BenchMode, result: Readonly<BenchResult>) => void;
 }
 
-export interface ThroughputPoint {
-  batch: number;
-  textsPerSecond: number;
-  seconds: number;
-  /** Real tokens / padded tokens over the run. */
-  fill: number;
+/** Mean size of the inputs in the model's units (tokens for text, 1 for an image). */
+export function meanInputSize(model: LoadedModel, inputs: readonly ModelInput[]): number {
+  return inputs.reduce((n, input) => n + model.inputSize(input), 0) / inputs.length;
 }
 
-export interface ConcurrencyPoint {
-  clients: number;
-  requestsPerSecond: number;
-  latency: LatencySummary;
-  avgBatch: number;
-}
-
-/** One request = `infer([input])` (a text or an image's bytes), in process or over HTTP. */
-export type Predict = (input: ModelInput) => Promise<unknown>;
-
-const newHistogram = () =>
-  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-
-/** Latency figures from microsecond samples. */
-export function summarize(samplesUs: readonly number[]): LatencySummary {
-  const h = newHistogram();
-  for (const us of samplesUs) h.recordValue(Math.max(1, Math.round(us)));
-  const ms = (us: number): number => us / 1000;
-  const max = h.maxValue;
-  const bins: Array<[number, number]> = [];
-  if (samplesUs.length > 0) {
-    const width = Math.max(1, Math.ceil(max / 30));
-    const counts = new Array<number>(30).fill(0);
-    for (const us of samplesUs) counts[Math.min(29, Math.floor(us / width))]! += 1;
-    counts.forEach((c, i) => {
-      bins.push([ms((i + 1) * width), c]);
-    });
-  }
-  // HDR reports a bucket's highest equivalent value, which can round past the true maximum.
-  const at = (p: number): number => ms(Math.min(h.getValueAtPercentile(p), max));
-  return {
-    count: h.totalCount,
-    avgMs: ms(h.mean),
-    p50Ms: at(50),
-    p90Ms: at(90),
-    p99Ms: at(99),
-    maxMs: ms(max),
-    bins,
+/** Measures `options.model`; see {@link BenchOptions} for what and how. */
+export async function bench(options: BenchOptions): Promise<BenchResult> {
+  const { model, inputs } = options;
+  if (inputs.length === 0) throw new KilnError('KILN_ERR_BENCH_NO_INPUTS', {});
+  const url = options.url ? options.url.replace(/\/$/, '') : null;
+  const predict: Predict = url ? httpPredict(model.task, url, options.apiKey ?? null) : (input) => model.infer([input]);
+  const layout = { ...model.layout, buckets: [...model.layout.buckets] };
+  const m = model.manifest;
+  const result: BenchResult = {
+    artifact: model.dir,
+    model: m.name,
+    synthetic: Boolean(m.synthetic),
+    date: new Date().toISOString(),
+    target: url,
+    data: { path: options.dataPath ?? null, texts: inputs.length, meanTokens: meanInputSize(model, inputs) },
+    layout,
+    machine: { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: availableParallelism() },
+    versions: { kiln: KILN_VERSION, onnxruntime: RUNTIME_VERSION },
   };
-}
+  const warmup = options.warmup ?? BENCH_DEFAULTS.warmup;
+  for (let i = 0; i < warmup; i += 1) await predict(inputs[i % inputs.length]!);
 
-export type ProgressSink = (label: string, done: number, total: number) => void;
-
-/** One request at a time, as the seed's inference.py loop does. */
-export async function latencyRun(
-  predict: Predict,
-  texts: readonly ModelInput[],
-  onProgress?: ProgressSink,
-): Promise<LatencySummary> {
-  const samples: number[] = [];
-  for (const [i, text] of texts.entries()) {
-    const started = performance.now();
-    await predict(text);
-    samples.push((performance.now() - started) * 1000);
-    onProgress?.('latency', i + 1, texts.length);
+  const modes = BENCH_MODES.filter((mode) => (options.modes ?? BENCH_MODES).includes(mode));
+  const candidates: Array<{ textsPerSecond: number; mode: string }> = [];
+  for (const mode of modes) {
+    if (mode === 'latency') {
+      const count = options.requests ?? BENCH_DEFAULTS.requests;
+      const requests = Array.from({ length: count }, (_, i) => inputs[i % inputs.length]!);
+      result.latency = await latencyRun(predict, requests, options.onProgress);
+      candidates.push({ textsPerSecond: 1000 / result.latency.avgMs, mode: 'latency loop' });
+    } else if (mode === 'throughput') {
+      const batches = (options.batches ?? BENCH_DEFAULTS.batches).filter((b) => b <= m.limits.maxBatch);
+      try {
+        result.throughput = await throughputSweep(model, inputs, batches, options.onProgress);
+      } finally {
+        model.reconfigure({ maxBatch: layout.maxBatch, maxDelayMs: layout.maxDelayMs });
+      }
+      for (const p of result.throughput)
+        candidates.push({ textsPerSecond: p.textsPerSecond, mode: `offline, batch ${p.batch}` });
+    } else {
+      result.concurrency = await concurrencySweep(
+        predict,
+        inputs,
+        options.concurrency ?? BENCH_DEFAULTS.concurrency,
+        { durationS: options.durationS ?? BENCH_DEFAULTS.durationS, batchStats: url ? undefined : () => model.stats() },
+        options.onProgress,
+      );
+      for (const p of result.concurrency)
+        candidates.push({ textsPerSecond: p.requestsPerSecond, mode: `${p.clients} concurrent clients` });
+    }
+    options.onMeasured?.(mode, result);
   }
-  return summarize(samples);
+
+  result.best = candidates.sort((a, b) => b.textsPerSecond - a.textsPerSecond)[0];
+  if (!result.best) return result;
+  if (options.pricePerHour != null) {
+    result.cost = {
+      pricePerHour: options.pricePerHour,
+      perMillion: costPerMillion(options.pricePerHour, result.best.textsPerSecond),
+    };
+  }
+  if (options.compareBaseline) {
+    const rate = await timeBaseline(model, inputs.slice(0, BASELINE_SAMPLE), Math.min(warmup, BASELINE_WARMUP));
+    result.compare = {
+      baselineTextsPerSecond: rate,
+      seedTextsPerSecond: rate,
+      speedup: result.best.textsPerSecond / rate,
+    };
+  }
+  return result;
 }
 
 /**
- * Offline throughput at each max batch: every text submitted at once, sorted by length so that
- * batches pad little (what an offline job does), order of answers restored.
+ * The baseline: a second copy of the model with no batching and no length buckets (every input
+ * padded to max length, batch 1, one replica on every core), fed one input at a time.
  */
-export async function throughputSweep(
-  classifier: TaskModel<unknown, unknown>,
-  texts: readonly ModelInput[],
-  batches: readonly number[],
-  onProgress?: ProgressSink,
-): Promise<ThroughputPoint[]> {
-  const sorted = texts
-    .map((text) => ({ text, tokens: classifier.inputSize(text) }))
-    .sort((a, b) => a.tokens - b.tokens)
-    .map(({ text }) => text);
-  const points: ThroughputPoint[] = [];
-  for (const [i, batch] of batches.entries()) {
-    classifier.reconfigure({ maxBatch: batch, maxDelayMs: 0 });
-    const before = classifier.stats();
-    const started = performance.now();
-    await classifier.infer(sorted);
-    const seconds = (performance.now() - started) / 1000;
-    const after = classifier.stats();
-    const padded = after.paddedTokens - before.paddedTokens;
-    points.push({
-      batch,
-      textsPerSecond: texts.length / seconds,
-      seconds,
-      fill: padded > 0 ? (after.realTokens - before.realTokens) / padded : 1,
-    });
-    onProgress?.('throughput', i + 1, batches.length);
+async function timeBaseline(model: LoadedModel, sample: readonly ModelInput[], warmup: number): Promise<number> {
+  const baseline = await loadModel(model.dir, {
+    replicas: 1,
+    threadsPerReplica: availableParallelism(),
+    maxBatch: 1,
+    buckets: [model.manifest.limits.maxLength],
+  });
+  try {
+    for (let i = 0; i < warmup; i += 1) await baseline.infer([sample[0]!]);
+    return await baselineThroughput(baseline, sample);
+  } finally {
+    await baseline.close();
   }
-  return points;
 }
 
-/** Closed-loop clients: each sends one text, waits for the answer, sends the next. */
-export async function concurrencySweep(
-  predict: Predict,
-  texts: readonly ModelInput[],
-  levels: readonly number[],
-  options: { durationS: number; batchStats?: () => { batches: number; completed: number } },
-  onProgress?: ProgressSink,
-): Promise<ConcurrencyPoint[]> {
-  const points: ConcurrencyPoint[] = [];
-  for (const [i, clients] of levels.entries()) {
-    const samples: number[] = [];
-    let cursor = 0;
-    const deadline = performance.now() + options.durationS * 1000;
-    const before = options.batchStats?.();
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: clients }, async () => {
-        while (performance.now() < deadline) {
-          const text = texts[cursor++ % texts.length]!;
-          const t0 = performance.now();
-          await predict(text);
-          samples.push((performance.now() - t0) * 1000);
-        }
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    const after = options.batchStats?.();
-    const batches = before && after ? after.batches - before.batches : 0;
-    const completed = before && after ? after.completed - before.completed : 0;
-    points.push({
-      clients,
-      requestsPerSecond: samples.length / seconds,
-      latency: summarize(samples),
-      avgBatch: batches > 0 ? completed / batches : 0,
+/** One request through a kiln server: each task on its route, with the body that route reads. */
+function httpPredict(task: LoadedModel['task'], url: string, apiKey: string | null): Predict {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+  };
+  const route =
+    task === 'feature-extraction'
+      ? { path: '/embed', body: (input: ModelInput) => ({ inputs: input }) }
+      : task === 'image-classification'
+        ? { path: '/predict', body: (input: ModelInput) => ({ image: Buffer.from(input).toString('base64') }) }
+        : { path: '/predict', body: (input: ModelInput) => ({ text: input }) };
+  return async (input) => {
+    const res = await fetch(`${url}${route.path}`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(route.body(input)),
     });
-    onProgress?.('concurrency', i + 1, levels.length);
-  }
-  return points;
+    if (!res.ok) throw new Error(`POST ${url}${route.path} answered ${res.status}: ${await res.text()}`);
+    return res.json();
+  };
 }
-
-/** The seed's serving recipe: every input padded to max length, batch 1, one replica. */
-export async function seedRecipeThroughput(
-  seed: TaskModel<unknown, unknown>,
-  texts: readonly ModelInput[],
-): Promise<number> {
-  const started = performance.now();
-  for (const text of texts) await seed.infer([text]);
-  return texts.length / ((performance.now() - started) / 1000);
-}
-
-/** Cost of a million inferences at `perSecond`, for an instance billed `pricePerHour` USD. */
-export function costPerMillion(pricePerHour: number, perSecond: number): number {
-  return (pricePerHour / (perSecond * 3600)) * 1e6;
-}
-
-export type { Prediction };

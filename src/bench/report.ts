@@ -94,7 +94,10 @@ export function renderReport(result: BenchResult): string {
   const settings: Array<[string, string]> = [
     ['model', `${result.model}${result.synthetic ? ' (SYNTHETIC weights: predictions are meaningless)' : ''}`],
     ['artifact', result.artifact],
-    ['data', `${result.data.path}: ${result.data.texts} texts, mean ${fmt(result.data.meanTokens)} tokens`],
+    [
+      'data',
+      `${result.data.path ?? 'inputs given in code'}: ${result.data.texts} texts, mean ${fmt(result.data.meanTokens)} tokens`,
+    ],
     [
       'layout',
       `${result.layout.replicas} replica(s) × ${result.layout.threadsPerReplica} thread(s), max batch ${result.layout.maxBatch}, max delay ${result.layout.maxDelayMs} ms, buckets ${result.layout.buckets.join(',')}`,
@@ -109,7 +112,7 @@ export function renderReport(result: BenchResult): string {
   parts.push(table(['setting', 'value'], settings));
   if (result.best)
     parts.push(
-      `<p class="big">Best: <b>${fmt(result.best.textsPerSecond)} texts/s</b> (${esc(result.best.mode)})${result.cost ? `; <b>$${fmt(result.cost.perMillion, 3)}</b> per million inferences at $${result.cost.pricePerHour}/h` : ''}${result.compare ? `; <b>${fmt(result.compare.speedup)}×</b> the seed's recipe (${fmt(result.compare.seedTextsPerSecond)} texts/s)` : ''}</p>`,
+      `<p class="big">Best: <b>${fmt(result.best.textsPerSecond)} texts/s</b> (${esc(result.best.mode)})${result.cost ? `; <b>$${fmt(result.cost.perMillion, 3)}</b> per million inferences at $${result.cost.pricePerHour}/h` : ''}${result.compare ? `; <b>${fmt(result.compare.speedup)}×</b> the baseline (padded to max length, batch 1, one replica: ${fmt(result.compare.baselineTextsPerSecond)} texts/s)` : ''}</p>`,
     );
   if (result.concurrency?.length) {
     const c = result.concurrency;

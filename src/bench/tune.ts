@@ -1,12 +1,13 @@
 /**
- * `kiln tune`: the layout search (replicas × threads × max batch × max delay) the seed leaves to
- * the reader. Pruned, not a grid: for each way to split the cores into replicas × threads, max
+ * `kiln tune`: the search for the fastest layout (replicas × threads × max batch × max delay)
+ * that meets a p99 target. Pruned, not a grid: for each way to split the cores into replicas × threads, max
  * batch grows while throughput grows and p99 meets the SLO; then max delay is tried on the best.
  */
 import { availableParallelism } from 'node:os';
 import type { LoadedModel } from '../runtime/load-model.js';
+import { DEFAULT_MAX_DELAY_MS } from '../runtime/scheduler.js';
 import type { ModelInput } from '../runtime/task-model.js';
-import { concurrencySweep, type Predict } from './bench.js';
+import { concurrencySweep, type Predict } from './measure.js';
 
 export interface Trial {
   replicas: number;
@@ -25,7 +26,7 @@ export interface TuneOptions {
   sloP99Ms: number;
   budgetS: number;
   maxBatchLimit: number;
-  /** Loads a classifier with a replicas × threads layout (the expensive step). */
+  /** Loads the model with a replicas × threads layout (the expensive step). */
   load: (replicas: number, threadsPerReplica: number) => Promise<LoadedModel>;
   onTrial?: (trial: Trial, index: number, planned: number) => void;
   cores?: number;
@@ -53,15 +54,15 @@ export async function tune(options: TuneOptions): Promise<{ best: Trial | null; 
   const better = (t: Trial): boolean => t.meetsSlo && (!best || t.requestsPerSecond > best.requestsPerSecond);
 
   const measure = async (
-    classifier: LoadedModel,
+    model: LoadedModel,
     layout: [number, number],
     maxBatch: number,
     maxDelayMs: number,
   ): Promise<Trial> => {
-    classifier.reconfigure({ maxBatch, maxDelayMs });
+    model.reconfigure({ maxBatch, maxDelayMs });
     // Enough closed-loop clients to fill every replica's batch, twice over.
     const clients = Math.min(256, layout[0] * maxBatch * 2);
-    const predict: Predict = (text) => classifier.infer([text]);
+    const predict: Predict = (text) => model.infer([text]);
     const [point] = await concurrencySweep(predict, options.texts, [clients], { durationS: trialS });
     const trial: Trial = {
       replicas: layout[0],
@@ -80,11 +81,11 @@ export async function tune(options: TuneOptions): Promise<{ best: Trial | null; 
   };
 
   for (const layout of layouts) {
-    const classifier = await options.load(layout[0], layout[1]);
+    const model = await options.load(layout[0], layout[1]);
     try {
       let previous: Trial | null = null;
       for (const maxBatch of batches) {
-        const trial = await measure(classifier, layout, maxBatch, 2);
+        const trial = await measure(model, layout, maxBatch, DEFAULT_MAX_DELAY_MS);
         if (better(trial)) {
           best = trial;
           bestRT = layout;
@@ -94,20 +95,20 @@ export async function tune(options: TuneOptions): Promise<{ best: Trial | null; 
         previous = trial;
       }
     } finally {
-      await classifier.close();
+      await model.close();
     }
   }
 
   if (best && bestRT) {
-    const classifier = await options.load(bestRT[0], bestRT[1]);
+    const model = await options.load(bestRT[0], bestRT[1]);
     try {
       const base = best as Trial;
       for (const delay of DELAYS) {
-        const trial = await measure(classifier, bestRT, base.maxBatch, delay);
+        const trial = await measure(model, bestRT, base.maxBatch, delay);
         if (better(trial)) best = trial;
       }
     } finally {
-      await classifier.close();
+      await model.close();
     }
   }
   return { best, trials };

@@ -58,6 +58,31 @@ export function defineCommand<F extends Record<string, FlagSpec<unknown>>>(spec:
   return spec as unknown as CommandSpec;
 }
 
+type ValueFlagSpec<T> = Omit<FlagSpec<T>, 'type' | 'parse'> & { arg: string; parse: (raw: string, flag: string) => T };
+
+/** A flag that takes a value (`--flag VALUE`). */
+export function valueFlag<T>(spec: ValueFlagSpec<T>): FlagSpec<T> {
+  return { type: 'string', ...spec };
+}
+
+/**
+ * A value flag that is undefined when absent, so that whoever uses the value applies its own
+ * default (the tuned layout, the artifact's limits, detection); `defaultText` says which.
+ */
+export function deferredFlag<T>(
+  spec: Omit<ValueFlagSpec<T>, 'default' | 'defaultText'> & { defaultText: string },
+): FlagSpec<T | undefined> {
+  return { type: 'string', default: undefined, ...spec };
+}
+
+/**
+ * A value flag that is null when absent: the command goes without it, or works a value out
+ * itself (`defaultText` then says how; help says "none" otherwise).
+ */
+export function nullFlag<T>(spec: Omit<ValueFlagSpec<T>, 'default'>): FlagSpec<T | null> {
+  return { type: 'string', default: null, ...spec };
+}
+
 export function usage(spec: CommandSpec): string {
   const args = spec.positionals.map((p) => {
     const name = p.variadic ? `${p.name}…` : p.name;

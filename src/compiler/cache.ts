@@ -1,5 +1,5 @@
 /**
- * The compile cache (the seed's /var/tmp/neuron-compile-cache): finished artifacts keyed on
+ * The compile cache (as the Neuron compiler keeps one): finished artifacts keyed on
  * the source's content hash, the compile options, the target CPU and the kiln and ONNX Runtime
  * versions. An entry appears by one rename of a complete folder, so a killed or concurrent
  * compile never leaves a half-entry that a later run would trust.

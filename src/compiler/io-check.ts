@@ -2,19 +2,9 @@
 import { KilnError } from '../core/errors.js';
 import { describeTensor, type TensorInfo } from '../onnx/graph.js';
 
-export const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
+const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
 const REQUIRED_INPUTS = ['input_ids', 'attention_mask'];
 const INTEGER_TYPES = new Set(['int64', 'int32']);
-
-export function checkTextClassifierIO(
-  path: string,
-  inputs: TensorInfo[],
-  outputs: TensorInfo[],
-  labels: string[],
-): void {
-  checkTextInputs(path, inputs);
-  checkLogits(path, outputs, labels);
-}
 
 /** The graph's inputs are ones the tokenizer fills: input_ids and attention_mask (token_type_ids optional), integer, rank 2. */
 export function checkTextInputs(path: string, inputs: TensorInfo[]): void {

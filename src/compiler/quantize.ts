@@ -5,16 +5,18 @@
  * weights in MLAS, float output with the bias added in the GEMM's output stage).
  */
 import type { QuantizeReport } from '../model/reports.js';
-import { opsetImports, tensorElementCount, walkNodes } from '../onnx/graph.js';
 import {
-  type AttributeProto,
-  type GraphProto,
-  int64,
-  type ModelProto,
-  type NodeProto,
-  onnx,
-  type TensorProto,
-} from '../onnx/proto.js';
+  floatAttribute,
+  intAttribute,
+  isDefaultDomain,
+  opsetImports,
+  tensorElementCount,
+  walkNodes,
+} from '../onnx/graph.js';
+import { type GraphProto, int64, type ModelProto, type NodeProto, onnx, type TensorProto } from '../onnx/proto.js';
+import { GraphRewrite } from '../onnx/rewrite.js';
+import { floatValues, hasFloatValues, transpose } from '../onnx/weights.js';
+import { keepMatcher, quantizeWeight, roundHalfEven, uint8Params } from './quantize-common.js';
 
 export interface QuantizeOptions {
   /**
@@ -23,7 +25,7 @@ export interface QuantizeOptions {
    */
   weightType?: 'int8' | 'uint8';
   /**
-   * Quantize int8 weights to 7 bits ([-64, 63]): on AVX2 without VNNI, MLAS multiplies u8 × s8
+   * Quantize int8 weights to 7 bits ([-63, 63]): on AVX2 without VNNI, MLAS multiplies u8 × s8
    * pairs with VPMADDUBSW, whose int16 sums saturate for 8-bit weights (255·127·2 > 32767).
    * Ignored for uint8. @defaultValue true
    */
@@ -53,12 +55,6 @@ const MS_DOMAIN = 'com.microsoft';
 /** Rows above which a Gather table counts as a word-embedding table (vocabularies; not positions). */
 const EMBEDDING_MIN_ROWS = 1000;
 
-/** Rounds half to even, as numpy (ONNX Runtime's Python quantizer) and MLAS do. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /**
  * Quantizes a row-major float matrix [K, N] per column (per output channel of a MatMul weight).
  * int8: symmetric, scale = max|w| / (reduceRange ? 63 : 127), zero point 0. uint8: the column's
@@ -73,7 +69,8 @@ export function quantizeColumns(
 ): QuantizedColumns {
   if (data.length !== K * N)
     throw new RangeError(`quantizeColumns: data has ${data.length} elements, expected K·N = ${K}·${N} = ${K * N}`);
-  const unsigned = options.weightType === 'uint8';
+  if (options.weightType !== 'uint8')
+    return { ...quantizeWeight(data, [K, N], 1, options.reduceRange !== false), zeroPoints: new Int8Array(N) };
   const min = new Float64Array(N);
   const max = new Float64Array(N);
   for (let k = 0; k < K; k += 1) {
@@ -85,133 +82,25 @@ export function quantizeColumns(
     }
   }
   const scales = new Float32Array(N);
-  const zeroPoints = unsigned ? new Uint8Array(N) : new Int8Array(N);
-  const qmax = unsigned ? 255 : options.reduceRange === false ? 127 : 63;
+  const zeroPoints = new Uint8Array(N);
   for (let n = 0; n < N; n += 1) {
-    if (unsigned) {
-      const range = max[n]! - min[n]!;
-      scales[n] = range === 0 ? 1 : range / 255;
-      zeroPoints[n] = Math.min(255, Math.max(0, roundHalfEven(-min[n]! / scales[n]!)));
-    } else {
-      const absMax = Math.max(max[n]!, -min[n]!);
-      scales[n] = absMax === 0 ? 1 : absMax / qmax;
-    }
+    const { scale, zeroPoint } = uint8Params({ min: min[n]!, max: max[n]! });
+    scales[n] = scale;
+    zeroPoints[n] = zeroPoint;
   }
-  // Divide by the stored float32 scale, so the bound holds for what ONNX Runtime computes with.
-  const values = unsigned ? new Uint8Array(K * N) : new Int8Array(K * N);
-  const lo = unsigned ? 0 : -qmax;
+  const values = new Uint8Array(K * N);
   for (let k = 0; k < K; k += 1) {
     const row = k * N;
     for (let n = 0; n < N; n += 1) {
       const q = roundHalfEven(data[row + n]! / scales[n]!) + zeroPoints[n]!;
-      values[row + n] = q < lo ? lo : Math.min(q, qmax);
+      values[row + n] = q < 0 ? 0 : Math.min(q, 255);
     }
   }
   return { values, scales, zeroPoints };
 }
 
-/** Symmetric int8 per row (127 levels: a Gather feeds no integer GEMM, so no saturation to avoid). */
-function quantizeRows(data: Float32Array, rows: number, cols: number): { values: Int8Array; scales: Float32Array } {
-  const values = new Int8Array(rows * cols);
-  const scales = new Float32Array(rows);
-  for (let r = 0; r < rows; r += 1) {
-    const start = r * cols;
-    let absMax = 0;
-    for (let c = 0; c < cols; c += 1) absMax = Math.max(absMax, Math.abs(data[start + c]!));
-    scales[r] = absMax === 0 ? 1 : absMax / 127;
-    const scale = scales[r]!;
-    for (let c = 0; c < cols; c += 1)
-      values[start + c] = Math.min(127, Math.max(-127, roundHalfEven(data[start + c]! / scale)));
-  }
-  return { values, scales };
-}
-
-/** Bytes per element by ONNX data type; float8 and int4 types included for completeness. */
-const ELEMENT_BYTES: Record<number, number> = {
-  [T.FLOAT]: 4,
-  [T.UINT8]: 1,
-  [T.INT8]: 1,
-  [T.UINT16]: 2,
-  [T.INT16]: 2,
-  [T.INT32]: 4,
-  [T.INT64]: 8,
-  [T.BOOL]: 1,
-  [T.FLOAT16]: 2,
-  [T.DOUBLE]: 8,
-  [T.UINT32]: 4,
-  [T.UINT64]: 8,
-  [T.COMPLEX64]: 8,
-  [T.COMPLEX128]: 16,
-  [T.BFLOAT16]: 2,
-  17: 1,
-  18: 1,
-  19: 1,
-  20: 1,
-  21: 0.5,
-  22: 0.5,
-};
 const FLOAT_TYPES = new Set<number>([T.FLOAT, T.FLOAT16, T.BFLOAT16, T.DOUBLE]);
-
-/** Bytes of a tensor's data as stored (wherever it is stored: raw, typed fields or an external file). */
-export function tensorBytes(t: TensorProto): number {
-  if (t.dataType === T.STRING) return (t.stringData ?? []).reduce((n, s) => n + s.length, 0);
-  return Math.ceil(tensorElementCount(t) * (ELEMENT_BYTES[t.dataType ?? 0] ?? 0));
-}
-
 const isFloatWeight = (t: TensorProto): boolean => (t.dims ?? []).length > 0 && FLOAT_TYPES.has(t.dataType ?? 0);
-
-/** Whether a float initializer's values are in the model (not in an external file) and complete. */
-export function hasFloatValues(t: TensorProto): boolean {
-  if (t.dataType !== T.FLOAT || t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) return false;
-  const count = tensorElementCount(t);
-  return t.rawData && t.rawData.length > 0 ? t.rawData.length === count * 4 : (t.floatData ?? []).length === count;
-}
-
-/** A float initializer's values (call after hasFloatValues). */
-export function floatValues(t: TensorProto): Float32Array {
-  const raw = t.rawData;
-  if (raw && raw.length > 0) {
-    // protobufjs hands out views into the file's buffer at any offset; Float32Array needs 4-byte
-    // alignment, so an unaligned one is copied (new Uint8Array copies; Buffer#slice would not).
-    return raw.byteOffset % 4 === 0
-      ? new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4)
-      : new Float32Array(new Uint8Array(raw).buffer);
-  }
-  return Float32Array.from(t.floatData ?? []);
-}
-
-const bytesOf = (a: Int8Array | Uint8Array | Float32Array | BigInt64Array): Uint8Array =>
-  new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-const isDefaultDomain = (node: NodeProto): boolean => !node.domain || node.domain === 'ai.onnx';
-
-function attr(node: NodeProto, name: string): AttributeProto | undefined {
-  return (node.attribute ?? []).find((a) => a.name === name);
-}
-
-function intAttr(node: NodeProto, name: string, fallback: number): number {
-  const a = attr(node, name);
-  return a ? int64(a.i) : fallback;
-}
-
-function floatAttr(node: NodeProto, name: string, fallback: number): number {
-  const a = attr(node, name);
-  return a ? (a.f ?? 0) : fallback;
-}
-
-function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r += 1) {
-    for (let c = 0; c < cols; c += 1) out[c * rows + r] = data[r * cols + c]!;
-  }
-  return out;
-}
-
-function keepMatcher(patterns: readonly string[]): (name: string) => boolean {
-  const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
-  const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-  return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
-}
 
 /** A MatMul or Gemm that DynamicQuantizeMatMul can compute: its constant weight, as [K, N]. */
 interface GemmCandidate {
@@ -260,18 +149,7 @@ export function quantizeModel(
   }
   for (const o of graph.output ?? []) uses.set(o.name ?? '', (uses.get(o.name ?? '') ?? 0) + 1);
 
-  const taken = new Set<string>([
-    ...initializers.keys(),
-    ...(graph.input ?? []).map((v) => v.name ?? ''),
-    ...(graph.valueInfo ?? []).map((v) => v.name ?? ''),
-  ]);
-  for (const node of walkNodes(graph)) for (const name of node.output ?? []) taken.add(name);
-  const uniqueName = (base: string): string => {
-    let name = base;
-    for (let i = 1; taken.has(name); i += 1) name = `${base}_${i}`;
-    taken.add(name);
-    return name;
-  };
+  const rewrite = new GraphRewrite(graph);
 
   const floatBias = (name: string | undefined, N: number): boolean => {
     const t = name ? initializers.get(name) : undefined;
@@ -287,12 +165,16 @@ export function quantizeModel(
     if (node.opType === 'MatMul' && inputs.length === 2)
       return { weight, K: rows, N: cols, transposed: false, bias: null };
     if (node.opType !== 'Gemm') return null;
-    const transB = intAttr(node, 'transB', 0);
-    if (intAttr(node, 'transA', 0) !== 0 || floatAttr(node, 'alpha', 1) !== 1 || (transB !== 0 && transB !== 1))
+    const transB = intAttribute(node, 'transB', 0);
+    if (
+      intAttribute(node, 'transA', 0) !== 0 ||
+      floatAttribute(node, 'alpha', 1) !== 1 ||
+      (transB !== 0 && transB !== 1)
+    )
       return null;
     const N = transB ? rows : cols;
     const c = inputs[2];
-    if (c && (floatAttr(node, 'beta', 1) !== 1 || !floatBias(c, N))) return null;
+    if (c && (floatAttribute(node, 'beta', 1) !== 1 || !floatBias(c, N))) return null;
     return { weight, K: transB ? cols : rows, N, transposed: transB === 1, bias: c || null };
   };
 
@@ -315,8 +197,7 @@ export function quantizeModel(
   };
 
   const quantizedWeights = new Map<string, { values: string; scale: string; zeroPoint: string }>();
-  const newInitializers: TensorProto[] = [];
-  const quantizeWeight = (c: GemmCandidate): { values: string; scale: string; zeroPoint: string } => {
+  const quantizeMatrix = (c: GemmCandidate): { values: string; scale: string; zeroPoint: string } => {
     const source = c.weight.name ?? '';
     const key = `${source}\u0000${c.transposed}`;
     const known = quantizedWeights.get(key);
@@ -325,15 +206,10 @@ export function quantizeModel(
     const q = quantizeColumns(c.transposed ? transpose(data, c.N, c.K) : data, c.K, c.N, { weightType, reduceRange });
     const q8 = weightType === 'uint8' ? T.UINT8 : T.INT8;
     const names = {
-      values: uniqueName(`${source}_quantized`),
-      scale: uniqueName(`${source}_scale`),
-      zeroPoint: uniqueName(`${source}_zero_point`),
+      values: rewrite.initializer(`${source}_quantized`, q8, [c.K, c.N], q.values),
+      scale: rewrite.initializer(`${source}_scale`, T.FLOAT, [c.N], q.scales),
+      zeroPoint: rewrite.initializer(`${source}_zero_point`, q8, [c.N], q.zeroPoints),
     };
-    newInitializers.push(
-      { name: names.values, dataType: q8, dims: [c.K, c.N], rawData: bytesOf(q.values) },
-      { name: names.scale, dataType: T.FLOAT, dims: [c.N], rawData: bytesOf(q.scales) },
-      { name: names.zeroPoint, dataType: q8, dims: [c.N], rawData: bytesOf(q.zeroPoints) },
-    );
     quantizedWeights.set(key, names);
     return names;
   };
@@ -347,7 +223,7 @@ export function quantizeModel(
       if (
         node.opType === 'Gather' &&
         isDefaultDomain(node) &&
-        intAttr(node, 'axis', 0) === 0 &&
+        intAttribute(node, 'axis', 0) === 0 &&
         initializers.has(table)
       )
         gatherReads.set(table, (gatherReads.get(table) ?? 0) + 1);
@@ -367,23 +243,13 @@ export function quantizeModel(
     const known = quantizedTables.get(source);
     if (known) return known;
     const [rows, cols] = (t.dims ?? []).map(int64) as [number, number];
-    const q = quantizeRows(floatValues(t), rows, cols);
+    // Symmetric per row, 127 levels: a Gather feeds no integer GEMM, so there is no saturation to avoid.
+    const q = quantizeWeight(floatValues(t), [rows, cols], 0, false);
     const names = {
-      values: uniqueName(`${source}_quantized`),
-      scale: uniqueName(`${source}_scale`),
-      axes: defaultOpset >= 13 ? uniqueName(`${source}_scale_axes`) : '',
+      values: rewrite.initializer(`${source}_quantized`, T.INT8, [rows, cols], q.values),
+      scale: rewrite.initializer(`${source}_scale`, T.FLOAT, [rows], q.scales),
+      axes: defaultOpset >= 13 ? rewrite.initializer(`${source}_scale_axes`, T.INT64, [1], BigInt64Array.of(-1n)) : '',
     };
-    newInitializers.push(
-      { name: names.values, dataType: T.INT8, dims: [rows, cols], rawData: bytesOf(q.values) },
-      { name: names.scale, dataType: T.FLOAT, dims: [rows], rawData: bytesOf(q.scales) },
-    );
-    if (names.axes)
-      newInitializers.push({
-        name: names.axes,
-        dataType: T.INT64,
-        dims: [1],
-        rawData: bytesOf(BigInt64Array.from([-1n])),
-      });
     quantizedTables.set(source, names);
     return names;
   };
@@ -418,7 +284,7 @@ export function quantizeModel(
       const output = node.output![0]!;
       const base = name || output;
       const [gathered, asFloat, rowScales, rowScales1] = ['quantized', 'float', 'scale', 'scale_unsqueezed'].map((s) =>
-        uniqueName(`${output}_${s}`),
+        rewrite.name(`${output}_${s}`),
       ) as [string, string, string, string];
       const unsqueeze: NodeProto = q.axes
         ? {
@@ -472,7 +338,7 @@ export function quantizeModel(
       out.push(node);
       continue;
     }
-    const q = quantizeWeight(candidate);
+    const q = quantizeMatrix(candidate);
     let bias = candidate.bias;
     let output = node.output![0]!;
     if (!bias) {
@@ -496,37 +362,17 @@ export function quantizeModel(
   }
 
   // Weights that only the rewritten nodes read are gone; a tied weight read elsewhere stays.
-  const stillRead = new Set<string>((graph.output ?? []).map((o) => o.name ?? ''));
-  const scan: GraphProto = { node: out };
-  for (const node of walkNodes(scan)) for (const name of node.input ?? []) stillRead.add(name);
-  const dropped = new Set([...replacedWeights].filter((name) => !stillRead.has(name)));
-  for (const name of dropped) vanishedValues.add(name);
-
-  const finalInitializers = [
-    ...(graph.initializer ?? []).filter((t) => !dropped.has(t.name ?? '')),
-    ...newInitializers,
-  ];
+  const { graph: newGraph, dropped, weightBytes } = rewrite.finish(out, replacedWeights, vanishedValues);
   const floatElements = (graph.initializer ?? []).filter(isFloatWeight).reduce((n, t) => n + tensorElementCount(t), 0);
   const quantizedElements = (graph.initializer ?? [])
     .filter((t) => dropped.has(t.name ?? '') && isFloatWeight(t))
     .reduce((n, t) => n + tensorElementCount(t), 0);
-  report.weightBytes = {
-    before: (graph.initializer ?? []).reduce((n, t) => n + tensorBytes(t), 0),
-    after: finalInitializers.reduce((n, t) => n + tensorBytes(t), 0),
-  };
+  report.weightBytes = weightBytes;
   report.quantizedFraction = floatElements === 0 ? 0 : quantizedElements / floatElements;
 
   const opsetImport = [...(model.opsetImport ?? [])];
   if (report.quantized.length > 0 && !opsetImport.some((o) => o.domain === MS_DOMAIN))
     opsetImport.push({ domain: MS_DOMAIN, version: 1 });
-  const newGraph: GraphProto = {
-    ...graph,
-    node: out,
-    initializer: finalInitializers,
-    // Old exporters list initializers as inputs too; a dropped weight is no longer an input.
-    input: (graph.input ?? []).filter((v) => !dropped.has(v.name ?? '')),
-    valueInfo: (graph.valueInfo ?? []).filter((v) => !vanishedValues.has(v.name ?? '')),
-  };
   return { model: onnx.ModelProto.create({ ...model, opsetImport, graph: newGraph }), report };
 }
 

@@ -18,25 +18,22 @@
  * at 0, so the uint8 zero point is 0 and QuantizeLinear's clamp is the Relu. Biases are also
  * corrected for the mean shift that rounding the weights causes (see `biasCorrection`).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
-import type { FloatTensor } from '../core/tensor.js';
-import { graphInputs, opsetImports, walkNodes } from '../onnx/graph.js';
+import type { StaticQuantizeReport } from '../model/reports.js';
+import { floatAttribute, intAttribute, isDefaultDomain, opsetImports, walkNodes } from '../onnx/graph.js';
 import {
   type AttributeProto,
-  encodeModel,
   type GraphProto,
   int64,
   type ModelProto,
   type NodeProto,
   onnx,
   type TensorProto,
-  type ValueInfoProto,
 } from '../onnx/proto.js';
-import { createSession } from '../runtime/binding.js';
-import { floatValues, hasFloatValues, roundHalfEven, tensorBytes } from './quantize.js';
+import { GraphRewrite } from '../onnx/rewrite.js';
+import { floatValues, hasFloatValues } from '../onnx/weights.js';
+import { type CalibrateOptions, type CalibrationBatches, type CalibrationResult, calibrate } from './calibrate.js';
+import { keepMatcher, type QuantizedWeight, quantizeWeight, roundHalfEven, uint8Params } from './quantize-common.js';
 
 const T = onnx.TensorProto.DataType;
 const A = onnx.AttributeProto.AttributeType;
@@ -45,11 +42,9 @@ export interface StaticQuantizeOptions {
   /**
    * Quantize weights to 7 bits ([-63, 63]) instead of 8 ([-127, 127]): on AVX2 without VNNI,
    * MLAS's u8 × s8 kernels add pairs of products in int16 (VPMADDUBSW), which saturate for
-   * 8-bit weights (255 · 127 · 2 > 32767). On kiln synth resnet-50 (AVX2 EPYC, 32 calibration
-   * and 32 other images, no bias correction): 8-bit max |Δlogit| 0.26 against fp32, of which
-   * 0.23 is saturation (the same QDQ graph run unfused in float is 0.08 away); 7-bit 0.16, with
-   * cosine of the image-specific logits 0.9982 (8-bit 0.9968), at the same speed. uint8 weights
-   * (u8 × u8, no saturation) were 0.09 away but ran at 1.29× fp32 against 2.07× for u8 × s8.
+   * 8-bit weights (255 · 127 · 2 > 32767); 7-bit ones cannot. uint8 weights would not saturate
+   * either, but take MLAS's slower u8 × u8 kernels. What each choice costs in agreement with
+   * fp32: benchmarks/README.md (`bench:cnn-int8 -- --variants`).
    * @defaultValue true
    */
   reduceRange?: boolean;
@@ -58,56 +53,12 @@ export interface StaticQuantizeOptions {
   /**
    * Subtract from each Conv and Gemm bias the mean output shift its rounded weights cause,
    * Σ (w_q − w) · E[x] with E[x] the calibration mean of each input channel (bias correction,
-   * Nagel et al. 2019). On kiln synth resnet-50, 128 other images: max |Δlogit| 0.21 → 0.14,
-   * top-1 agreement 96.9 → 98.4 %, cosine of the image-specific logits 0.9982 → 0.9987.
+   * Nagel et al. 2019). Its effect: benchmarks/README.md (`bench:cnn-int8 -- --variants`).
    * @defaultValue true
    */
   biasCorrection?: boolean;
   /** Node names (exact) or name prefixes ending in `*` to keep in fp32. @defaultValue [] */
   keep?: string[];
-}
-
-export interface CalibrateOptions {
-  /** The model input the batches feed. @defaultValue the model's only input */
-  inputName?: string;
-  /** Intra-op threads of the calibration session; 0 uses every core. @defaultValue 0 */
-  intraOpThreads?: number;
-  /** Called after each calibration batch with the number of batches done. */
-  onBatch?: (done: number) => void;
-}
-
-/** Calibration batches: float32 NCHW tensors for the model's image input. */
-export type CalibrationBatches = Iterable<FloatTensor> | AsyncIterable<FloatTensor>;
-
-export interface ActivationRange {
-  min: number;
-  max: number;
-}
-
-export interface CalibrationResult {
-  ranges: Map<string, ActivationRange>;
-  /** Mean of each channel (axis 1 of 2-D and 4-D tensors) over the calibration inputs, for bias correction. */
-  channelMeans?: Map<string, Float64Array>;
-  batches: number;
-  /** Images (first dimension of every batch, summed). */
-  samples: number;
-}
-
-export interface StaticQuantizeReport {
-  /** Nodes now computed in int8, by operator type (e.g. `{ Conv: 53, Add: 16, … }`). */
-  quantized: Record<string, number>;
-  /** Nodes left in fp32, by operator type (Relu folded into a quantized output not included). */
-  keptFp32: Record<string, number>;
-  /** Relu nodes removed because the uint8 quantization of their input (zero point 0) clamps at 0. */
-  foldedRelu: number;
-  /** Activation tensors given a QuantizeLinear. */
-  activations: number;
-  /** Conv and Gemm nodes whose bias was corrected for their weights' rounding. */
-  biasCorrected: number;
-  calibration: { batches: number; samples: number; method: 'minmax' };
-  weights: { bits: 7 | 8; perChannel: boolean };
-  /** Bytes of all initializers' data, before and after. */
-  weightBytes: { before: number; after: number };
 }
 
 type Kind = 'weighted' | 'binary' | 'pool' | 'shared';
@@ -150,73 +101,6 @@ const FLOAT_PRESERVING = new Set([
   'ReduceMean',
 ]);
 
-const isDefaultDomain = (node: NodeProto): boolean => !node.domain || node.domain === 'ai.onnx';
-
-function attr(node: NodeProto, name: string): AttributeProto | undefined {
-  return (node.attribute ?? []).find((a) => a.name === name);
-}
-const intAttr = (node: NodeProto, name: string, fallback: number): number => {
-  const a = attr(node, name);
-  return a ? int64(a.i) : fallback;
-};
-const floatAttr = (node: NodeProto, name: string, fallback: number): number => {
-  const a = attr(node, name);
-  return a ? (a.f ?? 0) : fallback;
-};
-
-function keepMatcher(patterns: readonly string[]): (name: string) => boolean {
-  const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
-  const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-  return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
-}
-
-const bytesOf = (a: Int8Array | Uint8Array | Int32Array | Float32Array): Uint8Array =>
-  new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-/** uint8 asymmetric parameters for a range, widened to include 0 (so 0 is exact, as padding needs). */
-export function activationParams(range: ActivationRange): { scale: number; zeroPoint: number } {
-  const min = Math.min(0, range.min);
-  const max = Math.max(0, range.max);
-  const scale = Math.fround(max > min ? (max - min) / 255 : 1);
-  return { scale, zeroPoint: Math.min(255, Math.max(0, roundHalfEven(-min / scale))) };
-}
-
-export interface QuantizedWeight {
-  values: Int8Array;
-  /** One per channel along `axis`, or one value for per-tensor. */
-  scales: Float32Array;
-}
-
-/**
- * Symmetric int8 weights, one scale per index of `axis` (null: one for the tensor):
- * scale = max|w| / qmax, qmax 127 or 63 with `reduceRange`; all-zero channels get scale 1.
- */
-export function quantizeWeight(
-  data: Float32Array,
-  dims: readonly number[],
-  axis: number | null,
-  reduceRange: boolean,
-  minScales?: Float32Array,
-): QuantizedWeight {
-  const qmax = reduceRange ? 63 : 127;
-  const channels = axis === null ? 1 : dims[axis]!;
-  const stride = axis === null ? data.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const channelOf = (i: number): number => (axis === null ? 0 : Math.floor(i / stride) % channels);
-  const absMax = new Float64Array(channels);
-  for (let i = 0; i < data.length; i += 1) {
-    const c = channelOf(i);
-    const v = Math.abs(data[i]!);
-    if (v > absMax[c]!) absMax[c] = v;
-  }
-  const scales = Float32Array.from(absMax, (m, c) => Math.max(m === 0 ? 1 : m / qmax, minScales?.[c] ?? 0));
-  const values = new Int8Array(data.length);
-  for (let i = 0; i < data.length; i += 1) {
-    const q = roundHalfEven(data[i]! / scales[channelOf(i)]!);
-    values[i] = q < -qmax ? -qmax : Math.min(q, qmax);
-  }
-  return { values, scales };
-}
-
 /**
  * The mean change of each output channel that rounding the weights causes, Σ (w_q − w) · E[x],
  * or null when the node or the means do not fit (MatMul has no bias to correct).
@@ -235,7 +119,7 @@ function outputShift(
     q.values[i]! * q.scales[axis === null ? 0 : Math.floor(i / stride) % channels]! - weight[i]!;
   if (node.opType === 'Conv') {
     const [outputs, perGroup, kh, kw] = dims as [number, number, number, number];
-    const groups = intAttr(node, 'group', 1);
+    const groups = intAttribute(node, 'group', 1);
     if (means.length !== perGroup * groups) return null;
     const shift = new Float64Array(outputs);
     for (let o = 0; o < outputs; o += 1) {
@@ -250,7 +134,7 @@ function outputShift(
     return shift;
   }
   if (node.opType !== 'Gemm') return null;
-  const transposed = intAttr(node, 'transB', 0) === 1;
+  const transposed = intAttribute(node, 'transB', 0) === 1;
   const [rows, cols] = dims as [number, number];
   const [outputs, inner] = transposed ? [rows, cols] : [cols, rows];
   if (means.length !== inner) return null;
@@ -334,11 +218,11 @@ function plan(model: ModelProto, options: StaticQuantizeOptions): Plan {
     }
     if (node.opType === 'Gemm') {
       const weight = floatInitializer(w, 2);
-      if (!weight || intAttr(node, 'transA', 0) !== 0 || floatAttr(node, 'alpha', 1) !== 1) return null;
-      const transB = intAttr(node, 'transB', 0);
+      if (!weight || intAttribute(node, 'transA', 0) !== 0 || floatAttribute(node, 'alpha', 1) !== 1) return null;
+      const transB = intAttribute(node, 'transB', 0);
       const axis = transB ? 0 : 1;
       const bias = b ? floatInitializer(b, 1) : null;
-      if (b && (!bias || floatAttr(node, 'beta', 1) !== 1 || int64(bias.dims![0]) !== int64(weight.dims![axis])))
+      if (b && (!bias || floatAttribute(node, 'beta', 1) !== 1 || int64(bias.dims![0]) !== int64(weight.dims![axis])))
         return null;
       return { weight, axis, bias };
     }
@@ -418,93 +302,6 @@ export function calibrationTensors(model: ModelProto, options: StaticQuantizeOpt
 }
 
 /**
- * Runs the fp32 model over the calibration batches with every tensor in `tensors` as an extra
- * graph output and keeps each one's min and max. Graph inputs are measured from the batches.
- */
-export async function calibrate(
-  model: ModelProto,
-  tensors: readonly string[],
-  batches: CalibrationBatches,
-  options: CalibrateOptions = {},
-): Promise<CalibrationResult> {
-  const graph: GraphProto = model.graph ?? {};
-  const inputs = graphInputs(graph);
-  const inputName = options.inputName ?? (inputs.length === 1 ? inputs[0]!.name : undefined);
-  if (!inputName || !inputs.some((i) => i.name === inputName)) {
-    throw new KilnError('KILN_ERR_CALIBRATION_INVALID', {
-      problem: options.inputName
-        ? `the model has no input ${JSON.stringify(options.inputName)}`
-        : `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}) and calibration feeds one`,
-      fix: `name the image input with inputName (one of: ${inputs.map((i) => i.name).join(', ')})`,
-    });
-  }
-  const existing = new Set((graph.output ?? []).map((o) => o.name ?? ''));
-  const extra: ValueInfoProto[] = tensors
-    .filter((t) => t !== inputName && !existing.has(t))
-    .map((name) => ({ name, type: { tensorType: { elemType: T.FLOAT } } }));
-  const probe = onnx.ModelProto.create({ ...model, graph: { ...graph, output: [...(graph.output ?? []), ...extra] } });
-
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-calibrate-'));
-  const ranges = new Map<string, ActivationRange>();
-  const sums = new Map<string, { sums: Float64Array; count: number }>();
-  const measure = (name: string, { data, dims }: FloatTensor): void => {
-    let { min, max } = ranges.get(name) ?? { min: Infinity, max: -Infinity };
-    for (let i = 0; i < data.length; i += 1) {
-      const v = data[i]!;
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    ranges.set(name, { min, max });
-    if (dims.length !== 2 && dims.length !== 4) return;
-    const channels = dims[1]!;
-    const inner = dims.length === 4 ? dims[2]! * dims[3]! : 1;
-    const entry = sums.get(name) ?? { sums: new Float64Array(channels), count: 0 };
-    if (entry.sums.length !== channels) return;
-    for (let start = 0; start < data.length; start += inner) {
-      let sum = 0;
-      for (let i = start; i < start + inner; i += 1) sum += data[i]!;
-      const channel = Math.floor(start / inner) % channels;
-      entry.sums[channel] = entry.sums[channel]! + sum;
-    }
-    entry.count += data.length / channels;
-    sums.set(name, entry);
-  };
-  let count = 0;
-  let samples = 0;
-  try {
-    const path = join(dir, 'calibrate.onnx');
-    await writeFile(path, encodeModel(probe));
-    const session = await createSession(path, {
-      backend: 'cpu',
-      optimization: 'all',
-      intraOpThreads: options.intraOpThreads ?? 0,
-    });
-    try {
-      const wanted = new Set(tensors);
-      for await (const batch of batches) {
-        const outputs = await session.run({ [inputName]: batch });
-        if (wanted.has(inputName)) measure(inputName, batch);
-        for (const name of tensors) if (name !== inputName && outputs[name]) measure(name, outputs[name]!);
-        count += 1;
-        samples += batch.dims[0] ?? 1;
-        options.onBatch?.(count);
-      }
-    } finally {
-      await session.release();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-  if (count === 0)
-    throw new KilnError('KILN_ERR_CALIBRATION_INVALID', {
-      problem: 'no calibration batches were given',
-      fix: 'pass at least one batch of representative inputs (a few dozen images is typical)',
-    });
-  const channelMeans = new Map([...sums].map(([name, { sums: s, count: n }]) => [name, s.map((v) => v / n)]));
-  return { ranges, channelMeans, batches: count, samples };
-}
-
-/**
  * Rewrites `model` with Q/DQ pairs from measured `ranges` (see the file comment). Returns a new
  * model; `model` is not modified (unchanged nodes and tensors are shared). Graph inputs and
  * outputs keep their names and float type.
@@ -520,20 +317,7 @@ export function quantizeStatic(
   const biasCorrection = options.biasCorrection ?? true;
   const graphInputNames = new Set((graph.input ?? []).map((v) => v.name ?? ''));
 
-  const taken = new Set<string>([
-    ...(graph.initializer ?? []).map((t) => t.name ?? ''),
-    ...graphInputNames,
-    ...(graph.valueInfo ?? []).map((v) => v.name ?? ''),
-  ]);
-  for (const node of walkNodes(graph)) for (const name of [...(node.output ?? []), node.name ?? '']) taken.add(name);
-  const uniqueName = (base: string): string => {
-    let name = base;
-    for (let i = 1; taken.has(name); i += 1) name = `${base}_${i}`;
-    taken.add(name);
-    return name;
-  };
-
-  const newInitializers: TensorProto[] = [];
+  const rewrite = new GraphRewrite(graph);
   const params = new Map<string, { scale: number; zeroPoint: number; scaleName: string; zeroPointName: string }>();
   const paramsOf = (tensor: string): { scale: number; zeroPoint: number; scaleName: string; zeroPointName: string } => {
     const root = p.tensors.get(tensor) ?? tensor;
@@ -546,17 +330,13 @@ export function quantizeStatic(
         fix: 'calibrate with calibrationTensors(model) of the same model and options',
       });
     }
-    const { scale, zeroPoint } = activationParams(range);
+    const { scale, zeroPoint } = uint8Params(range);
     const names = {
       scale,
       zeroPoint,
-      scaleName: uniqueName(`${root}_scale`),
-      zeroPointName: uniqueName(`${root}_zero_point`),
+      scaleName: rewrite.initializer(`${root}_scale`, T.FLOAT, [], Float32Array.of(scale)),
+      zeroPointName: rewrite.initializer(`${root}_zero_point`, T.UINT8, [], Uint8Array.of(zeroPoint)),
     };
-    newInitializers.push(
-      { name: names.scaleName, dataType: T.FLOAT, dims: [], rawData: bytesOf(Float32Array.of(scale)) },
-      { name: names.zeroPointName, dataType: T.UINT8, dims: [], rawData: Uint8Array.of(zeroPoint) },
-    );
     params.set(root, names);
     return names;
   };
@@ -565,9 +345,9 @@ export function quantizeStatic(
   const out: NodeProto[] = [];
   const quantize = (tensor: string): void => {
     const q = paramsOf(tensor);
-    const name = uniqueName(`${tensor}_quantized`);
+    const name = rewrite.name(`${tensor}_quantized`);
     out.push({
-      name: uniqueName(`${tensor}/QuantizeLinear`),
+      name: rewrite.name(`${tensor}/QuantizeLinear`),
       opType: 'QuantizeLinear',
       domain: '',
       input: [tensor, q.scaleName, q.zeroPointName],
@@ -578,9 +358,9 @@ export function quantizeStatic(
   /** A DequantizeLinear of `tensor` for one reader (ONNX Runtime's groups want one reader per DQ). */
   const dequantize = (tensor: string, reader: string): string => {
     const q = paramsOf(tensor);
-    const name = uniqueName(`${tensor}_dequantized`);
+    const name = rewrite.name(`${tensor}_dequantized`);
     out.push({
-      name: uniqueName(`${reader}/${tensor}/DequantizeLinear`),
+      name: rewrite.name(`${reader}/${tensor}/DequantizeLinear`),
       opType: 'DequantizeLinear',
       domain: '',
       input: [quantizedTensor.get(tensor)!, q.scaleName, q.zeroPointName],
@@ -610,18 +390,13 @@ export function quantizeStatic(
     const axisAttr: AttributeProto[] = axis === null ? [] : [{ name: 'axis', type: A.INT, i: axis }];
     const scaleDims = axis === null ? [] : [dims[axis]!];
     const names = {
-      values: uniqueName(`${base}_quantized`),
-      scale: uniqueName(`${base}_scale`),
-      zeroPoint: uniqueName(`${base}_zero_point`),
-      out: uniqueName(`${base}_dequantized`),
+      values: rewrite.initializer(`${base}_quantized`, T.INT8, dims, q.values),
+      scale: rewrite.initializer(`${base}_scale`, T.FLOAT, scaleDims, q.scales),
+      zeroPoint: rewrite.initializer(`${base}_zero_point`, T.INT8, scaleDims, new Int8Array(q.scales.length)),
+      out: rewrite.name(`${base}_dequantized`),
     };
-    newInitializers.push(
-      { name: names.values, dataType: T.INT8, dims, rawData: bytesOf(q.values) },
-      { name: names.scale, dataType: T.FLOAT, dims: scaleDims, rawData: bytesOf(q.scales) },
-      { name: names.zeroPoint, dataType: T.INT8, dims: scaleDims, rawData: new Uint8Array(q.scales.length) },
-    );
     out.push({
-      name: uniqueName(`${reader}/weight/DequantizeLinear`),
+      name: rewrite.name(`${reader}/weight/DequantizeLinear`),
       opType: 'DequantizeLinear',
       domain: '',
       input: [names.values, names.scale, names.zeroPoint],
@@ -645,17 +420,13 @@ export function quantizeStatic(
     );
     const biasBase = w.bias?.name ?? `${base}_bias`;
     const biasNames = {
-      values: uniqueName(`${biasBase}_quantized`),
-      scale: uniqueName(`${biasBase}_scale`),
-      out: uniqueName(`${biasBase}_dequantized`),
+      values: rewrite.initializer(`${biasBase}_quantized`, T.INT32, [bias.length], biasValues),
+      scale: rewrite.initializer(`${biasBase}_scale`, T.FLOAT, scaleDims, biasScales),
+      out: rewrite.name(`${biasBase}_dequantized`),
     };
-    newInitializers.push(
-      { name: biasNames.values, dataType: T.INT32, dims: [bias.length], rawData: bytesOf(biasValues) },
-      { name: biasNames.scale, dataType: T.FLOAT, dims: scaleDims, rawData: bytesOf(biasScales) },
-    );
     const biasAxis: AttributeProto[] = axis === null ? [] : [{ name: 'axis', type: A.INT, i: 0 }];
     out.push({
-      name: uniqueName(`${reader}/bias/DequantizeLinear`),
+      name: rewrite.name(`${reader}/bias/DequantizeLinear`),
       opType: 'DequantizeLinear',
       domain: '',
       input: [biasNames.values, biasNames.scale],
@@ -677,7 +448,7 @@ export function quantizeStatic(
     biasCorrected: 0,
     calibration: { batches: calibration.batches, samples: calibration.samples, method: 'minmax' },
     weights: { bits: reduceRange ? 7 : 8, perChannel: p.perChannel },
-    weightBytes: { before: (graph.initializer ?? []).reduce((n, t) => n + tensorBytes(t), 0), after: 0 },
+    weightBytes: { before: 0, after: 0 },
   };
   const count = (table: Record<string, number>, op: string): void => {
     table[op] = (table[op] ?? 0) + 1;
@@ -712,24 +483,9 @@ export function quantizeStatic(
   }
   report.activations += [...quantizedTensor.keys()].filter((t) => graphInputNames.has(t)).length;
 
-  const stillRead = new Set<string>((graph.output ?? []).map((o) => o.name ?? ''));
-  for (const node of out) for (const name of node.input ?? []) stillRead.add(name);
-  for (const node of graph.node ?? []) {
-    for (const a of node.attribute ?? [])
-      for (const g of [a.g, ...(a.graphs ?? [])])
-        if (g) for (const n of walkNodes(g)) for (const name of n.input ?? []) stillRead.add(name);
-  }
-  const dropped = new Set([...replaced].filter((name) => !stillRead.has(name)));
-  const initializer = [...(graph.initializer ?? []).filter((t) => !dropped.has(t.name ?? '')), ...newInitializers];
-  report.weightBytes.after = initializer.reduce((n, t) => n + tensorBytes(t), 0);
-  const newGraph: GraphProto = {
-    ...graph,
-    node: out,
-    initializer,
-    input: (graph.input ?? []).filter((v) => !dropped.has(v.name ?? '')),
-    valueInfo: (graph.valueInfo ?? []).filter((v) => !vanished.has(v.name ?? '')),
-  };
-  return { model: onnx.ModelProto.create({ ...model, graph: newGraph }), report };
+  const finished = rewrite.finish(out, replaced, vanished);
+  report.weightBytes = finished.weightBytes;
+  return { model: onnx.ModelProto.create({ ...model, graph: finished.graph }), report };
 }
 
 /**
@@ -743,3 +499,5 @@ export async function staticQuantize(
   const calibration = await calibrate(model, calibrationTensors(model, options), options.calibration, options);
   return quantizeStatic(model, calibration, options);
 }
+
+export type { StaticQuantizeReport };

@@ -1,16 +1,19 @@
 /**
- * `compile --verify FILE`: the seed's "accuracy differs after compilation", turned into a check.
- * Runs the unoptimized fp32 source graph and the compiled artifact on every row of a data file
- * and compares: accuracy of each (when the rows have labels), label agreement, logit error and
- * the rows whose label flipped. Compile fails when the drop passes the limit.
+ * `compile --verify`: the compiled model checked against its source. Runs the unoptimized fp32
+ * source graph and the compiled artifact on every row of a data file (or every image of a
+ * folder) and compares: accuracy of each (when the rows have labels), label agreement, logit
+ * error and the rows whose label flipped. Compile fails when the drop passes the limit.
  */
 import { KilnError } from '../core/errors.js';
+import { argmax } from '../core/stats.js';
 import type { Dataset } from '../model/dataset.js';
 import { buildFeeds } from '../model/feeds.js';
+import type { ImagePreprocessing } from '../model/image.js';
 import type { VerifyReport } from '../model/reports.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { TensorInfo } from '../onnx/graph.js';
 import { type Backend, createSession } from '../runtime/binding.js';
+import { imageBatches } from './image-data.js';
 
 export interface VerifyInput {
   dataset: Dataset;
@@ -32,6 +35,8 @@ export interface VerifyInput {
 }
 
 const BATCH = 32;
+/** Flipped rows the report lists; the count covers them all. */
+const MAX_FLIPPED_LISTED = 10;
 
 /** A label as a class index: names by id2label, numbers as ids. Null when it is neither. */
 export function labelIndex(label: string | number | undefined, labels: readonly string[]): number | null {
@@ -41,12 +46,6 @@ export function labelIndex(label: string | number | undefined, labels: readonly 
   if (byName >= 0) return byName;
   return /^\d+$/.test(label) && Number(label) < labels.length ? Number(label) : null;
 }
-
-const argmax = (values: ArrayLike<number>): number => {
-  let best = 0;
-  for (let i = 1; i < values.length; i += 1) if (values[i]! > values[best]!) best = i;
-  return best;
-};
 
 async function logitsOf(
   path: string,
@@ -78,10 +77,10 @@ async function logitsOf(
 
 export async function verifyArtifact(input: VerifyInput): Promise<VerifyReport> {
   const { dataset, labels } = input;
-  const gold = dataset.examples.map((e) => labelIndex(e.label, labels));
-  const withLabels = dataset.hasLabels && gold.every((g) => g !== null);
+  const golds = dataset.examples.map((e) => labelIndex(e.label, labels));
+  const withLabels = dataset.hasLabels && golds.every((g) => g !== null);
   if (dataset.hasLabels && !withLabels) {
-    const bad = dataset.examples.find((_e, i) => gold[i] === null)!;
+    const bad = dataset.examples.find((_e, i) => golds[i] === null)!;
     throw new KilnError('KILN_ERR_DATA_INVALID', {
       path: dataset.path,
       line: bad.line,
@@ -92,45 +91,21 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyReport> 
   const reference = await logitsOf(input.referencePath, input.referenceInputs, input, encoded, 'reference');
   const compiled = await logitsOf(input.compiledPath, input.compiledInputs, input, encoded, 'compiled');
 
-  let agree = 0;
+  const comparison = new OutputComparison(labels);
   let refCorrect = 0;
   let compCorrect = 0;
-  let maxDelta = 0;
-  let sumDelta = 0;
-  let values = 0;
-  const flipped: VerifyReport['flipped'] = [];
-  let flippedCount = 0;
   dataset.examples.forEach((example, i) => {
-    const r = reference[i]!;
-    const c = compiled[i]!;
-    for (let j = 0; j < r.length; j += 1) {
-      const d = Math.abs(r[j]! - c[j]!);
-      maxDelta = Math.max(maxDelta, d);
-      sumDelta += d;
-      values += 1;
-    }
-    const rl = argmax(r);
-    const cl = argmax(c);
-    if (rl === cl) agree += 1;
-    else {
-      flippedCount += 1;
-      if (flipped.length < 10) {
-        flipped.push({
-          line: example.line,
-          text: example.text,
-          reference: labels[rl]!,
-          compiled: labels[cl]!,
-          ...(withLabels ? { gold: labels[gold[i]!]! } : {}),
-        });
-      }
-    }
-    if (withLabels) {
-      if (rl === gold[i]) refCorrect += 1;
-      if (cl === gold[i]) compCorrect += 1;
-    }
+    const gold = withLabels ? golds[i]! : null;
+    const [rl, cl] = comparison.add(reference[i]!, compiled[i]!, {
+      line: example.line,
+      text: example.text,
+      ...(gold === null ? {} : { gold: labels[gold]! }),
+    });
+    if (rl === gold) refCorrect += 1;
+    if (cl === gold) compCorrect += 1;
   });
   const n = dataset.examples.length;
-  const report: VerifyReport = {
+  return {
     data: dataset.path,
     rows: n,
     ...(withLabels
@@ -142,14 +117,107 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyReport> 
           },
         }
       : {}),
-    agreement: agree / n,
-    maxAbsLogitDelta: maxDelta,
-    meanAbsLogitDelta: values > 0 ? sumDelta / values : 0,
-    flipped,
-    flippedCount,
+    ...comparison.summary(),
     limits: { maxAccuracyDrop: input.maxAccuracyDrop, minAgreement: input.minAgreement },
   };
-  return report;
+}
+
+/**
+ * {@link verifyArtifact} for an image model: the fp32 source and the compiled graph on every
+ * image, preprocessed as the runtime will. Images carry no gold labels here, so the measure is
+ * agreement with the source.
+ */
+export async function verifyImages(options: {
+  path: string;
+  paths: readonly string[];
+  spec: ImagePreprocessing;
+  labels: readonly string[];
+  referencePath: string;
+  compiledPath: string;
+  backend: Backend;
+  minAgreement: number;
+  maxAccuracyDrop: number;
+}): Promise<VerifyReport> {
+  const reference = await createSession(options.referencePath, { backend: options.backend, optimization: 'disabled' });
+  const compiled = await createSession(options.compiledPath, { backend: options.backend, optimization: 'disabled' });
+  const classes = options.labels.length;
+  const comparison = new OutputComparison(options.labels);
+  try {
+    for await (const batch of imageBatches(options.paths, options.spec, options.path)) {
+      const feed = { [options.spec.input]: { type: 'float32' as const, ...batch } };
+      const ref = (await reference.run(feed))[reference.outputNames[0]!]!.data;
+      const out = (await compiled.run(feed))[compiled.outputNames[0]!]!.data;
+      for (let r = 0; r < batch.dims[0]!; r += 1) {
+        const row = comparison.rows;
+        const rowOf = (data: Float32Array): Float32Array => data.subarray(r * classes, (r + 1) * classes);
+        comparison.add(rowOf(ref), rowOf(out), { line: row + 1, text: options.paths[row]! });
+      }
+    }
+  } finally {
+    await reference.release();
+    await compiled.release();
+  }
+  return {
+    data: options.path,
+    rows: comparison.rows,
+    ...comparison.summary(),
+    limits: { maxAccuracyDrop: options.maxAccuracyDrop, minAgreement: options.minAgreement },
+  };
+}
+
+type FlippedRow = VerifyReport['flipped'][number];
+
+/** Reference and compiled outputs compared row by row: top-1 agreement, |Δ| over every value, the first rows whose label flipped. */
+class OutputComparison {
+  rows = 0;
+  private agreeing = 0;
+  private maxDelta = 0;
+  private sumDelta = 0;
+  private values = 0;
+  private readonly flipped: FlippedRow[] = [];
+  private flippedCount = 0;
+
+  constructor(private readonly labels: readonly string[]) {}
+
+  /** Adds one row; returns the top-1 class of the reference and of the compiled output. */
+  add(
+    reference: ArrayLike<number>,
+    compiled: ArrayLike<number>,
+    row: Pick<FlippedRow, 'line' | 'text' | 'gold'>,
+  ): [reference: number, compiled: number] {
+    for (let j = 0; j < reference.length; j += 1) {
+      const d = Math.abs(reference[j]! - compiled[j]!);
+      this.maxDelta = Math.max(this.maxDelta, d);
+      this.sumDelta += d;
+      this.values += 1;
+    }
+    const r = argmax(reference);
+    const c = argmax(compiled);
+    this.rows += 1;
+    if (r === c) this.agreeing += 1;
+    else {
+      this.flippedCount += 1;
+      const { gold, ...where } = row;
+      if (this.flipped.length < MAX_FLIPPED_LISTED)
+        this.flipped.push({
+          ...where,
+          reference: this.labels[r] ?? String(r),
+          compiled: this.labels[c] ?? String(c),
+          ...(gold === undefined ? {} : { gold }),
+        });
+    }
+    return [r, c];
+  }
+
+  summary(): Pick<VerifyReport, 'agreement' | 'maxAbsLogitDelta' | 'meanAbsLogitDelta' | 'flipped' | 'flippedCount'> {
+    return {
+      agreement: this.rows === 0 ? 1 : this.agreeing / this.rows,
+      maxAbsLogitDelta: this.maxDelta,
+      meanAbsLogitDelta: this.values > 0 ? this.sumDelta / this.values : 0,
+      flipped: this.flipped,
+      flippedCount: this.flippedCount,
+    };
+  }
 }
 
 /** Throws the coded error that stops compile when the report breaks a limit. */

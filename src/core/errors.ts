@@ -266,6 +266,24 @@ export const ERRORS = {
     () =>
       'no texts to classify; pass them as arguments (kiln run ARTIFACT "some text") or with --file F (one per line)',
   ),
+  KILN_ERR_INPUT_TOO_LONG: def<{ where: string; tokens: number; limit: number }>(
+    413,
+    'A text or text pair has more tokens than the model reads, and truncation was turned off (truncate: false).',
+    (p) =>
+      `${p.where} has ${p.tokens} tokens with its special tokens, and the model reads at most ${p.limit}; set truncate: true (the default) to cut it, or shorten the text`,
+  ),
+  KILN_ERR_INPUT_PAIR_NO_ROOM: def<{ where: string; first: number; specials: number; limit: number }>(
+    413,
+    'A text pair cannot be cut to the max length by cutting only its second text (truncation only_second): the first text and the special tokens fill it.',
+    (p) =>
+      `${p.where} cannot be cut to ${p.limit} tokens by cutting only its second text: the first text has ${p.first} tokens and the pair adds ${p.specials} special tokens, which leaves no token of the second; use the truncation longest_first, or shorten the first text`,
+  ),
+  KILN_ERR_INPUT_PAIR_MAX_LENGTH: def<{ limit: number; specials: number }>(
+    422,
+    'A text pair had to be cut for a model whose max length leaves no room for a token of each text beside the special tokens of a pair.',
+    (p) =>
+      `this model reads at most ${p.limit} tokens, which leaves no room for a token of each text beside the ${p.specials} special tokens of a text pair; send single texts or shorter pairs, or compile the model again with --max-length ${p.specials + 2} or more`,
+  ),
 
   // Data files (bench, verify, batch)
   KILN_ERR_DATA_INVALID: def<{ path: string; line: number; problem: string }>(
@@ -324,6 +342,13 @@ export const ERRORS = {
     '`kiln tune` found no layout whose p99 meets the target.',
     (p) =>
       `no layout met p99 ≤ ${p.target} ms in ${p.trials} trials (the lowest p99 was ${p.best} ms); raise --p99-ms, compile with --precision int8 or a smaller --max-length, or use a faster machine`,
+  ),
+
+  KILN_ERR_BENCH_NO_INPUTS: def(
+    400,
+    '`bench` (the library function) was given an empty list of inputs.',
+    () =>
+      'bench was given no inputs; pass at least one text (or, for an image model, the bytes of one image) in `inputs`',
   ),
 
   KILN_ERR_MONITOR_UNREACHABLE: def<{ url: string; reason: string }>(

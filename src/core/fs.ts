@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export async function pathKind(path: string): Promise<'file' | 'dir' | 'missing' | 'other'> {
@@ -50,4 +50,36 @@ export async function dirSize(path: string): Promise<number> {
     if (entry.isFile()) total += (await stat(join(path, entry.name))).size;
   }
   return total;
+}
+
+/** Reads and writes of big files go in pieces of this size: one read(2) or write(2) call moves at most ~2 GiB on Linux. */
+export const IO_CHUNK = 64 * 1024 * 1024;
+
+/**
+ * Writes `path` through a temporary sibling renamed onto it once `produce` has written
+ * everything, so a reader never sees a half-written file; on failure the temporary file is
+ * removed. `write` writes all of its bytes. `sync`: flush the data to disk before the rename.
+ */
+export async function writeFileAtomically(
+  path: string,
+  produce: (write: (bytes: Uint8Array) => Promise<void>) => Promise<void>,
+  options: { sync?: boolean } = {},
+): Promise<void> {
+  const temporary = `${path}.tmp-${process.pid}`;
+  const file = await open(temporary, 'w');
+  try {
+    await produce(async (bytes) => {
+      for (let done = 0; done < bytes.byteLength; ) {
+        const { bytesWritten } = await file.write(bytes, done, Math.min(IO_CHUNK, bytes.byteLength - done));
+        done += bytesWritten;
+      }
+    });
+    if (options.sync) await file.datasync();
+    await file.close();
+    await rename(temporary, path);
+  } catch (err) {
+    await file.close().catch(() => undefined);
+    await rm(temporary, { force: true });
+    throw err;
+  }
 }

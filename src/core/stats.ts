@@ -12,3 +12,19 @@ export function softmax(values: readonly number[]): number[] {
   const sum = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / sum);
 }
+
+/** Index of the largest value (the first one on ties); 0 for an empty list. */
+export function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i += 1) if (values[i]! > values[best]!) best = i;
+  return best;
+}
+
+/** The most likely class and its softmax probability, without building the whole distribution. */
+export function softmaxTop(values: readonly number[]): { index: number; probability: number } {
+  const index = argmax(values);
+  const max = values[index]!;
+  let sum = 0;
+  for (const value of values) sum += Math.exp(value - max);
+  return { index, probability: 1 / sum };
+}

@@ -1,5 +1,5 @@
 /**
- * `kiln batch`: the seed's batch_inference.py at scale. Streams a file of texts, batches them
+ * `kiln batch`: offline inference over a large file. Streams a file of texts, batches them
  * by length within bounded windows, and writes exactly one JSON line per input row, in input
  * order. Killed at any moment, a rerun continues where the output ends; `--shard I/N` takes a
  * deterministic 1/N of the rows so N machines cover a file exactly once.

@@ -40,14 +40,25 @@ export interface LayerNames {
   outputNorm: string;
 }
 
+/**
+ * A family's parameter names, as Hugging Face checkpoints write them (each a module name; its
+ * tensors add `.weight` and `.bias`). Importing and `kiln synth` both read them from here.
+ */
 export interface FamilyNames {
   /** Prefix of the base model's parameters, e.g. `bert.`. */
   prefix: string;
+  /** The embedding and layer names below are relative to `prefix`. */
   wordEmbeddings: string;
   positionEmbeddings: string;
   tokenTypeEmbeddings: string | null;
   embeddingNorm: string;
   layer: (i: number) => LayerNames;
+  /**
+   * The sequence-classification head on the first token: a dense layer and its activation,
+   * then the output layer. Full names: BERT's pooler sits inside the base model, the other
+   * heads outside it.
+   */
+  head: { dense: string; activation: 'Tanh' | 'Relu'; out: string };
 }
 
 const BERT_LAYER = (i: number): LayerNames => ({
@@ -69,6 +80,7 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
     tokenTypeEmbeddings: 'embeddings.token_type_embeddings',
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
+    head: { dense: 'bert.pooler.dense', activation: 'Tanh', out: 'classifier' },
   },
   roberta: {
     prefix: 'roberta.',
@@ -77,6 +89,7 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
     tokenTypeEmbeddings: 'embeddings.token_type_embeddings',
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
+    head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
   },
   distilbert: {
     prefix: 'distilbert.',
@@ -94,28 +107,40 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
       output: `transformer.layer.${i}.ffn.lin2`,
       outputNorm: `transformer.layer.${i}.output_layer_norm`,
     }),
+    head: { dense: 'pre_classifier', activation: 'Relu', out: 'classifier' },
   },
 };
 
+/**
+ * Hugging Face base text encoders: no head; their use is the token states, which sentence
+ * embedders pool (all-MiniLM-L6-v2 is a BertModel). Compile detects feature-extraction from
+ * these names; `kiln import` builds the ones whose family it knows (below) without a head.
+ */
+export const BASE_ENCODERS: ReadonlySet<string> = new Set([
+  'BertModel',
+  'DistilBertModel',
+  'RobertaModel',
+  'XLMRobertaModel',
+  'CamembertModel',
+  'MPNetModel',
+  'ElectraModel',
+  'AlbertModel',
+  'DebertaModel',
+  'DebertaV2Model',
+  'NomicBertModel',
+]);
+
+/** The architectures `kiln import` builds, by family. */
 const ARCHITECTURES: Record<string, Family> = {
   BertForSequenceClassification: 'bert',
   DistilBertForSequenceClassification: 'distilbert',
   RobertaForSequenceClassification: 'roberta',
   XLMRobertaForSequenceClassification: 'roberta',
-  // Base models (sentence embedders such as all-MiniLM-L6-v2 are BertModel): no head.
   BertModel: 'bert',
   DistilBertModel: 'distilbert',
   RobertaModel: 'roberta',
   XLMRobertaModel: 'roberta',
 };
-
-/** Architectures without a classification head: imported as encoders (last_hidden_state). */
-export const BASE_MODELS: ReadonlySet<string> = new Set([
-  'BertModel',
-  'DistilBertModel',
-  'RobertaModel',
-  'XLMRobertaModel',
-]);
 
 const MODEL_TYPES: Record<string, Family> = {
   bert: 'bert',
@@ -177,7 +202,7 @@ export function encoderConfig(
     return activation;
   };
   const id2label = raw.id2label;
-  const head = options.headless || BASE_MODELS.has(architecture) ? 'none' : 'classifier';
+  const head = options.headless || BASE_ENCODERS.has(architecture) ? 'none' : 'classifier';
   const labels =
     head === 'none' ? 0 : typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
   if (head === 'classifier' && labels === 0)

@@ -8,6 +8,7 @@
 import { KilnError } from '../core/errors.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type EncoderConfig, FAMILY_NAMES, type FamilyNames } from './architectures.js';
+import { attentionShapes, exactGelu, layerNorm, linearNodes, selfAttention, transposedWeight } from './layers.js';
 
 export const IMPORT_OPSET = 17;
 
@@ -68,15 +69,6 @@ class Weights {
   }
 }
 
-/** PyTorch's nn.Linear stores [out, in]; MatMul wants [in, out]. */
-function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r += 1) {
-    for (let c = 0; c < cols; c += 1) out[c * rows + r] = data[r * cols + c]!;
-  }
-  return out;
-}
-
 export interface BuiltGraph {
   builder: GraphBuilder;
   inputs: string[];
@@ -89,36 +81,26 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
   const w = new Weights(source, names, config.architecture);
   const g = new GraphBuilder(`${config.architecture}`);
   const H = config.hidden;
-  const heads = config.heads;
-  const headSize = H / heads;
   let parameters = 0;
 
+  /** `name` relative to the model prefix when it sits inside the base model, as the other names are. */
+  const withoutPrefix = (name: string): string =>
+    name.startsWith(names.prefix) ? name.slice(names.prefix.length) : name;
   /** A weight used as is. */
   const tensor = (relative: string, expected: Array<number | null>): string => {
     const { name, shape } = w.checked(relative, expected);
     parameters += shape.reduce((a, b) => a * b, 1);
     return g.lazyWeight(name, shape, () => w.load(name));
   };
-  /** A Linear layer's weight, transposed for MatMul, and its bias. */
+  /** A Linear layer: its weight transposed for MatMul, and its bias. */
   const linear = (x: string, relative: string, inFeatures: number, outFeatures: number, output?: string): string => {
     const { name } = w.checked(`${relative}.weight`, [outFeatures, inFeatures]);
     parameters += inFeatures * outFeatures;
-    const weight = g.lazyWeight(`${name}.T`, [inFeatures, outFeatures], async () =>
-      transpose(await w.load(name), outFeatures, inFeatures),
-    );
-    const bias = tensor(`${relative}.bias`, [outFeatures]);
-    return g.op('Add', [g.op('MatMul', [x, weight], undefined, { name: `/${relative}/MatMul` }), bias], undefined, {
-      name: `/${relative}/Add`,
-      output,
-    });
+    const weight = transposedWeight(g, name, inFeatures, outFeatures, () => w.load(name));
+    return linearNodes(g, x, weight, tensor(`${relative}.bias`, [outFeatures]), relative, output);
   };
-  const layerNorm = (x: string, relative: string): string =>
-    g.op(
-      'LayerNormalization',
-      [x, tensor(`${relative}.weight`, [H]), tensor(`${relative}.bias`, [H])],
-      { axis: -1, epsilon: { float: config.layerNormEps } },
-      { name: `/${relative}/LayerNorm` },
-    );
+  const norm = (x: string, relative: string): string =>
+    layerNorm(g, x, tensor(`${relative}.weight`, [H]), tensor(`${relative}.bias`, [H]), config.layerNormEps, relative);
 
   const zero = g.ints('zero', [0], []);
   const one = g.ints('one', [1], []);
@@ -179,29 +161,31 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
       ]);
     }
   }
-  let hidden = layerNorm(embedded, names.embeddingNorm);
+  let hidden = norm(embedded, names.embeddingNorm);
 
   // The additive attention mask in the form ONNX Runtime's fusions know: (1 - mask) * -10000.
   const maskFloat = g.op('Cast', [g.op('Unsqueeze', [attentionMask, g.ints('mask_axes', [1, 2])])], { to: 1 });
   const maskBias = g.op('Mul', [g.op('Sub', [oneF, maskFloat]), g.constant('mask_fill', [-10000])], undefined, {
     name: '/attention_mask/Mul',
   });
-  const splitHeads = g.ints('split_heads', [0, 0, heads, headSize]);
-  const mergeHeads = g.ints('merge_heads', [0, 0, H]);
-  const scale = g.constant('attention_scale', [Math.sqrt(headSize)]);
+  const shapes = attentionShapes(g, H, config.heads);
   const sqrt2 = g.constant('sqrt2', [Math.SQRT2]);
+  /** gelu_new's constants, made once when the first layer needs them. */
+  let tanhConstants: { three: string; c: string; sqrt2OverPi: string } | null = null;
 
   const activation = (x: string, layer: number): string => {
     const name = `/layer.${layer}/activation`;
     if (config.activation === 'relu') return g.op('Relu', [x], undefined, { name });
-    if (config.activation === 'gelu') {
-      // 0.5 * x * (1 + erf(x / sqrt 2)): the exact GELU, in the node order ONNX Runtime fuses.
-      const erf = g.op('Erf', [g.op('Div', [x, sqrt2])], undefined, { name: `${name}/Erf` });
-      return g.op('Mul', [g.op('Mul', [x, g.op('Add', [erf, oneF])]), half], undefined, { name: `${name}/Mul` });
-    }
+    if (config.activation === 'gelu')
+      return exactGelu(g, x, { sqrt2, one: oneF, half }, { erf: `${name}/Erf`, mul: `${name}/Mul` });
     // gelu_new: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))).
-    const cube = g.op('Mul', [g.op('Pow', [x, g.constant('three', [3])]), g.constant('gelu_c', [0.044715])]);
-    const inner = g.op('Mul', [g.op('Add', [x, cube]), g.constant('sqrt_2_over_pi', [Math.sqrt(2 / Math.PI)])]);
+    tanhConstants ??= {
+      three: g.constant('three', [3]),
+      c: g.constant('gelu_c', [0.044715]),
+      sqrt2OverPi: g.constant('sqrt_2_over_pi', [Math.sqrt(2 / Math.PI)]),
+    };
+    const cube = g.op('Mul', [g.op('Pow', [x, tanhConstants.three]), tanhConstants.c]);
+    const inner = g.op('Mul', [g.op('Add', [x, cube]), tanhConstants.sqrt2OverPi]);
     return g.op('Mul', [g.op('Mul', [x, g.op('Add', [g.op('Tanh', [inner]), oneF])]), half], undefined, {
       name: `${name}/Mul`,
     });
@@ -209,20 +193,14 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
 
   for (let i = 0; i < config.layers; i += 1) {
     const n = names.layer(i);
-    const heads4 = (x: string, perm: number[]): string =>
-      g.op('Transpose', [g.op('Reshape', [x, splitHeads])], { perm });
-    const q = heads4(linear(hidden, n.query, H, H), [0, 2, 1, 3]);
-    const k = heads4(linear(hidden, n.key, H, H), [0, 2, 3, 1]);
-    const v = heads4(linear(hidden, n.value, H, H), [0, 2, 1, 3]);
-    const scores = g.op('Add', [g.op('Div', [g.op('MatMul', [q, k]), scale]), maskBias]);
-    const probs = g.op('Softmax', [scores], { axis: 3 }, { name: `/layer.${i}/attention/Softmax` });
-    const context = g.op('Reshape', [
-      g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }),
-      mergeHeads,
-    ]);
-    hidden = layerNorm(g.op('Add', [linear(context, n.attentionOutput, H, H), hidden]), n.attentionNorm);
+    const projections = { query: n.query, key: n.key, value: n.value };
+    const context = selfAttention(g, (which) => linear(hidden, projections[which], H, H), shapes, {
+      maskBias,
+      softmaxName: `/layer.${i}/attention/Softmax`,
+    });
+    hidden = norm(g.op('Add', [linear(context, n.attentionOutput, H, H), hidden]), n.attentionNorm);
     const expanded = activation(linear(hidden, n.intermediate, H, config.intermediate), i);
-    hidden = layerNorm(g.op('Add', [linear(expanded, n.output, config.intermediate, H), hidden]), n.outputNorm);
+    hidden = norm(g.op('Add', [linear(expanded, n.output, config.intermediate, H), hidden]), n.outputNorm);
   }
 
   if (config.head === 'none') {
@@ -232,15 +210,10 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     return { builder: g, inputs, parameters, vocabSize };
   }
 
-  // Classification head on the first token ([CLS] or <s>); its weights sit outside the model prefix.
+  // Classification head on the first token ([CLS] or <s>).
   const first = g.op('Gather', [hidden, zero], { axis: 1 }, { name: '/head/first_token' });
-  const head =
-    config.family === 'bert'
-      ? { features: g.op('Tanh', [linear(first, 'pooler.dense', H, H)]), out: 'classifier' }
-      : config.family === 'roberta'
-        ? { features: g.op('Tanh', [linear(first, 'classifier.dense', H, H)]), out: 'classifier.out_proj' }
-        : { features: g.op('Relu', [linear(first, 'pre_classifier', H, H)]), out: 'classifier' };
-  linear(head.features, head.out, H, config.labels, 'logits');
+  const dense = linear(first, withoutPrefix(names.head.dense), H, H);
+  linear(g.op(names.head.activation, [dense]), withoutPrefix(names.head.out), H, config.labels, 'logits');
   g.output('logits', 'float', ['batch', config.labels]);
 
   return { builder: g, inputs, parameters, vocabSize };

@@ -9,15 +9,14 @@
  * (running mean 0 and variance 1, so W' = W·γ/√(1+ε), b' = β), opset 17, input `pixel_values`
  * float32 [batch, 3, 224, 224], output `logits` [batch, labels].
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KilnError } from '../core/errors.js';
-import { replaceDir, temporarySibling } from '../core/fs.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { writeModel } from '../onnx/writer.js';
 import { IMPORT_OPSET } from './encoder-graph.js';
 import { assertReplaceable } from './import.js';
-import { randomStream, SYNTHETIC_NOTE } from './synth.js';
+import { attentionShapes, exactGelu, layerNorm, linearNodes, selfAttention, transposedWeight } from './layers.js';
+import { presetNamed, randomStream, syntheticConfig, writeSyntheticFolder } from './synth.js';
 
 export interface VisionPreset {
   /** Public config.json facts (labels are added per run). */
@@ -58,15 +57,6 @@ function uniform(name: string, count: number, seed: number, low: number, high: n
   const next = randomStream(name, seed);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i += 1) out[i] = low + (high - low) * next();
-  return out;
-}
-
-/** PyTorch's nn.Linear stores [out, in]; MatMul wants [in, out]. */
-function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r += 1) {
-    for (let c = 0; c < cols; c += 1) out[c * rows + r] = data[r * cols + c]!;
-  }
   return out;
 }
 
@@ -183,7 +173,6 @@ export function buildResNet50(labels: number, seed: number): VisionGraph {
 export function buildVitBase16(labels: number, seed: number): VisionGraph {
   const H = 768;
   const heads = 12;
-  const headSize = H / heads;
   const layers = 12;
   const intermediate = 3072;
   const patch = 16;
@@ -204,22 +193,13 @@ export function buildVitBase16(labels: number, seed: number): VisionGraph {
   };
   const linear = (x: string, prefix: string, inFeatures: number, outFeatures: number, output?: string): string => {
     parameters += inFeatures * outFeatures;
-    const weight = g.lazyWeight(`${prefix}.weight.T`, [inFeatures, outFeatures], async () =>
-      transpose(normal(`${prefix}.weight`, inFeatures * outFeatures, seed, std), outFeatures, inFeatures),
+    const weight = transposedWeight(g, `${prefix}.weight`, inFeatures, outFeatures, async () =>
+      normal(`${prefix}.weight`, inFeatures * outFeatures, seed, std),
     );
-    const bias = filled(`${prefix}.bias`, outFeatures, 0);
-    return g.op('Add', [g.op('MatMul', [x, weight], undefined, { name: `/${prefix}/MatMul` }), bias], undefined, {
-      name: `/${prefix}/Add`,
-      output,
-    });
+    return linearNodes(g, x, weight, filled(`${prefix}.bias`, outFeatures, 0), prefix, output);
   };
-  const layerNorm = (x: string, prefix: string): string =>
-    g.op(
-      'LayerNormalization',
-      [x, filled(`${prefix}.weight`, H, 1), filled(`${prefix}.bias`, H, 0)],
-      { axis: -1, epsilon: { float: eps } },
-      { name: `/${prefix}/LayerNorm` },
-    );
+  const norm = (x: string, prefix: string): string =>
+    layerNorm(g, x, filled(`${prefix}.weight`, H, 1), filled(`${prefix}.bias`, H, 0), eps, prefix);
 
   const pixels = pixelInput(g);
   const projection = g.op(
@@ -252,42 +232,25 @@ export function buildVitBase16(labels: number, seed: number): VisionGraph {
     { name: '/vit/embeddings/Add' },
   );
 
-  const splitHeads = g.ints('split_heads', [0, 0, heads, headSize]);
-  const mergeHeads = g.ints('merge_heads', [0, 0, H]);
-  const scale = g.constant('attention_scale', [Math.sqrt(headSize)]);
+  const shapes = attentionShapes(g, H, heads);
   const sqrt2 = g.constant('sqrt2', [Math.SQRT2]);
   const half = g.constant('half', [0.5]);
   const one = g.constant('one_f', [1]);
   for (let i = 0; i < layers; i += 1) {
     const p = `vit.encoder.layer.${i}`;
-    const normed = layerNorm(hidden, `${p}.layernorm_before`);
-    const heads4 = (x: string, perm: number[]): string =>
-      g.op('Transpose', [g.op('Reshape', [x, splitHeads])], { perm });
-    const q = heads4(linear(normed, `${p}.attention.attention.query`, H, H), [0, 2, 1, 3]);
-    const k = heads4(linear(normed, `${p}.attention.attention.key`, H, H), [0, 2, 3, 1]);
-    const v = heads4(linear(normed, `${p}.attention.attention.value`, H, H), [0, 2, 1, 3]);
-    const probs = g.op(
-      'Softmax',
-      [g.op('Div', [g.op('MatMul', [q, k]), scale])],
-      { axis: 3 },
-      { name: `/${p}/attention/Softmax` },
-    );
-    const context = g.op('Reshape', [
-      g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }),
-      mergeHeads,
-    ]);
-    hidden = g.op('Add', [linear(context, `${p}.attention.output.dense`, H, H), hidden]);
-    const up = linear(layerNorm(hidden, `${p}.layernorm_after`), `${p}.intermediate.dense`, H, intermediate);
-    // 0.5 · x · (1 + erf(x / √2)): the exact GELU, in the node order ONNX Runtime fuses.
-    const erf = g.op('Erf', [g.op('Div', [up, sqrt2])]);
-    const activated = g.op('Mul', [g.op('Mul', [up, g.op('Add', [erf, one])]), half], undefined, {
-      name: `/${p}/intermediate/Gelu`,
+    const normed = norm(hidden, `${p}.layernorm_before`);
+    const context = selfAttention(g, (which) => linear(normed, `${p}.attention.attention.${which}`, H, H), shapes, {
+      maskBias: null,
+      softmaxName: `/${p}/attention/Softmax`,
     });
+    hidden = g.op('Add', [linear(context, `${p}.attention.output.dense`, H, H), hidden]);
+    const up = linear(norm(hidden, `${p}.layernorm_after`), `${p}.intermediate.dense`, H, intermediate);
+    const activated = exactGelu(g, up, { sqrt2, one, half }, { mul: `/${p}/intermediate/Gelu` });
     hidden = g.op('Add', [linear(activated, `${p}.output.dense`, intermediate, H), hidden]);
   }
   const first = g.op(
     'Gather',
-    [layerNorm(hidden, 'vit.layernorm'), g.ints('zero', [0], [])],
+    [norm(hidden, 'vit.layernorm'), g.ints('zero', [0], [])],
     { axis: 1 },
     { name: '/vit/first_token' },
   );
@@ -300,7 +263,22 @@ export function buildVitBase16(labels: number, seed: number): VisionGraph {
   };
 }
 
-const RESCALE = 1 / 255;
+/** preprocessor_config.json of a preset: its resizing, then rescaling to [0, 1] and normalizing, as every preset does. */
+const preprocessor = (
+  type: string,
+  resize: Record<string, unknown>,
+  mean: number[],
+  std: number[],
+): Record<string, unknown> => ({
+  image_processor_type: type,
+  do_resize: true,
+  ...resize,
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: mean,
+  image_std: std,
+});
 
 export const VISION_PRESETS: Record<string, VisionPreset> = {
   'resnet-50': {
@@ -315,18 +293,12 @@ export const VISION_PRESETS: Record<string, VisionPreset> = {
       hidden_act: 'relu',
       downsample_in_first_stage: false,
     },
-    preprocessor: {
-      image_processor_type: 'ConvNextImageProcessor',
-      do_resize: true,
-      size: { shortest_edge: 224 },
-      crop_pct: 0.875,
-      resample: 3,
-      do_rescale: true,
-      rescale_factor: RESCALE,
-      do_normalize: true,
-      image_mean: [0.485, 0.456, 0.406],
-      image_std: [0.229, 0.224, 0.225],
-    },
+    preprocessor: preprocessor(
+      'ConvNextImageProcessor',
+      { size: { shortest_edge: 224 }, crop_pct: 0.875, resample: 3 },
+      [0.485, 0.456, 0.406],
+      [0.229, 0.224, 0.225],
+    ),
     build: buildResNet50,
   },
   'vit-base-patch16-224': {
@@ -347,17 +319,12 @@ export const VISION_PRESETS: Record<string, VisionPreset> = {
       num_channels: 3,
       qkv_bias: true,
     },
-    preprocessor: {
-      image_processor_type: 'ViTImageProcessor',
-      do_resize: true,
-      size: { height: 224, width: 224 },
-      resample: 2,
-      do_rescale: true,
-      rescale_factor: RESCALE,
-      do_normalize: true,
-      image_mean: [0.5, 0.5, 0.5],
-      image_std: [0.5, 0.5, 0.5],
-    },
+    preprocessor: preprocessor(
+      'ViTImageProcessor',
+      { size: { height: 224, width: 224 }, resample: 2 },
+      [0.5, 0.5, 0.5],
+      [0.5, 0.5, 0.5],
+    ),
     build: buildVitBase16,
   },
 };
@@ -382,36 +349,15 @@ export interface VisionSynthResult {
 
 /** Writes `options.out`: onnx/model.onnx, config.json, preprocessor_config.json and a README. */
 export async function synthesizeVision(options: VisionSynthOptions): Promise<VisionSynthResult> {
-  const preset = VISION_PRESETS[options.preset];
-  if (!preset)
-    throw new KilnError('KILN_ERR_SYNTH_UNKNOWN_PRESET', {
-      preset: options.preset,
-      known: Object.keys(VISION_PRESETS).join(', '),
-    });
-  const labels = options.labels ?? 1000;
-  const seed = options.seed ?? 0;
-  const raw = {
-    ...preset.config,
-    id2label: Object.fromEntries(Array.from({ length: labels }, (_, i) => [String(i), `LABEL_${i}`])),
-    label2id: Object.fromEntries(Array.from({ length: labels }, (_, i) => [`LABEL_${i}`, i])),
-    kiln_synthetic: { preset: options.preset, seed, note: SYNTHETIC_NOTE },
-  };
-  const built = preset.build(labels, seed);
+  const preset = presetNamed(VISION_PRESETS, options.preset);
+  const model = { preset: options.preset, seed: options.seed ?? 0, labels: options.labels ?? 1000 };
+  const built = preset.build(model.labels, model.seed);
   await assertReplaceable(options.out);
-  const staging = temporarySibling(options.out);
-  try {
-    await mkdir(join(staging, 'onnx'), { recursive: true });
-    await writeFile(join(staging, 'config.json'), `${JSON.stringify(raw, null, 2)}\n`);
+  await writeSyntheticFolder(options.out, model, syntheticConfig(preset.config, model), async (staging) => {
     await writeFile(join(staging, 'preprocessor_config.json'), `${JSON.stringify(preset.preprocessor, null, 2)}\n`);
-    await writeFile(
-      join(staging, 'README.md'),
-      `# ${options.preset} (synthetic)\n\n${SYNTHETIC_NOTE}.\nPreset ${options.preset}, seed ${seed}, ${labels} labels.\n`,
-    );
+    await mkdir(join(staging, 'onnx'));
     await writeModel(join(staging, 'onnx', 'model.onnx'), built.builder, { '': IMPORT_OPSET }, options.onTensor);
-    await replaceDir(staging, options.out);
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+  });
   return {
     out: options.out,
     architecture: (preset.config.architectures as string[])[0]!,

@@ -11,9 +11,26 @@ import { pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { writeSafetensors } from '../model/safetensors.js';
 import { writeModel } from '../onnx/writer.js';
 import { PACKAGE_ROOT } from '../version.js';
-import { type EncoderConfig, encoderConfig } from './architectures.js';
+import { type EncoderConfig, encoderConfig, FAMILY_NAMES } from './architectures.js';
 import { buildEncoderClassifier, IMPORT_OPSET, type WeightSource } from './encoder-graph.js';
 import { assertReplaceable } from './import.js';
+
+/** bert-base-uncased's public config.json facts; the other BERT-shaped presets differ in a few. */
+const BERT_BASE: Record<string, unknown> = {
+  architectures: ['BertForSequenceClassification'],
+  model_type: 'bert',
+  hidden_act: 'gelu',
+  hidden_size: 768,
+  intermediate_size: 3072,
+  num_attention_heads: 12,
+  num_hidden_layers: 12,
+  max_position_embeddings: 512,
+  type_vocab_size: 2,
+  vocab_size: 30522,
+  layer_norm_eps: 1e-12,
+  pad_token_id: 0,
+  initializer_range: 0.02,
+};
 
 /** Public config.json facts of each preset (labels are added per run). */
 export const PRESETS: Record<string, Record<string, unknown>> = {
@@ -31,66 +48,31 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
     sinusoidal_pos_embds: false,
     initializer_range: 0.02,
   },
-  'bert-base-uncased': {
-    architectures: ['BertForSequenceClassification'],
-    model_type: 'bert',
-    hidden_act: 'gelu',
-    hidden_size: 768,
-    intermediate_size: 3072,
-    num_attention_heads: 12,
-    num_hidden_layers: 12,
-    max_position_embeddings: 512,
-    type_vocab_size: 2,
-    vocab_size: 30522,
-    layer_norm_eps: 1e-12,
-    pad_token_id: 0,
-    initializer_range: 0.02,
-  },
+  'bert-base-uncased': BERT_BASE,
   'roberta-base': {
+    ...BERT_BASE,
     architectures: ['RobertaForSequenceClassification'],
     model_type: 'roberta',
-    hidden_act: 'gelu',
-    hidden_size: 768,
-    intermediate_size: 3072,
-    num_attention_heads: 12,
-    num_hidden_layers: 12,
     max_position_embeddings: 514,
     type_vocab_size: 1,
     vocab_size: 50265,
     layer_norm_eps: 1e-5,
     pad_token_id: 1,
-    initializer_range: 0.02,
   },
   // sentence-transformers/all-MiniLM-L6-v2: a head-less BertModel (its embeddings are mean-pooled outside the model).
   'all-minilm-l6': {
+    ...BERT_BASE,
     architectures: ['BertModel'],
-    model_type: 'bert',
-    hidden_act: 'gelu',
     hidden_size: 384,
     intermediate_size: 1536,
-    num_attention_heads: 12,
     num_hidden_layers: 6,
-    max_position_embeddings: 512,
-    type_vocab_size: 2,
-    vocab_size: 30522,
-    layer_norm_eps: 1e-12,
-    pad_token_id: 0,
-    initializer_range: 0.02,
   },
   'bert-large-uncased': {
-    architectures: ['BertForSequenceClassification'],
-    model_type: 'bert',
-    hidden_act: 'gelu',
+    ...BERT_BASE,
     hidden_size: 1024,
     intermediate_size: 4096,
     num_attention_heads: 16,
     num_hidden_layers: 24,
-    max_position_embeddings: 512,
-    type_vocab_size: 2,
-    vocab_size: 30522,
-    layer_norm_eps: 1e-12,
-    pad_token_id: 0,
-    initializer_range: 0.02,
   },
 };
 
@@ -156,7 +138,8 @@ export function syntheticTensor(name: string, count: number, seed: number, std: 
 export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[string, number[]]> {
   const H = config.hidden;
   const I = config.intermediate;
-  const C = config.labels;
+  const names = FAMILY_NAMES[config.family];
+  const p = names.prefix;
   const out: Array<[string, number[]]> = [];
   const linear = (name: string, o: number, i: number): void => {
     out.push([`${name}.weight`, [o, i]], [`${name}.bias`, [o]]);
@@ -164,65 +147,29 @@ export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[st
   const norm = (name: string): void => {
     out.push([`${name}.weight`, [H]], [`${name}.bias`, [H]]);
   };
-  if (config.family === 'distilbert') {
-    out.push(
-      ['distilbert.embeddings.word_embeddings.weight', [vocab, H]],
-      ['distilbert.embeddings.position_embeddings.weight', [config.maxPositions, H]],
-    );
-    norm('distilbert.embeddings.LayerNorm');
-    for (let l = 0; l < config.layers; l += 1) {
-      const p = `distilbert.transformer.layer.${l}`;
-      for (const n of ['q_lin', 'k_lin', 'v_lin', 'out_lin']) linear(`${p}.attention.${n}`, H, H);
-      norm(`${p}.sa_layer_norm`);
-      linear(`${p}.ffn.lin1`, I, H);
-      linear(`${p}.ffn.lin2`, H, I);
-      norm(`${p}.output_layer_norm`);
-    }
-    linear('pre_classifier', H, H);
-    linear('classifier', C, H);
-    return out;
-  }
-  const base = config.family === 'bert' ? 'bert' : 'roberta';
   out.push(
-    [`${base}.embeddings.word_embeddings.weight`, [vocab, H]],
-    [`${base}.embeddings.position_embeddings.weight`, [config.maxPositions, H]],
-    [`${base}.embeddings.token_type_embeddings.weight`, [config.typeVocabSize, H]],
+    [`${p}${names.wordEmbeddings}.weight`, [vocab, H]],
+    [`${p}${names.positionEmbeddings}.weight`, [config.maxPositions, H]],
   );
-  norm(`${base}.embeddings.LayerNorm`);
+  if (names.tokenTypeEmbeddings) out.push([`${p}${names.tokenTypeEmbeddings}.weight`, [config.typeVocabSize, H]]);
+  norm(p + names.embeddingNorm);
   for (let l = 0; l < config.layers; l += 1) {
-    const p = `${base}.encoder.layer.${l}`;
-    for (const n of ['query', 'key', 'value']) linear(`${p}.attention.self.${n}`, H, H);
-    linear(`${p}.attention.output.dense`, H, H);
-    norm(`${p}.attention.output.LayerNorm`);
-    linear(`${p}.intermediate.dense`, I, H);
-    linear(`${p}.output.dense`, H, I);
-    norm(`${p}.output.LayerNorm`);
+    const n = names.layer(l);
+    for (const attention of [n.query, n.key, n.value, n.attentionOutput]) linear(p + attention, H, H);
+    norm(p + n.attentionNorm);
+    linear(p + n.intermediate, I, H);
+    linear(p + n.output, H, I);
+    norm(p + n.outputNorm);
   }
-  if (config.family === 'bert') {
-    linear('bert.pooler.dense', H, H);
-    linear('classifier', C, H);
-  } else {
-    linear('classifier.dense', H, H);
-    linear('classifier.out_proj', C, H);
-  }
+  linear(names.head.dense, H, H);
+  linear(names.head.out, config.labels, H);
   return out;
 }
 
 export async function synthesize(options: SynthOptions): Promise<SynthResult> {
-  const preset = PRESETS[options.preset];
-  if (!preset)
-    throw new KilnError('KILN_ERR_SYNTH_UNKNOWN_PRESET', {
-      preset: options.preset,
-      known: Object.keys(PRESETS).join(', '),
-    });
-  const labels = options.labels ?? 2;
-  const seed = options.seed ?? 0;
-  const raw = {
-    ...preset,
-    id2label: Object.fromEntries(Array.from({ length: labels }, (_, i) => [String(i), `LABEL_${i}`])),
-    label2id: Object.fromEntries(Array.from({ length: labels }, (_, i) => [`LABEL_${i}`, i])),
-    kiln_synthetic: { preset: options.preset, seed, note: SYNTHETIC_NOTE },
-  };
+  const preset = presetNamed(PRESETS, options.preset);
+  const model = { preset: options.preset, seed: options.seed ?? 0, labels: options.labels ?? 2 };
+  const raw = syntheticConfig(preset, model);
   const config = encoderConfig(raw, `preset ${options.preset}`);
   const vocab = preset.vocab_size as number;
   const shapes = new Map(canonicalShapes(config, vocab));
@@ -231,25 +178,17 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
     syntheticTensor(
       name,
       shapes.get(name)!.reduce((a, b) => a * b, 1),
-      seed,
+      model.seed,
       std,
     );
   await assertReplaceableSynth(options.out);
 
-  const staging = temporarySibling(options.out);
-  try {
-    await mkdir(join(staging, 'onnx'), { recursive: true });
-    await writeFile(join(staging, 'config.json'), `${JSON.stringify(raw, null, 2)}\n`);
-    await writeFile(
-      join(staging, 'README.md'),
-      `# ${options.preset} (synthetic)\n\n${SYNTHETIC_NOTE}.\nPreset ${options.preset}, seed ${seed}, ${labels} labels.\n`,
-    );
+  let parameters = 0;
+  for (const shape of shapes.values()) parameters += shape.reduce((a, b) => a * b, 1);
+  await writeSyntheticFolder(options.out, model, raw, async (staging) => {
     for (const name of ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt'])
       await copyFile(join(TOKENIZER_DIR, name), join(staging, name));
-    let parameters = 0;
-    for (const shape of shapes.values()) parameters += shape.reduce((a, b) => a * b, 1);
     if ((options.weights ?? 'safetensors') === 'safetensors') {
-      await rm(join(staging, 'onnx'), { recursive: true });
       const tensors = [...shapes].map(([name, shape]) => ({
         name,
         dtype: 'F32' as const,
@@ -267,10 +206,60 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
         load: async (name) => generate(name),
       };
       const built = buildEncoderClassifier(config, source);
+      await mkdir(join(staging, 'onnx'));
       await writeModel(join(staging, 'onnx', 'model.onnx'), built.builder, { '': IMPORT_OPSET }, options.onTensor);
     }
-    await replaceDir(staging, options.out);
-    return { out: options.out, config, parameters };
+  });
+  return { out: options.out, config, parameters };
+}
+
+/** A preset by name, or the coded error that lists the known ones. */
+export function presetNamed<P>(presets: Record<string, P>, name: string): P {
+  const preset = presets[name];
+  if (!preset)
+    throw new KilnError('KILN_ERR_SYNTH_UNKNOWN_PRESET', { preset: name, known: Object.keys(presets).join(', ') });
+  return preset;
+}
+
+/** Which synthetic model a folder holds: its preset, random seed and number of classes. */
+export interface SyntheticModel {
+  preset: string;
+  seed: number;
+  labels: number;
+}
+
+/** config.json of a synthetic model: the preset's public facts, generic class names, and the mark that its weights are random. */
+export function syntheticConfig(facts: Record<string, unknown>, model: SyntheticModel): Record<string, unknown> {
+  const { preset, seed, labels } = model;
+  return {
+    ...facts,
+    id2label: Object.fromEntries(Array.from({ length: labels }, (_, i) => [String(i), `LABEL_${i}`])),
+    label2id: Object.fromEntries(Array.from({ length: labels }, (_, i) => [`LABEL_${i}`, i])),
+    kiln_synthetic: { preset, seed, note: SYNTHETIC_NOTE },
+  };
+}
+
+/**
+ * Writes a synthetic model folder at `out` through a staging sibling, swapped in when complete:
+ * config.json and a README that says the weights are random, then what `fill` adds.
+ */
+export async function writeSyntheticFolder(
+  out: string,
+  model: SyntheticModel,
+  config: Record<string, unknown>,
+  fill: (staging: string) => Promise<void>,
+): Promise<void> {
+  const { preset, seed, labels } = model;
+  const staging = temporarySibling(out);
+  try {
+    await mkdir(staging, { recursive: true });
+    await writeFile(join(staging, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    await writeFile(
+      join(staging, 'README.md'),
+      `# ${preset} (synthetic)\n\n${SYNTHETIC_NOTE}.\nPreset ${preset}, seed ${seed}, ${labels} labels.\n`,
+    );
+    await fill(staging);
+    await replaceDir(staging, out);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

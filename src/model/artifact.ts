@@ -4,13 +4,12 @@
  */
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { StaticQuantizeReport } from '../compiler/static-quantize.js';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import type { TensorInfo } from '../onnx/graph.js';
 import type { ImagePreprocessing } from './image.js';
-import type { QuantizeReport, VerifyReport } from './reports.js';
+import type { QuantizeReport, StaticQuantizeReport, VerifyReport } from './reports.js';
 
 export const ARTIFACT_FORMAT = 'kiln-artifact';
 /**
@@ -76,7 +75,7 @@ export interface Manifest {
     maxLength: number;
     /** Most sequences in one inference call. */
     maxBatch: number;
-    /** Sequence lengths batches are padded to, ascending, ending at maxLength (absent before kiln 0.2: derived). */
+    /** Sequence lengths batches are padded to, ascending, ending at maxLength; when absent, derived from maxLength. */
     buckets?: number[];
   };
   /** `sha256` covers the graph or checkpoint, config and tokenizer files. */
@@ -96,8 +95,12 @@ export interface Manifest {
 }
 
 /** What a compiled model does with its input; decides the runtime class, routes and outputs. */
-export type Task = 'text-classification' | 'feature-extraction' | 'image-classification';
-export const TASKS: readonly Task[] = ['text-classification', 'feature-extraction', 'image-classification'];
+export const TASKS = ['text-classification', 'feature-extraction', 'image-classification'] as const;
+export type Task = (typeof TASKS)[number];
+
+/** How feature-extraction turns token states into one vector (see {@link EmbeddingHead}). */
+export const POOLINGS = ['mean', 'cls', 'max'] as const;
+export type Pooling = (typeof POOLINGS)[number];
 
 /** The pooling compile appends to an encoder for feature-extraction (output `embedding`). */
 export interface EmbeddingHead {
@@ -110,9 +113,6 @@ export interface EmbeddingHead {
   /** The graph output the pooling reads: last_hidden_state [batch, tokens, hidden]. */
   hiddenOutput: string;
 }
-
-export type Pooling = 'mean' | 'cls' | 'max';
-export const POOLINGS: readonly Pooling[] = ['mean', 'cls', 'max'];
 
 /** Memory one replica needs (compiler/memory.ts measures it). */
 export interface MemoryFigures {

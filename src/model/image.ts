@@ -7,8 +7,8 @@
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
 import { KilnError } from '../core/errors.js';
 
-export type ChannelOrder = 'rgb' | 'bgr';
-export const CHANNEL_ORDERS: readonly ChannelOrder[] = ['rgb', 'bgr'];
+export const CHANNEL_ORDERS = ['rgb', 'bgr'] as const;
+export type ChannelOrder = (typeof CHANNEL_ORDERS)[number];
 
 /** sharp's resampling kernels that PIL's filters map to. */
 export type Resample = 'nearest' | 'linear' | 'cubic' | 'lanczos3';
@@ -22,8 +22,8 @@ export type Resample = 'nearest' | 'linear' | 'cubic' | 'lanczos3';
  *   the tensor's), the rest of the width zero after normalization (PaddleOCR's text-line classifier).
  * - `none`: the image must already be height × width.
  */
-export type ResizeMode = 'exact' | 'shortest-edge' | 'fit-height-pad' | 'none';
-export const RESIZE_MODES: readonly ResizeMode[] = ['exact', 'shortest-edge', 'fit-height-pad', 'none'];
+export const RESIZE_MODES = ['exact', 'shortest-edge', 'fit-height-pad', 'none'] as const;
+export type ResizeMode = (typeof RESIZE_MODES)[number];
 
 export interface ImagePreprocessing {
   /** The graph input the tensor feeds ([batch, 3, height, width], float). */

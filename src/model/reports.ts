@@ -29,3 +29,21 @@ export interface VerifyReport {
   flippedCount: number;
   limits: { maxAccuracyDrop: number; minAgreement: number };
 }
+
+/** Static int8 of an image model, calibrated on sample images (compiler/static-quantize.ts). */
+export interface StaticQuantizeReport {
+  /** Nodes now computed in int8, by operator type (e.g. `{ Conv: 53, Add: 16, … }`). */
+  quantized: Record<string, number>;
+  /** Nodes left in fp32, by operator type (Relu folded into a quantized output not included). */
+  keptFp32: Record<string, number>;
+  /** Relu nodes removed because the uint8 quantization of their input (zero point 0) clamps at 0. */
+  foldedRelu: number;
+  /** Activation tensors given a QuantizeLinear. */
+  activations: number;
+  /** Conv and Gemm nodes whose bias was corrected for their weights' rounding. */
+  biasCorrected: number;
+  calibration: { batches: number; samples: number; method: 'minmax' };
+  weights: { bits: 7 | 8; perChannel: boolean };
+  /** Bytes of all initializers' data, before and after. */
+  weightBytes: { before: number; after: number };
+}

@@ -5,10 +5,10 @@
  * Layout (https://github.com/huggingface/safetensors#format): an 8-byte little-endian header
  * length N, N bytes of UTF-8 JSON, then the data buffer; `data_offsets` count from its start.
  */
-import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
-import { pathKind } from '../core/fs.js';
+import { IO_CHUNK, pathKind, writeFileAtomically } from '../core/fs.js';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from './float16.js';
 
 /** The dtypes kiln reads. */
@@ -19,9 +19,6 @@ const SUPPORTED = Object.keys(DTYPE_BYTES).join(', ');
 
 /** A header larger than this is not a real checkpoint (the largest hub models have ~1 MB headers). */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
-
-/** Reads and writes go in pieces of this size: one read(2) call moves at most ~2 GiB on Linux. */
-const IO_CHUNK = 64 * 1024 * 1024;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -66,14 +63,6 @@ async function readExactly(fh: FileHandle, path: string, position: number, lengt
     done += bytesRead;
   }
   return out;
-}
-
-async function writeFully(fh: FileHandle, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const { bytesWritten } = await fh.write(bytes, done, Math.min(IO_CHUNK, bytes.byteLength - done));
-    done += bytesWritten;
-  }
 }
 
 /** Parses and checks a header; every check runs before any tensor data is touched. */
@@ -445,28 +434,23 @@ export async function writeSafetensors(
   new DataView(prefix.buffer).setBigUint64(0, BigInt(headerLength), true);
   prefix.set(json, 8);
 
-  const temporary = `${path}.tmp-${process.pid}`;
-  const fh = await open(temporary, 'w');
-  try {
-    await writeFully(fh, prefix);
-    for (const { name, dtype, shape, data } of tensors) {
-      const values = await data();
-      const count = shape.reduce((acc, dim) => acc * dim, 1);
-      if (values.length !== count) {
-        throw new RangeError(
-          `writeSafetensors: tensor ${JSON.stringify(name)} has shape ${formatShape(shape)} (${count} values), got ${values.length}`,
-        );
+  await writeFileAtomically(
+    path,
+    async (write) => {
+      await write(prefix);
+      for (const { name, dtype, shape, data } of tensors) {
+        const values = await data();
+        const count = shape.reduce((acc, dim) => acc * dim, 1);
+        if (values.length !== count) {
+          throw new RangeError(
+            `writeSafetensors: tensor ${JSON.stringify(name)} has shape ${formatShape(shape)} (${count} values), got ${values.length}`,
+          );
+        }
+        await write(encodeValues(values, dtype));
       }
-      await writeFully(fh, encodeValues(values, dtype));
-    }
-    await fh.datasync();
-    await fh.close();
-    await rename(temporary, path);
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await rm(temporary, { force: true });
-    throw err;
-  }
+    },
+    { sync: true },
+  );
 }
 
 function encodeValues(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {

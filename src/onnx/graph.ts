@@ -1,5 +1,6 @@
-/** Read-only views of an ONNX graph: operator counts, parameters, inputs and outputs. */
+/** Read-only views of an ONNX graph: operator counts, parameters, inputs and outputs, node attributes. */
 import {
+  type AttributeProto,
   type GraphProto,
   int64,
   type ModelProto,
@@ -46,6 +47,27 @@ export function* walkNodes(graph: GraphProto): Generator<NodeProto> {
       for (const g of attr.graphs ?? []) yield* walkNodes(g);
     }
   }
+}
+
+/** Whether a node is a standard ONNX operator (the default domain, written "" or "ai.onnx"). */
+export function isDefaultDomain(node: NodeProto): boolean {
+  return !node.domain || node.domain === 'ai.onnx';
+}
+
+export function attribute(node: NodeProto, name: string): AttributeProto | undefined {
+  return (node.attribute ?? []).find((a) => a.name === name);
+}
+
+/** An int attribute's value, or `fallback` (the operator's default) when the node does not set it. */
+export function intAttribute(node: NodeProto, name: string, fallback: number): number {
+  const a = attribute(node, name);
+  return a ? int64(a.i) : fallback;
+}
+
+/** A float attribute's value, or `fallback` (the operator's default) when the node does not set it. */
+export function floatAttribute(node: NodeProto, name: string, fallback: number): number {
+  const a = attribute(node, name);
+  return a ? (a.f ?? 0) : fallback;
 }
 
 /** Operator uses keyed `domain:opType` (default domain written as ""), in first-seen order. */

@@ -4,7 +4,7 @@
  * time. Protobuf readers merge repeated fields wherever they appear, so initializers may follow
  * the rest of the graph. Peak memory is about one tensor, not the model.
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { writeFileAtomically } from '../core/fs.js';
 import type { GraphBuilder } from './builder.js';
 import { encodeModel, onnx } from './proto.js';
 
@@ -52,12 +52,7 @@ export async function writeModel(
     graphBytes.length +
     tensorLengths.reduce((sum, n) => sum + lengthDelimited(GRAPH_INITIALIZER).length + varint(n).length + n, 0);
 
-  const temporary = `${path}.tmp-${process.pid}`;
-  const file = await open(temporary, 'w');
-  try {
-    const write = async (bytes: Uint8Array): Promise<void> => {
-      await file.write(bytes);
-    };
+  await writeFileAtomically(path, async (write) => {
     await write(modelWithoutGraph);
     await write(lengthDelimited(MODEL_GRAPH));
     await write(varint(graphLength));
@@ -77,11 +72,5 @@ export async function writeModel(
       await write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       onTensor?.(i + 1, builder.lazyWeights.length, tensor.name);
     }
-    await file.close();
-    await rename(temporary, path);
-  } catch (err) {
-    await file.close().catch(() => undefined);
-    await rm(temporary, { force: true });
-    throw err;
-  }
+  });
 }

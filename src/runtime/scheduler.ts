@@ -133,9 +133,10 @@ export const RECENT_WINDOW_MS = 10_000;
 /** Latencies kept for it; beyond this rate the window shortens to the newest answers. */
 const RECENT_CAPACITY = 8192;
 
-/** How long a request waits for companions while a replica is busy, unless told otherwise, in ms. */
+/** How long a request waits for companions while replicas are busy, in ms, unless told otherwise. */
 export const DEFAULT_MAX_DELAY_MS = 2;
-const DEFAULT_MAX_QUEUE = 4096;
+/** Requests that may wait before new ones are refused, unless told otherwise. */
+export const DEFAULT_MAX_QUEUE = 4096;
 
 export class Scheduler<I> {
   private readonly queue: Job<I>[] = [];

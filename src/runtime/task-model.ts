@@ -17,28 +17,31 @@ import type { Batcher } from './batcher.js';
 import type { Backend } from './binding.js';
 import { checkLayoutFits } from './memory.js';
 import { type ReplicaFactory, workerReplicas } from './replica.js';
-import { DEFAULT_MAX_DELAY_MS, Scheduler, type SchedulerStats } from './scheduler.js';
+import { DEFAULT_MAX_DELAY_MS, DEFAULT_MAX_QUEUE, Scheduler, type SchedulerStats } from './scheduler.js';
 
 export interface ModelOptions {
-  /** Replicas (sessions in worker threads); `auto` fills the cores. @defaultValue 'auto' */
+  /**
+   * Replicas: ONNX Runtime sessions, each in its own worker thread; `auto` fills the cores with
+   * replicas of `threadsPerReplica` threads. @defaultValue the tuned layout (kiln tune), else 'auto'
+   */
   replicas?: number | 'auto';
-  /** Intra-op threads per replica: the cores one batch may use. @defaultValue 1 */
+  /** Intra-op threads of each replica (cores per model copy). @defaultValue the tuned layout, else {@link DEFAULT_THREADS_PER_REPLICA} */
   threadsPerReplica?: number;
-  /** Most inputs per batch; at most the artifact's max batch. @defaultValue the artifact's max batch */
+  /** Most inputs per batch, capped by the artifact's max batch. @defaultValue the tuned layout, else the artifact's max batch */
   maxBatch?: number;
-  /** How long a request may wait for companions while replicas are busy, in ms. @defaultValue {@link DEFAULT_MAX_DELAY_MS} */
+  /** How long a request may wait for companions while every replica is busy, in ms. @defaultValue the tuned layout, else {@link DEFAULT_MAX_DELAY_MS} */
   maxDelayMs?: number;
-  /** Most requests waiting before new ones are refused (429 in the server). @defaultValue 4096 */
+  /** Most requests waiting; more are refused with KILN_ERR_QUEUE_FULL (HTTP 429). @defaultValue {@link DEFAULT_MAX_QUEUE} */
   maxQueue?: number;
-  /** Refuse a request that would wait longer than this before its batch starts, in ms (429). @defaultValue none */
+  /** Refuse a request (KILN_ERR_QUEUE_WAIT, HTTP 429) that would wait longer than this before its batch starts, in ms. @defaultValue null (no limit) */
   maxQueueMs?: number | null;
-  /** Batches a replica may hold at once (see SchedulerOptions.pipeline). @defaultValue {@link DEFAULT_PIPELINE} */
+  /** Batches a replica may hold at once: 2 hands a busy replica its next batch before the current one ends. @defaultValue {@link DEFAULT_PIPELINE} */
   pipeline?: number;
-  /** How much lower the replicas' CPU priority is than the process's (Linux nice). @defaultValue {@link DEFAULT_REPLICA_NICE} */
+  /** How much lower the replicas' CPU priority is than the process's, in Linux nice steps (0 to 19). @defaultValue {@link DEFAULT_REPLICA_NICE} */
   replicaNice?: number;
-  /** Sequence lengths to pad batches to (text tasks). @defaultValue the artifact's buckets */
+  /** Sequence lengths (tokens) batches are padded to, ascending; text tasks only. @defaultValue the artifact's buckets */
   buckets?: number[];
-  /** @defaultValue 'cpu' */
+  /** The ONNX Runtime execution provider the replicas run on. @defaultValue 'cpu' */
   backend?: Backend;
   /** Check every file's SHA-256 against the manifest before loading. @defaultValue true */
   verify?: boolean;
@@ -56,6 +59,9 @@ export const DEFAULT_REPLICA_NICE = 10;
 
 /** Each replica is handed its next batch before the current one ends (SchedulerOptions.pipeline). */
 export const DEFAULT_PIPELINE = 2;
+
+/** Unless tuned, each model copy gets one core, so that `auto` replicas fill the cores one each. */
+export const DEFAULT_THREADS_PER_REPLICA = 1;
 
 /** The layout in use: replicas × threads, batching. */
 export interface Layout {
@@ -85,7 +91,7 @@ export async function startScheduler<I>(
   fixedLength = false,
 ): Promise<{ scheduler: Scheduler<I>; layout: Layout }> {
   const tuned = manifest.tuned;
-  const threadsPerReplica = options.threadsPerReplica ?? tuned?.threadsPerReplica ?? 1;
+  const threadsPerReplica = options.threadsPerReplica ?? tuned?.threadsPerReplica ?? DEFAULT_THREADS_PER_REPLICA;
   const replicas = resolveReplicas(options.replicas ?? tuned?.replicas, threadsPerReplica);
   const maxBatch = Math.min(options.maxBatch ?? tuned?.maxBatch ?? manifest.limits.maxBatch, manifest.limits.maxBatch);
   let buckets = [1];
@@ -115,7 +121,7 @@ export async function startScheduler<I>(
       }),
     maxBatch,
     maxDelayMs,
-    maxQueue: options.maxQueue,
+    maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
     maxQueueMs: options.maxQueueMs ?? null,
     pipeline: options.pipeline ?? DEFAULT_PIPELINE,
     buckets,

@@ -2,6 +2,7 @@
  * A loaded text-classification artifact: the tokenizer on the calling thread, a scheduler in
  * front of replica workers (ONNX Runtime sessions), softmax and labels on the way back.
  */
+import { softmaxTop } from '../core/stats.js';
 import type { Manifest } from '../model/artifact.js';
 import type { ModelOptions } from './task-model.js';
 import { TextModel, type TextParts, type TextRow, type TextTokens } from './text-model.js';
@@ -45,17 +46,16 @@ export class TextClassifier extends TextModel<Prediction> {
   }
 
   /** Logits of rows a client tokenized itself (see {@link TextModel.runTokens}). */
-  classifyTokens(rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>): Promise<number[][]> {
-    return this.runTokens(rows);
+  classifyTokens(
+    rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>,
+    options: { deadline?: number } = {},
+  ): Promise<number[][]> {
+    return this.runTokens(rows, options);
   }
 }
 
-/** The most likely label and its softmax probability (computed stably, max subtracted). */
+/** The most likely label and its softmax probability. */
 export function topLabel(logits: readonly number[], labels: readonly string[]): { label: string; score: number } {
-  let best = 0;
-  for (let i = 1; i < logits.length; i += 1) if (logits[i]! > logits[best]!) best = i;
-  const max = logits[best]!;
-  let sum = 0;
-  for (const value of logits) sum += Math.exp(value - max);
-  return { label: labels[best] ?? String(best), score: 1 / sum };
+  const { index, probability } = softmaxTop(logits);
+  return { label: labels[index] ?? String(index), score: probability };
 }

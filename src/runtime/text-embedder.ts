@@ -43,7 +43,10 @@ export class TextEmbedder extends TextModel<Embedding> {
   }
 
   /** Vectors of rows a client tokenized itself (KServe v2 INT64 tensors). */
-  embedTokens(rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>): Promise<number[][]> {
-    return this.runTokens(rows);
+  embedTokens(
+    rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>,
+    options: { deadline?: number } = {},
+  ): Promise<number[][]> {
+    return this.runTokens(rows, options);
   }
 }

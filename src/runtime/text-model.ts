@@ -105,7 +105,10 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
    * Runs sequences a client tokenized itself (KServe v2 INT64 tensors): each row's ids, without
    * padding. Ids must be in the tokenizer's vocabulary and rows no longer than max length.
    */
-  runTokens(rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>): Promise<number[][]> {
+  runTokens(
+    rows: ReadonlyArray<{ ids: readonly number[]; typeIds?: readonly number[] }>,
+    options: { deadline?: number } = {},
+  ): Promise<number[][]> {
     const { maxLength } = this.manifest.limits;
     rows.forEach((row, i) => {
       if (row.ids.length === 0 || row.ids.length > maxLength) {
@@ -130,11 +133,14 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
     });
     return Promise.all(
       rows.map((row) =>
-        this.scheduler.submit({
-          ids: [...row.ids],
-          typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0),
-          truncated: false,
-        }),
+        this.scheduler.submit(
+          {
+            ids: [...row.ids],
+            typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0),
+            truncated: false,
+          },
+          options,
+        ),
       ),
     );
   }

@@ -1,4 +1,4 @@
-/** The JSON answers of /predict and /invocations, built from the classifier's predictions. */
+/** The JSON answers of /predict and /invocations, built from a text classifier's predictions. */
 import { softmax } from '../core/stats.js';
 import type { Prediction } from '../runtime/text-classifier.js';
 
@@ -10,7 +10,7 @@ export interface LabelScore {
 export type PredictionBody = LabelScore & { scores?: LabelScore[] };
 
 /** Softmax of the logits, one entry per label in the model's label order. */
-export function allScores(logits: readonly number[], labels: readonly string[]): LabelScore[] {
+function allScores(logits: readonly number[], labels: readonly string[]): LabelScore[] {
   return softmax(logits).map((score, i) => ({ label: labels[i] ?? String(i), score }));
 }
 
@@ -28,8 +28,8 @@ export function predictionBody(
 /** A base64 string's bytes, or null: a string with other characters is refused rather than decoded partly. */
 export function decodeBase64(value: unknown): Uint8Array | null {
   if (typeof value !== 'string') return null;
-  // Whitespace out first, then one linear-time check: a pattern mixing \s into the runs backtracked
-  // quadratically on a long run of spaces (60,000 spaces blocked the event loop for 8 s).
+  // Whitespace out first, then one linear-time check: a single pattern that let whitespace into
+  // the runs would backtrack quadratically on a long run of spaces, blocking the event loop.
   const compact = value.replace(/\s+/g, '');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) return null;
   return Buffer.from(compact, 'base64');

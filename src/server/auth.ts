@@ -1,14 +1,9 @@
-/** Optional API key: when set, every route except the health checks (`publicPaths`) needs it. */
+/** Optional API key: when set, every route but those open to probes needs it (route.ts's `Access`). */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../core/errors.js';
-
-/**
- * Routes a browser opens by address, which cannot carry a header, so they also take the key as
- * `?key=`. Nowhere else: a key in a URL ends up in browser history and proxy logs.
- */
-const QUERY_KEY_PATHS: readonly string[] = ['/dashboard', '/stats'];
+import type { Access } from './route.js';
 
 function matches(given: string, expected: string): boolean {
   const a = Buffer.from(given);
@@ -17,35 +12,28 @@ function matches(given: string, expected: string): boolean {
 }
 
 /**
- * Whether a request may pass: its path is public, or it carries the key (Bearer, x-api-key, or
- * `?key=` on the pages a browser opens). Shared by the fastify hook and the raw early refusal.
+ * Whether a request to a route with `access` may pass: the route is open to probes, or the
+ * request carries the key (Bearer, x-api-key, or `?key=` on pages). Shared by the fastify hook
+ * and the raw early refusal.
  */
-export function authorized(
-  apiKey: string,
-  url: string,
-  headers: IncomingHttpHeaders,
-  publicPaths: readonly string[],
-): boolean {
-  const mark = url.indexOf('?');
-  const path = mark === -1 ? url : url.slice(0, mark);
-  if (publicPaths.includes(path)) return true;
+export function authorized(apiKey: string, access: Access, url: string, headers: IncomingHttpHeaders): boolean {
+  if (access === 'probe') return true;
   const header = headers.authorization;
   const bearer = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : null;
+  const mark = url.indexOf('?');
   const given =
     bearer ??
     (typeof headers['x-api-key'] === 'string' ? headers['x-api-key'] : null) ??
-    (QUERY_KEY_PATHS.includes(path) ? new URLSearchParams(mark === -1 ? '' : url.slice(mark + 1)).get('key') : null);
+    (access === 'page' && mark !== -1 ? new URLSearchParams(url.slice(mark + 1)).get('key') : null);
   return given !== null && matches(given, apiKey);
 }
 
-export function installApiKey(
-  app: FastifyInstance,
-  options: { apiKey: string | null; publicPaths: readonly string[] },
-): void {
-  const { apiKey } = options;
+export function installApiKey(app: FastifyInstance, apiKey: string | null): void {
   if (!apiKey) return;
   app.addHook('onRequest', async (request) => {
-    if (!authorized(apiKey, request.url, request.headers, options.publicPaths))
+    // A path no route matches needs the key too: without it, a client learns nothing of the routes.
+    const access = request.routeOptions.config.route?.access ?? 'key';
+    if (!authorized(apiKey, access, request.url, request.headers))
       throw new KilnError('KILN_ERR_HTTP_UNAUTHORIZED', {});
   });
 }

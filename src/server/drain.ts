@@ -1,7 +1,7 @@
 /**
- * Graceful stop: once draining, health checks answer 503 (their routes ask the model host) and
- * new requests get 503 KILN_ERR_HTTP_DRAINING, while requests already received run to their
- * answer. `idle()` resolves when none is left.
+ * Graceful stop: once draining, health checks (the routes open to probes) answer for themselves
+ * (503 from their routes, which ask the model host), new requests get 503 KILN_ERR_HTTP_DRAINING,
+ * and requests already received run to their answer. `idle()` resolves when none is left.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ModelHost } from './model-host.js';
@@ -15,11 +15,9 @@ export class RequestTracker {
   }
 
   /** Counts requests from arrival until their response is sent or the connection drops. */
-  install(app: FastifyInstance, options: { host: ModelHost; healthPaths: readonly string[] }): void {
+  install(app: FastifyInstance, host: ModelHost): void {
     app.addHook('onRequest', async (request, reply) => {
-      const signal = options.host.draining;
-      if (signal !== null && !options.healthPaths.includes(request.url.split('?')[0] ?? ''))
-        throw options.host.unavailable()!;
+      if (host.draining !== null && request.routeOptions.config.route?.access !== 'probe') throw host.unavailable()!;
       this.count += 1;
       // 'close' fires once, whether the response finished or the client went away.
       reply.raw.once('close', () => this.done());

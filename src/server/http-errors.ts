@@ -9,9 +9,10 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { KilnError, toKilnError } from '../core/errors.js';
 import { debug } from '../core/log.js';
+import { bodyLimitOf } from './route.js';
 
 /** Seconds a client should wait after a queue-full 429: the queue turns over in milliseconds. */
-export const RETRY_AFTER_SECONDS = 1;
+const RETRY_AFTER_SECONDS = 1;
 
 type Protocol = 'kiln' | 'kserve' | 'sagemaker';
 
@@ -22,7 +23,7 @@ function protocolOf(url: string): Protocol {
   return 'kiln';
 }
 
-export function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: number, contentType?: string): KilnError {
+function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: number, contentType?: string): KilnError {
   if (err instanceof KilnError) return err;
   const fe = err as FastifyError;
   if (fe.validation && fe.validation.length > 0) {
@@ -53,16 +54,8 @@ export function toHttpError(err: FastifyError | KilnError | Error, bodyLimit: nu
   }
 }
 
-/** What each kiln route's body looks like, for the fix in KILN_ERR_HTTP_INVALID_BODY. */
-const EXPECTED_BODIES: Record<string, string> = {
-  '/v1/embeddings': '{"model": "<name>", "input": "…" or ["…", …]} (token-id arrays are not accepted: send texts)',
-  '/embed': '{"inputs": "…" or ["…", …]}',
-  '/predict':
-    '{"text": "…"} or {"texts": ["…", …]} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)',
-};
-
-function withExpectedBody(err: KilnError, url: string): KilnError {
-  const expected = EXPECTED_BODIES[url.split('?')[0] ?? ''];
+/** `err` with the body its route expects, in the fix of KILN_ERR_HTTP_INVALID_BODY. */
+function withExpectedBody(err: KilnError, expected: string | undefined): KilnError {
   if (
     err.code !== 'KILN_ERR_HTTP_INVALID_BODY' ||
     !expected ||
@@ -106,10 +99,13 @@ function send(request: FastifyRequest, reply: FastifyReply, err: KilnError): Fas
   return reply.status(err.status).headers(errorHeaders(err)).send(errorBody(request.url, err));
 }
 
-export function installErrorHandling(app: FastifyInstance, options: { bodyLimit: number; routes: () => string }): void {
+export function installErrorHandling(app: FastifyInstance, options: { bodyLimit: number; routes: string }): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const { route } = request.routeOptions.config;
+    const contentType = request.headers['content-type'];
+    const bodyLimit = bodyLimitOf(route, contentType, options.bodyLimit);
     const kilnError = forProtocol(
-      withExpectedBody(toHttpError(err, options.bodyLimit, request.headers['content-type']), request.url),
+      withExpectedBody(toHttpError(err, bodyLimit, contentType), route?.expectedBody),
       protocolOf(request.url),
     );
     // The path only: a query may carry the API key (/dashboard?key=…), which is never logged.
@@ -123,7 +119,7 @@ export function installErrorHandling(app: FastifyInstance, options: { bodyLimit:
       new KilnError('KILN_ERR_HTTP_NOT_FOUND', {
         method: request.method,
         url: request.url.split('?')[0]!,
-        routes: options.routes(),
+        routes: options.routes,
       }),
     );
   });

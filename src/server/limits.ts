@@ -1,11 +1,9 @@
 /**
  * What one request may ask of the server: texts per request, characters per text, and how long
- * it may take. Checked before any text reaches the tokenizer, so an oversized request costs
+ * it may take. Texts are checked before any reaches the tokenizer, so an oversized request costs
  * nothing but its parse.
  */
 import { KilnError } from '../core/errors.js';
-import type { Prediction, TextClassifier } from '../runtime/text-classifier.js';
-import type { Embedding, TextEmbedder } from '../runtime/text-embedder.js';
 
 /** Most texts one request may carry; larger jobs belong in several requests or `kiln batch`. */
 export const MAX_TEXTS_PER_REQUEST = 1024;
@@ -37,51 +35,33 @@ export function checkTexts(texts: readonly string[], describe: (index: number) =
 }
 
 /**
- * Checks the texts and classifies them within what is left of the request's deadline
- * (`elapsedMs` since it arrived). On timeout the answer is 504, and texts still queued then are
- * dropped by the scheduler before they run (a batch already running finishes).
+ * Runs `work` (a request's handler) within what is left of the request's `timeoutMs` after the
+ * `elapsedMs` since it arrived: 504 when that passes first. `work` gets the deadline as a
+ * `performance.now()` value, for the scheduler to drop its inputs still queued then (a batch
+ * already running finishes).
  */
-export function classifyWithin(
-  classifier: TextClassifier,
-  texts: readonly string[],
-  describe: (index: number) => string,
-  limits: RequestLimits,
-  elapsedMs: number,
-): Promise<Prediction[]> {
-  checkTexts(texts, describe, limits);
-  return runWithin(limits, elapsedMs, (options) => classifier.classify(texts, describe, options));
-}
-
-/** {@link classifyWithin} for embedding models. */
-export function embedWithin(
-  embedder: TextEmbedder,
-  texts: readonly string[],
-  describe: (index: number) => string,
-  limits: RequestLimits,
-  elapsedMs: number,
-): Promise<Embedding[]> {
-  checkTexts(texts, describe, limits);
-  return runWithin(limits, elapsedMs, (options) => embedder.embed(texts, describe, options));
-}
-
-/** Runs `work` with the request's deadline: 504 when it passes, and unstarted work is dropped. */
 export async function runWithin<R>(
-  limits: RequestLimits,
+  timeoutMs: number | null,
   elapsedMs: number,
-  work: (options: { deadline?: number }) => Promise<R>,
+  work: (deadline: number | undefined) => Promise<R>,
 ): Promise<R> {
-  if (limits.timeoutMs === null) return work({});
-  const limit = limits.timeoutMs;
-  // Queued inputs still waiting at the deadline are dropped by the scheduler, unrun.
-  const running = work({ deadline: performance.now() + Math.max(0, limit - elapsedMs) });
+  if (timeoutMs === null) return work(undefined);
+  const left = Math.max(0, timeoutMs - elapsedMs);
+  const running = work(performance.now() + left);
   // The abandoned work may still fail later (e.g. a queue-full rejection); nobody awaits it then.
   running.catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new KilnError('KILN_ERR_HTTP_TIMEOUT', { limit })), Math.max(0, limit - elapsedMs));
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new KilnError('KILN_ERR_HTTP_TIMEOUT', { limit: timeoutMs })), left);
   });
   try {
-    return await Promise.race([running, deadline]);
+    return await Promise.race([running, late]);
+  } catch (err) {
+    // The scheduler drops inputs still queued at the deadline, which can come a moment before
+    // the timer: the client sees one code for one cause either way.
+    if (err instanceof KilnError && err.code === 'KILN_ERR_DEADLINE_EXCEEDED')
+      throw new KilnError('KILN_ERR_HTTP_TIMEOUT', { limit: timeoutMs }, { cause: err });
+    throw err;
   } finally {
     clearTimeout(timer);
   }

@@ -13,6 +13,44 @@ import { type BatchEvent, channels } from '../core/channels.js';
 import type { SchedulerStats } from '../runtime/scheduler.js';
 import type { ModelHost } from './model-host.js';
 
+const PREFIX = 'kiln_';
+
+/** Units Prometheus names spell otherwise: seconds, bytes and ratios are its base units. */
+const NON_BASE_UNITS =
+  /_(milliseconds|millis|ms|microseconds|us|nanoseconds|ns|minutes|hours|days|kilobytes|kb|megabytes|mb|gigabytes|gb|bits|percent)(_|$)/;
+
+/**
+ * How a metric family breaks Prometheus' naming rules (https://prometheus.io/docs/practices/naming/,
+ * which `promtool check metrics` enforces); empty when it keeps them. Only counters end in
+ * `_total`; units are base units; histogram and summary names leave `_bucket`, `_sum` and
+ * `_count` to their series.
+ */
+export function namingProblems(family: { name: string; type: string; help?: string }): string[] {
+  const { name, type } = family;
+  const problems: string[] = [];
+  if (!/^[a-z_:][a-z0-9_:]*$/.test(name)) problems.push('is not snake_case');
+  if (!name.startsWith(PREFIX)) problems.push(`does not start with ${PREFIX}`);
+  if (type === 'counter' && !name.endsWith('_total')) problems.push('is a counter without the _total suffix');
+  if (type !== 'counter' && name.endsWith('_total')) problems.push(`is a ${type} with the _total suffix counters keep`);
+  if (NON_BASE_UNITS.test(name)) problems.push('has a unit that is not a base unit (seconds, bytes, ratio)');
+  if ((type === 'histogram' || type === 'summary') && /_(bucket|sum|count)$/.test(name))
+    problems.push(`is a ${type} with a suffix its series add`);
+  if (family.help !== undefined && family.help.trim() === '') problems.push('has no help text');
+  return problems;
+}
+
+/**
+ * A registered metric's name, type and help. prom-client's types declare its type as a numeric
+ * enum, but its objects carry the exposition format's word ('counter', 'gauge', …).
+ */
+export function familyOf(metric: { name: string; type: unknown; help: string }): {
+  name: string;
+  type: string;
+  help: string;
+} {
+  return { name: metric.name, type: String(metric.type), help: metric.help };
+}
+
 const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const FILL = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
@@ -27,7 +65,12 @@ export class ServerMetrics {
 
   constructor(host: ModelHost, inFlightRequests: () => number) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'kiln_' });
+    collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    // prom-client's defaults include gauges named …_total (Node's active handles, requests and
+    // resources summed over their types), a suffix Prometheus keeps for counters: promtool
+    // refuses them. The gauges of the same name without _total, by type, sum to them.
+    for (const metric of this.registry.getMetricsAsArray())
+      if (namingProblems(familyOf(metric)).length > 0) this.registry.removeSingleMetric(metric.name);
     this.requests = new Counter({
       name: 'kiln_http_requests_total',
       help: 'HTTP requests answered, by method, route and status.',
@@ -41,92 +84,65 @@ export class ServerMetrics {
       buckets: SECONDS,
       registers,
     });
-    new Gauge({
-      name: 'kiln_http_requests_in_flight',
-      help: 'HTTP requests received and not yet answered.',
-      registers,
-      collect() {
-        this.set(inFlightRequests());
-      },
-    });
-    new Gauge({
-      name: 'kiln_model_ready',
-      help: '1 when the model is loaded and the server takes work, else 0 (loading or draining).',
-      registers,
-      collect() {
-        this.set(host.isReady() ? 1 : 0);
-      },
-    });
+    const histogram = (name: string, help: string, buckets: number[]) =>
+      new Histogram({ name, help, buckets, registers });
+    const counter = (name: string, help: string) => new Counter({ name, help, registers });
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
 
-    const queueWait = new Histogram({
-      name: 'kiln_queue_wait_seconds',
-      help: 'Longest time a request of each batch waited before the batch started.',
-      buckets: SECONDS,
-      registers,
-    });
-    const compute = new Histogram({
-      name: 'kiln_batch_compute_seconds',
-      help: 'Time each batch spent on its replica.',
-      buckets: SECONDS,
-      registers,
-    });
-    const batchSize = new Histogram({
-      name: 'kiln_batch_size',
-      help: 'Sequences per batch.',
-      buckets: BATCH_SIZES,
-      registers,
-    });
-    const fill = new Histogram({
-      name: 'kiln_batch_fill_ratio',
-      help: 'Real tokens / padded tokens of each batch (1 = no padding).',
-      buckets: FILL,
-      registers,
-    });
-    const padded = new Histogram({
-      name: 'kiln_batch_padded_length_tokens',
-      help: 'Sequence length each batch was padded to (its bucket).',
-      buckets: LENGTHS,
-      registers,
-    });
-    const tokens = new Counter({
-      name: 'kiln_tokens_total',
-      help: 'Real (unpadded) tokens of the sequences answered; rate() gives tokens per second.',
-      registers,
-    });
-    const paddedTokens = new Counter({
-      name: 'kiln_padded_tokens_total',
-      help: 'Tokens computed, padding included.',
-      registers,
-    });
+    gauge('kiln_http_requests_in_flight', 'HTTP requests received and not yet answered.', inFlightRequests);
+    gauge(
+      'kiln_model_ready',
+      '1 when the model is loaded and the server takes work, else 0 (loading or draining).',
+      () => (host.isReady() ? 1 : 0),
+    );
+    const queueWait = histogram(
+      'kiln_queue_wait_seconds',
+      'Longest time a request of each batch waited before the batch started.',
+      SECONDS,
+    );
+    const compute = histogram('kiln_batch_compute_seconds', 'Time each batch spent on its replica.', SECONDS);
+    const batchSize = histogram('kiln_batch_size', 'Sequences per batch.', BATCH_SIZES);
+    const fill = histogram(
+      'kiln_batch_fill_ratio',
+      'Real tokens / padded tokens of each batch (1 = no padding).',
+      FILL,
+    );
+    const padded = histogram(
+      'kiln_batch_padded_length_tokens',
+      'Sequence length each batch was padded to (its bucket).',
+      LENGTHS,
+    );
+    const tokens = counter(
+      'kiln_tokens_total',
+      'Real (unpadded) tokens of the sequences answered; rate() gives tokens per second.',
+    );
+    const paddedTokens = counter('kiln_padded_tokens_total', 'Tokens computed, padding included.');
     const failures = new Counter({
       name: 'kiln_batch_failures_total',
       help: 'Batches that failed on a replica (retried or failed to the client).',
       labelNames: ['replica'],
       registers,
     });
-    const rejections = new Counter({
-      name: 'kiln_queue_rejections_total',
-      help: 'Requests refused because the queue was full (HTTP 429).',
-      registers,
-    });
+    const rejections = counter(
+      'kiln_queue_rejections_total',
+      'Requests refused because the queue was full (HTTP 429).',
+    );
 
     const stats = () => safeStats(host);
-    new Gauge({
-      name: 'kiln_queue_depth',
-      help: 'Sequences waiting in the queue.',
-      registers,
-      collect() {
-        this.set(stats()?.queueDepth ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'kiln_batches_in_flight',
-      help: 'Batches on replicas now, those sent ahead included.',
-      registers,
-      collect() {
-        this.set(stats()?.inFlight ?? 0);
-      },
-    });
+    gauge('kiln_queue_depth', 'Sequences waiting in the queue.', () => stats()?.queueDepth ?? 0);
+    gauge(
+      'kiln_batches_in_flight',
+      'Batches on replicas now, those sent ahead included.',
+      () => stats()?.inFlight ?? 0,
+    );
     new Gauge({
       name: 'kiln_replica_busy_ratio',
       help: 'Share of its lifetime each replica spent computing (busy time / uptime).',

@@ -1,11 +1,10 @@
 import { KilnError } from '../core/errors.js';
-import type { Task } from '../model/artifact.js';
 import type { LoadedModel } from '../runtime/load-model.js';
 
 /**
  * Holds the served models through their life: loading (routes answer 503 NOT_READY), ready,
  * draining after a stop signal (health checks answer 503 so load balancers stop sending work,
- * while requests already accepted still reach the classifiers), closed. One model, or several
+ * while requests already accepted still reach their models), closed. One model, or several
  * from a model repository (`kiln serve DIR`), each under its artifact's name.
  */
 export class ModelHost {
@@ -23,8 +22,8 @@ export class ModelHost {
   }
 
   /** Adds a model under its manifest's name (replacing one of the same name). */
-  set(classifier: LoadedModel): void {
-    this.models.set(classifier.manifest.name, classifier);
+  set(model: LoadedModel): void {
+    this.models.set(model.manifest.name, model);
   }
 
   /** Names of the served models, in the order they were added. */
@@ -37,7 +36,7 @@ export class ModelHost {
   }
 
   /**
-   * The classifier named `name`; without a name, the only one. KILN_ERR_HTTP_NOT_READY while
+   * The model named `name`; without a name, the only one. KILN_ERR_HTTP_NOT_READY while
    * loading (DRAINING once closed), KILN_ERR_HTTP_UNKNOWN_MODEL for a name not served,
    * KILN_ERR_HTTP_MODEL_REQUIRED when several are served and no name is given.
    */
@@ -55,28 +54,6 @@ export class ModelHost {
     return this.models.values().next().value!;
   }
 
-  /**
-   * The model named `name` (see {@link ready}) when its task is one `route` serves;
-   * KILN_ERR_HTTP_WRONG_TASK (400) otherwise, naming the routes that do serve it.
-   */
-  readyFor<T extends Task>(
-    name: string | undefined,
-    route: string,
-    tasks: readonly T[],
-  ): Extract<LoadedModel, { task: T }> {
-    const model = this.ready(name);
-    if (!(tasks as readonly Task[]).includes(model.task)) {
-      throw new KilnError('KILN_ERR_HTTP_WRONG_TASK', {
-        model: model.manifest.name,
-        task: model.task,
-        route,
-        serves: tasks.join(', '),
-        use: ROUTES_BY_TASK[model.task],
-      });
-    }
-    return model as Extract<LoadedModel, { task: T }>;
-  }
-
   /** The error health checks and new requests get now (not ready or draining), or null when ready. */
   unavailable(): KilnError | null {
     if (this.drainSignal !== null) return new KilnError('KILN_ERR_HTTP_DRAINING', { signal: this.drainSignal });
@@ -84,24 +61,16 @@ export class ModelHost {
     return null;
   }
 
-  /** Turns health checks to 503; accepted work still reaches the classifiers until close(). */
+  /** Turns health checks to 503; accepted work still reaches the models until close(). */
   startDraining(signal: string): void {
     this.drainSignal ??= signal;
   }
 
-  /** Finishes every classifier's queued work, then stops its replicas. */
+  /** Finishes every model's queued work, then stops its replicas. */
   async close(): Promise<void> {
     this.drainSignal ??= 'closed';
     const models = this.all();
     this.models.clear();
-    await Promise.all(models.map((c) => c.close()));
+    await Promise.all(models.map((m) => m.close()));
   }
 }
-
-/** Where each task's inference is served, for the wrong-task error. */
-const ROUTES_BY_TASK: Record<Task, string> = {
-  'text-classification': 'POST /predict, /invocations or /v2/models/{name}/infer',
-  'image-classification':
-    'POST /predict (JSON with base64 images, or an image/* body), /invocations (an image/* body) or /v2/models/{name}/infer',
-  'feature-extraction': 'POST /v1/embeddings, /embed, /invocations or /v2/models/{name}/infer',
-};

@@ -1,41 +1,32 @@
 /**
- * `kiln serve`'s HTTP server. It composes: error mapping, drain, the optional API key, metrics
- * and the routes. It listens before the model is loaded so health checks see 503 (loading)
- * rather than nothing.
+ * `kiln serve`'s HTTP server. It composes: the early refusal, error mapping, metrics, drain, the
+ * optional API key and the routes of the route table. It listens before the model is loaded so
+ * health checks see 503 (loading) rather than nothing.
  */
 import { createServer as createHttpServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { KilnError } from '../core/errors.js';
-import { debug } from '../core/log.js';
-import { installEarlyRefusal, type RawRefusalOptions, refuseRaw } from './admission.js';
+import { installEarlyRefusal, withEarlyRefusal } from './admission.js';
 import { installApiKey } from './auth.js';
 import { RequestTracker } from './drain.js';
 import { installErrorHandling } from './http-errors.js';
 import { DEFAULT_MAX_TEXT_CHARS, type RequestLimits } from './limits.js';
 import { ServerMetrics } from './metrics.js';
 import { ModelHost } from './model-host.js';
-import type { RouteContext } from './routes/context.js';
-import { dashboardRoute } from './routes/dashboard.js';
-import { embeddingRoutes } from './routes/embeddings.js';
-import { invocationsRoute } from './routes/invocations.js';
-import { kserveRoutes } from './routes/kserve.js';
-import { metricsRoute } from './routes/metrics.js';
-import { pingRoute } from './routes/ping.js';
-import { predictRoute } from './routes/predict.js';
-import { statsRoute } from './routes/stats.js';
+import { installRoutes, ROUTE_LIST } from './route-table.js';
 
 export interface ServerOptions {
   /** Address to bind; loopback unless told otherwise. @defaultValue '127.0.0.1' */
   host?: string;
   /** TCP port; 0 picks a free one. @defaultValue 8080 */
   port?: number;
-  /** When set, every route but the health checks needs `authorization: Bearer <key>` or `x-api-key`. */
+  /** When set, every route but the health checks needs the key in `authorization: Bearer` or `x-api-key`. */
   apiKey?: string | null;
   /** Largest request body accepted, in bytes. @defaultValue 1 MiB */
   bodyLimit?: number;
   /** Most characters per text; longer ones answer 413. @defaultValue 20000 */
   maxTextChars?: number;
-  /** Deadline of a classifying request from its arrival, in ms; later answers are 504. @defaultValue null (none) */
+  /** Deadline of an inference request from its arrival, in ms; later answers are 504. @defaultValue null (none) */
   timeoutMs?: number | null;
 }
 
@@ -44,11 +35,6 @@ export const DEFAULT_PORT = 8080;
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** fastify's default keep-alive timeout, longer than load balancers' idle timeouts (60 s on AWS). */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
-/** Health checks: no API key (probes carry none) and they answer while draining (503 then). */
-const HEALTH_PATHS = ['/ping', '/v2/health/live', '/v2/health/ready'];
-const ROUTES =
-  'GET /ping, POST /predict, POST /v1/embeddings, POST /embed, GET /stats, GET /dashboard, GET /metrics, POST /invocations, GET /v2, GET /v2/health/live, GET /v2/health/ready, ' +
-  'GET /v2/models/{name}, GET /v2/models/{name}/ready and POST /v2/models/{name}/infer';
 
 export interface KilnServer {
   readonly app: FastifyInstance;
@@ -84,24 +70,9 @@ export function createServer(options: ServerOptions = {}): KilnServer {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
     // Overload is refused on the raw request, before fastify's per-request work (admission.ts).
     serverFactory: (handler) => {
-      const refusal: RawRefusalOptions = {
-        host: model,
-        apiKey,
-        publicPaths: HEALTH_PATHS,
-        count: (...args) => metrics.count(...args),
-      };
-      const server = createHttpServer((request, response) => {
-        let refused = false;
-        try {
-          refused = refuseRaw(request, response, refusal);
-        } catch (err) {
-          // Nothing may throw here, outside fastify: a request the early check cannot judge goes on to fastify.
-          debug(
-            `early refusal check failed for ${request.method} ${(request.url ?? '').split('?')[0]}: ${(err as Error).message}`,
-          );
-        }
-        if (!refused) handler(request, response);
-      });
+      const server = createHttpServer(
+        withEarlyRefusal(handler, { host: model, apiKey, count: (...args) => metrics.count(...args) }),
+      );
       // fastify's own defaults for the server it would have made.
       server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
       server.requestTimeout = 0;
@@ -110,22 +81,13 @@ export function createServer(options: ServerOptions = {}): KilnServer {
   });
   // JSON only: fastify's default text/plain parser would turn a stray string into a body.
   app.removeContentTypeParser('text/plain');
-  installErrorHandling(app, { bodyLimit, routes: () => ROUTES });
+  installErrorHandling(app, { bodyLimit, routes: ROUTE_LIST });
   metrics.install(app);
-  tracker.install(app, { host: model, healthPaths: HEALTH_PATHS });
-  installApiKey(app, { apiKey, publicPaths: HEALTH_PATHS });
+  tracker.install(app, model);
+  installApiKey(app, apiKey);
   // After auth: an unauthenticated client learns nothing about the load.
   installEarlyRefusal(app, model);
-
-  const context: RouteContext = { host: model, limits };
-  pingRoute(app, model);
-  predictRoute(app, context);
-  statsRoute(app, model);
-  dashboardRoute(app);
-  metricsRoute(app, metrics);
-  invocationsRoute(app, context);
-  kserveRoutes(app, context);
-  embeddingRoutes(app, context);
+  installRoutes(app, { host: model, limits, metrics });
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
@@ -156,7 +118,7 @@ export function createServer(options: ServerOptions = {}): KilnServer {
     async drain(signal, onDraining) {
       model.startDraining(signal);
       onDraining?.(tracker.inFlight);
-      // Every received request is waiting on the classifier, which stays open until they are answered.
+      // Every received request is waiting on its model, which stays open until they are answered.
       await tracker.idle();
       await close();
     },

@@ -1,4 +1,4 @@
-/** `kiln bench` as a user runs it: every mode, JSON, HTML report, cost and the seed comparison. */
+/** `kiln bench` as a user runs it: every mode, JSON, HTML report, cost and the baseline comparison. */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,7 +37,7 @@ test('kiln bench runs latency, throughput and concurrency, and writes JSON and a
       '--price-per-hour',
       '0.5',
       '--compare',
-      'seed',
+      'baseline',
       '--json',
       join(dir, 'bench.json'),
       '--report',
@@ -77,13 +77,56 @@ test('kiln bench runs latency, throughput and concurrency, and writes JSON and a
   assert.ok(Math.abs(json.best!.textsPerSecond - best) < 1e-9, 'best is the highest rate measured');
   // Cost per million = price per hour / (texts per hour) × 10^6.
   assert.ok(Math.abs(json.cost!.perMillion - (0.5 / (best * 3600)) * 1e6) < 1e-9);
-  assert.ok(json.compare!.seedTextsPerSecond > 0);
-  assert.ok(Math.abs(json.compare!.speedup - best / json.compare!.seedTextsPerSecond) < 1e-9);
+  assert.ok(json.compare!.baselineTextsPerSecond > 0);
+  assert.ok(Math.abs(json.compare!.speedup - best / json.compare!.baselineTextsPerSecond) < 1e-9);
 
   const html = await readFile(join(dir, 'bench.html'), 'utf8');
   assert.match(html, /^<!doctype html>/);
   assert.equal((html.match(/<svg /g) ?? []).length >= 4, true, 'charts and histograms are inline SVG');
   assert.doesNotMatch(html, /<script|https?:\/\//, 'the page loads nothing from anywhere');
+});
+
+test('--compare seed is still accepted as --compare baseline, and the JSON keeps seedTextsPerSecond beside it', async () => {
+  const dir = await tempDir();
+  const data = join(dir, 'texts.txt');
+  await writeFile(data, 'a wonderful film\ndull and far too long\n');
+  const result = await kiln(
+    [
+      'bench',
+      EMBEDDED_MODEL,
+      '--data',
+      data,
+      '--mode',
+      'latency',
+      '--requests',
+      '4',
+      '--warmup',
+      '1',
+      '--replicas',
+      '1',
+      '--compare',
+      'seed',
+      '--json',
+      join(dir, 'bench.json'),
+    ],
+    { env: { KILN_CACHE_DIR: join(dir, 'cache') } },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(
+    result.stdout,
+    /^baseline \(padded to 128, batch 1, one replica\): [\d.]+ texts\/s; kiln is [\d.]+× faster$/m,
+  );
+  const json = JSON.parse(await readFile(join(dir, 'bench.json'), 'utf8')) as BenchResult;
+  assert.ok(json.compare!.baselineTextsPerSecond > 0);
+  assert.equal(json.compare!.seedTextsPerSecond, json.compare!.baselineTextsPerSecond);
+  assert.ok(Math.abs(json.compare!.speedup - json.best!.textsPerSecond / json.compare!.baselineTextsPerSecond) < 1e-9);
+});
+
+test('kiln bench --help names the baseline and never a seed', async () => {
+  const result = await kiln(['bench', '--help']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /--compare baseline/);
+  assert.doesNotMatch(result.stdout, /seed/i);
 });
 
 test('kiln bench with a data file lacking a text column → KILN_ERR_DATA_NO_TEXT_COLUMN', async () => {

@@ -1,8 +1,9 @@
 /**
  * GET /metrics on port 0 with real HTTP: the Prometheus page counts what the server did, its
- * names match docs/metrics.md, and every server has its own registry.
+ * names and types match docs/metrics.md, promtool accepts it, and every server has its own registry.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -31,10 +32,11 @@ function sample(page: string, name: string, labels: Record<string, string> = {})
   return undefined;
 }
 
-/** Metric names (from `# TYPE` lines) of a scrape. */
-function metricNames(page: string): Set<string> {
-  return new Set([...page.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
-}
+/** Why the promtool test is skipped, or false when promtool runs here. */
+const PROMTOOL_MISSING =
+  spawnSync('promtool', ['--version'], { encoding: 'utf8' }).error === undefined
+    ? false
+    : 'promtool is not on PATH (Debian/Ubuntu: apt-get install prometheus); the naming rules are still checked by test/unit/metric-names.test.ts';
 
 const predict = (url: string, body: object) =>
   fetch(`${url}/predict`, {
@@ -116,18 +118,42 @@ describe('GET /metrics', () => {
     }
   });
 
-  test('every kiln_ metric on the page is in docs/metrics.md and every name there is on the page', async () => {
+  test('every metric family on the page is in docs/metrics.md with its type, and every name there is on the page', async () => {
     const server = createServer({ port: 0 });
     const url = await server.listen();
     try {
       server.model.set(await TextClassifier.load(artifact, { replicas: 1 }));
       assert.equal((await predict(url, { text: 'one batch so the histograms have samples' })).status, 200);
-      const scraped = [...metricNames(await (await fetch(`${url}/metrics`)).text())].filter(
-        (n) => !/^kiln_(process|nodejs)_/.test(n),
-      );
+      const page = await (await fetch(`${url}/metrics`)).text();
+      const scraped = new Map([...page.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
       const table = readFileSync(join(REPO, 'docs', 'metrics.md'), 'utf8');
-      const documented = [...table.matchAll(/^\| `(kiln_\w+)` \|/gm)].map((m) => m[1]!);
-      assert.deepEqual([...scraped].sort(), [...documented].sort());
+      const rows = [...table.matchAll(/^\| `(kiln_\w+)` \| (\w+) \|.*\|(.*)\|$/gm)].map((m) => ({
+        name: m[1]!,
+        type: m[2]!,
+        linuxOnly: m[3]!.includes('(Linux)'),
+      }));
+      const documented = new Map(rows.map((r) => [r.name, r.type]));
+      for (const [name, type] of scraped)
+        assert.equal(documented.get(name), type, `${name} (${type}) in docs/metrics.md`);
+      for (const row of rows)
+        if (!row.linuxOnly || process.platform === 'linux') assert.ok(scraped.has(row.name), `${row.name} on the page`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('promtool check metrics accepts the page (skipped when promtool is not on PATH)', {
+    skip: PROMTOOL_MISSING,
+  }, async () => {
+    const server = createServer({ port: 0 });
+    const url = await server.listen();
+    try {
+      server.model.set(await TextClassifier.load(artifact, { replicas: 2 }));
+      assert.equal((await predict(url, { texts: ['a film worth seeing', 'a dull one'] })).status, 200);
+      assert.equal((await predict(url, { text: '' })).status, 400);
+      const page = await (await fetch(`${url}/metrics`)).text();
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: page, encoding: 'utf8', timeout: 30_000 });
+      assert.equal(check.status, 0, `promtool check metrics:\n${check.stdout}${check.stderr}`);
     } finally {
       await server.close();
     }

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
-import { type Replica, type ReplicaFactory, WorkerReplica } from '../../src/runtime/replica.js';
 import type { ModelOptions } from '../../src/runtime/task-model.js';
 import { TextClassifier } from '../../src/runtime/text-classifier.js';
 import { createServer, type ServerOptions } from '../../src/server/server.js';
+import { type GatedReplicas, gatedReplicas as gatedReplicasOf, until, within } from '../fixtures/gated-replicas.js';
 import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
 let artifact: string;
@@ -22,34 +22,8 @@ before(async () => {
   artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
 });
 
-/** Real replicas whose batches wait until `open()`; `running` resolves when the first batch arrives. */
-function gatedReplicas(): { factory: ReplicaFactory; open: () => void; running: Promise<void> } {
-  let open!: () => void;
-  let arrived!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  const running = new Promise<void>((resolve) => (arrived = resolve));
-  const factory: ReplicaFactory = async (id) => {
-    const real = await WorkerReplica.start(id, {
-      modelPath: join(artifact, 'model.onnx'),
-      backend: 'cpu',
-      intraOpThreads: 1,
-    });
-    const gated: Replica = {
-      id,
-      get alive() {
-        return real.alive;
-      },
-      run: async (feeds) => {
-        arrived();
-        await gate;
-        return real.run(feeds);
-      },
-      close: () => real.close(),
-    };
-    return gated;
-  };
-  return { factory, open, running };
-}
+/** Replicas of the compiled model whose batches wait until the test opens the gate. */
+const gatedReplicas = (): GatedReplicas => gatedReplicasOf(join(artifact, 'model.onnx'));
 
 async function gatedServer(serverOptions: ServerOptions, classifierOptions: ModelOptions = {}) {
   const gated = gatedReplicas();
@@ -78,22 +52,11 @@ async function errorCode(res: Response): Promise<string> {
   return ((await res.json()) as { error: { code: string } }).error.code;
 }
 
-/** Resolves once `done()` holds, checking after each turn of the event loop (no timed sleeps). */
-async function until(done: () => boolean): Promise<void> {
-  while (!done()) await new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Resolves when `count` of the responses have arrived. */
-function whenSettled(responses: Array<Promise<Response>>, count: number): Promise<void> {
+/** Resolves when `count` of the responses have arrived (see `until` for its deadline). */
+async function whenSettled(responses: Array<Promise<Response>>, count: number): Promise<void> {
   let settled = 0;
-  return new Promise((resolve) => {
-    for (const r of responses) {
-      void r.then(() => {
-        settled += 1;
-        if (settled === count) resolve();
-      });
-    }
-  });
+  for (const r of responses) void r.then(() => (settled += 1));
+  await until(() => settled >= count, `${count} responses`);
 }
 
 describe('overload', () => {
@@ -102,7 +65,7 @@ describe('overload', () => {
     try {
       // One request on the replica (held at the gate), then a burst: one fits the queue, the rest do not.
       const first = predict(url, { text: 'a charming and moving film' });
-      await running;
+      await within(running, 'the first batch');
       const burst = Array.from({ length: 8 }, (_, i) =>
         predict(url, { text: `awful, boring and far too long, part ${i}` }),
       );
@@ -141,7 +104,7 @@ describe('overload', () => {
     try {
       const stats = () => server.model.all()[0]!.stats();
       const accepted = [predict(url, { text: 'a charming and moving film' })];
-      await running;
+      await within(running, 'the first batch');
       accepted.push(predict(url, { text: 'sent ahead to the busy replica' }));
       await until(() => stats().inFlight === 2);
       accepted.push(predict(url, { text: 'waits in the queue' }));
@@ -196,7 +159,7 @@ describe('overload', () => {
     );
     try {
       const first = predict(url, { text: 'on the replica' });
-      await gated.running;
+      await within(gated.running, 'the first batch');
       const queued = predict(url, { text: 'in the queue' });
       await until(() => server.model.all()[0]!.stats().queueDepth === 1);
       assert.equal(seenByFastify, 2);
@@ -228,7 +191,7 @@ describe('overload', () => {
     const { server, url, open, running } = await gatedServer({}, { maxQueue: 1 });
     try {
       const first = predict(url, { text: 'a charming and moving film' });
-      await running;
+      await within(running, 'the first batch');
       const queued = predict(url, { text: 'waits in the queue' });
       // The queue holds one request once the scheduler has it: wait for that, not for time.
       await until(() => server.model.all()[0]!.stats().queueDepth === 1);
@@ -270,7 +233,7 @@ describe('overload', () => {
         headers: withKey,
         body: JSON.stringify({ text: 'a charming and moving film' }),
       });
-      await running;
+      await within(running, 'the first batch');
       const queued = fetch(`${url}/predict`, {
         method: 'POST',
         headers: withKey,
@@ -370,7 +333,7 @@ describe('drain', () => {
         headers: auth,
         body: JSON.stringify({ texts: ['a charming and moving film', 'the worst'] }),
       });
-      await running;
+      await within(running, 'the first batch');
       let reported = -1;
       const drained = server.drain('SIGTERM', (n) => (reported = n));
       assert.equal(reported, 1, 'one request in flight when the drain starts');

@@ -2,15 +2,9 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import {
-  activationParams,
-  type CalibrationResult,
-  calibrate,
-  calibrationTensors,
-  quantizeStatic,
-  quantizeWeight,
-  staticQuantize,
-} from '../../src/compiler/static-quantize.js';
+import { type CalibrationResult, calibrate } from '../../src/compiler/calibrate.js';
+import { quantizeWeight, uint8Params } from '../../src/compiler/quantize-common.js';
+import { calibrationTensors, quantizeStatic, staticQuantize } from '../../src/compiler/static-quantize.js';
 import type { FloatTensor } from '../../src/core/tensor.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { operatorCounts } from '../../src/onnx/graph.js';
@@ -282,12 +276,13 @@ describe('quantizeWeight', () => {
     ['per column (axis 1), 7-bit', 1, true, 63],
     ['per column (axis 1), 8-bit', 1, false, 127],
     ['per tensor, 7-bit', null, true, 63],
+    ['per row (axis 0), 8-bit', 0, false, 127],
   ];
   for (const [label, axis, reduceRange, qmax] of cases) {
     test(`quantizeWeight ${label}: |q| ≤ ${qmax}, the largest |w| maps to ±${qmax}, and every value dequantizes within scale / 2`, () => {
       const q = quantizeWeight(data, [K, N], axis, reduceRange);
-      assert.equal(q.scales.length, axis === null ? 1 : N);
-      const scaleOf = (i: number): number => q.scales[axis === null ? 0 : i % N]!;
+      assert.equal(q.scales.length, axis === null ? 1 : axis === 0 ? K : N);
+      const scaleOf = (i: number): number => q.scales[axis === null ? 0 : axis === 0 ? Math.floor(i / N) : i % N]!;
       let peak = 0;
       for (let i = 0; i < data.length; i += 1) {
         assert.ok(Math.abs(q.values[i]!) <= qmax);
@@ -295,14 +290,14 @@ describe('quantizeWeight', () => {
         assert.ok(Math.abs(q.values[i]! * scaleOf(i) - data[i]!) <= scaleOf(i) / 2 + 1e-7, `element ${i}`);
       }
       assert.equal(peak, qmax);
-      if (axis !== null)
+      if (axis === 1)
         for (let n = 0; n < N; n += 1)
           assert.ok(Math.abs(q.scales[n]! - (n + 1) / qmax) < 1e-6, `column ${n} scale ${q.scales[n]}`);
     });
   }
 });
 
-describe('activationParams', () => {
+describe('uint8Params', () => {
   const cases: Array<[{ min: number; max: number }, number, number]> = [
     [{ min: -1, max: 3 }, 4 / 255, 64],
     [{ min: 0.5, max: 2 }, 2 / 255, 0],
@@ -310,8 +305,8 @@ describe('activationParams', () => {
     [{ min: 0, max: 0 }, 1, 0],
   ];
   for (const [range, scale, zeroPoint] of cases) {
-    test(`activationParams(${JSON.stringify(range)}) → scale ${scale.toPrecision(4)}, zero point ${zeroPoint} (range widened to include 0)`, () => {
-      const p = activationParams(range);
+    test(`uint8Params(${JSON.stringify(range)}) → scale ${scale.toPrecision(4)}, zero point ${zeroPoint} (range widened to include 0)`, () => {
+      const p = uint8Params(range);
       assert.ok(Math.abs(p.scale - scale) < 1e-7, `scale ${p.scale}`);
       assert.equal(p.zeroPoint, zeroPoint);
     });

@@ -1,14 +1,14 @@
 import { basename, dirname, extname, resolve } from 'node:path';
+import { loadModel } from '../../api/open.js';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import { runBatch, type Shard } from '../../deploy/batch.js';
 import { writeNpyFromJsonl } from '../../deploy/npy.js';
 import { readImageFile } from '../../model/image-files.js';
-import { loadModel } from '../../runtime/load-model.js';
+import { compileNotice } from '../compile-notice.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
-import { artifactFromArgument } from '../open-artifact.js';
-import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
-import { choice, defineCommand, type FlagSpec, integer, nonEmpty } from '../table.js';
+import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
+import { choice, defineCommand, integer, nonEmpty, nullFlag, valueFlag } from '../table.js';
 
 function shardFlag(raw: string, flag: string): Shard {
   const match = /^(\d+)\/(\d+)$/.exec(raw.trim());
@@ -23,6 +23,11 @@ function shardFlag(raw: string, flag: string): Shard {
   }
   return { index, count };
 }
+
+/** Rows sorted by length together, unless --window says otherwise. */
+const TEXT_WINDOW = 4096;
+/** A window of images holds their files in memory: 64 photos of 5 MB is 320 MB, 4096 would be 20 GB. */
+const IMAGE_WINDOW = 64;
 
 export const batchCommand = defineCommand({
   name: 'batch',
@@ -39,49 +44,40 @@ export const batchCommand = defineCommand({
     { name: 'INPUT', description: 'The file of texts.', required: true },
   ],
   flags: {
-    out: {
-      type: 'string',
+    out: nullFlag({
       short: 'o',
       arg: 'OUTPUT.jsonl',
       description: 'Where to write the predictions (appended to when resuming).',
-      default: null as string | null,
       defaultText: '<INPUT name>.predictions[.shard-I-of-N].jsonl',
       parse: nonEmpty,
-    },
-    shard: {
-      type: 'string',
+    }),
+    shard: nullFlag({
       arg: 'I/N',
       description: 'Process shard I (from 0) of N.',
-      default: null as Shard | null,
       defaultText: 'all rows',
       parse: shardFlag,
-    } satisfies FlagSpec<Shard | null>,
-    'text-column': {
-      type: 'string',
+    }),
+    'text-column': nullFlag({
       arg: 'C',
       description: 'The column (TSV/CSV) or field (JSONL) holding the text.',
-      default: null as string | null,
       defaultText: 'sentence or text',
       parse: nonEmpty,
-    },
-    window: {
-      type: 'string',
+    }),
+    window: nullFlag({
       arg: 'N',
       description:
         "Rows read and sorted by length together; bounds memory (an image model holds each row's file bytes).",
-      default: null as number | null,
-      defaultText: '4096 (64 for image models)',
+      defaultText: `${TEXT_WINDOW} (${IMAGE_WINDOW} for image models)`,
       parse: integer(1, 1_000_000),
-    },
+    }),
     restart: { type: 'boolean', description: 'Start over instead of continuing an existing output.', default: false },
-    format: {
-      type: 'string',
+    format: valueFlag({
       arg: 'F',
       description:
         'jsonl, or npy for embedding models: also write the vectors as one float32 [rows, dimension] .npy beside the JSON Lines (failed rows are NaN).',
-      default: 'jsonl' as 'jsonl' | 'npy',
+      default: 'jsonl',
       parse: choice<'jsonl' | 'npy'>(['jsonl', 'npy']),
-    },
+    }),
     ...runtimeFlags,
     ...hubFlags,
   },
@@ -99,31 +95,34 @@ export const batchCommand = defineCommand({
     const input = positionals.INPUT![0]!;
     const shardSuffix = flags.shard ? `.shard-${flags.shard.index}-of-${flags.shard.count}` : '';
     const output = resolve(flags.out ?? `${basename(input, extname(input))}.predictions${shardSuffix}.jsonl`);
-    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false, hub: hubOptions(flags) });
-    const classifier = await loadModel(artifact, classifierOptions(flags));
-    if (flags.format === 'npy' && classifier.task !== 'feature-extraction') {
-      await classifier.close();
+    const model = await loadModel({
+      model: positionals.ARTIFACT![0]!,
+      onCompile: compileNotice,
+      hub: hubOptions(flags),
+      ...runtimeOptions(flags),
+    });
+    if (flags.format === 'npy' && model.task !== 'feature-extraction') {
+      await model.close();
       throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
         flag: '--format',
-        rule: `npy only for embedding models (this one is ${classifier.task}); use jsonl`,
+        rule: `npy only for embedding models (this one is ${model.task}); use jsonl`,
         value: flags.format,
       });
     }
     const progress = new Progress();
-    progress.step(classifier.task === 'feature-extraction' ? 'embedding' : 'classifying');
+    progress.step(model.task === 'feature-extraction' ? 'embedding' : 'classifying');
     try {
       const s = await runBatch({
-        classifier,
+        classifier: model,
         input,
         output,
         shard: flags.shard ?? undefined,
         textColumn: flags['text-column'] ?? undefined,
-        // A window of images holds their files in memory: 64 photos of 5 MB is 320 MB, 4096 would be 20 GB.
-        window: flags.window ?? (classifier.task === 'image-classification' ? 64 : 4096),
+        window: flags.window ?? (model.task === 'image-classification' ? IMAGE_WINDOW : TEXT_WINDOW),
         restart: flags.restart,
         onProgress: (p) => progress.tick(p.line, p.lines, 'lines'),
         // Image models: each line names an image file, relative to the input file's folder.
-        ...(classifier.task === 'image-classification'
+        ...(model.task === 'image-classification'
           ? { readInput: (line: string) => readImageFile(resolve(dirname(input), line.trim()), 'the image') }
           : {}),
       });
@@ -133,17 +132,17 @@ export const batchCommand = defineCommand({
           .join(', ') || 'none';
       process.stderr.write(
         `kiln batch: ${s.rows} rows in ${output}${s.resumed ? ` (${s.resumed} from an earlier run)` : ''}; ${s.errors} errors; ` +
-          `${classifier.task === 'feature-extraction' ? `${classifier.head.dimension}-dimensional vectors` : `labels ${labels}`}; ${s.seconds.toFixed(1)} s, ${s.rowsPerSecond.toFixed(1)} rows/s\n`,
+          `${model.task === 'feature-extraction' ? `${model.head.dimension}-dimensional vectors` : `labels ${labels}`}; ${s.seconds.toFixed(1)} s, ${s.rowsPerSecond.toFixed(1)} rows/s\n`,
       );
-      if (flags.format === 'npy' && classifier.task === 'feature-extraction') {
+      if (flags.format === 'npy' && model.task === 'feature-extraction') {
         const npy = `${output.replace(/\.jsonl$/, '')}.npy`;
-        const written = await writeNpyFromJsonl(output, npy, classifier.head.dimension);
+        const written = await writeNpyFromJsonl(output, npy, model.head.dimension);
         process.stderr.write(
-          `kiln batch: wrote ${npy}: float32 [${written.rows}, ${classifier.head.dimension}]${written.failedLines.length ? `; NaN rows for failed lines ${written.failedLines.slice(0, 10).join(', ')}${written.failedLines.length > 10 ? ' …' : ''}` : ''}\n`,
+          `kiln batch: wrote ${npy}: float32 [${written.rows}, ${model.head.dimension}]${written.failedLines.length ? `; NaN rows for failed lines ${written.failedLines.slice(0, 10).join(', ')}${written.failedLines.length > 10 ? ' …' : ''}` : ''}\n`,
         );
       }
     } finally {
-      await classifier.close();
+      await model.close();
     }
   },
 });

@@ -23,7 +23,18 @@ import {
   table,
 } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
-import { choice, decimal, defineCommand, integer, nameList, nonEmpty, numberTriple } from '../table.js';
+import {
+  choice,
+  decimal,
+  deferredFlag,
+  defineCommand,
+  integer,
+  nameList,
+  nonEmpty,
+  nullFlag,
+  numberTriple,
+  valueFlag,
+} from '../table.js';
 
 const STEP_LABELS: Record<CompileStep, string> = {
   hash: 'hashed the source',
@@ -72,159 +83,129 @@ export const compileCommand = defineCommand({
     },
   ],
   flags: {
-    out: {
-      type: 'string',
+    out: nullFlag({
       short: 'o',
       arg: 'DIR',
       description: 'Artifact folder to write.',
-      default: null as string | null,
       defaultText: '<source-name>.kiln',
       parse: nonEmpty,
-    },
-    'max-length': {
-      type: 'string',
+    }),
+    'max-length': deferredFlag({
       arg: 'N',
       description:
         "Longest token sequence, special tokens included; longer texts are truncated. Capped by the model's position embeddings.",
-      default: undefined as number | undefined,
       defaultText: `${DEFAULT_MAX_LENGTH}, or the model's position limit if smaller`,
       parse: integer(2, 8192),
-    },
-    'max-batch': {
-      type: 'string',
+    }),
+    'max-batch': valueFlag({
       arg: 'N',
       description: 'Most texts per inference call.',
       default: DEFAULT_MAX_BATCH,
       parse: integer(1, MAX_BATCH_LIMIT),
-    },
-    precision: {
-      type: 'string',
+    }),
+    precision: valueFlag({
       arg: 'P',
       description:
         'fp32, or int8: MatMul/Gemm weights quantized per channel, activations at run time (faster, smaller; check it with --verify).',
       default: 'fp32' as Precision,
       parse: choice<Precision>(PRECISIONS),
-    },
+    }),
     'quantize-embeddings': {
       type: 'boolean',
       description: 'With int8: also store the word-embedding table in int8 (about 4× smaller).',
       default: false,
     },
-    'keep-fp32': {
-      type: 'string',
+    'keep-fp32': valueFlag({
       arg: 'NODES',
       description: 'With int8: node names (or prefixes ending in *) to keep in fp32, comma-separated.',
       default: [] as string[],
       defaultText: 'none',
       parse: nameList,
-    },
-    verify: {
-      type: 'string',
+    }),
+    verify: nullFlag({
       arg: 'FILE',
       description:
         'Run the fp32 source and the compiled model on every row of FILE (TSV/CSV with sentence/text and label columns, or JSONL) and fail if accuracy drops too much.',
-      default: null as string | null,
-      defaultText: 'none',
       parse: nonEmpty,
-    },
-    'max-accuracy-drop': {
-      type: 'string',
+    }),
+    'max-accuracy-drop': valueFlag({
       arg: 'PTS',
       description: 'With --verify: most accuracy the compiled model may lose, in percentage points.',
       default: 1,
       parse: decimal(0, 100),
-    },
-    'min-agreement': {
-      type: 'string',
+    }),
+    'min-agreement': valueFlag({
       arg: 'F',
       description:
         'With --verify on rows without labels: least fraction of rows with the same label as the fp32 source.',
       default: 0.98,
       parse: decimal(0, 1),
-    },
-    task: {
-      type: 'string',
+    }),
+    task: deferredFlag({
       arg: 'T',
       description:
         "text-classification, feature-extraction (embeddings) or image-classification. Detected from config.json's architectures (…ForSequenceClassification, BertModel…) and the graph's outputs; set it to serve a classifier checkpoint's encoder as an embedder.",
-      default: undefined as Task | undefined,
       defaultText: 'detected',
       parse: choice<Task>(TASKS),
-    },
-    pooling: {
-      type: 'string',
+    }),
+    pooling: deferredFlag({
       arg: 'P',
       description: 'feature-extraction: mean (over real tokens), cls (first token) or max.',
-      default: undefined as Pooling | undefined,
       defaultText: "a sentence-transformers folder's 1_Pooling/config.json, else mean",
       parse: choice<Pooling>(POOLINGS),
-    },
+    }),
     'no-normalize': {
       type: 'boolean',
       description:
         'feature-extraction: keep raw pooled vectors (default: unit length, or as modules.json says when it lists no Normalize).',
       default: false,
     },
-    'image-size': {
-      type: 'string',
+    'image-size': deferredFlag({
       arg: 'HxW',
       description:
         "image-classification: the input tensor's height and width (N for a square); needed when the graph leaves them open.",
-      default: undefined as { height: number; width: number } | undefined,
       defaultText: "the graph's, else preprocessor_config.json's",
       parse: (raw: string, flag: string) =>
         parseImageSize(raw) ?? invalidFlag(flag, 'HxW or N, sizes in [1, 4096] (e.g. 224 or 48x192)', raw),
-    },
-    mean: {
-      type: 'string',
+    }),
+    mean: deferredFlag({
       arg: 'R,G,B',
       description: 'image-classification: per-channel mean subtracted after rescaling to [0, 1].',
-      default: undefined as [number, number, number] | undefined,
       defaultText: 'preprocessor_config.json, else 0.5,0.5,0.5',
       parse: numberTriple,
-    },
-    std: {
-      type: 'string',
+    }),
+    std: deferredFlag({
       arg: 'R,G,B',
       description: 'image-classification: per-channel standard deviation divided by.',
-      default: undefined as [number, number, number] | undefined,
       defaultText: 'preprocessor_config.json, else 0.5,0.5,0.5',
       parse: numberTriple,
-    },
-    channels: {
-      type: 'string',
+    }),
+    channels: deferredFlag({
       arg: 'ORDER',
       description: 'image-classification: channel order of the tensor, rgb or bgr (models trained on OpenCV images).',
-      default: undefined as ChannelOrder | undefined,
       defaultText: 'rgb',
       parse: choice<ChannelOrder>(CHANNEL_ORDERS),
-    },
-    resize: {
-      type: 'string',
+    }),
+    resize: deferredFlag({
       arg: 'MODE',
       description:
         'image-classification: exact (to HxW), shortest-edge (then center crop), fit-height-pad (keep the aspect, height H, pad the width with zeros: PaddleOCR) or none (images must be HxW).',
-      default: undefined as ResizeMode | undefined,
       defaultText: 'preprocessor_config.json, else exact',
       parse: choice<ResizeMode>(RESIZE_MODES),
-    },
-    labels: {
-      type: 'string',
+    }),
+    labels: deferredFlag({
       arg: 'A,B,…',
       description: 'Class names in logit order, for a model without config.json id2label (a bare image .onnx).',
-      default: undefined as string[] | undefined,
       defaultText: "config.json's id2label",
       parse: nameList,
-    },
-    calibrate: {
-      type: 'string',
+    }),
+    calibrate: nullFlag({
       arg: 'DIR|FILE',
       description:
         'Image models with --precision int8: sample images (a folder, or a file listing paths) to calibrate static quantization on; a few dozen like the real inputs.',
-      default: null as string | null,
       defaultText: 'required for image int8',
       parse: nonEmpty,
-    },
+    }),
     'no-cache': {
       type: 'boolean',
       description: 'Compile from scratch; neither read nor write the compile cache.',

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resolveArtifact } from '../../api/open.js';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import { DEFAULT_PACKAGE_FILE, packageArtifact } from '../../deploy/package.js';
@@ -12,8 +13,8 @@ import type {
 } from '../../deploy/sagemaker.js';
 import { hubModelFor } from '../../hub/pull.js';
 import { readArtifact } from '../../model/artifact.js';
+import { compileNotice } from '../compile-notice.js';
 import { formatBytes, table } from '../format.js';
-import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
 
 const invalid = (flag: string, rule: string, value: string): KilnError =>
@@ -270,7 +271,9 @@ export const deploySageMakerCommand = defineCommand({
 
     const artifact = positionals.ARTIFACT![0]!;
     // A Hub model is pulled and compiled here; its artifact is what gets packaged.
-    const local = (await hubModelFor(artifact)) ? await artifactFromArgument(artifact, { quiet: false }) : artifact;
+    const local = (await hubModelFor(artifact))
+      ? await resolveArtifact(artifact, { onCompile: compileNotice })
+      : artifact;
     const { dir, manifest } = await readArtifact(local, { verify: false });
     // Loaded here, not at startup: the AWS SDK takes about 0.5 s to import, which every other command would pay.
     const { checkAwsSetup, deployToSageMaker, planSageMakerDeploy, sageMakerName } = await import(

@@ -1,7 +1,8 @@
+import { resolveArtifact } from '../../api/open.js';
 import { DEFAULT_PACKAGE_FILE, packageArtifact } from '../../deploy/package.js';
+import { compileNotice } from '../compile-notice.js';
 import { formatBytes, table } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
-import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, nonEmpty } from '../table.js';
 
 export const packageCommand = defineCommand({
@@ -40,9 +41,9 @@ export const packageCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifactDir = await artifactFromArgument(positionals.ARTIFACT![0]!, {
-      quiet: flags.json,
-      hub: hubOptions(flags),
+    const artifactDir = await resolveArtifact(positionals.ARTIFACT![0]!, {
+      onCompile: flags.json ? undefined : compileNotice,
+      hub: { ...hubOptions(flags), quiet: flags.json },
     });
     const result = await packageArtifact({ artifactDir, out: flags.out });
     if (flags.json) {

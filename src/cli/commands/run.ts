@@ -1,21 +1,21 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { loadModel, resolveArtifact } from '../../api/open.js';
 import { KilnError } from '../../core/errors.js';
 import { pathKind } from '../../core/fs.js';
 import { Progress, warnOnce } from '../../core/log.js';
 import { readArtifact } from '../../model/artifact.js';
 import { readImageFile } from '../../model/image-files.js';
 import type { ImagePrediction } from '../../runtime/image-classifier.js';
-import { loadModel } from '../../runtime/load-model.js';
 import type { ModelInput } from '../../runtime/task-model.js';
 import type { Prediction } from '../../runtime/text-classifier.js';
 import type { Embedding } from '../../runtime/text-embedder.js';
+import { compileNotice } from '../compile-notice.js';
 import { formatMs, percentile } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
-import { artifactFromArgument } from '../open-artifact.js';
 import { defineCommand, nonEmpty } from '../table.js';
 
-/** Untimed inferences before measuring, as the seed's inference.py warms up. */
+/** Untimed inferences before measuring: one-time costs (memory arenas, first allocations) stay out of the latencies. */
 const WARMUP_RUNS = 3;
 
 export const runCommand = defineCommand({
@@ -23,7 +23,7 @@ export const runCommand = defineCommand({
   summary: 'Run a model on texts or images one at a time (labels or embeddings) and report each latency.',
   description:
     'Loads an artifact (or compiles a SOURCE on the fly through the cache), warms it up, then classifies each text ' +
-    "alone, as the seed's latency loop does: one line per text with label, score and latency, and with several " +
+    'alone, one request at a time: one line per text with label, score and latency, and with several ' +
     'texts a last line with count, average, p50 and p99. Texts longer than the max length are truncated (a warning ' +
     'says so once); an empty text is an error. For an image model, each TEXT is the path of ' +
     'a JPEG, PNG or WebP file, and so is each line of the -f file.',
@@ -84,9 +84,9 @@ export const runCommand = defineCommand({
     for (const t of texts)
       if (t.text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
 
-    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, {
-      quiet: flags.json,
-      hub: hubOptions(flags),
+    const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, {
+      onCompile: flags.json ? undefined : compileNotice,
+      hub: { ...hubOptions(flags), quiet: flags.json },
     });
     const { manifest } = await readArtifact(artifact, { verify: false });
     const images = manifest.task === 'image-classification';
@@ -94,15 +94,15 @@ export const runCommand = defineCommand({
     const inputs: ModelInput[] = images
       ? await Promise.all(texts.map((t) => readImageFile(t.text, t.where)))
       : texts.map((t) => t.text);
-    // One replica using every core: the latency of one request at a time, as the seed measures it.
-    const classifier = await loadModel(artifact, { replicas: 1, threadsPerReplica: availableParallelism() });
+    // One replica using every core: the lowest latency for one request at a time.
+    const model = await loadModel({ model: artifact, replicas: 1, threadsPerReplica: availableParallelism() });
     try {
-      for (let i = 0; i < WARMUP_RUNS; i += 1) await classifier.infer([inputs[0]!]);
+      for (let i = 0; i < WARMUP_RUNS; i += 1) await model.infer([inputs[0]!]);
       const progress = new Progress({ quiet: flags.json || texts.length < 200 });
       const latencies: number[] = [];
       for (const [index, { text, where }] of texts.entries()) {
         const started = performance.now();
-        const [prediction] = (await classifier.infer([inputs[index]!], () => where)) as [
+        const [prediction] = (await model.infer([inputs[index]!], () => where)) as [
           Prediction | Embedding | ImagePrediction,
         ];
         const latencyMs = performance.now() - started;
@@ -110,7 +110,7 @@ export const runCommand = defineCommand({
         if ('truncated' in prediction && prediction.truncated) {
           warnOnce(
             'truncated',
-            `${where} is longer than the artifact's max length (${classifier.manifest.limits.maxLength} tokens) and was truncated; later truncations are not reported`,
+            `${where} is longer than the artifact's max length (${model.manifest.limits.maxLength} tokens) and was truncated; later truncations are not reported`,
           );
         }
         const named = images ? { image: text } : { text };
@@ -127,7 +127,7 @@ export const runCommand = defineCommand({
         );
       }
     } finally {
-      await classifier.close();
+      await model.close();
     }
   },
 });

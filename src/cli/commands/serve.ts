@@ -1,42 +1,19 @@
-import { readdir } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { createServer } from '../../api/serve.js';
 import { KilnError } from '../../core/errors.js';
-import { pathKind } from '../../core/fs.js';
 import { formatError } from '../../core/log.js';
 import type { Manifest } from '../../model/artifact.js';
-import { isArtifactDir } from '../../model/artifact.js';
-import { type LoadedModel, loadModel } from '../../runtime/load-model.js';
+import type { LoadedModel } from '../../runtime/load-model.js';
 import { DEFAULT_MAX_TEXT_CHARS } from '../../server/limits.js';
-import { createServer, DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
+import { compileNotice } from '../compile-notice.js';
 import { defaultModel } from '../default-model.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
-import { artifactFromArgument } from '../open-artifact.js';
-import { classifierOptions, runtimeFlags } from '../runtime-flags.js';
-import { defineCommand, host, integer, nonEmpty, usage } from '../table.js';
+import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
+import { defineCommand, host, integer, nonEmpty, nullFlag, usage, valueFlag } from '../table.js';
 
 /** Where SageMaker mounts the model (model.tar.gz, extracted) in a serving container. */
 export const SAGEMAKER_MODEL_DIR = '/opt/ml/model';
 
-/**
- * The models of a model repository: a folder that is neither an artifact nor a model source
- * but holds some (each a subfolder with manifest.json or config.json). Null for anything else.
- */
-async function repositoryMembers(path: string): Promise<string[] | null> {
-  if (
-    (await pathKind(path)) !== 'dir' ||
-    (await isArtifactDir(path)) ||
-    (await pathKind(join(path, 'config.json'))) === 'file'
-  )
-    return null;
-  const members: string[] = [];
-  for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-    if (!entry.isDirectory()) continue;
-    const dir = join(path, entry.name);
-    if ((await isArtifactDir(dir)) || (await pathKind(join(dir, 'config.json'))) === 'file') members.push(dir);
-  }
-  return members.length > 0 ? members : null;
-}
 /** SageMaker sets this when the container must listen on another port than 8080. */
 const SAGEMAKER_PORT_ENV = 'SAGEMAKER_BIND_TO_PORT';
 
@@ -60,49 +37,39 @@ export const serveCommand = defineCommand({
     },
   ],
   flags: {
-    host: {
-      type: 'string',
+    host: valueFlag({
       arg: 'HOST',
       env: 'KILN_HOST',
       description: 'Address to listen on; 0.0.0.0 exposes the server to the network.',
       default: DEFAULT_HOST,
       parse: host,
-    },
-    port: {
-      type: 'string',
+    }),
+    port: nullFlag({
       short: 'p',
       arg: 'PORT',
       env: 'PORT',
       description: `TCP port to listen on; 0 picks a free one. Without --port or PORT, ${SAGEMAKER_PORT_ENV} is used when set.`,
-      default: null as number | null,
       defaultText: `${DEFAULT_PORT}, or ${SAGEMAKER_PORT_ENV} when set`,
       parse: integer(0, 65535),
-    },
-    'api-key': {
-      type: 'string',
+    }),
+    'api-key': nullFlag({
       arg: 'KEY',
       env: 'KILN_API_KEY',
       description:
         'Require this key (authorization: Bearer KEY, or x-api-key: KEY) on every route but the health checks (GET /ping, /v2/health/live, /v2/health/ready).',
-      default: null as string | null,
-      defaultText: 'none',
       parse: nonEmpty,
-    },
-    'timeout-ms': {
-      type: 'string',
+    }),
+    'timeout-ms': nullFlag({
       arg: 'MS',
       description: 'Answer 504 (KILN_ERR_HTTP_TIMEOUT) to a request not answered this long after it arrived.',
-      default: null as number | null,
-      defaultText: 'none',
       parse: integer(1, 3_600_000),
-    },
-    'max-text-chars': {
-      type: 'string',
+    }),
+    'max-text-chars': valueFlag({
       arg: 'N',
       description: 'Most characters per text; longer texts answer 413 (KILN_ERR_HTTP_TEXT_TOO_LONG).',
       default: DEFAULT_MAX_TEXT_CHARS,
       parse: integer(1, 10_000_000),
-    },
+    }),
     ...runtimeFlags,
     ...hubFlags,
   },
@@ -134,12 +101,17 @@ export const serveCommand = defineCommand({
       flags.port ??
       (sagemakerPort ? integer(0, 65535)(sagemakerPort, `${SAGEMAKER_PORT_ENV} (environment)`) : DEFAULT_PORT);
     const server = createServer({
+      models: artifactArg,
+      onCompile: compileNotice,
+      hub: hubOptions(flags),
       host: flags.host,
       port,
       apiKey: flags['api-key'],
       timeoutMs: flags['timeout-ms'],
       maxTextChars: flags['max-text-chars'],
+      ...runtimeOptions(flags),
     });
+    const started = performance.now();
     const url = await server.listen();
     process.stderr.write(
       `kiln serve: listening on ${url} (loading the model; GET /ping answers 503 until it is ready)\n`,
@@ -153,11 +125,13 @@ export const serveCommand = defineCommand({
       if (stopping) return;
       stopping = true;
       void server
-        .drain(signal, (inFlight) =>
-          process.stderr.write(
-            `kiln serve: ${signal}, stopping: answering ${inFlight} request(s) in flight, refusing new ones (GET /ping answers 503)\n`,
-          ),
-        )
+        .drain({
+          reason: signal,
+          onDraining: (inFlight) =>
+            process.stderr.write(
+              `kiln serve: ${signal}, stopping: answering ${inFlight} request(s) in flight, refusing new ones (GET /ping answers 503)\n`,
+            ),
+        })
         .then(
           () => process.stderr.write('kiln serve: stopped\n'),
           (err: unknown) => {
@@ -171,42 +145,18 @@ export const serveCommand = defineCommand({
     process.once('SIGINT', onSigint);
     process.once('SIGTERM', onSigterm);
 
-    const started = performance.now();
     try {
-      // A folder of models (a model repository, like Triton's) serves each under its name.
-      const members = await repositoryMembers(artifactArg);
-      const paths = members ?? [artifactArg];
-      const options = classifierOptions(flags);
-      // Several models share the cores: unless told otherwise, each gets its share of replicas.
-      if (members && options.replicas === undefined)
-        options.replicas = Math.max(
-          1,
-          Math.floor(availableParallelism() / (options.threadsPerReplica ?? 1) / members.length),
-        );
-      const loaded: LoadedModel[] = [];
-      try {
-        for (const path of paths)
-          loaded.push(
-            await loadModel(await artifactFromArgument(path, { quiet: false, hub: hubOptions(flags) }), options),
-          );
-      } catch (err) {
-        await Promise.all(loaded.map((c) => c.close()));
-        throw err;
-      }
-      if (stopping) {
-        await Promise.all(loaded.map((c) => c.close()));
-        return;
-      }
-      for (const classifier of loaded) server.model.set(classifier);
-      for (const classifier of loaded) {
-        const m = classifier.manifest;
-        const l = classifier.layout;
+      const loaded = await server.ready;
+      if (loaded.length === 0) return;
+      for (const model of loaded) {
+        const m = model.manifest;
+        const l = model.layout;
         process.stderr.write(
           `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (${describeTask(m)}; ` +
             `${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, buckets ${l.buckets.join(',')})\n`,
         );
       }
-      process.stderr.write(`kiln serve: try: ${tryCommand(url, loaded[0]!, Boolean(members))}\n`);
+      process.stderr.write(`kiln serve: try: ${tryCommand(url, loaded[0]!, loaded.length > 1)}\n`);
     } catch (err) {
       // A model that cannot load is fatal: report it and stop serving rather than answer 503 forever.
       process.stderr.write(`${formatError(err)}\n`);

@@ -1,12 +1,12 @@
 import { availableParallelism, cpus } from 'node:os';
+import { loadModel, resolveArtifact } from '../../api/open.js';
 import { type Trial, tune } from '../../bench/tune.js';
 import { KilnError } from '../../core/errors.js';
 import { readArtifact, writeManifest } from '../../model/artifact.js';
 import { readDataset } from '../../model/dataset.js';
-import { loadModel } from '../../runtime/load-model.js';
+import { compileNotice } from '../compile-notice.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
-import { artifactFromArgument } from '../open-artifact.js';
-import { defineCommand, integer, nonEmpty } from '../table.js';
+import { decimal, defineCommand, integer, nonEmpty } from '../table.js';
 import { DEFAULT_DATA } from './bench.js';
 
 function row(t: Trial): string {
@@ -34,7 +34,7 @@ export const tuneCommand = defineCommand({
       arg: 'MS',
       description: 'Latency target: the 99th percentile a layout must meet, in milliseconds.',
       default: 100,
-      parse: integer(1, 600_000),
+      parse: decimal(0.001, 600_000),
     },
     data: {
       type: 'string',
@@ -64,7 +64,10 @@ export const tuneCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifact = await artifactFromArgument(positionals.ARTIFACT![0]!, { quiet: false, hub: hubOptions(flags) });
+    const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, {
+      onCompile: compileNotice,
+      hub: hubOptions(flags),
+    });
     const { dir, manifest } = await readArtifact(artifact);
     const texts = (await readDataset(flags.data)).examples.map((e) => e.text);
     process.stdout.write(
@@ -76,7 +79,7 @@ export const tuneCommand = defineCommand({
       sloP99Ms: flags['p99-ms'],
       budgetS: flags['budget-s'],
       maxBatchLimit: manifest.limits.maxBatch,
-      load: (replicas, threadsPerReplica) => loadModel(dir, { replicas, threadsPerReplica, verify: false }),
+      load: (replicas, threadsPerReplica) => loadModel({ model: dir, replicas, threadsPerReplica, verify: false }),
       onTrial: (t) => process.stdout.write(`${row(t)}\n`),
     });
     if (!best) {

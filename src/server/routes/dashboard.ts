@@ -5,8 +5,8 @@
  * and requests to this server: nothing it shows can pull in, or leak to, another origin.
  */
 import { createHash } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import { DASHBOARD_HTML, DASHBOARD_SCRIPT, DASHBOARD_STYLE } from '../dashboard-page.js';
+import { defineRoute } from '../route.js';
 
 const sha256 = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
 
@@ -21,14 +21,18 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-export function dashboardRoute(app: FastifyInstance): void {
-  app.get('/dashboard', async (_request, reply) =>
-    reply
-      .type('text/html; charset=utf-8')
-      .header('content-security-policy', CONTENT_SECURITY_POLICY)
-      // The page may carry the API key in its address: keep it out of caches and Referer headers.
-      .header('cache-control', 'no-store')
-      .header('referrer-policy', 'no-referrer')
-      .send(DASHBOARD_HTML),
-  );
-}
+export const dashboardRoutes = [
+  defineRoute({
+    method: 'GET',
+    url: '/dashboard',
+    access: 'page',
+    handler: async (_request, reply) =>
+      reply
+        .type('text/html; charset=utf-8')
+        .header('content-security-policy', CONTENT_SECURITY_POLICY)
+        // The page may carry the API key in its address: keep it out of caches and Referer headers.
+        .header('cache-control', 'no-store')
+        .header('referrer-policy', 'no-referrer')
+        .send(DASHBOARD_HTML),
+  }),
+];

@@ -6,10 +6,10 @@
  *   The official Node client asks for base64 (little-endian float32) unless told otherwise.
  * - `POST /embed`, Text Embeddings Inference's shape: `{"inputs": "…" | ["…"]}` → `[[…], …]`.
  */
-import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../../core/errors.js';
-import { embedWithin } from '../limits.js';
-import type { RouteContext } from './context.js';
+import type { Embedding, TextEmbedder } from '../../runtime/text-embedder.js';
+import { checkTexts } from '../limits.js';
+import { defineRoute, type InferenceFacts, type RouteContext } from '../route.js';
 
 interface OpenAiBody {
   input: string | string[];
@@ -42,10 +42,8 @@ const embedSchema = {
   additionalProperties: false,
 } as const;
 
-const ROUTE_TASKS = ['feature-extraction'] as const;
-
 /** A vector as base64 of its little-endian float32 bytes (OpenAI's encoding_format "base64"). */
-export function vectorToBase64(vector: readonly number[]): string {
+function vectorToBase64(vector: readonly number[]): string {
   const bytes = Buffer.alloc(vector.length * 4);
   vector.forEach((v, i) => {
     bytes.writeFloatLE(v, i * 4);
@@ -53,59 +51,68 @@ export function vectorToBase64(vector: readonly number[]): string {
   return bytes.toString('base64');
 }
 
-function listOf(input: string | string[], field: string): string[] {
-  const texts = typeof input === 'string' ? [input] : input;
-  if (texts.length === 0) throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: `"${field}" is an empty list` });
-  return texts;
+/** The texts of `input` (one or a list) and how errors name each; an empty list is refused. */
+function textsOf(input: string | string[], field: string): { texts: string[]; describe: (i: number) => string } {
+  if (typeof input === 'string') return { texts: [input], describe: () => `"${field}"` };
+  if (input.length === 0) throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: `"${field}" is an empty list` });
+  return { texts: input, describe: (i) => `"${field}[${i}]"` };
 }
 
-export function embeddingRoutes(app: FastifyInstance, { host, limits }: RouteContext): void {
-  app.post<{ Body: OpenAiBody }>('/v1/embeddings', { schema: { body: openAiSchema } }, async (request, reply) => {
-    const { input, model: name, encoding_format: format = 'float', dimensions } = request.body;
-    const model = host.readyFor(name, 'POST /v1/embeddings', ROUTE_TASKS);
-    if (dimensions !== undefined && dimensions !== model.head.dimension) {
-      throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
-        problem: `"dimensions" is ${dimensions}, but ${JSON.stringify(name)} makes ${model.head.dimension}-dimensional vectors and kiln does not shorten them; omit "dimensions" or send ${model.head.dimension}`,
-      });
-    }
-    const texts = listOf(input, 'input');
-    const single = typeof input === 'string';
-    const embeddings = await embedWithin(
-      model,
-      texts,
-      (i) => (single ? '"input"' : `"input[${i}]"`),
-      limits,
-      reply.elapsedTime,
-    );
-    const tokens = embeddings.reduce((n, e) => n + e.tokens, 0);
-    return {
-      object: 'list',
-      data: embeddings.map((e, index) => ({
-        object: 'embedding',
-        index,
-        embedding: format === 'base64' ? vectorToBase64(e.embedding) : e.embedding,
-      })),
-      model: model.manifest.name,
-      usage: { prompt_tokens: tokens, total_tokens: tokens },
-    };
-  });
+/** The vectors of the texts of `input` (the body's field `field`), within the request's limits. */
+function embed(
+  model: TextEmbedder,
+  input: string | string[],
+  field: string,
+  context: Pick<RouteContext, 'limits' | 'deadline'>,
+): Promise<Embedding[]> {
+  const { texts, describe } = textsOf(input, field);
+  checkTexts(texts, describe, context.limits);
+  return model.embed(texts, describe, { deadline: context.deadline });
+}
 
-  app.post<{ Body: { inputs: string | string[]; model?: string } }>(
-    '/embed',
-    { schema: { body: embedSchema } },
-    async (request, reply) => {
-      const { inputs, model: name } = request.body;
-      const model = host.readyFor(name, 'POST /embed', ROUTE_TASKS);
-      const texts = listOf(inputs, 'inputs');
-      const single = typeof inputs === 'string';
-      const embeddings = await embedWithin(
-        model,
-        texts,
-        (i) => (single ? '"inputs"' : `"inputs[${i}]"`),
-        limits,
-        reply.elapsedTime,
-      );
-      return embeddings.map((e) => e.embedding);
+const inference = { tasks: ['feature-extraction'] } as const satisfies InferenceFacts;
+
+export const embeddingRoutes = [
+  defineRoute<{ Body: OpenAiBody }, 'feature-extraction'>({
+    method: 'POST',
+    url: '/v1/embeddings',
+    access: 'key',
+    schema: { body: openAiSchema },
+    expectedBody: '{"model": "<name>", "input": "…" or ["…", …]} (token-id arrays are not accepted: send texts)',
+    inference,
+    handler: async (request, _reply, context) => {
+      const { input, model: name, encoding_format: format = 'float', dimensions } = request.body;
+      const model = context.model(name);
+      const { dimension } = model.head;
+      if (dimensions !== undefined && dimensions !== dimension) {
+        throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
+          problem: `"dimensions" is ${dimensions}, but ${JSON.stringify(name)} makes ${dimension}-dimensional vectors and kiln does not shorten them; omit "dimensions" or send ${dimension}`,
+        });
+      }
+      const embeddings = await embed(model, input, 'input', context);
+      const tokens = embeddings.reduce((n, e) => n + e.tokens, 0);
+      return {
+        object: 'list',
+        data: embeddings.map((e, index) => ({
+          object: 'embedding',
+          index,
+          embedding: format === 'base64' ? vectorToBase64(e.embedding) : e.embedding,
+        })),
+        model: model.manifest.name,
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+      };
     },
-  );
-}
+  }),
+  defineRoute<{ Body: { inputs: string | string[]; model?: string } }, 'feature-extraction'>({
+    method: 'POST',
+    url: '/embed',
+    access: 'key',
+    schema: { body: embedSchema },
+    expectedBody: '{"inputs": "…" or ["…", …]}',
+    inference,
+    handler: async (request, _reply, context) => {
+      const model = context.model(request.body.model);
+      return (await embed(model, request.body.inputs, 'inputs', context)).map((e) => e.embedding);
+    },
+  }),
+];

@@ -5,16 +5,17 @@
  *   adds every label's score, as Hugging Face's SageMaker containers take it.
  * - `application/jsonlines`, as Batch Transform sends a split file: one input per line
  *   (`{"inputs": "…"}` or a JSON string) → one answer per line, in order, same content type.
- * All texts of one request are classified together, so a JSON Lines body batches well.
+ * All texts of one request are queued together, so a JSON Lines body batches well.
  */
-import type { FastifyInstance } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import { KilnError } from '../../core/errors.js';
+import type { Task } from '../../model/artifact.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
 import { predictionBody } from '../answers.js';
-import { classifyWithin, embedWithin, runWithin } from '../limits.js';
-import type { RouteContext } from './context.js';
+import { checkTexts } from '../limits.js';
+import { defineRoute } from '../route.js';
 
-export const JSON_LINES_TYPES = ['application/jsonlines', 'application/jsonl', 'application/x-jsonlines'];
+const JSON_LINES_TYPES = ['application/jsonlines', 'application/jsonl', 'application/x-jsonlines'];
 
 /** One input: a text or a list of texts, and whether to return every label's score. */
 interface Invocation {
@@ -79,33 +80,48 @@ function readJsonLines(body: string): Array<Invocation & { line: number }> {
   return out;
 }
 
-export function invocationsRoute(app: FastifyInstance, { host, limits }: RouteContext): void {
-  // JSON Lines is parsed by the route (line numbers in errors); only this route accepts it.
-  void app.register(async (scope) => {
-    scope.addContentTypeParser(JSON_LINES_TYPES, { parseAs: 'string' }, (_request, body, done) => done(null, body));
-    // Image models: the raw image, as SageMaker's image containers take it (application/x-image, image/*).
-    for (const type of ['application/x-image', /^image\//])
-      scope.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES }, (_request, body, done) =>
-        done(null, body),
-      );
-    scope.post('/invocations', async (request, reply) => {
-      const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      const target = request.headers['x-amzn-sagemaker-target-model'];
-      const named = typeof target === 'string' && target !== '' ? target.replace(/\.tar\.gz$/, '') : undefined;
+/** The model a SageMaker multi-model endpoint names in its header (the archive's name), if any. */
+function targetModel(headers: IncomingHttpHeaders): string | undefined {
+  const target = headers['x-amzn-sagemaker-target-model'];
+  return typeof target === 'string' && target !== '' ? target.replace(/\.tar\.gz$/, '') : undefined;
+}
+
+export const invocationsRoutes = [
+  defineRoute<{ Body: unknown }, Task>({
+    method: 'POST',
+    url: '/invocations',
+    access: 'key',
+    parsers: [
+      // JSON Lines is parsed by the route (line numbers in errors).
+      { types: JSON_LINES_TYPES, parseAs: 'string' },
+      // Image models: the raw image, as SageMaker's image containers take it.
+      { types: ['application/x-image', /^image\//], parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES },
+    ],
+    inference: {
+      tasks: ['text-classification', 'feature-extraction', 'image-classification'],
+      target: (head) => targetModel(head.headers),
+    },
+    handler: async (request, reply, context) => {
+      const { deadline } = context;
+      const named = targetModel(request.headers);
       if (Buffer.isBuffer(request.body)) {
-        const model = host.readyFor(named, 'POST /invocations with an image body', ['image-classification']);
-        const [p] = await runWithin(limits, reply.elapsedTime, (options) =>
-          model.classify([new Uint8Array(request.body as Buffer)], () => 'the request body', options),
-        );
+        const model = context.model(named, {
+          tasks: ['image-classification'],
+          what: 'POST /invocations with an image body',
+        });
+        const [p] = await model.classify([new Uint8Array(request.body)], () => 'the request body', { deadline });
         return { label: p!.label, score: p!.score, labels: p!.labels };
       }
+      const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const lines = JSON_LINES_TYPES.includes(mediaType);
       const invocations = lines
         ? readJsonLines(request.body as string)
         : [{ ...readInvocation(request.body, null), line: 0 }];
-      // SageMaker multi-model endpoints name the model in the x-amzn-sagemaker-target-model header.
-      const model = host.readyFor(named, 'POST /invocations', ['text-classification', 'feature-extraction']);
-      // One classify call for the whole body: the texts of every line share batches.
+      const model = context.model(named, {
+        tasks: ['text-classification', 'feature-extraction'],
+        what: 'POST /invocations',
+      });
+      // One call for the whole body: the texts of every line share batches.
       const texts = invocations.flatMap((inv) => inv.texts);
       const names = invocations.flatMap((inv) =>
         inv.texts.map((_, k) =>
@@ -113,13 +129,12 @@ export function invocationsRoute(app: FastifyInstance, { host, limits }: RouteCo
         ),
       );
       const describe = (i: number): string => names[i]!;
+      checkTexts(texts, describe, context.limits);
       // One answer body per text: {"embedding": […]} from an embedder, {"label", "score"} from a classifier.
       const bodies: Array<(allScores: boolean) => object> =
         model.task === 'feature-extraction'
-          ? (await embedWithin(model, texts, describe, limits, reply.elapsedTime)).map((e) => () => ({
-              embedding: e.embedding,
-            }))
-          : (await classifyWithin(model, texts, describe, limits, reply.elapsedTime)).map(
+          ? (await model.embed(texts, describe, { deadline })).map((e) => () => ({ embedding: e.embedding }))
+          : (await model.classify(texts, describe, { deadline })).map(
               (p) => (allScores) => predictionBody(p, model.labels, allScores),
             );
       let next = 0;
@@ -129,7 +144,8 @@ export function invocationsRoute(app: FastifyInstance, { host, limits }: RouteCo
         return inv.single ? mine[0]! : { predictions: mine };
       });
       if (!lines) return answers[0];
-      return reply.type('application/jsonlines').send(answers.map((a) => `${JSON.stringify(a)}\n`).join(''));
-    });
-  });
-}
+      reply.type('application/jsonlines');
+      return answers.map((a) => `${JSON.stringify(a)}\n`).join('');
+    },
+  }),
+];

@@ -6,26 +6,24 @@
  * send INT64 `input_ids` / `attention_mask` tensors instead and get the same outputs. Image
  * models take one input: BYTES [n] (each element a base64-encoded JPEG, PNG or WebP) or FP32
  * [n, 3, H, W] (preprocessed by the client, as the manifest's `image` says).
- *
- * The model serves one version, "1", so clients that address /versions/1 work too.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { KilnError } from '../../core/errors.js';
+import { TASKS } from '../../model/artifact.js';
 import type { ImagePreprocessing } from '../../model/image.js';
 import type { LoadedModel } from '../../runtime/load-model.js';
 import { topLabel } from '../../runtime/text-classifier.js';
 import { KILN_VERSION } from '../../version.js';
 import { decodeBase64 } from '../answers.js';
-import { classifyWithin, embedWithin, MAX_TEXTS_PER_REQUEST, runWithin } from '../limits.js';
+import { checkTexts, MAX_TEXTS_PER_REQUEST } from '../limits.js';
+import type { ModelHost } from '../model-host.js';
+import { defineRoute, type RequestHead } from '../route.js';
 
 const fail = (err: KilnError): never => {
   throw err;
 };
 
-import type { ModelHost } from '../model-host.js';
-import type { RouteContext } from './context.js';
-
-export const MODEL_VERSION = '1';
+const MODEL_VERSION = '1';
 /** Triton's platform name for ONNX Runtime models. */
 const PLATFORM = 'onnxruntime_onnx';
 /** Outputs by task: a classifier's label, score and logits; an embedder's vectors. */
@@ -95,8 +93,15 @@ const inferSchema = {
   additionalProperties: false,
 } as const;
 
-/** The model serving `name` (and `version`), or 404 / 503. */
-function modelFor(host: ModelHost, params: ModelParams): LoadedModel {
+/**
+ * The model serving `name` (and `version`), found by `ready` (the host's, or the route's with
+ * its task check); KServe's 404 for a name or version not served.
+ */
+function modelFor(
+  host: ModelHost,
+  params: ModelParams,
+  ready: (name: string) => LoadedModel = (name) => host.ready(name),
+): LoadedModel {
   const unknown = (): KilnError =>
     new KilnError('KILN_ERR_HTTP_V2_UNKNOWN_MODEL', {
       model: params.version === undefined ? params.name : `${params.name}/versions/${params.version}`,
@@ -104,7 +109,7 @@ function modelFor(host: ModelHost, params: ModelParams): LoadedModel {
     });
   if (params.version !== undefined && params.version !== MODEL_VERSION && host.unavailable() === null) throw unknown();
   try {
-    return host.ready(params.name);
+    return ready(params.name);
   } catch (err) {
     if (err instanceof KilnError && err.code === 'KILN_ERR_HTTP_UNKNOWN_MODEL') throw unknown();
     throw err;
@@ -300,104 +305,116 @@ function sendHealth(reply: FastifyReply, ok: boolean, body: object): FastifyRepl
   return reply.status(ok ? 200 : 503).send(body);
 }
 
-export function kserveRoutes(app: FastifyInstance, { host, limits }: RouteContext): void {
-  app.get('/v2', async () => ({ name: 'kiln', version: KILN_VERSION, extensions: [] }));
-  app.get('/v2/health/live', async () => ({ live: true }));
-  app.get('/v2/health/ready', async (_request, reply) => sendHealth(reply, host.isReady(), { ready: host.isReady() }));
+/** A classifier's outputs for its predictions: label and score in `shape`, logits [n, classes]. */
+function classOutputs(
+  predictions: ReadonlyArray<{ label: string; score: number; logits: readonly number[] }>,
+  classes: number,
+  shape: number[],
+): Record<Exclude<OutputName, 'embedding'>, object> {
+  return {
+    label: { name: 'label', datatype: 'BYTES', shape, data: predictions.map((p) => p.label) },
+    score: { name: 'score', datatype: 'FP32', shape, data: predictions.map((p) => p.score) },
+    logits: {
+      name: 'logits',
+      datatype: 'FP32',
+      shape: [predictions.length, classes],
+      data: predictions.flatMap((p) => p.logits),
+    },
+  };
+}
 
-  for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
-    app.get<{ Params: ModelParams }>(prefix, async (request) => metadata(modelFor(host, request.params)));
+/** The model a request names in its path. */
+const pathModel = (head: RequestHead): string | undefined => head.params.name;
 
-    app.get<{ Params: ModelParams }>(`${prefix}/ready`, async (request, reply) => {
-      // Unknown names are 404 once a model is loaded; before, nobody knows the name yet.
-      if (host.unavailable() === null) modelFor(host, request.params);
-      return sendHealth(reply, host.isReady(), { name: request.params.name, ready: host.isReady() });
-    });
-
-    app.post<{ Params: ModelParams; Body: InferBody }>(
-      `${prefix}/infer`,
-      { schema: { body: inferSchema } },
-      async (request, reply) => {
-        const model = modelFor(host, request.params);
+/** Metadata, readiness and inference of one model, at `prefix` (with or without a version). */
+function modelRoutes(prefix: string) {
+  return [
+    defineRoute<{ Params: ModelParams }>({
+      method: 'GET',
+      url: prefix,
+      access: 'key',
+      handler: async (request, _reply, { host }) => metadata(modelFor(host, request.params)),
+    }),
+    defineRoute<{ Params: ModelParams }>({
+      method: 'GET',
+      url: `${prefix}/ready`,
+      access: 'key',
+      handler: async (request, reply, { host }) => {
+        // Unknown names are 404 once a model is loaded; before, nobody knows the name yet.
+        if (host.unavailable() === null) modelFor(host, request.params);
+        return sendHealth(reply, host.isReady(), { name: request.params.name, ready: host.isReady() });
+      },
+    }),
+    defineRoute<{ Params: ModelParams; Body: InferBody }>({
+      method: 'POST',
+      url: `${prefix}/infer`,
+      access: 'key',
+      schema: { body: inferSchema },
+      inference: { tasks: TASKS, target: pathModel },
+      handler: async (request, _reply, context) => {
+        const { deadline } = context;
+        const model = modelFor(context.host, request.params, (name) => context.model(name));
         const { id, inputs, outputs } = request.body;
         const wanted = requestedOutputs(outputs, OUTPUTS[model.task]);
-        const answer = (tensors: object[]): object => ({
+        const answer = (tensors: Record<string, object>): object => ({
           model_name: model.manifest.name,
           model_version: MODEL_VERSION,
           ...(id === undefined ? {} : { id }),
-          outputs: tensors,
+          outputs: wanted.map((name) => tensors[name]),
         });
+        const describe = (i: number): string => `element ${i} of input "${inputs[0]!.name}"`;
         if (model.task === 'image-classification') {
-          const request = readImages(inputs, model.preprocessing);
-          const predictions = await runWithin(limits, reply.elapsedTime, (options) =>
-            request.kind === 'images'
-              ? model.classify(request.images, (i) => `element ${i} of input "${inputs[0]!.name}"`, options)
-              : model.classifyTensors(request.rows, options),
-          );
-          const shape = [predictions.length];
-          const tensors: Record<Exclude<OutputName, 'embedding'>, object> = {
-            label: { name: 'label', datatype: 'BYTES', shape, data: predictions.map((p) => p.label) },
-            score: { name: 'score', datatype: 'FP32', shape, data: predictions.map((p) => p.score) },
-            logits: {
-              name: 'logits',
-              datatype: 'FP32',
-              shape: [predictions.length, model.labels.length],
-              data: predictions.flatMap((p) => p.logits),
-            },
-          };
-          return answer(wanted.map((name) => tensors[name as Exclude<OutputName, 'embedding'>]));
+          const images = readImages(inputs, model.preprocessing);
+          const predictions =
+            images.kind === 'images'
+              ? await model.classify(images.images, describe, { deadline })
+              : await model.classifyTensors(images.rows, { deadline });
+          return answer(classOutputs(predictions, model.labels.length, [predictions.length]));
         }
         const parsed = readRequest(inputs);
+        if (parsed.kind === 'texts') checkTexts(parsed.texts, describe, context.limits);
         if (model.task === 'feature-extraction') {
           const vectors =
             parsed.kind === 'texts'
-              ? (
-                  await embedWithin(
-                    model,
-                    parsed.texts,
-                    (i) => `element ${i} of input "${inputs[0]!.name}"`,
-                    limits,
-                    reply.elapsedTime,
-                  )
-                ).map((e) => e.embedding)
-              : await model.embedTokens(parsed.rows);
-          return answer([
-            {
-              name: 'embedding',
-              datatype: 'FP32',
-              shape: [vectors.length, model.head.dimension],
-              data: vectors.flat(),
-            },
-          ]);
+              ? (await model.embed(parsed.texts, describe, { deadline })).map((e) => e.embedding)
+              : await model.embedTokens(parsed.rows, { deadline });
+          const embedding = {
+            name: 'embedding',
+            datatype: 'FP32',
+            shape: [vectors.length, model.head.dimension],
+            data: vectors.flat(),
+          };
+          return answer({ embedding });
         }
-        const classifier = model;
         const predictions =
           parsed.kind === 'texts'
-            ? await classifyWithin(
-                classifier,
-                parsed.texts,
-                (i) => `element ${i} of input "${inputs[0]!.name}"`,
-                limits,
-                reply.elapsedTime,
-              )
-            : (await classifier.classifyTokens(parsed.rows)).map((logits) => ({
-                ...topLabel(logits, classifier.labels),
+            ? await model.classify(parsed.texts, describe, { deadline })
+            : (await model.classifyTokens(parsed.rows, { deadline })).map((logits) => ({
+                ...topLabel(logits, model.labels),
                 logits,
               }));
         const shape = parsed.kind === 'texts' ? parsed.shape : [predictions.length];
-        const classes = classifier.labels.length;
-        const tensors: Record<Exclude<OutputName, 'embedding'>, object> = {
-          label: { name: 'label', datatype: 'BYTES', shape, data: predictions.map((p) => p.label) },
-          score: { name: 'score', datatype: 'FP32', shape, data: predictions.map((p) => p.score) },
-          logits: {
-            name: 'logits',
-            datatype: 'FP32',
-            shape: [predictions.length, classes],
-            data: predictions.flatMap((p) => p.logits),
-          },
-        };
-        return answer(wanted.map((name) => tensors[name as Exclude<OutputName, 'embedding'>]));
+        return answer(classOutputs(predictions, model.labels.length, shape));
       },
-    );
-  }
+    }),
+  ];
 }
+
+export const kserveRoutes = [
+  defineRoute({
+    method: 'GET',
+    url: '/v2',
+    access: 'key',
+    handler: async () => ({ name: 'kiln', version: KILN_VERSION, extensions: [] }),
+  }),
+  defineRoute({ method: 'GET', url: '/v2/health/live', access: 'probe', handler: async () => ({ live: true }) }),
+  defineRoute({
+    method: 'GET',
+    url: '/v2/health/ready',
+    access: 'probe',
+    handler: async (_request, reply, { host }) => sendHealth(reply, host.isReady(), { ready: host.isReady() }),
+  }),
+  ...modelRoutes('/v2/models/:name'),
+  // The model serves one version, "1", so clients that address /versions/1 work too.
+  ...modelRoutes('/v2/models/:name/versions/:version'),
+];

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkTextClassifierIO } from '../../src/compiler/io-check.js';
+import { checkLogits, checkTextInputs } from '../../src/compiler/io-check.js';
 import type { Dim, TensorInfo } from '../../src/onnx/graph.js';
 
 const t = (name: string, type: string, shape: Dim[] | null): TensorInfo => ({ name, type, shape });
@@ -28,6 +28,7 @@ const cases: Case[] = [
     inputs: [t('input_ids', 'int32', ['batch', 'sequence']), t('attention_mask', 'int32', ['batch', 'sequence'])],
   },
   { name: 'fixed input dims', inputs: [t('input_ids', 'int64', [1, 128]), t('attention_mask', 'int64', [1, 128])] },
+  { name: 'float [batch, 2] logits for two labels', inputs: [ids, mask], outputs: [logits] },
   { name: 'symbolic class dim', inputs: [ids, mask], outputs: [t('logits', 'float', ['batch', 'num_labels'])] },
   { name: 'unknown output shape', inputs: [ids, mask], outputs: [t('logits', 'float', null)] },
   {
@@ -101,22 +102,28 @@ const cases: Case[] = [
   },
 ];
 
-describe('checkTextClassifierIO', () => {
+/** Cases with the default logits check the inputs; the others keep valid inputs and check the outputs. */
+const checkOf = (c: Case): { name: 'checkTextInputs' | 'checkLogits'; call: () => void } =>
+  c.outputs === undefined && c.labels === undefined
+    ? { name: 'checkTextInputs', call: () => checkTextInputs('model.onnx', c.inputs) }
+    : { name: 'checkLogits', call: () => checkLogits('model.onnx', c.outputs ?? [logits], c.labels ?? LABELS) };
+
+describe('checkTextInputs and checkLogits', () => {
   for (const c of cases) {
-    const call = () => checkTextClassifierIO('model.onnx', c.inputs, c.outputs ?? [logits], c.labels ?? LABELS);
+    const { name, call } = checkOf(c);
     if (!c.fails) {
-      test(`checkTextClassifierIO accepts ${c.name}`, () => {
+      test(`${name} accepts ${c.name}`, () => {
         assert.doesNotThrow(call);
       });
     } else {
-      test(`checkTextClassifierIO rejects ${c.name} with ${c.fails.code}`, () => {
+      test(`${name} rejects ${c.name} with ${c.fails.code}`, () => {
         assert.throws(call, { name: 'KilnError', code: c.fails!.code, status: 422, message: c.fails!.problem });
       });
     }
   }
 
-  test('checkTextClassifierIO names every input it found in the error', () => {
-    assert.throws(() => checkTextClassifierIO('m.onnx', [ids], [logits], LABELS), {
+  test('checkTextInputs names every input it found in the error', () => {
+    assert.throws(() => checkTextInputs('m.onnx', [ids]), {
       message: /^"m\.onnx" takes inputs input_ids \(int64 \[batch, sequence\]\), but "attention_mask" is missing/,
     });
   });

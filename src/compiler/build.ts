@@ -1,0 +1,419 @@
+/**
+ * The build a cache miss runs, one stage after another: import a checkpoint, check the
+ * operators, check the inputs and outputs, append the task's graph tail (embedding pooling),
+ * quantize, let ONNX Runtime optimize, run a test inference, measure a replica's memory, verify
+ * against the source, write the artifact. Each stage is one function here; `build` lists them.
+ */
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { KilnError } from '../core/errors.js';
+import { pathKind, temporarySibling } from '../core/fs.js';
+import { sha256File } from '../core/hash.js';
+import { importCheckpoint } from '../import/import.js';
+import {
+  ARTIFACT_FORMAT,
+  type EmbeddingHead,
+  formatVersionFor,
+  MANIFEST_FILE,
+  type Manifest,
+  type MemoryFigures,
+  MODEL_FILE,
+} from '../model/artifact.js';
+import { defaultBuckets } from '../model/buckets.js';
+import { readDataset } from '../model/dataset.js';
+import type { QuantizeReport, StaticQuantizeReport, VerifyReport } from '../model/reports.js';
+import { readJson } from '../model/source.js';
+import { TextTokenizer } from '../model/tokenizer.js';
+import {
+  describeTensor,
+  externalTensor,
+  graphInputs,
+  graphOutputs,
+  operatorCounts,
+  opsetImports,
+  parameterCount,
+} from '../onnx/graph.js';
+import { decodeModel, encodeModel, type ModelProto } from '../onnx/proto.js';
+import { type Backend, createSession, RUNTIME_VERSION } from '../runtime/binding.js';
+import { KILN_VERSION } from '../version.js';
+import type { CompileStep } from './compile-options.js';
+import { fusionCounts } from './fusions.js';
+import { imageBatches } from './image-data.js';
+import { checkLogits, checkTextInputs } from './io-check.js';
+import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
+import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
+import { type CompilePlan, compileTarget } from './plan.js';
+import { appendPooling, embeddingHead, findHiddenOutput } from './pooling.js';
+import { quantizeModel } from './quantize.js';
+import { imageBatch, smokeTest, type TestBatch, textBatch } from './smoke-test.js';
+import { companionFiles } from './source-files.js';
+import { staticQuantize } from './static-quantize.js';
+import { enforceLimits, verifyArtifact, verifyImages } from './verify.js';
+
+/** How a build reports and where it writes. */
+export interface BuildRun {
+  /** The artifact folder being written. */
+  staging: string;
+  sourceSha256: string;
+  /** `performance.now()` when compile started, for the manifest's duration. */
+  started: number;
+  step: <T>(name: CompileStep, work: () => Promise<T>) => Promise<T>;
+}
+
+/** The source graph as the build sees it: decoded, where it is, and how errors name it. */
+interface SourceGraph {
+  model: ModelProto;
+  path: string;
+  /** The checkpoint folder when the graph was imported, else the graph file. */
+  shownPath: string;
+}
+
+/** What checking the inputs and outputs found: the tokenizer of a text model, the embedding head. */
+interface Io {
+  tokenizer: TextTokenizer | null;
+  head: EmbeddingHead | null;
+}
+
+interface Quantized {
+  model: ModelProto;
+  quantization?: QuantizeReport;
+  staticQuantization?: StaticQuantizeReport;
+}
+
+export async function build(plan: CompilePlan, run: BuildRun): Promise<Manifest> {
+  return withSourceGraph(plan, run, async (onnxPath, shownPath) => {
+    const source = await run.step('check-operators', () => checkGraph(plan, onnxPath, shownPath));
+    const io = await run.step('check-io', () => checkIo(plan, source));
+    const tail = withTaskTail(source, io.head);
+    const quantized = plan.quantization ? await run.step('quantize', () => quantize(plan, tail)) : { model: tail };
+    const modelPath = join(run.staging, MODEL_FILE);
+    const optimized = await run.step('optimize', () => optimize(plan, source, quantized.model, modelPath, run.staging));
+    const width = io.head ? io.head.dimension : plan.config.labels.length;
+    await run.step('smoke-test', () =>
+      smokeTest(modelPath, shownPath, plan.backend, testBatch(plan, io, optimized), width),
+    );
+    const memory = await run.step('measure-memory', () => measureMemory(plan, modelPath, optimized));
+    const verified = plan.verify
+      ? await run.step('verify', () => verify(plan, source, io, modelPath, optimized))
+      : null;
+    return run.step('write', () => writeArtifact(plan, run, { source, io, optimized, quantized, memory, verified }));
+  });
+}
+
+/**
+ * Runs `work` on the source graph: a checkpoint is imported first, next to the staging folder
+ * (not in it), and removed afterwards.
+ */
+async function withSourceGraph(
+  plan: CompilePlan,
+  run: BuildRun,
+  work: (onnxPath: string, shownPath: string) => Promise<Manifest>,
+): Promise<Manifest> {
+  const { source } = plan;
+  if (source.onnxPath !== null) return work(source.onnxPath, source.onnxPath);
+  const imported = temporarySibling(run.staging);
+  try {
+    await run.step('import', () =>
+      importCheckpoint({ dir: source.path, out: imported, headless: plan.task === 'feature-extraction' }),
+    );
+    return await work(join(imported, 'onnx', 'model.onnx'), source.path);
+  } finally {
+    await rm(imported, { recursive: true, force: true });
+  }
+}
+
+/** Every operator has a kernel in this backend, and every weight is inside the file. */
+async function checkGraph(plan: CompilePlan, path: string, shownPath: string): Promise<SourceGraph> {
+  const model = await plan.graphs.read(path);
+  await checkOperators(model, path, plan.backend);
+  const external = externalTensor(model.graph ?? {});
+  if (external) throw new KilnError('KILN_ERR_ONNX_EXTERNAL_DATA', { path, tensor: external });
+  return { model, path, shownPath };
+}
+
+async function checkOperators(model: ModelProto, path: string, backend: Backend): Promise<void> {
+  let unsupported = findUnsupportedOps(model, backend);
+  if (unsupported.length === 0) return;
+  // ONNX defines some standard ops as functions that ONNX Runtime expands when it has no kernel.
+  // The table cannot tell those apart, so a default-domain verdict is confirmed by loading.
+  if (unsupported.some((u) => u.domain === '' || u.domain === 'ai.onnx.ml')) {
+    const loads = await createSession(path, { backend, optimization: 'disabled' }).then(
+      async (s) => {
+        await s.release();
+        return true;
+      },
+      () => false,
+    );
+    if (loads) unsupported = unsupported.filter((u) => u.domain !== '' && u.domain !== 'ai.onnx.ml');
+  }
+  if (unsupported.length > 0) throw unsupportedOpsError(unsupported, backend);
+}
+
+/**
+ * The graph takes what the tokenizer gives (an image model's input was checked when its
+ * preprocessing was resolved) and answers what the task needs: one logit per label, or the
+ * token states pooling reads. Text models also get their tokenizer, checked against the vocabulary.
+ */
+async function checkIo(plan: CompilePlan, { model, shownPath }: SourceGraph): Promise<Io> {
+  const { config, source } = plan;
+  const outputs = graphOutputs(model.graph ?? {});
+  if (plan.image) {
+    checkLogits(shownPath, outputs, config.labels);
+    return { tokenizer: null, head: null };
+  }
+  checkTextInputs(shownPath, graphInputs(model.graph ?? {}));
+  let head: EmbeddingHead | null = null;
+  if (plan.embedding) {
+    const hidden = findHiddenOutput(model);
+    const size = hidden?.hidden ?? config.encoderShape?.hidden ?? null;
+    if (!hidden || size === null) {
+      throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
+        path: shownPath,
+        found: outputs.map(describeTensor).join(', ') || 'none',
+        problem:
+          'feature-extraction needs the token states: a float output last_hidden_state [batch, sequence, hidden] (with hidden known from the graph or config.json); export the base model, or compile a checkpoint folder (kiln imports it without its head)',
+      });
+    }
+    head = embeddingHead({ ...plan.embedding, hiddenOutput: hidden.name, hidden: size });
+  } else {
+    checkLogits(shownPath, outputs, config.labels);
+  }
+  const tokenizerConfigPath = source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json');
+  const tokenizerConfig = tokenizerConfigPath ? await readJson(tokenizerConfigPath) : {};
+  const tokenizerPath = source.tokenizerPath!;
+  const tokenizer = new TextTokenizer(await readJson(tokenizerPath), tokenizerConfig, tokenizerPath);
+  if (config.vocabSize !== null && tokenizer.vocabSize > config.vocabSize) {
+    throw new KilnError('KILN_ERR_TOKENIZER_MISMATCH', {
+      tokenizer: tokenizerPath,
+      maxId: tokenizer.vocabSize - 1,
+      rows: config.vocabSize,
+    });
+  }
+  return { tokenizer, head };
+}
+
+/** Embeddings: pooling joins the graph before optimizing, so ONNX Runtime plans it with the rest. */
+function withTaskTail({ model, shownPath }: SourceGraph, head: EmbeddingHead | null): ModelProto {
+  if (!head) return model;
+  return appendPooling(
+    model,
+    { pooling: head.pooling, normalize: head.normalize, hiddenOutput: head.hiddenOutput, hidden: head.dimension },
+    shownPath,
+  );
+}
+
+/**
+ * int8, on the source graph, before ONNX Runtime's optimizer fuses MatMul + Add away: image
+ * models statically (activation ranges calibrated on the sample images), text models
+ * dynamically (activations quantized at run time).
+ */
+async function quantize(plan: CompilePlan, model: ModelProto): Promise<Quantized> {
+  const keep = plan.quantization!.keepFp32;
+  if (plan.image && plan.calibration) {
+    const { image, calibration } = plan;
+    const result = await staticQuantize(model, {
+      calibration: imageBatches(calibration.paths, image, calibration.path),
+      inputName: image.input,
+      keep,
+    });
+    return { model: result.model, staticQuantization: result.report };
+  }
+  const result = quantizeModel(model, { ...plan.quantization!, keep });
+  return { model: result.model, quantization: result.report };
+}
+
+/**
+ * ONNX Runtime's `all`-level optimization for this machine, written to `modelPath`. A graph
+ * compile changed is written beside the staging folder first (ONNX Runtime reads files). The
+ * optimizer may introduce fused kernels; they must exist for this backend too.
+ */
+async function optimize(
+  plan: CompilePlan,
+  source: SourceGraph,
+  model: ModelProto,
+  modelPath: string,
+  staging: string,
+): Promise<ModelProto> {
+  const scratch = model === source.model ? null : temporarySibling(staging);
+  try {
+    let from = source.path;
+    if (scratch) {
+      await mkdir(scratch, { recursive: true });
+      from = join(scratch, 'model.onnx');
+      await writeFile(from, encodeModel(model));
+    }
+    const session = await createSession(from, {
+      backend: plan.backend,
+      optimization: 'all',
+      optimizedModelPath: modelPath,
+    });
+    await session.release();
+  } finally {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  }
+  if ((await pathKind(modelPath)) !== 'file') {
+    throw new KilnError('KILN_ERR_COMPILE_FAILED', {
+      path: source.path,
+      step: 'optimizing',
+      reason: 'ONNX Runtime wrote no optimized graph',
+    });
+  }
+  const optimized = decodeModel(await readFile(modelPath), modelPath);
+  const unsupported = findUnsupportedOps(optimized, plan.backend);
+  if (unsupported.length > 0) throw unsupportedOpsError(unsupported, plan.backend);
+  return optimized;
+}
+
+/** Two texts or two images, as the task takes them. */
+function testBatch(plan: CompilePlan, io: Io, optimized: ModelProto): TestBatch {
+  if (plan.image) return imageBatch(plan.image);
+  const per = io.head ? 'values per text (the embedding size)' : 'logits per text (one per label in config.json)';
+  return textBatch(io.tokenizer!, graphInputs(optimized.graph ?? {}), per);
+}
+
+/** One replica measured in a fresh process at max batch × max length, beside the analytic estimate. */
+async function measureMemory(plan: CompilePlan, modelPath: string, optimized: ModelProto): Promise<MemoryFigures> {
+  const { limits, source, image } = plan;
+  const weightsBytes = (await stat(modelPath)).size;
+  const tokenizerConfig = source.extraFiles.find((f) => basename(f) === 'tokenizer_config.json') ?? null;
+  const feed = image
+    ? { image: [3, image.height, image.width] }
+    : { file: source.tokenizerPath!, configFile: tokenizerConfig };
+  const inputs = graphInputs(optimized.graph ?? {});
+  const measured = await measureReplica(modelPath, inputs, limits.maxBatch, limits.maxLength, feed);
+  const measuredBytes = measured.sessionBytes;
+  const shape = plan.config.encoderShape;
+  return {
+    weightsBytes,
+    estimateBytes: shape
+      ? analyticEstimate(weightsBytes, { batch: limits.maxBatch, length: limits.maxLength, ...shape })
+      : 2 * weightsBytes + 20 * 2 ** 20,
+    measuredBytes,
+    perReplicaBytes: measuredBytes + WORKER_OVERHEAD_BYTES,
+    processBytes: measured.tokenizerBytes + PROCESS_BASE_BYTES,
+    batch: limits.maxBatch,
+    length: limits.maxLength,
+  };
+}
+
+/** The compiled graph against the unoptimized fp32 source, on the data file or the images; fails past the limits. */
+async function verify(
+  plan: CompilePlan,
+  source: SourceGraph,
+  io: Io,
+  modelPath: string,
+  optimized: ModelProto,
+): Promise<VerifyReport> {
+  const { config, backend } = plan;
+  const settings = plan.verify!;
+  const report =
+    plan.image && plan.verifyImages
+      ? await verifyImages({
+          path: settings.path,
+          paths: plan.verifyImages,
+          spec: plan.image,
+          labels: config.labels,
+          referencePath: source.path,
+          compiledPath: modelPath,
+          backend,
+          minAgreement: settings.minAgreement,
+          maxAccuracyDrop: settings.maxAccuracyDrop,
+        })
+      : await verifyArtifact({
+          dataset: await readDataset(settings.path),
+          labels: config.labels,
+          tokenizer: io.tokenizer!,
+          maxLength: plan.limits.maxLength,
+          backend,
+          referencePath: source.path,
+          referenceInputs: graphInputs(source.model.graph ?? {}),
+          compiledPath: modelPath,
+          compiledInputs: graphInputs(optimized.graph ?? {}),
+          maxAccuracyDrop: settings.maxAccuracyDrop,
+          minAgreement: settings.minAgreement,
+        });
+  enforceLimits(report, plan.precision);
+  return report;
+}
+
+/** The companion files copied in, every file hashed, and manifest.json written last. */
+async function writeArtifact(
+  plan: CompilePlan,
+  run: BuildRun,
+  built: {
+    source: SourceGraph;
+    io: Io;
+    optimized: ModelProto;
+    quantized: Quantized;
+    memory: MemoryFigures;
+    verified: VerifyReport | null;
+  },
+): Promise<Manifest> {
+  const { source, config, image, limits, backend } = plan;
+  const { io, optimized, quantized, memory, verified } = built;
+  const model = built.source.model;
+  const copied: string[] = [];
+  for (const [name, path] of companionFiles(source)) {
+    await copyFile(path, join(run.staging, name));
+    copied.push(name);
+  }
+  const files: Manifest['files'] = {};
+  for (const name of [MODEL_FILE, ...copied]) {
+    const path = join(run.staging, name);
+    files[name] = { sha256: await sha256File(path), bytes: (await stat(path)).size };
+  }
+  const manifest: Manifest = {
+    format: ARTIFACT_FORMAT,
+    formatVersion: formatVersionFor(plan.task),
+    name: source.name,
+    task: plan.task,
+    labels: config.labels,
+    ...(io.tokenizer
+      ? {
+          tokenizer: {
+            file: 'tokenizer.json',
+            configFile: copied.includes('tokenizer_config.json') ? 'tokenizer_config.json' : null,
+            ...io.tokenizer.describe(),
+          },
+        }
+      : {}),
+    ...(image ? { image } : {}),
+    model: {
+      file: MODEL_FILE,
+      inputs: graphInputs(optimized.graph ?? {}),
+      outputs: graphOutputs(optimized.graph ?? {}),
+      opsets: opsetImports(optimized),
+      parameters: parameterCount(model.graph ?? {}),
+      operators: { source: operatorCounts(model.graph ?? {}), optimized: operatorCounts(optimized.graph ?? {}) },
+      fusions: fusionCounts(operatorCounts(optimized.graph ?? {})),
+    },
+    ...(io.head ? { embedding: io.head } : {}),
+    ...(config.synthetic ? { synthetic: config.synthetic } : {}),
+    precision: plan.precision,
+    ...(quantized.quantization ? { quantization: quantized.quantization } : {}),
+    ...(quantized.staticQuantization ? { staticQuantization: quantized.staticQuantization } : {}),
+    ...(verified ? { verify: verified } : {}),
+    memory,
+    limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },
+    source: { kind: source.kind, path: source.path, name: source.name, sha256: run.sourceSha256 },
+    compile: {
+      options: {
+        ...limits,
+        precision: plan.precision,
+        ...(plan.quantization ?? {}),
+        task: plan.task,
+        ...(plan.embedding ?? {}),
+        ...(image ? { image } : {}),
+      },
+      optimization: 'all',
+      backend,
+      target: compileTarget(),
+      durationMs: Math.round(performance.now() - run.started),
+      createdAt: new Date().toISOString(),
+    },
+    versions: { kiln: KILN_VERSION, onnxruntime: RUNTIME_VERSION, node: process.versions.node },
+    files,
+  };
+  await writeFile(join(run.staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
+}

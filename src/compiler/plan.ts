@@ -1,0 +1,234 @@
+/**
+ * The first stage of compile: the source resolved and every option checked against it, before
+ * any expensive work, into the plan the build follows. Order matters: cheap checks that name
+ * the user's mistake come before reading sample images, hashing or importing.
+ */
+
+import { arch, cpus, platform } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { KilnError } from '../core/errors.js';
+import { pathKind } from '../core/fs.js';
+import { sha256File } from '../core/hash.js';
+import type { Manifest, Pooling, Task } from '../model/artifact.js';
+import { defaultBuckets } from '../model/buckets.js';
+import type { ImagePreprocessing } from '../model/image.js';
+import {
+  checkpointFiles,
+  type ModelConfig,
+  type ModelSource,
+  parseConfig,
+  readJson,
+  requireCompanion,
+  resolveSource,
+} from '../model/source.js';
+import type { Backend } from '../runtime/binding.js';
+import {
+  type CompileOptions,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_LENGTH,
+  MAX_BATCH_LIMIT,
+  type Precision,
+} from './compile-options.js';
+import { GraphReader, imageLabels, needsHeadlessImport, resolveImage, resolveTask } from './detect.js';
+import { sampleImages } from './image-data.js';
+import { assertWritableOutput } from './publish.js';
+import { sentenceTransformersPipeline } from './sentence-transformers.js';
+import { taskFromConfig } from './task.js';
+
+export interface CompilePlan {
+  source: ModelSource;
+  /** config.json's facts; labels are the classes (none for feature-extraction). */
+  config: ModelConfig;
+  task: Task;
+  limits: { maxLength: number; maxBatch: number };
+  backend: Backend;
+  precision: Precision;
+  quantization: { quantizeEmbeddings: boolean; keepFp32: string[] } | null;
+  verify: { path: string; sha256: string; maxAccuracyDrop: number; minAgreement: number } | null;
+  /** feature-extraction: the pooling compile appends. */
+  embedding: { pooling: Pooling; normalize: boolean } | null;
+  image: ImagePreprocessing | null;
+  /** Static int8 of an image model: the sample images. */
+  calibration: { path: string; paths: string[]; sha256: string } | null;
+  /** --verify on an image model: the images to compare on. */
+  verifyImages: string[] | null;
+  /** Where the artifact goes; null: it stays in the cache. */
+  out: string | null;
+  /** The source graph, decoded once (task detection may have read it already). */
+  graphs: GraphReader;
+  /** Everything the manifest derives from the options: the options part of the cache key. */
+  keyOptions: Record<string, unknown>;
+}
+
+/** The machine the optimized graph is made for; part of the cache key. */
+export function compileTarget(): Manifest['compile']['target'] {
+  return { platform: platform(), arch: arch(), cpu: cpus()[0]?.model.trim() ?? 'unknown' };
+}
+
+export async function planCompile(options: CompileOptions): Promise<CompilePlan> {
+  const { source, config, task, graphs } = await resolveModel(options);
+  const image = task === 'image-classification' ? await resolveImage(source, options.image ?? {}, graphs) : null;
+  const { calibration, verifyImages } = await imageSamples(options, image);
+  const embedding = task === 'feature-extraction' ? await embeddingOptions(options, source) : null;
+  if (task === 'feature-extraction' && options.verify) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--verify',
+      rule: 'used with classifiers only (it compares labels); an embedding model has none',
+      value: options.verify,
+    });
+  }
+  // Sequence length means nothing for an image: every input is one fixed-size tensor.
+  const limits = image
+    ? { maxLength: 1, maxBatch: resolveLimits({ ...options, maxLength: 2 }, config).maxBatch }
+    : resolveLimits(options, config);
+  const out =
+    options.out === undefined ? resolve(`${source.name}.kiln`) : options.out === null ? null : resolve(options.out);
+  if (out !== null) await assertWritableOutput(out);
+
+  const backend = options.backend ?? 'cpu';
+  const precision = options.precision ?? 'fp32';
+  const quantization =
+    precision === 'int8'
+      ? { quantizeEmbeddings: options.quantizeEmbeddings ?? false, keepFp32: options.keepFp32 ?? [] }
+      : null;
+  // A missing verify file fails now, not after minutes of hashing, importing and optimizing.
+  if (options.verify && !verifyImages && (await pathKind(options.verify)) !== 'file')
+    throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: options.verify });
+  const verify = options.verify
+    ? {
+        path: resolve(options.verify),
+        sha256: verifyImages ? verifyImages.sha256 : await sha256File(resolve(options.verify)),
+        maxAccuracyDrop: options.maxAccuracyDrop ?? 1,
+        minAgreement: options.minAgreement ?? 0.98,
+      }
+    : null;
+  return {
+    source,
+    config: task === 'feature-extraction' ? { ...config, labels: [] } : config,
+    task,
+    limits,
+    backend,
+    precision,
+    quantization,
+    verify,
+    embedding,
+    image,
+    calibration,
+    verifyImages: verifyImages?.paths ?? null,
+    out,
+    graphs,
+    keyOptions: {
+      ...limits,
+      buckets: defaultBuckets(limits.maxLength),
+      backend,
+      optimization: 'all',
+      precision,
+      quantization,
+      verify: verify && { ...verify, path: undefined },
+      task,
+      embedding,
+      image,
+      labels: config.labels,
+      calibration: calibration?.sha256 ?? null,
+    },
+  };
+}
+
+/**
+ * The source, its config.json facts and its task. Embeddings from a folder whose graph ends in
+ * a classifier head come from its checkpoint instead (imported without the head), so its
+ * weights are what the cache key hashes.
+ */
+async function resolveModel(
+  options: CompileOptions,
+): Promise<{ source: ModelSource; config: ModelConfig; task: Task; graphs: GraphReader }> {
+  let source = await resolveSource(options.source, { hub: options.hub });
+  const graphs = new GraphReader();
+  // A bare image graph may come without config.json: its labels are then --labels.
+  const rawConfig = source.configPath ? await readJson(source.configPath) : {};
+  const configPath = source.configPath ?? source.path;
+  // Labels are the classes of a classifier; an embedding model has none, so id2label may be absent.
+  let config = parseConfig(rawConfig, configPath, { labels: 'optional' });
+  const task = await resolveTask(options.task ?? taskFromConfig(config), source, graphs);
+  if (task === 'feature-extraction' && source.onnxPath !== null && (await needsHeadlessImport(source, graphs))) {
+    source = { ...source, kind: 'hf-checkpoint', onnxPath: null, weightFiles: await checkpointFiles(source.path) };
+  }
+  if (task === 'image-classification') {
+    config = { ...config, labels: imageLabels(options.labels, rawConfig, configPath, source.configPath !== null) };
+  } else {
+    requireCompanion(source, 'config.json');
+    requireCompanion(source, 'tokenizer.json');
+    if (task !== 'feature-extraction') parseConfig(rawConfig, configPath);
+  }
+  return { source, config, task, graphs };
+}
+
+type SampleSet = { path: string; paths: string[]; sha256: string };
+
+/** Image models quantize statically, so int8 needs sample images (--calibrate); --verify on one names images too. */
+async function imageSamples(
+  options: CompileOptions,
+  image: ImagePreprocessing | null,
+): Promise<{ calibration: SampleSet | null; verifyImages: SampleSet | null }> {
+  if (options.calibrate && !(image && options.precision === 'int8')) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--calibrate',
+      rule: 'used with image models and --precision int8 (text models quantize activations at run time)',
+      value: options.calibrate,
+    });
+  }
+  if (image && options.precision === 'int8' && !options.calibrate) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--calibrate',
+      rule: 'given with --precision int8 for an image model: a folder of sample images (or a file listing them), a few dozen like those it will see',
+      value: '(none)',
+    });
+  }
+  const samples = async (path: string): Promise<SampleSet> => ({ path: resolve(path), ...(await sampleImages(path)) });
+  return {
+    calibration: options.calibrate ? await samples(options.calibrate) : null,
+    verifyImages: image && options.verify ? await samples(options.verify) : null,
+  };
+}
+
+/**
+ * Pooling and normalization: the flags, then a sentence-transformers folder's own pipeline,
+ * then mean pooling and unit vectors. The folder that holds config.json holds modules.json too
+ * (for onnx/model.onnx, the one above).
+ */
+async function embeddingOptions(
+  options: CompileOptions,
+  source: ModelSource,
+): Promise<{ pooling: Pooling; normalize: boolean }> {
+  const modelHome = source.configPath
+    ? dirname(source.configPath)
+    : source.kind === 'onnx-file'
+      ? dirname(source.path)
+      : source.path;
+  const pipeline = await sentenceTransformersPipeline(modelHome, { pooling: options.pooling === undefined });
+  return {
+    pooling: options.pooling ?? pipeline.pooling ?? 'mean',
+    normalize: options.normalize ?? pipeline.normalize ?? true,
+  };
+}
+
+function resolveLimits(options: CompileOptions, config: ModelConfig): { maxLength: number; maxBatch: number } {
+  const cap = config.maxPositions ?? Infinity;
+  const maxLength = options.maxLength ?? Math.min(DEFAULT_MAX_LENGTH, cap);
+  if (!Number.isInteger(maxLength) || maxLength < 2 || maxLength > cap) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--max-length',
+      rule: `an integer in [2, ${cap}]${Number.isFinite(cap) ? " (this model's position embeddings)" : ''}`,
+      value: String(options.maxLength),
+    });
+  }
+  const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_LIMIT) {
+    throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+      flag: '--max-batch',
+      rule: `an integer in [1, ${MAX_BATCH_LIMIT}]`,
+      value: String(options.maxBatch),
+    });
+  }
+  return { maxLength, maxBatch };
+}

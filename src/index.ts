@@ -1,0 +1,27 @@
+/**
+ * kiln as a library (`import { compile, loadModel, createServer, bench } from 'kiln'`): the
+ * four things the command line does, as functions that take one options object, and the types
+ * of their options and results. docs/api.md shows each with an example.
+ */
+
+export type { LoadModelOptions, OnCompile, RuntimeOptions } from './api/open.js';
+export { loadModel } from './api/open.js';
+export type { CreateServerOptions, DrainOptions, Server } from './api/serve.js';
+export { createServer } from './api/serve.js';
+export type { BenchMode, BenchOptions } from './bench/bench.js';
+export { bench } from './bench/bench.js';
+export type { ConcurrencyPoint, LatencySummary, ThroughputPoint } from './bench/measure.js';
+export type { BenchResult } from './bench/result.js';
+export type { CompileOptions, CompileResult, CompileStep, Precision } from './compiler/compile.js';
+export { compile } from './compiler/compile.js';
+export type { ErrorCode } from './core/errors.js';
+export { KilnError } from './core/errors.js';
+export type { PullOptions } from './hub/pull.js';
+export type { EmbeddingHead, Manifest, Pooling, Task } from './model/artifact.js';
+export type { ImageOverrides, ImagePreprocessing } from './model/image.js';
+export type { ImageClassifier, ImagePrediction } from './runtime/image-classifier.js';
+export type { LoadedModel } from './runtime/load-model.js';
+export type { Layout, ModelInput } from './runtime/task-model.js';
+export type { Prediction, TextClassifier } from './runtime/text-classifier.js';
+export type { Embedding, TextEmbedder } from './runtime/text-embedder.js';
+export type { ServerOptions } from './server/server.js';
