@@ -16,6 +16,7 @@ export type { CompileOptions, CompileResult, CompileStep, Precision } from './co
 export { compile } from './compiler/compile.js';
 export type { ErrorCode } from './core/errors.js';
 export { KilnError } from './core/errors.js';
+export type { PullOptions } from './hub/pull.js';
 export type { EmbeddingHead, Manifest, Pooling, Task } from './model/artifact.js';
 export type { ImageOverrides, ImagePreprocessing } from './model/image.js';
 export type { Layout, ModelInput } from './runtime/task-model.js';

@@ -6,6 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pathKind } from '../core/fs.js';
+import type { PullOptions } from '../hub/pull.js';
 import { isArtifactDir } from '../model/artifact.js';
 import { DEFAULT_THREADS_PER_REPLICA } from '../runtime/task-model.js';
 import { createServer as createHttpServer, type ServerOptions } from '../server/server.js';
@@ -20,6 +21,8 @@ export interface CreateServerOptions extends ServerOptions, RuntimeOptions {
   models: string | readonly string[];
   /** Told when a model was named by its source and had to be compiled (see {@link LoadModelOptions.onCompile}). */
   onCompile?: OnCompile;
+  /** How a Hub model is pulled (see {@link LoadModelOptions.hub}). */
+  hub?: PullOptions;
 }
 
 export interface DrainOptions {
@@ -71,7 +74,7 @@ async function repositoryMembers(path: string): Promise<string[] | null> {
 }
 
 export function createServer(options: CreateServerOptions): Server {
-  const { models, onCompile, host, port, apiKey, bodyLimit, maxTextChars, timeoutMs, ...runtime } = options;
+  const { models, onCompile, hub, host, port, apiKey, bodyLimit, maxTextChars, timeoutMs, ...runtime } = options;
   const http = createHttpServer({ host, port, apiKey, bodyLimit, maxTextChars, timeoutMs });
   let stopping = false;
   let loading: Promise<unknown> = Promise.resolve();
@@ -95,7 +98,7 @@ export function createServer(options: CreateServerOptions): Server {
     try {
       for (const path of paths) {
         if (stopping) break;
-        loaded.push(await loadModel({ ...shared, model: path, onCompile }));
+        loaded.push(await loadModel({ ...shared, model: path, onCompile, hub }));
       }
     } catch (err) {
       await Promise.all(loaded.map((m) => m.close()));

@@ -10,6 +10,7 @@ import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import { monitorCommand, topCommand } from './commands/monitor.js';
 import { packageCommand } from './commands/package.js';
+import { pullCommand } from './commands/pull.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { synthCommand } from './commands/synth.js';
@@ -18,6 +19,7 @@ import type { CommandSpec } from './table.js';
 
 export const COMMANDS: readonly CommandSpec[] = [
   compileCommand,
+  pullCommand,
   inspectCommand,
   runCommand,
   serveCommand,

@@ -1,4 +1,5 @@
 /** What `kiln compile` takes: its options, their defaults and limits, and the steps it reports. */
+import type { PullOptions } from '../hub/pull.js';
 import type { Pooling, Task } from '../model/artifact.js';
 import type { ImageOverrides } from '../model/image.js';
 import type { Backend } from '../runtime/binding.js';
@@ -9,8 +10,10 @@ export const DEFAULT_MAX_BATCH = 32;
 export const MAX_BATCH_LIMIT = 1024;
 
 export interface CompileOptions {
-  /** A Hugging Face-layout folder or a .onnx file. */
+  /** A Hugging Face-layout folder, a .onnx file, or a Hub model (`hf:ORG/NAME[@REV]`). */
   source: string;
+  /** How a Hub source is fetched: token, offline, which weights, progress. */
+  hub?: PullOptions;
   /**
    * Where to write the artifact folder. `null` leaves it in the cache only and returns the
    * cache entry (what `run` and `serve` do). @defaultValue `<source-name>.kiln`

@@ -144,7 +144,7 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
 async function resolveModel(
   options: CompileOptions,
 ): Promise<{ source: ModelSource; config: ModelConfig; task: Task; graphs: GraphReader }> {
-  let source = await resolveSource(options.source);
+  let source = await resolveSource(options.source, { hub: options.hub });
   const graphs = new GraphReader();
   // A bare image graph may come without config.json: its labels are then --labels.
   const rawConfig = source.configPath ? await readJson(source.configPath) : {};

@@ -4,6 +4,7 @@
  */
 import { basename } from 'node:path';
 import { sha256, sha256File } from '../core/hash.js';
+import { snapshotFileId } from '../hub/cache-layout.js';
 import type { ModelSource } from '../model/source.js';
 
 /** Source files that decide the artifact's content, by role. */
@@ -29,9 +30,16 @@ function companionPaths(source: ModelSource): Array<[string, string]> {
   return files;
 }
 
-/** One hash of every source file's content, each named by its role. */
+/**
+ * One hash of every source file's content, each named by its role. A Hub snapshot's files are
+ * named by the hashes in the Hub's listing (checked at download), so its key is repo + commit +
+ * those names and nothing is read; a local file is hashed.
+ */
 export async function hashSource(source: ModelSource): Promise<string> {
-  const lines: string[] = [];
-  for (const [role, path] of sourceFiles(source)) lines.push(`${role} ${await sha256File(path)}`);
+  const lines: string[] = source.hub ? [`hub ${source.hub.repo} ${source.hub.commit}`] : [];
+  for (const [role, path] of sourceFiles(source)) {
+    const blob = source.hub ? await snapshotFileId(path) : null;
+    lines.push(`${role} ${blob ?? (await sha256File(path))}`);
+  }
   return sha256(lines.join('\n'));
 }

@@ -553,6 +553,85 @@ export const ERRORS = {
     (p) =>
       `SageMaker endpoint ${q(p.endpoint)} is still ${p.status} after ${p.minutes} minutes, and kiln stopped waiting (the deploy goes on in AWS; autoscaling was not set); watch it with "aws sagemaker describe-endpoint --endpoint-name ${p.endpoint}", and once InService run the same kiln deploy sagemaker again`,
   ),
+
+  // Hugging Face Hub (models by name: hf:ORG/NAME[@REVISION])
+  KILN_ERR_HUB_INVALID_ID: def<{ source: string; problem: string }>(
+    400,
+    'A hf: SOURCE is not a valid Hub model id or revision.',
+    (p) =>
+      `${q(p.source)} is not a Hub model: ${p.problem}; write hf:ORG/NAME, hf:ORG/NAME@REVISION (a branch, tag or commit sha) or hf:NAME`,
+  ),
+  KILN_ERR_HUB_REPO_NOT_FOUND: def<{ repo: string; endpoint: string; hint: string }>(
+    404,
+    'The Hub answered that the model repository does not exist (or is private and no token was sent).',
+    (p) =>
+      `model ${q(p.repo)} was not found on ${p.endpoint}${p.hint}; check the id (it is ORG/NAME as on the model page), or, if it is private or gated, set HF_TOKEN to a token with read access`,
+  ),
+  KILN_ERR_HUB_REVISION_NOT_FOUND: def<{ repo: string; revision: string; endpoint: string }>(
+    404,
+    'The model exists but the branch, tag or commit after @ does not.',
+    (p) =>
+      `model ${q(p.repo)} on ${p.endpoint} has no revision ${q(p.revision)}; pass an existing branch, tag or full 40-character commit sha after @ (or leave it out for main)`,
+  ),
+  KILN_ERR_HUB_UNAUTHORIZED: def<{ repo: string; endpoint: string; status: number; reason: string }>(
+    401,
+    'The model is gated or private and no valid token was sent (HTTP 401/403).',
+    (p) =>
+      `${p.endpoint} refused access to model ${q(p.repo)} (HTTP ${p.status}: ${p.reason}); set HF_TOKEN (or HUGGING_FACE_HUB_TOKEN, or pass --token) to a read token of an account that has access, and for a gated model accept its conditions on the model page first`,
+  ),
+  KILN_ERR_HUB_FILE_MISSING: def<{ repo: string; commit: string; file: string; purpose: string }>(
+    404,
+    'A file the model needs is not in the repository at that revision.',
+    (p) =>
+      `model ${q(p.repo)} at commit ${p.commit} has no ${q(p.file)} (${p.purpose}); pick a revision that has it, or download the folder yourself, add the file and compile the folder`,
+  ),
+  KILN_ERR_HUB_UNREACHABLE: def<{ endpoint: string; reason: string; cached: string }>(
+    503,
+    'The Hub (HF_ENDPOINT) cannot be reached and the model is not in the local cache.',
+    (p) =>
+      `cannot reach the Hub at ${p.endpoint} (${p.reason}); ${p.cached}. Check the network or HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use only what is cached`,
+  ),
+  KILN_ERR_HUB_NOT_CACHED: def<{ repo: string; revision: string; cache: string; cached: string }>(
+    404,
+    'Offline (HF_HUB_OFFLINE=1 or --offline) and the model is not in the local cache.',
+    (p) =>
+      `offline mode is on (HF_HUB_OFFLINE or --offline) and ${q(`${p.repo}@${p.revision}`)} is not in the Hub cache at ${p.cache} (${p.cached}); pull it once online (kiln pull hf:${p.repo}@${p.revision}), or point HF_HUB_CACHE at a cache that has it`,
+  ),
+  KILN_ERR_HUB_CHECKSUM: def<{ repo: string; file: string; expected: string; actual: string }>(
+    502,
+    "A downloaded file does not match the SHA-256 the Hub's listing gives for it; it was discarded.",
+    (p) =>
+      `${q(p.file)} of model ${q(p.repo)} has SHA-256 ${p.actual}, but the Hub lists ${p.expected}; the download was discarded and nothing was added to the cache. Retry; if it persists the mirror (HF_ENDPOINT) or a proxy is serving altered files`,
+  ),
+  KILN_ERR_HUB_NO_WEIGHTS: def<{ repo: string; commit: string; found: string; fix: string }>(
+    400,
+    'The repository has no weights kiln can use (ONNX or safetensors).',
+    (p) => `model ${q(p.repo)} at commit ${p.commit} has no weights kiln can load (found: ${p.found}); ${p.fix}`,
+  ),
+  KILN_ERR_HUB_DOWNLOAD: def<{ repo: string; file: string; reason: string }>(
+    502,
+    'A file download failed again after retries (connection cut, wrong size).',
+    (p) =>
+      `downloading ${q(p.file)} of model ${q(p.repo)} failed: ${p.reason}; run the command again (it resumes from what was received), or check the network or HF_ENDPOINT`,
+  ),
+  KILN_ERR_HUB_BAD_RESPONSE: def<{ url: string; problem: string }>(
+    502,
+    'The Hub answered something kiln does not accept (an unsafe file path, a malformed listing).',
+    (p) =>
+      `the Hub's answer to ${p.url} was refused: ${p.problem}; check that HF_ENDPOINT points at a Hugging Face Hub or a faithful mirror`,
+  ),
+  KILN_ERR_HUB_LOCKED: def<{ lock: string; seconds: number }>(
+    503,
+    'Another process kept the model locked longer than kiln waits.',
+    (p) =>
+      `another process has been downloading this model for ${p.seconds} s (lock ${q(p.lock)}); wait for it and retry, or, if no kiln is running, delete the lock file`,
+  ),
+  KILN_ERR_HUB_CACHE_IO: def<{ path: string; reason: string }>(
+    500,
+    'The Hub cache folder cannot be written.',
+    (p) =>
+      `the Hub cache at ${q(p.path)} is not writable (${p.reason}); set HF_HUB_CACHE (or HF_HOME) to a writable folder`,
+  ),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

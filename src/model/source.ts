@@ -1,11 +1,13 @@
 /**
  * Model sources: what `kiln compile` accepts. A Hugging Face-layout folder (config.json,
- * tokenizer.json, onnx/model.onnx or model.onnx) or a bare .onnx file with those files beside it.
+ * tokenizer.json, onnx/model.onnx or model.onnx), a bare .onnx file with those files beside it,
+ * or a model on the Hugging Face Hub (`hf:ORG/NAME[@REV]`), which becomes its cached snapshot folder.
  */
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
+import { hubModelFor, type PullOptions, pullModel } from '../hub/pull.js';
 import { graphInputs, type TensorInfo } from '../onnx/graph.js';
 import { decodeModel } from '../onnx/proto.js';
 
@@ -30,6 +32,8 @@ export interface ModelSource {
   given: string;
   /** Optional companions (tokenizer config, preprocessor_config.json) copied into the artifact when present. */
   extraFiles: string[];
+  /** Set for a Hub model: `path` is its snapshot folder at `commit`. */
+  hub?: { repo: string; revision: string; commit: string };
 }
 
 const ONNX_CANDIDATES = ['onnx/model.onnx', 'model.onnx'];
@@ -42,11 +46,26 @@ async function firstExisting(dir: string, names: readonly string[]): Promise<str
   return null;
 }
 
-/** Finds the files of a source; throws a coded error naming what is missing. */
-export async function resolveSource(input: string): Promise<ModelSource> {
+/**
+ * Finds the files of a source; throws a coded error naming what is missing. A Hub model is
+ * pulled into the Hub cache first (`options.hub` says how) and its snapshot folder is the source.
+ */
+export async function resolveSource(input: string, options: { hub?: PullOptions } = {}): Promise<ModelSource> {
+  const model = await hubModelFor(input);
+  if (!model) return resolveLocal(input, input);
+  const snapshot = await pullModel(model, options.hub);
+  return {
+    ...(await resolveLocal(snapshot.dir, input)),
+    name: model.repo.split('/').pop()!,
+    hub: { repo: snapshot.repo, revision: snapshot.revision, commit: snapshot.commit },
+  };
+}
+
+/** `input`: the path to read; `given`: the source as the user wrote it, for errors. */
+async function resolveLocal(input: string, given: string): Promise<ModelSource> {
   const path = resolve(input);
   const kind = await pathKind(path);
-  if (kind === 'missing') throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path: input });
+  if (kind === 'missing') throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path: given });
 
   if (kind === 'dir') {
     const onnxPath = await firstExisting(path, ONNX_CANDIDATES);
@@ -57,12 +76,12 @@ export async function resolveSource(input: string): Promise<ModelSource> {
         name: basename(path),
         onnxPath,
         weightFiles: [],
-        ...(await companions(path, input, 'folder', onnxPath)),
+        ...(await companions(path, given, 'folder', onnxPath)),
       };
     const weightFiles = await checkpointFiles(path);
     if (weightFiles.length === 0) {
       throw new KilnError('KILN_ERR_SOURCE_MISSING_FILE', {
-        path: input,
+        path: given,
         file: 'onnx/model.onnx, model.onnx, model.safetensors or model.safetensors.index.json',
         purpose: 'the model graph or its weights',
       });
@@ -73,7 +92,7 @@ export async function resolveSource(input: string): Promise<ModelSource> {
       name: basename(path),
       onnxPath: null,
       weightFiles,
-      ...(await companions(path, input, 'folder', null)),
+      ...(await companions(path, given, 'folder', null)),
     };
   }
 
@@ -90,11 +109,11 @@ export async function resolveSource(input: string): Promise<ModelSource> {
       name,
       onnxPath: path,
       weightFiles: [],
-      ...(await companions(home, input, 'file', path)),
+      ...(await companions(home, given, 'file', path)),
     };
   }
 
-  throw new KilnError('KILN_ERR_SOURCE_UNRECOGNIZED', { path: input });
+  throw new KilnError('KILN_ERR_SOURCE_UNRECOGNIZED', { path: given });
 }
 
 /** The safetensors files of a checkpoint folder: the single file, or the index and its shards. */

@@ -35,7 +35,7 @@ describe('parseInvocation', () => {
     [['cache', '--help'], { kind: 'group-help', group: 'cache' }],
     [['cache', 'ls', '--json'], { kind: 'run', command: 'cache ls', positionals: {}, flags: { json: true } }],
     [['cache', 'ls'], { kind: 'run', command: 'cache ls', positionals: {}, flags: { json: false } }],
-    [['cache', 'clear'], { kind: 'run', command: 'cache clear', positionals: {}, flags: {} }],
+    [['cache', 'clear'], { kind: 'run', command: 'cache clear', positionals: { MODEL: [] }, flags: {} }],
   ];
   for (const [argv, expected] of outcomes) {
     test(`parseInvocation([${argv.map((a) => JSON.stringify(a)).join(', ')}])`, () => {
@@ -87,7 +87,7 @@ describe('parseInvocation', () => {
     [
       ['frobnicate'],
       'KILN_ERR_CLI_UNKNOWN_COMMAND',
-      /^unknown command "frobnicate"; commands are: compile, inspect, run, serve, bench, tune, batch, package, top, monitor, import, synth, cache, deploy\. /,
+      /^unknown command "frobnicate"; commands are: compile, pull, inspect, run, serve, bench, tune, batch, package, top, monitor, import, synth, cache, deploy\. /,
     ],
     [
       ['cache', 'nope'],
@@ -144,7 +144,7 @@ describe('parseInvocation', () => {
       kind: 'run',
       command: 'run',
       positionals: { ARTIFACT: ['m.kiln'], TEXT: ['I loved it', 'meh', 'awful'] },
-      flags: { file: null, json: true },
+      flags: { file: null, json: true, token: null, offline: false, weights: undefined },
     });
   });
 
@@ -182,6 +182,9 @@ describe('parseInvocation', () => {
         labels: undefined,
         'no-cache': false,
         json: false,
+        token: null,
+        offline: false,
+        weights: undefined,
       },
     });
   });
@@ -240,6 +243,9 @@ describe('parseInvocation', () => {
       labels: undefined,
       'no-cache': true,
       json: true,
+      token: null,
+      offline: false,
+      weights: undefined,
     });
     assert.throws(() => parseInvocation(['compile', 'x', '--precision', 'fp16'], COMMANDS, NO_ENV), {
       code: 'KILN_ERR_CLI_INVALID_FLAG',
@@ -268,6 +274,9 @@ describe('parseInvocation', () => {
       pipeline: 2,
       'replica-nice': 10,
       buckets: undefined,
+      token: null,
+      offline: false,
+      weights: undefined,
     });
   });
 

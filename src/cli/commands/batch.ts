@@ -7,6 +7,7 @@ import { writeNpyFromJsonl } from '../../deploy/npy.js';
 import { readImageFile } from '../../model/image-files.js';
 import { taskOf } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { choice, defineCommand, integer, nonEmpty, nullFlag, valueFlag } from '../table.js';
 
@@ -79,6 +80,7 @@ export const batchCommand = defineCommand({
       parse: choice<'jsonl' | 'npy'>(['jsonl', 'npy']),
     }),
     ...runtimeFlags,
+    ...hubFlags,
   },
   examples: [
     {
@@ -97,6 +99,7 @@ export const batchCommand = defineCommand({
     const model = await loadModel({
       model: positionals.ARTIFACT![0]!,
       onCompile: compileNotice,
+      hub: hubOptions(flags),
       ...runtimeOptions(flags),
     });
     const task = taskOf(model);

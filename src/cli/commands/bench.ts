@@ -13,6 +13,7 @@ import { taskOf, taskOfManifest } from '../../tasks/registry.js';
 import { PACKAGE_ROOT } from '../../version.js';
 import { compileNotice } from '../compile-notice.js';
 import { formatMs } from '../format.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { choice, defineCommand, integer, nonEmpty, nullFlag, valueFlag } from '../table.js';
 
@@ -127,6 +128,7 @@ export const benchCommand = defineCommand({
       parse: compareFlag,
     }),
     ...runtimeFlags,
+    ...hubFlags,
   },
   examples: [
     {
@@ -141,7 +143,7 @@ export const benchCommand = defineCommand({
   ],
   async run({ positionals, flags }) {
     const artifactArg = positionals.ARTIFACT![0]!;
-    const artifact = await resolveArtifact(artifactArg, compileNotice);
+    const artifact = await resolveArtifact(artifactArg, { onCompile: compileNotice, hub: hubOptions(flags) });
     // Image models: --data is a folder of images or a file of image paths.
     const { manifest } = await readArtifact(artifact, { verify: false });
     const images = taskOfManifest(artifact, manifest).input === 'image';

@@ -22,6 +22,7 @@ import {
   sum,
   table,
 } from '../format.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import {
   choice,
   decimal,
@@ -77,7 +78,7 @@ export const compileCommand = defineCommand({
     {
       name: 'SOURCE',
       description:
-        'A Hugging Face-layout folder (config.json, tokenizer.json, and onnx/model.onnx, model.onnx, or safetensors weights that are imported on the way) or a .onnx file with config.json and tokenizer.json beside it.',
+        'A Hugging Face-layout folder (config.json, tokenizer.json, and onnx/model.onnx, model.onnx, or safetensors weights that are imported on the way), a .onnx file with config.json and tokenizer.json beside it, or a Hugging Face Hub model: hf:ORG/NAME[@REVISION] (see kiln pull; a bare ORG/NAME works when no such local path exists).',
       required: true,
     },
   ],
@@ -215,6 +216,7 @@ export const compileCommand = defineCommand({
       description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.',
       default: false,
     },
+    ...hubFlags,
   },
   examples: [
     {
@@ -244,6 +246,7 @@ export const compileCommand = defineCommand({
     const progress = new Progress({ quiet: flags.json });
     const result = await compile({
       source,
+      hub: { ...hubOptions(flags), quiet: flags.json },
       out: flags.out ?? undefined,
       maxLength: flags['max-length'],
       maxBatch: flags['max-batch'],

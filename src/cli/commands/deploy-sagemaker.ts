@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resolveArtifact } from '../../api/open.js';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import { DEFAULT_PACKAGE_FILE, packageArtifact } from '../../deploy/package.js';
@@ -10,7 +11,9 @@ import type {
   SageMakerDeployPlan,
   SageMakerDeployResult,
 } from '../../deploy/sagemaker.js';
+import { hubModelFor } from '../../hub/pull.js';
 import { readArtifact } from '../../model/artifact.js';
+import { compileNotice } from '../compile-notice.js';
 import { formatBytes, table } from '../format.js';
 import { defineCommand, integer, nonEmpty } from '../table.js';
 
@@ -136,7 +139,8 @@ export const deploySageMakerCommand = defineCommand({
   positionals: [
     {
       name: 'ARTIFACT',
-      description: 'A compiled artifact folder; run kiln tune on it first for the autoscaling target.',
+      description:
+        'A compiled artifact folder (run kiln tune on it first for the autoscaling target), or a Hub model (hf:ORG/NAME[@REVISION]), compiled here and packaged.',
       required: true,
     },
   ],
@@ -266,7 +270,11 @@ export const deploySageMakerCommand = defineCommand({
       );
 
     const artifact = positionals.ARTIFACT![0]!;
-    const { dir, manifest } = await readArtifact(artifact, { verify: false });
+    // A Hub model is pulled and compiled here; its artifact is what gets packaged.
+    const local = (await hubModelFor(artifact))
+      ? await resolveArtifact(artifact, { onCompile: compileNotice })
+      : artifact;
+    const { dir, manifest } = await readArtifact(local, { verify: false });
     // Loaded here, not at startup: the AWS SDK takes about 0.5 s to import, which every other command would pay.
     const { checkAwsSetup, deployToSageMaker, planSageMakerDeploy, sageMakerName } = await import(
       '../../deploy/sagemaker.js'

@@ -1,8 +1,10 @@
 import { basename, resolve } from 'node:path';
 import { Progress } from '../../core/log.js';
+import { hubModelFor, pullModel } from '../../hub/pull.js';
 import { SUPPORTED_ARCHITECTURES } from '../../import/architectures.js';
 import { importCheckpoint } from '../../import/import.js';
 import { formatBytes, formatCount, formatMs, table } from '../format.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { defineCommand, nonEmpty } from '../table.js';
 
 export const importCommand = defineCommand({
@@ -16,7 +18,8 @@ export const importCommand = defineCommand({
   positionals: [
     {
       name: 'HF_DIR',
-      description: 'A checkpoint folder: config.json, model.safetensors (or an index and shards), tokenizer.json.',
+      description:
+        'A checkpoint folder: config.json, model.safetensors (or an index and shards), tokenizer.json; or a Hub model, hf:ORG/NAME[@REVISION], whose safetensors weights are pulled.',
       required: true,
     },
   ],
@@ -31,6 +34,8 @@ export const importCommand = defineCommand({
       parse: nonEmpty,
     },
     json: { type: 'boolean', description: 'Print the result as one JSON object.', default: false },
+    token: hubFlags.token,
+    offline: hubFlags.offline,
   },
   examples: [
     {
@@ -43,8 +48,12 @@ export const importCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const dir = positionals.HF_DIR![0]!;
-    const out = resolve(flags.out ?? `${resolve(dir)}-onnx`);
+    const given = positionals.HF_DIR![0]!;
+    const model = await hubModelFor(given);
+    const dir = model
+      ? (await pullModel(model, { ...hubOptions({ ...flags, weights: 'safetensors' }), quiet: flags.json })).dir
+      : given;
+    const out = resolve(flags.out ?? (model ? `${model.repo.split('/').pop()}-onnx` : `${resolve(dir)}-onnx`));
     const started = performance.now();
     const progress = new Progress({ quiet: flags.json });
     progress.step('importing');
@@ -62,7 +71,7 @@ export const importCommand = defineCommand({
     }
     const c = result.config;
     process.stdout.write(
-      `imported ${dir} → ${basename(out)}/onnx/model.onnx\n` +
+      `imported ${given} → ${basename(out)}/onnx/model.onnx\n` +
         table([
           [
             'architecture',

@@ -2,6 +2,7 @@ import { resolveArtifact } from '../../api/open.js';
 import { DEFAULT_PACKAGE_FILE, packageArtifact } from '../../deploy/package.js';
 import { compileNotice } from '../compile-notice.js';
 import { formatBytes, table } from '../format.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { defineCommand, nonEmpty } from '../table.js';
 
 export const packageCommand = defineCommand({
@@ -30,6 +31,7 @@ export const packageCommand = defineCommand({
       parse: nonEmpty,
     },
     json: { type: 'boolean', description: 'Print {path, files, bytes, sha256} as one JSON object.', default: false },
+    ...hubFlags,
   },
   examples: [
     { command: 'kiln package sentiment.kiln', note: 'write model.tar.gz for a SageMaker model' },
@@ -39,7 +41,10 @@ export const packageCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifactDir = await resolveArtifact(positionals.ARTIFACT![0]!, flags.json ? undefined : compileNotice);
+    const artifactDir = await resolveArtifact(positionals.ARTIFACT![0]!, {
+      onCompile: flags.json ? undefined : compileNotice,
+      hub: { ...hubOptions(flags), quiet: flags.json },
+    });
     const result = await packageArtifact({ artifactDir, out: flags.out });
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -10,6 +10,7 @@ import type { ModelInput } from '../../runtime/task-model.js';
 import { taskOfManifest } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { formatMs, percentile } from '../format.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { defineCommand, nonEmpty } from '../table.js';
 
 /** Untimed inferences before measuring: one-time costs (memory arenas, first allocations) stay out of the latencies. */
@@ -52,6 +53,7 @@ export const runCommand = defineCommand({
         'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}, or "embedding" for embedders; images: {"image","label","score","labels","logits","latencyMs"}, labels being the top 5.',
       default: false,
     },
+    ...hubFlags,
   },
   examples: [
     {
@@ -80,7 +82,10 @@ export const runCommand = defineCommand({
     for (const t of texts)
       if (t.text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
 
-    const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, flags.json ? undefined : compileNotice);
+    const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, {
+      onCompile: flags.json ? undefined : compileNotice,
+      hub: { ...hubOptions(flags), quiet: flags.json },
+    });
     const { manifest } = await readArtifact(artifact, { verify: false });
     const task = taskOfManifest(artifact, manifest);
     const images = task.input === 'image';

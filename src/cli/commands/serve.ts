@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { createServer } from '../../api/serve.js';
 import { KilnError } from '../../core/errors.js';
 import { formatError } from '../../core/log.js';
@@ -6,6 +5,8 @@ import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
 import { DEFAULT_MAX_TEXT_CHARS } from '../../tasks/limits.js';
 import { type LoadedModel, taskOf } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
+import { defaultModel } from '../default-model.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { defineCommand, host, integer, nonEmpty, nullFlag, usage, valueFlag } from '../table.js';
 
@@ -30,7 +31,7 @@ export const serveCommand = defineCommand({
   positionals: [
     {
       name: 'ARTIFACT',
-      description: `A compiled artifact folder, or a SOURCE to compile first (see kiln compile); default ${SAGEMAKER_MODEL_DIR} when it exists.`,
+      description: `A compiled artifact folder, or a SOURCE to compile first (see kiln compile); default ${SAGEMAKER_MODEL_DIR} when it has files, else the Hub model HF_MODEL_ID (at HF_MODEL_REVISION), as Hugging Face's SageMaker containers do.`,
       required: false,
     },
   ],
@@ -69,6 +70,7 @@ export const serveCommand = defineCommand({
       parse: integer(1, 10_000_000),
     }),
     ...runtimeFlags,
+    ...hubFlags,
   },
   examples: [
     {
@@ -85,11 +87,11 @@ export const serveCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifactArg = positionals.ARTIFACT![0] ?? (existsSync(SAGEMAKER_MODEL_DIR) ? SAGEMAKER_MODEL_DIR : null);
+    const artifactArg = positionals.ARTIFACT![0] ?? defaultModel(SAGEMAKER_MODEL_DIR);
     if (artifactArg === null) {
       throw new KilnError('KILN_ERR_CLI_MISSING_ARGUMENT', {
         command: 'serve',
-        argument: `ARTIFACT (there is no ${SAGEMAKER_MODEL_DIR} to serve instead)`,
+        argument: `ARTIFACT (there is no ${SAGEMAKER_MODEL_DIR} to serve instead, and HF_MODEL_ID names no Hub model)`,
         usage: usage(serveCommand),
       });
     }
@@ -100,6 +102,7 @@ export const serveCommand = defineCommand({
     const server = createServer({
       models: artifactArg,
       onCompile: compileNotice,
+      hub: hubOptions(flags),
       host: flags.host,
       port,
       apiKey: flags['api-key'],

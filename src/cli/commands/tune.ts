@@ -5,6 +5,7 @@ import { KilnError } from '../../core/errors.js';
 import { readArtifact, writeManifest } from '../../model/artifact.js';
 import { readDataset } from '../../model/dataset.js';
 import { compileNotice } from '../compile-notice.js';
+import { hubFlags, hubOptions } from '../hub-flags.js';
 import { decimal, defineCommand, integer, nonEmpty } from '../table.js';
 import { DEFAULT_DATA } from './bench.js';
 
@@ -50,6 +51,7 @@ export const tuneCommand = defineCommand({
       default: 60,
       parse: integer(5, 86_400),
     },
+    ...hubFlags,
   },
   examples: [
     {
@@ -62,7 +64,10 @@ export const tuneCommand = defineCommand({
     },
   ],
   async run({ positionals, flags }) {
-    const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, compileNotice);
+    const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, {
+      onCompile: compileNotice,
+      hub: hubOptions(flags),
+    });
     const { dir, manifest } = await readArtifact(artifact);
     const texts = (await readDataset(flags.data)).examples.map((e) => e.text);
     process.stdout.write(
