@@ -503,7 +503,7 @@ export const ERRORS = {
   // Deploy
   KILN_ERR_DEPLOY_KUBERNETES_FLAGS: def<{ problem: string; fix: string }>(
     400,
-    'kiln deploy k8s flags that do not fit together (--job without --shards or --input, --job with --kserve, --min above --max).',
+    'kiln deploy k8s flags that do not fit together (--job without --shards or --input, --job with --kserve, --min above --max, --hf-token-secret or --hf-cache-pvc with a local artifact).',
     (p) => `kiln deploy k8s: ${p.problem}; ${p.fix}`,
   ),
   KILN_ERR_DEPLOY_SAGEMAKER_FLAGS: def<{ problem: string; fix: string }>(

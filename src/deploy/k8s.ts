@@ -1,7 +1,9 @@
 /**
  * Kubernetes manifests for an artifact: a Deployment sized from the manifest's tuned layout and
  * memory figures, its Service, HorizontalPodAutoscaler and PodDisruptionBudget; or a KServe
- * InferenceService; or an Indexed Job that runs `kiln batch` shards. Pure: objects in, YAML out.
+ * InferenceService; or an Indexed Job that runs `kiln batch` shards. For a Hub model, each pod
+ * pulls it in an init container into a volume at HF_HOME, and kiln reads it from there offline.
+ * Pure: objects in, YAML out.
  */
 import { Document, isMap, isPair, isScalar, type YAMLMap } from 'yaml';
 import type { Manifest } from '../model/artifact.js';
@@ -19,7 +21,22 @@ export const PRE_STOP_SECONDS = 5;
 export const TERMINATION_GRACE_SECONDS = 30;
 /** Memory limit over the request: the figures are measured at max batch × max length, not a bound on every allocator's slack. */
 export const MEMORY_LIMIT_HEADROOM = 1.5;
+/** HF_HOME in the pod: the volume the init container pulls into and the serving container reads. */
+export const HF_HOME_DIR = '/var/cache/huggingface';
+const HF_HOME_VOLUME = 'hf-home';
 const MI = 1024 * 1024;
+
+/** A Hub model the pods pull themselves instead of an artifact baked into the image. */
+export interface HubPodModel {
+  /** `hf:ORG/NAME@REVISION`: what the init container pulls and the serving container serves. */
+  model: string;
+  /** PersistentVolumeClaim that holds HF_HOME, shared by the pods; null: an emptyDir per pod. */
+  cacheClaim: string | null;
+  /** Secret key HF_TOKEN comes from, in the init container only; null: no token (a public model). */
+  tokenSecret: { name: string; key: string } | null;
+  /** HF_ENDPOINT for the init container (a mirror); null: the public Hub. */
+  endpoint: string | null;
+}
 
 export interface K8sOptions {
   /** Container image that holds kiln and the artifact at /models/<name>. */
@@ -29,10 +46,14 @@ export interface K8sOptions {
   /** HPA bounds (pods). */
   min: number;
   max: number;
+  /** Set when ARTIFACT is a Hub model: pods pull it in an init container. */
+  hub?: HubPodModel;
 }
 
 export interface K8sJobOptions {
   image: string;
+  /** Set when ARTIFACT is a Hub model: pods pull it in an init container. */
+  hub?: HubPodModel;
   /** Job indexes, each one `kiln batch --shard I/N`. */
   shards: number;
   /** INPUT path as the container sees it (a mounted volume). */
@@ -93,7 +114,51 @@ function resources(s: PodSizing): Record<string, Record<string, string>> {
   return { requests, limits };
 }
 
-function serveContainer(manifest: Manifest, image: string, name: string): Record<string, unknown> {
+/** What `serve` and `batch` in the pod are given: the Hub model, or the artifact baked into the image. */
+function modelArg(manifest: Manifest, hub: HubPodModel | undefined): string {
+  return hub ? hub.model : `${MODELS_DIR}/${manifest.name}`;
+}
+
+const hfHomeMount = { name: HF_HOME_VOLUME, mountPath: HF_HOME_DIR };
+
+/** The pod spec fields a Hub model adds: the pulling init container and the HF_HOME volume. */
+function hubPodParts(hub: HubPodModel, image: string): Record<string, unknown> {
+  const env: Record<string, unknown>[] = [{ name: 'HF_HOME', value: HF_HOME_DIR }];
+  if (hub.endpoint !== null) env.push({ name: 'HF_ENDPOINT', value: hub.endpoint });
+  if (hub.tokenSecret !== null)
+    env.push({
+      name: 'HF_TOKEN',
+      valueFrom: { secretKeyRef: { name: hub.tokenSecret.name, key: hub.tokenSecret.key } },
+    });
+  return {
+    initContainers: [{ name: 'kiln-pull', image, args: ['pull', hub.model], env, volumeMounts: [hfHomeMount] }],
+    volumes: [
+      hub.cacheClaim === null
+        ? { name: HF_HOME_VOLUME, emptyDir: {} }
+        : { name: HF_HOME_VOLUME, persistentVolumeClaim: { claimName: hub.cacheClaim } },
+    ],
+  };
+}
+
+/**
+ * The serving or batch container's env for a Hub model: HF_HOME on the volume, and offline, so
+ * that a restarted container never fetches (a branch may point at a newer commit by then).
+ */
+function hubOfflineEnv(hub: HubPodModel | undefined): Record<string, unknown>[] {
+  return hub
+    ? [
+        { name: 'HF_HOME', value: HF_HOME_DIR },
+        { name: 'HF_HUB_OFFLINE', value: '1' },
+      ]
+    : [];
+}
+
+function serveContainer(
+  manifest: Manifest,
+  image: string,
+  name: string,
+  hub: HubPodModel | undefined,
+): Record<string, unknown> {
   const s = podSizing(manifest);
   const probe = (path: string, failureThreshold: number): Record<string, unknown> => ({
     httpGet: { path, port: 'http' },
@@ -106,7 +171,7 @@ function serveContainer(manifest: Manifest, image: string, name: string): Record
     image,
     args: [
       'serve',
-      `${MODELS_DIR}/${manifest.name}`,
+      modelArg(manifest, hub),
       '--host',
       '0.0.0.0',
       '--port',
@@ -116,6 +181,7 @@ function serveContainer(manifest: Manifest, image: string, name: string): Record
       '--threads-per-replica',
       String(s.threadsPerReplica),
     ],
+    ...(hub ? { env: hubOfflineEnv(hub), volumeMounts: [hfHomeMount] } : {}),
     ports: [{ name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP' }],
     resources: resources(s),
     // The model loads after the server listens: /v2/health/ready answers 503 until it is loaded, and while draining.
@@ -145,6 +211,11 @@ function commentOn(doc: Document, path: (string | number)[], comment: string): v
   if (pair && isScalar(pair.key)) pair.key.commentBefore = comment;
 }
 
+function hubComment(hub: HubPodModel): string {
+  const volume = hub.cacheClaim === null ? 'an emptyDir: one download per pod' : `the claim ${hub.cacheClaim}`;
+  return ` Pulls ${hub.model} into HF_HOME (on ${volume}) before kiln starts; kiln reads it there with HF_HUB_OFFLINE=1`;
+}
+
 const QUEUE_DEPTH_ALTERNATIVE = [
   ' Alternative: scale on queued work instead of CPU, with the kiln_queue_depth gauge from GET /metrics',
   ' exposed as a pods metric (e.g. by prometheus-adapter). Replace the list below with:',
@@ -163,7 +234,7 @@ export function deploymentFiles(manifest: Manifest, options: K8sOptions): K8sFil
   const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/managed-by': 'kiln' };
   const selector = { matchLabels: { 'app.kubernetes.io/name': name } };
   const s = podSizing(manifest);
-  const header = `kiln deploy k8s: ${manifest.name}; ${s.replicas} replica(s) × ${s.threadsPerReplica} thread(s) per pod${manifest.tuned ? ' (tuned layout)' : ' (untuned: run kiln tune for a measured layout)'}`;
+  const header = `kiln deploy k8s: ${options.hub?.model ?? manifest.name}; ${s.replicas} replica(s) × ${s.threadsPerReplica} thread(s) per pod${manifest.tuned ? ' (tuned layout)' : ' (untuned: run kiln tune for a measured layout)'}`;
 
   const deployment = toDocument(
     {
@@ -178,7 +249,8 @@ export function deploymentFiles(manifest: Manifest, options: K8sOptions): K8sFil
           metadata: { labels },
           spec: {
             terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
-            containers: [serveContainer(manifest, options.image, 'kiln')],
+            ...(options.hub ? hubPodParts(options.hub, options.image) : {}),
+            containers: [serveContainer(manifest, options.image, 'kiln', options.hub)],
           },
         },
       },
@@ -190,6 +262,7 @@ export function deploymentFiles(manifest: Manifest, options: K8sOptions): K8sFil
     ['spec', 'template', 'spec', 'terminationGracePeriodSeconds'],
     ` preStop waits ${PRE_STOP_SECONDS} s for endpoints to drop the pod, then SIGTERM: kiln serve answers what it accepted and exits 0`,
   );
+  if (options.hub) commentOn(deployment, ['spec', 'template', 'spec', 'initContainers'], hubComment(options.hub));
   const container = ['spec', 'template', 'spec', 'containers', 0];
   commentOn(
     deployment,
@@ -239,13 +312,20 @@ export function deploymentFiles(manifest: Manifest, options: K8sOptions): K8sFil
 /** A KServe InferenceService running kiln as a custom predictor container (KServe scales it). */
 export function inferenceServiceFiles(manifest: Manifest, options: K8sOptions): K8sFile[] {
   const name = resourceName(manifest.name);
-  const container = serveContainer(manifest, options.image, 'kserve-container');
+  const container = serveContainer(manifest, options.image, 'kserve-container', options.hub);
   const doc = toDocument(
     {
       apiVersion: 'serving.kserve.io/v1beta1',
       kind: 'InferenceService',
       metadata: { name, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/managed-by': 'kiln' } },
-      spec: { predictor: { minReplicas: options.min, maxReplicas: options.max, containers: [container] } },
+      spec: {
+        predictor: {
+          minReplicas: options.min,
+          maxReplicas: options.max,
+          ...(options.hub ? hubPodParts(options.hub, options.image) : {}),
+          containers: [container],
+        },
+      },
     },
     `kiln deploy k8s --kserve: ${manifest.name}; kiln serves the KServe v2 protocol under /v2/models/${manifest.name}`,
   );
@@ -269,6 +349,7 @@ export function batchJobFiles(manifest: Manifest, options: K8sJobOptions): K8sFi
         template: {
           spec: {
             restartPolicy: 'OnFailure',
+            ...(options.hub ? hubPodParts(options.hub, options.image) : {}),
             containers: [
               {
                 name: 'kiln-batch',
@@ -276,7 +357,7 @@ export function batchJobFiles(manifest: Manifest, options: K8sJobOptions): K8sFi
                 // Kubernetes expands $(JOB_COMPLETION_INDEX) from the env below: no shell needed.
                 args: [
                   'batch',
-                  `${MODELS_DIR}/${manifest.name}`,
+                  modelArg(manifest, options.hub),
                   options.input,
                   '--shard',
                   `$(JOB_COMPLETION_INDEX)/${options.shards}`,
@@ -290,7 +371,9 @@ export function batchJobFiles(manifest: Manifest, options: K8sJobOptions): K8sFi
                       fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" },
                     },
                   },
+                  ...hubOfflineEnv(options.hub),
                 ],
+                ...(options.hub ? { volumeMounts: [hfHomeMount] } : {}),
                 resources: resources(s),
               },
             ],

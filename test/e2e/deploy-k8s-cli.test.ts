@@ -1,14 +1,17 @@
 /**
  * `kiln deploy k8s` writes YAML that validates against the Kubernetes schemas of its kinds
- * (vendored, reduced: test/fixtures/k8s-schemas), sized from the artifact's manifest.
+ * (vendored, reduced: test/fixtures/k8s-schemas), sized from the artifact's manifest; for a Hub
+ * model (served by the fake Hub on 127.0.0.1), pods pull it in an init container.
  */
 import assert from 'node:assert/strict';
 import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import type { Manifest, TunedLayout } from '../../src/model/artifact.js';
+import { type FakeHub, HUB_TOKEN, startFakeHub } from '../fixtures/fake-hub.js';
+import { embeddedModelFiles } from '../fixtures/hub-repos.js';
 import { EMBEDDED_MODEL, errorCode, kiln, REPO, tempDir } from '../fixtures/models.js';
 
 const SCHEMAS: Record<string, string> = {
@@ -260,4 +263,127 @@ describe('kiln deploy k8s', () => {
       await assert.rejects(readdir(out), { code: 'ENOENT' });
     });
   }
+});
+
+describe('kiln deploy k8s hf:ORG/NAME', () => {
+  const HF_HOME_MOUNT = { name: 'hf-home', mountPath: '/var/cache/huggingface' };
+  let hub: FakeHub;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let commit: string;
+  before(async () => {
+    dir = await tempDir('kiln-deploy-k8s-hub-');
+    hub = await startFakeHub([{ id: 'kiln-test/sst2', files: await embeddedModelFiles(), refs: ['v1'] }]);
+    commit = hub.commitOf('kiln-test/sst2');
+    // A token in the environment of the local compile: it must not reach the YAML.
+    env = {
+      HF_ENDPOINT: hub.url,
+      HF_HOME: join(dir, 'hf-home'),
+      HF_HUB_OFFLINE: '',
+      HF_TOKEN: HUB_TOKEN,
+      KILN_CACHE_DIR: join(dir, 'kiln-cache'),
+    };
+  });
+  after(async () => {
+    await hub?.close();
+  });
+
+  /** Every env entry of `container` by name. */
+  const envOf = (container: Doc): Record<string, Doc> =>
+    Object.fromEntries(((container.env ?? []) as Doc[]).map((e) => [e.name, e]));
+
+  test('a branch: the init container pulls into an emptyDir at HF_HOME, serve reads it offline, the token only as a secretKeyRef', async () => {
+    const out = join(dir, 'branch');
+    const args = ['hf:kiln-test/sst2', '--image', 'img:1', '--hf-token-secret', 'hf-token', '-o', out];
+    const result = await kiln(['deploy', 'k8s', ...args], { env, cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    const files = await readOutput(out);
+    assert.deepEqual(Object.keys(files), ['deployment.yaml', 'hpa.yaml', 'pdb.yaml', 'service.yaml']);
+    const pod = files['deployment.yaml']!.doc.spec.template.spec;
+    assert.deepEqual(pod.volumes, [{ name: 'hf-home', emptyDir: {} }]);
+    const [init] = pod.initContainers;
+    assert.equal(pod.initContainers.length, 1);
+    assert.equal(init.image, 'img:1');
+    assert.deepEqual(init.args, ['pull', 'hf:kiln-test/sst2@main']);
+    assert.deepEqual(init.volumeMounts, [HF_HOME_MOUNT]);
+    assert.deepEqual(envOf(init), {
+      HF_HOME: { name: 'HF_HOME', value: '/var/cache/huggingface' },
+      HF_ENDPOINT: { name: 'HF_ENDPOINT', value: hub.url },
+      HF_TOKEN: { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf-token', key: 'HF_TOKEN' } } },
+    });
+    const [serve] = pod.containers;
+    assert.deepEqual(serve.args.slice(0, 2), ['serve', 'hf:kiln-test/sst2@main']);
+    assert.deepEqual(serve.volumeMounts, [HF_HOME_MOUNT]);
+    assert.deepEqual(envOf(serve), {
+      HF_HOME: { name: 'HF_HOME', value: '/var/cache/huggingface' },
+      HF_HUB_OFFLINE: { name: 'HF_HUB_OFFLINE', value: '1' },
+    });
+    // Sized from the manifest of the model compiled here through the caches.
+    assert.match(serve.resources.requests.memory, /^\d+Mi$/);
+    for (const f of Object.values(files)) assert.ok(!f.text.includes(HUB_TOKEN), 'the token is not in the YAML');
+    assert.ok(!result.stderr.includes(HUB_TOKEN) && !result.stdout.includes(HUB_TOKEN));
+    assert.match(
+      result.stderr,
+      new RegExp(`Pin a commit sha \\(compiled here at ${commit}: hf:kiln-test/sst2@${commit}\\)`),
+    );
+  });
+
+  test('a pinned commit, --kserve, --hf-cache-pvc: the claim at HF_HOME, no token env, no pinning note', async () => {
+    const out = join(dir, 'kserve');
+    const model = `hf:kiln-test/sst2@${commit}`;
+    const args = [model, '--image', 'img:1', '--kserve', '--hf-cache-pvc', 'hf-cache', '-o', out];
+    const result = await kiln(['deploy', 'k8s', ...args], { env, cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    const predictor = (await readOutput(out))['inferenceservice.yaml']!.doc.spec.predictor;
+    assert.deepEqual(predictor.volumes, [{ name: 'hf-home', persistentVolumeClaim: { claimName: 'hf-cache' } }]);
+    assert.deepEqual(predictor.initContainers[0].args, ['pull', model]);
+    assert.deepEqual(predictor.initContainers[0].volumeMounts, [HF_HOME_MOUNT]);
+    assert.equal(envOf(predictor.initContainers[0]).HF_TOKEN, undefined, 'no token unless a Secret is named');
+    const [serve] = predictor.containers;
+    assert.deepEqual(serve.args.slice(0, 2), ['serve', model]);
+    assert.deepEqual(serve.volumeMounts, [HF_HOME_MOUNT]);
+    assert.equal(envOf(serve).HF_HUB_OFFLINE.value, '1');
+    assert.doesNotMatch(result.stderr, /Pin a commit/);
+  });
+
+  test('--job: the batch container reads the pulled model offline beside the shard index', async () => {
+    const out = join(dir, 'job');
+    const args = ['hf:kiln-test/sst2@v1', '--image', 'img:1', '--job', '--shards', '2', '--input', '/data/x.jsonl'];
+    const result = await kiln(['deploy', 'k8s', ...args, '--hf-token-secret', 'hub:token', '-o', out], {
+      env,
+      cwd: dir,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const pod = (await readOutput(out))['job.yaml']!.doc.spec.template.spec;
+    assert.deepEqual(pod.initContainers[0].args, ['pull', 'hf:kiln-test/sst2@v1']);
+    assert.deepEqual(envOf(pod.initContainers[0]).HF_TOKEN.valueFrom, {
+      secretKeyRef: { name: 'hub', key: 'token' },
+    });
+    const [batch] = pod.containers;
+    assert.deepEqual(batch.args.slice(0, 2), ['batch', 'hf:kiln-test/sst2@v1']);
+    assert.deepEqual(batch.volumeMounts, [HF_HOME_MOUNT]);
+    assert.deepEqual(Object.keys(envOf(batch)), ['JOB_COMPLETION_INDEX', 'HF_HOME', 'HF_HUB_OFFLINE']);
+    assert.match(result.stderr, /"v1" is a branch or tag/);
+  });
+
+  test('--hf-token-secret with a local artifact → KILN_ERR_DEPLOY_KUBERNETES_FLAGS, nothing written', async () => {
+    const out = join(dir, 'local');
+    const result = await kiln(
+      ['deploy', 'k8s', EMBEDDED_MODEL, '--image', 'i', '--hf-token-secret', 'hf-token', '-o', out],
+      { env, cwd: dir },
+    );
+    assert.equal(result.code, 1);
+    assert.equal(errorCode(result.stderr), 'KILN_ERR_DEPLOY_KUBERNETES_FLAGS');
+    assert.match(result.stderr, /only apply to a Hub model/);
+    await assert.rejects(readdir(out), { code: 'ENOENT' });
+  });
+
+  test('--hf-token-secret that is no Secret name → KILN_ERR_CLI_INVALID_FLAG', async () => {
+    const result = await kiln(['deploy', 'k8s', 'hf:kiln-test/sst2', '--image', 'i', '--hf-token-secret', 'HF_Token'], {
+      env,
+      cwd: dir,
+    });
+    assert.equal(result.code, 1);
+    assert.equal(errorCode(result.stderr), 'KILN_ERR_CLI_INVALID_FLAG');
+  });
 });
