@@ -297,16 +297,43 @@ describe('embedding routes', () => {
     assert.match(error.message, /send \{"model": "<name>", "input": .*token-id arrays are not accepted/);
   });
 
-  test('POST /v1/embeddings refuses a model it does not serve (404) and other dimensions (400)', async () => {
+  test('POST /v1/embeddings refuses a model it does not serve (404) and more dimensions than the model makes (400)', async () => {
     const unknown = await post('/v1/embeddings', { model: 'text-embedding-3-small', input: 'hi' });
     assert.equal(unknown.status, 404);
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'KILN_ERR_HTTP_UNKNOWN_MODEL');
-    const dims = await post('/v1/embeddings', { model: 'tiny-bert-model', input: 'hi', dimensions: 8 });
+    const dims = await post('/v1/embeddings', { model: 'tiny-bert-model', input: 'hi', dimensions: 17 });
     assert.equal(dims.status, 400);
-    assert.match(
-      ((await dims.json()) as { error: { message: string } }).error.message,
-      /"dimensions" is 8.*16-dimensional/,
-    );
+    const error = ((await dims.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'KILN_ERR_HTTP_INVALID_BODY');
+    assert.match(error.message, /"dimensions" is 17.*16-dimensional vectors; send 1 to 16/);
+  });
+
+  test('dimensions: k on /v1/embeddings and /embed gives the first k dimensions of each vector, scaled to unit length', async () => {
+    // The reference: the full vectors computed directly, cut by hand and renormalized here.
+    const expected = direct.map((v) => {
+      const kept = v.slice(0, 5);
+      const norm = Math.hypot(...kept);
+      return kept.map((x) => x / norm);
+    });
+    const openai = await post('/v1/embeddings', {
+      model: 'tiny-bert-model',
+      input: ['a good film', 'the market fell'],
+      dimensions: 5,
+    });
+    assert.equal(openai.status, 200);
+    const data = ((await openai.json()) as { data: Array<{ embedding: number[] }> }).data.map((d) => d.embedding);
+    const tei = await post('/embed', { inputs: ['a good film', 'the market fell'], dimensions: 5 });
+    assert.equal(tei.status, 200);
+    for (const got of [data, (await tei.json()) as number[][]]) {
+      assert.deepEqual(
+        got.map((v) => v.length),
+        [5, 5],
+      );
+      assert.ok(maxDelta(got, expected) < 1e-6);
+      for (const v of got) assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-6);
+    }
+    const full = await post('/embed', { inputs: ['a good film'], dimensions: 16 });
+    assert.ok(maxDelta((await full.json()) as number[][], [direct[0]!]) < 1e-6, 'all dimensions: the vector as is');
   });
 
   test('POST /embed answers a list of vectors; POST /predict on an embedder is 400 KILN_ERR_HTTP_WRONG_TASK naming the right routes', async () => {

@@ -5,6 +5,8 @@
  *   `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model", "usage"}`.
  *   The official Node client asks for base64 (little-endian float32) unless told otherwise.
  * - `POST /embed`, Text Embeddings Inference's shape: `{"inputs": "…" | ["…"]}` → `[[…], …]`.
+ * Both take `dimensions` (Matryoshka): the first N dimensions of each vector, scaled back to unit
+ * length, as OpenAI's and TEI's `dimensions` do.
  */
 import { KilnError } from '../../core/errors.js';
 import { checkTexts } from '../limits.js';
@@ -38,7 +40,7 @@ const openAiSchema = {
 const embedSchema = {
   type: 'object',
   required: ['inputs'],
-  properties: { inputs: textOrTexts, model: { type: 'string' } },
+  properties: { inputs: textOrTexts, model: { type: 'string' }, dimensions: { type: 'integer', minimum: 1 } },
   additionalProperties: false,
 } as const;
 
@@ -49,6 +51,26 @@ function vectorToBase64(vector: readonly number[]): string {
     bytes.writeFloatLE(v, i * 4);
   });
   return bytes.toString('base64');
+}
+
+/**
+ * The first `dimensions` of each vector, at unit length; the vectors as they are when `dimensions`
+ * is absent. More dimensions than the model makes is refused (400) before any work.
+ */
+function checkDimensions(dimensions: number | undefined, model: TextEmbedder): void {
+  const { dimension } = model.head;
+  if (dimensions !== undefined && dimensions > dimension) {
+    throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
+      problem: `"dimensions" is ${dimensions}, but ${JSON.stringify(model.manifest.name)} makes ${dimension}-dimensional vectors; send 1 to ${dimension}, or omit it for all ${dimension}`,
+    });
+  }
+}
+
+function shorten(vector: readonly number[], dimensions: number | undefined): number[] {
+  if (dimensions === undefined || dimensions >= vector.length) return [...vector];
+  const kept = vector.slice(0, dimensions);
+  const norm = Math.sqrt(kept.reduce((sum, v) => sum + v * v, 0));
+  return norm > 0 ? kept.map((v) => v / norm) : kept;
 }
 
 /** The texts of `input` (one or a list) and how errors name each; an empty list is refused. */
@@ -83,12 +105,7 @@ export const embeddingRoutes = [
     handler: async (request, _reply, context) => {
       const { input, model: name, encoding_format: format = 'float', dimensions } = request.body;
       const model = context.model(name);
-      const { dimension } = model.head;
-      if (dimensions !== undefined && dimensions !== dimension) {
-        throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
-          problem: `"dimensions" is ${dimensions}, but ${JSON.stringify(name)} makes ${dimension}-dimensional vectors and kiln does not shorten them; omit "dimensions" or send ${dimension}`,
-        });
-      }
+      checkDimensions(dimensions, model);
       const embeddings = await embed(model, input, 'input', context);
       const tokens = embeddings.reduce((n, e) => n + e.tokens, 0);
       return {
@@ -96,14 +113,15 @@ export const embeddingRoutes = [
         data: embeddings.map((e, index) => ({
           object: 'embedding',
           index,
-          embedding: format === 'base64' ? vectorToBase64(e.embedding) : e.embedding,
+          embedding:
+            format === 'base64' ? vectorToBase64(shorten(e.embedding, dimensions)) : shorten(e.embedding, dimensions),
         })),
         model: model.manifest.name,
         usage: { prompt_tokens: tokens, total_tokens: tokens },
       };
     },
   }),
-  defineRoute<{ Body: { inputs: string | string[]; model?: string } }, 'feature-extraction'>({
+  defineRoute<{ Body: { inputs: string | string[]; model?: string; dimensions?: number } }, 'feature-extraction'>({
     method: 'POST',
     url: '/embed',
     access: 'key',
@@ -111,8 +129,10 @@ export const embeddingRoutes = [
     expectedBody: '{"inputs": "…" or ["…", …]}',
     inference,
     handler: async (request, _reply, context) => {
+      const { dimensions } = request.body;
       const model = context.model(request.body.model);
-      return (await embed(model, request.body.inputs, 'inputs', context)).map((e) => e.embedding);
+      checkDimensions(dimensions, model);
+      return (await embed(model, request.body.inputs, 'inputs', context)).map((e) => shorten(e.embedding, dimensions));
     },
   }),
 ];
