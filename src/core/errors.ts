@@ -237,6 +237,11 @@ export const ERRORS = {
     'A text to classify is empty or only whitespace.',
     (p) => `${p.where} is empty or whitespace only; every text needs at least one visible character`,
   ),
+  KILN_ERR_INPUT_PAIR_INCOMPLETE: def<{ where: string; problem: string }>(
+    400,
+    'A text pair is missing its second text.',
+    (p) => `${p.where}: ${p.problem}; give each pair as two texts (text, then text_pair)`,
+  ),
   KILN_ERR_INPUT_KIND: def<{ where: string; expected: string; got: string; task: string }>(
     400,
     "An input of the wrong kind for the model's task (an image for a text model, a text for an image model).",

@@ -8,7 +8,7 @@
  */
 import type { Manifest, Pooling, Task } from '../model/artifact.js';
 import type { ModelProto } from '../onnx/proto.js';
-import type { ModelInput, ModelOptions, TaskModel } from '../runtime/task-model.js';
+import type { InferOptions, ModelInput, ModelOptions, TaskModel } from '../runtime/task-model.js';
 import type { TensorInput } from './kserve-tensors.js';
 import type { RouteContext, RouteSpec } from './route.js';
 
@@ -78,7 +78,7 @@ export interface PredictHook<M extends AnyTaskModel> {
     model: M,
     inputs: readonly ModelInput[],
     describe: (index: number) => string,
-    options: { deadline: number | undefined; allScores: boolean },
+    options: InferOptions & { allScores: boolean },
   ): Promise<object[]>;
 }
 

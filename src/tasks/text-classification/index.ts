@@ -26,8 +26,8 @@ export const textClassification = defineTask<TextClassifier>({
   open: (dir, manifest, options) => TextClassifier.open(dir, manifest, options),
   routes: [],
   predict: {
-    answer: async (model, inputs, describe, { deadline, allScores }) =>
-      (await model.infer(inputs, describe, { deadline })).map((p) => predictionBody(p, model.labels, allScores)),
+    answer: async (model, inputs, describe, { allScores, ...options }) =>
+      (await model.infer(inputs, describe, options)).map((p) => predictionBody(p, model.labels, allScores)),
   },
   invocations: {
     answers: async (model, inputs, describe, { deadline }) =>
@@ -57,7 +57,10 @@ export const textClassification = defineTask<TextClassifier>({
     batch: (p: Prediction) => ({ label: p.label, score: p.score }),
   },
   batch: { verb: 'classifying', summary: (_model, labels) => `labels ${labels}` },
-  bench: { unit: 'texts/s', request: (input) => ({ path: '/predict', body: { text: input } }) },
+  bench: {
+    unit: 'texts/s',
+    request: (input) => ({ path: '/predict', body: typeof input === 'string' ? { text: input } : input }),
+  },
   serve: {
     describe: (m) => `labels ${labelList(m.labels)}`,
     example(url, name, named) {
