@@ -1,8 +1,10 @@
 /** Text classification: texts → a label and its softmax score, from a sequence classifier's logits. */
+import { defaultScoreFunction } from '../../model/artifact.js';
 import { graphOutputs } from '../../onnx/graph.js';
 import { checkLogits } from '../io-check.js';
 import { readTextRequest } from '../kserve-tensors.js';
 import { labelList, labelOutputs, labelTensors, predictionBody } from '../labels.js';
+import { problemType } from '../scores.js';
 import { defineTask } from '../task.js';
 import { type Prediction, TextClassifier, topLabel } from './model.js';
 
@@ -17,9 +19,15 @@ export const textClassification = defineTask<TextClassifier>({
   },
   compile: {
     labels: 'required',
-    checkHead(model, { path, labels }) {
+    /** The score function: the flag, else sigmoid for a multi-label head (one logit is judged in checkHead). */
+    async headOptions({ functionToApply }, modelHome) {
+      if (functionToApply) return { functionToApply };
+      return (await problemType(modelHome)) === 'multi_label_classification' ? { functionToApply: 'sigmoid' } : {};
+    },
+    checkHead(model, { path, labels, options }) {
       checkLogits(path, graphOutputs(model.graph ?? {}), [...labels]);
-      return { width: labels.length, manifest: {} };
+      const functionToApply = options?.functionToApply ?? defaultScoreFunction(labels.length);
+      return { width: labels.length, manifest: { functionToApply } };
     },
     row: 'logits per text (one per label in config.json)',
   },
@@ -44,7 +52,7 @@ export const textClassification = defineTask<TextClassifier>({
         parsed.kind === 'texts'
           ? await model.classify(parsed.texts, parsed.describe, { deadline })
           : (await model.classifyTokens(parsed.rows, { deadline })).map((logits) => ({
-              ...topLabel(logits, model.labels),
+              ...topLabel(logits, model.labels, model.scoreFunction),
               logits,
             }));
       const shape = parsed.kind === 'texts' ? parsed.shape : [predictions.length];
