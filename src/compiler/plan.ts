@@ -155,7 +155,7 @@ async function resolveModel(
   const configPath = source.configPath ?? source.path;
   // Labels are the classes of a classifier; an embedding model has none, so id2label may be absent.
   let config = parseConfig(rawConfig, configPath, { labels: 'optional' });
-  const task = await resolveTask(options.task ?? taskFromArchitecture(config.architectures), source, graphs);
+  const task = await resolveTask(options.task ?? taskFromArchitecture(config), source, graphs);
   const module = findTaskModule(task)!;
   if (module.compile.headless && source.onnxPath !== null && (await needsHeadlessImport(source, graphs))) {
     source = { ...source, kind: 'hf-checkpoint', onnxPath: null, weightFiles: await checkpointFiles(source.path) };

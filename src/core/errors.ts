@@ -420,6 +420,12 @@ export const ERRORS = {
     (p) =>
       `the request has ${p.count} inputs (texts or images); at most ${p.limit} are accepted per request, split it into several requests (or use kiln batch)`,
   ),
+  KILN_ERR_HTTP_CLIENT_BATCH: def<{ count: number; limit: number }>(
+    413,
+    'A rerank request carries more texts than the server takes per request (--max-client-batch).',
+    (p) =>
+      `the request has ${p.count} texts to rank; at most ${p.limit} are accepted per request (--max-client-batch ${p.limit}); split them over several requests, or start the server with a larger --max-client-batch`,
+  ),
   KILN_ERR_HTTP_NOT_FOUND: def<{ method: string; url: string; routes: string }>(
     404,
     'No route matches the method and path.',

@@ -12,10 +12,14 @@ export const MAX_TEXTS_PER_REQUEST = 1024;
  * 600 characters of English; 20,000 leaves room for long-context models and bounds tokenizer time.
  */
 export const DEFAULT_MAX_TEXT_CHARS = 20_000;
+/** Most texts per rerank request unless `--max-client-batch` says otherwise: the per-request cap of every route. */
+export const DEFAULT_MAX_CLIENT_BATCH = MAX_TEXTS_PER_REQUEST;
 
 export interface RequestLimits {
   /** Most characters per text. */
   maxTextChars: number;
+  /** Most texts one rerank request may score against its query (`--max-client-batch`). */
+  maxClientBatch: number;
   /** Deadline of a request from its arrival, in ms; null for none. */
   timeoutMs: number | null;
 }

@@ -147,8 +147,8 @@ export interface TaskModule<M extends AnyTaskModel = AnyTaskModel> {
   readonly formatVersion: number;
   /** Detection, tried in the registry's order when `--task` is not given. */
   readonly detect: {
-    /** config.json's `architectures[0]` (a Hugging Face class name) says the task. */
-    architecture?(className: string): boolean;
+    /** config.json's `architectures[0]` (a Hugging Face class name) and its labels (id2label) say the task. */
+    architecture?(className: string, labels: readonly string[]): boolean;
     /** The ONNX graph says the task (no config.json, or a class name no task claims). */
     graph?(model: ModelProto): boolean;
     /** The task when nothing says otherwise (one module). */

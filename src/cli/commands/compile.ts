@@ -152,7 +152,7 @@ export const compileCommand = defineCommand({
     task: deferredFlag({
       arg: 'T',
       description:
-        "text-classification, feature-extraction (embeddings) or image-classification. Detected from config.json's architectures (…ForSequenceClassification, BertModel…) and the graph's outputs; set it to serve a classifier checkpoint's encoder as an embedder.",
+        "text-classification, feature-extraction (embeddings), image-classification or text-ranking (rerankers). Detected from config.json's architectures (…ForSequenceClassification: text-ranking with one label, else text-classification; BertModel…) and the graph's outputs; set it to serve a classifier checkpoint's encoder as an embedder.",
       defaultText: 'detected',
       parse: choice<Task>(TASKS),
     }),

@@ -13,7 +13,8 @@ export const textClassification = defineTask<TextClassifier>({
   input: 'text',
   formatVersion: 1,
   detect: {
-    architecture: (name) => name.endsWith('ForSequenceClassification'),
+    // One logit is a relevance score: text-ranking claims it.
+    architecture: (name, labels) => name.endsWith('ForSequenceClassification') && labels.length !== 1,
     // A text graph that ends in neither image input nor token states: checked against its labels.
     fallback: true,
   },
