@@ -1,7 +1,7 @@
 /** Small formatting helpers for human output on the terminal. */
 
 import { formatBytes } from '../core/log.js';
-import type { Manifest } from '../model/artifact.js';
+import type { Manifest, ScoreFunction } from '../model/artifact.js';
 import type { ImagePreprocessing } from '../model/image.js';
 
 export { formatBytes, formatMs } from '../core/log.js';
@@ -83,4 +83,9 @@ export function precisionRows(m: Manifest): Array<[string, string]> {
 /** An image model's preprocessing in one line. */
 export function describeImage(image: ImagePreprocessing): string {
   return `${image.height} × ${image.width} ${image.channels.toUpperCase()}, resize ${image.resize}${image.shortestEdge ? ` ${image.shortestEdge}` : ''} (${image.resample}), mean ${image.mean.join(',')}, std ${image.std.join(',')}`;
+}
+
+/** How a classifier's score function reads in compile's and inspect's tables. */
+export function scoresRow(fn: ScoreFunction): string {
+  return fn === 'none' ? 'the logits (--function-to-apply none)' : `${fn} of the logits`;
 }

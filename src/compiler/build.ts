@@ -158,7 +158,7 @@ async function checkIo(plan: CompilePlan, { model, shownPath }: SourceGraph): Pr
       path: shownPath,
       labels: config.labels,
       hiddenSize: config.encoderShape?.hidden ?? null,
-      options: plan.embedding,
+      options: plan.head,
     });
   if (plan.image) return { tokenizer: null, head: checkHead() };
   checkTextInputs(shownPath, graphInputs(model.graph ?? {}));
@@ -381,7 +381,7 @@ async function writeArtifact(
         precision: plan.precision,
         ...(plan.quantization ?? {}),
         task: plan.task,
-        ...(plan.embedding ?? {}),
+        ...(plan.head ?? {}),
         ...(image ? { image } : {}),
       },
       optimization: 'all',

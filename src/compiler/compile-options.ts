@@ -1,6 +1,6 @@
 /** What `kiln compile` takes: its options, their defaults and limits, and the steps it reports. */
 import type { PullOptions } from '../hub/pull.js';
-import type { Pooling, Task } from '../model/artifact.js';
+import type { Pooling, ScoreFunction, Task } from '../model/artifact.js';
 import type { ImageOverrides } from '../model/image.js';
 import type { Backend } from '../runtime/binding.js';
 
@@ -45,6 +45,11 @@ export interface CompileOptions {
   pooling?: Pooling;
   /** feature-extraction: scale vectors to unit length. @defaultValue true */
   normalize?: boolean;
+  /**
+   * Text classifiers: what turns logits into scores. @defaultValue sigmoid for one logit or
+   * config.json's `problem_type: "multi_label_classification"`, else softmax
+   */
+  functionToApply?: ScoreFunction;
   /** image-classification: preprocessing that overrides preprocessor_config.json and the graph's shape. */
   image?: ImageOverrides;
   /**

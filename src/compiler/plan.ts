@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
-import type { Manifest, Pooling, Task } from '../model/artifact.js';
+import type { Manifest, Task } from '../model/artifact.js';
 import { defaultBuckets } from '../model/buckets.js';
 import type { ImagePreprocessing } from '../model/image.js';
 import {
@@ -23,6 +23,7 @@ import {
 } from '../model/source.js';
 import type { Backend } from '../runtime/binding.js';
 import { findTaskModule, taskFromArchitecture } from '../tasks/registry.js';
+import type { HeadOptions } from '../tasks/task.js';
 import {
   type CompileOptions,
   DEFAULT_MAX_BATCH,
@@ -44,8 +45,8 @@ export interface CompilePlan {
   precision: Precision;
   quantization: { quantizeEmbeddings: boolean; keepFp32: string[] } | null;
   verify: { path: string; sha256: string; maxAccuracyDrop: number; minAgreement: number } | null;
-  /** feature-extraction: the pooling compile appends. */
-  embedding: { pooling: Pooling; normalize: boolean } | null;
+  /** The task's head options (an embedder's pooling, a classifier's score function); null when it has none. */
+  head: HeadOptions | null;
   image: ImagePreprocessing | null;
   /** Static int8 of an image model: the sample images. */
   calibration: { path: string; paths: string[]; sha256: string } | null;
@@ -69,8 +70,11 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
   const module = findTaskModule(task)!;
   const image = module.input === 'image' ? await resolveImage(source, options.image ?? {}, graphs) : null;
   const { calibration, verifyImages } = await imageSamples(options, image);
-  const embedding = module.compile.headOptions
-    ? await module.compile.headOptions({ pooling: options.pooling, normalize: options.normalize }, modelHome(source))
+  const head = module.compile.headOptions
+    ? await module.compile.headOptions(
+        { pooling: options.pooling, normalize: options.normalize, functionToApply: options.functionToApply },
+        modelHome(source),
+      )
     : null;
   if (module.compile.verifyRefusal && options.verify) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
@@ -113,7 +117,7 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
     precision,
     quantization,
     verify,
-    embedding,
+    head,
     image,
     calibration,
     verifyImages: verifyImages?.paths ?? null,
@@ -128,7 +132,7 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
       quantization,
       verify: verify && { ...verify, path: undefined },
       task,
-      embedding,
+      embedding: head,
       image,
       labels: config.labels,
       calibration: calibration?.sha256 ?? null,
@@ -151,7 +155,7 @@ async function resolveModel(
   const configPath = source.configPath ?? source.path;
   // Labels are the classes of a classifier; an embedding model has none, so id2label may be absent.
   let config = parseConfig(rawConfig, configPath, { labels: 'optional' });
-  const task = await resolveTask(options.task ?? taskFromArchitecture(config.architectures), source, graphs);
+  const task = await resolveTask(options.task ?? taskFromArchitecture(config), source, graphs);
   const module = findTaskModule(task)!;
   if (module.compile.headless && source.onnxPath !== null && (await needsHeadlessImport(source, graphs))) {
     source = { ...source, kind: 'hf-checkpoint', onnxPath: null, weightFiles: await checkpointFiles(source.path) };

@@ -237,6 +237,11 @@ export const ERRORS = {
     'A text to classify is empty or only whitespace.',
     (p) => `${p.where} is empty or whitespace only; every text needs at least one visible character`,
   ),
+  KILN_ERR_INPUT_PAIR_INCOMPLETE: def<{ where: string; problem: string }>(
+    400,
+    'A text pair is missing its second text.',
+    (p) => `${p.where}: ${p.problem}; give each pair as two texts (text, then text_pair)`,
+  ),
   KILN_ERR_INPUT_KIND: def<{ where: string; expected: string; got: string; task: string }>(
     400,
     "An input of the wrong kind for the model's task (an image for a text model, a text for an image model).",
@@ -414,6 +419,12 @@ export const ERRORS = {
     'A request carries more inputs (texts or images) than one request may hold.',
     (p) =>
       `the request has ${p.count} inputs (texts or images); at most ${p.limit} are accepted per request, split it into several requests (or use kiln batch)`,
+  ),
+  KILN_ERR_HTTP_CLIENT_BATCH: def<{ count: number; limit: number }>(
+    413,
+    'A rerank request carries more texts than the server takes per request (--max-client-batch).',
+    (p) =>
+      `the request has ${p.count} texts to rank; at most ${p.limit} are accepted per request (--max-client-batch ${p.limit}); split them over several requests, or start the server with a larger --max-client-batch`,
   ),
   KILN_ERR_HTTP_NOT_FOUND: def<{ method: string; url: string; routes: string }>(
     404,

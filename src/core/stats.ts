@@ -13,6 +13,11 @@ export function softmax(values: readonly number[]): number[] {
   return exps.map((e) => e / sum);
 }
 
+/** The logistic function, without overflow for large negative inputs. */
+export function sigmoid(value: number): number {
+  return value >= 0 ? 1 / (1 + Math.exp(-value)) : Math.exp(value) / (1 + Math.exp(value));
+}
+
 /** Index of the largest value (the first one on ties); 0 for an empty list. */
 export function argmax(values: ArrayLike<number>): number {
   let best = 0;

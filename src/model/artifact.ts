@@ -50,6 +50,11 @@ export interface Manifest {
   };
   /** feature-extraction: how the graph turns token states into one vector per text. */
   embedding?: EmbeddingHead;
+  /**
+   * Text classifiers: what turns the logits into scores (see {@link ScoreFunction}); absent in
+   * artifacts compiled before it was recorded, which read as {@link defaultScoreFunction} says.
+   */
+  functionToApply?: ScoreFunction;
   /** image-classification: how image bytes become the input tensor (model/image.ts). */
   image?: ImagePreprocessing;
   /** Present when the weights are random (kiln synth): predictions are meaningless. */
@@ -90,8 +95,29 @@ export interface Manifest {
   files: Record<string, { sha256: string; bytes: number }>;
 }
 
+/**
+ * What turns a classifier's logits into the scores users read, as transformers' pipelines name
+ * it: `softmax` (one label of many), `sigmoid` (each label on its own: multi-label heads, and a
+ * single logit, whose softmax would be 1 for every input), `none` (the logits themselves).
+ */
+export const SCORE_FUNCTIONS = ['softmax', 'sigmoid', 'none'] as const;
+export type ScoreFunction = (typeof SCORE_FUNCTIONS)[number];
+
+/**
+ * The score function a classifier head implies when nothing overrides it: sigmoid for one
+ * logit or config.json's `problem_type: "multi_label_classification"`, softmax otherwise.
+ */
+export function defaultScoreFunction(labels: number, problemType?: unknown): ScoreFunction {
+  return labels === 1 || problemType === 'multi_label_classification' ? 'sigmoid' : 'softmax';
+}
+
+/** The score function of a manifest: the recorded one, else what its head implies. */
+export function scoreFunctionOf(manifest: Pick<Manifest, 'functionToApply' | 'labels'>): ScoreFunction {
+  return manifest.functionToApply ?? defaultScoreFunction(manifest.labels.length);
+}
+
 /** What a compiled model does with its input; decides the runtime class, routes and outputs. */
-export const TASKS = ['text-classification', 'feature-extraction', 'image-classification'] as const;
+export const TASKS = ['text-classification', 'feature-extraction', 'image-classification', 'text-ranking'] as const;
 export type Task = (typeof TASKS)[number];
 
 /** How feature-extraction turns token states into one vector (see {@link EmbeddingHead}). */
@@ -150,6 +176,7 @@ export interface CompileOptionsRecord {
   task?: Task;
   pooling?: Pooling;
   normalize?: boolean;
+  functionToApply?: ScoreFunction;
   image?: ImagePreprocessing;
 }
 

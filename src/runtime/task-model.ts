@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { type Manifest, readArtifact } from '../model/artifact.js';
 import { defaultBuckets } from '../model/buckets.js';
-import { TextTokenizer } from '../model/tokenizer.js';
+import { TextTokenizer, type TruncationDirection } from '../model/tokenizer.js';
 import type { Batcher } from './batcher.js';
 import type { Backend } from './binding.js';
 import { checkLayoutFits } from './memory.js';
@@ -145,8 +145,27 @@ export async function loadTokenizer(dir: string, manifest: Manifest): Promise<Te
   return new TextTokenizer(tokenizerJson, tokenizerConfig, join(dir, files.file));
 }
 
-/** One input as a user gives it: a text, or the bytes of an image file. */
-export type ModelInput = string | Uint8Array;
+/** Two texts read as one input (query and passage, premise and hypothesis), named as /predict names them. */
+export interface TextPair {
+  text: string;
+  text_pair: string;
+}
+
+/** One input as a user gives it: a text, a text pair, or the bytes of an image file. */
+export type ModelInput = string | TextPair | Uint8Array;
+
+/** How one call's inputs are run. */
+export interface InferOptions {
+  /** When the request's time is up (a `performance.now()` value): inputs still queued then are dropped. */
+  deadline?: number;
+  /**
+   * Cut a text longer than the artifact's max length; with false it is refused
+   * (KILN_ERR_INPUT_TOO_LONG). Text tasks only. @defaultValue true
+   */
+  truncate?: boolean;
+  /** Which end of a too long text is cut; text tasks only. @defaultValue 'right' */
+  truncationDirection?: TruncationDirection;
+}
 
 /** The parts of a loaded model that bench, batch, tune, run and the server use whatever the task. */
 export abstract class TaskModel<I, R> {
@@ -185,7 +204,7 @@ export abstract class TaskModel<I, R> {
   abstract infer(
     inputs: readonly ModelInput[],
     describe?: (index: number) => string,
-    options?: { deadline?: number },
+    options?: InferOptions,
   ): Promise<R[]>;
 
   /** How much work an input is, for ordering batches by size (tokens for text, 1 for an image). */

@@ -11,13 +11,18 @@ import type { EncodedText, TextTokenizer } from '../model/tokenizer.js';
 import { textBatcher } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
 import {
+  type InferOptions,
   type Layout,
   loadTokenizer,
   type ModelInput,
   type ModelOptions,
   startScheduler,
   TaskModel,
+  type TextPair,
 } from './task-model.js';
+
+/** What a text task reads: a text, or a pair laid out as the tokenizer's post-processor says. */
+export type TextInput = string | TextPair;
 
 /** What the tokenizer made of a text; every text task's answer reports it. */
 export interface TextTokens {
@@ -77,7 +82,7 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
   infer(
     inputs: readonly ModelInput[],
     describe: (index: number) => string = (i) => `input ${i} (counting from 0)`,
-    options: { deadline?: number } = {},
+    options: InferOptions = {},
   ): Promise<R[]> {
     return this.runTexts(
       inputs.map((input, i) => asText(input, describe(i), this.task)),
@@ -86,18 +91,25 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
     );
   }
 
-  /** Tokenizes texts (refusing empty ones), queues each, and answers each from its output row. */
+  /** Tokenizes texts and pairs (refusing empty ones), queues each, and answers each from its output row. */
   protected async runTexts(
-    texts: readonly string[],
+    texts: readonly TextInput[],
     describe: (index: number) => string,
-    options: { deadline?: number },
+    options: InferOptions,
   ): Promise<R[]> {
     texts.forEach((text, index) => {
-      if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
+      if (typeof text === 'string') {
+        if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
+        return;
+      }
+      if (text.text.trim() === '')
+        throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: `${describe(index)}'s "text"` });
+      if (text.text_pair.trim() === '')
+        throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: `${describe(index)}'s "text_pair"` });
     });
-    const { maxLength } = this.manifest.limits;
-    const encoded = texts.map((text) => this.tokenizer.encode(text, maxLength));
-    const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, options)));
+    const encoded = texts.map((text, index) => this.encode(text, { ...options, where: describe(index) }));
+    const { deadline } = options;
+    const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, { deadline })));
     return rows.map((row, i) => this.answer({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }
 
@@ -146,17 +158,28 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
   }
 
   inputSize(input: ModelInput): number {
-    return typeof input === 'string' ? this.tokenCount(input) : 1;
+    return input instanceof Uint8Array ? 1 : this.tokenCount(input);
   }
 
-  /** Token count of a text after truncation (special tokens included). */
-  tokenCount(text: string): number {
-    return this.tokenizer.encode(text, this.manifest.limits.maxLength).ids.length;
+  /** Token count of a text or pair after truncation (special tokens included). */
+  tokenCount(text: TextInput): number {
+    return this.encode(text, {}).ids.length;
+  }
+
+  private encode(
+    text: TextInput,
+    options: Pick<InferOptions, 'truncate' | 'truncationDirection'> & { where?: string },
+  ): EncodedText {
+    const { maxLength } = this.manifest.limits;
+    const { truncate, truncationDirection, where } = options;
+    return typeof text === 'string'
+      ? this.tokenizer.encode(text, maxLength, { truncate, truncationDirection, where })
+      : this.tokenizer.encodePair(text.text, text.text_pair, maxLength, { truncate, truncationDirection, where });
   }
 }
 
-/** Text inputs must be strings: a text model given image bytes says so. */
-function asText(input: ModelInput, where: string, task: string): string {
-  if (typeof input === 'string') return input;
+/** Text inputs must be texts or pairs: a text model given image bytes says so. */
+function asText(input: ModelInput, where: string, task: string): TextInput {
+  if (!(input instanceof Uint8Array)) return input;
   throw new KilnError('KILN_ERR_INPUT_KIND', { where, expected: 'a text', got: 'binary data (an image?)', task });
 }

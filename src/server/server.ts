@@ -6,7 +6,7 @@
 import { createServer as createHttpServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { KilnError } from '../core/errors.js';
-import { DEFAULT_MAX_TEXT_CHARS, type RequestLimits } from '../tasks/limits.js';
+import { DEFAULT_MAX_CLIENT_BATCH, DEFAULT_MAX_TEXT_CHARS, type RequestLimits } from '../tasks/limits.js';
 import { installEarlyRefusal, withEarlyRefusal } from './admission.js';
 import { installApiKey } from './auth.js';
 import { RequestTracker } from './drain.js';
@@ -26,6 +26,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Most characters per text; longer ones answer 413. @defaultValue 20000 */
   maxTextChars?: number;
+  /** Most texts one rerank request may carry; more answer 413. @defaultValue 1024 */
+  maxClientBatch?: number;
   /** Deadline of an inference request from its arrival, in ms; later answers are 504. @defaultValue null (none) */
   timeoutMs?: number | null;
 }
@@ -57,6 +59,7 @@ export function createServer(options: ServerOptions = {}): KilnServer {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const limits: RequestLimits = {
     maxTextChars: options.maxTextChars ?? DEFAULT_MAX_TEXT_CHARS,
+    maxClientBatch: options.maxClientBatch ?? DEFAULT_MAX_CLIENT_BATCH,
     timeoutMs: options.timeoutMs ?? null,
   };
   const model = new ModelHost();

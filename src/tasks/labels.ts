@@ -17,14 +17,20 @@ function allScores(logits: readonly number[], labels: readonly string[]): LabelS
   return softmax(logits).map((score, i) => ({ label: labels[i] ?? String(i), score }));
 }
 
-/** `{label, score}`, plus `scores` (every label, in label order) when asked for. */
+/**
+ * `{label, score}`, plus `scores` (every label, in label order) when asked for: the
+ * prediction's own `scores` (its model's score function), else the softmax of its logits.
+ */
 export function predictionBody(
-  prediction: { label: string; score: number; logits: readonly number[] },
+  prediction: { label: string; score: number; logits: readonly number[]; scores?: readonly number[] },
   labels: readonly string[],
   returnAllScores: boolean,
 ): PredictionBody {
   const body: PredictionBody = { label: prediction.label, score: prediction.score };
-  if (returnAllScores) body.scores = allScores(prediction.logits, labels);
+  if (returnAllScores)
+    body.scores = prediction.scores
+      ? prediction.scores.map((score, i) => ({ label: labels[i] ?? String(i), score }))
+      : allScores(prediction.logits, labels);
   return body;
 }
 

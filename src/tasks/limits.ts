@@ -3,6 +3,7 @@
  * before any reaches the tokenizer, so an oversized request costs nothing but its parse.
  */
 import { KilnError } from '../core/errors.js';
+import type { TextInput } from '../runtime/text-model.js';
 
 /** Most texts one request may carry; larger jobs belong in several requests or `kiln batch`. */
 export const MAX_TEXTS_PER_REQUEST = 1024;
@@ -11,24 +12,38 @@ export const MAX_TEXTS_PER_REQUEST = 1024;
  * 600 characters of English; 20,000 leaves room for long-context models and bounds tokenizer time.
  */
 export const DEFAULT_MAX_TEXT_CHARS = 20_000;
+/** Most texts per rerank request unless `--max-client-batch` says otherwise: the per-request cap of every route. */
+export const DEFAULT_MAX_CLIENT_BATCH = MAX_TEXTS_PER_REQUEST;
 
 export interface RequestLimits {
   /** Most characters per text. */
   maxTextChars: number;
+  /** Most texts one rerank request may score against its query (`--max-client-batch`). */
+  maxClientBatch: number;
   /** Deadline of a request from its arrival, in ms; null for none. */
   timeoutMs: number | null;
 }
 
-/** Throws the coded 413 for too many texts or a text that is too long. */
-export function checkTexts(texts: readonly string[], describe: (index: number) => string, limits: RequestLimits): void {
-  if (texts.length > MAX_TEXTS_PER_REQUEST)
-    throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: texts.length, limit: MAX_TEXTS_PER_REQUEST });
-  texts.forEach((text, index) => {
+/**
+ * Throws the coded 413 for too many texts (`limit`, the route's cap) or a text that is too
+ * long; each text of a pair counts on its own.
+ */
+export function checkTexts(
+  texts: readonly TextInput[],
+  describe: (index: number) => string,
+  limits: RequestLimits,
+  limit = MAX_TEXTS_PER_REQUEST,
+): void {
+  if (texts.length > limit) throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: texts.length, limit });
+  const check = (text: string, where: string): void => {
     if (text.length > limits.maxTextChars)
-      throw new KilnError('KILN_ERR_HTTP_TEXT_TOO_LONG', {
-        where: describe(index),
-        length: text.length,
-        limit: limits.maxTextChars,
-      });
+      throw new KilnError('KILN_ERR_HTTP_TEXT_TOO_LONG', { where, length: text.length, limit: limits.maxTextChars });
+  };
+  texts.forEach((text, index) => {
+    if (typeof text === 'string') check(text, describe(index));
+    else {
+      check(text.text, `${describe(index)}'s "text"`);
+      check(text.text_pair, `${describe(index)}'s "text_pair"`);
+    }
   });
 }

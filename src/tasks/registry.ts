@@ -13,15 +13,18 @@ import type { ImageClassifier } from './image-classification/model.js';
 import type { AnyTaskModel, TaskModule } from './task.js';
 import { textClassification } from './text-classification/index.js';
 import type { TextClassifier } from './text-classification/model.js';
+import { textRanking } from './text-ranking/index.js';
+import type { TextRanker } from './text-ranking/model.js';
 
 export const TASK_MODULES: readonly TaskModule[] = [
   textClassification,
   featureExtraction,
   imageClassification,
+  textRanking,
 ] as unknown as readonly TaskModule[];
 
 /** Every loaded model, one runtime class per task; narrow with `model.task`. */
-export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier;
+export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier | TextRanker;
 
 /** Fails to compile when a task the artifact format names (TASKS) has no module here. */
 export const EVERY_TASK_HAS_A_MODULE: [Exclude<Task, LoadedModel['task']>] extends [never] ? true : never = true;
@@ -55,11 +58,14 @@ export function tasksWhere(keep: (module: TaskModule) => boolean): Task[] {
   return [...BY_NAME.values()].filter(keep).map((m) => m.name);
 }
 
-/** The task config.json's `architectures[0]` names, or null when no module claims it. */
-export function taskFromArchitecture(architectures: readonly string[]): Task | null {
-  const name = architectures[0];
+/** The task config.json's `architectures[0]` and labels say, or null when no module claims them. */
+export function taskFromArchitecture(config: {
+  architectures: readonly string[];
+  labels: readonly string[];
+}): Task | null {
+  const name = config.architectures[0];
   if (!name) return null;
-  return [...BY_NAME.values()].find((m) => m.detect.architecture?.(name))?.name ?? null;
+  return [...BY_NAME.values()].find((m) => m.detect.architecture?.(name, config.labels))?.name ?? null;
 }
 
 /** The task a graph says (null: no graph to read): the first module claiming it, else the fallback. */

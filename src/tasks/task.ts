@@ -6,9 +6,9 @@
  * answers. The registry (registry.ts) lists the modules; the compiler, server, CLI, bench and
  * batch iterate it and never branch on a task name.
  */
-import type { Manifest, Pooling, Task } from '../model/artifact.js';
+import type { Manifest, Pooling, ScoreFunction, Task } from '../model/artifact.js';
 import type { ModelProto } from '../onnx/proto.js';
-import type { ModelInput, ModelOptions, TaskModel } from '../runtime/task-model.js';
+import type { InferOptions, ModelInput, ModelOptions, TaskModel } from '../runtime/task-model.js';
 import type { TensorInput } from './kserve-tensors.js';
 import type { RouteContext, RouteSpec } from './route.js';
 
@@ -38,10 +38,14 @@ export interface HeadFacts {
   options: HeadOptions | null;
 }
 
-/** A task's head options, resolved at compile from flags and the model's own files. */
+/** A task's head options, resolved at compile from flags and the model's own files; each task sets its own. */
 export interface HeadOptions {
-  pooling: Pooling;
-  normalize: boolean;
+  /** feature-extraction: how token states become one vector. */
+  pooling?: Pooling;
+  /** feature-extraction: scale vectors to unit length. */
+  normalize?: boolean;
+  /** Classifiers: what turns logits into scores. */
+  functionToApply?: ScoreFunction;
 }
 
 /** What a head check found: the width of each output row and what the manifest records. */
@@ -49,7 +53,7 @@ export interface CheckedHead {
   /** Values per input in the compiled graph's output row (labels, or the vector's size). */
   width: number;
   /** Manifest fields this head adds (an embedder's `embedding`). */
-  manifest: Partial<Pick<Manifest, 'embedding'>>;
+  manifest: Partial<Pick<Manifest, 'embedding' | 'functionToApply'>>;
 }
 
 export interface CompileHooks {
@@ -61,7 +65,7 @@ export interface CompileHooks {
    */
   readonly headless?: boolean;
   /** Head options from the compile flags and the model's folder (`modelHome`); absent when the task has none. */
-  headOptions?(flags: Partial<HeadOptions>, modelHome: string): Promise<HeadOptions>;
+  headOptions?(flags: HeadOptions, modelHome: string): Promise<HeadOptions>;
   /** Checks the graph's outputs are what the task reads (KILN_ERR_MODEL_OUTPUTS otherwise). */
   checkHead(model: ModelProto, facts: HeadFacts): CheckedHead;
   /** A graph tail appended before optimizing (embedding pooling), so replicas return final rows. */
@@ -78,7 +82,7 @@ export interface PredictHook<M extends AnyTaskModel> {
     model: M,
     inputs: readonly ModelInput[],
     describe: (index: number) => string,
-    options: { deadline: number | undefined; allScores: boolean },
+    options: InferOptions & { allScores: boolean },
   ): Promise<object[]>;
 }
 
@@ -143,8 +147,8 @@ export interface TaskModule<M extends AnyTaskModel = AnyTaskModel> {
   readonly formatVersion: number;
   /** Detection, tried in the registry's order when `--task` is not given. */
   readonly detect: {
-    /** config.json's `architectures[0]` (a Hugging Face class name) says the task. */
-    architecture?(className: string): boolean;
+    /** config.json's `architectures[0]` (a Hugging Face class name) and its labels (id2label) say the task. */
+    architecture?(className: string, labels: readonly string[]): boolean;
     /** The ONNX graph says the task (no config.json, or a class name no task claims). */
     graph?(model: ModelProto): boolean;
     /** The task when nothing says otherwise (one module). */

@@ -70,3 +70,31 @@ test('kiln run accepts a SOURCE and compiles it through the cache on the way', a
   assert.equal(first.code, 0, first.stderr);
   assert.equal((JSON.parse(first.stdout) as { label: string }).label, 'POSITIVE');
 });
+
+test('kiln run --pair reads TEXT arguments two at a time: one JSON line per pair, with text and text_pair', async () => {
+  const result = await kiln(['run', artifact, '--pair', 'a fine film', 'I loved it', 'dull', 'slow', '--json'], {
+    env,
+  });
+  assert.equal(result.code, 0, result.stderr);
+  const rows = result.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    rows.map((r) => [r.text, r.text_pair]),
+    [
+      ['a fine film', 'I loved it'],
+      ['dull', 'slow'],
+    ],
+  );
+  // A pair is one input, not its first text: the logits differ from the first text alone.
+  const alone = await kiln(['run', artifact, 'a fine film', '--json'], { env });
+  assert.notDeepEqual((JSON.parse(alone.stdout) as { logits: number[] }).logits, rows[0]!.logits);
+});
+
+test('kiln run --pair with an odd number of TEXT arguments → KILN_ERR_INPUT_PAIR_INCOMPLETE', async () => {
+  const result = await kiln(['run', artifact, '--pair', 'a', 'b', 'c'], { env });
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /KILN_ERR_INPUT_PAIR_INCOMPLETE/);
+  assert.match(result.stderr, /TEXT argument 3/);
+});

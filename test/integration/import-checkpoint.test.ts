@@ -4,7 +4,7 @@
  * padding in a batch, token type ids, a sequence at max positions, every activation, F16/BF16.
  */
 import assert from 'node:assert/strict';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
@@ -12,13 +12,11 @@ import { encoderConfig } from '../../src/import/architectures.js';
 import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes, PRESETS } from '../../src/import/synth.js';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/model/float16.js';
-import { type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.js';
 import { createSession } from '../../src/runtime/binding.js';
-import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
+import { tempDir } from '../fixtures/models.js';
+import { randomWeights, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { type ReferenceInput, referenceLogits } from '../fixtures/reference-encoder.js';
 
-// The embedded tokenizer's vocabulary: compile checks that it fits the embedding table.
-const VOCAB = 30522;
 const LABELS = { 0: 'A', 1: 'B', 2: 'C' };
 
 const CONFIGS: Record<string, Record<string, unknown>> = {
@@ -73,39 +71,6 @@ CONFIGS['xlm-roberta'] = {
   hidden_act: 'relu',
 };
 CONFIGS['bert-gelu-new'] = { ...CONFIGS.bert, hidden_act: 'gelu_new' };
-
-/** Random weights for every canonical tensor (LayerNorm weights near 1), seeded per tensor. */
-function randomWeights(
-  config: Record<string, unknown>,
-  seed: number,
-): Map<string, { shape: number[]; data: Float32Array }> {
-  const spec = encoderConfig(config, 'test');
-  const weights = new Map<string, { shape: number[]; data: Float32Array }>();
-  canonicalShapes(spec, VOCAB).forEach(([name, shape], i) => {
-    const count = shape.reduce((a, b) => a * b, 1);
-    const data = randomFloats(count, seed * 1000 + i + 1, 0.4);
-    if (/LayerNorm\.weight|layer_norm\.weight/.test(name)) for (let j = 0; j < count; j += 1) data[j] = 1 + data[j]!;
-    weights.set(name, { shape, data });
-  });
-  return weights;
-}
-
-async function writeCheckpoint(
-  dir: string,
-  config: Record<string, unknown>,
-  weights: Map<string, { shape: number[]; data: Float32Array }>,
-  dtype: 'F32' | 'F16' | 'BF16' = 'F32',
-  skip?: (name: string) => boolean,
-): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-  await cp(join(EMBEDDED_MODEL, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-  const tensors: TensorToWrite[] = [...weights]
-    .filter(([name]) => !skip?.(name))
-    .map(([name, w]) => ({ name, dtype, shape: w.shape, data: () => w.data }));
-  await writeSafetensors(join(dir, 'model.safetensors'), tensors);
-  return dir;
-}
 
 /** Runs the compiled (optimized) graph on explicit tensors, as the runtime does. */
 async function kilnLogits(checkpoint: string, input: ReferenceInput, withTokenTypes: boolean): Promise<number[][]> {

@@ -23,13 +23,15 @@ import { loadModel } from '../../src/tasks/registry.js';
 import { type GatedReplicas, gatedReplicas, until, within } from '../fixtures/gated-replicas.js';
 import { CNN, cnnFolder, pixels, png } from '../fixtures/image-models.js';
 import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
+import { randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 
-type Kind = 'classifier' | 'embedder' | 'image';
+type Kind = 'classifier' | 'embedder' | 'image' | 'ranker';
 
 const NAMES: Record<Kind, string> = {
   classifier: 'sst2-distilbert-tiny',
   embedder: 'tiny-encoder',
   image: 'tiny-resnet',
+  ranker: 'tiny-cross-encoder',
 };
 
 const artifacts = {} as Record<Kind, string>;
@@ -70,6 +72,9 @@ before(async () => {
     await compile({ source: await cnnFolder(dir, NAMES.image), out: join(dir, 'cnn.kiln') })
   ).artifactDir;
   imagePng = await png(pixels(CNN.size, CNN.size, 1), CNN.size, CNN.size);
+  const ranker = tinyBertConfig(['LABEL_0']);
+  const checkpoint = await writeCheckpoint(join(dir, NAMES.ranker), ranker, randomWeights(ranker, 1));
+  artifacts.ranker = (await compile({ source: checkpoint, out: join(dir, 'ranker.kiln'), maxLength: 16 })).artifactDir;
 });
 
 /** One request a route takes. */
@@ -109,6 +114,7 @@ const imageTensor = () => ({
   data: Array.from(randomFloats(3 * CNN.size * CNN.size, 5)),
 });
 const bytesText = (texts: string[]) => ({ name: 'text', datatype: 'BYTES', shape: [texts.length], data: texts });
+const bytesQuery = (query: string) => ({ name: 'query', datatype: 'BYTES', shape: [1], data: [query] });
 const tokens = (datatype: string) => [
   { name: 'input_ids', datatype, shape: [2, 4], data: [101, 2204, 3185, 102, 101, 102, 0, 0] },
   { name: 'attention_mask', datatype, shape: [2, 4], data: [1, 1, 1, 1, 1, 1, 0, 0] },
@@ -235,6 +241,37 @@ const CASES: Case[] = [
     model: 'image',
     request: (name) => v2(name, [imageTensor()], '1'),
   },
+  {
+    name: 'POST /predict {"texts": [{"text", "text_pair"}]} (ranker)',
+    route: '/predict',
+    model: 'ranker',
+    request: () => json('/predict', { texts: [{ text: 'a fine film', text_pair: 'a dull one' }] }),
+  },
+  {
+    name: 'POST /rerank',
+    route: '/rerank',
+    model: 'ranker',
+    request: () => json('/rerank', { query: 'a fine film', texts: ['a dull one', 'a good one'] }),
+  },
+  {
+    name: 'POST /v1/rerank',
+    route: '/v1/rerank',
+    model: 'ranker',
+    request: (name) =>
+      json('/v1/rerank', { model: name, query: 'a fine film', documents: ['a dull one', { text: 'a good one' }] }),
+  },
+  {
+    name: 'POST /v2/models/{name}/infer, BYTES query and texts (ranker)',
+    route: '/v2/models/:name/infer',
+    model: 'ranker',
+    request: (name) => v2(name, [bytesQuery('a fine film'), bytesText(['a dull one', 'a good one'])]),
+  },
+  {
+    name: 'POST /v2/models/{name}/versions/1/infer, INT64 token tensors (ranker)',
+    route: '/v2/models/:name/versions/:version/infer',
+    model: 'ranker',
+    request: (name) => v2(name, tokens('INT64'), '1'),
+  },
 ];
 
 /** The same routes on a server with all three models, where a request must name its model. */
@@ -289,9 +326,10 @@ function send(url: string, request: Request): Promise<Response> {
 
 /** A request that occupies `kind`'s replica or queue: one input, its model named in the path. */
 function occupying(kind: Kind): Request {
-  return kind === 'image'
-    ? v2(NAMES.image, [{ name: 'image', datatype: 'BYTES', shape: [1], data: [imagePng.toString('base64')] }])
-    : v2(NAMES[kind], [bytesText(['occupying the replica'])]);
+  if (kind === 'image')
+    return v2(NAMES.image, [{ name: 'image', datatype: 'BYTES', shape: [1], data: [imagePng.toString('base64')] }]);
+  if (kind === 'ranker') return v2(NAMES.ranker, [bytesQuery('occupying'), bytesText(['the replica'])]);
+  return v2(NAMES[kind], [bytesText(['occupying the replica'])]);
 }
 
 /** An error answer's code and message (KServe's body has only the message; the header has the code). */
@@ -419,6 +457,7 @@ const TASK_OF: Record<Kind, Task> = {
   classifier: 'text-classification',
   embedder: 'feature-extraction',
   image: 'image-classification',
+  ranker: 'text-ranking',
 };
 
 test('every inference route of the route table is tried below with a model of each task it serves', () => {
@@ -439,7 +478,7 @@ test('every inference route of the route table is tried below with a model of ea
     );
 });
 
-for (const kind of ['classifier', 'embedder', 'image'] as const) {
+for (const kind of ['classifier', 'embedder', 'image', 'ranker'] as const) {
   const cases = CASES.filter((c) => c.model === kind);
   timeoutTests(`--timeout-ms on every inference route (${kind})`, [kind], cases);
   refusalTests(`early refusal on every inference route (${kind})`, [kind], cases);

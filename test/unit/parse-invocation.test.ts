@@ -144,7 +144,7 @@ describe('parseInvocation', () => {
       kind: 'run',
       command: 'run',
       positionals: { ARTIFACT: ['m.kiln'], TEXT: ['I loved it', 'meh', 'awful'] },
-      flags: { file: null, json: true, token: null, offline: false, weights: undefined },
+      flags: { file: null, pair: false, json: true, token: null, offline: false, weights: undefined },
     });
   });
 
@@ -174,6 +174,7 @@ describe('parseInvocation', () => {
         pooling: undefined,
         'no-normalize': false,
         calibrate: null,
+        'function-to-apply': undefined,
         'image-size': undefined,
         mean: undefined,
         std: undefined,
@@ -215,6 +216,8 @@ describe('parseInvocation', () => {
         '--pooling',
         'cls',
         '--no-normalize',
+        '--function-to-apply',
+        'none',
         '--no-cache',
         '--json',
       ],
@@ -235,6 +238,7 @@ describe('parseInvocation', () => {
       pooling: 'cls',
       'no-normalize': true,
       calibrate: null,
+      'function-to-apply': 'none',
       'image-size': undefined,
       mean: undefined,
       std: undefined,
@@ -265,6 +269,7 @@ describe('parseInvocation', () => {
       'api-key': null,
       'timeout-ms': null,
       'max-text-chars': 20000,
+      'max-client-batch': 1024,
       replicas: undefined,
       'threads-per-replica': undefined,
       'max-batch': undefined,

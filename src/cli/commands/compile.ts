@@ -10,7 +10,15 @@ import {
 } from '../../compiler/compile.js';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
-import { type Manifest, POOLINGS, type Pooling, TASKS, type Task } from '../../model/artifact.js';
+import {
+  type Manifest,
+  POOLINGS,
+  type Pooling,
+  SCORE_FUNCTIONS,
+  type ScoreFunction,
+  TASKS,
+  type Task,
+} from '../../model/artifact.js';
 import { CHANNEL_ORDERS, type ChannelOrder, parseImageSize, RESIZE_MODES, type ResizeMode } from '../../model/image.js';
 import {
   describeImage,
@@ -19,6 +27,7 @@ import {
   formatMs,
   operatorChanges,
   precisionRows,
+  scoresRow,
   sum,
   table,
 } from '../format.js';
@@ -144,7 +153,7 @@ export const compileCommand = defineCommand({
     task: deferredFlag({
       arg: 'T',
       description:
-        "text-classification, feature-extraction (embeddings) or image-classification. Detected from config.json's architectures (…ForSequenceClassification, BertModel…) and the graph's outputs; set it to serve a classifier checkpoint's encoder as an embedder.",
+        "text-classification, feature-extraction (embeddings), image-classification or text-ranking (rerankers). Detected from config.json's architectures (…ForSequenceClassification: text-ranking with one label, else text-classification; BertModel…) and the graph's outputs; set it to serve a classifier checkpoint's encoder as an embedder.",
       defaultText: 'detected',
       parse: choice<Task>(TASKS),
     }),
@@ -160,6 +169,13 @@ export const compileCommand = defineCommand({
         'feature-extraction: keep raw pooled vectors (default: unit length, or as modules.json says when it lists no Normalize).',
       default: false,
     },
+    'function-to-apply': deferredFlag({
+      arg: 'F',
+      description:
+        'text classifiers: what turns logits into scores: softmax (one label of many), sigmoid (each label on its own) or none (the logits). The manifest records it.',
+      defaultText: 'sigmoid for one logit or config.json\'s problem_type "multi_label_classification", else softmax',
+      parse: choice<ScoreFunction>(SCORE_FUNCTIONS),
+    }),
     'image-size': deferredFlag({
       arg: 'HxW',
       description:
@@ -261,6 +277,7 @@ export const compileCommand = defineCommand({
       calibrate: flags.calibrate,
       pooling: flags.pooling,
       normalize: flags['no-normalize'] ? false : undefined,
+      functionToApply: flags['function-to-apply'],
       labels: flags.labels,
       image: {
         ...flags['image-size'],
@@ -291,6 +308,7 @@ export const compileCommand = defineCommand({
               ? `${manifest.task}: ${manifest.embedding.dimension}-dimensional vectors, ${manifest.embedding.pooling} pooling${manifest.embedding.normalize ? ', L2-normalized' : ''}`
               : `${manifest.task}, labels ${manifest.labels.length > 12 ? `${manifest.labels.slice(0, 12).join(', ')} … (${manifest.labels.length})` : manifest.labels.join(', ')}`,
           ],
+          ...(manifest.functionToApply ? [['scores', scoresRow(manifest.functionToApply)] as [string, string]] : []),
           ...(manifest.synthetic ? [['weights', `SYNTHETIC: ${manifest.synthetic}`] as [string, string]] : []),
           [
             'parameters',

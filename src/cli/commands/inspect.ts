@@ -1,5 +1,5 @@
 import { type Manifest, readArtifact } from '../../model/artifact.js';
-import { describeImage, formatBytes, formatCount, precisionRows, sum, table } from '../format.js';
+import { describeImage, formatBytes, formatCount, precisionRows, scoresRow, sum, table } from '../format.js';
 import { defineCommand } from '../table.js';
 
 function operatorTable(m: Manifest): string {
@@ -39,6 +39,7 @@ export function renderManifest(dir: string, m: Manifest): string {
             ] as [string, string],
           ]
         : []),
+      ...(m.functionToApply ? [['scores', scoresRow(m.functionToApply)] as [string, string]] : []),
       ...(m.synthetic ? [['weights', `SYNTHETIC: ${m.synthetic}`] as [string, string]] : []),
       ['source', `${m.source.kind} ${m.source.path} (sha256 ${m.source.sha256.slice(0, 16)}…)`],
       ['parameters', `${formatCount(m.model.parameters)} (${m.model.parameters.toLocaleString('en-US')})`],

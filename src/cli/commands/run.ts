@@ -47,6 +47,12 @@ export const runCommand = defineCommand({
       default: null as string | null,
       parse: nonEmpty,
     },
+    pair: {
+      type: 'boolean',
+      description:
+        'Text pairs (query and passage, premise and hypothesis): TEXT arguments are read two at a time, the first of each two as "text" and the second as "text_pair", and each line of -f as text, a tab, then text_pair.',
+      default: false,
+    },
     json: {
       type: 'boolean',
       description:
@@ -65,22 +71,45 @@ export const runCommand = defineCommand({
       note: 'a file of texts, machine-readable output',
     },
     { command: 'kiln run resnet.kiln cat.jpg dog.png', note: 'an image classifier on two image files' },
+    {
+      command: 'kiln run nli.kiln --pair "A man is eating." "Someone eats food."',
+      note: 'one text pair (premise, hypothesis) through a pair classifier',
+    },
   ],
   async run({ positionals, flags }) {
-    const texts = (positionals.TEXT ?? []).map((text, i) => ({ text, where: `TEXT argument ${i + 1}` }));
+    const texts: Array<{ text: string; pair?: string; where: string }> = [];
+    const args = positionals.TEXT ?? [];
+    if (flags.pair && args.length % 2 === 1)
+      throw new KilnError('KILN_ERR_INPUT_PAIR_INCOMPLETE', {
+        where: `TEXT argument ${args.length}`,
+        problem: `--pair reads TEXT arguments two at a time, and there are ${args.length}`,
+      });
+    for (let i = 0; i < args.length; i += flags.pair ? 2 : 1) {
+      const where = flags.pair ? `TEXT arguments ${i + 1} and ${i + 2}` : `TEXT argument ${i + 1}`;
+      texts.push({ text: args[i]!, pair: flags.pair ? args[i + 1]! : undefined, where });
+    }
     if (flags.file) {
       if ((await pathKind(flags.file)) !== 'file')
         throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: flags.file });
       const lines = (await readFile(flags.file, 'utf8')).split(/\r?\n/);
       if (lines.at(-1) === '') lines.pop();
-      lines.forEach((text, i) => {
-        texts.push({ text, where: `line ${i + 1} of ${flags.file}` });
-      });
+      for (const [i, line] of lines.entries()) {
+        const where = `line ${i + 1} of ${flags.file}`;
+        const tab = line.indexOf('\t');
+        if (!flags.pair) texts.push({ text: line, where });
+        else if (tab >= 0) texts.push({ text: line.slice(0, tab), pair: line.slice(tab + 1), where });
+        else
+          throw new KilnError('KILN_ERR_INPUT_PAIR_INCOMPLETE', {
+            where,
+            problem: 'with --pair each line is text, a tab, then text_pair, and it has no tab',
+          });
+      }
     }
     if (texts.length === 0) throw new KilnError('KILN_ERR_INPUT_NO_TEXTS', {});
     // Reject empty texts before loading anything: the error names the text, and nothing runs.
     for (const t of texts)
-      if (t.text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
+      if (t.text.trim() === '' || t.pair?.trim() === '')
+        throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: t.where });
 
     const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, {
       onCompile: flags.json ? undefined : compileNotice,
@@ -92,14 +121,14 @@ export const runCommand = defineCommand({
     // Image models read the files before loading replicas: a missing one fails fast.
     const inputs: ModelInput[] = images
       ? await Promise.all(texts.map((t) => readImageFile(t.text, t.where)))
-      : texts.map((t) => t.text);
+      : texts.map((t) => (t.pair === undefined ? t.text : { text: t.text, text_pair: t.pair }));
     // One replica using every core: the lowest latency for one request at a time.
     const model = await loadModel({ model: artifact, replicas: 1, threadsPerReplica: availableParallelism() });
     try {
       for (let i = 0; i < WARMUP_RUNS; i += 1) await model.infer([inputs[0]!]);
       const progress = new Progress({ quiet: flags.json || texts.length < 200 });
       const latencies: number[] = [];
-      for (const [index, { text, where }] of texts.entries()) {
+      for (const [index, { text, pair, where }] of texts.entries()) {
         const started = performance.now();
         const prediction = (await model.infer([inputs[index]!], () => where))[0]!;
         const latencyMs = performance.now() - started;
@@ -110,9 +139,10 @@ export const runCommand = defineCommand({
             `${where} is longer than the artifact's max length (${model.manifest.limits.maxLength} tokens) and was truncated; later truncations are not reported`,
           );
         }
-        const named = images ? { image: text } : { text };
+        const named = images ? { image: text } : pair === undefined ? { text } : { text, text_pair: pair };
+        const shown = pair === undefined ? text : `${text}  |  ${pair}`;
         process.stdout.write(
-          `${flags.json ? JSON.stringify({ ...named, ...task.answers.json(prediction), latencyMs }) : `${task.answers.line(prediction)}  ${formatMs(latencyMs).padStart(9)}  ${text}`}\n`,
+          `${flags.json ? JSON.stringify({ ...named, ...task.answers.json(prediction), latencyMs }) : `${task.answers.line(prediction)}  ${formatMs(latencyMs).padStart(9)}  ${shown}`}\n`,
         );
         progress.tick(index + 1, texts.length, images ? 'images' : 'texts');
       }

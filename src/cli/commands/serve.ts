@@ -2,7 +2,7 @@ import { createServer } from '../../api/serve.js';
 import { KilnError } from '../../core/errors.js';
 import { formatError } from '../../core/log.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
-import { DEFAULT_MAX_TEXT_CHARS } from '../../tasks/limits.js';
+import { DEFAULT_MAX_CLIENT_BATCH, DEFAULT_MAX_TEXT_CHARS, MAX_TEXTS_PER_REQUEST } from '../../tasks/limits.js';
 import { type LoadedModel, taskOf } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { defaultModel } from '../default-model.js';
@@ -69,6 +69,13 @@ export const serveCommand = defineCommand({
       default: DEFAULT_MAX_TEXT_CHARS,
       parse: integer(1, 10_000_000),
     }),
+    'max-client-batch': valueFlag({
+      arg: 'N',
+      description:
+        'Most texts one rerank request (/rerank, /v1/rerank) may score against its query; more answer 413 (KILN_ERR_HTTP_CLIENT_BATCH).',
+      default: DEFAULT_MAX_CLIENT_BATCH,
+      parse: integer(1, MAX_TEXTS_PER_REQUEST),
+    }),
     ...runtimeFlags,
     ...hubFlags,
   },
@@ -108,6 +115,7 @@ export const serveCommand = defineCommand({
       apiKey: flags['api-key'],
       timeoutMs: flags['timeout-ms'],
       maxTextChars: flags['max-text-chars'],
+      maxClientBatch: flags['max-client-batch'],
       ...runtimeOptions(flags),
     });
     const started = performance.now();

@@ -1,27 +1,34 @@
 /**
- * `POST /predict`, for the tasks whose module has a `predict` hook: `{"text"}` → one answer;
- * `{"texts": […]}` → `{"predictions": […]}`; `"return_all_scores": true` asks for every label's
- * score. Image tasks take `{"image": "<base64>"}`, `{"images": […]}` or the raw bytes with an
+ * `POST /predict`, for the tasks whose module has a `predict` hook: `{"text"}` (with
+ * `"text_pair"` for a pair) → one answer; `{"texts": […]}` (each a text or `{"text",
+ * "text_pair"}`) → `{"predictions": […]}`; `"return_all_scores": true` asks for every label's
+ * score; `truncate` and `truncation_direction` (Text Embeddings Inference's names) say what
+ * happens to a text longer than the artifact's max length. Image tasks take `{"image": "<base64>"}`, `{"images": […]}` or the raw bytes with an
  * `image/*` content type. The route reads the inputs by the task's input kind; what the answer
  * holds is the task module's.
  */
 import { KilnError } from '../../core/errors.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
+import type { TextInput } from '../../runtime/text-model.js';
 import { checkTexts, MAX_TEXTS_PER_REQUEST } from '../../tasks/limits.js';
 import { taskOf, tasksWhere } from '../../tasks/registry.js';
 import { decodeBase64, defineRoute } from '../../tasks/route.js';
 import type { InputKind } from '../../tasks/task.js';
+import { TEXT_PAIR_SCHEMA, TRUNCATION_SCHEMA, type TruncationBody, truncationOptions } from '../../tasks/text-body.js';
 
 /** Where the image/* parser puts the body: a symbol key, which the JSON schema does not see. */
 const RAW_IMAGE = Symbol('raw image');
 
 interface PredictBody {
   text?: string;
-  texts?: string[];
+  text_pair?: string;
+  texts?: TextInput[];
   image?: string;
   images?: string[];
   [RAW_IMAGE]?: Buffer;
   return_all_scores?: boolean;
+  truncate?: boolean;
+  truncation_direction?: TruncationBody;
   /** Which model, when the server serves several (a model repository). */
   model?: string;
 }
@@ -30,10 +37,12 @@ const bodySchema = {
   type: 'object',
   properties: {
     text: { type: 'string' },
-    texts: { type: 'array', items: { type: 'string' } },
+    text_pair: { type: 'string' },
+    texts: { type: 'array', items: { anyOf: [{ type: 'string' }, TEXT_PAIR_SCHEMA] } },
     image: { type: 'string' },
     images: { type: 'array', items: { type: 'string' } },
     return_all_scores: { type: 'boolean' },
+    ...TRUNCATION_SCHEMA,
     model: { type: 'string' },
   },
   additionalProperties: false,
@@ -59,14 +68,15 @@ export const predictRoutes = [
     ],
     schema: { body: bodySchema },
     expectedBody:
-      '{"text": "…"} or {"texts": ["…", …]} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)',
+      '{"text": "…"} (with "text_pair": "…" for a pair) or {"texts": ["…" or {"text": "…", "text_pair": "…"}, …]} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)',
     inference: { tasks: PREDICT_TASKS },
     handler: async (request, _reply, context) => {
-      const { text, texts, image, images, return_all_scores: allScores = false, model: name } = request.body;
+      const { text, text_pair: pair, texts, image, images, return_all_scores: allScores = false } = request.body;
+      const name = request.body.model;
       const raw = request.body[RAW_IMAGE];
       const { deadline } = context;
       if (raw !== undefined || image !== undefined || images !== undefined) {
-        if ([raw, image, images, text, texts].filter((v) => v !== undefined).length > 1)
+        if ([raw, image, images, text ?? pair, texts].filter((v) => v !== undefined).length > 1)
           throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
             problem: 'it has more than one of "image", "images", "text", "texts" and a raw image',
           });
@@ -92,6 +102,10 @@ export const predictRoutes = [
       }
       if (texts && texts.length === 0)
         throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: '"texts" is an empty list' });
+      if (pair !== undefined && text === undefined)
+        throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
+          problem: '"text_pair" comes with "text" (in a list, each item is {"text", "text_pair"})',
+        });
       const model = context.model(name);
       if (taskOf(model).input !== 'text')
         throw new KilnError('KILN_ERR_INPUT_KIND', {
@@ -100,10 +114,14 @@ export const predictRoutes = [
           got: 'a text',
           task: model.task,
         });
-      const inputs = text !== undefined ? [text] : texts!;
+      const inputs: TextInput[] = text === undefined ? texts! : [pair === undefined ? text : { text, text_pair: pair }];
       const describe = (i: number): string => (text !== undefined ? '"text"' : `"texts[${i}]"`);
       checkTexts(inputs, describe, context.limits);
-      const bodies = await taskOf(model).predict!.answer(model, inputs, describe, { deadline, allScores });
+      const bodies = await taskOf(model).predict!.answer(model, inputs, describe, {
+        deadline,
+        allScores,
+        ...truncationOptions(request.body),
+      });
       return text !== undefined ? bodies[0] : { predictions: bodies };
     },
   }),

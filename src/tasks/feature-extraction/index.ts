@@ -8,7 +8,7 @@ import { imageInput } from '../../model/source.js';
 import { describeTensor, graphInputs, graphOutputs } from '../../onnx/graph.js';
 import { readTextRequest } from '../kserve-tensors.js';
 import { labelList } from '../labels.js';
-import { defineTask } from '../task.js';
+import { defineTask, type HeadOptions } from '../task.js';
 import { type Embedding, TextEmbedder } from './model.js';
 import { appendPooling, embeddingHead, findHiddenOutput } from './pooling.js';
 import { embeddingRoutes } from './routes.js';
@@ -52,7 +52,8 @@ export const featureExtraction = defineTask<TextEmbedder>({
             'feature-extraction needs the token states: a float output last_hidden_state [batch, sequence, hidden] (with hidden known from the graph or config.json); export the base model, or compile a checkpoint folder (kiln imports it without its head)',
         });
       }
-      const head = embeddingHead({ ...options!, hiddenOutput: hidden.name, hidden: size });
+      const { pooling, normalize } = options as Required<Pick<HeadOptions, 'pooling' | 'normalize'>>;
+      const head = embeddingHead({ pooling, normalize, hiddenOutput: hidden.name, hidden: size });
       return { width: head.dimension, manifest: { embedding: head } };
     },
     // Pooling joins the graph before optimizing, so ONNX Runtime plans it with the rest.

@@ -79,7 +79,7 @@ export const imageClassification = defineTask<ImageClassifier>({
   batch: { verb: 'classifying', summary: (_model, labels) => `labels ${labels}` },
   bench: {
     unit: 'images/s',
-    request: (input) => ({ path: '/predict', body: { image: Buffer.from(input).toString('base64') } }),
+    request: (input) => ({ path: '/predict', body: { image: Buffer.from(input as Uint8Array).toString('base64') } }),
   },
   serve: {
     describe: (m) =>

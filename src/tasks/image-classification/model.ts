@@ -104,11 +104,11 @@ export class ImageClassifier extends TaskModel<Float32Array, ImagePrediction> {
   ): Promise<ImagePrediction[]> {
     return this.classify(
       inputs.map((input, i) => {
-        if (typeof input !== 'string') return input;
+        if (input instanceof Uint8Array) return input;
         throw new KilnError('KILN_ERR_INPUT_KIND', {
           where: describe(i),
           expected: 'image bytes (JPEG, PNG or WebP)',
-          got: 'a text',
+          got: typeof input === 'string' ? 'a text' : 'a text pair',
           task: this.task,
         });
       }),

@@ -1,8 +1,10 @@
 /** Text classification: texts → a label and its softmax score, from a sequence classifier's logits. */
+import { defaultScoreFunction } from '../../model/artifact.js';
 import { graphOutputs } from '../../onnx/graph.js';
 import { checkLogits } from '../io-check.js';
 import { readTextRequest } from '../kserve-tensors.js';
 import { labelList, labelOutputs, labelTensors, predictionBody } from '../labels.js';
+import { problemType } from '../scores.js';
 import { defineTask } from '../task.js';
 import { type Prediction, TextClassifier, topLabel } from './model.js';
 
@@ -11,23 +13,30 @@ export const textClassification = defineTask<TextClassifier>({
   input: 'text',
   formatVersion: 1,
   detect: {
-    architecture: (name) => name.endsWith('ForSequenceClassification'),
+    // One logit is a relevance score: text-ranking claims it.
+    architecture: (name, labels) => name.endsWith('ForSequenceClassification') && labels.length !== 1,
     // A text graph that ends in neither image input nor token states: checked against its labels.
     fallback: true,
   },
   compile: {
     labels: 'required',
-    checkHead(model, { path, labels }) {
+    /** The score function: the flag, else sigmoid for a multi-label head (one logit is judged in checkHead). */
+    async headOptions({ functionToApply }, modelHome) {
+      if (functionToApply) return { functionToApply };
+      return (await problemType(modelHome)) === 'multi_label_classification' ? { functionToApply: 'sigmoid' } : {};
+    },
+    checkHead(model, { path, labels, options }) {
       checkLogits(path, graphOutputs(model.graph ?? {}), [...labels]);
-      return { width: labels.length, manifest: {} };
+      const functionToApply = options?.functionToApply ?? defaultScoreFunction(labels.length);
+      return { width: labels.length, manifest: { functionToApply } };
     },
     row: 'logits per text (one per label in config.json)',
   },
   open: (dir, manifest, options) => TextClassifier.open(dir, manifest, options),
   routes: [],
   predict: {
-    answer: async (model, inputs, describe, { deadline, allScores }) =>
-      (await model.infer(inputs, describe, { deadline })).map((p) => predictionBody(p, model.labels, allScores)),
+    answer: async (model, inputs, describe, { allScores, ...options }) =>
+      (await model.infer(inputs, describe, options)).map((p) => predictionBody(p, model.labels, allScores)),
   },
   invocations: {
     answers: async (model, inputs, describe, { deadline }) =>
@@ -44,7 +53,7 @@ export const textClassification = defineTask<TextClassifier>({
         parsed.kind === 'texts'
           ? await model.classify(parsed.texts, parsed.describe, { deadline })
           : (await model.classifyTokens(parsed.rows, { deadline })).map((logits) => ({
-              ...topLabel(logits, model.labels),
+              ...topLabel(logits, model.labels, model.scoreFunction),
               logits,
             }));
       const shape = parsed.kind === 'texts' ? parsed.shape : [predictions.length];
@@ -57,7 +66,10 @@ export const textClassification = defineTask<TextClassifier>({
     batch: (p: Prediction) => ({ label: p.label, score: p.score }),
   },
   batch: { verb: 'classifying', summary: (_model, labels) => `labels ${labels}` },
-  bench: { unit: 'texts/s', request: (input) => ({ path: '/predict', body: { text: input } }) },
+  bench: {
+    unit: 'texts/s',
+    request: (input) => ({ path: '/predict', body: typeof input === 'string' ? { text: input } : input }),
+  },
   serve: {
     describe: (m) => `labels ${labelList(m.labels)}`,
     example(url, name, named) {

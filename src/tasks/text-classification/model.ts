@@ -2,22 +2,30 @@
  * A loaded text-classification artifact: the tokenizer on the calling thread, a scheduler in
  * front of replica workers (ONNX Runtime sessions), softmax and labels on the way back.
  */
-import { softmaxTop } from '../../core/stats.js';
-import type { Manifest } from '../../model/artifact.js';
+import { argmax } from '../../core/stats.js';
+import { type Manifest, type ScoreFunction, scoreFunctionOf } from '../../model/artifact.js';
 import type { ModelOptions } from '../../runtime/task-model.js';
-import { TextModel, type TextParts, type TextRow, type TextTokens } from '../../runtime/text-model.js';
+import { type TextInput, TextModel, type TextParts, type TextRow, type TextTokens } from '../../runtime/text-model.js';
+import { scoresOf } from '../scores.js';
 
 export interface Prediction extends TextTokens {
+  /** The label of the largest logit. */
   label: string;
-  /** Softmax probability of `label`, in [0, 1]. */
+  /** `label`'s score: its softmax probability, sigmoid or logit, as the artifact's score function says. */
   score: number;
+  /** Every label's score, in the manifest's label order. */
+  scores: number[];
   /** Raw logits, one per label in the manifest's order. */
   logits: number[];
 }
 
 export class TextClassifier extends TextModel<Prediction> {
+  /** What turns logits into scores (the manifest's, else what the head implies). */
+  readonly scoreFunction: ScoreFunction;
+
   private constructor(dir: string, manifest: Manifest, parts: TextParts) {
     super(dir, manifest, parts);
+    this.scoreFunction = scoreFunctionOf(manifest);
   }
 
   get task(): 'text-classification' {
@@ -34,7 +42,7 @@ export class TextClassifier extends TextModel<Prediction> {
    * `describe(i)` names text i in errors (e.g. "line 5 of reviews.txt").
    */
   classify(
-    texts: readonly string[],
+    texts: readonly TextInput[],
     describe: (index: number) => string = (i) => `text ${i} (counting from 0)`,
     options: { deadline?: number } = {},
   ): Promise<Prediction[]> {
@@ -42,7 +50,7 @@ export class TextClassifier extends TextModel<Prediction> {
   }
 
   protected answer({ row, tokens, truncated }: TextRow): Prediction {
-    return { ...topLabel(row, this.labels), logits: row, tokens, truncated };
+    return { ...topLabel(row, this.labels, this.scoreFunction), logits: row, tokens, truncated };
   }
 
   /** Logits of rows a client tokenized itself (see {@link TextModel.runTokens}). */
@@ -54,8 +62,13 @@ export class TextClassifier extends TextModel<Prediction> {
   }
 }
 
-/** The most likely label and its softmax probability. */
-export function topLabel(logits: readonly number[], labels: readonly string[]): { label: string; score: number } {
-  const { index, probability } = softmaxTop(logits);
-  return { label: labels[index] ?? String(index), score: probability };
+/** The label of the largest logit, its score and every label's score under `fn`. */
+export function topLabel(
+  logits: readonly number[],
+  labels: readonly string[],
+  fn: ScoreFunction = 'softmax',
+): { label: string; score: number; scores: number[] } {
+  const index = argmax(logits);
+  const scores = scoresOf(logits, fn);
+  return { label: labels[index] ?? String(index), score: scores[index]!, scores };
 }

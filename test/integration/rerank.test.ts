@@ -1,0 +1,181 @@
+/**
+ * Reranking end to end: a random-weight BERT cross-encoder (BertForSequenceClassification,
+ * num_labels 1, safetensors) is detected as text-ranking, and its scores through /rerank and
+ * /v1/rerank are the float64 reference's for [CLS] query [SEP] passage [SEP] (token types 1 on
+ * the passage), laid out here by hand from vocab.txt: sigmoid of the logit, or the logit with
+ * raw_scores, best first. Bad bodies are coded 400s; --max-client-batch is a 413 naming it.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { compile } from '../../src/compiler/compile.js';
+import { sigmoid } from '../../src/core/stats.js';
+import { createServer, type KilnServer } from '../../src/server/server.js';
+import { loadModel } from '../../src/tasks/registry.js';
+import { tempDir } from '../fixtures/models.js';
+import { bertPairIds, lookup, randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+import { referenceLogits } from '../fixtures/reference-encoder.js';
+
+const CONFIG = tinyBertConfig(['LABEL_0']);
+const WEIGHTS = randomWeights(CONFIG, 11);
+const QUERY = 'a great movie';
+const PASSAGES = [
+  'the plot is bad and the actors are worse',
+  'good film',
+  'the actors are good',
+  'a bad scene',
+  'the film is good and the plot is great',
+];
+
+let server: KilnServer;
+let url: string;
+let task: string;
+/** The reference's logit per passage, in request order. */
+let logits: number[];
+
+before(async () => {
+  const dir = await tempDir();
+  process.env.KILN_CACHE_DIR = join(dir, 'cache');
+  const checkpoint = await writeCheckpoint(join(dir, 'cross-encoder'), CONFIG, WEIGHTS);
+  const { artifactDir, manifest } = await compile({ source: checkpoint, out: join(dir, 'ranker.kiln'), maxLength: 24 });
+  task = manifest.task;
+  server = createServer({ port: 0, maxClientBatch: 8 });
+  url = await server.listen();
+  server.model.set(await loadModel(artifactDir, { replicas: 1 }));
+  logits = [];
+  for (const passage of PASSAGES) {
+    const { ids, typeIds } = await bertPairIds(QUERY, passage);
+    logits.push(
+      referenceLogits(CONFIG, lookup(WEIGHTS), {
+        inputIds: [ids],
+        attentionMask: [ids.map(() => 1)],
+        tokenTypeIds: [typeIds],
+      })[0]![0]!,
+    );
+  }
+});
+after(() => server?.close());
+
+// biome-ignore lint/suspicious/noExplicitAny: answers are read field by field and asserted on.
+async function post(path: string, body: object): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(20_000),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Passage indexes, best first by the reference. */
+const referenceOrder = (): number[] => PASSAGES.map((_, i) => i).sort((a, b) => logits[b]! - logits[a]!);
+
+describe('a single-logit BERT cross-encoder reranks query–passage pairs as the float64 reference does', () => {
+  test('compile detects a num_labels 1 BertForSequenceClassification as text-ranking', () => {
+    assert.equal(task, 'text-ranking');
+    // The passages are told apart: a model that ignored the pair would rank them all equal.
+    assert.ok(Math.max(...logits) - Math.min(...logits) > 1e-2, `logits ${logits}`);
+  });
+
+  test('POST /rerank: sigmoid scores within 1e-4, best first, with the texts on return_text', async () => {
+    const res = await post('/rerank', { query: QUERY, texts: PASSAGES, return_text: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(
+      res.body.map((r: { index: number }) => r.index),
+      referenceOrder(),
+    );
+    let worst = 0;
+    for (const r of res.body as Array<{ index: number; score: number; text: string }>) {
+      worst = Math.max(worst, Math.abs(r.score - sigmoid(logits[r.index]!)));
+      assert.equal(r.text, PASSAGES[r.index]);
+    }
+    console.log(`/rerank: max |Δscore| vs float64 reference = ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-4, `max |Δ| ${worst}`);
+  });
+
+  test('POST /rerank with raw_scores: the logits within 1e-4, and no text unless asked', async () => {
+    const res = await post('/rerank', { query: QUERY, texts: PASSAGES, raw_scores: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    let worst = 0;
+    for (const r of res.body as Array<{ index: number; score: number; text?: string }>) {
+      worst = Math.max(worst, Math.abs(r.score - logits[r.index]!));
+      assert.equal(r.text, undefined);
+    }
+    console.log(`/rerank raw_scores: max |Δlogit| vs float64 reference = ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-4, `max |Δ| ${worst}`);
+    assert.ok(
+      (res.body as Array<{ score: number }>).some((r) => r.score < 0 || r.score > 1),
+      'logits, not probabilities',
+    );
+  });
+
+  test('POST /v1/rerank with top_n 2: the two best in order, with relevance_score and the documents', async () => {
+    const documents = PASSAGES.map((text, i) => (i % 2 === 0 ? text : { text }));
+    const res = await post('/v1/rerank', { query: QUERY, documents, top_n: 2, return_documents: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const best = referenceOrder().slice(0, 2);
+    assert.deepEqual(
+      res.body.results.map((r: { index: number }) => r.index),
+      best,
+    );
+    for (const r of res.body.results as Array<{ index: number; relevance_score: number; document: { text: string } }>) {
+      assert.ok(Math.abs(r.relevance_score - sigmoid(logits[r.index]!)) <= 1e-4);
+      assert.deepEqual(r.document, { text: PASSAGES[r.index] });
+    }
+    assert.ok(res.body.usage.total_tokens > 0);
+  });
+
+  test('POST /v1/rerank without top_n answers every document, best first, without the documents', async () => {
+    const res = await post('/v1/rerank', { query: QUERY, documents: PASSAGES });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(
+      res.body.results.map((r: { index: number }) => r.index),
+      referenceOrder(),
+    );
+    assert.equal(res.body.results[0].document, undefined);
+  });
+
+  for (const [name, path, body, code, pattern] of [
+    ['an empty query', '/rerank', { query: ' ', texts: ['good film'] }, 'KILN_ERR_INPUT_EMPTY_TEXT', /query/],
+    ['an empty texts list', '/rerank', { query: 'a', texts: [] }, 'KILN_ERR_HTTP_INVALID_BODY', /texts/],
+    ['an empty text', '/rerank', { query: 'a', texts: ['good', ''] }, 'KILN_ERR_INPUT_EMPTY_TEXT', /texts\[1\]/],
+    ['a non-string text', '/rerank', { query: 'a', texts: ['good', 5] }, 'KILN_ERR_HTTP_INVALID_BODY', /texts/],
+    ['an empty documents list', '/v1/rerank', { query: 'a', documents: [] }, 'KILN_ERR_HTTP_INVALID_BODY', /documents/],
+    [
+      'a document that is neither a text nor {"text"}',
+      '/v1/rerank',
+      { query: 'a', documents: [{ body: 'x' }] },
+      'KILN_ERR_HTTP_INVALID_BODY',
+      /documents/,
+    ],
+    ['top_n 0', '/v1/rerank', { query: 'a', documents: ['good'], top_n: 0 }, 'KILN_ERR_HTTP_INVALID_BODY', /top_n/],
+  ] as const) {
+    test(`${path} with ${name} → 400 ${code}`, async () => {
+      const res = await post(path, body);
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, code);
+      assert.match(res.body.error.message, pattern);
+    });
+  }
+
+  test('more texts than --max-client-batch (8) → 413 KILN_ERR_HTTP_CLIENT_BATCH naming the limit', async () => {
+    const texts = Array.from({ length: 9 }, () => 'good film');
+    for (const [path, body] of [
+      ['/rerank', { query: QUERY, texts }],
+      ['/v1/rerank', { query: QUERY, documents: texts }],
+    ] as const) {
+      const res = await post(path, body);
+      assert.equal(res.status, 413, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'KILN_ERR_HTTP_CLIENT_BATCH');
+      assert.match(res.body.error.message, /9 texts.*at most 8.*--max-client-batch/);
+    }
+    const at = await post('/rerank', { query: QUERY, texts: texts.slice(0, 8) });
+    assert.equal(at.status, 200);
+  });
+
+  test('a classifier route refuses the ranker: POST /invocations → KILN_ERR_HTTP_WRONG_TASK naming /rerank', async () => {
+    const res = await post('/invocations', { inputs: 'good film' });
+    assert.equal(res.body.error.code, 'KILN_ERR_HTTP_WRONG_TASK');
+    assert.match(res.body.error.message, /\/rerank/);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Text pairs through /predict on a random-weight 3-label BERT classifier (safetensors, imported
+ * by compile): the answers' scores are the softmax of the float64 reference's logits for
+ * [CLS] A [SEP] B [SEP] with token types 1 on the second segment, laid out here by hand from
+ * vocab.txt; malformed pair bodies are refused with coded 400s.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { compile } from '../../src/compiler/compile.js';
+import { softmax } from '../../src/core/stats.js';
+import { createServer, type KilnServer } from '../../src/server/server.js';
+import { loadModel } from '../../src/tasks/registry.js';
+import { tempDir } from '../fixtures/models.js';
+import { bertPairIds, lookup, randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+import { referenceLogits } from '../fixtures/reference-encoder.js';
+
+const LABELS = ['contradiction', 'entailment', 'neutral'];
+const CONFIG = tinyBertConfig(LABELS);
+const WEIGHTS = randomWeights(CONFIG, 3);
+const PAIRS = [
+  { text: 'a great movie', text_pair: 'the plot is bad and the actors are worse' },
+  { text: 'the plot is bad', text_pair: 'a great movie' },
+  { text: 'good film', text_pair: 'good film' },
+];
+
+let server: KilnServer;
+let url: string;
+
+before(async () => {
+  const dir = await tempDir();
+  process.env.KILN_CACHE_DIR = join(dir, 'cache');
+  const checkpoint = await writeCheckpoint(join(dir, 'nli'), CONFIG, WEIGHTS);
+  const { artifactDir } = await compile({ source: checkpoint, out: join(dir, 'nli.kiln'), maxLength: 16 });
+  server = createServer({ port: 0 });
+  url = await server.listen();
+  server.model.set(await loadModel(artifactDir, { replicas: 1 }));
+});
+after(() => server?.close());
+
+// biome-ignore lint/suspicious/noExplicitAny: answers are read field by field and asserted on.
+async function post(body: object): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(20_000),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Every label's softmax score for a pair, from the float64 reference. */
+async function expectedScores(text: string, pair: string): Promise<number[]> {
+  const { ids, typeIds } = await bertPairIds(text, pair);
+  const [logits] = referenceLogits(CONFIG, lookup(WEIGHTS), {
+    inputIds: [ids],
+    attentionMask: [ids.map(() => 1)],
+    tokenTypeIds: [typeIds],
+  });
+  return softmax(logits!);
+}
+
+function maxDelta(a: readonly number[], b: readonly number[]): number {
+  return Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+}
+
+describe('POST /predict with text pairs on a 3-label BERT classifier', () => {
+  test('{"texts": [{"text", "text_pair"}, …]} scores match the float64 reference within 1e-4', async () => {
+    const res = await post({ texts: PAIRS, return_all_scores: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    let worst = 0;
+    for (const [i, pair] of PAIRS.entries()) {
+      const expected = await expectedScores(pair.text, pair.text_pair);
+      const actual = (res.body.predictions[i].scores as Array<{ score: number }>).map((s) => s.score);
+      worst = Math.max(worst, maxDelta(actual, expected));
+      assert.equal(res.body.predictions[i].label, LABELS[expected.indexOf(Math.max(...expected))]);
+    }
+    console.log(`pairs: max |Δscore| vs float64 reference = ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-4, `max |Δ| ${worst}`);
+  });
+
+  test('{"text", "text_pair"} answers one pair; the order of the two texts matters (token types, not a concatenation)', async () => {
+    const [a, b] = [PAIRS[0]!, PAIRS[1]!];
+    const res = await post({ text: a.text, text_pair: a.text_pair, return_all_scores: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const actual = (res.body.scores as Array<{ score: number }>).map((s) => s.score);
+    assert.ok(maxDelta(actual, await expectedScores(a.text, a.text_pair)) <= 1e-4);
+    // The reference with every token type 0 differs: a model fed no second segment fails above.
+    const { ids } = await bertPairIds(a.text, a.text_pair);
+    const [flat] = referenceLogits(CONFIG, lookup(WEIGHTS), {
+      inputIds: [ids],
+      attentionMask: [ids.map(() => 1)],
+      tokenTypeIds: [ids.map(() => 0)],
+    });
+    assert.ok(maxDelta(actual, softmax(flat!)) > 1e-3, 'token types change the answer');
+    assert.ok(maxDelta(await expectedScores(a.text, a.text_pair), await expectedScores(b.text, b.text_pair)) > 1e-3);
+  });
+
+  test('a list may mix texts and pairs', async () => {
+    const res = await post({ texts: ['a great movie', PAIRS[0]] });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.predictions.length, 2);
+  });
+
+  test('truncate false refuses a pair over max length (413 KILN_ERR_INPUT_TOO_LONG); truncate true (the default) cuts it', async () => {
+    const long = { text: 'a great movie', text_pair: Array.from({ length: 20 }, () => 'good').join(' ') };
+    const refused = await post({ texts: [long], truncate: false });
+    assert.equal(refused.status, 413);
+    assert.equal(refused.body.error.code, 'KILN_ERR_INPUT_TOO_LONG');
+    assert.match(refused.body.error.message, /texts\[0\]/);
+    const cut = await post({ texts: [long], truncation_direction: 'Left' });
+    assert.equal(cut.status, 200, JSON.stringify(cut.body));
+  });
+
+  for (const [name, body, pattern] of [
+    ['a pair with a non-string text_pair', { texts: [{ text: 'a', text_pair: 5 }] }, /texts/],
+    ['a pair without text_pair', { texts: [{ text: 'a' }] }, /texts/],
+    ['a pair with an extra field', { texts: [{ text: 'a', text_pair: 'b', label: 'c' }] }, /texts/],
+    ['"text_pair" without "text"', { text_pair: 'b' }, /text_pair/],
+    ['an unknown truncation_direction', { text: 'a', truncation_direction: 'middle' }, /truncation_direction/],
+    ['an empty text_pair', { text: 'a great movie', text_pair: ' ' }, /text_pair/],
+  ] as const) {
+    test(`${name} → 400 with a code`, async () => {
+      const res = await post(body);
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.match(res.body.error.code, /^KILN_ERR_/);
+      assert.match(res.body.error.message, pattern);
+    });
+  }
+});
