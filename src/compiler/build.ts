@@ -381,7 +381,7 @@ async function writeArtifact(
         precision: plan.precision,
         ...(plan.quantization ?? {}),
         task: plan.task,
-        ...(plan.embedding ?? {}),
+        ...(plan.embedding ? { pooling: plan.embedding.pooling, normalize: plan.embedding.normalize } : {}),
         ...(image ? { image } : {}),
       },
       optimization: 'all',

@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
-import type { Manifest, Pooling, Task } from '../model/artifact.js';
+import type { Manifest, Task } from '../model/artifact.js';
 import { defaultBuckets } from '../model/buckets.js';
 import type { ImagePreprocessing } from '../model/image.js';
 import {
@@ -23,6 +23,7 @@ import {
 } from '../model/source.js';
 import type { Backend } from '../runtime/binding.js';
 import { findTaskModule, taskFromArchitecture } from '../tasks/registry.js';
+import type { HeadOptions } from '../tasks/task.js';
 import {
   type CompileOptions,
   DEFAULT_MAX_BATCH,
@@ -45,7 +46,7 @@ export interface CompilePlan {
   quantization: { quantizeEmbeddings: boolean; keepFp32: string[] } | null;
   verify: { path: string; sha256: string; maxAccuracyDrop: number; minAgreement: number } | null;
   /** feature-extraction: the pooling compile appends. */
-  embedding: { pooling: Pooling; normalize: boolean } | null;
+  embedding: HeadOptions | null;
   image: ImagePreprocessing | null;
   /** Static int8 of an image model: the sample images. */
   calibration: { path: string; paths: string[]; sha256: string } | null;

@@ -36,6 +36,8 @@ export const featureExtraction = defineTask<TextEmbedder>({
       return {
         pooling: flags.pooling ?? pipeline.pooling ?? 'mean',
         normalize: flags.normalize ?? pipeline.normalize ?? true,
+        // The artifact keeps no sentence-transformers files, so the prompts travel in the manifest.
+        ...(pipeline.prompts ? { prompts: pipeline.prompts } : {}),
       };
     },
     checkHead(model, { path, hiddenSize, options }) {
@@ -107,6 +109,7 @@ export const featureExtraction = defineTask<TextEmbedder>({
     summary: (model) => `${model.head.dimension}-dimensional vectors`,
     npyWidth: (model) => model.head.dimension,
   },
+  info: { modelType: (m) => ({ embedding: { pooling: m.embedding!.pooling } }) },
   bench: { unit: 'embeddings/s', request: (input) => ({ path: '/embed', body: { inputs: input } }) },
   serve: {
     describe: (m) =>
