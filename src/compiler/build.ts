@@ -28,7 +28,7 @@ import { decodeModel, encodeModel, type ModelProto } from '../onnx/proto.js';
 import { type Backend, createSession, RUNTIME_VERSION } from '../runtime/binding.js';
 import { checkTextInputs } from '../tasks/io-check.js';
 import { findTaskModule } from '../tasks/registry.js';
-import type { CheckedHead, TaskModule } from '../tasks/task.js';
+import type { CheckedHead, HeadOptions, TaskModule } from '../tasks/task.js';
 import { KILN_VERSION } from '../version.js';
 import type { CompileStep } from './compile-options.js';
 import { fusionCounts } from './fusions.js';
@@ -381,7 +381,7 @@ async function writeArtifact(
         precision: plan.precision,
         ...(plan.quantization ?? {}),
         task: plan.task,
-        ...(plan.head ?? {}),
+        ...(plan.head ? headOptionsRecorded(plan.head) : {}),
         ...(image ? { image } : {}),
       },
       optimization: 'all',
@@ -395,4 +395,10 @@ async function writeArtifact(
   };
   await writeFile(join(run.staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
+}
+
+/** The head options compile.options records: prompts live in the manifest's embedding block only. */
+function headOptionsRecorded(head: HeadOptions): Omit<HeadOptions, 'prompts'> {
+  const { prompts: _prompts, ...recorded } = head;
+  return recorded;
 }

@@ -277,6 +277,18 @@ export const ERRORS = {
     (p) =>
       `${p.where} has ${p.tokens} tokens with its special tokens, and the model reads at most ${p.limit}; set truncate: true (the default) to cut it, or shorten the text`,
   ),
+  KILN_ERR_INPUT_UNKNOWN_PROMPT: def<{ name: string; model: string; known: string }>(
+    400,
+    "A request's prompt_name is not one of the prompts the model's config_sentence_transformers.json defines.",
+    (p) =>
+      `prompt_name ${JSON.stringify(p.name)} is not a prompt of ${JSON.stringify(p.model)}, which knows ${p.known}; send one of those, or omit prompt_name to encode the text as it is`,
+  ),
+  KILN_ERR_INPUT_ALREADY_NORMALIZED: def<{ model: string }>(
+    400,
+    'A request asked for vectors that are not normalized (normalize: false) from an artifact whose graph normalizes them.',
+    (p) =>
+      `normalize is false, but ${JSON.stringify(p.model)} was compiled with normalization inside its graph, so its raw vectors are not available; compile it again with --no-normalize to get raw vectors (and send normalize: true to have the server scale them), or omit normalize`,
+  ),
   KILN_ERR_INPUT_PAIR_NO_ROOM: def<{ where: string; first: number; specials: number; limit: number }>(
     413,
     'A text pair cannot be cut to the max length by cutting only its second text (truncation only_second): the first text and the special tokens fill it.',

@@ -134,6 +134,11 @@ export interface EmbeddingHead {
   normalize: boolean;
   /** The graph output the pooling reads: last_hidden_state [batch, tokens, hidden]. */
   hiddenOutput: string;
+  /**
+   * Prompts a request may name (`prompt_name`) to put before its texts, from a
+   * sentence-transformers folder's config_sentence_transformers.json; absent when it has none.
+   */
+  prompts?: Record<string, string>;
 }
 
 /** Memory one replica needs (compiler/memory.ts measures it). */

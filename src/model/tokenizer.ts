@@ -38,6 +38,21 @@ export interface EncodeOptions {
   where?: string;
 }
 
+/**
+ * One token of a text as Text Embeddings Inference's /tokenize reports it: `start` and `stop`
+ * are UTF-8 byte offsets into the text (what the Rust tokenizers library gives TEI); null for
+ * special tokens, and for a token whose text cannot be found in the input (an unknown-token
+ * marker, a byte piece of a character).
+ */
+export interface TextToken {
+  id: number;
+  /** The input's text the token covers; a special token's (or an unplaced token's) own string. */
+  text: string;
+  special: boolean;
+  start: number | null;
+  stop: number | null;
+}
+
 export interface EncodePairOptions extends EncodeOptions {
   /** Which text of the pair is cut. @defaultValue 'longest_first' */
   truncationStrategy?: PairTruncation;
@@ -51,6 +66,8 @@ export class TextTokenizer {
   /** Special tokens the template puts after the text ([SEP], </s>): kept when truncating. */
   private readonly trailingSpecials: number;
   private readonly pairLayout: PairTemplate | { problem: string };
+  /** Ids of the added tokens marked special ([CLS], <s>, [PAD], …). */
+  private readonly specialIds: ReadonlySet<number>;
   readonly padId: number;
   /** Number of token ids the tokenizer can produce (its vocabulary and added tokens). */
   readonly vocabSize: number;
@@ -69,6 +86,9 @@ export class TextTokenizer {
     [this.leadingSpecials, this.trailingSpecials] = specialsAroundText(this.tokenizer);
     this.padId = padTokenId(this.tokenizer, tokenizerJson, tokenizerConfig);
     this.vocabSize = Math.max(...this.tokenizer.get_vocab(true).values()) + 1;
+    this.specialIds = new Set(
+      [...this.tokenizer.get_added_tokens_decoder()].filter(([, token]) => token.special).map(([id]) => id),
+    );
     // A layout that cannot hold a pair only matters to pairs: single texts still encode.
     try {
       const postProcessor = (tokenizerJson as { post_processor?: unknown }).post_processor;
@@ -148,6 +168,45 @@ export class TextTokenizer {
     return { ...ids, truncated: true };
   }
 
+  /**
+   * The tokens of `text` with where each lies in it. @huggingface/tokenizers gives no offsets,
+   * so each token's decoded text is looked up in the text from where the previous one ended,
+   * compared as the common normalizers see text (lower case, accents stripped).
+   */
+  tokens(text: string, options: { addSpecialTokens: boolean }): TextToken[] {
+    const encoding = this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens });
+    const folded = foldWithOrigins(text);
+    let cursor = 0;
+    return encoding.ids.map((id: number, i: number): TextToken => {
+      const token = encoding.tokens[i] ?? '';
+      if (this.specialIds.has(id)) return { id, text: token, special: true, start: null, stop: null };
+      const piece = fold(this.pieceOf(id, token));
+      const at = piece === '' ? -1 : folded.text.indexOf(piece, cursor);
+      if (at < 0) return { id, text: token, special: false, start: null, stop: null };
+      cursor = at + piece.length;
+      const from = folded.origins[at]!;
+      const to = folded.ends[cursor - 1]!;
+      return {
+        id,
+        text: text.slice(from, to),
+        special: false,
+        start: Buffer.byteLength(text.slice(0, from)),
+        stop: Buffer.byteLength(text.slice(0, to)),
+      };
+    });
+  }
+
+  /** Token ids back to text, as the tokenizer's decoder joins them. */
+  decode(ids: readonly number[], options: { skipSpecialTokens: boolean }): string {
+    return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens });
+  }
+
+  /** The text a token stands for, without the word-piece or word-start markers around it. */
+  private pieceOf(id: number, token: string): string {
+    const decoded = this.tokenizer.decode([id], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+    return (token.startsWith('##') && decoded.startsWith('##') ? decoded.slice(2) : decoded).trim();
+  }
+
   /** The tokenizer's settings worth recording in a manifest. */
   describe(): { padTokenId: number; specialTokensAfterText: number; specialTokensTotal: number } {
     return {
@@ -160,6 +219,32 @@ export class TextTokenizer {
   private bareIds(text: string): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
+}
+
+/** A character as lower-case, accent-stripping normalizers (BERT's) leave it. */
+function fold(text: string): string {
+  return text.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+}
+
+/**
+ * `text` folded, with the UTF-16 index in `text` where each folded unit's character starts
+ * (`origins`) and ends (`ends`), so a match in the folded text maps back to the input.
+ */
+function foldWithOrigins(text: string): { text: string; origins: number[]; ends: number[] } {
+  let folded = '';
+  const origins: number[] = [];
+  const ends: number[] = [];
+  let index = 0;
+  for (const char of text) {
+    const piece = fold(char);
+    folded += piece;
+    for (let k = 0; k < piece.length; k += 1) {
+      origins.push(index);
+      ends.push(index + char.length);
+    }
+    index += char.length;
+  }
+  return { text: folded, origins, ends };
 }
 
 /**

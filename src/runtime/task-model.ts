@@ -70,6 +70,8 @@ export interface Layout {
   maxBatch: number;
   maxDelayMs: number;
   buckets: number[];
+  /** Most inputs waiting for a replica before new ones are refused (429). */
+  maxQueue: number;
 }
 
 /** Replicas × threads that fill the machine's cores. */
@@ -102,6 +104,7 @@ export async function startScheduler<I>(
     if (buckets.at(-1) !== manifest.limits.maxLength) buckets.push(manifest.limits.maxLength);
   }
   const maxDelayMs = options.maxDelayMs ?? tuned?.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+  const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
   // Refuse a layout that cannot fit before loading any replica.
   await checkLayoutFits(manifest.memory, replicas, {
     model: manifest.name,
@@ -121,13 +124,13 @@ export async function startScheduler<I>(
       }),
     maxBatch,
     maxDelayMs,
-    maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
+    maxQueue,
     maxQueueMs: options.maxQueueMs ?? null,
     pipeline: options.pipeline ?? DEFAULT_PIPELINE,
     buckets,
     batcher,
   });
-  return { scheduler, layout: { replicas, threadsPerReplica, maxBatch, maxDelayMs, buckets } };
+  return { scheduler, layout: { replicas, threadsPerReplica, maxBatch, maxDelayMs, buckets, maxQueue } };
 }
 
 /** The tokenizer stored in a text artifact. */

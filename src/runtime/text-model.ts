@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import type { Manifest } from '../model/artifact.js';
-import type { EncodedText, TextTokenizer } from '../model/tokenizer.js';
+import type { EncodedText, TextToken, TextTokenizer } from '../model/tokenizer.js';
 import { textBatcher } from './batcher.js';
 import type { Scheduler } from './scheduler.js';
 import {
@@ -30,6 +30,12 @@ export interface TextTokens {
   tokens: number;
   /** True when the text was cut at the artifact's max length. */
   truncated: boolean;
+}
+
+/** How a request's texts are encoded: truncation (model/tokenizer.ts) and the prompt put before each. */
+export interface TextOptions extends InferOptions {
+  /** A prompt of {@link TextModel.prompts} put before every text; none when absent. */
+  promptName?: string;
 }
 
 /** A text's output row and what the tokenizer made of it. */
@@ -91,11 +97,49 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
     );
   }
 
+  /**
+   * Prompts by name (sentence-transformers' `prompts`, e.g. `query` → "query: "), put before a
+   * text when a request names one; none unless the task records them.
+   */
+  get prompts(): Readonly<Record<string, string>> {
+    return {};
+  }
+
+  /** `text` with the prompt `promptName` before it; KILN_ERR_INPUT_UNKNOWN_PROMPT for a name the model lacks. */
+  withPrompt(text: string, promptName: string | undefined): string {
+    if (promptName === undefined) return text;
+    if (!Object.hasOwn(this.prompts, promptName)) {
+      const known = Object.keys(this.prompts);
+      throw new KilnError('KILN_ERR_INPUT_UNKNOWN_PROMPT', {
+        name: promptName,
+        model: this.manifest.name,
+        known: known.length === 0 ? 'no prompts' : known.map((k) => JSON.stringify(k)).join(', '),
+      });
+    }
+    return this.prompts[promptName] + text;
+  }
+
+  /** The tokens of a text with their places in it (TEI's /tokenize); the prompt, when named, is part of the text. */
+  tokenize(text: string, options: { addSpecialTokens: boolean; promptName?: string }): TextToken[] {
+    return this.tokenizer.tokens(this.withPrompt(text, options.promptName), options);
+  }
+
+  /** Token ids back to text; ids outside the vocabulary are refused (KILN_ERR_INPUT_TOKENS, row `row`). */
+  decode(ids: readonly number[], options: { skipSpecialTokens: boolean; row?: number }): string {
+    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize);
+    if (bad >= 0)
+      throw new KilnError('KILN_ERR_INPUT_TOKENS', {
+        row: options.row ?? 0,
+        problem: `token ${bad} is ${ids[bad]}, outside the vocabulary's ids 0..${this.tokenizer.vocabSize - 1}`,
+      });
+    return this.tokenizer.decode(ids, options);
+  }
+
   /** Tokenizes texts and pairs (refusing empty ones), queues each, and answers each from its output row. */
   protected async runTexts(
     texts: readonly TextInput[],
     describe: (index: number) => string,
-    options: InferOptions,
+    options: TextOptions,
   ): Promise<R[]> {
     texts.forEach((text, index) => {
       if (typeof text === 'string') {
@@ -107,8 +151,15 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
       if (text.text_pair.trim() === '')
         throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: `${describe(index)}'s "text_pair"` });
     });
-    const encoded = texts.map((text, index) => this.encode(text, { ...options, where: describe(index) }));
-    const { deadline } = options;
+    const { promptName, deadline } = options;
+    const encoded = texts.map((text, index) =>
+      this.encode(
+        typeof text === 'string'
+          ? this.withPrompt(text, promptName)
+          : { ...text, text: this.withPrompt(text.text, promptName) },
+        { ...options, where: describe(index) },
+      ),
+    );
     const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, { deadline })));
     return rows.map((row, i) => this.answer({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }

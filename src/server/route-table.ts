@@ -15,18 +15,22 @@ import { runWithin } from './limits.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelHost } from './model-host.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { infoRoutes } from './routes/info.js';
 import { invocationsRoutes } from './routes/invocations.js';
 import { kserveRoutes } from './routes/kserve.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { pingRoutes } from './routes/ping.js';
 import { predictRoutes } from './routes/predict.js';
 import { statsRoutes } from './routes/stats.js';
+import { tokenizerRoutes } from './routes/tokenizer.js';
 
 export const ROUTES: readonly RouteSpec[] = [
   ...pingRoutes,
   ...predictRoutes,
   // The routes only one task serves.
   ...TASK_MODULES.flatMap((task) => task.routes),
+  ...tokenizerRoutes,
+  ...infoRoutes,
   ...invocationsRoutes,
   ...statsRoutes,
   ...dashboardRoutes,

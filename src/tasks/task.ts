@@ -46,6 +46,8 @@ export interface HeadOptions {
   normalize?: boolean;
   /** Classifiers: what turns logits into scores. */
   functionToApply?: ScoreFunction;
+  /** feature-extraction: prompts by name the manifest records; absent when the model has none. */
+  prompts?: Record<string, string>;
 }
 
 /** What a head check found: the width of each output row and what the manifest records. */
@@ -172,6 +174,11 @@ export interface TaskModule<M extends AnyTaskModel = AnyTaskModel> {
     /** One input as an HTTP request to the task's main route (bench over `--url`). */
     request(input: ModelInput): { path: string; body: object };
   };
+  /**
+   * TEI's `/info` `model_type` for the task's models (`{"embedding": {"pooling"}}`); absent:
+   * `{"classifier": {"id2label", "label2id"}}` from the manifest's labels.
+   */
+  readonly info?: { modelType(manifest: Manifest): Record<string, object> };
   readonly serve: {
     /** The ready line's part on what the model answers. */
     describe(manifest: Manifest): string;

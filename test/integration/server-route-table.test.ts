@@ -181,6 +181,18 @@ const CASES: Case[] = [
   },
   { name: 'POST /embed', route: '/embed', model: 'embedder', request: () => json('/embed', { inputs: 'a fine film' }) },
   {
+    name: 'POST /embed with TEI options',
+    route: '/embed',
+    model: 'embedder',
+    request: () => json('/embed', { inputs: ['a fine film'], truncate: false, truncation_direction: 'Left' }),
+  },
+  {
+    name: 'POST /similarity',
+    route: '/similarity',
+    model: 'embedder',
+    request: () => json('/similarity', { inputs: { source_sentence: 'a fine film', sentences: ['a dull one'] } }),
+  },
+  {
     name: 'POST /invocations application/json (embedder)',
     route: '/invocations',
     model: 'embedder',

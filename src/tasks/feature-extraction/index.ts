@@ -36,6 +36,8 @@ export const featureExtraction = defineTask<TextEmbedder>({
       return {
         pooling: flags.pooling ?? pipeline.pooling ?? 'mean',
         normalize: flags.normalize ?? pipeline.normalize ?? true,
+        // The artifact keeps no sentence-transformers files, so the prompts travel in the manifest.
+        ...(pipeline.prompts ? { prompts: pipeline.prompts } : {}),
       };
     },
     checkHead(model, { path, hiddenSize, options }) {
@@ -52,8 +54,15 @@ export const featureExtraction = defineTask<TextEmbedder>({
             'feature-extraction needs the token states: a float output last_hidden_state [batch, sequence, hidden] (with hidden known from the graph or config.json); export the base model, or compile a checkpoint folder (kiln imports it without its head)',
         });
       }
-      const { pooling, normalize } = options as Required<Pick<HeadOptions, 'pooling' | 'normalize'>>;
-      const head = embeddingHead({ pooling, normalize, hiddenOutput: hidden.name, hidden: size });
+      const { pooling, normalize, prompts } = options as Required<Pick<HeadOptions, 'pooling' | 'normalize'>> &
+        Pick<HeadOptions, 'prompts'>;
+      const head = embeddingHead({
+        pooling,
+        normalize,
+        hiddenOutput: hidden.name,
+        hidden: size,
+        ...(prompts ? { prompts } : {}),
+      });
       return { width: head.dimension, manifest: { embedding: head } };
     },
     // Pooling joins the graph before optimizing, so ONNX Runtime plans it with the rest.
@@ -108,6 +117,7 @@ export const featureExtraction = defineTask<TextEmbedder>({
     summary: (model) => `${model.head.dimension}-dimensional vectors`,
     npyWidth: (model) => model.head.dimension,
   },
+  info: { modelType: (m) => ({ embedding: { pooling: m.embedding!.pooling } }) },
   bench: { unit: 'embeddings/s', request: (input) => ({ path: '/embed', body: { inputs: input } }) },
   serve: {
     describe: (m) =>

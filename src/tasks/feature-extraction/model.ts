@@ -4,7 +4,13 @@
  */
 import type { EmbeddingHead, Manifest } from '../../model/artifact.js';
 import type { ModelOptions } from '../../runtime/task-model.js';
-import { TextModel, type TextParts, type TextRow, type TextTokens } from '../../runtime/text-model.js';
+import {
+  TextModel,
+  type TextOptions,
+  type TextParts,
+  type TextRow,
+  type TextTokens,
+} from '../../runtime/text-model.js';
 
 export interface Embedding extends TextTokens {
   /** The text's vector; unit length when the artifact normalizes. */
@@ -29,11 +35,16 @@ export class TextEmbedder extends TextModel<Embedding> {
     return this.manifest.embedding!;
   }
 
+  /** The prompts the manifest recorded from config_sentence_transformers.json. */
+  override get prompts(): Readonly<Record<string, string>> {
+    return this.head.prompts ?? {};
+  }
+
   /** Embeds texts; each is queued on its own and batched with whatever else is waiting. */
   embed(
     texts: readonly string[],
     describe: (index: number) => string = (i) => `text ${i} (counting from 0)`,
-    options: { deadline?: number } = {},
+    options: TextOptions = {},
   ): Promise<Embedding[]> {
     return this.runTexts(texts, describe, options);
   }

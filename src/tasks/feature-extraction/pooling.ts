@@ -109,11 +109,13 @@ export function embeddingHead(options: {
   normalize: boolean;
   hiddenOutput: string;
   hidden: number;
+  prompts?: Record<string, string>;
 }): EmbeddingHead {
   return {
     dimension: options.hidden,
     pooling: options.pooling,
     normalize: options.normalize,
     hiddenOutput: options.hiddenOutput,
+    ...(options.prompts ? { prompts: options.prompts } : {}),
   };
 }

@@ -4,11 +4,16 @@
  *   `{"input": "…" | ["…"], "model", "encoding_format"?: "float" | "base64"}` →
  *   `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model", "usage"}`.
  *   The official Node client asks for base64 (little-endian float32) unless told otherwise.
- * - `POST /embed`, Text Embeddings Inference's shape: `{"inputs": "…" | ["…"]}` → `[[…], …]`.
- * Both take `dimensions` (Matryoshka): the first N dimensions of each vector, scaled back to unit
- * length, as OpenAI's and TEI's `dimensions` do.
+ * - `POST /embed`, Text Embeddings Inference's shape: `{"inputs": "…" | ["…"]}` → `[[…], …]`,
+ *   with TEI's options `normalize`, `truncate`, `truncation_direction` and `prompt_name`.
+ * - `POST /similarity`, TEI's `{"inputs": {"source_sentence", "sentences"}, "parameters"?}` →
+ *   the cosine of each sentence's vector with the source sentence's.
+ * /v1/embeddings and /embed take `dimensions` (Matryoshka): the first N dimensions of each vector,
+ * scaled back to unit length, as OpenAI's and TEI's `dimensions` do.
  */
 import { KilnError } from '../../core/errors.js';
+import type { TruncationDirection } from '../../model/tokenizer.js';
+import type { TextOptions } from '../../runtime/text-model.js';
 import { checkTexts } from '../limits.js';
 import { defineRoute, type InferenceFacts, type RouteContext } from '../route.js';
 import type { Embedding, TextEmbedder } from './model.js';
@@ -37,12 +42,105 @@ const openAiSchema = {
   additionalProperties: false,
 } as const;
 
+/** TEI's truncation options, as TEI spells them ("Right"/"Left", lower case accepted as TEI does). */
+const truncationProperties = {
+  truncate: { type: ['boolean', 'null'] },
+  truncation_direction: { type: 'string', enum: ['Right', 'Left', 'right', 'left'] },
+  prompt_name: { type: ['string', 'null'] },
+} as const;
+
+interface TruncationFields {
+  truncate?: boolean | null;
+  truncation_direction?: 'Right' | 'Left' | 'right' | 'left';
+  prompt_name?: string | null;
+}
+
+interface EmbedBody extends TruncationFields {
+  inputs: string | string[];
+  model?: string;
+  dimensions?: number;
+  normalize?: boolean;
+}
+
 const embedSchema = {
   type: 'object',
   required: ['inputs'],
-  properties: { inputs: textOrTexts, model: { type: 'string' }, dimensions: { type: 'integer', minimum: 1 } },
+  properties: {
+    inputs: textOrTexts,
+    model: { type: 'string' },
+    dimensions: { type: 'integer', minimum: 1 },
+    normalize: { type: 'boolean' },
+    ...truncationProperties,
+  },
   additionalProperties: false,
 } as const;
+
+interface SimilarityBody {
+  inputs: { source_sentence: string; sentences: string[] };
+  parameters?: TruncationFields | null;
+  model?: string;
+}
+
+const similaritySchema = {
+  type: 'object',
+  required: ['inputs'],
+  properties: {
+    inputs: {
+      type: 'object',
+      required: ['source_sentence', 'sentences'],
+      properties: {
+        source_sentence: { type: 'string' },
+        sentences: { type: 'array', items: { type: 'string' }, minItems: 1 },
+      },
+      additionalProperties: false,
+    },
+    parameters: {
+      type: ['object', 'null'],
+      properties: truncationProperties,
+      additionalProperties: false,
+    },
+    model: { type: 'string' },
+  },
+  additionalProperties: false,
+} as const;
+
+/** A request's TEI options as the tokenizer and model take them; truncation is on unless `truncate: false`. */
+function textOptions(fields: TruncationFields | null | undefined): Omit<TextOptions, 'deadline'> {
+  const direction = fields?.truncation_direction?.toLowerCase() as TruncationDirection | undefined;
+  return {
+    truncate: fields?.truncate !== false,
+    ...(direction ? { truncationDirection: direction } : {}),
+    ...(typeof fields?.prompt_name === 'string' ? { promptName: fields.prompt_name } : {}),
+  };
+}
+
+/**
+ * Whether /embed scales vectors to unit length: `normalize: true` on an artifact that keeps raw
+ * vectors does it here; `false` on one whose graph normalizes cannot be undone (400).
+ */
+function normalizeHere(normalize: boolean | undefined, model: TextEmbedder): boolean {
+  if (normalize === false && model.head.normalize)
+    throw new KilnError('KILN_ERR_INPUT_ALREADY_NORMALIZED', { model: model.manifest.name });
+  return normalize === true && !model.head.normalize;
+}
+
+function unitLength(vector: readonly number[]): number[] {
+  const norm = Math.sqrt(vector.reduce((sum, v) => sum + v * v, 0));
+  return norm > 0 ? vector.map((v) => v / norm) : [...vector];
+}
+
+/** Cosine similarity; 0 when either vector is all zeros. */
+function cosine(a: readonly number[], b: readonly number[]): number {
+  let dot = 0;
+  let aa = 0;
+  let bb = 0;
+  a.forEach((v, i) => {
+    dot += v * b[i]!;
+    aa += v * v;
+    bb += b[i]! * b[i]!;
+  });
+  return aa > 0 && bb > 0 ? dot / Math.sqrt(aa * bb) : 0;
+}
 
 /** A vector as base64 of its little-endian float32 bytes (OpenAI's encoding_format "base64"). */
 function vectorToBase64(vector: readonly number[]): string {
@@ -86,10 +184,11 @@ function embed(
   input: string | string[],
   field: string,
   context: Pick<RouteContext, 'limits' | 'deadline'>,
+  options: Omit<TextOptions, 'deadline'> = {},
 ): Promise<Embedding[]> {
   const { texts, describe } = textsOf(input, field);
   checkTexts(texts, describe, context.limits);
-  return model.embed(texts, describe, { deadline: context.deadline });
+  return model.embed(texts, describe, { ...options, deadline: context.deadline });
 }
 
 const inference = { tasks: ['feature-extraction'] } as const satisfies InferenceFacts;
@@ -121,18 +220,42 @@ export const embeddingRoutes = [
       };
     },
   }),
-  defineRoute<{ Body: { inputs: string | string[]; model?: string; dimensions?: number } }, 'feature-extraction'>({
+  defineRoute<{ Body: EmbedBody }, 'feature-extraction'>({
     method: 'POST',
     url: '/embed',
     access: 'key',
     schema: { body: embedSchema },
-    expectedBody: '{"inputs": "…" or ["…", …]}',
+    expectedBody:
+      '{"inputs": "…" or ["…", …], "normalize"?, "truncate"?, "truncation_direction"?: "Right" | "Left", "prompt_name"?, "dimensions"?}',
     inference,
     handler: async (request, _reply, context) => {
       const { dimensions } = request.body;
       const model = context.model(request.body.model);
       checkDimensions(dimensions, model);
-      return (await embed(model, request.body.inputs, 'inputs', context)).map((e) => shorten(e.embedding, dimensions));
+      const scale = normalizeHere(request.body.normalize, model);
+      const embeddings = await embed(model, request.body.inputs, 'inputs', context, textOptions(request.body));
+      return embeddings.map((e) => shorten(scale ? unitLength(e.embedding) : e.embedding, dimensions));
+    },
+  }),
+  defineRoute<{ Body: SimilarityBody }, 'feature-extraction'>({
+    method: 'POST',
+    url: '/similarity',
+    access: 'key',
+    schema: { body: similaritySchema },
+    expectedBody:
+      '{"inputs": {"source_sentence": "…", "sentences": ["…", …]}, "parameters"?: {"truncate", "truncation_direction", "prompt_name"}}',
+    inference,
+    handler: async (request, _reply, context) => {
+      const { source_sentence: source, sentences } = request.body.inputs;
+      const model = context.model(request.body.model);
+      const texts = [source, ...sentences];
+      const describe = (i: number) => (i === 0 ? '"inputs.source_sentence"' : `"inputs.sentences[${i - 1}]"`);
+      checkTexts(texts, describe, context.limits);
+      const [first, ...rest] = await model.embed(texts, describe, {
+        ...textOptions(request.body.parameters),
+        deadline: context.deadline,
+      });
+      return rest.map((e) => cosine(first!.embedding, e.embedding));
     },
   }),
 ];

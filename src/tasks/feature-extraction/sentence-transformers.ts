@@ -17,6 +17,8 @@ export interface PipelineFacts {
   normalize: boolean | null;
   /** The file the facts came from, for the compile summary. */
   from: string | null;
+  /** config_sentence_transformers.json's `prompts` (name → text put before a text); null when it has none. */
+  prompts: Record<string, string> | null;
 }
 
 interface Module {
@@ -29,6 +31,30 @@ export async function sentenceTransformersPipeline(
   dir: string,
   options: { pooling?: boolean } = {},
 ): Promise<PipelineFacts> {
+  const prompts = await sentenceTransformersPrompts(dir);
+  return { ...(await pipelineModules(dir, options)), prompts };
+}
+
+/** The prompts of config_sentence_transformers.json; null when the file or its `prompts` is absent or empty. */
+async function sentenceTransformersPrompts(dir: string): Promise<Record<string, string> | null> {
+  const path = join(dir, 'config_sentence_transformers.json');
+  if ((await pathKind(path)) !== 'file') return null;
+  const prompts = ((await readJson(path)) as { prompts?: unknown } | null)?.prompts;
+  if (prompts === undefined || prompts === null) return null;
+  if (
+    typeof prompts !== 'object' ||
+    Array.isArray(prompts) ||
+    !Object.values(prompts).every((v) => typeof v === 'string')
+  ) {
+    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+      path,
+      problem: 'its "prompts" is not an object of names to prompt texts ({"query": "query: ", …})',
+    });
+  }
+  return Object.keys(prompts).length === 0 ? null : (prompts as Record<string, string>);
+}
+
+async function pipelineModules(dir: string, options: { pooling?: boolean }): Promise<Omit<PipelineFacts, 'prompts'>> {
   const modulesPath = join(dir, 'modules.json');
   if ((await pathKind(modulesPath)) !== 'file') return { pooling: null, normalize: null, from: null };
   const modules = await readJson(modulesPath);
