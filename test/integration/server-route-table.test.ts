@@ -274,7 +274,7 @@ const CASES: Case[] = [
   },
 ];
 
-/** The same routes on a server with all three models, where a request must name its model. */
+/** The same routes on a server with all four models, where a request must name its model. */
 const SHARED_CASES: Case[] = [
   {
     name: 'POST /invocations naming the model in x-amzn-sagemaker-target-model',
@@ -308,6 +308,20 @@ const SHARED_CASES: Case[] = [
     route: '/v1/embeddings',
     model: 'embedder',
     request: (name) => json('/v1/embeddings', { model: name, input: 'a fine film' }),
+    atTheDoor: false,
+  },
+  {
+    name: 'POST /v1/rerank naming the model in the body',
+    route: '/v1/rerank',
+    model: 'ranker',
+    request: (name) => json('/v1/rerank', { model: name, query: 'a fine film', documents: ['a dull one'] }),
+    atTheDoor: false,
+  },
+  {
+    name: 'POST /rerank naming the model in the body',
+    route: '/rerank',
+    model: 'ranker',
+    request: (name) => json('/rerank', { model: name, query: 'a fine film', texts: ['a dull one'] }),
     atTheDoor: false,
   },
 ];
@@ -483,5 +497,5 @@ for (const kind of ['classifier', 'embedder', 'image', 'ranker'] as const) {
   timeoutTests(`--timeout-ms on every inference route (${kind})`, [kind], cases);
   refusalTests(`early refusal on every inference route (${kind})`, [kind], cases);
 }
-timeoutTests('--timeout-ms with three models served', ['classifier', 'embedder', 'image'], SHARED_CASES);
-refusalTests('early refusal with three models served', ['classifier', 'embedder', 'image'], SHARED_CASES);
+timeoutTests('--timeout-ms with four models served', ['classifier', 'embedder', 'image', 'ranker'], SHARED_CASES);
+refusalTests('early refusal with four models served', ['classifier', 'embedder', 'image', 'ranker'], SHARED_CASES);
