@@ -5,8 +5,8 @@
  * model's queue is full; only a request whose body names its model among several reaches its
  * route before the scheduler refuses it (still 429 with Retry-After). Each route is tried with
  * each kind of body it takes: texts, JSON Lines, KServe BYTES, client-side tokens (INT64 and
- * INT32), images and image tensors, on a text classifier, an embedding model and an image
- * classifier, alone and served together. Gated replicas hold every
+ * INT32), images and image tensors, text pairs and rerank bodies, on a text classifier, an
+ * embedding model, an image classifier and a reranker, alone and served together. Gated replicas hold every
  * batch until the test opens them, so no answer can come in time and the queue stays full for
  * as long as the test needs: the outcomes follow from the order of events, not from timing.
  */
