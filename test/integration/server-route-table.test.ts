@@ -5,8 +5,8 @@
  * model's queue is full; only a request whose body names its model among several reaches its
  * route before the scheduler refuses it (still 429 with Retry-After). Each route is tried with
  * each kind of body it takes: texts, JSON Lines, KServe BYTES, client-side tokens (INT64 and
- * INT32), images and image tensors, on a text classifier, an embedding model and an image
- * classifier, alone and served together. Gated replicas hold every
+ * INT32), images and image tensors, text pairs and rerank bodies, on a text classifier, an
+ * embedding model, an image classifier and a reranker, alone and served together. Gated replicas hold every
  * batch until the test opens them, so no answer can come in time and the queue stays full for
  * as long as the test needs: the outcomes follow from the order of events, not from timing.
  */
@@ -286,7 +286,7 @@ const CASES: Case[] = [
   },
 ];
 
-/** The same routes on a server with all three models, where a request must name its model. */
+/** The same routes on a server with all four models, where a request must name its model. */
 const SHARED_CASES: Case[] = [
   {
     name: 'POST /invocations naming the model in x-amzn-sagemaker-target-model',
@@ -320,6 +320,20 @@ const SHARED_CASES: Case[] = [
     route: '/v1/embeddings',
     model: 'embedder',
     request: (name) => json('/v1/embeddings', { model: name, input: 'a fine film' }),
+    atTheDoor: false,
+  },
+  {
+    name: 'POST /v1/rerank naming the model in the body',
+    route: '/v1/rerank',
+    model: 'ranker',
+    request: (name) => json('/v1/rerank', { model: name, query: 'a fine film', documents: ['a dull one'] }),
+    atTheDoor: false,
+  },
+  {
+    name: 'POST /rerank naming the model in the body',
+    route: '/rerank',
+    model: 'ranker',
+    request: (name) => json('/rerank', { model: name, query: 'a fine film', texts: ['a dull one'] }),
     atTheDoor: false,
   },
 ];
@@ -495,5 +509,5 @@ for (const kind of ['classifier', 'embedder', 'image', 'ranker'] as const) {
   timeoutTests(`--timeout-ms on every inference route (${kind})`, [kind], cases);
   refusalTests(`early refusal on every inference route (${kind})`, [kind], cases);
 }
-timeoutTests('--timeout-ms with three models served', ['classifier', 'embedder', 'image'], SHARED_CASES);
-refusalTests('early refusal with three models served', ['classifier', 'embedder', 'image'], SHARED_CASES);
+timeoutTests('--timeout-ms with four models served', ['classifier', 'embedder', 'image', 'ranker'], SHARED_CASES);
+refusalTests('early refusal with four models served', ['classifier', 'embedder', 'image', 'ranker'], SHARED_CASES);
