@@ -477,17 +477,21 @@ export const ERRORS = {
     (p) =>
       `the server is shutting down (${p.signal}) and takes no new requests; send the request to another instance, or retry once this one has restarted`,
   ),
-  KILN_ERR_HTTP_INVOCATIONS_BODY: def<{ problem: string }>(
+  KILN_ERR_HTTP_INVOCATIONS_BODY: def<{ problem: string; expected?: string }>(
     400,
-    'A SageMaker POST /invocations body is not {"inputs": …} (JSON) or one input per line (JSON Lines).',
+    'A SageMaker POST /invocations body is not what the model\'s task reads: {"inputs": …} (JSON) or one input per line (JSON Lines); a ranker\'s {"query", "texts"}.',
     (p) =>
-      `invalid /invocations body: ${p.problem}; send {"inputs": "…"} or {"inputs": ["…", …]} as application/json, or one {"inputs": "…"} (or a JSON string) per line as application/jsonlines`,
+      `invalid /invocations body: ${p.problem}; send ${
+        p.expected === undefined
+          ? '{"inputs": "…"} or {"inputs": ["…", …]} as application/json, or one {"inputs": "…"} (or a JSON string) per line as application/jsonlines'
+          : `${p.expected} as application/json, or one such object per line as application/jsonlines`
+      }`,
   ),
-  KILN_ERR_HTTP_BAD_JSON_LINE: def<{ line: number; problem: string }>(
+  KILN_ERR_HTTP_BAD_JSON_LINE: def<{ line: number; problem: string; expected?: string }>(
     400,
-    'A line of an application/jsonlines body is not JSON, or not a text input.',
+    "A line of an application/jsonlines body is not JSON, or not an input the model's task reads.",
     (p) =>
-      `line ${p.line} of the application/jsonlines body ${p.problem}; send one JSON value per line: {"inputs": "…"} or a JSON string`,
+      `line ${p.line} of the application/jsonlines body ${p.problem}; send one JSON value per line: ${p.expected ?? '{"inputs": "…"} or a JSON string'}`,
   ),
   KILN_ERR_HTTP_V2_INVALID_REQUEST: def<{ problem: string }>(
     400,

@@ -88,8 +88,11 @@ export interface PredictHook<M extends AnyTaskModel> {
   ): Promise<object[]>;
 }
 
-/** What SageMaker's /invocations answers per input; `allScores` is the input's `return_all_scores`. */
-export interface InvocationsHook<M extends AnyTaskModel> {
+/**
+ * What SageMaker's /invocations answers per input of an `{"inputs": …}` body (a text, a text
+ * pair, an image); `allScores` is the input's `return_all_scores`.
+ */
+export interface InvocationsInputsHook<M extends AnyTaskModel> {
   answers(
     model: M,
     inputs: readonly ModelInput[],
@@ -97,6 +100,26 @@ export interface InvocationsHook<M extends AnyTaskModel> {
     options: { deadline: number | undefined },
   ): Promise<Array<(allScores: boolean) => object>>;
 }
+
+/**
+ * For a task whose /invocations body has a shape of its own (a ranker's `{"query", "texts"}`):
+ * reads one JSON body, or one line of a JSON Lines body, and answers it.
+ */
+export interface InvocationsBodyHook<M extends AnyTaskModel> {
+  /** The body's shape, for the fix of an error's message: `{"query": "…", "texts": ["…", …]}`. */
+  readonly expected: string;
+  read(
+    model: M,
+    body: unknown,
+    context: Pick<RouteContext, 'limits' | 'deadline'> & {
+      /** The coded 400 for a body (or line) that is not {@link expected}, naming where it is. */
+      invalid: (problem: string) => Error;
+    },
+  ): Promise<object>;
+}
+
+/** How SageMaker's /invocations reads a task's requests: `{"inputs": …}` per input, or a body of the task's own. */
+export type InvocationsHook<M extends AnyTaskModel> = InvocationsInputsHook<M> | InvocationsBodyHook<M>;
 
 /** A KServe v2 tensor's metadata. */
 export interface TensorMetadata {

@@ -3,7 +3,8 @@
  * num_labels 1, safetensors) is detected as text-ranking, and its scores through /rerank and
  * /v1/rerank are the float64 reference's for [CLS] query [SEP] passage [SEP] (token types 1 on
  * the passage), laid out here by hand from vocab.txt: sigmoid of the logit, or the logit with
- * raw_scores, best first. Bad bodies are coded 400s; --max-client-batch is a 413 naming it.
+ * raw_scores, best first; SageMaker's /invocations takes /rerank's body and answers as it does.
+ * Bad bodies are coded 400s; --max-client-batch is a 413 naming it.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -173,9 +174,58 @@ describe('a single-logit BERT cross-encoder reranks query–passage pairs as the
     assert.equal(at.status, 200);
   });
 
-  test('a classifier route refuses the ranker: POST /invocations → KILN_ERR_HTTP_WRONG_TASK naming /rerank', async () => {
-    const res = await post('/invocations', { inputs: 'good film' });
-    assert.equal(res.body.error.code, 'KILN_ERR_HTTP_WRONG_TASK');
-    assert.match(res.body.error.message, /\/rerank/);
+  test('POST /invocations {"query", "texts"}: the same answer as /rerank (scores within 1e-6), raw_scores and return_text', async () => {
+    for (const options of [{}, { raw_scores: true }, { return_text: true }]) {
+      const body = { query: QUERY, texts: PASSAGES, ...options };
+      const [rerank, invocations] = await Promise.all([post('/rerank', body), post('/invocations', body)]);
+      assert.equal(invocations.status, 200, JSON.stringify(invocations.body));
+      assert.deepEqual(
+        invocations.body.map((r: { index: number }) => r.index),
+        referenceOrder(),
+      );
+      assert.equal(invocations.body.length, rerank.body.length);
+      invocations.body.forEach((r: { index: number; score: number; text?: string }, k: number) => {
+        assert.equal(r.index, rerank.body[k].index);
+        assert.ok(Math.abs(r.score - rerank.body[k].score) <= 1e-6, `${JSON.stringify(options)}: ${r.score}`);
+        assert.equal(r.text, rerank.body[k].text);
+      });
+      const reference = (i: number) => ('raw_scores' in options ? logits[i]! : sigmoid(logits[i]!));
+      for (const r of invocations.body as Array<{ index: number; score: number }>)
+        assert.ok(Math.abs(r.score - reference(r.index)) <= 1e-4);
+    }
   });
+
+  test('POST /invocations as JSON Lines: one ranking per line, in order', async () => {
+    const res = await fetch(`${url}/invocations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/jsonlines' },
+      body: `${JSON.stringify({ query: QUERY, texts: PASSAGES })}\n${JSON.stringify({ query: QUERY, texts: [PASSAGES[1]] })}\n`,
+      signal: AbortSignal.timeout(20_000),
+    });
+    assert.equal(res.status, 200);
+    const [first, second] = (await res.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      first.map((r: { index: number }) => r.index),
+      referenceOrder(),
+    );
+    assert.equal(second.length, 1);
+    assert.ok(Math.abs(second[0].score - sigmoid(logits[1]!)) <= 1e-4);
+  });
+
+  for (const [name, body, pattern] of [
+    ['a classifier\'s {"inputs"}', { inputs: 'good film' }, /unknown field "inputs".*"query"/],
+    ['no texts', { query: 'a' }, /no "texts".*"query"/],
+    ['a non-string text', { query: 'a', texts: ['good', 5] }, /texts\[1\].*"query"/],
+    ['an empty texts list', { query: 'a', texts: [] }, /"texts" is an empty list.*"query"/],
+  ] as const) {
+    test(`POST /invocations with ${name} → 400 KILN_ERR_HTTP_INVOCATIONS_BODY naming the ranker's body`, async () => {
+      const res = await post('/invocations', body);
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'KILN_ERR_HTTP_INVOCATIONS_BODY');
+      assert.match(res.body.error.message, pattern);
+    });
+  }
 });

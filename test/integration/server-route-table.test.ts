@@ -266,6 +266,12 @@ const CASES: Case[] = [
     request: () => json('/rerank', { query: 'a fine film', texts: ['a dull one', 'a good one'] }),
   },
   {
+    name: 'POST /invocations {"query", "texts"} (ranker)',
+    route: '/invocations',
+    model: 'ranker',
+    request: () => json('/invocations', { query: 'a fine film', texts: ['a dull one', 'a good one'] }),
+  },
+  {
     name: 'POST /v1/rerank',
     route: '/v1/rerank',
     model: 'ranker',

@@ -2,7 +2,8 @@
  * Text pairs through /predict on a random-weight 3-label BERT classifier (safetensors, imported
  * by compile): the answers' scores are the softmax of the float64 reference's logits for
  * [CLS] A [SEP] B [SEP] with token types 1 on the second segment, laid out here by hand from
- * vocab.txt; malformed pair bodies are refused with coded 400s.
+ * vocab.txt; SageMaker's /invocations takes the same pairs; malformed pair bodies are refused
+ * with coded 400s.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -39,8 +40,8 @@ before(async () => {
 after(() => server?.close());
 
 // biome-ignore lint/suspicious/noExplicitAny: answers are read field by field and asserted on.
-async function post(body: object): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${url}/predict`, {
+async function post(body: object, path = '/predict'): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
@@ -94,6 +95,25 @@ describe('POST /predict with text pairs on a 3-label BERT classifier', () => {
     });
     assert.ok(maxDelta(actual, softmax(flat!)) > 1e-3, 'token types change the answer');
     assert.ok(maxDelta(await expectedScores(a.text, a.text_pair), await expectedScores(b.text, b.text_pair)) > 1e-3);
+  });
+
+  test('SageMaker /invocations {"inputs": pair} and {"inputs": [pair, …]} answer as /predict (within 1e-6)', async () => {
+    const predict = await post({ texts: PAIRS, return_all_scores: true });
+    const parameters = { return_all_scores: true };
+    const list = await post({ inputs: PAIRS, parameters }, '/invocations');
+    const one = await post({ inputs: PAIRS[0], parameters }, '/invocations');
+    assert.equal(list.status, 200, JSON.stringify(list.body));
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    const scores = (answer: { scores: Array<{ score: number }> }) => answer.scores.map((s) => s.score);
+    for (const [i, prediction] of (predict.body.predictions as Array<{ label: string; scores: [] }>).entries()) {
+      assert.equal(list.body.predictions[i].label, prediction.label);
+      assert.ok(maxDelta(scores(list.body.predictions[i]), scores(prediction)) <= 1e-6);
+    }
+    assert.ok(maxDelta(scores(one.body), scores(predict.body.predictions[0])) <= 1e-6);
+    const bad = await post({ inputs: [{ text: 'a', text_pair: 5 }] }, '/invocations');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'KILN_ERR_HTTP_INVOCATIONS_BODY');
+    assert.match(bad.body.error.message, /inputs\[0\].*text_pair/);
   });
 
   test('a list may mix texts and pairs', async () => {

@@ -1,20 +1,24 @@
 /**
  * SageMaker's container contract, `POST /invocations` (GET /ping is routes/ping.ts), for the
  * tasks whose module has an `invocations` hook (which says what each input's answer holds):
- * - `application/json`: `{"inputs": "…"}` → one answer; `{"inputs": ["…", …]}` →
- *   `{"predictions": […]}`. `"parameters": {"return_all_scores": true}` asks for every label's
- *   score, as Hugging Face's SageMaker containers take it.
+ * - `application/json`: `{"inputs": "…"}` (or a text pair `{"text", "text_pair"}`) → one
+ *   answer; `{"inputs": [… , …]}` → `{"predictions": […]}`. `"parameters":
+ *   {"return_all_scores": true}` asks for every label's score, as Hugging Face's SageMaker
+ *   containers take it.
  * - `application/jsonlines`, as Batch Transform sends a split file: one input per line
- *   (`{"inputs": "…"}` or a JSON string) → one answer per line, in order, same content type.
+ *   (`{"inputs": …}` or a JSON string) → one answer per line, in order, same content type.
+ * - A task whose hook reads a body of its own (a ranker's `{"query", "texts"}`) gets the JSON
+ *   body, or each line, and answers it.
  * All texts of one request are queued together, so a JSON Lines body batches well.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { KilnError } from '../../core/errors.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
+import type { TextInput } from '../../runtime/text-model.js';
 import { checkTexts } from '../../tasks/limits.js';
 import { taskOf, tasksWhere } from '../../tasks/registry.js';
 import { defineRoute } from '../../tasks/route.js';
-import type { InputKind } from '../../tasks/task.js';
+import type { InputKind, InvocationsHook, InvocationsInputsHook } from '../../tasks/task.js';
 
 /** The tasks /invocations serves, and those of them that take each input kind. */
 const INVOCATION_TASKS = tasksWhere((m) => m.invocations !== undefined);
@@ -22,18 +26,28 @@ const takes = (input: InputKind) => tasksWhere((m) => m.invocations !== undefine
 
 const JSON_LINES_TYPES = ['application/jsonlines', 'application/jsonl', 'application/x-jsonlines'];
 
-/** One input: a text or a list of texts, and whether to return every label's score. */
+/** One input: a text (or pair) or a list of them, and whether to return every label's score. */
 interface Invocation {
-  texts: string[];
+  texts: TextInput[];
   single: boolean;
   allScores: boolean;
 }
 
-function invalid(problem: string, line: number | null): KilnError {
+function invalid(problem: string, line: number | null, expected?: string): KilnError {
   return line === null
-    ? new KilnError('KILN_ERR_HTTP_INVOCATIONS_BODY', { problem })
-    : new KilnError('KILN_ERR_HTTP_BAD_JSON_LINE', { line, problem });
+    ? new KilnError('KILN_ERR_HTTP_INVOCATIONS_BODY', { problem, expected })
+    : new KilnError('KILN_ERR_HTTP_BAD_JSON_LINE', { line, problem, expected });
 }
+
+/** A text pair `{"text", "text_pair"}` (both strings, nothing else), or null. */
+function asPair(value: unknown): TextInput | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const { text, text_pair: pair, ...rest } = value as Record<string, unknown>;
+  if (typeof text !== 'string' || typeof pair !== 'string' || Object.keys(rest).length > 0) return null;
+  return { text, text_pair: pair };
+}
+
+const asInput = (value: unknown): TextInput | null => (typeof value === 'string' ? value : asPair(value));
 
 /** Reads `{"inputs", "parameters"?}` (or, on a JSON Lines line, a bare string). */
 function readInvocation(value: unknown, line: number | null): Invocation {
@@ -56,32 +70,36 @@ function readInvocation(value: unknown, line: number | null): Invocation {
       throw invalid('"parameters.return_all_scores" is not true or false', line);
     allScores = all === true;
   }
-  if (typeof inputs === 'string') return { texts: [inputs], single: true, allScores };
+  const one = asInput(inputs);
+  if (one !== null) return { texts: [one], single: true, allScores };
   if (Array.isArray(inputs)) {
     if (inputs.length === 0) throw invalid('"inputs" is an empty list', line);
-    const bad = inputs.findIndex((t) => typeof t !== 'string');
-    if (bad >= 0) throw invalid(`"inputs[${bad}]" is not a string`, line);
-    return { texts: inputs as string[], single: false, allScores };
+    const texts = inputs.map(asInput);
+    const bad = texts.indexOf(null);
+    if (bad >= 0)
+      throw invalid(`"inputs[${bad}]" is not a string (nor a text pair {"text", "text_pair"} of two strings)`, line);
+    return { texts: texts as TextInput[], single: false, allScores };
   }
   throw invalid(
-    inputs === undefined ? `${where} has no "inputs"` : '"inputs" is neither a string nor a list of strings',
+    inputs === undefined
+      ? `${where} has no "inputs"`
+      : '"inputs" is neither a string nor a list of strings (nor a text pair {"text", "text_pair"}, or a list of them)',
     line,
   );
 }
 
-function readJsonLines(body: string): Array<Invocation & { line: number }> {
-  const out: Array<Invocation & { line: number }> = [];
+/** A JSON Lines body's values with their line numbers; `expected` is the fix errors name. */
+function parseJsonLines(body: string, expected?: string): Array<{ value: unknown; line: number }> {
+  const out: Array<{ value: unknown; line: number }> = [];
   body.split('\n').forEach((raw, i) => {
     if (raw.trim() === '') return;
-    let value: unknown;
     try {
-      value = JSON.parse(raw);
+      out.push({ value: JSON.parse(raw), line: i + 1 });
     } catch {
-      throw invalid('does not parse as JSON', i + 1);
+      throw invalid('does not parse as JSON', i + 1, expected);
     }
-    out.push({ ...readInvocation(value, i + 1), line: i + 1 });
   });
-  if (out.length === 0) throw invalid('the body has no lines', null);
+  if (out.length === 0) throw invalid('the body has no lines', null, expected);
   return out;
 }
 
@@ -111,7 +129,7 @@ export const invocationsRoutes = [
       const named = targetModel(request.headers);
       if (Buffer.isBuffer(request.body)) {
         const model = context.model(named, { tasks: takes('image'), what: 'POST /invocations with an image body' });
-        const [answer] = await taskOf(model).invocations!.answers(
+        const [answer] = await (taskOf(model).invocations as InvocationsInputsHook<typeof model>).answers(
           model,
           [new Uint8Array(request.body)],
           () => 'the request body',
@@ -121,10 +139,27 @@ export const invocationsRoutes = [
       }
       const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const lines = JSON_LINES_TYPES.includes(mediaType);
-      const invocations = lines
-        ? readJsonLines(request.body as string)
-        : [{ ...readInvocation(request.body, null), line: 0 }];
       const model = context.model(named, { tasks: takes('text'), what: 'POST /invocations' });
+      const hook: InvocationsHook<typeof model> = taskOf(model).invocations!;
+      if ('read' in hook) {
+        const { expected } = hook;
+        const read = (value: unknown, line: number | null) =>
+          hook.read(model, value, {
+            limits: context.limits,
+            deadline,
+            invalid: (problem) => invalid(problem, line, expected),
+          });
+        if (!lines) return read(request.body, null);
+        // Every line's texts are queued at once, so they share batches.
+        const answers = await Promise.all(
+          parseJsonLines(request.body as string, expected).map(({ value, line }) => read(value, line)),
+        );
+        reply.type('application/jsonlines');
+        return answers.map((a) => `${JSON.stringify(a)}\n`).join('');
+      }
+      const invocations = lines
+        ? parseJsonLines(request.body as string).map(({ value, line }) => ({ ...readInvocation(value, line), line }))
+        : [{ ...readInvocation(request.body, null), line: 0 }];
       // One call for the whole body: the texts of every line share batches.
       const texts = invocations.flatMap((inv) => inv.texts);
       const names = invocations.flatMap((inv) =>
@@ -134,7 +169,7 @@ export const invocationsRoutes = [
       );
       const describe = (i: number): string => names[i]!;
       checkTexts(texts, describe, context.limits);
-      const bodies = await taskOf(model).invocations!.answers(model, texts, describe, { deadline });
+      const bodies = await hook.answers(model, texts, describe, { deadline });
       let next = 0;
       const answers = invocations.map((inv) => {
         const mine = bodies.slice(next, next + inv.texts.length).map((body) => body(inv.allScores));

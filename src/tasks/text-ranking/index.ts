@@ -10,6 +10,7 @@ import { checkLogits } from '../io-check.js';
 import { invalid, readRequest, type TensorInput } from '../kserve-tensors.js';
 import { checkTexts, type RequestLimits } from '../limits.js';
 import { defineTask } from '../task.js';
+import { rankInvocations } from './invocations.js';
 import { type Relevance, TextRanker } from './model.js';
 import { rerankRoutes } from './routes.js';
 
@@ -66,6 +67,7 @@ export const textRanking = defineTask<TextRanker>({
     answer: async (model, inputs, describe, { allScores: _all, ...options }) =>
       (await model.infer(inputs, describe, options)).map((r) => ({ score: r.score, logit: r.logit })),
   },
+  invocations: rankInvocations,
   kserve: {
     inputs: () => [
       { name: 'query', datatype: 'BYTES', shape: [1] },

@@ -69,7 +69,7 @@ const cohereSchema = {
 } as const;
 
 /** Ranks `texts` against `query` within the request's limits; `field` names the texts in errors. */
-function rank(
+export function rank(
   model: TextRanker,
   query: string,
   texts: readonly string[],
@@ -87,6 +87,19 @@ function rank(
   return model.rank(query, texts, describe, { deadline: context.deadline, ...truncation });
 }
 
+/** TEI's /rerank answer: best first, the logit for `raw`, each text when asked. */
+export function teiAnswer(
+  ranked: readonly Ranked[],
+  texts: readonly string[],
+  { raw, withText }: { raw: boolean; withText: boolean },
+): object[] {
+  return ranked.map(({ index, relevance }) => ({
+    index,
+    score: raw ? relevance.logit : relevance.score,
+    ...(withText ? { text: texts[index] } : {}),
+  }));
+}
+
 const inference = { tasks: ['text-ranking'] } as const satisfies InferenceFacts;
 
 export const rerankRoutes = [
@@ -101,11 +114,7 @@ export const rerankRoutes = [
       const { query, texts, raw_scores: raw = false, return_text: withText = false } = request.body;
       const model = context.model(request.body.model);
       const ranked = await rank(model, query, texts, 'texts', context, truncationOptions(request.body));
-      return ranked.map(({ index, relevance }) => ({
-        index,
-        score: raw ? relevance.logit : relevance.score,
-        ...(withText ? { text: texts[index] } : {}),
-      }));
+      return teiAnswer(ranked, texts, { raw, withText });
     },
   }),
   defineRoute<{ Body: CohereBody }, 'text-ranking'>({
