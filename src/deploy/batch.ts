@@ -1,5 +1,6 @@
 /**
- * `kiln batch`: offline inference over a large file. Streams a file of texts, batches them
+ * `kiln batch`: offline inference over a large file. Streams a file of texts (or text pairs:
+ * `text_pair`, or a ranker's `query` and `text` columns), batches them
  * by length within bounded windows, and writes exactly one JSON line per input row, in input
  * order. Killed at any moment, a rerun continues where the output ends; `--shard I/N` takes a
  * deterministic 1/N of the rows so N machines cover a file exactly once.
@@ -8,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open, readFile, truncate } from 'node:fs/promises';
 import { KilnError, toKilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
-import { type Row, streamRows } from '../model/dataset.js';
+import { inputOf, type Row, streamRows } from '../model/dataset.js';
 import type { ModelInput } from '../runtime/task-model.js';
 import { type LoadedModel, taskOf } from '../tasks/registry.js';
 
@@ -121,12 +122,12 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
     const examples = rows.flatMap((r) => ('example' in r ? [r] : []));
     // Submitted shortest first, so the scheduler's batches hold texts of similar length.
     // Each text is measured once, not in every comparison the sort makes.
-    const read = options.readInput ?? (async (text: string): Promise<ModelInput> => text);
+    const read = options.readInput;
     const inputs = new Map<number, ModelInput>();
     const unreadable = new Map<number, unknown>();
     for (const r of examples) {
       try {
-        inputs.set(r.line, await read(r.example.text));
+        inputs.set(r.line, read ? await read(r.example.text) : inputOf(r.example));
       } catch (err) {
         unreadable.set(r.line, err);
       }

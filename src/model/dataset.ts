@@ -1,7 +1,9 @@
 /**
  * Labelled or unlabelled texts from a file, for bench, verify and batch: TSV or CSV with a
  * header naming the text column (`sentence` or `text`, or `--text-column`) and optionally
- * `label`; JSON Lines with `{"text", "label", "id"}`; anything else is one text per line.
+ * `label`; JSON Lines with `{"text", "label", "id"}`; anything else is one text per line. A
+ * `text_pair` column (or field) makes each row a text pair, for pair classifiers; a `query`
+ * column with a `text` column makes each row a query–passage pair, for rerankers.
  * Files are read as a stream, line by line, so a batch job's memory does not grow with them.
  */
 import { createReadStream } from 'node:fs';
@@ -9,9 +11,13 @@ import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
+import type { ModelInput } from '../runtime/task-model.js';
 
 export interface Example {
+  /** The text, or a pair's first text (a ranker's query). */
   text: string;
+  /** A pair's second text (`text_pair`, or a ranker's passage); absent for a single text. */
+  pair?: string;
   /** A label name, or a class id as a number; absent when the file has none. */
   label?: string | number;
   /** 1-based line of the file, for messages. */
@@ -31,6 +37,28 @@ export interface Dataset {
 }
 
 const TEXT_COLUMNS = ['sentence', 'text'];
+
+/** What a model reads for an example: its text, or its text pair. */
+export function inputOf(example: Example): ModelInput {
+  return example.pair === undefined ? example.text : { text: example.text, text_pair: example.pair };
+}
+
+/**
+ * A row's text and pair from its text cell, `text_pair` cell and `query` cell (undefined when
+ * the file has no such column): a query comes first, the text second; null when one is empty.
+ */
+function pairOf(
+  text: string,
+  pair: string | undefined,
+  query: string | undefined,
+): { text: string; pair?: string } | string {
+  if (query !== undefined) {
+    if (query.trim() === '') return 'the query is empty';
+    return { text: query, pair: text };
+  }
+  if (pair === undefined) return { text };
+  return pair.trim() === '' ? 'the text pair is empty' : { text, pair };
+}
 
 /** Splits one CSV record, honouring double quotes ("" inside quotes is a quote). */
 export function splitCsvLine(line: string): string[] {
@@ -80,6 +108,8 @@ export async function* streamRows(path: string, options: { textColumn?: string }
   let header: string[] | null = null;
   let textIndex = -1;
   let labelIndex = -1;
+  let pairIndex = -1;
+  let queryIndex = -1;
   const invalid = (line: number, problem: string): Row => ({
     line,
     error: new KilnError('KILN_ERR_DATA_INVALID', { path, line, problem }),
@@ -96,6 +126,8 @@ export async function* streamRows(path: string, options: { textColumn?: string }
         if (textIndex < 0)
           throw new KilnError('KILN_ERR_DATA_NO_TEXT_COLUMN', { path, columns: JSON.stringify(header) });
         labelIndex = header.indexOf('label');
+        pairIndex = header.indexOf('text_pair');
+        queryIndex = header.indexOf('query');
         continue;
       }
       if (line.trim() === '') continue;
@@ -106,12 +138,15 @@ export async function* streamRows(path: string, options: { textColumn?: string }
       }
       // GLUE's files end each sentence with a space before the tab.
       const text = cells[textIndex]!.trim();
+      const cell = (index: number) => (index >= 0 ? cells[index]!.trim() : undefined);
+      const texts = pairOf(text, cell(pairIndex), cell(queryIndex));
       if (text === '') yield invalid(lineNo, 'the text is empty');
+      else if (typeof texts === 'string') yield invalid(lineNo, texts);
       else
         yield {
           line: lineNo,
           example: {
-            text,
+            ...texts,
             line: lineNo,
             ...(labelIndex >= 0 && cells[labelIndex]!.trim() !== '' ? { label: labelOf(cells[labelIndex]!) } : {}),
           },
@@ -128,15 +163,23 @@ export async function* streamRows(path: string, options: { textColumn?: string }
       const record = (typeof row === 'object' && row !== null ? row : {}) as Record<string, unknown>;
       const key = options.textColumn ?? (typeof record.text === 'string' ? 'text' : 'sentence');
       const text = typeof row === 'string' ? row : typeof record[key] === 'string' ? (record[key] as string) : null;
+      const field = (name: string) => {
+        const value = record[name];
+        return value === undefined ? undefined : typeof value === 'string' ? value : null;
+      };
+      const [pair, query] = [field('text_pair'), field('query')];
+      const texts = text === null || pair === null || query === null ? null : pairOf(text, pair, query);
       if (text === null) yield invalid(lineNo, `the object has no "${options.textColumn ?? 'text'}" string`);
       else if (text.trim() === '') yield invalid(lineNo, 'the text is empty');
+      else if (texts === null) yield invalid(lineNo, `"${pair === null ? 'text_pair' : 'query'}" is not a string`);
+      else if (typeof texts === 'string') yield invalid(lineNo, texts);
       else {
         const label = typeof record.label === 'string' || typeof record.label === 'number' ? record.label : undefined;
         const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : undefined;
         yield {
           line: lineNo,
           example: {
-            text,
+            ...texts,
             line: lineNo,
             ...(label !== undefined ? { label } : {}),
             ...(id !== undefined ? { id } : {}),

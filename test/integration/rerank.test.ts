@@ -7,12 +7,14 @@
  * Bad bodies are coded 400s; --max-client-batch is a 413 naming it.
  */
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { sigmoid } from '../../src/core/stats.js';
+import { runBatch } from '../../src/deploy/batch.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
-import { loadModel } from '../../src/tasks/registry.js';
+import { type LoadedModel, loadModel } from '../../src/tasks/registry.js';
 import { tempDir } from '../fixtures/models.js';
 import { bertPairIds, lookup, randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { referenceLogits } from '../fixtures/reference-encoder.js';
@@ -31,18 +33,21 @@ const PASSAGES = [
 let server: KilnServer;
 let url: string;
 let task: string;
+let dir: string;
+let model: LoadedModel;
 /** The reference's logit per passage, in request order. */
 let logits: number[];
 
 before(async () => {
-  const dir = await tempDir();
+  dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
   const checkpoint = await writeCheckpoint(join(dir, 'cross-encoder'), CONFIG, WEIGHTS);
   const { artifactDir, manifest } = await compile({ source: checkpoint, out: join(dir, 'ranker.kiln'), maxLength: 24 });
   task = manifest.task;
   server = createServer({ port: 0, maxClientBatch: 8 });
   url = await server.listen();
-  server.model.set(await loadModel(artifactDir, { replicas: 1 }));
+  model = await loadModel(artifactDir, { replicas: 1 });
+  server.model.set(model);
   logits = [];
   for (const passage of PASSAGES) {
     const { ids, typeIds } = await bertPairIds(QUERY, passage);
@@ -228,4 +233,26 @@ describe('a single-logit BERT cross-encoder reranks query–passage pairs as the
       assert.match(res.body.error.message, pattern);
     });
   }
+
+  test('kiln batch over query and text columns (TSV and JSONL): one score per row, the reference sigmoid within 1e-4', async () => {
+    for (const [name, content] of [
+      ['pairs.tsv', `query\ttext\n${PASSAGES.map((p) => `${QUERY}\t${p}`).join('\n')}\n`],
+      ['pairs.jsonl', `${PASSAGES.map((p) => JSON.stringify({ query: QUERY, text: p })).join('\n')}\n`],
+    ] as const) {
+      const input = join(dir, name);
+      const output = join(dir, `${name}.out.jsonl`);
+      await writeFile(input, content);
+      const summary = await runBatch({ model, input, output });
+      assert.equal(summary.errors, 0);
+      const rows = (await readFile(output, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.equal(rows.length, PASSAGES.length);
+      rows.forEach((r, i) => {
+        assert.deepEqual(Object.keys(r).sort(), ['line', 'score']);
+        assert.ok(Math.abs(r.score - sigmoid(logits[i]!)) <= 1e-4, `${name} row ${i}: ${r.score}`);
+      });
+    }
+  });
 });

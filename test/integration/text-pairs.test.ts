@@ -6,12 +6,14 @@
  * with coded 400s.
  */
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { softmax } from '../../src/core/stats.js';
+import { runBatch } from '../../src/deploy/batch.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
-import { loadModel } from '../../src/tasks/registry.js';
+import { type LoadedModel, loadModel } from '../../src/tasks/registry.js';
 import { tempDir } from '../fixtures/models.js';
 import { bertPairIds, lookup, randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { referenceLogits } from '../fixtures/reference-encoder.js';
@@ -27,15 +29,18 @@ const PAIRS = [
 
 let server: KilnServer;
 let url: string;
+let dir: string;
+let model: LoadedModel;
 
 before(async () => {
-  const dir = await tempDir();
+  dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
   const checkpoint = await writeCheckpoint(join(dir, 'nli'), CONFIG, WEIGHTS);
   const { artifactDir } = await compile({ source: checkpoint, out: join(dir, 'nli.kiln'), maxLength: 16 });
   server = createServer({ port: 0 });
   url = await server.listen();
-  server.model.set(await loadModel(artifactDir, { replicas: 1 }));
+  model = await loadModel(artifactDir, { replicas: 1 });
+  server.model.set(model);
 });
 after(() => server?.close());
 
@@ -114,6 +119,30 @@ describe('POST /predict with text pairs on a 3-label BERT classifier', () => {
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'KILN_ERR_HTTP_INVOCATIONS_BODY');
     assert.match(bad.body.error.message, /inputs\[0\].*text_pair/);
+  });
+
+  test('kiln batch over a TSV with a text_pair column: the scores of /predict pairs, row for row', async () => {
+    const input = join(dir, 'pairs.tsv');
+    const output = join(dir, 'pairs.jsonl');
+    await writeFile(input, `text\ttext_pair\n${PAIRS.map((p) => `${p.text}\t${p.text_pair}`).join('\n')}\n`);
+    const summary = await runBatch({ model, input, output });
+    assert.equal(summary.errors, 0);
+    const rows = (await readFile(output, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const predict = await post({ texts: PAIRS });
+    assert.deepEqual(
+      rows.map((r) => r.line),
+      [2, 3, 4],
+    );
+    rows.forEach((r, i) => {
+      assert.equal(r.label, predict.body.predictions[i].label);
+      assert.ok(Math.abs(r.score - predict.body.predictions[i].score) <= 1e-6, `row ${i}: ${r.score}`);
+    });
+    // The pair is read as a pair: the first text alone scores otherwise.
+    const alone = await post({ text: PAIRS[0]!.text });
+    assert.ok(Math.abs(alone.body.score - rows[0].score) > 1e-6 || alone.body.label !== rows[0].label);
   });
 
   test('a list may mix texts and pairs', async () => {

@@ -6,7 +6,7 @@ import { renderReport } from '../../bench/report.js';
 import type { BenchResult } from '../../bench/result.js';
 import { Progress } from '../../core/log.js';
 import { readArtifact } from '../../model/artifact.js';
-import { readDataset } from '../../model/dataset.js';
+import { inputOf, readDataset } from '../../model/dataset.js';
 import { imagePaths, readImageFile } from '../../model/image-files.js';
 import type { ModelInput } from '../../runtime/task-model.js';
 import { taskOf, taskOfManifest } from '../../tasks/registry.js';
@@ -150,14 +150,18 @@ export const benchCommand = defineCommand({
     const paths = images ? await imagePaths(flags.data) : [];
     const inputs: ModelInput[] = images
       ? await Promise.all(paths.map((p, i) => readImageFile(p, `image ${i + 1} of ${flags.data}`)))
-      : (await readDataset(flags.data)).examples.map((e) => e.text);
+      : (await readDataset(flags.data)).examples.map(inputOf);
     const model = await loadModel({ model: artifact, ...runtimeOptions(flags) });
     const progress = new Progress();
     try {
       const out = process.stdout;
       const m = model.manifest;
       const l = model.layout;
-      const noun = images ? 'images' : 'texts';
+      const noun = images
+        ? 'images'
+        : inputs.some((i) => typeof i === 'object' && 'text_pair' in i)
+          ? 'pairs'
+          : 'texts';
       const data = flags.data === DEFAULT_DATA ? 'data/sst2/dev.tsv' : flags.data;
       const size = images
         ? ` (${m.image!.height} × ${m.image!.width})`
