@@ -11,7 +11,7 @@ import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
-import type { ModelInput } from '../runtime/task-model.js';
+import type { ModelInput } from './input.js';
 
 export interface Example {
   /** The text, or a pair's first text (a ranker's query). */

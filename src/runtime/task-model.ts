@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { type Manifest, readArtifact } from '../model/artifact.js';
 import { defaultBuckets } from '../model/buckets.js';
+import type { ModelInput } from '../model/input.js';
 import { TextTokenizer, type TruncationDirection } from '../model/tokenizer.js';
 import type { Batcher } from './batcher.js';
 import type { Backend } from './binding.js';
@@ -148,15 +149,6 @@ export async function loadTokenizer(dir: string, manifest: Manifest): Promise<Te
   return new TextTokenizer(tokenizerJson, tokenizerConfig, join(dir, files.file));
 }
 
-/** Two texts read as one input (query and passage, premise and hypothesis), named as /predict names them. */
-export interface TextPair {
-  text: string;
-  text_pair: string;
-}
-
-/** One input as a user gives it: a text, a text pair, or the bytes of an image file. */
-export type ModelInput = string | TextPair | Uint8Array;
-
 /** How one call's inputs are run. */
 export interface InferOptions {
   /** When the request's time is up (a `performance.now()` value): inputs still queued then are dropped. */
@@ -242,3 +234,5 @@ export abstract class TaskModel<I, R> {
     await this.scheduler.close();
   }
 }
+
+export type { ModelInput, TextPair } from '../model/input.js';
