@@ -287,7 +287,7 @@ export const ERRORS = {
     400,
     'A request asked for vectors that are not normalized (normalize: false) from an artifact whose graph normalizes them.',
     (p) =>
-      `normalize is false, but ${JSON.stringify(p.model)} was compiled with normalization inside its graph, so its raw vectors are not available; compile it again with --no-normalize to get raw vectors (and send normalize: true to have the server scale them), or omit normalize`,
+      `normalize is false, but ${JSON.stringify(p.model)} was compiled with normalization inside its graph, so its raw vectors are not available; compile it again with --no-normalize (kiln compile SOURCE --task feature-extraction --no-normalize) to get raw vectors with normalize: false (the server still scales them to unit length when normalize is true or omitted), or omit normalize`,
   ),
   KILN_ERR_INPUT_PAIR_NO_ROOM: def<{ where: string; first: number; specials: number; limit: number }>(
     413,

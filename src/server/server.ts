@@ -26,7 +26,7 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Most characters per text; longer ones answer 413. @defaultValue 20000 */
   maxTextChars?: number;
-  /** Most texts one rerank request may carry; more answer 413. @defaultValue 1024 */
+  /** Most inputs (texts, pairs, images, a rerank's texts) one request may carry, at most 1024; more answer 413. @defaultValue 1024 */
   maxClientBatch?: number;
   /** Deadline of an inference request from its arrival, in ms; later answers are 504. @defaultValue null (none) */
   timeoutMs?: number | null;

@@ -12,27 +12,32 @@ export const MAX_TEXTS_PER_REQUEST = 1024;
  * 600 characters of English; 20,000 leaves room for long-context models and bounds tokenizer time.
  */
 export const DEFAULT_MAX_TEXT_CHARS = 20_000;
-/** Most texts per rerank request unless `--max-client-batch` says otherwise: the per-request cap of every route. */
+/** Most inputs per request unless `--max-client-batch` says otherwise. */
 export const DEFAULT_MAX_CLIENT_BATCH = MAX_TEXTS_PER_REQUEST;
 
 export interface RequestLimits {
   /** Most characters per text. */
   maxTextChars: number;
-  /** Most texts one rerank request may score against its query (`--max-client-batch`). */
+  /**
+   * Most inputs one request may carry (`--max-client-batch`, at most {@link MAX_TEXTS_PER_REQUEST}):
+   * texts or pairs on /predict, /embed, /v1/embeddings, /tokenize, /invocations and KServe texts,
+   * images on /predict, the texts a rerank scores against its query. TEI's `max_client_batch_size`.
+   */
   maxClientBatch: number;
   /** Deadline of a request from its arrival, in ms; null for none. */
   timeoutMs: number | null;
 }
 
 /**
- * Throws the coded 413 for too many texts (`limit`, the route's cap) or a text that is too
- * long; each text of a pair counts on its own.
+ * Throws the coded 413 for too many texts (`limit`: the request's cap, `--max-client-batch`
+ * unless the route says otherwise) or a text that is too long; each text of a pair counts on
+ * its own.
  */
 export function checkTexts(
   texts: readonly TextInput[],
   describe: (index: number) => string,
   limits: RequestLimits,
-  limit = MAX_TEXTS_PER_REQUEST,
+  limit = limits.maxClientBatch,
 ): void {
   if (texts.length > limit) throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: texts.length, limit });
   const check = (text: string, where: string): void => {

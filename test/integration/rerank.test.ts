@@ -141,6 +141,34 @@ describe('a single-logit BERT cross-encoder reranks query–passage pairs as the
     assert.equal(res.body.results[0].document, undefined);
   });
 
+  test('POST /v1/rerank "model": the served name (/info\'s served_model_name) ranks; another is 404 naming the served one', async () => {
+    const { name } = model.manifest;
+    const info = (await (await fetch(`${url}/info`)).json()) as { served_model_name: string; model_id: string };
+    assert.deepEqual([info.served_model_name, info.model_id], [name, name]);
+    const res = await post('/v1/rerank', { model: name, query: QUERY, documents: PASSAGES, top_n: 1 });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual([res.body.model, res.body.results[0].index], [name, referenceOrder()[0]]);
+    for (const path of ['/v1/rerank', '/rerank']) {
+      const texts = path === '/rerank' ? { texts: PASSAGES } : { documents: PASSAGES };
+      const wrong = await post(path, { model: 'rerank-english-v3.0', query: QUERY, ...texts });
+      assert.equal(wrong.status, 404, JSON.stringify(wrong.body));
+      assert.equal(wrong.body.error.code, 'KILN_ERR_HTTP_UNKNOWN_MODEL');
+      assert.match(wrong.body.error.message, new RegExp(`"rerank-english-v3\\.0".*models: ${name}$`));
+    }
+  });
+
+  test('POST /predict with TEI\'s {"inputs": [query, passage]} and a batch of pairs: the reference\'s sigmoid and logit', async () => {
+    const one = await post('/predict', { inputs: [QUERY, PASSAGES[0]] });
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    assert.ok(Math.abs(one.body.score - sigmoid(logits[0]!)) <= 1e-4);
+    assert.ok(Math.abs(one.body.logit - logits[0]!) <= 1e-4);
+    const batch = await post('/predict', { inputs: PASSAGES.map((p) => [QUERY, p]) });
+    assert.equal(batch.status, 200, JSON.stringify(batch.body));
+    (batch.body.predictions as Array<{ logit: number }>).forEach((p, i) => {
+      assert.ok(Math.abs(p.logit - logits[i]!) <= 1e-4, `pair ${i}: ${p.logit} vs ${logits[i]}`);
+    });
+  });
+
   for (const [name, path, body, code, pattern] of [
     ['an empty query', '/rerank', { query: ' ', texts: ['good film'] }, 'KILN_ERR_INPUT_EMPTY_TEXT', /query/],
     ['an empty texts list', '/rerank', { query: 'a', texts: [] }, 'KILN_ERR_HTTP_INVALID_BODY', /texts/],

@@ -21,6 +21,9 @@ import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
 const PROMPTS = { query: 'query: ', passage: 'passage: ' };
 const MAX_LENGTH = 16;
+/** The served limits /info must report: --max-client-batch, and a max batch below the artifact's. */
+const MAX_CLIENT_BATCH = 64;
+const SERVED_MAX_BATCH = 4;
 /** Far more than 16 tokens, so truncation decides what the model sees. */
 const LONG =
   'the film opens slowly but the second half is a gripping and moving story about a family that never gives up on each other';
@@ -61,9 +64,9 @@ before(async () => {
   const classifier = await compile({ source: EMBEDDED_MODEL, out: join(dir, 'classifier.kiln') });
   manifests = { embedder: embedded.manifest, classifier: classifier.manifest };
   tokenizer = new Tokenizer(JSON.parse(await readFile(join(EMBEDDED_MODEL, 'tokenizer.json'), 'utf8')) as object, {});
-  server = createServer({ port: 0 });
+  server = createServer({ port: 0, maxClientBatch: MAX_CLIENT_BATCH });
   url = await server.listen();
-  embedder = (await loadModel(embedded.artifactDir, { replicas: 1 })) as TextEmbedder;
+  embedder = (await loadModel(embedded.artifactDir, { replicas: 1, maxBatch: SERVED_MAX_BATCH })) as TextEmbedder;
   server.model.set(embedder);
   others = createServer({ port: 0 });
   othersUrl = await others.listen();
@@ -212,7 +215,7 @@ describe('POST /tokenize and POST /decode', () => {
 });
 
 describe('GET /info', () => {
-  test("an embedder's /info is its manifest's name, source hash, limits and pooling", async () => {
+  test("an embedder's /info is its manifest's name, source hash, pooling and the server's real limits", async () => {
     const res = await fetch(`${url}/info`);
     assert.equal(res.status, 200);
     const info = (await res.json()) as Record<string, unknown>;
@@ -225,14 +228,29 @@ describe('GET /info', () => {
       model_type: { embedding: { pooling: m.embedding!.pooling } },
       max_concurrent_requests: embedder.layout.maxQueue,
       max_input_length: MAX_LENGTH,
-      max_batch_tokens: m.limits.maxBatch * MAX_LENGTH,
-      max_batch_requests: embedder.layout.maxBatch,
-      max_client_batch_size: MAX_TEXTS_PER_REQUEST,
+      // The scheduler's token budget: the served max batch, each padded to the longest bucket.
+      max_batch_tokens: SERVED_MAX_BATCH * MAX_LENGTH,
+      max_batch_requests: SERVED_MAX_BATCH,
+      max_client_batch_size: MAX_CLIENT_BATCH,
       auto_truncate: true,
       tokenization_workers: 1,
       version: KILN_VERSION,
     });
     assert.match(String(info.model_sha), /^[0-9a-f]{64}$/);
+    assert.ok(m.limits.maxBatch > SERVED_MAX_BATCH, 'the artifact allows more than is served');
+    // max_client_batch_size is the cap requests meet: one more input is refused on every text route.
+    const over = Array.from({ length: MAX_CLIENT_BATCH + 1 }, () => 'a');
+    for (const [path, body] of [
+      ['/embed', { inputs: over }],
+      ['/v1/embeddings', { model: 'embedder', input: over }],
+      ['/tokenize', { inputs: over }],
+      ['/invocations', { inputs: over }],
+    ] as const) {
+      const refused = await errorOf(await post(path, body));
+      assert.deepEqual([refused.status, refused.code], [413, 'KILN_ERR_HTTP_TOO_MANY_TEXTS'], path);
+      assert.match(refused.message, new RegExp(`${MAX_CLIENT_BATCH + 1} inputs.*at most ${MAX_CLIENT_BATCH}`), path);
+    }
+    assert.equal((await post('/embed', { inputs: over.slice(1) })).status, 200);
     assert.deepEqual(m.embedding!.prompts, PROMPTS, "config_sentence_transformers.json's prompts are in the manifest");
   });
 
@@ -319,18 +337,30 @@ describe('POST /similarity and POST /embed options', () => {
     assert.deepEqual([wrong.status, wrong.code], [400, 'KILN_ERR_HTTP_INVALID_BODY']);
   });
 
-  test('/embed normalize: false on a normalizing artifact is 400 naming --no-normalize; on a raw artifact, true scales here and false keeps raw', async () => {
+  test("/embed normalize: false on a normalizing artifact is 400 naming --no-normalize; on a raw artifact, false keeps raw and true or omitted (TEI's default) scales here", async () => {
     const refused = await errorOf(await post('/embed', { inputs: 'a good film', normalize: false }));
     assert.equal(refused.status, 400);
     assert.equal(refused.code, 'KILN_ERR_INPUT_ALREADY_NORMALIZED');
     assert.match(refused.message, /--no-normalize/);
     const [direct] = (await raw.embed(['a good film'])).map((e) => e.embedding);
-    assert.ok(Math.abs(Math.hypot(...direct!) - 1) > 1e-3, 'the raw artifact does not normalize');
+    const norm = Math.hypot(...direct!);
+    assert.ok(Math.abs(norm - 1) > 1e-3, 'the raw artifact does not normalize');
     const [rawVector] = await embed({ inputs: 'a good film', model: 'raw', normalize: false });
     assert.ok(maxDelta([rawVector!], [direct!]) < 1e-6);
+    const unit = direct!.map((v) => v / norm);
     const [scaled] = await embed({ inputs: 'a good film', model: 'raw', normalize: true });
-    const norm = Math.hypot(...direct!);
-    assert.ok(maxDelta([scaled!], [direct!.map((v) => v / norm)]) < 1e-6);
+    const [byDefault] = await embed({ inputs: 'a good film', model: 'raw' });
+    assert.ok(maxDelta([scaled!, byDefault!], [unit, unit]) < 1e-6);
+    // dimensions with normalize: false keeps the first N raw values; otherwise they are rescaled.
+    const [firstRaw] = await embed({ inputs: 'a good film', model: 'raw', normalize: false, dimensions: 8 });
+    assert.ok(maxDelta([firstRaw!], [direct!.slice(0, 8)]) < 1e-6);
+    const [firstUnit] = await embed({ inputs: 'a good film', model: 'raw', dimensions: 8 });
+    assert.ok(Math.abs(Math.hypot(...firstUnit!) - 1) < 1e-6);
+    // OpenAI's vectors are unit length, so /v1/embeddings answers the raw artifact's scaled too.
+    const openAi = (await (await post('/v1/embeddings', { model: 'raw', input: 'a good film' }, othersUrl)).json()) as {
+      data: Array<{ embedding: number[] }>;
+    };
+    assert.ok(maxDelta([openAi.data[0]!.embedding], [unit]) < 1e-6);
   });
 });
 

@@ -121,6 +121,52 @@ describe('POST /predict with text pairs on a 3-label BERT classifier', () => {
     assert.match(bad.body.error.message, /inputs\[0\].*text_pair/);
   });
 
+  test('TEI\'s {"inputs": …}: a text, a pair [text, text_pair] and a batch [[text], [text, text_pair]] answer as {"text"} and {"texts"} do', async () => {
+    const [a, b] = [PAIRS[0]!, PAIRS[1]!];
+    const scores = (answer: { scores: Array<{ score: number }> }) => answer.scores.map((s) => s.score);
+    const pair = await post({ inputs: [a.text, a.text_pair], return_all_scores: true });
+    assert.equal(pair.status, 200, JSON.stringify(pair.body));
+    assert.ok(maxDelta(scores(pair.body), await expectedScores(a.text, a.text_pair)) <= 1e-4, 'read as a pair');
+    const text = await post({ text: a.text, return_all_scores: true });
+    for (const single of [a.text, [a.text]]) {
+      const res = await post({ inputs: single, return_all_scores: true });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.predictions, undefined, 'one input answers as {"text"}, not a list');
+      assert.equal(res.body.label, text.body.label);
+      assert.ok(maxDelta(scores(res.body), scores(text.body)) <= 1e-6);
+    }
+    const batch = await post({
+      inputs: [[a.text], [a.text, a.text_pair], [b.text, b.text_pair]],
+      return_all_scores: true,
+    });
+    assert.equal(batch.status, 200, JSON.stringify(batch.body));
+    const texts = await post({ texts: [a.text, a, b], return_all_scores: true });
+    assert.equal(batch.body.predictions.length, 3);
+    (texts.body.predictions as Array<{ label: string; scores: Array<{ score: number }> }>).forEach((expected, i) => {
+      assert.equal(batch.body.predictions[i].label, expected.label);
+      assert.ok(maxDelta(scores(batch.body.predictions[i]), scores(expected)) <= 1e-6, `batch item ${i}`);
+    });
+  });
+
+  for (const [name, body, pattern] of [
+    ['three strings', { inputs: ['a', 'b', 'c'] }, /"inputs" is a list of 3 strings.*\[\["…"\], \["…"\]/],
+    ['an empty list', { inputs: [] }, /"inputs" is an empty list/],
+    ['a number', { inputs: 5 }, /"inputs" is a number/],
+    ['a pair with a number', { inputs: ['a', 5] }, /"inputs\[1\]" is 5, not a string/],
+    ['a batch item of three', { inputs: [['a'], ['a', 'b', 'c']] }, /"inputs\[1\]" is a list of 3/],
+    ['a batch item that is a bare string', { inputs: [['a'], 'b'] }, /"inputs\[1\]" is "b"/],
+    ['a batch of objects', { inputs: [{ text: 'a' }] }, /"inputs\[0\]" is \{"text":"a"\}, neither/],
+    ['"inputs" beside "text"', { inputs: 'a', text: 'b' }, /"text" and "inputs"; send one/],
+  ] as const) {
+    test(`{"inputs": …} with ${name} → 400 KILN_ERR_HTTP_INVALID_BODY naming TEI's shapes`, async () => {
+      const res = await post(body);
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'KILN_ERR_HTTP_INVALID_BODY');
+      assert.match(res.body.error.message, pattern);
+      assert.match(res.body.error.message, /\["…", "…"\]/, 'the fix shows the shapes');
+    });
+  }
+
   test('kiln batch over a TSV with a text_pair column: the scores of /predict pairs, row for row', async () => {
     const input = join(dir, 'pairs.tsv');
     const output = join(dir, 'pairs.jsonl');

@@ -4,7 +4,6 @@
  * `?model=NAME` picks one of several served models.
  */
 import type { Manifest } from '../../model/artifact.js';
-import { MAX_TEXTS_PER_REQUEST } from '../../tasks/limits.js';
 import { taskOf } from '../../tasks/registry.js';
 import { defineRoute } from '../../tasks/route.js';
 import { KILN_VERSION } from '../../version.js';
@@ -31,7 +30,7 @@ export const infoRoutes = [
       const model = context.model(request.query.model);
       const { manifest, layout } = model;
       const task = taskOf(model);
-      const { maxLength, maxBatch } = manifest.limits;
+      const { maxLength } = manifest.limits;
       return {
         model_id: manifest.source.name,
         model_sha: manifest.source.sha256,
@@ -40,9 +39,10 @@ export const infoRoutes = [
         model_type: task.info?.modelType(manifest) ?? classifierType(manifest),
         max_concurrent_requests: layout.maxQueue,
         max_input_length: maxLength,
-        max_batch_tokens: maxBatch * maxLength,
+        // The scheduler's budget: a batch padded to its longest bucket holds at most this many tokens.
+        max_batch_tokens: layout.maxBatch * layout.buckets.at(-1)!,
         max_batch_requests: layout.maxBatch,
-        max_client_batch_size: MAX_TEXTS_PER_REQUEST,
+        max_client_batch_size: context.limits.maxClientBatch,
         auto_truncate: true,
         // Tokenization runs on the server's one event-loop thread.
         tokenization_workers: task.input === 'text' ? 1 : 0,

@@ -4,17 +4,27 @@
  * "text_pair"}`) → `{"predictions": […]}`; `"return_all_scores": true` asks for every label's
  * score; `truncate` and `truncation_direction` (Text Embeddings Inference's names) say what
  * happens to a text longer than the artifact's max length. Image tasks take `{"image": "<base64>"}`, `{"images": […]}` or the raw bytes with an
- * `image/*` content type. The route reads the inputs by the task's input kind; what the answer
- * holds is the task module's.
+ * `image/*` content type. Text Embeddings Inference's `{"inputs": …}` is taken too: a text, a
+ * pair `[text, text_pair]`, or a batch `[[text], [text, text_pair], …]`, answered as `{"text"}`
+ * (one input) or `{"texts"}` (a batch) is. The route reads the inputs by the task's input kind;
+ * what the answer holds is the task module's.
  */
 import { KilnError } from '../../core/errors.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
 import type { TextInput } from '../../runtime/text-model.js';
-import { checkTexts, MAX_TEXTS_PER_REQUEST } from '../../tasks/limits.js';
+import { checkTexts } from '../../tasks/limits.js';
 import { taskOf, tasksWhere } from '../../tasks/registry.js';
 import { decodeBase64, defineRoute } from '../../tasks/route.js';
 import type { InputKind } from '../../tasks/task.js';
-import { TEXT_PAIR_SCHEMA, TRUNCATION_SCHEMA, type TruncationBody, truncationOptions } from '../../tasks/text-body.js';
+import {
+  PREDICT_INPUTS_SHAPES,
+  type PredictInputs,
+  readPredictInputs,
+  TEXT_PAIR_SCHEMA,
+  TRUNCATION_SCHEMA,
+  type TruncationBody,
+  truncationOptions,
+} from '../../tasks/text-body.js';
 
 /** Where the image/* parser puts the body: a symbol key, which the JSON schema does not see. */
 const RAW_IMAGE = Symbol('raw image');
@@ -23,6 +33,8 @@ interface PredictBody {
   text?: string;
   text_pair?: string;
   texts?: TextInput[];
+  /** TEI's shape: a text, a pair `[text, text_pair]`, or a batch of `[text]` and pairs; read by hand. */
+  inputs?: unknown;
   image?: string;
   images?: string[];
   [RAW_IMAGE]?: Buffer;
@@ -39,6 +51,8 @@ const bodySchema = {
     text: { type: 'string' },
     text_pair: { type: 'string' },
     texts: { type: 'array', items: { anyOf: [{ type: 'string' }, TEXT_PAIR_SCHEMA] } },
+    // Any JSON: readPredictInputs names what is wrong, where a schema error could not.
+    inputs: {},
     image: { type: 'string' },
     images: { type: 'array', items: { type: 'string' } },
     return_all_scores: { type: 'boolean' },
@@ -67,23 +81,31 @@ export const predictRoutes = [
       },
     ],
     schema: { body: bodySchema },
-    expectedBody:
-      '{"text": "…"} (with "text_pair": "…" for a pair) or {"texts": ["…" or {"text": "…", "text_pair": "…"}, …]} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)',
+    expectedBody: `{"text": "…"} (with "text_pair": "…" for a pair), {"texts": ["…" or {"text": "…", "text_pair": "…"}, …]} or TEI's {${PREDICT_INPUTS_SHAPES}} (image models: {"image": "<base64>"}, {"images": […]} or an image/* body)`,
     inference: { tasks: PREDICT_TASKS },
     handler: async (request, _reply, context) => {
-      const { text, text_pair: pair, texts, image, images, return_all_scores: allScores = false } = request.body;
+      const {
+        text,
+        text_pair: pair,
+        texts,
+        inputs: tei,
+        image,
+        images,
+        return_all_scores: allScores = false,
+      } = request.body;
       const name = request.body.model;
       const raw = request.body[RAW_IMAGE];
       const { deadline } = context;
       if (raw !== undefined || image !== undefined || images !== undefined) {
-        if ([raw, image, images, text ?? pair, texts].filter((v) => v !== undefined).length > 1)
+        if ([raw, image, images, text ?? pair, texts, tei].filter((v) => v !== undefined).length > 1)
           throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
-            problem: 'it has more than one of "image", "images", "text", "texts" and a raw image',
+            problem: 'it has more than one of "image", "images", "text", "texts", "inputs" and a raw image',
           });
         if (images && images.length === 0)
           throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: '"images" is an empty list' });
-        if (images && images.length > MAX_TEXTS_PER_REQUEST)
-          throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: images.length, limit: MAX_TEXTS_PER_REQUEST });
+        const { maxClientBatch } = context.limits;
+        if (images && images.length > maxClientBatch)
+          throw new KilnError('KILN_ERR_HTTP_TOO_MANY_TEXTS', { count: images.length, limit: maxClientBatch });
         const model = context.model(name, { tasks: takes('image'), what: 'POST /predict with images' });
         const bytes = raw
           ? [new Uint8Array(raw)]
@@ -95,37 +117,53 @@ export const predictRoutes = [
         const bodies = await taskOf(model).predict!.answer(model, bytes, describe, { deadline, allScores });
         return images ? { predictions: bodies } : bodies[0];
       }
-      if ((text === undefined) === (texts === undefined)) {
-        throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
-          problem: text === undefined ? 'it has neither "text" nor "texts"' : 'it has both "text" and "texts"',
-        });
-      }
-      if (texts && texts.length === 0)
-        throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: '"texts" is an empty list' });
-      if (pair !== undefined && text === undefined)
-        throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
-          problem: '"text_pair" comes with "text" (in a list, each item is {"text", "text_pair"})',
-        });
+      const { inputs, single, describe } = textInputs(request.body);
       const model = context.model(name);
       if (taskOf(model).input !== 'text')
         throw new KilnError('KILN_ERR_INPUT_KIND', {
-          where: text !== undefined ? '"text"' : '"texts"',
+          where: text !== undefined ? '"text"' : texts !== undefined ? '"texts"' : '"inputs"',
           expected: 'images ({"image": "<base64>"}, {"images": […]} or an image/* body)',
           got: 'a text',
           task: model.task,
         });
-      const inputs: TextInput[] = text === undefined ? texts! : [pair === undefined ? text : { text, text_pair: pair }];
-      const describe = (i: number): string => (text !== undefined ? '"text"' : `"texts[${i}]"`);
       checkTexts(inputs, describe, context.limits);
       const bodies = await taskOf(model).predict!.answer(model, inputs, describe, {
         deadline,
         allScores,
         ...truncationOptions(request.body),
       });
-      return text !== undefined ? bodies[0] : { predictions: bodies };
+      return single ? bodies[0] : { predictions: bodies };
     },
   }),
 ];
+
+/** The texts of a body without images: `text` (and `text_pair`), `texts`, or TEI's `inputs`, exactly one of them. */
+function textInputs({ text, text_pair: pair, texts, inputs }: PredictBody): PredictInputs {
+  const given = Object.entries({ text, texts, inputs })
+    .filter(([, value]) => value !== undefined)
+    .map(([field]) => `"${field}"`);
+  if (given.length !== 1)
+    throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
+      problem:
+        given.length === 0
+          ? `it has none of "text", "texts" and "inputs"${pair === undefined ? '' : ' ("text_pair" comes with "text")'}`
+          : `it has ${given.join(' and ')}; send one of them`,
+    });
+  if (pair !== undefined && text === undefined)
+    throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
+      problem: '"text_pair" comes with "text" (in a list, each item is {"text", "text_pair"})',
+    });
+  if (inputs !== undefined) return readPredictInputs(inputs);
+  if (texts !== undefined) {
+    if (texts.length === 0) throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem: '"texts" is an empty list' });
+    return { inputs: texts, single: false, describe: (i) => `"texts[${i}]"` };
+  }
+  return {
+    inputs: [pair === undefined ? text! : { text: text!, text_pair: pair }],
+    single: true,
+    describe: () => '"text"',
+  };
+}
 
 function base64(value: string, where: string): Uint8Array {
   const bytes = decodeBase64(value);

@@ -9,7 +9,9 @@
  * - `POST /similarity`, TEI's `{"inputs": {"source_sentence", "sentences"}, "parameters"?}` →
  *   the cosine of each sentence's vector with the source sentence's.
  * /v1/embeddings and /embed take `dimensions` (Matryoshka): the first N dimensions of each vector,
- * scaled back to unit length, as OpenAI's and TEI's `dimensions` do.
+ * scaled back to unit length, as OpenAI's and TEI's `dimensions` do. Vectors are unit length on
+ * both, as OpenAI's are and as TEI's `normalize` defaults to, whether the artifact's graph
+ * normalizes or not; /embed's `normalize: false` answers an un-normalized artifact's raw vectors.
  */
 import { KilnError } from '../../core/errors.js';
 import type { TruncationDirection } from '../../model/tokenizer.js';
@@ -115,13 +117,14 @@ function textOptions(fields: TruncationFields | null | undefined): Omit<TextOpti
 }
 
 /**
- * Whether /embed scales vectors to unit length: `normalize: true` on an artifact that keeps raw
- * vectors does it here; `false` on one whose graph normalizes cannot be undone (400).
+ * Whether /embed answers unit-length vectors: TEI's `normalize`, true unless the request sends
+ * false. An artifact compiled with --no-normalize has its vectors scaled here; one whose graph
+ * normalizes cannot give them back raw, so `normalize: false` on it is a 400 naming --no-normalize.
  */
-function normalizeHere(normalize: boolean | undefined, model: TextEmbedder): boolean {
+function wantsUnitLength(normalize: boolean | undefined, model: TextEmbedder): boolean {
   if (normalize === false && model.head.normalize)
     throw new KilnError('KILN_ERR_INPUT_ALREADY_NORMALIZED', { model: model.manifest.name });
-  return normalize === true && !model.head.normalize;
+  return normalize !== false;
 }
 
 function unitLength(vector: readonly number[]): number[] {
@@ -151,10 +154,7 @@ function vectorToBase64(vector: readonly number[]): string {
   return bytes.toString('base64');
 }
 
-/**
- * The first `dimensions` of each vector, at unit length; the vectors as they are when `dimensions`
- * is absent. More dimensions than the model makes is refused (400) before any work.
- */
+/** Refuses (400) more `dimensions` than the model makes, before any work. */
 function checkDimensions(dimensions: number | undefined, model: TextEmbedder): void {
   const { dimension } = model.head;
   if (dimensions !== undefined && dimensions > dimension) {
@@ -164,11 +164,19 @@ function checkDimensions(dimensions: number | undefined, model: TextEmbedder): v
   }
 }
 
-function shorten(vector: readonly number[], dimensions: number | undefined): number[] {
-  if (dimensions === undefined || dimensions >= vector.length) return [...vector];
-  const kept = vector.slice(0, dimensions);
-  const norm = Math.sqrt(kept.reduce((sum, v) => sum + v * v, 0));
-  return norm > 0 ? kept.map((v) => v / norm) : kept;
+/**
+ * The first `dimensions` of a vector (all of it without), scaled to unit length when `unit`;
+ * `normalized` says the model's graph already scaled the whole vector, which is then left as is.
+ */
+function shorten(
+  vector: readonly number[],
+  dimensions: number | undefined,
+  unit: boolean,
+  normalized: boolean,
+): number[] {
+  const whole = dimensions === undefined || dimensions >= vector.length;
+  const kept = whole ? [...vector] : vector.slice(0, dimensions);
+  return unit && !(whole && normalized) ? unitLength(kept) : kept;
 }
 
 /** The texts of `input` (one or a list) and how errors name each; an empty list is refused. */
@@ -206,14 +214,15 @@ export const embeddingRoutes = [
       const model = context.model(name);
       checkDimensions(dimensions, model);
       const embeddings = await embed(model, input, 'input', context);
+      // OpenAI's vectors are unit length: so are these, whatever the artifact's graph does.
+      const vectorOf = (e: Embedding) => shorten(e.embedding, dimensions, true, model.head.normalize);
       const tokens = embeddings.reduce((n, e) => n + e.tokens, 0);
       return {
         object: 'list',
         data: embeddings.map((e, index) => ({
           object: 'embedding',
           index,
-          embedding:
-            format === 'base64' ? vectorToBase64(shorten(e.embedding, dimensions)) : shorten(e.embedding, dimensions),
+          embedding: format === 'base64' ? vectorToBase64(vectorOf(e)) : vectorOf(e),
         })),
         model: model.manifest.name,
         usage: { prompt_tokens: tokens, total_tokens: tokens },
@@ -232,9 +241,9 @@ export const embeddingRoutes = [
       const { dimensions } = request.body;
       const model = context.model(request.body.model);
       checkDimensions(dimensions, model);
-      const scale = normalizeHere(request.body.normalize, model);
+      const unit = wantsUnitLength(request.body.normalize, model);
       const embeddings = await embed(model, request.body.inputs, 'inputs', context, textOptions(request.body));
-      return embeddings.map((e) => shorten(scale ? unitLength(e.embedding) : e.embedding, dimensions));
+      return embeddings.map((e) => shorten(e.embedding, dimensions, unit, model.head.normalize));
     },
   }),
   defineRoute<{ Body: SimilarityBody }, 'feature-extraction'>({

@@ -7,7 +7,10 @@
  *   call: `{"model"?, "query", "documents": ["…" | {"text"}], "top_n"?, "return_documents"?}` →
  *   `{"model", "results": [{"index", "relevance_score", "document"?: {"text"}}], "usage"}`, best
  *   first, cut to `top_n`.
- * Every text of a request is scored against its query as one pair, queued on its own.
+ * Every text of a request is scored against its query as one pair, queued on its own. A `model`, when
+ * given, is the served name (the artifact's name: /info's `model_id` and `served_model_name`);
+ * another is 404 KILN_ERR_HTTP_UNKNOWN_MODEL naming the served ones, as Cohere's API and
+ * OpenAI-style servers answer a model they do not have.
  */
 import { KilnError } from '../../core/errors.js';
 import { checkTexts, type RequestLimits } from '../limits.js';
