@@ -1,14 +1,21 @@
-/** `kiln run` as a user runs it: labels, latencies, summary, truncation warning, JSON lines. */
+/**
+ * `kiln run` as a user runs it: labels, latencies, summary, truncation warning, JSON lines; and
+ * `kiln bench --data` on a file of text pairs, on the same artifact.
+ */
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
+import { Tokenizer } from '@huggingface/tokenizers';
+import type { BenchResult } from '../../src/bench/result.js';
 import { EMBEDDED_MODEL, kiln, tempDir } from '../fixtures/models.js';
 
 let env: NodeJS.ProcessEnv;
 let artifact: string;
+let dir: string;
 
 before(async () => {
-  const dir = await tempDir();
+  dir = await tempDir();
   env = { KILN_CACHE_DIR: join(dir, 'cache') };
   artifact = join(dir, 'sst2.kiln');
   const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], { env });
@@ -97,4 +104,52 @@ test('kiln run --pair with an odd number of TEXT arguments → KILN_ERR_INPUT_PA
   assert.equal(result.code, 1);
   assert.match(result.stderr, /KILN_ERR_INPUT_PAIR_INCOMPLETE/);
   assert.match(result.stderr, /TEXT argument 3/);
+});
+
+test('kiln bench --data on a text + text_pair file reads pairs: their count, pairs/s, and the mean tokens of [CLS] A [SEP] B [SEP]', async () => {
+  const pairs = [
+    ['a fine film', 'I loved it'],
+    ['the plot is thin', 'the actors are great but the story is not'],
+    ['dull', 'slow and far too long'],
+  ];
+  const data = join(dir, 'pairs.tsv');
+  await writeFile(data, `text\ttext_pair\n${pairs.map((p) => p.join('\t')).join('\n')}\n`);
+  const json = join(dir, 'bench-pairs.json');
+  const result = await kiln(
+    [
+      'bench',
+      artifact,
+      '--data',
+      data,
+      '--mode',
+      'latency',
+      '--requests',
+      '3',
+      '--warmup',
+      '0',
+      '--replicas',
+      '1',
+      '--json',
+      json,
+    ],
+    { env },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  // Token counts from the tokenizer run here: each pair is its two texts, [CLS] and two [SEP]s.
+  const tokenizer = new Tokenizer(
+    JSON.parse(await readFile(join(EMBEDDED_MODEL, 'tokenizer.json'), 'utf8')) as object,
+    {},
+  );
+  const count = (text: string) => tokenizer.encode(text, { add_special_tokens: false }).ids.length;
+  const meanPair = pairs.reduce((n, [a, b]) => n + count(a!) + count(b!) + 3, 0) / pairs.length;
+  const meanFirst = pairs.reduce((n, [a]) => n + count(a!) + 2, 0) / pairs.length;
+  assert.match(
+    result.stdout,
+    new RegExp(`3 pairs from ${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(mean ${meanPair.toFixed(1)} tokens\\)`),
+  );
+  assert.match(result.stdout, /^best: \d+\.\d pairs\/s \(latency loop\)$/m);
+  const bench = JSON.parse(await readFile(json, 'utf8')) as BenchResult;
+  assert.equal(bench.data.texts, 3);
+  assert.ok(Math.abs(bench.data.meanTokens - meanPair) < 1e-9, `${bench.data.meanTokens} vs ${meanPair}`);
+  assert.ok(bench.data.meanTokens > meanFirst + 3, 'the second texts were encoded too');
 });

@@ -171,7 +171,8 @@ export const benchCommand = defineCommand({
           `  ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
       );
       // What one inference makes: a label for a text, a vector, or a label for an image.
-      const { unit } = taskOf(model).bench;
+      // A text task's inputs read as pairs are counted as pairs (a pair classifier's pairs/s).
+      const unit = noun === 'pairs' ? taskOf(model).bench.unit.replace(/^texts\//, 'pairs/') : taskOf(model).bench.unit;
       const wording = { unit, noun, images, overHttp: flags.url !== null, durationS: flags['duration-s'] };
       const result = await bench({
         model,

@@ -39,10 +39,11 @@ export const synthCommand = defineCommand({
     labels: {
       type: 'string',
       arg: 'N',
-      description: 'Number of classes of the classifier head.',
+      description:
+        'Number of classes of the classifier head; 1 makes a cross-encoder with one relevance logit, which compile detects as a reranker (text-ranking; not all-minilm-l6, a headless BertModel).',
       default: null as number | null,
       defaultText: '2; image presets: 1000',
-      parse: integer(2, 1000),
+      parse: integer(1, 1000),
     },
     weights: {
       type: 'string',
@@ -61,6 +62,10 @@ export const synthCommand = defineCommand({
     {
       command: 'kiln synth bert-large-uncased --weights onnx -o /tmp/bert-large && kiln compile /tmp/bert-large',
       note: 'BERT-large straight to ONNX, then compile it',
+    },
+    {
+      command: 'kiln synth distilbert-base-uncased --labels 1 -o reranker && kiln compile reranker',
+      note: 'a DistilBERT cross-encoder with one relevance logit, which compile detects as a reranker (text-ranking)',
     },
     {
       command: 'kiln synth resnet-50 -o /tmp/resnet-50',
