@@ -141,10 +141,12 @@ describe('a single-logit BERT cross-encoder reranks query–passage pairs as the
     assert.equal(res.body.results[0].document, undefined);
   });
 
-  test('POST /v1/rerank "model": the served name (/info\'s served_model_name) ranks; another is 404 naming the served one', async () => {
+  test('POST /v1/rerank "model": the served name (/info\'s served_model_name, beside TEI\'s reranker model_type) ranks; another is 404 naming the served one', async () => {
     const { name } = model.manifest;
-    const info = (await (await fetch(`${url}/info`)).json()) as { served_model_name: string; model_id: string };
+    const info = (await (await fetch(`${url}/info`)).json()) as Record<string, unknown>;
     assert.deepEqual([info.served_model_name, info.model_id], [name, name]);
+    assert.deepEqual(info.model_type, { reranker: { id2label: { 0: 'LABEL_0' }, label2id: { LABEL_0: 0 } } });
+    assert.equal(info.max_client_batch_size, 8, "the server's --max-client-batch");
     const res = await post('/v1/rerank', { model: name, query: QUERY, documents: PASSAGES, top_n: 1 });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.deepEqual([res.body.model, res.body.results[0].index], [name, referenceOrder()[0]]);

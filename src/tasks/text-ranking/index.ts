@@ -102,6 +102,15 @@ export const textRanking = defineTask<TextRanker>({
     batch: (r: Relevance) => ({ score: r.score }),
   },
   batch: { verb: 'scoring', summary: (model) => `relevance scores (${model.scoreFunction} of one logit)` },
+  // TEI names a reranker's model type apart from a classifier's, with the same label maps.
+  info: {
+    modelType: (m) => ({
+      reranker: {
+        id2label: Object.fromEntries(m.labels.map((label, i) => [String(i), label])),
+        label2id: Object.fromEntries(m.labels.map((label, i) => [label, i])),
+      },
+    }),
+  },
   bench: {
     unit: 'pairs/s',
     request: (input) => ({ path: '/predict', body: typeof input === 'string' ? { text: input } : input }),
