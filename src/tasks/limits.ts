@@ -5,7 +5,11 @@
 import { KilnError } from '../core/errors.js';
 import type { TextInput } from '../runtime/text-model.js';
 
-/** Most texts one request may carry; larger jobs belong in several requests or `kiln batch`. */
+/**
+ * Most inputs one request may ever carry (the ceiling of `--max-client-batch`, and the cap of
+ * the few inputs it does not govern: KServe token rows and images, /decode rows); larger jobs
+ * belong in several requests or `kiln batch`.
+ */
 export const MAX_TEXTS_PER_REQUEST = 1024;
 /**
  * Most characters (UTF-16 code units) per text. The embedded model reads 128 tokens, about

@@ -72,7 +72,7 @@ export const serveCommand = defineCommand({
     'max-client-batch': valueFlag({
       arg: 'N',
       description:
-        "Most inputs one request may carry: texts, pairs or images on /predict, /embed, /v1/embeddings, /invocations and KServe, a rerank's texts (/rerank, /v1/rerank); more answer 413 (KILN_ERR_HTTP_TOO_MANY_TEXTS; for a rerank KILN_ERR_HTTP_CLIENT_BATCH). /info reports it as max_client_batch_size.",
+        "Most inputs one request may carry: texts and pairs on /predict, /embed, /v1/embeddings, /tokenize, /invocations and KServe, images on /predict, a rerank's texts (/rerank, /v1/rerank); more answer 413 (KILN_ERR_HTTP_TOO_MANY_TEXTS; for a rerank KILN_ERR_HTTP_CLIENT_BATCH). /info reports it as max_client_batch_size.",
       default: DEFAULT_MAX_CLIENT_BATCH,
       parse: integer(1, MAX_TEXTS_PER_REQUEST),
     }),
