@@ -301,7 +301,17 @@ export function inferShapes(model: ModelProto): ShapeFacts {
         set([Math.max(0, Math.ceil((limit - start) / delta))]);
       else set([null]);
     } else if (op === 'Slice') {
-      set(sliced(node, x, opset, numbers, valuesOf));
+      const shape = sliced(node, x, opset, numbers, valuesOf);
+      const data = valuesOf(inputs[0]);
+      const [start, end] = [numbers(inputs[1])?.[0], numbers(inputs[2])?.[0]];
+      // A piece of a shape vector (Shape(x)[0:1]) keeps its values.
+      const piece =
+        data && x?.length === 1 && opset >= 10 && !inputs[3] && !inputs[4] && start !== undefined && end !== undefined
+          ? data.slice(start, end)
+          : null;
+      set(shape, piece);
+    } else if (op === 'Conv') {
+      set(convolved(node, x, shapesOf(inputs[1])));
     } else if (op === 'Expand') {
       const target = valuesOf(inputs[1]);
       set(x && target ? broadcastShapes([x, target]) : null);
@@ -340,12 +350,45 @@ function reshaped(x: Dim[] | null, target: Dim[] | null, targetShape: Dim[] | nu
   }
   const shape = target.map((d, i) => (d === 0 && !allowZero ? (x?.[i] ?? null) : d === -1 ? null : d));
   const inferred = target.indexOf(-1);
-  if (inferred >= 0 && x) {
-    const total = product(x);
-    const others = product(shape.filter((_, i) => i !== inferred));
-    if (total !== null && others !== null && others !== 0) shape[inferred] = total / others;
-  }
+  if (inferred >= 0 && x)
+    shape[inferred] = quotient(
+      x,
+      shape.filter((_, i) => i !== inferred),
+    );
   return shape;
+}
+
+/** prod(numerator) / prod(denominator) when the symbols cancel and the numbers divide, else null. */
+function quotient(numerator: Dim[], denominator: Dim[]): Dim {
+  if (numerator.includes(null) || denominator.includes(null)) return null;
+  const symbols = (dims: Dim[]): string =>
+    dims
+      .filter((d) => typeof d === 'string')
+      .sort()
+      .join('\u0000');
+  if (symbols(numerator) !== symbols(denominator)) return null;
+  const n = product(numerator.filter((d) => typeof d === 'number'));
+  const d = product(denominator.filter((d) => typeof d === 'number'));
+  return n !== null && d !== null && d !== 0 && n % d === 0 ? n / d : null;
+}
+
+/** Conv's output: [batch, filters, spatial dims from the kernel, strides, pads and dilations]. */
+function convolved(node: NodeProto, x: Dim[] | null, w: Dim[] | null): Dim[] | null {
+  if (!x || !w || x.length < 3 || w.length !== x.length) return null;
+  const spatial = x.length - 2;
+  const kernel = ints(node, 'kernel_shape') ?? w.slice(2);
+  const strides = ints(node, 'strides') ?? Array(spatial).fill(1);
+  const dilations = ints(node, 'dilations') ?? Array(spatial).fill(1);
+  const pads = ints(node, 'pads') ?? Array(2 * spatial).fill(0);
+  const autoPad = attribute(node, 'auto_pad')?.s;
+  if (autoPad && autoPad.length > 0 && new TextDecoder().decode(autoPad) !== 'NOTSET') return null;
+  const dims = x.slice(2).map((d, i) => {
+    const k = kernel[i];
+    if (typeof d !== 'number' || typeof k !== 'number') return null;
+    const span = dilations[i]! * (k - 1) + 1;
+    return Math.floor((d + pads[i]! + pads[i + spatial]! - span) / strides[i]!) + 1;
+  });
+  return [x[0]!, w[0]!, ...dims];
 }
 
 function sliced(
