@@ -43,6 +43,20 @@ export function sum(values: Record<string, number>): number {
 }
 
 /** The precision and verify rows of compile and inspect: int8 details (dynamic or static) and agreement. */
+/** The compile summary's row on the prune pass; none for artifacts compiled before it. */
+export function pruningRows(m: Manifest): Array<[string, string]> {
+  const p = m.pruning;
+  if (!p) return [];
+  if (!p.pruned) return [['pruned', `no: ${p.reason}`]];
+  const saved = p.flops.before > 0 ? (1 - p.flops.after / p.flops.before) * 100 : 0;
+  return [
+    [
+      'pruned',
+      `last layer computes token 0 only (−${saved.toFixed(1)} % MatMul FLOPs at ${p.flops.length} tokens; ${p.weightProducts.length} weight products on one row)`,
+    ],
+  ];
+}
+
 export function precisionRows(m: Manifest): Array<[string, string]> {
   const rows: Array<[string, string]> = [];
   const q = m.quantization;

@@ -13,7 +13,7 @@ import { importCheckpoint } from '../import/import.js';
 import { ARTIFACT_FORMAT, MANIFEST_FILE, type Manifest, type MemoryFigures, MODEL_FILE } from '../model/artifact.js';
 import { defaultBuckets } from '../model/buckets.js';
 import { readDataset } from '../model/dataset.js';
-import type { QuantizeReport, StaticQuantizeReport, VerifyReport } from '../model/reports.js';
+import type { PruneReport, QuantizeReport, StaticQuantizeReport, VerifyReport } from '../model/reports.js';
 import { readJson } from '../model/source.js';
 import { TextTokenizer } from '../model/tokenizer.js';
 import {
@@ -36,6 +36,7 @@ import { imageBatches } from './image-data.js';
 import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
 import { type CompilePlan, compileTarget } from './plan.js';
+import { pruneToFirstToken } from './prune.js';
 import { quantizeModel } from './quantize.js';
 import { imageBatch, smokeTest, type TestBatch, textBatch } from './smoke-test.js';
 import { companionFiles } from './source-files.js';
@@ -66,6 +67,11 @@ interface Io {
   head: CheckedHead;
 }
 
+interface Pruned {
+  model: ModelProto;
+  report: PruneReport;
+}
+
 interface Quantized {
   model: ModelProto;
   quantization?: QuantizeReport;
@@ -77,7 +83,10 @@ export async function build(plan: CompilePlan, run: BuildRun): Promise<Manifest>
     const source = await run.step('check-operators', () => checkGraph(plan, onnxPath, shownPath));
     const io = await run.step('check-io', () => checkIo(plan, source));
     const tail = withTaskTail(taskModule(plan), source, io.head);
-    const quantized = plan.quantization ? await run.step('quantize', () => quantize(plan, tail)) : { model: tail };
+    const pruned = await run.step('prune', async () => prune(plan, tail));
+    const quantized = plan.quantization
+      ? await run.step('quantize', () => quantize(plan, pruned.model))
+      : { model: pruned.model };
     const modelPath = join(run.staging, MODEL_FILE);
     const optimized = await run.step('optimize', () => optimize(plan, source, quantized.model, modelPath, run.staging));
     const width = io.head.width;
@@ -88,7 +97,9 @@ export async function build(plan: CompilePlan, run: BuildRun): Promise<Manifest>
     const verified = plan.verify
       ? await run.step('verify', () => verify(plan, source, io, modelPath, optimized))
       : null;
-    return run.step('write', () => writeArtifact(plan, run, { source, io, optimized, quantized, memory, verified }));
+    return run.step('write', () =>
+      writeArtifact(plan, run, { source, io, optimized, pruned, quantized, memory, verified }),
+    );
   });
 }
 
@@ -180,6 +191,16 @@ async function checkIo(plan: CompilePlan, { model, shownPath }: SourceGraph): Pr
 /** The task's graph tail (embedding pooling), appended before optimizing so ONNX Runtime plans it with the rest. */
 function withTaskTail(module: TaskModule, { model, shownPath }: SourceGraph, head: CheckedHead): ModelProto {
   return module.compile.tail ? module.compile.tail(model, head, shownPath) : model;
+}
+
+/**
+ * The last layer computed for the one token the outputs read (prune.ts), on the graph with its
+ * tail (a CLS-pooled embedder reads one token too), before quantizing so that int8 sees the
+ * pruned graph. `--no-prune` keeps the graph as it is.
+ */
+function prune(plan: CompilePlan, model: ModelProto): Pruned {
+  if (!plan.prune) return { model, report: { pruned: false, reason: 'turned off (--no-prune)' } };
+  return pruneToFirstToken(model, { length: plan.limits.maxLength });
 }
 
 /**
@@ -323,13 +344,14 @@ async function writeArtifact(
     source: SourceGraph;
     io: Io;
     optimized: ModelProto;
+    pruned: Pruned;
     quantized: Quantized;
     memory: MemoryFigures;
     verified: VerifyReport | null;
   },
 ): Promise<Manifest> {
   const { source, config, image, limits, backend } = plan;
-  const { io, optimized, quantized, memory, verified } = built;
+  const { io, optimized, pruned, quantized, memory, verified } = built;
   const model = built.source.model;
   const copied: string[] = [];
   for (const [name, path] of companionFiles(source)) {
@@ -369,6 +391,7 @@ async function writeArtifact(
     ...io.head.manifest,
     ...(config.synthetic ? { synthetic: config.synthetic } : {}),
     precision: plan.precision,
+    pruning: pruned.report,
     ...(quantized.quantization ? { quantization: quantized.quantization } : {}),
     ...(quantized.staticQuantization ? { staticQuantization: quantized.staticQuantization } : {}),
     ...(verified ? { verify: verified } : {}),
@@ -379,6 +402,7 @@ async function writeArtifact(
       options: {
         ...limits,
         precision: plan.precision,
+        prune: plan.prune,
         ...(plan.quantization ?? {}),
         task: plan.task,
         ...(plan.head ? headOptionsRecorded(plan.head) : {}),

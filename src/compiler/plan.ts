@@ -43,6 +43,8 @@ export interface CompilePlan {
   limits: { maxLength: number; maxBatch: number };
   backend: Backend;
   precision: Precision;
+  /** Run the prune pass (compile's `prune` option). */
+  prune: boolean;
   quantization: { quantizeEmbeddings: boolean; keepFp32: string[] } | null;
   verify: { path: string; sha256: string; maxAccuracyDrop: number; minAgreement: number } | null;
   /** The task's head options (an embedder's pooling, a classifier's score function); null when it has none. */
@@ -115,6 +117,7 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
     limits,
     backend,
     precision,
+    prune: options.prune ?? true,
     quantization,
     verify,
     head,
@@ -129,6 +132,7 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
       backend,
       optimization: 'all',
       precision,
+      prune: options.prune ?? true,
       quantization,
       verify: verify && { ...verify, path: undefined },
       task,

@@ -9,7 +9,7 @@ import { pathKind } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import type { TensorInfo } from '../onnx/graph.js';
 import type { ImagePreprocessing } from './image.js';
-import type { QuantizeReport, StaticQuantizeReport, VerifyReport } from './reports.js';
+import type { PruneReport, QuantizeReport, StaticQuantizeReport, VerifyReport } from './reports.js';
 
 export const ARTIFACT_FORMAT = 'kiln-artifact';
 /**
@@ -61,6 +61,11 @@ export interface Manifest {
   synthetic?: string;
   /** Number format of the weights: fp32, or int8 (dynamic quantization). Absent means fp32. */
   precision?: 'fp32' | 'int8';
+  /**
+   * Whether the last layer computes only the token the outputs read (compiler/prune.ts). Absent
+   * in artifacts compiled before the pass existed.
+   */
+  pruning?: PruneReport;
   /** int8 of a text model: what was quantized (compiler/quantize.ts QuantizeReport). */
   quantization?: QuantizeReport;
   /** int8 of an image model: static quantization calibrated on sample images (compiler/static-quantize.ts). */
@@ -176,6 +181,8 @@ export interface CompileOptionsRecord {
   maxLength: number;
   maxBatch: number;
   precision?: string;
+  /** Whether the prune pass ran (compile's `prune` option); absent before it existed. */
+  prune?: boolean;
   quantizeEmbeddings?: boolean;
   keepFp32?: string[];
   task?: Task;

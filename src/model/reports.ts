@@ -47,3 +47,24 @@ export interface StaticQuantizeReport {
   /** Bytes of all initializers' data, before and after. */
   weightBytes: { before: number; after: number };
 }
+
+/**
+ * Work skipped because the outputs read one token (compiler/prune.ts): a classifier's or a
+ * CLS-pooled embedder's last layer computes its query, attention output and feed-forward for
+ * the first token only.
+ */
+export type PruneReport =
+  | {
+      pruned: true;
+      /** Nodes now computed on the first token's row. */
+      nodes: number;
+      /** Of them, the MatMul/Gemm nodes by a weight, in graph order. */
+      weightProducts: string[];
+      /** Multiply-add FLOPs of the MatMul and Gemm nodes for one sequence of `length` tokens. */
+      flops: { length: number; before: number; after: number };
+    }
+  | {
+      pruned: false;
+      /** Why not: turned off, the outputs read every token, or the graph shows no such layer. */
+      reason: string;
+    };

@@ -27,6 +27,7 @@ import {
   formatMs,
   operatorChanges,
   precisionRows,
+  pruningRows,
   scoresRow,
   sum,
   table,
@@ -48,6 +49,7 @@ import {
 const STEP_LABELS: Record<CompileStep, string> = {
   hash: 'hashed the source',
   import: 'imported the checkpoint into an ONNX graph',
+  prune: 'looked for work the outputs do not need',
   quantize: 'quantized MatMul weights to int8',
   verify: 'verified the compiled model against the fp32 source',
   'measure-memory': 'measured one replica at max batch × max length',
@@ -119,6 +121,12 @@ export const compileCommand = defineCommand({
       default: 'fp32' as Precision,
       parse: choice<Precision>(PRECISIONS),
     }),
+    'no-prune': {
+      type: 'boolean',
+      description:
+        'Keep the last layer computing every token. By default, when the outputs read only the first token (classifiers, rerankers, CLS pooling), the last layer computes its query, attention output and feed-forward for that token alone: the same answers (within 1e-5 in fp32), less work.',
+      default: false,
+    },
     'quantize-embeddings': {
       type: 'boolean',
       description: 'With int8: also store the word-embedding table in int8 (about 4× smaller).',
@@ -268,6 +276,7 @@ export const compileCommand = defineCommand({
       maxBatch: flags['max-batch'],
       cache: !flags['no-cache'],
       precision: flags.precision,
+      prune: !flags['no-prune'],
       quantizeEmbeddings: flags['quantize-embeddings'],
       keepFp32: flags['keep-fp32'],
       verify: flags.verify,
@@ -317,6 +326,7 @@ export const compileCommand = defineCommand({
           ['operators', `${sum(ops.source)} → ${sum(ops.optimized)} nodes after optimization`],
           ['', operatorChanges(ops.source, ops.optimized)],
           ['fusions', describeFusions(manifest.model.fusions)],
+          ...pruningRows(manifest),
           ...precisionRows(manifest),
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
           ...(manifest.memory

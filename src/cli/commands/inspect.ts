@@ -1,5 +1,14 @@
 import { type Manifest, readArtifact } from '../../model/artifact.js';
-import { describeImage, formatBytes, formatCount, precisionRows, scoresRow, sum, table } from '../format.js';
+import {
+  describeImage,
+  formatBytes,
+  formatCount,
+  precisionRows,
+  pruningRows,
+  scoresRow,
+  sum,
+  table,
+} from '../format.js';
 import { defineCommand } from '../table.js';
 
 function operatorTable(m: Manifest): string {
@@ -43,6 +52,7 @@ export function renderManifest(dir: string, m: Manifest): string {
       ...(m.synthetic ? [['weights', `SYNTHETIC: ${m.synthetic}`] as [string, string]] : []),
       ['source', `${m.source.kind} ${m.source.path} (sha256 ${m.source.sha256.slice(0, 16)}…)`],
       ['parameters', `${formatCount(m.model.parameters)} (${m.model.parameters.toLocaleString('en-US')})`],
+      ...pruningRows(m),
       ...precisionRows(m),
       ['inputs', m.model.inputs.map((i) => `${i.name} ${i.type} [${(i.shape ?? []).join(', ')}]`).join('; ')],
       ['outputs', m.model.outputs.map((o) => `${o.name} ${o.type} [${(o.shape ?? []).join(', ')}]`).join('; ')],
