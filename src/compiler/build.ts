@@ -200,7 +200,13 @@ function withTaskTail(module: TaskModule, { model, shownPath }: SourceGraph, hea
  */
 function prune(plan: CompilePlan, model: ModelProto): Pruned {
   if (!plan.prune) return { model, report: { pruned: false, reason: 'turned off (--no-prune)' } };
-  return pruneToFirstToken(model, { length: plan.limits.maxLength });
+  try {
+    return pruneToFirstToken(model, { length: plan.limits.maxLength });
+  } catch (err) {
+    // The pass only saves work: a graph it cannot read is compiled as it is, and the summary says so.
+    const reason = `the pass could not read the graph (${(err as Error).message})`;
+    return { model, report: { pruned: false, reason } };
+  }
 }
 
 /**

@@ -320,7 +320,7 @@ describe('int8 of a pruned graph', () => {
     const cut = pruneToFirstToken(model, { length: 128 }).model;
     const int8Full = await write(quantizeModel(model).model, join(dir, 'int8-full.onnx'));
     const int8Cut = await write(quantizeModel(cut).model, join(dir, 'int8-pruned.onnx'));
-    const input = paddedBatch([3, 128, 20, 9, 64, 7, 33, 12], 128, 0, 17);
+    const input = paddedBatch([3, 128, 20, 9, 64, 7], 128, 0, 17);
     delete input.tokenTypeIds;
     const fp32 = await run(path, input);
     const [full, pruned8] = [await run(int8Full, input), await run(int8Cut, input)];
