@@ -244,7 +244,7 @@ export class TextTokenizer {
   spannedTokens(text: string): SpannedText {
     const encoding = this.tokenizer.encode(text, { add_special_tokens: false });
     const ids = encoding.ids;
-    const tokens = ids.map((id: number, i: number) => encoding.tokens[i] ?? '');
+    const tokens = ids.map((_id: number, i: number) => encoding.tokens[i] ?? '');
     const pieces = ids.map((id: number, i: number) =>
       id === this.unkId || this.specialIds.has(id) ? null : this.pieceOf(id, tokens[i]!),
     );

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { softmax } from '../../src/core/stats.js';
+import { createServer, type KilnServer } from '../../src/server/server.js';
 import { loadModel } from '../../src/tasks/registry.js';
 import type { GroupEntity, TokenEntity } from '../../src/tasks/token-classification/aggregate.js';
 import type { TokenClassifier } from '../../src/tasks/token-classification/model.js';
@@ -224,3 +225,74 @@ for (const [family, config] of Object.entries(CONFIGS)) {
     });
   });
 }
+
+describe('token classification over HTTP', () => {
+  let server: KilnServer;
+  let url: string;
+  let model: TokenClassifier;
+  const post = async (path: string, body: object): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(20_000),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+
+  before(async () => {
+    const dir = await tempDir('kiln-ner-http-');
+    const config = CONFIGS.bert!;
+    const checkpoint = await writeCheckpoint(join(dir, 'checkpoint'), config, randomWeights(config, 7));
+    const { artifactDir } = await compile({ source: checkpoint, out: join(dir, 'ner.kiln'), maxLength: MAX_LENGTH });
+    model = (await loadModel(artifactDir, { replicas: 1, maxDelayMs: 0 })) as TokenClassifier;
+    server = createServer({ port: 0 });
+    server.model.set(model);
+    url = await server.listen();
+  });
+  after(() => server?.close());
+
+  test('POST /predict answers the entities the model finds, with the redacted text when asked', async () => {
+    const [expected] = await model.recognize([SENTENCE], undefined, { aggregationStrategy: 'average', redact: true });
+    const res = await post('/predict', { text: SENTENCE, aggregation_strategy: 'average', redact: true });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { entities: expected!.entities, redacted: expected!.redacted });
+    const list = await post('/predict', { texts: [SENTENCE, 'the man'], ignore_labels: [] });
+    assert.equal(list.body.predictions.length, 2);
+    assert.equal(list.body.predictions[1].entities.length, 2, 'one entry per token with nothing ignored');
+  });
+
+  test('POST /invocations reads Hugging Face parameters; KServe answers entities as JSON strings', async () => {
+    const [expected] = await model.recognize([SENTENCE], undefined, { aggregationStrategy: 'first', ignoreLabels: [] });
+    const single = await post('/invocations', {
+      inputs: SENTENCE,
+      parameters: { aggregation_strategy: 'first', ignore_labels: [] },
+    });
+    assert.deepEqual(single.body, { entities: expected!.entities });
+    const many = await post('/invocations', {
+      inputs: [SENTENCE],
+      parameters: { aggregation_strategy: 'first', ignore_labels: [] },
+    });
+    assert.deepEqual(many.body, [{ entities: expected!.entities }]);
+    const [plain] = await model.recognize([SENTENCE], undefined, { redact: true });
+    const v2 = await post(`/v2/models/${model.manifest.name}/infer`, {
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [SENTENCE] }],
+    });
+    assert.equal(v2.status, 200);
+    const outputs = Object.fromEntries(v2.body.outputs.map((o: { name: string }) => [o.name, o]));
+    assert.deepEqual(JSON.parse(outputs.entities.data[0]), plain!.entities);
+    assert.equal(outputs.redacted.data[0], plain!.redacted);
+  });
+
+  test('bad fields are coded 400s naming the fix', async () => {
+    const bad = await post('/predict', { text: SENTENCE, aggregation_strategy: 'longest' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'KILN_ERR_INPUT_AGGREGATION');
+    assert.match(bad.body.error.message, /"simple"/);
+    const stride = await post('/predict', { text: SENTENCE, stride: 99 });
+    assert.equal(stride.body.error.code, 'KILN_ERR_INPUT_STRIDE');
+    const invocations = await post('/invocations', { inputs: SENTENCE, parameters: { top_k: 3 } });
+    assert.equal(invocations.status, 400);
+    assert.match(invocations.body.error.message, /top_k/);
+  });
+});
