@@ -230,6 +230,7 @@ describe('token classification over HTTP', () => {
   let server: KilnServer;
   let url: string;
   let model: TokenClassifier;
+  // biome-ignore lint/suspicious/noExplicitAny: answers of several shapes, checked field by field below.
   const post = async (path: string, body: object): Promise<{ status: number; body: any }> => {
     const res = await fetch(`${url}${path}`, {
       method: 'POST',
