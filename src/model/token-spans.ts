@@ -39,21 +39,34 @@ export function foldWithOrigins(text: string): { text: string; origins: number[]
   return { text: folded, origins, ends };
 }
 
+/** A token that shares the previous token's piece: byte pieces of one character, decoded together. */
+export const SAME_PIECE = Symbol('same piece');
+
 /**
  * The span of each token of `text`, given each token's own text without word-piece or
  * word-start markers (`pieces`; null for a token that stands for no text of its own, such as
- * the unknown token). A token whose span cannot be told is null.
+ * the unknown token; {@link SAME_PIECE} for a token whose text was given with the one before).
+ * A token whose span cannot be told is null.
  */
-export function alignPieces(text: string, pieces: ReadonlyArray<string | null>): Array<TokenSpan | null> {
+export function alignPieces(
+  text: string,
+  pieces: ReadonlyArray<string | null | typeof SAME_PIECE>,
+): Array<TokenSpan | null> {
   const folded = foldWithOrigins(text);
   let cursor = 0;
+  let previous: TokenSpan | null = null;
   const spans: Array<TokenSpan | null> = pieces.map((raw) => {
-    const piece = raw === null ? '' : fold(raw);
+    if (raw === SAME_PIECE) return previous;
+    previous = placed(raw);
+    return previous;
+  });
+  function placed(raw: string | null): TokenSpan | null {
+    const piece = raw === null ? '' : fold(raw).trim();
     const at = piece === '' ? -1 : folded.text.indexOf(piece, cursor);
     if (at < 0) return null;
     cursor = at + piece.length;
     return { start: folded.origins[at]!, end: folded.ends[cursor - 1]! };
-  });
+  }
   // Runs of unplaced tokens share the text between their placed neighbours.
   for (let i = 0; i < spans.length; ) {
     if (spans[i] !== null) {

@@ -16,7 +16,12 @@ import {
   readPairTemplate,
   type TruncationDirection,
 } from './pair-template.js';
-import { alignPieces, fold, foldWithOrigins, type TokenSpan } from './token-spans.js';
+import { alignPieces, fold, foldWithOrigins, SAME_PIECE, type TokenSpan } from './token-spans.js';
+
+/** What a decoder writes for bytes that are not a whole UTF-8 character. */
+const REPLACEMENT = '\uFFFD';
+/** Byte pieces looked at together to make one character whole (UTF-8 has at most 4 bytes a character). */
+const MAX_BYTE_PIECES = 8;
 
 export type { PairStyle, PairTruncation, TruncationDirection } from './pair-template.js';
 
@@ -245,9 +250,40 @@ export class TextTokenizer {
     const encoding = this.tokenizer.encode(text, { add_special_tokens: false });
     const ids = encoding.ids;
     const tokens = ids.map((_id: number, i: number) => encoding.tokens[i] ?? '');
-    const pieces = ids.map((id: number, i: number) =>
-      id === this.unkId || this.specialIds.has(id) ? null : this.pieceOf(id, tokens[i]!),
-    );
+    const pieces: Array<string | null | typeof SAME_PIECE> = [];
+    for (let i = 0; i < ids.length; ) {
+      const id = ids[i]!;
+      if (id === this.unkId || this.specialIds.has(id)) {
+        pieces.push(null);
+        i += 1;
+        continue;
+      }
+      const piece = this.pieceOf(id, tokens[i]!);
+      if (!piece.includes(REPLACEMENT)) {
+        pieces.push(piece);
+        i += 1;
+        continue;
+      }
+      // Byte pieces of a character (byte-level BPE): decode growing runs until the character is whole.
+      let whole: { text: string; end: number } | null = null;
+      for (let j = i + 2; j <= Math.min(ids.length, i + MAX_BYTE_PIECES); j += 1) {
+        const decoded = this.tokenizer
+          .decode(ids.slice(i, j), { skip_special_tokens: false, clean_up_tokenization_spaces: false })
+          .trim();
+        if (!decoded.includes(REPLACEMENT)) {
+          whole = { text: decoded, end: j };
+          break;
+        }
+      }
+      if (!whole) {
+        pieces.push(null);
+        i += 1;
+        continue;
+      }
+      pieces.push(whole.text);
+      for (let k = i + 1; k < whole.end; k += 1) pieces.push(SAME_PIECE);
+      i = whole.end;
+    }
     const spans = alignPieces(text, pieces);
     const prefix = this.subwordPrefix;
     const subword = ids.map((id: number, i: number) => {
