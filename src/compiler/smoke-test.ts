@@ -46,7 +46,8 @@ export function imageBatch(image: ImagePreprocessing): TestBatch {
 }
 
 /**
- * Runs `batch` on the graph at `modelPath` and checks that the first output is [rows, width].
+ * Runs `batch` on the graph at `modelPath` and checks that the first output is [rows, width]
+ * (or [rows, tokens, width]).
  * `shownPath` names the model in errors; a runtime failure becomes KILN_ERR_COMPILE_FAILED.
  */
 export async function smokeTest(
@@ -60,7 +61,12 @@ export async function smokeTest(
   try {
     const results = await session.run(batch.feeds);
     const output = results[session.outputNames[0] ?? ''];
-    if (output?.dims.length !== 2 || output.dims[0] !== batch.rows || output.dims[1] !== width) {
+    // [rows, width], or [rows, tokens, width] for a head that answers per token.
+    if (
+      (output?.dims.length !== 2 && output?.dims.length !== 3) ||
+      output.dims[0] !== batch.rows ||
+      output.dims.at(-1) !== width
+    ) {
       throw new KilnError('KILN_ERR_MODEL_OUTPUTS', {
         path: shownPath,
         found: `${session.outputNames[0]} with shape [${output?.dims.join(', ')}]`,

@@ -302,6 +302,19 @@ export const ERRORS = {
       `this model reads at most ${p.limit} tokens, which leaves no room for a token of each text beside the ${p.specials} special tokens of a text pair; send single texts or shorter pairs, or compile the model again with --max-length ${p.specials + 2} or more`,
   ),
 
+  KILN_ERR_INPUT_AGGREGATION: def<{ value: string; known: string }>(
+    400,
+    "A token-classification request's aggregation_strategy is not one kiln knows.",
+    (p) =>
+      `aggregation_strategy ${q(p.value)} is not one of ${p.known}; send "none" (one entry per token, the default), "simple" (adjacent tokens of one entity merged), or "first", "average" or "max" (whole words)`,
+  ),
+  KILN_ERR_INPUT_STRIDE: def<{ value: unknown; max: number; maxLength: number }>(
+    400,
+    "A token-classification request's stride (tokens shared by consecutive windows of a long text) is out of range.",
+    (p) =>
+      `stride ${q(p.value)} must be an integer in [0, ${p.max}]: windows of this model hold ${p.max + 1} text tokens (max length ${p.maxLength} less its special tokens) and each must move on by at least one; send a smaller stride, or omit it for the default`,
+  ),
+
   // Data files (bench, verify, batch)
   KILN_ERR_DATA_INVALID: def<{ path: string; line: number; problem: string }>(
     400,

@@ -31,6 +31,8 @@ export interface BatchOptions {
   window?: number;
   /** Ignore an existing output and start over. @defaultValue false */
   restart?: boolean;
+  /** Also write each text with its entities replaced by `[LABEL]` (token classifiers). @defaultValue false */
+  redact?: boolean;
   onProgress?: (progress: { rows: number; line: number; lines: number }) => void;
 }
 
@@ -53,6 +55,9 @@ interface OutputLine {
   embedding?: number[];
   /** image-classification: the top labels with their scores. */
   labels?: Array<{ label: string; score: number }>;
+  /** token-classification: the row's entities, and the text redacted when asked. */
+  entities?: object[];
+  redacted?: string;
   error?: { code: string; message: string };
 }
 
@@ -115,7 +120,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   const lines = await countLines(options.input);
   let lineNow = 0;
   const summary = { rows: resume.rows, errors: resume.errors, labels: { ...resume.labels } };
-  const { model } = options;
+  const { model, redact = false } = options;
   const task = taskOf(model);
 
   const flush = async (rows: Row[]): Promise<void> => {
@@ -139,7 +144,9 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
       .map(({ r }) => r);
     const settled: PromiseSettledResult<object>[] = await Promise.allSettled(
       order.map(async (r) =>
-        task.answers.batch((await model.infer([inputs.get(r.line)!], () => `line ${r.line}`))[0]!),
+        task.answers.batch(
+          (await model.infer([inputs.get(r.line)!], () => `line ${r.line}`, redact ? { redact } : {}))[0]!,
+        ),
       ),
     );
     for (const [line, err] of unreadable) {

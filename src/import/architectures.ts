@@ -24,9 +24,15 @@ export interface EncoderConfig {
   padTokenId: number;
   /** Classes of the classification head; 0 for a base model (no head: outputs last_hidden_state). */
   labels: number;
-  /** `classifier`: a sequence-classification head gives logits; `none`: the encoder's hidden states. */
-  head: 'classifier' | 'none';
+  /**
+   * `classifier`: a sequence-classification head gives logits [batch, labels]; `token`: a
+   * token-classification head gives logits [batch, sequence, labels]; `none`: the encoder's
+   * hidden states.
+   */
+  head: HeadKind;
 }
+
+export type HeadKind = 'classifier' | 'token' | 'none';
 
 /** Parameter names of one encoder layer, relative to the model prefix. */
 export interface LayerNames {
@@ -59,6 +65,11 @@ export interface FamilyNames {
    * heads outside it.
    */
   head: { dense: string; activation: 'Tanh' | 'Relu'; out: string };
+  /**
+   * The token-classification head: one Linear on every token's last hidden state (dropout is
+   * not run at inference). Its full name; `classifier` in every family kiln builds so far.
+   */
+  tokenHead: string;
 }
 
 const BERT_LAYER = (i: number): LayerNames => ({
@@ -81,6 +92,7 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
     head: { dense: 'bert.pooler.dense', activation: 'Tanh', out: 'classifier' },
+    tokenHead: 'classifier',
   },
   roberta: {
     prefix: 'roberta.',
@@ -90,6 +102,7 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
     head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
+    tokenHead: 'classifier',
   },
   distilbert: {
     prefix: 'distilbert.',
@@ -108,6 +121,7 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
       outputNorm: `transformer.layer.${i}.output_layer_norm`,
     }),
     head: { dense: 'pre_classifier', activation: 'Relu', out: 'classifier' },
+    tokenHead: 'classifier',
   },
 };
 
@@ -130,12 +144,19 @@ export const BASE_ENCODERS: ReadonlySet<string> = new Set([
   'NomicBertModel',
 ]);
 
-/** The architectures `kiln import` builds, by family. */
+/**
+ * The architectures `kiln import` builds, by family; the head comes from the name's suffix
+ * ({@link headOf}), so a family's token classifier is one line here.
+ */
 const ARCHITECTURES: Record<string, Family> = {
   BertForSequenceClassification: 'bert',
   DistilBertForSequenceClassification: 'distilbert',
   RobertaForSequenceClassification: 'roberta',
   XLMRobertaForSequenceClassification: 'roberta',
+  BertForTokenClassification: 'bert',
+  DistilBertForTokenClassification: 'distilbert',
+  RobertaForTokenClassification: 'roberta',
+  XLMRobertaForTokenClassification: 'roberta',
   BertModel: 'bert',
   DistilBertModel: 'distilbert',
   RobertaModel: 'roberta',
@@ -150,6 +171,12 @@ const MODEL_TYPES: Record<string, Family> = {
 };
 
 export const SUPPORTED_ARCHITECTURES = Object.keys(ARCHITECTURES);
+
+/** The head an architecture name implies: a base encoder has none, `…ForTokenClassification` a per-token one. */
+export function headOf(architecture: string): HeadKind {
+  if (BASE_ENCODERS.has(architecture)) return 'none';
+  return architecture.endsWith('ForTokenClassification') ? 'token' : 'classifier';
+}
 
 const ACTIVATIONS: Record<string, Activation> = {
   gelu: 'gelu',
@@ -202,10 +229,10 @@ export function encoderConfig(
     return activation;
   };
   const id2label = raw.id2label;
-  const head = options.headless || BASE_ENCODERS.has(architecture) ? 'none' : 'classifier';
+  const head = options.headless ? 'none' : headOf(architecture);
   const labels =
     head === 'none' ? 0 : typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
-  if (head === 'classifier' && labels === 0)
+  if (head !== 'none' && labels === 0)
     throw new KilnError('KILN_ERR_CONFIG_INVALID', {
       path,
       problem: 'it has no "id2label" map, so the number of classes is unknown',

@@ -1,6 +1,6 @@
 /**
- * Builds the ONNX graph of a BERT-family encoder (a sequence classifier, or a base model whose
- * output is last_hidden_state) from a Hugging Face checkpoint.
+ * Builds the ONNX graph of a BERT-family encoder (a sequence classifier, a token classifier, or
+ * a base model whose output is last_hidden_state) from a Hugging Face checkpoint.
  * Standard ONNX operators at opset 17, written in the shapes ONNX Runtime's optimizer fuses
  * (LayerNormalization, the erf GELU, MatMul + Add), as PyTorch's exporter writes them.
  * Weights are not read here: each becomes a lazy initializer, streamed when the file is written.
@@ -207,6 +207,13 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     // A base model: the token states are the output; compile adds pooling for embeddings.
     g.op('Identity', [hidden], undefined, { name: '/last_hidden_state', output: 'last_hidden_state' });
     g.output('last_hidden_state', 'float', ['batch', 'sequence', H]);
+    return { builder: g, inputs, parameters, vocabSize };
+  }
+
+  if (config.head === 'token') {
+    // Token classification: one Linear on every token's state (HF runs dropout first, a no-op at inference).
+    linear(hidden, withoutPrefix(names.tokenHead), H, config.labels, 'logits');
+    g.output('logits', 'float', ['batch', 'sequence', config.labels]);
     return { builder: g, inputs, parameters, vocabSize };
   }
 

@@ -16,6 +16,12 @@ import {
   readPairTemplate,
   type TruncationDirection,
 } from './pair-template.js';
+import { alignPieces, fold, foldWithOrigins, SAME_PIECE, type TokenSpan } from './token-spans.js';
+
+/** What a decoder writes for bytes that are not a whole UTF-8 character. */
+const REPLACEMENT = '\uFFFD';
+/** Byte pieces looked at together to make one character whole (UTF-8 has at most 4 bytes a character). */
+const MAX_BYTE_PIECES = 8;
 
 export type { PairStyle, PairTruncation, TruncationDirection } from './pair-template.js';
 
@@ -53,6 +59,21 @@ export interface TextToken {
   stop: number | null;
 }
 
+/** A text's tokens without special tokens, each with its place in the text (token-spans.ts). */
+export interface SpannedText {
+  ids: number[];
+  /** The tokens' strings, as the vocabulary writes them (`##ing`, `Ġworld`, `▁Hello`). */
+  tokens: string[];
+  /** UTF-16 offsets into the text; null where a token's place cannot be told. */
+  spans: Array<TokenSpan | null>;
+  /**
+   * True for a token that continues the word before it: it carries the vocabulary's
+   * continuing-subword prefix (WordPiece's `##`), or, for tokenizers without one, neither it
+   * nor the character before it is whitespace. The unknown token never continues a word.
+   */
+  subword: boolean[];
+}
+
 export interface EncodePairOptions extends EncodeOptions {
   /** Which text of the pair is cut. @defaultValue 'longest_first' */
   truncationStrategy?: PairTruncation;
@@ -69,6 +90,12 @@ export class TextTokenizer {
   /** Ids of the added tokens marked special ([CLS], <s>, [PAD], …). */
   private readonly specialIds: ReadonlySet<number>;
   readonly padId: number;
+  /** The unknown token's id; -1 when the vocabulary has none. */
+  private readonly unkId: number;
+  /** The marker of a token that continues a word (WordPiece's `##`); null when the model has none. */
+  private readonly subwordPrefix: string | null;
+  /** The special token ids around a single text, read once when first needed. */
+  private around: { leading: number[]; trailing: number[] } | null = null;
   /** Number of token ids the tokenizer can produce (its vocabulary and added tokens). */
   readonly vocabSize: number;
 
@@ -85,6 +112,17 @@ export class TextTokenizer {
     this.path = path;
     [this.leadingSpecials, this.trailingSpecials] = specialsAroundText(this.tokenizer);
     this.padId = padTokenId(this.tokenizer, tokenizerJson, tokenizerConfig);
+    const model = (
+      tokenizerJson as { model?: { unk_token?: unknown; unk_id?: unknown; continuing_subword_prefix?: unknown } }
+    ).model;
+    // WordPiece and BPE name the unknown token; Unigram (XLM-RoBERTa) gives its id.
+    this.unkId =
+      (typeof model?.unk_token === 'string' ? this.tokenizer.token_to_id(model.unk_token) : undefined) ??
+      (typeof model?.unk_id === 'number' ? model.unk_id : -1);
+    this.subwordPrefix =
+      typeof model?.continuing_subword_prefix === 'string' && model.continuing_subword_prefix !== ''
+        ? model.continuing_subword_prefix
+        : null;
     this.vocabSize = Math.max(...this.tokenizer.get_vocab(true).values()) + 1;
     this.specialIds = new Set(
       [...this.tokenizer.get_added_tokens_decoder()].filter(([, token]) => token.special).map(([id]) => id),
@@ -207,6 +245,76 @@ export class TextTokenizer {
     return (token.startsWith('##') && decoded.startsWith('##') ? decoded.slice(2) : decoded).trim();
   }
 
+  /** The tokens of `text` (no special tokens) with where each lies in it, for answers that point into the text. */
+  spannedTokens(text: string): SpannedText {
+    const encoding = this.tokenizer.encode(text, { add_special_tokens: false });
+    const ids = encoding.ids;
+    const tokens = ids.map((_id: number, i: number) => encoding.tokens[i] ?? '');
+    const pieces: Array<string | null | typeof SAME_PIECE> = [];
+    for (let i = 0; i < ids.length; ) {
+      const id = ids[i]!;
+      if (id === this.unkId || this.specialIds.has(id)) {
+        pieces.push(null);
+        i += 1;
+        continue;
+      }
+      const piece = this.pieceOf(id, tokens[i]!);
+      if (!piece.includes(REPLACEMENT)) {
+        pieces.push(piece);
+        i += 1;
+        continue;
+      }
+      // Byte pieces of a character (byte-level BPE): decode growing runs until the character is whole.
+      let whole: { text: string; end: number } | null = null;
+      for (let j = i + 2; j <= Math.min(ids.length, i + MAX_BYTE_PIECES); j += 1) {
+        const decoded = this.tokenizer
+          .decode(ids.slice(i, j), { skip_special_tokens: false, clean_up_tokenization_spaces: false })
+          .trim();
+        if (!decoded.includes(REPLACEMENT)) {
+          whole = { text: decoded, end: j };
+          break;
+        }
+      }
+      if (!whole) {
+        pieces.push(null);
+        i += 1;
+        continue;
+      }
+      pieces.push(whole.text);
+      for (let k = i + 1; k < whole.end; k += 1) pieces.push(SAME_PIECE);
+      i = whole.end;
+    }
+    const spans = alignPieces(text, pieces);
+    const prefix = this.subwordPrefix;
+    const subword = ids.map((id: number, i: number) => {
+      const span = spans[i];
+      if (id === this.unkId || !span) return false;
+      if (prefix) return tokens[i]!.startsWith(prefix);
+      return span.start > 0 && !/\s/u.test(text[span.start - 1]!) && !/\s/u.test(text[span.start]!);
+    });
+    return { ids, tokens, spans, subword };
+  }
+
+  /** Token ids (no special tokens) laid out as one text the way the post-processor lays it out ([CLS] … [SEP]). */
+  withSpecials(ids: readonly number[]): { ids: number[]; typeIds: number[] } {
+    this.around ??= this.specialIdsAround();
+    const all = [...this.around.leading, ...ids, ...this.around.trailing];
+    return { ids: all, typeIds: all.map(() => 0) };
+  }
+
+  /** How many special tokens a single text gets before it and after it. */
+  get specialsAround(): { leading: number; trailing: number } {
+    return { leading: this.leadingSpecials, trailing: this.trailingSpecials };
+  }
+
+  private specialIdsAround(): { leading: number[]; trailing: number[] } {
+    const full = this.tokenizer.encode('kiln').ids;
+    return {
+      leading: full.slice(0, this.leadingSpecials),
+      trailing: full.slice(full.length - this.trailingSpecials),
+    };
+  }
+
   /** The tokenizer's settings worth recording in a manifest. */
   describe(): { padTokenId: number; specialTokensAfterText: number; specialTokensTotal: number } {
     return {
@@ -219,32 +327,6 @@ export class TextTokenizer {
   private bareIds(text: string): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
-}
-
-/** A character as lower-case, accent-stripping normalizers (BERT's) leave it. */
-function fold(text: string): string {
-  return text.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
-}
-
-/**
- * `text` folded, with the UTF-16 index in `text` where each folded unit's character starts
- * (`origins`) and ends (`ends`), so a match in the folded text maps back to the input.
- */
-function foldWithOrigins(text: string): { text: string; origins: number[]; ends: number[] } {
-  let folded = '';
-  const origins: number[] = [];
-  const ends: number[] = [];
-  let index = 0;
-  for (const char of text) {
-    const piece = fold(char);
-    folded += piece;
-    for (let k = 0; k < piece.length; k += 1) {
-      origins.push(index);
-      ends.push(index + char.length);
-    }
-    index += char.length;
-  }
-  return { text: folded, origins, ends };
 }
 
 /**

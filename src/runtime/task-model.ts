@@ -160,6 +160,8 @@ export interface InferOptions {
   truncate?: boolean;
   /** Which end of a too long text is cut; text tasks only. @defaultValue 'right' */
   truncationDirection?: TruncationDirection;
+  /** Also answer each text with its entities replaced by `[LABEL]`; tasks that find entities only (token-classification). @defaultValue false */
+  redact?: boolean;
 }
 
 /** The parts of a loaded model that bench, batch, tune, run and the server use whatever the task. */

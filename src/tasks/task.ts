@@ -80,11 +80,16 @@ export interface CompileHooks {
 
 /** What /predict makes of a task's answers (the route reads the body's inputs by {@link InputKind}). */
 export interface PredictHook<M extends AnyTaskModel> {
+  /**
+   * Body fields of the task's own (JSON schemas by name), added to /predict's schema; a request
+   * that sends one to a model of another task is refused. Their values reach `answer` as `fields`.
+   */
+  readonly fields?: Record<string, object>;
   answer(
     model: M,
     inputs: readonly ModelInput[],
     describe: (index: number) => string,
-    options: InferOptions & { allScores: boolean },
+    options: InferOptions & { allScores: boolean; fields: Record<string, unknown> },
   ): Promise<object[]>;
 }
 
@@ -153,7 +158,16 @@ export interface AnswerHooks<M extends AnyTaskModel> {
   /** `kiln run`'s human line (before the latency and the input). */
   line(answer: AnswerOf<M>): string;
   /** `kiln batch`'s JSONL fields; a `label` is counted in the summary. */
-  batch(answer: AnswerOf<M>): { label?: string; score?: number; embedding?: number[]; labels?: object[] };
+  batch(answer: AnswerOf<M>): {
+    label?: string;
+    score?: number;
+    embedding?: number[];
+    labels?: object[];
+    entities?: object[];
+    redacted?: string;
+  };
+  /** The task answers `--redact` (run, batch): each text with its entities replaced by `[LABEL]`. */
+  readonly redacts?: boolean;
 }
 
 export interface BatchHooks<M extends AnyTaskModel> {

@@ -5,8 +5,9 @@
  * model's queue is full; only a request whose body names its model among several reaches its
  * route before the scheduler refuses it (still 429 with Retry-After). Each route is tried with
  * each kind of body it takes: texts, JSON Lines, KServe BYTES, client-side tokens (INT64 and
- * INT32), images and image tensors, text pairs and rerank bodies, on a text classifier, an
- * embedding model, an image classifier and a reranker, alone and served together. Gated replicas hold every
+ * INT32), images and image tensors, text pairs and rerank bodies, token-classification fields, on
+ * a text classifier, an embedding model, an image classifier, a reranker and a token classifier,
+ * alone, and the first four served together. Gated replicas hold every
  * batch until the test opens them, so no answer can come in time and the queue stays full for
  * as long as the test needs: the outcomes follow from the order of events, not from timing.
  */
@@ -25,13 +26,14 @@ import { CNN, cnnFolder, pixels, png } from '../fixtures/image-models.js';
 import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
 import { randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 
-type Kind = 'classifier' | 'embedder' | 'image' | 'ranker';
+type Kind = 'classifier' | 'embedder' | 'image' | 'ranker' | 'tagger';
 
 const NAMES: Record<Kind, string> = {
   classifier: 'sst2-distilbert-tiny',
   embedder: 'tiny-encoder',
   image: 'tiny-resnet',
   ranker: 'tiny-cross-encoder',
+  tagger: 'tiny-ner',
 };
 
 const artifacts = {} as Record<Kind, string>;
@@ -75,6 +77,11 @@ before(async () => {
   const ranker = tinyBertConfig(['LABEL_0']);
   const checkpoint = await writeCheckpoint(join(dir, NAMES.ranker), ranker, randomWeights(ranker, 1));
   artifacts.ranker = (await compile({ source: checkpoint, out: join(dir, 'ranker.kiln'), maxLength: 16 })).artifactDir;
+  const tagger = tinyBertConfig(['O', 'B-PER', 'I-PER'], { architectures: ['BertForTokenClassification'] });
+  const taggerCheckpoint = await writeCheckpoint(join(dir, NAMES.tagger), tagger, randomWeights(tagger, 2));
+  artifacts.tagger = (
+    await compile({ source: taggerCheckpoint, out: join(dir, 'tagger.kiln'), maxLength: 16 })
+  ).artifactDir;
 });
 
 /** One request a route takes. */
@@ -290,6 +297,39 @@ const CASES: Case[] = [
     model: 'ranker',
     request: (name) => v2(name, tokens('INT64'), '1'),
   },
+  {
+    name: 'POST /predict {"text", "aggregation_strategy", "redact"} (token classifier)',
+    route: '/predict',
+    model: 'tagger',
+    request: () => json('/predict', { text: 'ada went to paris', aggregation_strategy: 'simple', redact: true }),
+  },
+  {
+    name: 'POST /invocations {"inputs", "parameters"} (token classifier)',
+    route: '/invocations',
+    model: 'tagger',
+    request: () =>
+      json('/invocations', { inputs: ['ada went to paris'], parameters: { aggregation_strategy: 'first' } }),
+  },
+  {
+    name: 'POST /v2/models/{name}/infer, BYTES texts (token classifier)',
+    route: '/v2/models/:name/infer',
+    model: 'tagger',
+    request: (name) => v2(name, [bytesText(['ada went to paris'])]),
+  },
+  {
+    name: 'POST /v2/models/{name}/versions/1/infer, BYTES texts and aggregation_strategy (token classifier)',
+    route: '/v2/models/:name/versions/:version/infer',
+    model: 'tagger',
+    request: (name) =>
+      v2(
+        name,
+        [
+          bytesText(['ada went to paris']),
+          { name: 'aggregation_strategy', datatype: 'BYTES', shape: [1], data: ['max'] },
+        ],
+        '1',
+      ),
+  },
 ];
 
 /** The same routes on a server with all four models, where a request must name its model. */
@@ -490,6 +530,7 @@ const TASK_OF: Record<Kind, Task> = {
   embedder: 'feature-extraction',
   image: 'image-classification',
   ranker: 'text-ranking',
+  tagger: 'token-classification',
 };
 
 test('every inference route of the route table is tried below with a model of each task it serves', () => {
@@ -510,7 +551,7 @@ test('every inference route of the route table is tried below with a model of ea
     );
 });
 
-for (const kind of ['classifier', 'embedder', 'image', 'ranker'] as const) {
+for (const kind of ['classifier', 'embedder', 'image', 'ranker', 'tagger'] as const) {
   const cases = CASES.filter((c) => c.model === kind);
   timeoutTests(`--timeout-ms on every inference route (${kind})`, [kind], cases);
   refusalTests(`early refusal on every inference route (${kind})`, [kind], cases);

@@ -5,7 +5,7 @@ import { Progress } from '../../core/log.js';
 import { runBatch, type Shard } from '../../deploy/batch.js';
 import { writeNpyFromJsonl } from '../../deploy/npy.js';
 import { readImageFile } from '../../model/image-files.js';
-import { taskOf } from '../../tasks/registry.js';
+import { taskOf, tasksWhere } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
@@ -72,6 +72,12 @@ export const batchCommand = defineCommand({
       parse: integer(1, 1_000_000),
     }),
     restart: { type: 'boolean', description: 'Start over instead of continuing an existing output.', default: false },
+    redact: {
+      type: 'boolean',
+      description:
+        'Token classifiers (NER): also write each text with every entity replaced by [LABEL] ("redacted"), a PII scrubber over the file.',
+      default: false,
+    },
     format: valueFlag({
       arg: 'F',
       description:
@@ -112,6 +118,14 @@ export const batchCommand = defineCommand({
         value: flags.format,
       });
     }
+    if (flags.redact && !task.answers.redacts) {
+      await model.close();
+      throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+        flag: '--redact',
+        rule: `used with models that find entities (${tasksWhere((m) => m.answers.redacts === true).join(', ')}); this one is ${model.task}`,
+        value: 'true',
+      });
+    }
     const progress = new Progress();
     progress.step(task.batch.verb);
     try {
@@ -123,6 +137,7 @@ export const batchCommand = defineCommand({
         textColumn: flags['text-column'] ?? undefined,
         window: flags.window ?? (task.input === 'image' ? IMAGE_WINDOW : TEXT_WINDOW),
         restart: flags.restart,
+        redact: flags.redact,
         onProgress: (p) => progress.tick(p.line, p.lines, 'lines'),
         // Image models: each line names an image file, relative to the input file's folder.
         ...(task.input === 'image'

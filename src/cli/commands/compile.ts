@@ -161,7 +161,7 @@ export const compileCommand = defineCommand({
     task: deferredFlag({
       arg: 'T',
       description:
-        "text-classification, feature-extraction (embeddings), image-classification or text-ranking (rerankers). Detected from config.json's architectures (…ForSequenceClassification: text-ranking with one label, else text-classification; BertModel…) and the graph's outputs; set it to serve a classifier checkpoint's encoder as an embedder.",
+        "text-classification, feature-extraction (embeddings), image-classification, text-ranking (rerankers) or token-classification (NER, PII). Detected from config.json's architectures (…ForSequenceClassification: text-ranking with one label, else text-classification; …ForTokenClassification; BertModel…) and the graph's outputs (rank-3 logits [batch, tokens, labels]: token-classification); set it to serve a classifier checkpoint's encoder as an embedder.",
       defaultText: 'detected',
       parse: choice<Task>(TASKS),
     }),

@@ -7,7 +7,7 @@ import { Progress, warnOnce } from '../../core/log.js';
 import { readArtifact } from '../../model/artifact.js';
 import { readImageFile } from '../../model/image-files.js';
 import type { ModelInput } from '../../runtime/task-model.js';
-import { taskOfManifest } from '../../tasks/registry.js';
+import { taskOfManifest, tasksWhere } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { formatMs, percentile } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
@@ -51,6 +51,12 @@ export const runCommand = defineCommand({
       type: 'boolean',
       description:
         'Text pairs (query and passage, premise and hypothesis): TEXT arguments are read two at a time, the first of each two as "text" and the second as "text_pair", and each line of -f as text, a tab, then text_pair.',
+      default: false,
+    },
+    redact: {
+      type: 'boolean',
+      description:
+        'Token classifiers (NER): also print each text with every entity replaced by [LABEL] ("redacted" with --json).',
       default: false,
     },
     json: {
@@ -118,6 +124,12 @@ export const runCommand = defineCommand({
     const { manifest } = await readArtifact(artifact, { verify: false });
     const task = taskOfManifest(artifact, manifest);
     const images = task.input === 'image';
+    if (flags.redact && !task.answers.redacts)
+      throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+        flag: '--redact',
+        rule: `used with models that find entities (${tasksWhere((m) => m.answers.redacts === true).join(', ')}); this one is ${manifest.task}`,
+        value: 'true',
+      });
     // Image models read the files before loading replicas: a missing one fails fast.
     const inputs: ModelInput[] = images
       ? await Promise.all(texts.map((t) => readImageFile(t.text, t.where)))
@@ -130,7 +142,7 @@ export const runCommand = defineCommand({
       const latencies: number[] = [];
       for (const [index, { text, pair, where }] of texts.entries()) {
         const started = performance.now();
-        const prediction = (await model.infer([inputs[index]!], () => where))[0]!;
+        const prediction = (await model.infer([inputs[index]!], () => where, flags.redact ? { redact: true } : {}))[0]!;
         const latencyMs = performance.now() - started;
         latencies.push(latencyMs);
         if ('truncated' in prediction && prediction.truncated) {

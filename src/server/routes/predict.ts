@@ -13,7 +13,7 @@ import { KilnError } from '../../core/errors.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
 import type { TextInput } from '../../runtime/text-model.js';
 import { checkTexts } from '../../tasks/limits.js';
-import { taskOf, tasksWhere } from '../../tasks/registry.js';
+import { findTaskModule, taskOf, tasksWhere } from '../../tasks/registry.js';
 import { decodeBase64, defineRoute } from '../../tasks/route.js';
 import type { InputKind } from '../../tasks/task.js';
 import {
@@ -43,6 +43,15 @@ interface PredictBody {
   truncation_direction?: TruncationBody;
   /** Which model, when the server serves several (a model repository). */
   model?: string;
+  /** Fields of a task's own (PredictHook.fields): token classification's aggregation_strategy, … */
+  [field: string]: unknown;
+}
+
+/** Every task's own body fields, and the tasks that read each. */
+const TASK_FIELDS = new Map<string, string[]>();
+for (const task of tasksWhere((m) => m.predict?.fields !== undefined)) {
+  for (const field of Object.keys(findTaskModule(task)!.predict!.fields!))
+    TASK_FIELDS.set(field, [...(TASK_FIELDS.get(field) ?? []), task]);
 }
 
 const bodySchema = {
@@ -58,6 +67,12 @@ const bodySchema = {
     return_all_scores: { type: 'boolean' },
     ...TRUNCATION_SCHEMA,
     model: { type: 'string' },
+    ...Object.fromEntries(
+      [...TASK_FIELDS.keys()].map((field) => [
+        field,
+        findTaskModule(TASK_FIELDS.get(field)![0]!)!.predict!.fields![field],
+      ]),
+    ),
   },
   additionalProperties: false,
 } as const;
@@ -114,7 +129,11 @@ export const predictRoutes = [
             : images!.map((b, i) => base64(b, `"images[${i}]"`));
         const describe = (i: number): string =>
           raw ? 'the request body' : image !== undefined ? '"image"' : `"images[${i}]"`;
-        const bodies = await taskOf(model).predict!.answer(model, bytes, describe, { deadline, allScores });
+        const bodies = await taskOf(model).predict!.answer(model, bytes, describe, {
+          deadline,
+          allScores,
+          fields: taskFields(request.body, model.task),
+        });
         return images ? { predictions: bodies } : bodies[0];
       }
       const { inputs, single, describe } = textInputs(request.body);
@@ -131,6 +150,7 @@ export const predictRoutes = [
         deadline,
         allScores,
         ...truncationOptions(request.body),
+        fields: taskFields(request.body, model.task),
       });
       return single ? bodies[0] : { predictions: bodies };
     },
@@ -163,6 +183,21 @@ function textInputs({ text, text_pair: pair, texts, inputs }: PredictBody): Pred
     single: true,
     describe: () => '"text"',
   };
+}
+
+/** The body's fields of tasks' own, refused when the model's task does not read them. */
+function taskFields(body: PredictBody, task: string): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(body)) {
+    const tasks = TASK_FIELDS.get(field);
+    if (!tasks) continue;
+    if (!tasks.includes(task))
+      throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
+        problem: `"${field}" is read by ${tasks.join(', ')} models only, and this model's task is ${task}`,
+      });
+    fields[field] = value;
+  }
+  return fields;
 }
 
 function base64(value: string, where: string): Uint8Array {
