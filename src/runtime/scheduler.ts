@@ -1,5 +1,7 @@
 /**
- * The scheduler, in the shape of undici's Pool: one queue in front of N replicas, dynamic
+ * The scheduler, in the shape of undici's Pool: one queue in front of N replicas, served fairly
+ * among requests (start-time fair queuing by tokens: a request of 1,000 texts shares the
+ * replicas with the one-text requests behind it instead of holding them up), dynamic
  * batching (max batch, max delay, token budget), length buckets (a batch is padded to the
  * smallest bucket that fits its longest sequence), dispatch to the least-busy free replica
  * (or, with a pipeline, ahead to the busy one expected to free first), a bounded queue and an
@@ -55,12 +57,19 @@ export interface SchedulerOptions<I> {
 export interface SubmitOptions {
   /** performance.now() time after which the request is dropped unstarted (KILN_ERR_DEADLINE_EXCEEDED). */
   deadline?: number;
+  /**
+   * The request this item is part of (any object, the same for each of its items): the items of
+   * one request take turns with other requests' items instead of all going first. @defaultValue a request of its own
+   */
+  request?: object;
 }
 
 interface Job<I> {
   item: I;
   /** The item's sequence length (1 for fixed-size inputs), measured once. */
   length: number;
+  /** Its start tag in fair queuing: the queue is ordered by it (see Scheduler.enqueue). */
+  start: number;
   enqueuedAt: number;
   deadline: number;
   attempts: number;
@@ -139,7 +148,12 @@ export const DEFAULT_MAX_DELAY_MS = 2;
 export const DEFAULT_MAX_QUEUE = 4096;
 
 export class Scheduler<I> {
+  /** Waiting jobs by start tag (ties in arrival order). */
   private readonly queue: Job<I>[] = [];
+  /** Fair queuing's virtual time: the latest end (start tag + tokens) of a job dispatched so far. */
+  private virtualTime = 0;
+  /** Where each request's tokens queued so far end in virtual time: its next item starts there. */
+  private readonly requestEnds = new WeakMap<object, number>();
   private readonly slots: Slot[];
   private maxDelayMs: number;
   private maxBatch: number;
@@ -226,10 +240,15 @@ export class Scheduler<I> {
       return Promise.reject(refusal);
     }
     this.counters.submitted += 1;
+    const length = this.options.batcher.length(item);
+    const { request } = options;
+    const start = Math.max(this.virtualTime, request ? (this.requestEnds.get(request) ?? 0) : 0);
+    if (request) this.requestEnds.set(request, start + length);
     return new Promise((resolve, reject) => {
-      this.queue.push({
+      this.enqueue({
         item,
-        length: this.options.batcher.length(item),
+        length,
+        start,
         enqueuedAt: performance.now(),
         deadline: options.deadline ?? Infinity,
         attempts: 0,
@@ -239,6 +258,31 @@ export class Scheduler<I> {
       });
       this.schedulePump();
     });
+  }
+
+  /**
+   * Queues a job after every job whose start tag is not later than its own. Start-time fair
+   * queuing (Goyal et al., 1996) by tokens: a request's first item starts at the virtual time
+   * (where the work dispatched so far ends), each next item where the one before it ends, so requests
+   * waiting together get batches in proportion to their tokens, one long request cannot hold up
+   * the short ones behind it, and lone requests keep their arrival order.
+   */
+  private enqueue(job: Job<I>): void {
+    const queue = this.queue;
+    if (queue.length === 0 || queue[queue.length - 1]!.start <= job.start) queue.push(job);
+    else queue.splice(this.queuedBefore(job.start), 0, job);
+  }
+
+  /** How many queued jobs start no later than `start`: those a job of that start tag waits behind. */
+  private queuedBefore(start: number): number {
+    let lo = 0;
+    let hi = this.queue.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.queue[mid]!.start <= start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /**
@@ -268,20 +312,22 @@ export class Scheduler<I> {
   /**
    * How long a request arriving now would wait before its batch starts: until a replica is free
    * (what is left of its batch, and of any batch sent to it ahead), then the full batches queued
-   * before it, each taken by whichever replica frees first. Zero while a replica is idle.
+   * before it (fair order: not the later items of a long request), each taken by whichever
+   * replica frees first. Zero while a replica is idle.
    */
   private expectedWaitMs(): number {
     const live = this.slots.filter((s) => s.replica.alive && !s.restarting);
     const idle = live.filter((s) => s.held.length === 0).length;
+    const before = this.queuedBefore(this.virtualTime);
     // Idle replicas take the queue at once; without history (start-up) the count bound still holds.
     const perBatch = this.msPerBatch;
-    if (this.queue.length < idle * this.maxBatch || perBatch === null || live.length === 0) return 0;
+    if (before < idle * this.maxBatch || perBatch === null || live.length === 0) return 0;
     const now = performance.now();
     const freeAt = live
       .map((s) => (s.held.length === 0 ? 0 : Math.max(0, this.expectedEnd(s) - now)))
       .sort((a, b) => a - b);
     // The full batches queued ahead go round the replicas, the first free first.
-    const ahead = Math.floor(this.queue.length / this.maxBatch);
+    const ahead = Math.floor(before / this.maxBatch);
     return freeAt[ahead % live.length]! + Math.floor(ahead / live.length) * perBatch;
   }
 
@@ -318,9 +364,13 @@ export class Scheduler<I> {
         return;
       }
       const anyBusy = this.slots.some((s) => s.held.length > 0);
-      const waited = performance.now() - this.queue[0]!.enqueuedAt;
       // Wait for companions only while another replica is working: an idle machine answers now.
-      if (anyBusy && this.queue.length < this.maxBatch && waited < this.maxDelayMs && this.state === 'open') {
+      // The oldest job is not always first (fair order): the wait counts from the oldest.
+      const waited =
+        this.queue.length < this.maxBatch
+          ? performance.now() - Math.min(...this.queue.map((j) => j.enqueuedAt))
+          : Infinity;
+      if (anyBusy && waited < this.maxDelayMs && this.state === 'open') {
         this.timer = setTimeout(() => this.pump(), Math.max(0, this.maxDelayMs - waited));
         return;
       }
@@ -398,6 +448,9 @@ export class Scheduler<I> {
       if (batch.length > 0 && padded > budget) break;
       batch.push(this.queue.shift()!);
       longest = length;
+      // Virtual time moves with the work dispatched, so whatever is queued is reached in the end:
+      // a stream of new requests (each starting at the virtual time) cannot starve a long one.
+      this.virtualTime = Math.max(this.virtualTime, next.start + next.length);
     }
     return batch;
   }

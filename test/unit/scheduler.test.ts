@@ -16,7 +16,7 @@ import type { TensorInfo } from '../../src/onnx/graph.js';
 import { textBatcher } from '../../src/runtime/batcher.js';
 import type { Replica, ReplicaFactory } from '../../src/runtime/replica.js';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
-import { Scheduler, type SchedulerOptions } from '../../src/runtime/scheduler.js';
+import { Scheduler, type SchedulerOptions, type SubmitOptions } from '../../src/runtime/scheduler.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fakes: replicas that compute "logits" from their feeds, so a row answered to the wrong request
@@ -210,7 +210,7 @@ interface Watched {
  * promise ignores a second settlement, so watching the promise cannot catch a request answered
  * twice: for the one synchronous call, `Promise` is a subclass whose executor counts them.
  */
-function submit(scheduler: Scheduler<EncodedText>, encoded: EncodedText): Watched {
+function submit(scheduler: Scheduler<EncodedText>, encoded: EncodedText, submitOptions: SubmitOptions = {}): Watched {
   const Native = globalThis.Promise;
   let calls = 0;
   class Counting<T> extends Native<T> {
@@ -235,7 +235,7 @@ function submit(scheduler: Scheduler<EncodedText>, encoded: EncodedText): Watche
   let promise: Promise<number[]>;
   (globalThis as { Promise: PromiseConstructor }).Promise = Counting as unknown as PromiseConstructor;
   try {
-    promise = scheduler.submit(encoded);
+    promise = scheduler.submit(encoded, submitOptions);
   } finally {
     (globalThis as { Promise: PromiseConstructor }).Promise = Native;
   }
@@ -358,6 +358,107 @@ describe('Scheduler.submit batching', () => {
     assert.deepEqual(fleet.at(1).tags, [1001, 1002, 1003]);
     fleet.at(1).release();
     await assertAnswered([first, ...later]);
+  });
+});
+
+describe('Scheduler fair queuing (requests take turns by tokens)', () => {
+  /** Submits `count` sequences of `length` tokens as one request, tagged first, first + 1, … */
+  const request = (scheduler: Scheduler<EncodedText>, first: number, count: number, length: number): Watched[] => {
+    const key = {};
+    return Array.from({ length: count }, (_, i) => submit(scheduler, seq(first + i, length), { request: key }));
+  };
+
+  test('a 3-text request submitted after a 1,000-text request is answered in the next two batches, while 990 of the long one still wait', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 4, pipeline: 1 });
+    const long = request(scheduler, 10_000, 1000, 8);
+    await fleet.waitForRuns(1);
+    assert.deepEqual(fleet.at(0).tags, [10_000, 10_001, 10_002, 10_003]);
+    const short = request(scheduler, 1, 3, 8);
+    // Its texts start where the dispatched work ends (token 32), so they alternate with the long one's.
+    fleet.at(0).release();
+    await fleet.waitForRuns(2);
+    assert.deepEqual(fleet.at(1).tags, [10_004, 1, 10_005, 2]);
+    fleet.at(1).release();
+    await fleet.waitForRuns(3);
+    assert.deepEqual(fleet.at(2).tags, [10_006, 3, 10_007, 10_008]);
+    fleet.at(2).release();
+    await assertAnswered(short);
+    assert.equal(long.filter((r) => r.outcome.status === 'pending').length, 1000 - 9);
+    assert.equal(scheduler.stats().queueDepth, 1000 - 13, 'the next batch of the long one is on the replica');
+    fleet.outcome = () => 'ok';
+    await fleet.waitForRuns(4);
+    fleet.at(3).release();
+    await assertAnswered(long);
+    assertComputedOnceEach(fleet, [...long, ...short]);
+  });
+
+  test('two requests queued together take turns in proportion to tokens: one 16-token text of the first per two 8-token texts of the second', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 6, buckets: [16, 32] });
+    const wide = request(scheduler, 100, 4, 16);
+    const narrow = request(scheduler, 200, 8, 8);
+    await assertAnswered([...wide, ...narrow]);
+    assert.deepEqual(
+      fleet.runs.map((r) => r.tags),
+      [
+        [100, 200, 201, 101, 202, 203],
+        [102, 204, 205, 103, 206, 207],
+      ],
+    );
+  });
+
+  test('requests without a request key (one text each) keep their arrival order', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 2, pipeline: 1 });
+    const lone = [submit(scheduler, seq(1, 30)), submit(scheduler, seq(2, 3))];
+    await fleet.waitForRuns(1);
+    const later = [3, 4, 5, 6].map((tag) => submit(scheduler, seq(tag, tag === 4 ? 40 : 2)));
+    for (let n = 0; n < 3; n += 1) {
+      await fleet.waitForRuns(n + 1);
+      fleet.at(n).release();
+    }
+    await assertAnswered([...lone, ...later]);
+    assert.deepEqual(
+      fleet.runs.map((r) => r.tags),
+      [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ],
+    );
+  });
+
+  test('a long request is not starved by a stream of one-text requests: one arrives per batch, and the long one still finishes', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 1, pipeline: 1 });
+    const long = request(scheduler, 1000, 10, 8);
+    const stream: Watched[] = [];
+    let n = 0;
+    while (long.some((r) => r.outcome.status === 'pending')) {
+      assert.ok(n < 200, `the long request still waits after ${n} batches`);
+      await fleet.waitForRuns(n + 1);
+      stream.push(submit(scheduler, seq(n + 1, 8)));
+      fleet.at(n).release();
+      n += 1;
+      await afterPump();
+    }
+    // Each one-text request is a request of its own: the long one's next text waits behind those
+    // queued before it was due, one more each time, but virtual time moves with every batch, so it
+    // is reached (where a clock that stood still while the stream was served would starve it).
+    const order = fleet.runs.map((r) => r.tags[0]!);
+    const positions = order.flatMap((tag, i) => (tag >= 1000 ? [i] : []));
+    assert.deepEqual(
+      positions.slice(1).map((p, k) => p - positions[k]! - 1),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8],
+      `one-text requests between the long one's texts (batches: ${order.join(' ')})`,
+    );
+    fleet.outcome = () => 'ok';
+    while (fleet.runs.some((r) => r.state === 'pending')) fleet.runs.find((r) => r.state === 'pending')!.release();
+    await assertAnswered([...long, ...stream]);
   });
 });
 
