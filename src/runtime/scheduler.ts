@@ -52,6 +52,14 @@ export interface SchedulerOptions<I> {
    * busiest exactly when the replicas are). @defaultValue 1
    */
   pipeline?: number;
+  /**
+   * A wide replica (one session on every core) that takes the work when it finds the runtime
+   * idle: every replica idle and at most `maxRows` inputs queued. A lone request is then answered
+   * at the latency of one session on all cores, while under load the replicas (one core each)
+   * give the throughput; while the wide replica computes, the others wait (it holds the cores).
+   * @defaultValue none
+   */
+  wide?: { factory: ReplicaFactory; maxRows: number };
 }
 
 export interface SubmitOptions {
@@ -106,6 +114,8 @@ export interface ReplicaStats {
 
 export interface SchedulerStats {
   readonly replicas: readonly ReplicaStats[];
+  /** The wide replica (SchedulerOptions.wide): lone requests on every core; null without one. */
+  readonly wide: ReplicaStats | null;
   readonly queueDepth: number;
   /** Batches on the replicas now, computing or sent ahead (not requests: a batch holds several). */
   readonly inFlight: number;
@@ -155,6 +165,8 @@ export class Scheduler<I> {
   /** Where each request's tokens queued so far end in virtual time: its next item starts there. */
   private readonly requestEnds = new WeakMap<object, number>();
   private readonly slots: Slot[];
+  /** The wide replica's slot (SchedulerOptions.wide), or null. */
+  private readonly wide: Slot | null;
   private maxDelayMs: number;
   private maxBatch: number;
   private readonly maxQueue: number;
@@ -195,8 +207,9 @@ export class Scheduler<I> {
   private constructor(
     private readonly options: SchedulerOptions<I>,
     replicas: Replica[],
+    wide: Replica | null,
   ) {
-    this.slots = replicas.map((replica) => ({
+    const slot = (replica: Replica): Slot => ({
       replica,
       since: 0,
       held: [],
@@ -205,7 +218,9 @@ export class Scheduler<I> {
       batches: 0,
       items: 0,
       failures: 0,
-    }));
+    });
+    this.slots = replicas.map(slot);
+    this.wide = wide ? slot(wide) : null;
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -215,7 +230,11 @@ export class Scheduler<I> {
 
   /** Starts every replica (in parallel) and returns a scheduler that uses them. */
   static async create<I>(options: SchedulerOptions<I>): Promise<Scheduler<I>> {
-    const settled = await Promise.allSettled(Array.from({ length: options.replicas }, (_, i) => options.factory(i)));
+    // The wide replica, when there is one, takes the id after the others'.
+    const settled = await Promise.allSettled([
+      ...Array.from({ length: options.replicas }, (_, i) => options.factory(i)),
+      ...(options.wide ? [options.wide.factory(options.replicas)] : []),
+    ]);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       // The load error is the one to report; a replica that also fails to close must not hide it.
@@ -224,10 +243,8 @@ export class Scheduler<I> {
       );
       throw failed.reason;
     }
-    return new Scheduler(
-      options,
-      settled.map((s) => (s as PromiseFulfilledResult<Replica>).value),
-    );
+    const replicas = settled.map((s) => (s as PromiseFulfilledResult<Replica>).value);
+    return new Scheduler(options, replicas.slice(0, options.replicas), replicas[options.replicas] ?? null);
   }
 
   /** Queues one request; resolves to its row of the model's first output (logits, embedding…). */
@@ -319,12 +336,15 @@ export class Scheduler<I> {
     const live = this.slots.filter((s) => s.replica.alive && !s.restarting);
     const idle = live.filter((s) => s.held.length === 0).length;
     const before = this.queuedBefore(this.virtualTime);
+    const now = performance.now();
+    // While the wide replica computes, the others wait for it (it holds every core).
+    const wideLeft = this.wide && this.wide.held.length > 0 ? Math.max(0, this.expectedEnd(this.wide) - now) : 0;
     // Idle replicas take the queue at once; without history (start-up) the count bound still holds.
     const perBatch = this.msPerBatch;
-    if (before < idle * this.maxBatch || perBatch === null || live.length === 0) return 0;
-    const now = performance.now();
+    if (perBatch === null || live.length === 0) return 0;
+    if (before < idle * this.maxBatch) return wideLeft;
     const freeAt = live
-      .map((s) => (s.held.length === 0 ? 0 : Math.max(0, this.expectedEnd(s) - now)))
+      .map((s) => Math.max(wideLeft, s.held.length === 0 ? 0 : this.expectedEnd(s) - now))
       .sort((a, b) => a - b);
     // The full batches queued ahead go round the replicas, the first free first.
     const ahead = Math.floor(before / this.maxBatch);
@@ -358,6 +378,20 @@ export class Scheduler<I> {
       this.timer = null;
     }
     while (this.queue.length > 0) {
+      const wide = this.wide;
+      // The wide replica holds every core while it computes: the others wait for it.
+      if (wide && wide.held.length > 0) break;
+      if (
+        wide?.replica.alive &&
+        !wide.restarting &&
+        this.queue.length <= this.options.wide!.maxRows &&
+        this.slots.every((s) => s.held.length === 0)
+      ) {
+        // The runtime is idle and the work is small: one session on every core answers it soonest.
+        const batch = this.takeBatch(this.maxBatch);
+        if (batch.length > 0) this.dispatch(wide, batch);
+        continue;
+      }
       const slot = this.freeSlot();
       if (!slot) {
         if (this.dispatchAhead()) continue;
@@ -492,7 +526,9 @@ export class Scheduler<I> {
     slot.replica.run(wire).then(
       (result) => {
         const answeredAt = finish(true);
-        if (Number.isFinite(result.computeMs)) {
+        // The speed estimates are the replicas' (one core each): the wide replica is faster by
+        // its threads, and is used only when nothing waits behind it.
+        if (Number.isFinite(result.computeMs) && slot !== this.wide) {
           this.msPerBatch =
             this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
           this.tokensPerBatch =
@@ -553,7 +589,7 @@ export class Scheduler<I> {
     if (!dead) return;
     const old = slot.replica;
     try {
-      const replacement = await this.options.factory(old.id);
+      const replacement = await (slot === this.wide ? this.options.wide!.factory : this.options.factory)(old.id);
       if (this.state === 'closed') {
         await replacement.close().catch(() => undefined);
         return;
@@ -657,8 +693,13 @@ export class Scheduler<I> {
     for (const job of this.queue.splice(0)) this.fail(job, err);
   }
 
+  /** Every slot: the replicas and the wide one. */
+  private allSlots(): Slot[] {
+    return this.wide ? [...this.slots, this.wide] : this.slots;
+  }
+
   private checkDrained(): void {
-    if (this.drained && this.queue.length === 0 && this.slots.every((s) => s.held.length === 0 && !s.restarting)) {
+    if (this.drained && this.queue.length === 0 && this.allSlots().every((s) => s.held.length === 0 && !s.restarting)) {
       const done = this.drained;
       this.drained = null;
       done();
@@ -672,21 +713,20 @@ export class Scheduler<I> {
   }
 
   stats(): SchedulerStats {
+    const replicaStats = (s: Slot): ReplicaStats =>
+      Object.freeze({
+        id: s.replica.id,
+        busy: s.held.length > 0,
+        busyMs: s.busyMs,
+        batches: s.batches,
+        items: s.items,
+        failures: s.failures,
+      });
     return Object.freeze({
-      replicas: Object.freeze(
-        this.slots.map((s) =>
-          Object.freeze({
-            id: s.replica.id,
-            busy: s.held.length > 0,
-            busyMs: s.busyMs,
-            batches: s.batches,
-            items: s.items,
-            failures: s.failures,
-          }),
-        ),
-      ),
+      replicas: Object.freeze(this.slots.map(replicaStats)),
+      wide: this.wide ? replicaStats(this.wide) : null,
       queueDepth: this.queue.length,
-      inFlight: this.slots.reduce((n, s) => n + s.held.length, 0),
+      inFlight: this.allSlots().reduce((n, s) => n + s.held.length, 0),
       ...this.counters,
       batchSizes: Object.freeze({ ...this.histograms.batchSizes }),
       paddedLengths: Object.freeze({ ...this.histograms.paddedLengths }),
@@ -706,7 +746,7 @@ export class Scheduler<I> {
         this.pump();
       });
       this.state = 'closed';
-      await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
+      await Promise.all(this.allSlots().map((s) => s.replica.close().catch(() => undefined)));
     })();
     return this.closing;
   }
@@ -720,6 +760,6 @@ export class Scheduler<I> {
     this.failQueued(err);
     for (const job of this.dispatched) this.fail(job, err);
     this.dispatched.clear();
-    await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
+    await Promise.all(this.allSlots().map((s) => s.replica.close().catch(() => undefined)));
   }
 }

@@ -17,6 +17,7 @@ import { textBatcher } from '../../src/runtime/batcher.js';
 import type { Replica, ReplicaFactory } from '../../src/runtime/replica.js';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
 import { Scheduler, type SchedulerOptions, type SubmitOptions } from '../../src/runtime/scheduler.js';
+import { until } from '../fixtures/gated-replicas.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fakes: replicas that compute "logits" from their feeds, so a row answered to the wrong request
@@ -459,6 +460,115 @@ describe('Scheduler fair queuing (requests take turns by tokens)', () => {
     fleet.outcome = () => 'ok';
     while (fleet.runs.some((r) => r.state === 'pending')) fleet.runs.find((r) => r.state === 'pending')!.release();
     await assertAnswered([...long, ...stream]);
+  });
+});
+
+describe('Scheduler wide replica (lone requests on every core)', () => {
+  /**
+   * Two replicas and a wide one (id 2, made by the same fleet) for up to `maxRows` inputs; no
+   * waiting for companions, so where a batch goes depends on the order of events only.
+   */
+  const withWide = (
+    t: TestContext,
+    fleet: Fleet,
+    maxRows = 2,
+    overrides: Partial<SchedulerOptions<EncodedText>> = {},
+  ) =>
+    start(t, fleet, {
+      replicas: 2,
+      pipeline: 1,
+      maxDelayMs: 0,
+      wide: { factory: fleet.factory, maxRows },
+      ...overrides,
+    });
+
+  test('a lone request that finds every replica idle goes to the wide replica; stats().wide counts it', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await withWide(t, fleet);
+    assert.deepEqual(fleet.factoryCalls, [0, 1, 2]);
+    const lone = submit(scheduler, seq(1, 5));
+    await assertAnswered([lone]);
+    assert.equal(fleet.at(0).replica.id, 2);
+    const stats = scheduler.stats();
+    assert.equal(stats.replicas.length, 2);
+    assert.deepEqual(
+      { id: stats.wide?.id, batches: stats.wide?.batches, items: stats.wide?.items },
+      { id: 2, batches: 1, items: 1 },
+    );
+    assert.deepEqual(
+      stats.replicas.map((r) => r.batches),
+      [0, 0],
+    );
+  });
+
+  test('more than maxRows queued at once go to the replicas, shared out, not to the wide one', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await withWide(t, fleet, 2);
+    const burst = [1, 2, 3, 4].map((tag) => submit(scheduler, seq(tag, 5)));
+    await assertAnswered(burst);
+    assert.deepEqual(
+      fleet.runs.map((r) => [r.replica.id, r.tags.length]),
+      [
+        [0, 2],
+        [1, 2],
+      ],
+    );
+  });
+
+  test('while the wide replica computes, nothing goes to the replicas; then a queue over maxRows goes to them, and a lone request to the wide one again', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await withWide(t, fleet, 2);
+    const first = submit(scheduler, seq(1, 5));
+    await fleet.waitForRuns(1);
+    assert.equal(fleet.at(0).replica.id, 2);
+    const queued = [2, 3, 4].map((tag) => submit(scheduler, seq(tag, 5)));
+    await afterPump();
+    assert.equal(fleet.runs.length, 1, 'the replicas wait while the wide replica holds the cores');
+    assert.equal(scheduler.stats().inFlight, 1);
+    fleet.outcome = () => 'ok';
+    fleet.at(0).release();
+    await assertAnswered([first, ...queued]);
+    assert.deepEqual(
+      fleet.runs.slice(1).map((r) => r.replica.id),
+      [0, 1],
+    );
+    const lone = submit(scheduler, seq(5, 5));
+    await assertAnswered([lone]);
+    assert.equal(fleet.runs.at(-1)!.replica.id, 2);
+  });
+
+  test('a lone request while a replica is busy goes to the idle replica, not the wide one', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await withWide(t, fleet, 1);
+    const pair = [submit(scheduler, seq(1, 5)), submit(scheduler, seq(2, 5))];
+    await fleet.waitForRuns(2);
+    fleet.at(0).release();
+    await pair[0]!.promise;
+    const lone = submit(scheduler, seq(3, 5));
+    await fleet.waitForRuns(3);
+    assert.equal(fleet.at(2).replica.id, fleet.at(0).replica.id);
+    assert.notEqual(fleet.at(2).replica.id, 2);
+    fleet.at(1).release();
+    fleet.at(2).release();
+    await assertAnswered([...pair, lone]);
+  });
+
+  test('a wide replica that crashes is replaced by its own factory and its batch retried; close() closes it', async (t) => {
+    const fleet = new Fleet();
+    const wideFleet = new Fleet();
+    wideFleet.outcome = (_, nth) => (nth === 0 ? 'crash' : 'ok');
+    const scheduler = await withWide(t, fleet, 2, { wide: { factory: wideFleet.factory, maxRows: 2 } });
+    const lone = submit(scheduler, seq(1, 5));
+    await assertAnswered([lone]);
+    assert.equal(wideFleet.at(0).state, 'rejected');
+    // Retried on a replica (the wide one was restarting), and the wide one came back.
+    assert.equal(fleet.runs.length + wideFleet.runs.length, 2);
+    await until(() => wideFleet.factoryCalls.length === 2);
+    assert.deepEqual(wideFleet.factoryCalls, [2, 2]);
+    await scheduler.close();
+    assert.equal(wideFleet.replicas[1]!.closes, 1);
   });
 });
 
