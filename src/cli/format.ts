@@ -103,3 +103,8 @@ export function describeImage(image: ImagePreprocessing): string {
 export function scoresRow(fn: ScoreFunction): string {
   return fn === 'none' ? 'the logits (--function-to-apply none)' : `${fn} of the logits`;
 }
+
+/** ` + 1 wide replica × 2 threads for lone requests` after a layout's replicas × threads; '' without one. */
+export function wideNote(wideThreads: number): string {
+  return wideThreads > 0 ? ` + 1 wide replica × ${wideThreads} threads for lone requests` : '';
+}

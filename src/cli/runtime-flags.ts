@@ -38,7 +38,8 @@ export const runtimeFlags = {
     arg: 'N|auto',
     description:
       'Model replicas (ONNX Runtime sessions in worker threads); auto fills the cores with replicas of --threads-per-replica threads.',
-    defaultText: 'the tuned layout (kiln tune), else auto',
+    defaultText:
+      'the tuned layout (kiln tune), else auto, plus a wide replica (every core) for requests that find the replicas idle; setting it pins the layout',
     parse: replicasFlag,
   }),
   'threads-per-replica': deferredFlag({

@@ -22,6 +22,12 @@ export interface SessionOptions {
   optimizedModelPath?: string;
   /** Intra-op threads; 0 lets ONNX Runtime use every core. @defaultValue 0 */
   intraOpThreads?: number;
+  /**
+   * Whether idle intra-op threads spin waiting for work (ONNX Runtime's
+   * `session.intra_op.allow_spinning`); false puts them to sleep, so a session that is used now
+   * and then leaves its cores to others in between. @defaultValue true
+   */
+  spinning?: boolean;
 }
 
 export interface RuntimeSession {
@@ -40,6 +46,7 @@ export async function createSession(modelPath: string, options: SessionOptions):
       graphOptimizationLevel: options.optimization,
       ...(options.optimizedModelPath ? { optimizedModelFilePath: options.optimizedModelPath } : {}),
       intraOpNumThreads: options.intraOpThreads ?? 0,
+      ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
       // Level 4 = fatal only. Errors reach kiln as exceptions and become coded errors; the warning
       // that an 'all'-optimized graph is specific to this machine is in the manifest's target.
       logSeverityLevel: 4,

@@ -30,6 +30,7 @@ async function handle(message: ToReplica): Promise<void> {
           backend: message.backend,
           optimization: 'disabled',
           intraOpThreads: message.intraOpThreads,
+          spinning: message.spinning,
         });
         send({ type: 'ready' });
       } catch (err) {

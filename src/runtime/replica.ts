@@ -24,6 +24,8 @@ export interface ReplicaOptions {
   backend: Backend;
   /** Intra-op threads of this replica's session: the cores one batch may use. */
   intraOpThreads: number;
+  /** Whether the session's idle intra-op threads spin (binding.ts SessionOptions.spinning). @defaultValue true */
+  spinning?: boolean;
   /** How much lower the replica's threads' CPU priority is (Linux nice; 0: unchanged). @defaultValue 0 */
   nice?: number;
 }
@@ -88,6 +90,7 @@ export class WorkerReplica implements Replica {
       modelPath: options.modelPath,
       backend: options.backend,
       intraOpThreads: options.intraOpThreads,
+      spinning: options.spinning ?? true,
       nice: options.nice ?? 0,
     } satisfies ToReplica);
     try {

@@ -1,5 +1,7 @@
 /**
- * The scheduler, in the shape of undici's Pool: one queue in front of N replicas, dynamic
+ * The scheduler, in the shape of undici's Pool: one queue in front of N replicas, served fairly
+ * among requests (start-time fair queuing by tokens: a request of 1,000 texts shares the
+ * replicas with the one-text requests behind it instead of holding them up), dynamic
  * batching (max batch, max delay, token budget), length buckets (a batch is padded to the
  * smallest bucket that fits its longest sequence), dispatch to the least-busy free replica
  * (or, with a pipeline, ahead to the busy one expected to free first), a bounded queue and an
@@ -50,17 +52,32 @@ export interface SchedulerOptions<I> {
    * busiest exactly when the replicas are). @defaultValue 1
    */
   pipeline?: number;
+  /**
+   * A wide replica (one session on every core) that takes the work when it finds the runtime
+   * idle: every replica idle and at most `maxRows` inputs queued. A lone request is then answered
+   * at the latency of one session on all cores, while under load the replicas (one core each)
+   * give the throughput; while the wide replica computes, the others wait (it holds the cores).
+   * @defaultValue none
+   */
+  wide?: { factory: ReplicaFactory; maxRows: number };
 }
 
 export interface SubmitOptions {
   /** performance.now() time after which the request is dropped unstarted (KILN_ERR_DEADLINE_EXCEEDED). */
   deadline?: number;
+  /**
+   * The request this item is part of (any object, the same for each of its items): the items of
+   * one request take turns with other requests' items instead of all going first. @defaultValue a request of its own
+   */
+  request?: object;
 }
 
 interface Job<I> {
   item: I;
   /** The item's sequence length (1 for fixed-size inputs), measured once. */
   length: number;
+  /** Its start tag in fair queuing: the queue is ordered by it (see Scheduler.enqueue). */
+  start: number;
   enqueuedAt: number;
   deadline: number;
   attempts: number;
@@ -97,6 +114,8 @@ export interface ReplicaStats {
 
 export interface SchedulerStats {
   readonly replicas: readonly ReplicaStats[];
+  /** The wide replica (SchedulerOptions.wide): lone requests on every core; null without one. */
+  readonly wide: ReplicaStats | null;
   readonly queueDepth: number;
   /** Batches on the replicas now, computing or sent ahead (not requests: a batch holds several). */
   readonly inFlight: number;
@@ -139,8 +158,15 @@ export const DEFAULT_MAX_DELAY_MS = 2;
 export const DEFAULT_MAX_QUEUE = 4096;
 
 export class Scheduler<I> {
+  /** Waiting jobs by start tag (ties in arrival order). */
   private readonly queue: Job<I>[] = [];
+  /** Fair queuing's virtual time: the latest end (start tag + tokens) of a job dispatched so far. */
+  private virtualTime = 0;
+  /** Where each request's tokens queued so far end in virtual time: its next item starts there. */
+  private readonly requestEnds = new WeakMap<object, number>();
   private readonly slots: Slot[];
+  /** The wide replica's slot (SchedulerOptions.wide), or null. */
+  private readonly wide: Slot | null;
   private maxDelayMs: number;
   private maxBatch: number;
   private readonly maxQueue: number;
@@ -181,8 +207,9 @@ export class Scheduler<I> {
   private constructor(
     private readonly options: SchedulerOptions<I>,
     replicas: Replica[],
+    wide: Replica | null,
   ) {
-    this.slots = replicas.map((replica) => ({
+    const slot = (replica: Replica): Slot => ({
       replica,
       since: 0,
       held: [],
@@ -191,7 +218,9 @@ export class Scheduler<I> {
       batches: 0,
       items: 0,
       failures: 0,
-    }));
+    });
+    this.slots = replicas.map(slot);
+    this.wide = wide ? slot(wide) : null;
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -201,7 +230,11 @@ export class Scheduler<I> {
 
   /** Starts every replica (in parallel) and returns a scheduler that uses them. */
   static async create<I>(options: SchedulerOptions<I>): Promise<Scheduler<I>> {
-    const settled = await Promise.allSettled(Array.from({ length: options.replicas }, (_, i) => options.factory(i)));
+    // The wide replica, when there is one, takes the id after the others'.
+    const settled = await Promise.allSettled([
+      ...Array.from({ length: options.replicas }, (_, i) => options.factory(i)),
+      ...(options.wide ? [options.wide.factory(options.replicas)] : []),
+    ]);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       // The load error is the one to report; a replica that also fails to close must not hide it.
@@ -210,10 +243,8 @@ export class Scheduler<I> {
       );
       throw failed.reason;
     }
-    return new Scheduler(
-      options,
-      settled.map((s) => (s as PromiseFulfilledResult<Replica>).value),
-    );
+    const replicas = settled.map((s) => (s as PromiseFulfilledResult<Replica>).value);
+    return new Scheduler(options, replicas.slice(0, options.replicas), replicas[options.replicas] ?? null);
   }
 
   /** Queues one request; resolves to its row of the model's first output (logits, embedding…). */
@@ -226,10 +257,15 @@ export class Scheduler<I> {
       return Promise.reject(refusal);
     }
     this.counters.submitted += 1;
+    const length = this.options.batcher.length(item);
+    const { request } = options;
+    const start = Math.max(this.virtualTime, request ? (this.requestEnds.get(request) ?? 0) : 0);
+    if (request) this.requestEnds.set(request, start + length);
     return new Promise((resolve, reject) => {
-      this.queue.push({
+      this.enqueue({
         item,
-        length: this.options.batcher.length(item),
+        length,
+        start,
         enqueuedAt: performance.now(),
         deadline: options.deadline ?? Infinity,
         attempts: 0,
@@ -239,6 +275,31 @@ export class Scheduler<I> {
       });
       this.schedulePump();
     });
+  }
+
+  /**
+   * Queues a job after every job whose start tag is not later than its own. Start-time fair
+   * queuing (Goyal et al., 1996) by tokens: a request's first item starts at the virtual time
+   * (where the work dispatched so far ends), each next item where the one before it ends, so requests
+   * waiting together get batches in proportion to their tokens, one long request cannot hold up
+   * the short ones behind it, and lone requests keep their arrival order.
+   */
+  private enqueue(job: Job<I>): void {
+    const queue = this.queue;
+    if (queue.length === 0 || queue[queue.length - 1]!.start <= job.start) queue.push(job);
+    else queue.splice(this.queuedBefore(job.start), 0, job);
+  }
+
+  /** How many queued jobs start no later than `start`: those a job of that start tag waits behind. */
+  private queuedBefore(start: number): number {
+    let lo = 0;
+    let hi = this.queue.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.queue[mid]!.start <= start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /**
@@ -268,20 +329,25 @@ export class Scheduler<I> {
   /**
    * How long a request arriving now would wait before its batch starts: until a replica is free
    * (what is left of its batch, and of any batch sent to it ahead), then the full batches queued
-   * before it, each taken by whichever replica frees first. Zero while a replica is idle.
+   * before it (fair order: not the later items of a long request), each taken by whichever
+   * replica frees first. Zero while a replica is idle.
    */
   private expectedWaitMs(): number {
     const live = this.slots.filter((s) => s.replica.alive && !s.restarting);
     const idle = live.filter((s) => s.held.length === 0).length;
+    const before = this.queuedBefore(this.virtualTime);
+    const now = performance.now();
+    // While the wide replica computes, the others wait for it (it holds every core).
+    const wideLeft = this.wide && this.wide.held.length > 0 ? Math.max(0, this.expectedEnd(this.wide) - now) : 0;
     // Idle replicas take the queue at once; without history (start-up) the count bound still holds.
     const perBatch = this.msPerBatch;
-    if (this.queue.length < idle * this.maxBatch || perBatch === null || live.length === 0) return 0;
-    const now = performance.now();
+    if (perBatch === null || live.length === 0) return 0;
+    if (before < idle * this.maxBatch) return wideLeft;
     const freeAt = live
-      .map((s) => (s.held.length === 0 ? 0 : Math.max(0, this.expectedEnd(s) - now)))
+      .map((s) => Math.max(wideLeft, s.held.length === 0 ? 0 : this.expectedEnd(s) - now))
       .sort((a, b) => a - b);
     // The full batches queued ahead go round the replicas, the first free first.
-    const ahead = Math.floor(this.queue.length / this.maxBatch);
+    const ahead = Math.floor(before / this.maxBatch);
     return freeAt[ahead % live.length]! + Math.floor(ahead / live.length) * perBatch;
   }
 
@@ -312,15 +378,33 @@ export class Scheduler<I> {
       this.timer = null;
     }
     while (this.queue.length > 0) {
+      const wide = this.wide;
+      // The wide replica holds every core while it computes: the others wait for it.
+      if (wide && wide.held.length > 0) break;
+      if (
+        wide?.replica.alive &&
+        !wide.restarting &&
+        this.queue.length <= this.options.wide!.maxRows &&
+        this.slots.every((s) => s.held.length === 0)
+      ) {
+        // The runtime is idle and the work is small: one session on every core answers it soonest.
+        const batch = this.takeBatch(this.maxBatch);
+        if (batch.length > 0) this.dispatch(wide, batch);
+        continue;
+      }
       const slot = this.freeSlot();
       if (!slot) {
         if (this.dispatchAhead()) continue;
         return;
       }
       const anyBusy = this.slots.some((s) => s.held.length > 0);
-      const waited = performance.now() - this.queue[0]!.enqueuedAt;
       // Wait for companions only while another replica is working: an idle machine answers now.
-      if (anyBusy && this.queue.length < this.maxBatch && waited < this.maxDelayMs && this.state === 'open') {
+      // The oldest job is not always first (fair order): the wait counts from the oldest.
+      const waited =
+        this.queue.length < this.maxBatch
+          ? performance.now() - Math.min(...this.queue.map((j) => j.enqueuedAt))
+          : Infinity;
+      if (anyBusy && waited < this.maxDelayMs && this.state === 'open') {
         this.timer = setTimeout(() => this.pump(), Math.max(0, this.maxDelayMs - waited));
         return;
       }
@@ -398,6 +482,9 @@ export class Scheduler<I> {
       if (batch.length > 0 && padded > budget) break;
       batch.push(this.queue.shift()!);
       longest = length;
+      // Virtual time moves with the work dispatched, so whatever is queued is reached in the end:
+      // a stream of new requests (each starting at the virtual time) cannot starve a long one.
+      this.virtualTime = Math.max(this.virtualTime, next.start + next.length);
     }
     return batch;
   }
@@ -439,7 +526,9 @@ export class Scheduler<I> {
     slot.replica.run(wire).then(
       (result) => {
         const answeredAt = finish(true);
-        if (Number.isFinite(result.computeMs)) {
+        // The speed estimates are the replicas' (one core each): the wide replica is faster by
+        // its threads, and is used only when nothing waits behind it.
+        if (Number.isFinite(result.computeMs) && slot !== this.wide) {
           this.msPerBatch =
             this.msPerBatch === null ? result.computeMs : 0.8 * this.msPerBatch + 0.2 * result.computeMs;
           this.tokensPerBatch =
@@ -500,7 +589,7 @@ export class Scheduler<I> {
     if (!dead) return;
     const old = slot.replica;
     try {
-      const replacement = await this.options.factory(old.id);
+      const replacement = await (slot === this.wide ? this.options.wide!.factory : this.options.factory)(old.id);
       if (this.state === 'closed') {
         await replacement.close().catch(() => undefined);
         return;
@@ -604,8 +693,13 @@ export class Scheduler<I> {
     for (const job of this.queue.splice(0)) this.fail(job, err);
   }
 
+  /** Every slot: the replicas and the wide one. */
+  private allSlots(): Slot[] {
+    return this.wide ? [...this.slots, this.wide] : this.slots;
+  }
+
   private checkDrained(): void {
-    if (this.drained && this.queue.length === 0 && this.slots.every((s) => s.held.length === 0 && !s.restarting)) {
+    if (this.drained && this.queue.length === 0 && this.allSlots().every((s) => s.held.length === 0 && !s.restarting)) {
       const done = this.drained;
       this.drained = null;
       done();
@@ -619,21 +713,20 @@ export class Scheduler<I> {
   }
 
   stats(): SchedulerStats {
+    const replicaStats = (s: Slot): ReplicaStats =>
+      Object.freeze({
+        id: s.replica.id,
+        busy: s.held.length > 0,
+        busyMs: s.busyMs,
+        batches: s.batches,
+        items: s.items,
+        failures: s.failures,
+      });
     return Object.freeze({
-      replicas: Object.freeze(
-        this.slots.map((s) =>
-          Object.freeze({
-            id: s.replica.id,
-            busy: s.held.length > 0,
-            busyMs: s.busyMs,
-            batches: s.batches,
-            items: s.items,
-            failures: s.failures,
-          }),
-        ),
-      ),
+      replicas: Object.freeze(this.slots.map(replicaStats)),
+      wide: this.wide ? replicaStats(this.wide) : null,
       queueDepth: this.queue.length,
-      inFlight: this.slots.reduce((n, s) => n + s.held.length, 0),
+      inFlight: this.allSlots().reduce((n, s) => n + s.held.length, 0),
       ...this.counters,
       batchSizes: Object.freeze({ ...this.histograms.batchSizes }),
       paddedLengths: Object.freeze({ ...this.histograms.paddedLengths }),
@@ -653,7 +746,7 @@ export class Scheduler<I> {
         this.pump();
       });
       this.state = 'closed';
-      await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
+      await Promise.all(this.allSlots().map((s) => s.replica.close().catch(() => undefined)));
     })();
     return this.closing;
   }
@@ -667,6 +760,6 @@ export class Scheduler<I> {
     this.failQueued(err);
     for (const job of this.dispatched) this.fail(job, err);
     this.dispatched.clear();
-    await Promise.all(this.slots.map((s) => s.replica.close().catch(() => undefined)));
+    await Promise.all(this.allSlots().map((s) => s.replica.close().catch(() => undefined)));
   }
 }

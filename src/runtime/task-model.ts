@@ -28,6 +28,15 @@ export interface ModelOptions {
   replicas?: number | 'auto';
   /** Intra-op threads of each replica (cores per model copy). @defaultValue the tuned layout, else {@link DEFAULT_THREADS_PER_REPLICA} */
   threadsPerReplica?: number;
+  /**
+   * Adds a wide replica (one session on every core, idle threads asleep) that answers a request
+   * finding the runtime idle, beside the replicas of one core each that carry the load: lone
+   * requests get the latency of one replica × every core, busy times the throughput of one
+   * replica per core. Used only for the default layout: `replicas`, `threadsPerReplica` or a
+   * tuned layout pin a fixed one. Memory counts it as one more replica. @defaultValue true on
+   * a machine of 2 or more cores, unless `replicaFactory` is given
+   */
+  wide?: boolean;
   /** Most inputs per batch, capped by the artifact's max batch. @defaultValue the tuned layout, else the artifact's max batch */
   maxBatch?: number;
   /** How long a request may wait for companions while every replica is busy, in ms. @defaultValue the tuned layout, else {@link DEFAULT_MAX_DELAY_MS} */
@@ -68,6 +77,8 @@ export const DEFAULT_THREADS_PER_REPLICA = 1;
 export interface Layout {
   replicas: number;
   threadsPerReplica: number;
+  /** Threads of the wide replica that answers lone requests (ModelOptions.wide); 0 without one. */
+  wideThreads: number;
   maxBatch: number;
   maxDelayMs: number;
   buckets: number[];
@@ -106,23 +117,40 @@ export async function startScheduler<I>(
   }
   const maxDelayMs = options.maxDelayMs ?? tuned?.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
   const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
-  // Refuse a layout that cannot fit before loading any replica.
-  await checkLayoutFits(manifest.memory, replicas, {
+  const context = {
     model: manifest.name,
     maxBatch: manifest.limits.maxBatch,
     maxLength: manifest.limits.maxLength,
     precision: manifest.precision ?? 'fp32',
-  });
+  };
+  const cores = availableParallelism();
+  // The default layout only: a pinned one (flags, kiln tune) is what its user chose.
+  const pinned = options.replicas !== undefined || options.threadsPerReplica !== undefined || tuned !== undefined;
+  const wanted = options.wide ?? options.replicaFactory === undefined;
+  let wideThreads = wanted && !pinned && threadsPerReplica === 1 && cores > 1 ? cores : 0;
+  // The wide replica is a session more in memory; where it does not fit, the layout goes without.
+  if (wideThreads > 0) await checkLayoutFits(manifest.memory, replicas + 1, context).catch(() => (wideThreads = 0));
+  // Refuse a layout that cannot fit before loading any replica.
+  if (wideThreads === 0) await checkLayoutFits(manifest.memory, replicas, context);
+  const replicaOptions = {
+    modelPath: join(dir, manifest.model.file),
+    backend: options.backend ?? 'cpu',
+    nice: options.replicaNice ?? DEFAULT_REPLICA_NICE,
+  };
   const scheduler = await Scheduler.create({
     replicas,
-    factory:
-      options.replicaFactory ??
-      workerReplicas({
-        modelPath: join(dir, manifest.model.file),
-        backend: options.backend ?? 'cpu',
-        intraOpThreads: threadsPerReplica,
-        nice: options.replicaNice ?? DEFAULT_REPLICA_NICE,
-      }),
+    factory: options.replicaFactory ?? workerReplicas({ ...replicaOptions, intraOpThreads: threadsPerReplica }),
+    // Asleep between batches, so its threads leave the cores to the replicas when the load rises.
+    ...(wideThreads > 0
+      ? {
+          wide: {
+            factory:
+              options.replicaFactory ??
+              workerReplicas({ ...replicaOptions, intraOpThreads: wideThreads, spinning: false }),
+            maxRows: replicas,
+          },
+        }
+      : {}),
     maxBatch,
     maxDelayMs,
     maxQueue,
@@ -131,7 +159,7 @@ export async function startScheduler<I>(
     buckets,
     batcher,
   });
-  return { scheduler, layout: { replicas, threadsPerReplica, maxBatch, maxDelayMs, buckets, maxQueue } };
+  return { scheduler, layout: { replicas, threadsPerReplica, wideThreads, maxBatch, maxDelayMs, buckets, maxQueue } };
 }
 
 /** The tokenizer stored in a text artifact. */

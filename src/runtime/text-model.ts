@@ -160,7 +160,9 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
         { ...options, where: describe(index) },
       ),
     );
-    const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, { deadline })));
+    // One request: its texts take turns with other requests' (fair queuing), not all first.
+    const request = {};
+    const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, { deadline, request })));
     return rows.map((row, i) => this.answer({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }
 
@@ -194,6 +196,8 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
           problem: `token_type_ids ${badType} is ${row.typeIds![badType]}, outside the token types 0..${this.typeVocab - 1}`,
         });
     });
+    // One request: its rows take turns with other requests' (fair queuing).
+    const submitOptions = { deadline: options.deadline, request: {} };
     return Promise.all(
       rows.map((row) =>
         this.scheduler.submit(
@@ -202,7 +206,7 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
             typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0),
             truncated: false,
           },
-          options,
+          submitOptions,
         ),
       ),
     );

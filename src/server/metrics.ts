@@ -151,7 +151,8 @@ export class ServerMetrics {
       collect() {
         this.reset();
         const s = stats();
-        for (const r of s?.replicas ?? [])
+        // The wide replica (the default layout's, for lone requests) is a replica too, with the next id.
+        for (const r of [...(s?.replicas ?? []), ...(s?.wide ? [s.wide] : [])])
           this.set({ replica: String(r.id) }, s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0);
       },
     });

@@ -129,6 +129,33 @@ describe('overload', () => {
     }
   });
 
+  test('fair batching: a one-text request sent while a 500-text request is queued is answered before most of the long one', async () => {
+    // Two replicas, batches sent ahead: the default layout's shape, gated so order decides.
+    const { server, url, open, running } = await gatedServer({}, { replicas: 2, pipeline: 2, maxBatch: 8 });
+    try {
+      const stats = () => server.model.all()[0]!.stats();
+      const long = predict(url, { texts: Array.from({ length: 500 }, (_, i) => `passage ${i} of a long request`) });
+      await within(running, 'the first batch');
+      await until(() => stats().queueDepth > 0 && stats().inFlight === 4, 'four batches on the replicas');
+      const short = predict(url, { text: 'a charming and moving film' });
+      await until(() => stats().queueDepth === 500 - 4 * 8 + 1, 'the short request queued');
+      open();
+      const res = await short;
+      const completedThen = stats().completed;
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { label: string }).label, 'POSITIVE');
+      // FIFO answers it after all 500; fair queuing puts it in the first batch formed after it (on
+      // a replica behind the batch it holds; the other replica may answer a few batches meanwhile).
+      assert.ok(completedThen < 200, `${completedThen} texts were answered before or with it`);
+      const longRes = await long;
+      assert.equal(longRes.status, 200);
+      assert.equal(((await longRes.json()) as { predictions: unknown[] }).predictions.length, 500);
+    } finally {
+      open();
+      await server.close();
+    }
+  });
+
   test('a model name that is not valid percent-encoding (/v2/models/%E0%A4%A/infer) gets a 4xx, and the server keeps serving', async () => {
     const { server, url, open } = await gatedServer({}, { maxQueue: 1 });
     open();

@@ -16,7 +16,8 @@ import type { TensorInfo } from '../../src/onnx/graph.js';
 import { textBatcher } from '../../src/runtime/batcher.js';
 import type { Replica, ReplicaFactory } from '../../src/runtime/replica.js';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
-import { Scheduler, type SchedulerOptions } from '../../src/runtime/scheduler.js';
+import { Scheduler, type SchedulerOptions, type SubmitOptions } from '../../src/runtime/scheduler.js';
+import { until } from '../fixtures/gated-replicas.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fakes: replicas that compute "logits" from their feeds, so a row answered to the wrong request
@@ -210,7 +211,7 @@ interface Watched {
  * promise ignores a second settlement, so watching the promise cannot catch a request answered
  * twice: for the one synchronous call, `Promise` is a subclass whose executor counts them.
  */
-function submit(scheduler: Scheduler<EncodedText>, encoded: EncodedText): Watched {
+function submit(scheduler: Scheduler<EncodedText>, encoded: EncodedText, submitOptions: SubmitOptions = {}): Watched {
   const Native = globalThis.Promise;
   let calls = 0;
   class Counting<T> extends Native<T> {
@@ -235,7 +236,7 @@ function submit(scheduler: Scheduler<EncodedText>, encoded: EncodedText): Watche
   let promise: Promise<number[]>;
   (globalThis as { Promise: PromiseConstructor }).Promise = Counting as unknown as PromiseConstructor;
   try {
-    promise = scheduler.submit(encoded);
+    promise = scheduler.submit(encoded, submitOptions);
   } finally {
     (globalThis as { Promise: PromiseConstructor }).Promise = Native;
   }
@@ -358,6 +359,216 @@ describe('Scheduler.submit batching', () => {
     assert.deepEqual(fleet.at(1).tags, [1001, 1002, 1003]);
     fleet.at(1).release();
     await assertAnswered([first, ...later]);
+  });
+});
+
+describe('Scheduler fair queuing (requests take turns by tokens)', () => {
+  /** Submits `count` sequences of `length` tokens as one request, tagged first, first + 1, … */
+  const request = (scheduler: Scheduler<EncodedText>, first: number, count: number, length: number): Watched[] => {
+    const key = {};
+    return Array.from({ length: count }, (_, i) => submit(scheduler, seq(first + i, length), { request: key }));
+  };
+
+  test('a 3-text request submitted after a 1,000-text request is answered in the next two batches, while 990 of the long one still wait', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 4, pipeline: 1 });
+    const long = request(scheduler, 10_000, 1000, 8);
+    await fleet.waitForRuns(1);
+    assert.deepEqual(fleet.at(0).tags, [10_000, 10_001, 10_002, 10_003]);
+    const short = request(scheduler, 1, 3, 8);
+    // Its texts start where the dispatched work ends (token 32), so they alternate with the long one's.
+    fleet.at(0).release();
+    await fleet.waitForRuns(2);
+    assert.deepEqual(fleet.at(1).tags, [10_004, 1, 10_005, 2]);
+    fleet.at(1).release();
+    await fleet.waitForRuns(3);
+    assert.deepEqual(fleet.at(2).tags, [10_006, 3, 10_007, 10_008]);
+    fleet.at(2).release();
+    await assertAnswered(short);
+    assert.equal(long.filter((r) => r.outcome.status === 'pending').length, 1000 - 9);
+    assert.equal(scheduler.stats().queueDepth, 1000 - 13, 'the next batch of the long one is on the replica');
+    fleet.outcome = () => 'ok';
+    await fleet.waitForRuns(4);
+    fleet.at(3).release();
+    await assertAnswered(long);
+    assertComputedOnceEach(fleet, [...long, ...short]);
+  });
+
+  test('two requests queued together take turns in proportion to tokens: one 16-token text of the first per two 8-token texts of the second', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 6, buckets: [16, 32] });
+    const wide = request(scheduler, 100, 4, 16);
+    const narrow = request(scheduler, 200, 8, 8);
+    await assertAnswered([...wide, ...narrow]);
+    assert.deepEqual(
+      fleet.runs.map((r) => r.tags),
+      [
+        [100, 200, 201, 101, 202, 203],
+        [102, 204, 205, 103, 206, 207],
+      ],
+    );
+  });
+
+  test('requests without a request key (one text each) keep their arrival order', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 2, pipeline: 1 });
+    const lone = [submit(scheduler, seq(1, 30)), submit(scheduler, seq(2, 3))];
+    await fleet.waitForRuns(1);
+    const later = [3, 4, 5, 6].map((tag) => submit(scheduler, seq(tag, tag === 4 ? 40 : 2)));
+    for (let n = 0; n < 3; n += 1) {
+      await fleet.waitForRuns(n + 1);
+      fleet.at(n).release();
+    }
+    await assertAnswered([...lone, ...later]);
+    assert.deepEqual(
+      fleet.runs.map((r) => r.tags),
+      [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ],
+    );
+  });
+
+  test('a long request is not starved by a stream of one-text requests: one arrives per batch, and the long one still finishes', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 1, pipeline: 1 });
+    const long = request(scheduler, 1000, 10, 8);
+    const stream: Watched[] = [];
+    let n = 0;
+    while (long.some((r) => r.outcome.status === 'pending')) {
+      assert.ok(n < 200, `the long request still waits after ${n} batches`);
+      await fleet.waitForRuns(n + 1);
+      stream.push(submit(scheduler, seq(n + 1, 8)));
+      fleet.at(n).release();
+      n += 1;
+      await afterPump();
+    }
+    // Each one-text request is a request of its own: the long one's next text waits behind those
+    // queued before it was due, one more each time, but virtual time moves with every batch, so it
+    // is reached (where a clock that stood still while the stream was served would starve it).
+    const order = fleet.runs.map((r) => r.tags[0]!);
+    const positions = order.flatMap((tag, i) => (tag >= 1000 ? [i] : []));
+    assert.deepEqual(
+      positions.slice(1).map((p, k) => p - positions[k]! - 1),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8],
+      `one-text requests between the long one's texts (batches: ${order.join(' ')})`,
+    );
+    fleet.outcome = () => 'ok';
+    while (fleet.runs.some((r) => r.state === 'pending')) fleet.runs.find((r) => r.state === 'pending')!.release();
+    await assertAnswered([...long, ...stream]);
+  });
+});
+
+describe('Scheduler wide replica (lone requests on every core)', () => {
+  /**
+   * Two replicas and a wide one (id 2, made by the same fleet) for up to `maxRows` inputs; no
+   * waiting for companions, so where a batch goes depends on the order of events only.
+   */
+  const withWide = (
+    t: TestContext,
+    fleet: Fleet,
+    maxRows = 2,
+    overrides: Partial<SchedulerOptions<EncodedText>> = {},
+  ) =>
+    start(t, fleet, {
+      replicas: 2,
+      pipeline: 1,
+      maxDelayMs: 0,
+      wide: { factory: fleet.factory, maxRows },
+      ...overrides,
+    });
+
+  test('a lone request that finds every replica idle goes to the wide replica; stats().wide counts it', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await withWide(t, fleet);
+    assert.deepEqual(fleet.factoryCalls, [0, 1, 2]);
+    const lone = submit(scheduler, seq(1, 5));
+    await assertAnswered([lone]);
+    assert.equal(fleet.at(0).replica.id, 2);
+    const stats = scheduler.stats();
+    assert.equal(stats.replicas.length, 2);
+    assert.deepEqual(
+      { id: stats.wide?.id, batches: stats.wide?.batches, items: stats.wide?.items },
+      { id: 2, batches: 1, items: 1 },
+    );
+    assert.deepEqual(
+      stats.replicas.map((r) => r.batches),
+      [0, 0],
+    );
+  });
+
+  test('more than maxRows queued at once go to the replicas, shared out, not to the wide one', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await withWide(t, fleet, 2);
+    const burst = [1, 2, 3, 4].map((tag) => submit(scheduler, seq(tag, 5)));
+    await assertAnswered(burst);
+    assert.deepEqual(
+      fleet.runs.map((r) => [r.replica.id, r.tags.length]),
+      [
+        [0, 2],
+        [1, 2],
+      ],
+    );
+  });
+
+  test('while the wide replica computes, nothing goes to the replicas; then a queue over maxRows goes to them, and a lone request to the wide one again', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await withWide(t, fleet, 2);
+    const first = submit(scheduler, seq(1, 5));
+    await fleet.waitForRuns(1);
+    assert.equal(fleet.at(0).replica.id, 2);
+    const queued = [2, 3, 4].map((tag) => submit(scheduler, seq(tag, 5)));
+    await afterPump();
+    assert.equal(fleet.runs.length, 1, 'the replicas wait while the wide replica holds the cores');
+    assert.equal(scheduler.stats().inFlight, 1);
+    fleet.outcome = () => 'ok';
+    fleet.at(0).release();
+    await assertAnswered([first, ...queued]);
+    assert.deepEqual(
+      fleet.runs.slice(1).map((r) => r.replica.id),
+      [0, 1],
+    );
+    const lone = submit(scheduler, seq(5, 5));
+    await assertAnswered([lone]);
+    assert.equal(fleet.runs.at(-1)!.replica.id, 2);
+  });
+
+  test('a lone request while a replica is busy goes to the idle replica, not the wide one', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await withWide(t, fleet, 1);
+    const pair = [submit(scheduler, seq(1, 5)), submit(scheduler, seq(2, 5))];
+    await fleet.waitForRuns(2);
+    fleet.at(0).release();
+    await pair[0]!.promise;
+    const lone = submit(scheduler, seq(3, 5));
+    await fleet.waitForRuns(3);
+    assert.equal(fleet.at(2).replica.id, fleet.at(0).replica.id);
+    assert.notEqual(fleet.at(2).replica.id, 2);
+    fleet.at(1).release();
+    fleet.at(2).release();
+    await assertAnswered([...pair, lone]);
+  });
+
+  test('a wide replica that crashes is replaced by its own factory and its batch retried; close() closes it', async (t) => {
+    const fleet = new Fleet();
+    const wideFleet = new Fleet();
+    wideFleet.outcome = (_, nth) => (nth === 0 ? 'crash' : 'ok');
+    const scheduler = await withWide(t, fleet, 2, { wide: { factory: wideFleet.factory, maxRows: 2 } });
+    const lone = submit(scheduler, seq(1, 5));
+    await assertAnswered([lone]);
+    assert.equal(wideFleet.at(0).state, 'rejected');
+    // Retried on a replica (the wide one was restarting), and the wide one came back.
+    assert.equal(fleet.runs.length + wideFleet.runs.length, 2);
+    await until(() => wideFleet.factoryCalls.length === 2);
+    assert.deepEqual(wideFleet.factoryCalls, [2, 2]);
+    await scheduler.close();
+    assert.equal(wideFleet.replicas[1]!.closes, 1);
   });
 });
 

@@ -12,7 +12,7 @@ import type { ModelInput } from '../../runtime/task-model.js';
 import { taskOf, taskOfManifest } from '../../tasks/registry.js';
 import { PACKAGE_ROOT } from '../../version.js';
 import { compileNotice } from '../compile-notice.js';
-import { formatMs } from '../format.js';
+import { formatMs, wideNote } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { choice, defineCommand, integer, nonEmpty, nullFlag, valueFlag } from '../table.js';
@@ -168,7 +168,7 @@ export const benchCommand = defineCommand({
         : ` (mean ${meanInputSize(model, inputs).toFixed(1)} tokens)`;
       out.write(
         `kiln bench ${artifactArg}: ${m.name}${m.synthetic ? ' (SYNTHETIC weights)' : ''}; ${inputs.length} ${noun} from ${data}${size}\n` +
-          `  ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s), max batch ${l.maxBatch}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
+          `  ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
       );
       // What one inference makes: a label for a text, a vector, or a label for an image.
       // A text task's inputs read as pairs are counted as pairs (a pair classifier's pairs/s).

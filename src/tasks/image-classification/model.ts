@@ -91,7 +91,10 @@ export class ImageClassifier extends TaskModel<Float32Array, ImagePrediction> {
         });
       }
     });
-    const outputs = await Promise.all(rows.map((row) => this.scheduler.submit(row, { deadline: options.deadline })));
+    const request = {};
+    const outputs = await Promise.all(
+      rows.map((row) => this.scheduler.submit(row, { deadline: options.deadline, request })),
+    );
     return outputs.map((logits) =>
       rank(logits, this.labels, this.preprocessing.outputs === 'probabilities', options.topK ?? DEFAULT_TOP_K),
     );
