@@ -1,8 +1,9 @@
-/** encoderConfig and parseConfig on MPNet and ELECTRA config.json files: their own fields, defaults and refusals. */
+/** encoderConfig, parseConfig and task detection on MPNet and ELECTRA config.json files: their own fields, defaults and refusals. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encoderConfig } from '../../src/import/architectures.js';
 import { parseConfig } from '../../src/model/source.js';
+import { taskFromArchitecture } from '../../src/tasks/registry.js';
 
 /** sentence-transformers/all-mpnet-base-v2's config.json facts (it names MPNetForMaskedLM). */
 const ALL_MPNET = {
@@ -75,4 +76,25 @@ describe('encoderConfig(ELECTRA)', () => {
       code: 'KILN_ERR_IMPORT_ARCHITECTURE',
     });
   });
+});
+
+test('taskFromArchitecture: MPNet and ELECTRA classifiers classify (rank with one label), their base and pretraining classes embed', () => {
+  const cases: Array<[string, number, string]> = [
+    ['MPNetForSequenceClassification', 3, 'text-classification'],
+    ['MPNetForSequenceClassification', 1, 'text-ranking'],
+    ['ElectraForSequenceClassification', 2, 'text-classification'],
+    ['ElectraForSequenceClassification', 1, 'text-ranking'],
+    ['MPNetModel', 0, 'feature-extraction'],
+    ['MPNetForMaskedLM', 0, 'feature-extraction'],
+    ['ElectraModel', 0, 'feature-extraction'],
+    ['ElectraForPreTraining', 0, 'feature-extraction'],
+  ];
+  for (const [architecture, labels, task] of cases) {
+    const names = Array.from({ length: labels }, (_, i) => `L${i}`);
+    assert.equal(
+      taskFromArchitecture({ architectures: [architecture], labels: names }),
+      task,
+      `${architecture} × ${labels}`,
+    );
+  }
 });
