@@ -118,7 +118,7 @@ export interface EncoderContext {
   /** Scalar int64 constants 0 and 1. */
   zero: string;
   one: string;
-  /** The sequence length, a 1-element int64 scalar. */
+  /** The sequence length, an int64 scalar (made once, when a part first asks). */
   sequenceLength(): string;
 }
 
