@@ -4,9 +4,12 @@
  * the public `transformers` configuration classes.
  */
 import { KilnError } from '../core/errors.js';
+import { ELECTRA } from './arch/electra.js';
+import { MPNET } from './arch/mpnet.js';
+import type { EncoderParts } from './encoder-graph.js';
 
 export type Activation = 'gelu' | 'gelu_new' | 'relu';
-export type Family = 'bert' | 'roberta' | 'distilbert';
+export type Family = 'bert' | 'roberta' | 'distilbert' | 'mpnet' | 'electra';
 
 export interface EncoderConfig {
   family: Family;
@@ -30,6 +33,10 @@ export interface EncoderConfig {
    * hidden states.
    */
   head: HeadKind;
+  /** Width of the embedding tables when it differs from `hidden` (ELECTRA's `embedding_size`): a projection follows. */
+  embeddingSize?: number;
+  /** Rows of MPNet's relative attention bias table (`relative_attention_num_buckets`). */
+  relativeBuckets?: number;
 }
 
 export type HeadKind = 'classifier' | 'token' | 'none';
@@ -64,13 +71,47 @@ export interface FamilyNames {
    * then the output layer. Full names: BERT's pooler sits inside the base model, the other
    * heads outside it.
    */
-  head: { dense: string; activation: 'Tanh' | 'Relu'; out: string };
+  head: { dense: string; activation: 'Tanh' | 'Relu' | 'Gelu'; out: string };
   /**
    * The token-classification head: one Linear on every token's last hidden state (dropout is
    * not run at inference). Its full name; `classifier` in every family kiln builds so far.
    */
   tokenHead: string;
+  /** ELECTRA's Linear from the embedding width to the hidden size, relative to `prefix`. */
+  embeddingProject?: string;
+  /** MPNet's relative position bias table [buckets, heads], relative to `prefix`. */
+  relativeAttentionBias?: string;
+  /** The base model's own pooler (kept by its checkpoints, unused for embeddings): a full name; null when it has none. */
+  basePooler?: string | null;
 }
+
+/** Reads one config.json field, or throws the coded error naming it. */
+export interface ConfigReader {
+  int(field: string, fallback?: number): number;
+  /** config.json as read. */
+  raw: Record<string, unknown>;
+}
+
+/**
+ * An architecture described in its own file under `src/import/arch/`: what config.json calls
+ * it, its parameter names, the graph parts it is built from, and the config facts beyond the
+ * BERT-shaped ones (`hidden_size`, `num_hidden_layers`, …, read here for every family but DistilBERT).
+ */
+export interface ArchitectureDef {
+  family: Family;
+  modelTypes: readonly string[];
+  /** config.json `architectures[0]` names it builds (base encoders also belong in BASE_ENCODERS). */
+  classes: readonly string[];
+  names: FamilyNames;
+  parts: EncoderParts;
+  /** Defaults of the BERT-shaped fields where this family's configuration class differs. */
+  defaults?: Readonly<Record<string, number>>;
+  /** Facts of this family beyond the BERT-shaped ones. */
+  extra?: (read: ConfigReader, config: EncoderConfig, path: string) => Partial<EncoderConfig>;
+}
+
+/** Architectures defined in their own files: one line each. */
+const DEFINED: readonly ArchitectureDef[] = [MPNET, ELECTRA];
 
 const BERT_LAYER = (i: number): LayerNames => ({
   query: `encoder.layer.${i}.attention.self.query`,
@@ -83,7 +124,7 @@ const BERT_LAYER = (i: number): LayerNames => ({
   outputNorm: `encoder.layer.${i}.output.LayerNorm`,
 });
 
-export const FAMILY_NAMES: Record<Family, FamilyNames> = {
+export const FAMILY_NAMES = {
   bert: {
     prefix: 'bert.',
     wordEmbeddings: 'embeddings.word_embeddings',
@@ -123,7 +164,13 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
     head: { dense: 'pre_classifier', activation: 'Relu', out: 'classifier' },
     tokenHead: 'classifier',
   },
-};
+  ...(Object.fromEntries(DEFINED.map((d) => [d.family, d.names])) as Record<string, FamilyNames>),
+} as Record<Family, FamilyNames>;
+
+/** The graph parts of the families defined in their own files (the BERT-shaped ones are encoder-graph.ts's). */
+export const DEFINED_PARTS: Readonly<Record<string, EncoderParts>> = Object.fromEntries(
+  DEFINED.map((d) => [d.family, d.parts]),
+);
 
 /**
  * Hugging Face base text encoders: no head; their use is the token states, which sentence
@@ -142,6 +189,10 @@ export const BASE_ENCODERS: ReadonlySet<string> = new Set([
   'DebertaModel',
   'DebertaV2Model',
   'NomicBertModel',
+  // Pretraining classes whose checkpoints serve as encoders: sentence-transformers/all-mpnet-base-v2's
+  // config.json names MPNetForMaskedLM, google/electra-*-discriminator's ElectraForPreTraining.
+  'MPNetForMaskedLM',
+  'ElectraForPreTraining',
 ]);
 
 /**
@@ -161,6 +212,7 @@ const ARCHITECTURES: Record<string, Family> = {
   DistilBertModel: 'distilbert',
   RobertaModel: 'roberta',
   XLMRobertaModel: 'roberta',
+  ...Object.fromEntries(DEFINED.flatMap((d) => d.classes.map((c) => [c, d.family]))),
 };
 
 const MODEL_TYPES: Record<string, Family> = {
@@ -168,6 +220,7 @@ const MODEL_TYPES: Record<string, Family> = {
   distilbert: 'distilbert',
   roberta: 'roberta',
   'xlm-roberta': 'roberta',
+  ...Object.fromEntries(DEFINED.flatMap((d) => d.modelTypes.map((t) => [t, d.family]))),
 };
 
 export const SUPPORTED_ARCHITECTURES = Object.keys(ARCHITECTURES);
@@ -207,8 +260,9 @@ export function encoderConfig(
     });
   }
 
+  const defined = DEFINED.find((d) => d.family === family);
   const int = (field: string, fallback?: number): number => {
-    const value = raw[field] ?? fallback;
+    const value = raw[field] ?? defined?.defaults?.[field] ?? fallback;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
       throw new KilnError('KILN_ERR_CONFIG_INVALID', {
         path,
@@ -284,6 +338,7 @@ export function encoderConfig(
       labels,
       head,
     };
+    if (defined?.extra) config = { ...config, ...defined.extra({ int, raw }, config, path) };
   }
   if (config.heads === 0 || config.hidden % config.heads !== 0) {
     throw new KilnError('KILN_ERR_CONFIG_INVALID', {

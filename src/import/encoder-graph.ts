@@ -1,13 +1,17 @@
 /**
- * Builds the ONNX graph of a BERT-family encoder (a sequence classifier, a token classifier, or
- * a base model whose output is last_hidden_state) from a Hugging Face checkpoint.
+ * Builds the ONNX graph of a BERT-shaped encoder (a sequence classifier, a token classifier, or a
+ * base model whose output is last_hidden_state) from a Hugging Face checkpoint, by parts: embeddings (how
+ * positions are numbered, token types, a projection), a bias shared by every layer's attention
+ * scores (the padding mask, plus MPNet's relative positions), post-norm layers (attention, then
+ * the feed-forward block), and the head (on every token, or on the first token). Each family picks its parts
+ * (`FAMILY_PARTS` here, or its `ArchitectureDef` under `arch/`).
  * Standard ONNX operators at opset 17, written in the shapes ONNX Runtime's optimizer fuses
  * (LayerNormalization, the erf GELU, MatMul + Add), as PyTorch's exporter writes them.
  * Weights are not read here: each becomes a lazy initializer, streamed when the file is written.
  */
 import { KilnError } from '../core/errors.js';
 import { GraphBuilder } from '../onnx/builder.js';
-import { type EncoderConfig, FAMILY_NAMES, type FamilyNames } from './architectures.js';
+import { type Activation, DEFINED_PARTS, type EncoderConfig, FAMILY_NAMES, type FamilyNames } from './architectures.js';
 import { attentionShapes, exactGelu, layerNorm, linearNodes, selfAttention, transposedWeight } from './layers.js';
 
 export const IMPORT_OPSET = 17;
@@ -76,8 +80,51 @@ export interface BuiltGraph {
   vocabSize: number;
 }
 
+/**
+ * The parts a family's graph is built from. The BERT-shaped families' are below; a family
+ * defined under `arch/` brings its own in its `ArchitectureDef`.
+ */
+export interface EncoderParts {
+  /**
+   * Position ids: `absolute` counts from 0; `after-padding` numbers real tokens from the padding
+   * index + 1 and gives padding the padding index (RoBERTa, MPNet).
+   */
+  positions: 'absolute' | 'after-padding';
+  /** The padding index `after-padding` counts from, when fixed by the model's code (MPNet: 1) rather than config.json's pad_token_id. */
+  paddingIndex?: number;
+  /** token_type_ids: a graph input (BERT, ELECTRA), row 0 for every token (RoBERTa's tokenizer gives no other), or none. */
+  tokenTypes: 'input' | 'zero' | 'none';
+  /** A bias [1 or batch, heads, tokens, tokens] added to every layer's attention scores, built once. */
+  attentionBias?: (ctx: EncoderContext) => string;
+}
+
+const FAMILY_PARTS: Readonly<Record<string, EncoderParts>> = {
+  bert: { positions: 'absolute', tokenTypes: 'input' },
+  roberta: { positions: 'after-padding', tokenTypes: 'zero' },
+  distilbert: { positions: 'absolute', tokenTypes: 'none' },
+  ...DEFINED_PARTS,
+};
+
+/** What a part sees: the graph, the checkpoint's tensors by relative name, and shared constants. */
+export interface EncoderContext {
+  g: GraphBuilder;
+  config: EncoderConfig;
+  names: FamilyNames;
+  inputIds: string;
+  /** A weight used as is, its shape checked. */
+  tensor(relative: string, expected: Array<number | null>): string;
+  /** A Linear layer: x · Wᵀ + b. */
+  linear(x: string, relative: string, inFeatures: number, outFeatures: number, output?: string): string;
+  /** Scalar int64 constants 0 and 1. */
+  zero: string;
+  one: string;
+  /** The sequence length, an int64 scalar (made once, when a part first asks). */
+  sequenceLength(): string;
+}
+
 export function buildEncoderClassifier(config: EncoderConfig, source: WeightSource): BuiltGraph {
   const names = FAMILY_NAMES[config.family];
+  const parts = FAMILY_PARTS[config.family]!;
   const w = new Weights(source, names, config.architecture);
   const g = new GraphBuilder(`${config.architecture}`);
   const H = config.hidden;
@@ -99,85 +146,47 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     const weight = transposedWeight(g, name, inFeatures, outFeatures, () => w.load(name));
     return linearNodes(g, x, weight, tensor(`${relative}.bias`, [outFeatures]), relative, output);
   };
-  const norm = (x: string, relative: string): string =>
-    layerNorm(g, x, tensor(`${relative}.weight`, [H]), tensor(`${relative}.bias`, [H]), config.layerNormEps, relative);
+  const norm = (x: string, relative: string, width = H): string =>
+    layerNorm(
+      g,
+      x,
+      tensor(`${relative}.weight`, [width]),
+      tensor(`${relative}.bias`, [width]),
+      config.layerNormEps,
+      relative,
+    );
 
   const zero = g.ints('zero', [0], []);
   const one = g.ints('one', [1], []);
   const half = g.constant('half', [0.5]);
   const oneF = g.constant('one_f', [1]);
 
-  // Embeddings.
   const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
   const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
   const inputs = [inputIds, attentionMask];
-  const word = w.checked(`${names.wordEmbeddings}.weight`, [null, H]);
-  const vocabSize = word.shape[0]!;
-  parameters += vocabSize * H;
-  let embedded = g.op(
-    'Gather',
-    [g.lazyWeight(word.name, word.shape, () => w.load(word.name)), inputIds],
-    { axis: 0 },
-    { name: '/embeddings/word/Gather' },
-  );
+  let sequence: string | null = null;
+  const ctx: EncoderContext = {
+    g,
+    config,
+    names,
+    inputIds,
+    tensor,
+    linear,
+    zero,
+    one,
+    sequenceLength: () => {
+      sequence ??= g.op('Gather', [g.op('Shape', [inputIds]), one], { axis: 0 }, { name: '/sequence_length' });
+      return sequence;
+    },
+  };
 
-  const positionTable = tensor(`${names.positionEmbeddings}.weight`, [config.maxPositions, H]);
-  let positions: string;
-  if (config.family === 'roberta') {
-    // RoBERTa numbers real tokens from padding_idx + 1 and gives padding the padding index.
-    const pad = g.ints('pad_id', [config.padTokenId], []);
-    const notPad = g.op('Cast', [g.op('Not', [g.op('Equal', [inputIds, pad])])], { to: 7 });
-    const counted = g.op('Mul', [g.op('CumSum', [notPad, one]), notPad]);
-    positions = g.op(
-      'Gather',
-      [positionTable, g.op('Add', [counted, pad])],
-      { axis: 0 },
-      { name: '/embeddings/position/Gather' },
-    );
-  } else {
-    const sequence = g.op('Gather', [g.op('Shape', [inputIds]), one], { axis: 0 });
-    positions = g.op(
-      'Gather',
-      [positionTable, g.op('Range', [zero, sequence, one])],
-      { axis: 0 },
-      { name: '/embeddings/position/Gather' },
-    );
-  }
-  embedded = g.op('Add', [embedded, positions]);
-  if (names.tokenTypeEmbeddings && config.typeVocabSize > 0 && w.has(`${names.tokenTypeEmbeddings}.weight`)) {
-    const table = tensor(`${names.tokenTypeEmbeddings}.weight`, [config.typeVocabSize, H]);
-    if (config.family === 'bert') {
-      const tokenTypes = g.input('token_type_ids', 'int64', ['batch', 'sequence']);
-      inputs.push(tokenTypes);
-      embedded = g.op('Add', [
-        embedded,
-        g.op('Gather', [table, tokenTypes], { axis: 0 }, { name: '/embeddings/token_type/Gather' }),
-      ]);
-    } else {
-      // RoBERTa's tokenizer gives every token type 0: add that row.
-      embedded = g.op('Add', [
-        embedded,
-        g.op('Gather', [table, zero], { axis: 0 }, { name: '/embeddings/token_type/Gather' }),
-      ]);
-    }
-  }
-  let hidden = norm(embedded, names.embeddingNorm);
-
-  // The additive attention mask in the form ONNX Runtime's fusions know: (1 - mask) * -10000.
-  const maskFloat = g.op('Cast', [g.op('Unsqueeze', [attentionMask, g.ints('mask_axes', [1, 2])])], { to: 1 });
-  const maskBias = g.op('Mul', [g.op('Sub', [oneF, maskFloat]), g.constant('mask_fill', [-10000])], undefined, {
-    name: '/attention_mask/Mul',
-  });
-  const shapes = attentionShapes(g, H, config.heads);
   const sqrt2 = g.constant('sqrt2', [Math.SQRT2]);
   /** gelu_new's constants, made once when the first layer needs them. */
   let tanhConstants: { three: string; c: string; sqrt2OverPi: string } | null = null;
-
-  const activation = (x: string, layer: number): string => {
-    const name = `/layer.${layer}/activation`;
-    if (config.activation === 'relu') return g.op('Relu', [x], undefined, { name });
-    if (config.activation === 'gelu')
-      return exactGelu(g, x, { sqrt2, one: oneF, half }, { erf: `${name}/Erf`, mul: `${name}/Mul` });
+  const activate = (x: string, kind: Activation | 'tanh', name: string): string => {
+    if (kind === 'relu') return g.op('Relu', [x], undefined, { name });
+    if (kind === 'tanh') return g.op('Tanh', [x], undefined, { name });
+    if (kind === 'gelu') return exactGelu(g, x, { sqrt2, one: oneF, half }, { erf: `${name}/Erf`, mul: `${name}/Mul` });
     // gelu_new: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))).
     tanhConstants ??= {
       three: g.constant('three', [3]),
@@ -191,15 +200,83 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     });
   };
 
+  // Part: embeddings (word + positions + token types, LayerNorm, then a projection to the hidden size if narrower).
+  const E = config.embeddingSize ?? H;
+  const word = w.checked(`${names.wordEmbeddings}.weight`, [null, E]);
+  const vocabSize = word.shape[0]!;
+  parameters += vocabSize * E;
+  let embedded = g.op(
+    'Gather',
+    [g.lazyWeight(word.name, word.shape, () => w.load(word.name)), inputIds],
+    { axis: 0 },
+    { name: '/embeddings/word/Gather' },
+  );
+
+  const positionTable = tensor(`${names.positionEmbeddings}.weight`, [config.maxPositions, E]);
+  let positionIds: string;
+  if (parts.positions === 'after-padding') {
+    // Real tokens count up from padding_idx + 1; padding gets the padding index.
+    const pad = g.ints('pad_id', [parts.paddingIndex ?? config.padTokenId], []);
+    const notPad = g.op('Cast', [g.op('Not', [g.op('Equal', [inputIds, pad])])], { to: 7 });
+    positionIds = g.op('Add', [g.op('Mul', [g.op('CumSum', [notPad, one]), notPad]), pad]);
+  } else {
+    positionIds = g.op('Range', [zero, ctx.sequenceLength(), one]);
+  }
+  embedded = g.op('Add', [
+    embedded,
+    g.op('Gather', [positionTable, positionIds], { axis: 0 }, { name: '/embeddings/position/Gather' }),
+  ]);
+  if (
+    parts.tokenTypes !== 'none' &&
+    names.tokenTypeEmbeddings &&
+    config.typeVocabSize > 0 &&
+    w.has(`${names.tokenTypeEmbeddings}.weight`)
+  ) {
+    const table = tensor(`${names.tokenTypeEmbeddings}.weight`, [config.typeVocabSize, E]);
+    let typeIds = zero;
+    if (parts.tokenTypes === 'input') {
+      typeIds = g.input('token_type_ids', 'int64', ['batch', 'sequence']);
+      inputs.push(typeIds);
+    }
+    embedded = g.op('Add', [
+      embedded,
+      g.op('Gather', [table, typeIds], { axis: 0 }, { name: '/embeddings/token_type/Gather' }),
+    ]);
+  }
+  let hidden = norm(embedded, names.embeddingNorm, E);
+  if (E !== H) {
+    if (!names.embeddingProject)
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path: source.path,
+        problem: `${config.architecture} has no projection from its embedding size ${E} to its hidden size ${H}`,
+      });
+    hidden = linear(hidden, names.embeddingProject, E, H);
+  }
+
+  // Part: the bias on every layer's attention scores. The padding mask in the form ONNX Runtime's
+  // fusions know, (1 - mask) * -10000, plus the family's own (MPNet's relative positions).
+  const maskFloat = g.op('Cast', [g.op('Unsqueeze', [attentionMask, g.ints('mask_axes', [1, 2])])], { to: 1 });
+  let scoreBias = g.op('Mul', [g.op('Sub', [oneF, maskFloat]), g.constant('mask_fill', [-10000])], undefined, {
+    name: '/attention_mask/Mul',
+  });
+  if (parts.attentionBias)
+    scoreBias = g.op('Add', [scoreBias, parts.attentionBias(ctx)], undefined, { name: '/attention_bias/Add' });
+  const shapes = attentionShapes(g, H, config.heads);
+
+  // Part: post-norm layers (attention, residual, LayerNorm; feed-forward, residual, LayerNorm).
   for (let i = 0; i < config.layers; i += 1) {
     const n = names.layer(i);
     const projections = { query: n.query, key: n.key, value: n.value };
     const context = selfAttention(g, (which) => linear(hidden, projections[which], H, H), shapes, {
-      maskBias,
+      maskBias: scoreBias,
       softmaxName: `/layer.${i}/attention/Softmax`,
     });
     hidden = norm(g.op('Add', [linear(context, n.attentionOutput, H, H), hidden]), n.attentionNorm);
-    const expanded = activation(linear(hidden, n.intermediate, H, config.intermediate), i);
+    const expanded = activate(
+      linear(hidden, n.intermediate, H, config.intermediate),
+      config.activation,
+      `/layer.${i}/activation`,
+    );
     hidden = norm(g.op('Add', [linear(expanded, n.output, config.intermediate, H), hidden]), n.outputNorm);
   }
 
@@ -217,10 +294,17 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     return { builder: g, inputs, parameters, vocabSize };
   }
 
-  // Classification head on the first token ([CLS] or <s>).
+  // Part: the classification head on the first token ([CLS] or <s>): dense, activation, out.
   const first = g.op('Gather', [hidden, zero], { axis: 1 }, { name: '/head/first_token' });
   const dense = linear(first, withoutPrefix(names.head.dense), H, H);
-  linear(g.op(names.head.activation, [dense]), withoutPrefix(names.head.out), H, config.labels, 'logits');
+  const headActivation = { Tanh: 'tanh', Relu: 'relu', Gelu: 'gelu' } as const;
+  linear(
+    activate(dense, headActivation[names.head.activation], '/head/activation'),
+    withoutPrefix(names.head.out),
+    H,
+    config.labels,
+    'logits',
+  );
   g.output('logits', 'float', ['batch', config.labels]);
 
   return { builder: g, inputs, parameters, vocabSize };

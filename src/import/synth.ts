@@ -67,6 +67,30 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
     intermediate_size: 1536,
     num_hidden_layers: 6,
   },
+  // sentence-transformers/all-mpnet-base-v2: microsoft/mpnet-base's sizes; its config.json names
+  // MPNetForMaskedLM, its weights are an MPNetModel's (pooler included).
+  'all-mpnet-base-v2': {
+    architectures: ['MPNetForMaskedLM'],
+    model_type: 'mpnet',
+    hidden_act: 'gelu',
+    hidden_size: 768,
+    intermediate_size: 3072,
+    num_attention_heads: 12,
+    num_hidden_layers: 12,
+    max_position_embeddings: 514,
+    relative_attention_num_buckets: 32,
+    vocab_size: 30527,
+    layer_norm_eps: 1e-5,
+    pad_token_id: 1,
+    initializer_range: 0.02,
+  },
+  // google/electra-base-discriminator's sizes, with a sequence-classification head.
+  'electra-base-discriminator': {
+    ...BERT_BASE,
+    architectures: ['ElectraForSequenceClassification'],
+    model_type: 'electra',
+    embedding_size: 768,
+  },
   'bert-large-uncased': {
     ...BERT_BASE,
     hidden_size: 1024,
@@ -144,15 +168,19 @@ export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[st
   const linear = (name: string, o: number, i: number): void => {
     out.push([`${name}.weight`, [o, i]], [`${name}.bias`, [o]]);
   };
-  const norm = (name: string): void => {
-    out.push([`${name}.weight`, [H]], [`${name}.bias`, [H]]);
+  const norm = (name: string, width = H): void => {
+    out.push([`${name}.weight`, [width]], [`${name}.bias`, [width]]);
   };
+  const E = config.embeddingSize ?? H;
   out.push(
-    [`${p}${names.wordEmbeddings}.weight`, [vocab, H]],
-    [`${p}${names.positionEmbeddings}.weight`, [config.maxPositions, H]],
+    [`${p}${names.wordEmbeddings}.weight`, [vocab, E]],
+    [`${p}${names.positionEmbeddings}.weight`, [config.maxPositions, E]],
   );
-  if (names.tokenTypeEmbeddings) out.push([`${p}${names.tokenTypeEmbeddings}.weight`, [config.typeVocabSize, H]]);
-  norm(p + names.embeddingNorm);
+  if (names.tokenTypeEmbeddings) out.push([`${p}${names.tokenTypeEmbeddings}.weight`, [config.typeVocabSize, E]]);
+  norm(p + names.embeddingNorm, E);
+  if (names.embeddingProject && E !== H) linear(p + names.embeddingProject, H, E);
+  if (names.relativeAttentionBias)
+    out.push([`${p}${names.relativeAttentionBias}.weight`, [config.relativeBuckets!, config.heads]]);
   for (let l = 0; l < config.layers; l += 1) {
     const n = names.layer(l);
     for (const attention of [n.query, n.key, n.value, n.attentionOutput]) linear(p + attention, H, H);
@@ -163,6 +191,11 @@ export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[st
   }
   if (config.head === 'token') {
     linear(names.tokenHead, config.labels, H);
+    return out;
+  }
+  if (config.head === 'none' && names.basePooler !== undefined) {
+    // A family that says what its base model holds: its pooler, if any, and no classifier.
+    if (names.basePooler) linear(names.basePooler, H, H);
     return out;
   }
   linear(names.head.dense, H, H);

@@ -291,6 +291,8 @@ export function parseConfig(
     const pad = typeof config.pad_token_id === 'number' ? config.pad_token_id : 1;
     maxPositions -= pad + 1;
   }
+  // MPNet does the same from a padding index fixed at 1 in its embeddings module.
+  if (maxPositions !== null && modelType === 'mpnet') maxPositions -= 2;
   const architectures = Array.isArray(config.architectures)
     ? config.architectures.filter((a): a is string => typeof a === 'string')
     : [];

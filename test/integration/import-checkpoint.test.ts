@@ -246,6 +246,10 @@ describe('kiln synth presets', () => {
     'bert-base-uncased': 109_483_778,
     'roberta-base': 124_647_170,
     'bert-large-uncased': 335_143_938,
+    // An MPNetModel with its pooler, as sentence-transformers ships it (no classifier).
+    'all-mpnet-base-v2': 109_486_464,
+    // ElectraModel (108,891,648, as BERT's encoder without a pooler) and a dense + out_proj head.
+    'electra-base-discriminator': 109_483_778,
   };
   for (const [preset, count] of Object.entries(expected)) {
     test(`the ${preset} preset has the public model's ${count.toLocaleString('en-US')} parameters`, () => {

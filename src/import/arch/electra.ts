@@ -1,0 +1,53 @@
+/**
+ * ELECTRA discriminators (`ElectraModel`, `ElectraForSequenceClassification`,
+ * `ElectraForPreTraining`): BERT's embeddings and layers, with embedding tables `embedding_size`
+ * wide and a Linear (`embeddings_project`) up to the hidden size when the two differ, no pooler,
+ * and a classification head of dense, exact GELU (not tanh, not `hidden_act`) and out_proj on the
+ * first token. Semantics from transformers' modeling_electra.py.
+ */
+import { KilnError } from '../../core/errors.js';
+import type { ArchitectureDef } from '../architectures.js';
+
+export const ELECTRA: ArchitectureDef = {
+  family: 'electra',
+  modelTypes: ['electra'],
+  classes: ['ElectraForSequenceClassification', 'ElectraModel', 'ElectraForPreTraining'],
+  names: {
+    prefix: 'electra.',
+    wordEmbeddings: 'embeddings.word_embeddings',
+    positionEmbeddings: 'embeddings.position_embeddings',
+    tokenTypeEmbeddings: 'embeddings.token_type_embeddings',
+    embeddingNorm: 'embeddings.LayerNorm',
+    layer: (i) => ({
+      query: `encoder.layer.${i}.attention.self.query`,
+      key: `encoder.layer.${i}.attention.self.key`,
+      value: `encoder.layer.${i}.attention.self.value`,
+      attentionOutput: `encoder.layer.${i}.attention.output.dense`,
+      attentionNorm: `encoder.layer.${i}.attention.output.LayerNorm`,
+      intermediate: `encoder.layer.${i}.intermediate.dense`,
+      output: `encoder.layer.${i}.output.dense`,
+      outputNorm: `encoder.layer.${i}.output.LayerNorm`,
+    }),
+    head: { dense: 'classifier.dense', activation: 'Gelu', out: 'classifier.out_proj' },
+    tokenHead: 'classifier',
+    embeddingProject: 'embeddings_project',
+    basePooler: null,
+  },
+  parts: { positions: 'absolute', tokenTypes: 'input' },
+  // ElectraConfig's defaults (electra-small's sizes) where they differ from BERT's.
+  defaults: {
+    embedding_size: 128,
+    hidden_size: 256,
+    num_attention_heads: 4,
+    intermediate_size: 1024,
+  },
+  extra({ int, raw }, _config, path) {
+    const kind = raw.position_embedding_type ?? 'absolute';
+    if (kind !== 'absolute')
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path,
+        problem: `"position_embedding_type" is ${JSON.stringify(kind)}; kiln builds ELECTRA with "absolute" positions`,
+      });
+    return { embeddingSize: int('embedding_size') };
+  },
+};
