@@ -4,12 +4,15 @@
  * the public `transformers` configuration classes.
  */
 import { KilnError } from '../core/errors.js';
+import { ARCH_MODULES, archModuleFor } from './arch/index.js';
+import type { ArchBuild } from './arch/module.js';
 
 export type Activation = 'gelu' | 'gelu_new' | 'relu';
 export type Family = 'bert' | 'roberta' | 'distilbert';
 
 export interface EncoderConfig {
-  family: Family;
+  /** `parts`: an architecture built by parts (src/import/arch/), whose `arch` builds it. */
+  family: Family | 'parts';
   /** The architecture name, as in config.json's `architectures`. */
   architecture: string;
   hidden: number;
@@ -26,6 +29,8 @@ export interface EncoderConfig {
   labels: number;
   /** `classifier`: a sequence-classification head gives logits; `none`: the encoder's hidden states. */
   head: 'classifier' | 'none';
+  /** The graph and parameter list of an architecture built by parts; absent for the families above. */
+  arch?: ArchBuild;
 }
 
 /** Parameter names of one encoder layer, relative to the model prefix. */
@@ -128,6 +133,7 @@ export const BASE_ENCODERS: ReadonlySet<string> = new Set([
   'DebertaModel',
   'DebertaV2Model',
   'NomicBertModel',
+  'ModernBertModel',
 ]);
 
 /** The architectures `kiln import` builds, by family. */
@@ -149,7 +155,10 @@ const MODEL_TYPES: Record<string, Family> = {
   'xlm-roberta': 'roberta',
 };
 
-export const SUPPORTED_ARCHITECTURES = Object.keys(ARCHITECTURES);
+export const SUPPORTED_ARCHITECTURES = [
+  ...Object.keys(ARCHITECTURES),
+  ...ARCH_MODULES.flatMap((m) => [...m.heads, ...m.baseModels]),
+];
 
 const ACTIVATIONS: Record<string, Activation> = {
   gelu: 'gelu',
@@ -172,6 +181,9 @@ export function encoderConfig(
     : [];
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : '';
   const architecture = architectures[0] ?? modelType;
+  const byParts = archModuleFor(architecture);
+  if (byParts && (!modelType || byParts.modelTypes.includes(modelType)))
+    return byParts.config(raw, path, { headless: options.headless === true });
   const family = architectures.length > 0 ? ARCHITECTURES[architecture] : undefined;
   if (!family || (modelType && MODEL_TYPES[modelType] !== family)) {
     throw new KilnError('KILN_ERR_IMPORT_ARCHITECTURE', {

@@ -77,6 +77,7 @@ export interface BuiltGraph {
 }
 
 export function buildEncoderClassifier(config: EncoderConfig, source: WeightSource): BuiltGraph {
+  if (config.family === 'parts') return config.arch!.build(source);
   const names = FAMILY_NAMES[config.family];
   const w = new Weights(source, names, config.architecture);
   const g = new GraphBuilder(`${config.architecture}`);
