@@ -16,7 +16,13 @@ import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes, PRESETS } from '../../src/import/synth.js';
 import { decodeModel } from '../../src/onnx/proto.js';
 import { tempDir } from '../fixtures/models.js';
-import { compiledRows, maxDelta, paddedBatch, randomPartsWeights } from '../fixtures/parts-checkpoints.js';
+import {
+  compiledRows,
+  maxDelta,
+  paddedBatch,
+  randomPartsWeights,
+  writeShardedCheckpoint,
+} from '../fixtures/parts-checkpoints.js';
 import { lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { debertaV2Embeddings, debertaV2Logits, logBucket } from '../fixtures/reference-deberta-v2.js';
 
@@ -98,7 +104,7 @@ test('logBucket (the reference) keeps distances within ±mid and buckets longer 
 });
 
 describe('DebertaV2ForSequenceClassification logits equal the float64 reference within 1e-4', () => {
-  for (const [name, config] of Object.entries(CONFIGS)) {
+  for (const [name, config] of Object.entries(CONFIGS).filter(([name]) => name !== 'v3-buckets-shared-key')) {
     test(`${name}: rows of ${LENGTHS.join(', ')} tokens padded in one batch`, async () => {
       const weights = randomPartsWeights(config, 11);
       const checkpoint = await writeCheckpoint(join(dir, name), config, weights);
@@ -148,11 +154,12 @@ describe('DebertaV2Model embeddings', () => {
   });
 });
 
-describe('the imported ONNX folder, int8, the operator check', () => {
-  test('an imported DeBERTa-v3 folder (inputs input_ids + attention_mask, output logits) compiles to the same logits; int8 runs close', async () => {
+describe('sharded half-precision checkpoints, the imported ONNX folder (Optimum layout), the operator check, int8', () => {
+  test('v3-buckets-shared-key, F16 in two shards, imported to an ONNX folder (input_ids + attention_mask → logits): logits equal the reference within 1e-4; int8 runs close', async () => {
     const config = CONFIGS['v3-buckets-shared-key']!;
-    const weights = randomPartsWeights(config, 13);
-    const checkpoint = await writeCheckpoint(join(dir, 'export'), config, weights);
+    // The checkpoint: F16, in two shards and an index; the reference reads the values it stores.
+    const weights = await writeShardedCheckpoint(join(dir, 'export'), config, randomPartsWeights(config, 11), 'F16');
+    const checkpoint = join(dir, 'export');
     const out = join(dir, 'export-onnx');
     await importCheckpoint({ dir: checkpoint, out });
     const model = decodeModel(await readFile(join(out, 'onnx', 'model.onnx')), 'model.onnx');
@@ -167,7 +174,12 @@ describe('the imported ONNX folder, int8, the operator check', () => {
     const input = paddedBatch(LENGTHS, 24, 0);
     const expected = debertaV2Logits(config, lookup(weights), input);
     const fp32 = await compiledRows(out, input, { out: join(dir, 'export.kiln'), maxLength: 24 });
-    assert.ok(maxDelta(fp32.rows, expected) <= 1e-4);
+    const delta = maxDelta(fp32.rows, expected);
+    console.log(
+      `v3-buckets-shared-key (${'F16'} shards → ONNX folder): max |Δlogit| = ${delta.toExponential(2)}; fusions ${JSON.stringify(fp32.fusions)}`,
+    );
+    assert.ok(delta <= 1e-4, `max |Δ| ${delta}`);
+    assert.ok(maxDelta([fp32.rows[0]!], [fp32.rows[1]!]) > 1e-3, 'rows differ');
     const int8 = await compiledRows(out, input, {
       out: join(dir, 'export-int8.kiln'),
       maxLength: 24,

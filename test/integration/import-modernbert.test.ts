@@ -15,7 +15,13 @@ import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes, PRESETS } from '../../src/import/synth.js';
 import { decodeModel } from '../../src/onnx/proto.js';
 import { tempDir } from '../fixtures/models.js';
-import { compiledRows, maxDelta, paddedBatch, randomPartsWeights } from '../fixtures/parts-checkpoints.js';
+import {
+  compiledRows,
+  maxDelta,
+  paddedBatch,
+  randomPartsWeights,
+  writeShardedCheckpoint,
+} from '../fixtures/parts-checkpoints.js';
 import { lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { modernBertEmbeddings, modernBertLogits } from '../fixtures/reference-modernbert.js';
 
@@ -80,7 +86,7 @@ before(async () => {
 });
 
 describe('ModernBertForSequenceClassification logits equal the float64 reference within 1e-4', () => {
-  for (const [name, config] of Object.entries(CONFIGS)) {
+  for (const [name, config] of Object.entries(CONFIGS).filter(([name]) => name !== 'no-bias-mean-pooling')) {
     test(`${name}: rows of ${LENGTHS.join(', ')} tokens padded in one batch`, async () => {
       const weights = randomPartsWeights(config, 21);
       const checkpoint = await writeCheckpoint(join(dir, name), config, weights);
@@ -129,11 +135,12 @@ describe('ModernBertModel embeddings', () => {
   });
 });
 
-describe('the imported ONNX folder, int8, the operator check', () => {
-  test('an imported ModernBERT folder (input_ids + attention_mask → logits) compiles to the same logits; int8 runs close', async () => {
+describe('sharded half-precision checkpoints, the imported ONNX folder (Optimum layout), the operator check, int8', () => {
+  test('no-bias-mean-pooling, BF16 in two shards, imported to an ONNX folder (input_ids + attention_mask → logits): logits equal the reference within 1e-4; int8 runs close', async () => {
     const config = CONFIGS['no-bias-mean-pooling']!;
-    const weights = randomPartsWeights(config, 23);
-    const checkpoint = await writeCheckpoint(join(dir, 'export'), config, weights);
+    // The checkpoint: BF16, in two shards and an index; the reference reads the values it stores.
+    const weights = await writeShardedCheckpoint(join(dir, 'export'), config, randomPartsWeights(config, 21), 'BF16');
+    const checkpoint = join(dir, 'export');
     const out = join(dir, 'export-onnx');
     await importCheckpoint({ dir: checkpoint, out });
     const model = decodeModel(await readFile(join(out, 'onnx', 'model.onnx')), 'model.onnx');
@@ -148,7 +155,12 @@ describe('the imported ONNX folder, int8, the operator check', () => {
     const input = paddedBatch(LENGTHS, WIDTH, 0);
     const expected = modernBertLogits(config, lookup(weights), input);
     const fp32 = await compiledRows(out, input, { out: join(dir, 'export.kiln'), maxLength: WIDTH });
-    assert.ok(maxDelta(fp32.rows, expected) <= 1e-4);
+    const delta = maxDelta(fp32.rows, expected);
+    console.log(
+      `no-bias-mean-pooling (${'BF16'} shards → ONNX folder): max |Δlogit| = ${delta.toExponential(2)}; fusions ${JSON.stringify(fp32.fusions)}`,
+    );
+    assert.ok(delta <= 1e-4, `max |Δ| ${delta}`);
+    assert.ok(maxDelta([fp32.rows[0]!], [fp32.rows[1]!]) > 1e-3, 'rows differ');
     const int8 = await compiledRows(out, input, {
       out: join(dir, 'export-int8.kiln'),
       maxLength: WIDTH,
