@@ -173,10 +173,12 @@ function relativePositions(p: EncoderParts, ids: string, facts: NonNullable<Debe
     g.op('Greater', [distance, p.float(`bucket_minus_mid_${mid}`, -mid)]),
   ]);
   const absolute = g.op('Where', [near, p.float(`bucket_mid_less_1_${mid}`, mid - 1), g.op('Abs', [distance])]);
-  const denominator = Math.fround(Math.log(Math.fround((facts.maxRelative - 1) / mid)));
+  // The denominator goes through the same Log as the numerator, as in torch: at |d| = max − 1
+  // their ratio is then exactly 1 and the ceiling exactly mid − 1 (a constant rounded apart could tip it).
+  const denominator = g.op('Log', [p.float('bucket_max_ratio', (facts.maxRelative - 1) / mid)]);
   const logRatio = g.op('Div', [
     g.op('Log', [g.op('Div', [absolute, p.float(`bucket_mid_${mid}`, mid)])]),
-    p.float('bucket_log_max', denominator),
+    denominator,
   ]);
   const logPosition = g.op('Add', [
     g.op('Ceil', [g.op('Mul', [logRatio, p.float(`bucket_mid_less_1_${mid}`, mid - 1)])]),
