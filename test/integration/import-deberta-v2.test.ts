@@ -20,6 +20,7 @@ import {
   compiledRows,
   maxDelta,
   paddedBatch,
+  parameterCount,
   randomPartsWeights,
   writeShardedCheckpoint,
 } from '../fixtures/parts-checkpoints.js';
@@ -110,7 +111,7 @@ describe('DebertaV2ForSequenceClassification logits equal the float64 reference 
       const checkpoint = await writeCheckpoint(join(dir, name), config, weights);
       const input = paddedBatch(LENGTHS, 24, 0);
       const expected = debertaV2Logits(config, lookup(weights), input);
-      const { rows, fusions } = await compiledRows(checkpoint, input, {
+      const { rows, fusions, parameters } = await compiledRows(checkpoint, input, {
         out: join(dir, `${name}.kiln`),
         maxLength: 24,
       });
@@ -118,6 +119,7 @@ describe('DebertaV2ForSequenceClassification logits equal the float64 reference 
       console.log(`${name}: max |Δlogit| = ${delta.toExponential(2)}; fusions ${JSON.stringify(fusions)}`);
       assert.ok(delta <= 1e-4, `max |Δ| ${delta}`);
       assert.ok(maxDelta([rows[0]!], [rows[1]!]) > 1e-3, 'rows differ');
+      assert.equal(parameters, parameterCount(weights), 'the graph holds the checkpoint, nothing more');
       assert.ok((fusions.layerNorm ?? 0) > 0, 'the LayerNorms stay fusable');
     });
   }

@@ -19,6 +19,7 @@ import {
   compiledRows,
   maxDelta,
   paddedBatch,
+  parameterCount,
   randomPartsWeights,
   writeShardedCheckpoint,
 } from '../fixtures/parts-checkpoints.js';
@@ -92,7 +93,7 @@ describe('ModernBertForSequenceClassification logits equal the float64 reference
       const checkpoint = await writeCheckpoint(join(dir, name), config, weights);
       const input = paddedBatch(LENGTHS, WIDTH, 0);
       const expected = modernBertLogits(config, lookup(weights), input);
-      const { rows, fusions } = await compiledRows(checkpoint, input, {
+      const { rows, fusions, parameters } = await compiledRows(checkpoint, input, {
         out: join(dir, `${name}.kiln`),
         maxLength: WIDTH,
       });
@@ -100,6 +101,7 @@ describe('ModernBertForSequenceClassification logits equal the float64 reference
       console.log(`${name}: max |Δlogit| = ${delta.toExponential(2)}; fusions ${JSON.stringify(fusions)}`);
       assert.ok(delta <= 1e-4, `max |Δ| ${delta}`);
       assert.ok(maxDelta([rows[0]!], [rows[1]!]) > 1e-3, 'rows differ');
+      assert.equal(parameters, parameterCount(weights), 'the graph holds the checkpoint, nothing more');
     });
   }
 

@@ -251,11 +251,14 @@ export function buildDebertaV2(c: DebertaV2Facts, source: WeightSource): BuiltGr
     const batch = g.op('Slice', [idsShape, p.int('zero_1', [0]), p.int('one_1', [1])]);
     const tokens = g.op('Slice', [idsShape, p.int('one_1', [1]), p.int('two_1', [2])]);
     const expanded = g.op('Concat', [batch, p.int(`heads_${c.heads}`, [c.heads]), tokens, tokens], { axis: 0 });
-    const index = (x: string, name: string): string =>
+    /** A row of rel_embeddings per (query, key), clamped to the table as torch.clamp does. */
+    const index = (row: string, name: string): string =>
       g.op(
         'Expand',
         [
-          g.op('Cast', [g.op('Clip', [x, p.float('zero_f', 0), p.float(`span_max_${span}`, 2 * span - 1)])], { to: 7 }),
+          g.op('Cast', [g.op('Clip', [row, p.float('zero_f', 0), p.float(`span_max_${span}`, 2 * span - 1)])], {
+            to: 7,
+          }),
           expanded,
         ],
         undefined,

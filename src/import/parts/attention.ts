@@ -97,11 +97,18 @@ export function rotaryTables(p: EncoderParts, ids: string, theta: number, size: 
   const key = `rotary_${theta}_${size}`;
   const g = p.g;
   const angles = p.once(`${key}_angles`, () => {
-    // inv_freq[i] = 1 / theta^(2i / size), rounded to float32 at each step as torch computes it.
-    const inverse = Array.from({ length: size / 2 }, (_, i) =>
-      Math.fround(1 / Math.fround(Math.fround(theta) ** Math.fround((2 * i) / size))),
+    // inv_freq[i] = 1 / theta^(2i / size), computed in the graph in float32 as torch computes it
+    // (ONNX Runtime folds it to a constant when optimizing).
+    const even = g.op(
+      'Cast',
+      [g.op('Range', [p.int('zero', [0], []), p.int(`size_${size}`, [size], []), p.int('two', [2], [])])],
+      {
+        to: 1,
+      },
     );
-    const frequencies = g.constant(`${key}_inv_freq`, [...inverse, ...inverse], [1, size]);
+    const exponents = g.op('Div', [even, p.float(`size_f_${size}`, size)]);
+    const inverse = g.op('Reciprocal', [g.op('Pow', [p.float(`theta_${theta}`, theta), exponents])]);
+    const frequencies = g.op('Unsqueeze', [g.op('Concat', [inverse, inverse], { axis: 0 }), p.int('axis_0', [0])]);
     const positions = g.op('Cast', [g.op('Unsqueeze', [positionIds(p, ids), p.int('axis_1', [1])])], { to: 1 });
     return g.op('Mul', [positions, frequencies], undefined, { name: `/${key}/angles` });
   });

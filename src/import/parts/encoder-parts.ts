@@ -91,14 +91,17 @@ export class EncoderParts {
     });
   }
 
-  /** nn.LayerNorm `module` over the last axis; without bias (`bias: false`) its shift is a zero constant. */
+  /** nn.LayerNorm `module` over the last axis; without bias (`bias: false`) the node has no shift input (optional in ONNX). */
   layerNorm(x: string, module: string, size: number, epsilon: number, options: { bias?: boolean } = {}): string {
     const scale = this.tensor(`${module}.weight`, [size]);
-    const shift =
-      (options.bias ?? true)
-        ? this.tensor(`${module}.bias`, [size])
-        : this.once(`zeros_${size}`, (n) => this.g.constant(n, new Array(size).fill(0), [size]));
-    return layerNorm(this.g, x, scale, shift, epsilon, module);
+    if (options.bias ?? true)
+      return layerNorm(this.g, x, scale, this.tensor(`${module}.bias`, [size]), epsilon, module);
+    return this.g.op(
+      'LayerNormalization',
+      [x, scale],
+      { axis: -1, epsilon: { float: epsilon } },
+      { name: `/${module}/LayerNorm` },
+    );
   }
 
   /** ACT2FN[`kind`] applied to `x`; `name` names its last node. */
