@@ -2,7 +2,7 @@
  * ModernBERT checkpoints (HF names, safetensors, random weights, small unusual configs) compiled
  * by kiln against the independent float64 reference (test/fixtures/reference-modernbert.ts):
  * classifier logits (cls and mean pooling) and mean-pooled normalized embeddings within 1e-4,
- * rows padded in one batch with one at max length, a local window shorter than the inputs;
+ * rows padded in one batch with one at max positions, a local window shorter than the inputs;
  * int8; the imported ONNX folder (Optimum's layout) compiles too.
  */
 import assert from 'node:assert/strict';
@@ -35,7 +35,7 @@ const BASE: Record<string, unknown> = {
   num_hidden_layers: 4,
   num_attention_heads: 2,
   hidden_activation: 'gelu',
-  max_position_embeddings: 64,
+  max_position_embeddings: WIDTH,
   norm_eps: 1e-5,
   norm_bias: false,
   attention_bias: false,
