@@ -7,12 +7,15 @@ import { KilnError } from '../core/errors.js';
 import { ELECTRA } from './arch/electra.js';
 import { MPNET } from './arch/mpnet.js';
 import type { EncoderParts } from './encoder-graph.js';
+import { ARCH_MODULES, archModuleFor } from './arch/index.js';
+import type { ArchBuild } from './arch/module.js';
 
 export type Activation = 'gelu' | 'gelu_new' | 'relu';
 export type Family = 'bert' | 'roberta' | 'distilbert' | 'mpnet' | 'electra';
 
 export interface EncoderConfig {
-  family: Family;
+  /** `parts`: an architecture built by parts (src/import/arch/), whose `arch` builds it. */
+  family: Family | 'parts';
   /** The architecture name, as in config.json's `architectures`. */
   architecture: string;
   hidden: number;
@@ -37,6 +40,8 @@ export interface EncoderConfig {
   embeddingSize?: number;
   /** Rows of MPNet's relative attention bias table (`relative_attention_num_buckets`). */
   relativeBuckets?: number;
+  /** The graph and parameter list of an architecture built by parts; absent for the families above. */
+  arch?: ArchBuild;
 }
 
 export type HeadKind = 'classifier' | 'token' | 'none';
@@ -193,6 +198,7 @@ export const BASE_ENCODERS: ReadonlySet<string> = new Set([
   // config.json names MPNetForMaskedLM, google/electra-*-discriminator's ElectraForPreTraining.
   'MPNetForMaskedLM',
   'ElectraForPreTraining',
+  'ModernBertModel',
 ]);
 
 /**
@@ -223,7 +229,10 @@ const MODEL_TYPES: Record<string, Family> = {
   ...Object.fromEntries(DEFINED.flatMap((d) => d.modelTypes.map((t) => [t, d.family]))),
 };
 
-export const SUPPORTED_ARCHITECTURES = Object.keys(ARCHITECTURES);
+export const SUPPORTED_ARCHITECTURES = [
+  ...Object.keys(ARCHITECTURES),
+  ...ARCH_MODULES.flatMap((m) => [...m.heads, ...m.baseModels]),
+];
 
 /** The head an architecture name implies: a base encoder has none, `…ForTokenClassification` a per-token one. */
 export function headOf(architecture: string): HeadKind {
@@ -252,6 +261,9 @@ export function encoderConfig(
     : [];
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : '';
   const architecture = architectures[0] ?? modelType;
+  const byParts = archModuleFor(architecture);
+  if (byParts && (!modelType || byParts.modelTypes.includes(modelType)))
+    return byParts.config(raw, path, { headless: options.headless === true });
   const family = architectures.length > 0 ? ARCHITECTURES[architecture] : undefined;
   if (!family || (modelType && MODEL_TYPES[modelType] !== family)) {
     throw new KilnError('KILN_ERR_IMPORT_ARCHITECTURE', {

@@ -123,6 +123,7 @@ export interface EncoderContext {
 }
 
 export function buildEncoderClassifier(config: EncoderConfig, source: WeightSource): BuiltGraph {
+  if (config.family === 'parts') return config.arch!.build(source);
   const names = FAMILY_NAMES[config.family];
   const parts = FAMILY_PARTS[config.family]!;
   const w = new Weights(source, names, config.architecture);

@@ -11,6 +11,7 @@ import { pathKind, replaceDir, temporarySibling } from '../core/fs.js';
 import { writeSafetensors } from '../model/safetensors.js';
 import { writeModel } from '../onnx/writer.js';
 import { PACKAGE_ROOT } from '../version.js';
+import { ARCH_MODULES } from './arch/index.js';
 import { type EncoderConfig, encoderConfig, FAMILY_NAMES } from './architectures.js';
 import { buildEncoderClassifier, IMPORT_OPSET, type WeightSource } from './encoder-graph.js';
 import { assertReplaceable } from './import.js';
@@ -98,6 +99,7 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
     num_attention_heads: 16,
     num_hidden_layers: 24,
   },
+  ...Object.fromEntries(ARCH_MODULES.flatMap((m) => Object.entries(m.presets))),
 };
 
 export const SYNTHETIC_NOTE =
@@ -149,7 +151,8 @@ export function randomStream(name: string, seed: number): () => number {
  */
 export function syntheticTensor(name: string, count: number, seed: number, std: number): Float32Array {
   const out = new Float32Array(count);
-  const isNorm = /LayerNorm|layer_norm/.test(name);
+  // ModernBERT names its norms norm, attn_norm, mlp_norm, final_norm.
+  const isNorm = /LayerNorm|layer_norm|(^|\.|_)norm\.weight$/.test(name);
   if (name.endsWith('.bias') || name.endsWith('.beta')) return out;
   if (isNorm) return out.fill(1);
   const next = randomStream(name, seed);
@@ -160,6 +163,7 @@ export function syntheticTensor(name: string, count: number, seed: number, std: 
 
 /** The canonical Hugging Face parameter names and shapes of a sequence classifier. */
 export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[string, number[]]> {
+  if (config.family === 'parts') return config.arch!.shapes(vocab);
   const H = config.hidden;
   const I = config.intermediate;
   const names = FAMILY_NAMES[config.family];
