@@ -5,10 +5,10 @@
  */
 import { KilnError } from '../core/errors.js';
 import { ELECTRA } from './arch/electra.js';
-import { MPNET } from './arch/mpnet.js';
-import type { EncoderParts } from './encoder-graph.js';
 import { ARCH_MODULES, archModuleFor } from './arch/index.js';
 import type { ArchBuild } from './arch/module.js';
+import { MPNET } from './arch/mpnet.js';
+import type { EncoderParts } from './encoder-graph.js';
 
 export type Activation = 'gelu' | 'gelu_new' | 'relu';
 export type Family = 'bert' | 'roberta' | 'distilbert' | 'mpnet' | 'electra';
