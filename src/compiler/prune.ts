@@ -46,10 +46,6 @@ export function pruneToFirstToken(model: ModelProto, options: PruneOptions): Pru
 
   const facts = inferShapes(model);
   const opset = opsetImports(model)[''] ?? 1;
-  const producer = new Map<string, number>();
-  nodes.forEach((n, i) => {
-    for (const o of n.output ?? []) if (o) producer.set(o, i);
-  });
 
   // Backward: what each tensor's readers need of it.
   const requests = new Map<string, Need[]>();
