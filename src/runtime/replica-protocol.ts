@@ -14,7 +14,14 @@ export type WireTensor =
 export type WireError = { code: ErrorCode; params: ErrorParams<ErrorCode> } | { message: string; stack?: string };
 
 export type ToReplica =
-  | { type: 'load'; modelPath: string; backend: Backend; intraOpThreads: number; nice: number }
+  | {
+      type: 'load';
+      modelPath: string;
+      backend: Backend;
+      optimization: 'all' | 'disabled';
+      intraOpThreads: number;
+      nice: number;
+    }
   | { type: 'run'; id: number; feeds: Record<string, WireTensor> }
   | { type: 'close' };
 

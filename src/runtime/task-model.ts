@@ -15,7 +15,8 @@ import { defaultBuckets } from '../model/buckets.js';
 import type { ModelInput } from '../model/input.js';
 import { TextTokenizer, type TruncationDirection } from '../model/tokenizer.js';
 import type { Batcher } from './batcher.js';
-import type { Backend } from './binding.js';
+import type { Backend, DeviceChoice } from './binding.js';
+import { chooseDevice, deviceLayout } from './device.js';
 import { checkLayoutFits } from './memory.js';
 import { type ReplicaFactory, workerReplicas } from './replica.js';
 import { DEFAULT_MAX_DELAY_MS, DEFAULT_MAX_QUEUE, Scheduler, type SchedulerStats } from './scheduler.js';
@@ -42,8 +43,11 @@ export interface ModelOptions {
   replicaNice?: number;
   /** Sequence lengths (tokens) batches are padded to, ascending; text tasks only. @defaultValue the artifact's buckets */
   buckets?: number[];
-  /** The ONNX Runtime execution provider the replicas run on. @defaultValue 'cpu' */
-  backend?: Backend;
+  /**
+   * The device the replicas run on: `cpu`, `webgpu`, `cuda`, or `auto` (the first of cuda, webgpu,
+   * cpu that answers and can run the artifact). A GPU runs one replica. @defaultValue the device the artifact was compiled for
+   */
+  device?: DeviceChoice;
   /** Check every file's SHA-256 against the manifest before loading. @defaultValue true */
   verify?: boolean;
   /** Replaces the worker replicas (tests inject failing ones). */
@@ -66,6 +70,8 @@ export const DEFAULT_THREADS_PER_REPLICA = 1;
 
 /** The layout in use: replicas × threads, batching. */
 export interface Layout {
+  /** Where the replicas run (ONNX Runtime's execution provider). */
+  device: Backend;
   replicas: number;
   threadsPerReplica: number;
   maxBatch: number;
@@ -93,9 +99,13 @@ export async function startScheduler<I>(
   batcher: Batcher<I>,
   fixedLength = false,
 ): Promise<{ scheduler: Scheduler<I>; layout: Layout }> {
-  const tuned = manifest.tuned;
-  const threadsPerReplica = options.threadsPerReplica ?? tuned?.threadsPerReplica ?? DEFAULT_THREADS_PER_REPLICA;
-  const replicas = resolveReplicas(options.replicas ?? tuned?.replicas, threadsPerReplica);
+  const { device, optimization } = await chooseDevice(dir, manifest, options.device);
+  // A layout tuned on another device says nothing about this one.
+  const tuned = (manifest.tuned?.device ?? 'cpu') === device ? manifest.tuned : undefined;
+  const onDevice = deviceLayout(device, options.replicas ?? tuned?.replicas);
+  const threadsPerReplica =
+    options.threadsPerReplica ?? tuned?.threadsPerReplica ?? onDevice.threadsPerReplica ?? DEFAULT_THREADS_PER_REPLICA;
+  const replicas = resolveReplicas(onDevice.replicas, threadsPerReplica);
   const maxBatch = Math.min(options.maxBatch ?? tuned?.maxBatch ?? manifest.limits.maxBatch, manifest.limits.maxBatch);
   let buckets = [1];
   if (!fixedLength) {
@@ -119,7 +129,8 @@ export async function startScheduler<I>(
       options.replicaFactory ??
       workerReplicas({
         modelPath: join(dir, manifest.model.file),
-        backend: options.backend ?? 'cpu',
+        backend: device,
+        optimization,
         intraOpThreads: threadsPerReplica,
         nice: options.replicaNice ?? DEFAULT_REPLICA_NICE,
       }),
@@ -131,7 +142,7 @@ export async function startScheduler<I>(
     buckets,
     batcher,
   });
-  return { scheduler, layout: { replicas, threadsPerReplica, maxBatch, maxDelayMs, buckets, maxQueue } };
+  return { scheduler, layout: { device, replicas, threadsPerReplica, maxBatch, maxDelayMs, buckets, maxQueue } };
 }
 
 /** The tokenizer stored in a text artifact. */

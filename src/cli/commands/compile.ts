@@ -2,12 +2,14 @@ import { relative } from 'node:path';
 import {
   type CompileStep,
   compile,
+  DEFAULT_GPU_MAX_BATCH,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_LENGTH,
   MAX_BATCH_LIMIT,
   PRECISIONS,
   type Precision,
 } from '../../compiler/compile.js';
+import { describePlacement } from '../../compiler/placement.js';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import {
@@ -20,6 +22,7 @@ import {
   type Task,
 } from '../../model/artifact.js';
 import { CHANNEL_ORDERS, type ChannelOrder, parseImageSize, RESIZE_MODES, type ResizeMode } from '../../model/image.js';
+import { deviceFlag } from '../device-flag.js';
 import {
   describeImage,
   formatBytes,
@@ -49,11 +52,13 @@ const STEP_LABELS: Record<CompileStep, string> = {
   hash: 'hashed the source',
   import: 'imported the checkpoint into an ONNX graph',
   quantize: 'quantized MatMul weights to int8',
+  fp16: 'converted MatMul/Gemm weights and compute to fp16',
+  'place-operators': 'placed the operators on the device (profiled test inference)',
   verify: 'verified the compiled model against the fp32 source',
   'measure-memory': 'measured one replica at max batch × max length',
   'check-operators': 'checked every operator against the runtime',
   'check-io': 'checked inputs, outputs and labels',
-  optimize: 'optimized the graph for this machine',
+  optimize: 'optimized the graph (for this CPU; basic and portable for a GPU)',
   'smoke-test': 'ran a test inference',
   write: 'wrote the artifact',
 };
@@ -106,16 +111,16 @@ export const compileCommand = defineCommand({
       defaultText: `${DEFAULT_MAX_LENGTH}, or the model's position limit if smaller`,
       parse: integer(2, 8192),
     }),
-    'max-batch': valueFlag({
+    'max-batch': deferredFlag({
       arg: 'N',
       description: 'Most texts per inference call.',
-      default: DEFAULT_MAX_BATCH,
+      defaultText: `${DEFAULT_MAX_BATCH} (${DEFAULT_GPU_MAX_BATCH} on a GPU device)`,
       parse: integer(1, MAX_BATCH_LIMIT),
     }),
     precision: valueFlag({
       arg: 'P',
       description:
-        'fp32, or int8: MatMul/Gemm weights quantized per channel, activations at run time (faster, smaller; check it with --verify).',
+        'fp32; int8 (CPU): MatMul/Gemm weights quantized per channel, activations at run time (faster, smaller); fp16 (GPU devices): MatMul/Gemm weights and compute in fp16, LayerNorm, Softmax and GELU in fp32. Check either with --verify.',
       default: 'fp32' as Precision,
       parse: choice<Precision>(PRECISIONS),
     }),
@@ -232,6 +237,7 @@ export const compileCommand = defineCommand({
       description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.',
       default: false,
     },
+    ...deviceFlag,
     ...hubFlags,
   },
   examples: [
@@ -267,6 +273,7 @@ export const compileCommand = defineCommand({
       maxLength: flags['max-length'],
       maxBatch: flags['max-batch'],
       cache: !flags['no-cache'],
+      device: flags.device,
       precision: flags.precision,
       quantizeEmbeddings: flags['quantize-embeddings'],
       keepFp32: flags['keep-fp32'],
@@ -290,6 +297,10 @@ export const compileCommand = defineCommand({
         phase === 'start' ? progress.step(STEP_LABELS[step]) : progress.done(STEP_LABELS[step]),
     });
     const { manifest } = result;
+    const placement = manifest.compile.placement
+      ? describePlacement(manifest.compile.backend, manifest.compile.placement)
+      : null;
+    if (placement?.warning) process.stderr.write(`kiln compile: warning: ${placement.warning}\n`);
     if (flags.json) {
       process.stdout.write(
         `${JSON.stringify({ artifact: result.artifactDir, cache: result.cache, cacheKey: result.cacheKey, durationMs: Math.round(result.durationMs), manifest })}\n`,
@@ -317,6 +328,7 @@ export const compileCommand = defineCommand({
           ['operators', `${sum(ops.source)} → ${sum(ops.optimized)} nodes after optimization`],
           ['', operatorChanges(ops.source, ops.optimized)],
           ['fusions', describeFusions(manifest.model.fusions)],
+          ...(placement ? [['placement', placement.line] as [string, string]] : []),
           ...precisionRows(manifest),
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
           ...(manifest.memory
