@@ -102,9 +102,10 @@ function checkPrecision(backend: Backend, precision: Precision): void {
 }
 
 export async function planCompile(options: CompileOptions): Promise<CompilePlan> {
-  // The device first: a GPU that does not answer fails before any other work.
-  const { device: backend } = await resolveDevice(options.device ?? 'cpu');
+  // The device first: a precision it cannot take, or a GPU that does not answer, fails before any other work.
   const precision = options.precision ?? 'fp32';
+  if (options.device && options.device !== 'auto') checkPrecision(options.device, precision);
+  const { device: backend } = await resolveDevice(options.device ?? 'cpu');
   checkPrecision(backend, precision);
   const { source, config, task, graphs } = await resolveModel(options);
   const module = findTaskModule(task)!;
