@@ -10,9 +10,11 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { loadModel } from '../../src/api/open.js';
+import { compile } from '../../src/compiler/compile.js';
 import { isKilnError } from '../../src/core/errors.js';
 import type { Manifest } from '../../src/model/artifact.js';
 import { probeDevice } from '../../src/runtime/binding.js';
+import { cnnFolder, pixels, png } from '../fixtures/image-models.js';
 import { EMBEDDED_MODEL, errorCode, kiln, serveProcess, tempDir } from '../fixtures/models.js';
 
 /** Vulkan pointed at no driver: the Vulkan loader finds none, so Dawn has no adapter. */
@@ -174,4 +176,28 @@ test('--device webgpu --precision fp16 --verify passes on SST-2 sentences and ha
   const fp32Bytes = 4 * manifest.model.parameters;
   assert.ok((await stat(join(out, 'model.onnx'))).size < 0.6 * fp32Bytes, 'weights stored in fp16');
   assert.match(r.stdout, /precision +fp16: \d+ MatMul\/Gemm/);
+});
+
+test("an image model (a small CNN: Conv, Relu, GlobalAveragePool, Gemm) on WebGPU answers the CPU artifact's logits within 1e-3", async (t) => {
+  if (noAdapter) {
+    t.skip(`no WebGPU adapter (${noAdapter}); .ci/run installs Mesa's lavapipe from bookworm-backports`);
+    return;
+  }
+  const source = await cnnFolder(dir);
+  const gpuArt = await compile({ source, out: join(dir, 'cnn-webgpu.kiln'), device: 'webgpu', maxBatch: 4 });
+  const cpuArt = await compile({ source, out: join(dir, 'cnn-cpu.kiln'), maxBatch: 4 });
+  assert.equal(gpuArt.manifest.compile.placement!.computeOnCpu.length, 0, 'every Conv and Gemm on the GPU');
+  const images = await Promise.all([1, 2, 3].map((seed) => png(pixels(16, 16, seed), 16, 16)));
+  const gpu = await loadModel({ model: gpuArt.artifactDir });
+  const cpu = await loadModel({ model: cpuArt.artifactDir });
+  try {
+    const [onGpu, onCpu] = await Promise.all([gpu.infer(images), cpu.infer(images)]);
+    for (const [i, row] of onGpu.entries()) {
+      const expected = (onCpu[i] as { logits: number[] }).logits;
+      for (const [j, v] of (row as { logits: number[] }).logits.entries())
+        assert.ok(Math.abs(v - expected[j]!) <= 1e-3, `image ${i} logit ${j}: webgpu ${v}, cpu ${expected[j]}`);
+    }
+  } finally {
+    await Promise.all([gpu.close(), cpu.close()]);
+  }
 });
