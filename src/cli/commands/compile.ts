@@ -22,7 +22,7 @@ import {
   type Task,
 } from '../../model/artifact.js';
 import { CHANNEL_ORDERS, type ChannelOrder, parseImageSize, RESIZE_MODES, type ResizeMode } from '../../model/image.js';
-import { deviceFlag } from '../device-flag.js';
+import { deviceFlag, noticeAutoDevice } from '../device-flag.js';
 import {
   describeImage,
   formatBytes,
@@ -297,6 +297,7 @@ export const compileCommand = defineCommand({
         phase === 'start' ? progress.step(STEP_LABELS[step]) : progress.done(STEP_LABELS[step]),
     });
     const { manifest } = result;
+    noticeAutoDevice(flags.device, manifest.compile.backend, 'compile');
     const placement = manifest.compile.placement
       ? describePlacement(manifest.compile.backend, manifest.compile.placement)
       : null;
