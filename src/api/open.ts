@@ -8,6 +8,7 @@ import { pathKind } from '../core/fs.js';
 import { isPackagePath, unpackPackage } from '../deploy/package.js';
 import { mayBeHubModel, type PullOptions } from '../hub/pull.js';
 import { isArtifactDir } from '../model/artifact.js';
+import type { DeviceChoice } from '../runtime/binding.js';
 import type { ModelOptions } from '../runtime/task-model.js';
 import { type LoadedModel, loadModel as openArtifact } from '../tasks/registry.js';
 
@@ -32,18 +33,18 @@ export interface LoadModelOptions extends RuntimeOptions {
 
 /**
  * The artifact folder `path` names: an artifact is itself, a source is compiled through the
- * cache (a hit after the first time) and its cache entry used (a Hub model is pulled as `hub`
+ * cache for `device` (a hit after the first time) and its cache entry used (a Hub model is pulled as `hub`
  * says first), a package is unpacked into the cache once and that folder used.
  */
 export async function resolveArtifact(
   path: string,
-  options: Pick<LoadModelOptions, 'onCompile' | 'hub'> = {},
+  options: Pick<LoadModelOptions, 'onCompile' | 'hub'> & { device?: DeviceChoice } = {},
 ): Promise<string> {
   const kind = await pathKind(path);
   if (kind === 'missing' && !mayBeHubModel(path)) throw new KilnError('KILN_ERR_SOURCE_NOT_FOUND', { path });
   if (kind === 'dir' && (await isArtifactDir(path))) return path;
   if (kind === 'file' && isPackagePath(path)) return unpackPackage(path);
-  const result = await compile({ source: path, out: null, hub: options.hub });
+  const result = await compile({ source: path, out: null, hub: options.hub, device: options.device });
   options.onCompile?.(path, result);
   return result.artifactDir;
 }
@@ -54,5 +55,5 @@ export async function resolveArtifact(
  */
 export async function loadModel(options: LoadModelOptions): Promise<LoadedModel> {
   const { model, onCompile, hub, ...runtime } = options;
-  return openArtifact(await resolveArtifact(model, { onCompile, hub }), runtime);
+  return openArtifact(await resolveArtifact(model, { onCompile, hub, device: runtime.device }), runtime);
 }

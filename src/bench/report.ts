@@ -100,7 +100,7 @@ export function renderReport(result: BenchResult): string {
     ],
     [
       'layout',
-      `${result.layout.replicas} replica(s) × ${result.layout.threadsPerReplica} thread(s), max batch ${result.layout.maxBatch}, max delay ${result.layout.maxDelayMs} ms, buckets ${result.layout.buckets.join(',')}`,
+      `${result.layout.device ? `${result.layout.device}, ` : ''}${result.layout.replicas} replica(s) × ${result.layout.threadsPerReplica} thread(s), max batch ${result.layout.maxBatch}, max delay ${result.layout.maxDelayMs} ms, buckets ${result.layout.buckets.join(',')}`,
     ],
     [
       'machine',

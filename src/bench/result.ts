@@ -12,7 +12,14 @@ export interface BenchResult {
   target: string | null;
   /** Where the inputs came from (null when given in code), how many, and their mean size in tokens. */
   data: { path: string | null; texts: number; meanTokens: number };
-  layout: { replicas: number; threadsPerReplica: number; maxBatch: number; maxDelayMs: number; buckets: number[] };
+  layout: {
+    device?: string;
+    replicas: number;
+    threadsPerReplica: number;
+    maxBatch: number;
+    maxDelayMs: number;
+    buckets: number[];
+  };
   machine: { cpu: string; cores: number };
   versions: { kiln: string; onnxruntime: string };
   latency?: LatencySummary;

@@ -30,6 +30,8 @@ export interface TuneOptions {
   load: (replicas: number, threadsPerReplica: number) => Promise<LoadedModel>;
   onTrial?: (trial: Trial, index: number, planned: number) => void;
   cores?: number;
+  /** The model runs on a GPU: one replica (the device is not split), and batches up to {@link GPU_BATCHES}. */
+  gpu?: boolean;
 }
 
 /** Ways to split the cores into replicas × threads (threads a power of two). */
@@ -40,12 +42,14 @@ export function splits(cores: number): Array<[replicas: number, threads: number]
 }
 
 const BATCHES = [1, 2, 4, 8, 16, 32, 64];
+/** A GPU's throughput keeps growing with batch long after a core's does. */
+const GPU_BATCHES = [...BATCHES, 128, 256, 512];
 const DELAYS = [0, 5, 10];
 
 export async function tune(options: TuneOptions): Promise<{ best: Trial | null; trials: Trial[] }> {
   const cores = options.cores ?? availableParallelism();
-  const layouts = splits(cores);
-  const batches = BATCHES.filter((b) => b <= options.maxBatchLimit);
+  const layouts: Array<[number, number]> = options.gpu ? [[1, 1]] : splits(cores);
+  const batches = (options.gpu ? GPU_BATCHES : BATCHES).filter((b) => b <= options.maxBatchLimit);
   const planned = layouts.length * batches.length + DELAYS.length;
   const trialS = Math.max(0.5, options.budgetS / planned);
   const trials: Trial[] = [];

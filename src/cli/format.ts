@@ -74,7 +74,9 @@ export function precisionRows(m: Manifest): Array<[string, string]> {
       'precision',
       q
         ? `int8: ${q.quantized.length} MatMul/Gemm quantized${q.kept.length ? `, ${q.kept.length} kept fp32` : ''}${q.embeddings.length ? ', embeddings int8' : ''}; ${(q.quantizedFraction * 100).toFixed(1)} % of weights in 8 bits, ${formatBytes(q.weightBytes.before)} → ${formatBytes(q.weightBytes.after)}`
-        : 'fp32',
+        : m.fp16
+          ? `fp16: ${m.fp16.matmuls} MatMul/Gemm and ${m.fp16.gathers} embedding table(s) in fp16 (${formatBytes(m.fp16.weightBytes)} of weights); fp32 kept for ${m.fp16.keptFp32}`
+          : 'fp32',
     ]);
   const v = m.verify;
   if (v) {

@@ -11,6 +11,7 @@ import {
   DEFAULT_THREADS_PER_REPLICA,
   type ModelOptions,
 } from '../runtime/task-model.js';
+import { deviceFlag } from './device-flag.js';
 import { deferredFlag, type FlagValues, integer, nullFlag, valueFlag } from './table.js';
 
 function replicasFlag(raw: string, flag: string): number | 'auto' {
@@ -34,12 +35,13 @@ function bucketsFlag(raw: string, flag: string): number[] {
 }
 
 export const runtimeFlags = {
+  ...deviceFlag,
   replicas: deferredFlag({
     arg: 'N|auto',
     description:
-      'Model replicas (ONNX Runtime sessions in worker threads); auto fills the cores with replicas of --threads-per-replica threads.',
+      'Model replicas (ONNX Runtime sessions in worker threads); auto fills the cores with replicas of --threads-per-replica threads. A GPU device runs one.',
     defaultText:
-      'the tuned layout (kiln tune), else auto, plus a wide replica (every core) for requests that find the replicas idle; setting it pins the layout',
+      'the tuned layout (kiln tune), else auto (1 on a GPU), plus on the CPU a wide replica (every core) for requests that find the replicas idle; setting it pins the layout',
     parse: replicasFlag,
   }),
   'threads-per-replica': deferredFlag({
@@ -98,6 +100,7 @@ export const runtimeFlags = {
 /** The runtime options the flags say; an absent flag leaves the option to the runtime's default. */
 export function runtimeOptions(flags: FlagValues<typeof runtimeFlags>): ModelOptions {
   return {
+    device: flags.device,
     replicas: flags.replicas,
     threadsPerReplica: flags['threads-per-replica'],
     maxBatch: flags['max-batch'],

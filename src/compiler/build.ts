@@ -10,8 +10,8 @@ import { KilnError } from '../core/errors.js';
 import { pathKind, temporarySibling } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import { importCheckpoint } from '../import/import.js';
+import type { Fp16Report, Placement } from '../model/artifact.js';
 import { ARTIFACT_FORMAT, MANIFEST_FILE, type Manifest, type MemoryFigures, MODEL_FILE } from '../model/artifact.js';
-import { defaultBuckets } from '../model/buckets.js';
 import { readDataset } from '../model/dataset.js';
 import type { PruneReport, QuantizeReport, StaticQuantizeReport, VerifyReport } from '../model/reports.js';
 import { readJson } from '../model/source.js';
@@ -25,17 +25,19 @@ import {
   parameterCount,
 } from '../onnx/graph.js';
 import { decodeModel, encodeModel, type ModelProto } from '../onnx/proto.js';
-import { type Backend, createSession, RUNTIME_VERSION } from '../runtime/binding.js';
+import { type Backend, createSession, isGpu, RUNTIME_VERSION } from '../runtime/binding.js';
 import { checkTextInputs } from '../tasks/io-check.js';
 import { findTaskModule } from '../tasks/registry.js';
 import type { CheckedHead, HeadOptions, TaskModule } from '../tasks/task.js';
 import { KILN_VERSION } from '../version.js';
 import type { CompileStep } from './compile-options.js';
+import { convertToFp16 } from './fp16.js';
 import { fusionCounts } from './fusions.js';
 import { imageBatches } from './image-data.js';
 import { analyticEstimate, measureReplica, PROCESS_BASE_BYTES, WORKER_OVERHEAD_BYTES } from './memory.js';
 import { findUnsupportedOps, unsupportedOpsError } from './op-check.js';
-import { type CompilePlan, compileTarget } from './plan.js';
+import { placeOperators } from './placement.js';
+import { type CompilePlan, compileTarget, deviceBuckets } from './plan.js';
 import { pruneToFirstToken } from './prune.js';
 import { quantizeModel } from './quantize.js';
 import { imageBatch, smokeTest, type TestBatch, textBatch } from './smoke-test.js';
@@ -76,6 +78,7 @@ interface Quantized {
   model: ModelProto;
   quantization?: QuantizeReport;
   staticQuantization?: StaticQuantizeReport;
+  fp16?: Fp16Report;
 }
 
 export async function build(plan: CompilePlan, run: BuildRun): Promise<Manifest> {
@@ -88,17 +91,31 @@ export async function build(plan: CompilePlan, run: BuildRun): Promise<Manifest>
       ? await run.step('quantize', () => quantize(plan, pruned.model))
       : { model: pruned.model };
     const modelPath = join(run.staging, MODEL_FILE);
-    const optimized = await run.step('optimize', () => optimize(plan, source, quantized.model, modelPath, run.staging));
+    let optimized = await run.step('optimize', () => optimize(plan, source, quantized.model, modelPath, run.staging));
+    if (plan.precision === 'fp16') {
+      const converted = await run.step('fp16', () => toFp16(optimized, modelPath));
+      optimized = converted.model;
+      quantized.fp16 = converted.report;
+    }
     const width = io.head.width;
     await run.step('smoke-test', () =>
       smokeTest(modelPath, shownPath, plan.backend, testBatch(plan, io, optimized), width),
     );
-    const memory = await run.step('measure-memory', () => measureMemory(plan, modelPath, optimized));
+    const placement = isGpu(plan.backend)
+      ? await run.step('place-operators', () =>
+          placeOperators(modelPath, plan.backend, testBatch(plan, io, optimized).feeds),
+        )
+      : null;
+    // The memory probe measures a CPU replica's resident memory; a GPU replica's memory is the
+    // device's, which ONNX Runtime's WebGPU and CUDA providers do not report to Node.
+    const memory = isGpu(plan.backend)
+      ? null
+      : await run.step('measure-memory', () => measureMemory(plan, modelPath, optimized));
     const verified = plan.verify
       ? await run.step('verify', () => verify(plan, source, io, modelPath, optimized))
       : null;
     return run.step('write', () =>
-      writeArtifact(plan, run, { source, io, optimized, pruned, quantized, memory, verified }),
+      writeArtifact(plan, run, { source, io, optimized, pruned, quantized, memory, verified, placement }),
     );
   });
 }
@@ -249,9 +266,13 @@ async function optimize(
       from = join(scratch, 'model.onnx');
       await writeFile(from, encodeModel(model));
     }
+    // A GPU artifact stores a portable graph: the basic level (constant folding, redundant nodes;
+    // no provider's fused kernels or layouts), written by a CPU session, optimized for the
+    // provider when a session loads it.
+    const gpu = isGpu(plan.backend);
     const session = await createSession(from, {
-      backend: plan.backend,
-      optimization: 'all',
+      backend: 'cpu',
+      optimization: gpu ? 'basic' : 'all',
       optimizedModelPath: modelPath,
     });
     await session.release();
@@ -269,6 +290,13 @@ async function optimize(
   const unsupported = findUnsupportedOps(optimized, plan.backend);
   if (unsupported.length > 0) throw unsupportedOpsError(unsupported, plan.backend);
   return optimized;
+}
+
+/** The optimized graph with its MatMuls and embedding tables in fp16 (fp16.ts), written over it. */
+async function toFp16(optimized: ModelProto, modelPath: string): Promise<{ model: ModelProto; report: Fp16Report }> {
+  const converted = convertToFp16(optimized);
+  await writeFile(modelPath, encodeModel(converted.model));
+  return converted;
 }
 
 /** Two texts or two images, as the task takes them. */
@@ -352,12 +380,13 @@ async function writeArtifact(
     optimized: ModelProto;
     pruned: Pruned;
     quantized: Quantized;
-    memory: MemoryFigures;
+    memory: MemoryFigures | null;
     verified: VerifyReport | null;
+    placement: Placement | null;
   },
 ): Promise<Manifest> {
   const { source, config, image, limits, backend } = plan;
-  const { io, optimized, pruned, quantized, memory, verified } = built;
+  const { io, optimized, pruned, quantized, memory, verified, placement } = built;
   const model = built.source.model;
   const copied: string[] = [];
   for (const [name, path] of companionFiles(source)) {
@@ -400,9 +429,10 @@ async function writeArtifact(
     pruning: pruned.report,
     ...(quantized.quantization ? { quantization: quantized.quantization } : {}),
     ...(quantized.staticQuantization ? { staticQuantization: quantized.staticQuantization } : {}),
+    ...(quantized.fp16 ? { fp16: quantized.fp16 } : {}),
     ...(verified ? { verify: verified } : {}),
-    memory,
-    limits: { ...limits, buckets: defaultBuckets(limits.maxLength) },
+    ...(memory ? { memory } : {}),
+    limits: { ...limits, buckets: deviceBuckets(backend, limits.maxLength) },
     source: { kind: source.kind, path: source.path, name: source.name, sha256: run.sourceSha256 },
     compile: {
       options: {
@@ -414,8 +444,9 @@ async function writeArtifact(
         ...(plan.head ? headOptionsRecorded(plan.head) : {}),
         ...(image ? { image } : {}),
       },
-      optimization: 'all',
+      optimization: isGpu(backend) ? 'basic' : 'all',
       backend,
+      ...(placement ? { placement } : {}),
       target: compileTarget(),
       durationMs: Math.round(performance.now() - run.started),
       createdAt: new Date().toISOString(),

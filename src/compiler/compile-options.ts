@@ -2,11 +2,13 @@
 import type { PullOptions } from '../hub/pull.js';
 import type { Pooling, ScoreFunction, Task } from '../model/artifact.js';
 import type { ImageOverrides } from '../model/image.js';
-import type { Backend } from '../runtime/binding.js';
+import type { DeviceChoice } from '../runtime/binding.js';
 
 /** Longest token sequence when neither the flag nor the model's position embeddings set a smaller one. */
 export const DEFAULT_MAX_LENGTH = 128;
 export const DEFAULT_MAX_BATCH = 32;
+/** A GPU's throughput keeps growing with batch well past a core's (kiln tune --device webgpu). */
+export const DEFAULT_GPU_MAX_BATCH = 128;
 export const MAX_BATCH_LIMIT = 1024;
 
 export interface CompileOptions {
@@ -21,13 +23,20 @@ export interface CompileOptions {
   out?: string | null;
   /** Longest token sequence, special tokens included; capped by the position embeddings. @defaultValue 128 */
   maxLength?: number;
-  /** Most sequences per inference call. @defaultValue 32 */
+  /** Most sequences per inference call. @defaultValue 32 (128 on a GPU device) */
   maxBatch?: number;
   /** Read and write the compile cache. @defaultValue true */
   cache?: boolean;
-  /** @defaultValue 'cpu' */
-  backend?: Backend;
-  /** `int8`: MatMul/Gemm weights quantized per channel, activations at run time. @defaultValue 'fp32' */
+  /**
+   * The device compiled for: `cpu` stores the graph ONNX Runtime optimized for this CPU; `webgpu`
+   * and `cuda` store a portable graph the session optimizes at load, and report which nodes run
+   * on the GPU; `auto` picks the first of cuda, webgpu, cpu that answers. @defaultValue 'cpu'
+   */
+  device?: DeviceChoice;
+  /**
+   * `int8` (CPU): MatMul/Gemm weights quantized per channel, activations at run time. `fp16`
+   * (GPU): MatMul/Gemm weights and compute in fp16, normalization and softmax in fp32. @defaultValue 'fp32'
+   */
   precision?: Precision;
   /** int8 only: store the word-embedding table in int8 too (a smaller artifact). @defaultValue false */
   quantizeEmbeddings?: boolean;
@@ -68,7 +77,7 @@ export interface CompileOptions {
   onStep?: (step: CompileStep, phase: 'start' | 'end') => void;
 }
 
-export const PRECISIONS = ['fp32', 'int8'] as const;
+export const PRECISIONS = ['fp32', 'int8', 'fp16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
 
 export type CompileStep =
@@ -76,6 +85,8 @@ export type CompileStep =
   | 'import'
   | 'prune'
   | 'quantize'
+  | 'fp16'
+  | 'place-operators'
   | 'verify'
   | 'measure-memory'
   | 'check-operators'

@@ -19,6 +19,7 @@ import { hashSource } from './source-files.js';
 export {
   type CompileOptions,
   type CompileStep,
+  DEFAULT_GPU_MAX_BATCH,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_LENGTH,
   MAX_BATCH_LIMIT,

@@ -19,7 +19,10 @@ export interface UnsupportedOp {
   reason: string;
 }
 
-const KERNELS: Record<Backend, typeof CPU_KERNELS> = { cpu: CPU_KERNELS };
+// A GPU provider runs what it has kernels for and ONNX Runtime places the rest on the CPU, so
+// every node needs a CPU kernel on every device; which ones leave the GPU is the operator
+// report's (compile's placement step, from a profiled run).
+const KERNELS: Record<Backend, typeof CPU_KERNELS> = { cpu: CPU_KERNELS, webgpu: CPU_KERNELS, cuda: CPU_KERNELS };
 
 /** Ops ONNX Runtime resolves while loading the graph, so no kernel is registered for them. */
 const RESOLVED_AT_LOAD = new Set([':Constant']);

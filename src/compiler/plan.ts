@@ -21,11 +21,12 @@ import {
   requireCompanion,
   resolveSource,
 } from '../model/source.js';
-import type { Backend } from '../runtime/binding.js';
+import { type Backend, isGpu, resolveDevice } from '../runtime/binding.js';
 import { findTaskModule, taskFromArchitecture } from '../tasks/registry.js';
 import type { HeadOptions } from '../tasks/task.js';
 import {
   type CompileOptions,
+  DEFAULT_GPU_MAX_BATCH,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_LENGTH,
   MAX_BATCH_LIMIT,
@@ -67,7 +68,47 @@ export function compileTarget(): Manifest['compile']['target'] {
   return { platform: platform(), arch: arch(), cpu: cpus()[0]?.model.trim() ?? 'unknown' };
 }
 
+/** The buckets a compile stores: fine on the CPU (any length costs nothing), powers of two on a GPU. */
+export function deviceBuckets(backend: Backend, maxLength: number): number[] {
+  return isGpu(backend) ? gpuBuckets(maxLength) : defaultBuckets(maxLength);
+}
+
+/**
+ * A GPU provider prepares its kernels per input shape (WebGPU compiles a pipeline the first time
+ * it sees one), so fewer, coarser buckets: 16, 32, 64, … up to max length.
+ */
+function gpuBuckets(maxLength: number): number[] {
+  const out: number[] = [];
+  for (let b = 16; b < maxLength; b *= 2) out.push(b);
+  out.push(maxLength);
+  return out;
+}
+
+/**
+ * The precision must suit the device: int8 is a CPU path (ONNX Runtime's dynamic quantization
+ * kernels are CPU kernels: on a GPU every quantized MatMul would run on the CPU), fp16 a GPU one.
+ */
+function checkPrecision(backend: Backend, precision: Precision): void {
+  if (precision === 'int8' && isGpu(backend))
+    throw new KilnError('KILN_ERR_DEVICE_PRECISION', {
+      device: backend,
+      precision,
+      rule: "int8 runs on ONNX Runtime's CPU kernels (DynamicQuantizeMatMul), so on a GPU each quantized MatMul would leave the device; use --precision fp16 (or fp32) on a GPU, or --device cpu for int8",
+    });
+  if (precision === 'fp16' && !isGpu(backend))
+    throw new KilnError('KILN_ERR_DEVICE_PRECISION', {
+      device: backend,
+      precision,
+      rule: 'fp16 is for GPU devices (--device webgpu or cuda); on the CPU use --precision int8 for a smaller, faster model',
+    });
+}
+
 export async function planCompile(options: CompileOptions): Promise<CompilePlan> {
+  // The device first: a precision it cannot take, or a GPU that does not answer, fails before any other work.
+  const precision = options.precision ?? 'fp32';
+  if (options.device && options.device !== 'auto') checkPrecision(options.device, precision);
+  const { device: backend } = await resolveDevice(options.device ?? 'cpu');
+  checkPrecision(backend, precision);
   const { source, config, task, graphs } = await resolveModel(options);
   const module = findTaskModule(task)!;
   const image = module.input === 'image' ? await resolveImage(source, options.image ?? {}, graphs) : null;
@@ -87,14 +128,12 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
   }
   // Sequence length means nothing for an image: every input is one fixed-size tensor.
   const limits = image
-    ? { maxLength: 1, maxBatch: resolveLimits({ ...options, maxLength: 2 }, config).maxBatch }
-    : resolveLimits(options, config);
+    ? { maxLength: 1, maxBatch: resolveLimits({ ...options, maxLength: 2 }, config, backend).maxBatch }
+    : resolveLimits(options, config, backend);
   const out =
     options.out === undefined ? resolve(`${source.name}.kiln`) : options.out === null ? null : resolve(options.out);
   if (out !== null) await assertWritableOutput(out);
 
-  const backend = options.backend ?? 'cpu';
-  const precision = options.precision ?? 'fp32';
   const quantization =
     precision === 'int8'
       ? { quantizeEmbeddings: options.quantizeEmbeddings ?? false, keepFp32: options.keepFp32 ?? [] }
@@ -128,9 +167,9 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
     graphs,
     keyOptions: {
       ...limits,
-      buckets: defaultBuckets(limits.maxLength),
+      buckets: deviceBuckets(backend, limits.maxLength),
       backend,
-      optimization: 'all',
+      optimization: isGpu(backend) ? 'basic' : 'all',
       precision,
       prune: options.prune ?? true,
       quantization,
@@ -213,7 +252,11 @@ function modelHome(source: ModelSource): string {
       : source.path;
 }
 
-function resolveLimits(options: CompileOptions, config: ModelConfig): { maxLength: number; maxBatch: number } {
+function resolveLimits(
+  options: CompileOptions,
+  config: ModelConfig,
+  backend: Backend,
+): { maxLength: number; maxBatch: number } {
   const cap = config.maxPositions ?? Infinity;
   const maxLength = options.maxLength ?? Math.min(DEFAULT_MAX_LENGTH, cap);
   if (!Number.isInteger(maxLength) || maxLength < 2 || maxLength > cap) {
@@ -223,7 +266,7 @@ function resolveLimits(options: CompileOptions, config: ModelConfig): { maxLengt
       value: String(options.maxLength),
     });
   }
-  const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  const maxBatch = options.maxBatch ?? (isGpu(backend) ? DEFAULT_GPU_MAX_BATCH : DEFAULT_MAX_BATCH);
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_LIMIT) {
     throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
       flag: '--max-batch',

@@ -8,7 +8,7 @@ import { buildFeeds } from '../model/feeds.js';
 import type { ImagePreprocessing } from '../model/image.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { TensorInfo } from '../onnx/graph.js';
-import { type Backend, createSession } from '../runtime/binding.js';
+import { type Backend, createSession, storedGraphOptimization } from '../runtime/binding.js';
 import { DEFAULT_MAX_LENGTH } from './compile-options.js';
 
 /** A batch to test with, and what a wrong answer to it fails to be (for the error). */
@@ -57,7 +57,11 @@ export async function smokeTest(
   batch: TestBatch,
   width: number,
 ): Promise<void> {
-  const session = await createSession(modelPath, { backend, optimization: 'disabled', intraOpThreads: 1 });
+  const session = await createSession(modelPath, {
+    backend,
+    optimization: storedGraphOptimization(backend),
+    intraOpThreads: 1,
+  });
   try {
     const results = await session.run(batch.feeds);
     const output = results[session.outputNames[0] ?? ''];

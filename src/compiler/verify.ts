@@ -12,7 +12,7 @@ import type { ImagePreprocessing } from '../model/image.js';
 import type { VerifyReport } from '../model/reports.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { TensorInfo } from '../onnx/graph.js';
-import { type Backend, createSession } from '../runtime/binding.js';
+import { type Backend, createSession, storedGraphOptimization } from '../runtime/binding.js';
 import { imageBatches } from './image-data.js';
 
 export interface VerifyInput {
@@ -20,6 +20,7 @@ export interface VerifyInput {
   labels: string[];
   tokenizer: TextTokenizer;
   maxLength: number;
+  /** The device the compiled graph runs on; the reference runs on the CPU. */
   backend: Backend;
   /** The unoptimized fp32 graph: the reference. */
   referencePath: string;
@@ -54,7 +55,13 @@ async function logitsOf(
   encoded: ReturnType<TextTokenizer['encode']>[],
   label: string,
 ): Promise<Float32Array[]> {
-  const session = await createSession(path, { backend: input.backend, optimization: 'disabled' });
+  // The reference is the fp32 source on the CPU; the compiled graph runs as the runtime loads it.
+  const session = await createSession(
+    path,
+    label === 'compiled'
+      ? { backend: input.backend, optimization: storedGraphOptimization(input.backend) }
+      : { backend: 'cpu', optimization: 'disabled' },
+  );
   try {
     const out: Float32Array[] = [];
     for (let start = 0; start < encoded.length; start += BATCH) {
@@ -138,8 +145,11 @@ export async function verifyImages(options: {
   minAgreement: number;
   maxAccuracyDrop: number;
 }): Promise<VerifyReport> {
-  const reference = await createSession(options.referencePath, { backend: options.backend, optimization: 'disabled' });
-  const compiled = await createSession(options.compiledPath, { backend: options.backend, optimization: 'disabled' });
+  const reference = await createSession(options.referencePath, { backend: 'cpu', optimization: 'disabled' });
+  const compiled = await createSession(options.compiledPath, {
+    backend: options.backend,
+    optimization: storedGraphOptimization(options.backend),
+  });
   const classes = options.labels.length;
   const comparison = new OutputComparison(options.labels);
   try {
@@ -225,7 +235,9 @@ export function enforceLimits(report: VerifyReport, precision: string): void {
   const fix =
     precision === 'int8'
       ? 'compile with --precision fp32, or keep more nodes in fp32 (--keep-fp32 "/classifier*" or other node names)'
-      : 'check that the source model and the data belong together; the compiled fp32 graph should match its source';
+      : precision === 'fp16'
+        ? 'compile with --precision fp32 for this device'
+        : 'check that the source model and the data belong together; the compiled fp32 graph should match its source';
   if (report.accuracy && report.accuracy.drop > report.limits.maxAccuracyDrop) {
     throw new KilnError('KILN_ERR_VERIFY_ACCURACY_DROP', {
       drop: report.accuracy.drop.toFixed(2),

@@ -353,6 +353,36 @@ export const ERRORS = {
     (p) => `inference failed in ONNX Runtime: ${p.reason}`,
   ),
 
+  // Devices (--device: cpu, webgpu, cuda, auto)
+  KILN_ERR_DEVICE_WEBGPU_UNAVAILABLE: def<{ reason: string }>(
+    503,
+    'The WebGPU device finds no GPU adapter (no Vulkan driver that Dawn accepts); kiln does not fall back to the CPU.',
+    (p) =>
+      `--device webgpu found no usable GPU adapter (${p.reason}); install your GPU's Vulkan driver (on Debian: mesa-vulkan-drivers from bookworm-backports, Mesa 25 or later, plus libvulkan1; its lavapipe driver is a software GPU) and check that VK_ICD_FILENAMES / VK_DRIVER_FILES, when set, name an existing driver file, or pass --device cpu`,
+  ),
+  KILN_ERR_DEVICE_CUDA_UNAVAILABLE: def<{ reason: string; install: string; requirements: string }>(
+    503,
+    "The CUDA device cannot start: onnxruntime-node's CUDA provider libraries, CUDA/cuDNN or the NVIDIA driver are missing; kiln does not fall back to the CPU.",
+    (p) =>
+      `--device cuda cannot start (${p.reason}); install ONNX Runtime's CUDA provider with "${p.install}" (package.json's allowScripts keeps npm ci from downloading it) and make sure the machine has ${p.requirements} on its library path, or pass --device webgpu or cpu`,
+  ),
+  KILN_ERR_DEVICE_MISMATCH: def<{ path: string; compiled: string; requested: string; fix: string }>(
+    400,
+    'An artifact is run on a device its graph was not compiled for.',
+    (p) => `${q(p.path)} was compiled for --device ${p.compiled} and cannot run on ${p.requested}: ${p.fix}`,
+  ),
+  KILN_ERR_DEVICE_PRECISION: def<{ device: string; precision: string; rule: string }>(
+    400,
+    'A precision the chosen device does not run well: int8 on a GPU, fp16 on the CPU.',
+    (p) => `--precision ${p.precision} is not for --device ${p.device}: ${p.rule}`,
+  ),
+  KILN_ERR_DEVICE_REPLICAS: def<{ device: string; replicas: number }>(
+    400,
+    'More than one replica asked for on a GPU device.',
+    (p) =>
+      `--replicas ${p.replicas} on --device ${p.device}: a GPU runs one session (replicas would share the same device and its memory, not add compute); use --replicas 1 and a larger --max-batch, or --device cpu for replicas on cores`,
+  ),
+
   KILN_ERR_MEMORY_INSUFFICIENT: def<{
     model: string;
     replicas: number;

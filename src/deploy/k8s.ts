@@ -76,9 +76,21 @@ export interface PodSizing {
   /** Request and limit in MiB; null when the artifact has no memory figures (compiled before kiln measured them). */
   memoryRequestMi: number | null;
   memoryLimitMi: number | null;
+  /** GPUs (`nvidia.com/gpu`, NVIDIA's device plugin): 1 for an artifact compiled for a GPU device, else 0. */
+  gpus: number;
 }
 
+/**
+ * Cores a GPU pod asks for: one for the HTTP thread (tokenizing, scheduling) and one for the
+ * session's thread and the few nodes ONNX Runtime keeps on the CPU.
+ */
+const GPU_POD_CPU = 2;
+
 export function podSizing(manifest: Manifest): PodSizing {
+  const gpus = manifest.compile.backend === 'cuda' || manifest.compile.backend === 'webgpu' ? 1 : 0;
+  if (gpus > 0)
+    // One session owns the GPU; device memory is the GPU's, which compile does not measure.
+    return { replicas: 1, threadsPerReplica: 1, cpu: GPU_POD_CPU, memoryRequestMi: null, memoryLimitMi: null, gpus };
   const replicas = manifest.tuned?.replicas ?? 1;
   const threadsPerReplica = manifest.tuned?.threadsPerReplica ?? 1;
   const memory = manifest.memory;
@@ -89,6 +101,7 @@ export function podSizing(manifest: Manifest): PodSizing {
     cpu: replicas * threadsPerReplica,
     memoryRequestMi: requestMi,
     memoryLimitMi: requestMi === null ? null : Math.ceil(requestMi * MEMORY_LIMIT_HEADROOM),
+    gpus,
   };
 }
 
@@ -111,6 +124,8 @@ function resources(s: PodSizing): Record<string, Record<string, string>> {
     requests.memory = `${s.memoryRequestMi}Mi`;
     limits.memory = `${s.memoryLimitMi}Mi`;
   }
+  // An extended resource is requested through its limit (Kubernetes sets the request equal).
+  if (s.gpus > 0) limits['nvidia.com/gpu'] = String(s.gpus);
   return { requests, limits };
 }
 

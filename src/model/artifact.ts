@@ -59,8 +59,13 @@ export interface Manifest {
   image?: ImagePreprocessing;
   /** Present when the weights are random (kiln synth): predictions are meaningless. */
   synthetic?: string;
-  /** Number format of the weights: fp32, or int8 (dynamic quantization). Absent means fp32. */
-  precision?: 'fp32' | 'int8';
+  /**
+   * Number format of the weights: fp32, int8 (dynamic quantization, CPU), or fp16 (GPU: the
+   * MatMul/Gemm weights and their compute in fp16, the rest in fp32). Absent means fp32.
+   */
+  precision?: 'fp32' | 'int8' | 'fp16';
+  /** fp16: what was converted (compiler/fp16.ts). */
+  fp16?: Fp16Report;
   /**
    * Whether the last layer computes only the token the outputs read (compiler/prune.ts). Absent
    * in artifacts compiled before the pass existed.
@@ -88,8 +93,15 @@ export interface Manifest {
   source: { kind: string; path: string; name: string; sha256: string };
   compile: {
     options: CompileOptionsRecord;
-    optimization: 'all';
+    /**
+     * `all`: the graph ONNX Runtime optimized for the CPU (loaded as it is); `basic`: a portable
+     * graph (constant folding, no provider-specific fusions) that a GPU session optimizes at load.
+     */
+    optimization: 'all' | 'basic';
+    /** The device compiled for: `cpu`, `webgpu` or `cuda` (run and serve default to it). */
     backend: string;
+    /** GPU devices: where each node ran in compile's test inference (see {@link Placement}). */
+    placement?: Placement;
     /** The optimized graph may use kernels specific to this CPU (ONNX Runtime's NCHWc, AVX paths). */
     target: { platform: string; arch: string; cpu: string };
     durationMs: number;
@@ -168,7 +180,29 @@ export interface MemoryFigures {
   length: number;
 }
 
+/** Nodes on the GPU provider and nodes ONNX Runtime left on the CPU, from a profiled test inference. */
+export interface Placement {
+  /** The GPU provider's nodes, counted. */
+  onDevice: number;
+  /** Nodes the CPU provider ran, counted and named (`OpType:node name`). */
+  onCpu: { count: number; nodes: string[] };
+  /** The CPU nodes with a floating-point output: data leaving the device (the rest is shape arithmetic). */
+  computeOnCpu: string[];
+}
+
+/** fp16 conversion: the MatMul/Gemm nodes and embedding tables converted, and the nodes kept fp32. */
+export interface Fp16Report {
+  matmuls: number;
+  gathers: number;
+  /** Weights stored in fp16, in bytes (before: twice that). */
+  weightBytes: number;
+  /** What stays fp32, in words (LayerNorm, Softmax, ...). */
+  keptFp32: string;
+}
+
 export interface TunedLayout {
+  /** The device the layout was measured on; serve and bench use it only there. Absent: cpu. */
+  device?: string;
   replicas: number;
   threadsPerReplica: number;
   maxBatch: number;

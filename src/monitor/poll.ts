@@ -4,7 +4,14 @@ import type { SchedulerStats } from '../runtime/scheduler.js';
 
 export interface ServerStats {
   model: string;
-  layout: { replicas: number; threadsPerReplica: number; maxBatch: number; maxDelayMs: number; buckets: number[] };
+  layout: {
+    device?: string;
+    replicas: number;
+    threadsPerReplica: number;
+    maxBatch: number;
+    maxDelayMs: number;
+    buckets: number[];
+  };
   scheduler: SchedulerStats;
   /** Present on servers that report their process (resident memory, heap). */
   process?: { rssBytes: number; heapUsedBytes: number };

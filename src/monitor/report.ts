@@ -12,6 +12,8 @@ export interface MonitorReport {
   kiln_runtime_data: Array<{
     url: string;
     model: string;
+    /** Where the model runs (cpu, webgpu, cuda). */
+    device: string;
     error: string;
     report: {
       replica_counters: {
@@ -85,6 +87,7 @@ export function buildReport(
       {
         url,
         model: current?.model ?? '',
+        device: current?.layout.device ?? 'cpu',
         error,
         report: {
           replica_counters: { period_s: periodS, replicas_in_use: replicas },

@@ -18,7 +18,7 @@ export function renderTop(report: MonitorReport, width = 80): string[] {
   const lat = e.latency_stats.total_latency_ms;
   const barWidth = Math.max(10, Math.min(50, width - 30));
   const lines = [
-    `kiln top  ${data.model || '(no model)'}  ${data.url}  ${report.timestamp.slice(11, 19)}${data.error ? `  ERROR: ${data.error}` : ''}`,
+    `kiln top  ${data.model || '(no model)'}${data.model ? ` on ${data.device}` : ''}  ${data.url}  ${report.timestamp.slice(11, 19)}${data.error ? `  ERROR: ${data.error}` : ''}`,
     '',
     'replicas (busy share of the last period)',
     ...Object.entries(r.replica_counters.replicas_in_use).map(

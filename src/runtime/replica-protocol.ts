@@ -14,7 +14,15 @@ export type WireTensor =
 export type WireError = { code: ErrorCode; params: ErrorParams<ErrorCode> } | { message: string; stack?: string };
 
 export type ToReplica =
-  | { type: 'load'; modelPath: string; backend: Backend; intraOpThreads: number; spinning: boolean; nice: number }
+  | {
+      type: 'load';
+      modelPath: string;
+      backend: Backend;
+      optimization: 'all' | 'disabled';
+      intraOpThreads: number;
+      spinning: boolean;
+      nice: number;
+    }
   | { type: 'run'; id: number; feeds: Record<string, WireTensor> }
   | { type: 'close' };
 

@@ -28,7 +28,7 @@ async function handle(message: ToReplica): Promise<void> {
       try {
         session = await createSession(message.modelPath, {
           backend: message.backend,
-          optimization: 'disabled',
+          optimization: message.optimization,
           intraOpThreads: message.intraOpThreads,
           spinning: message.spinning,
         });

@@ -22,6 +22,8 @@ export interface Replica {
 export interface ReplicaOptions {
   modelPath: string;
   backend: Backend;
+  /** `disabled` loads a CPU artifact's optimized graph as it is; `all` optimizes a GPU artifact's portable graph at load. @defaultValue 'disabled' */
+  optimization?: 'all' | 'disabled';
   /** Intra-op threads of this replica's session: the cores one batch may use. */
   intraOpThreads: number;
   /** Whether the session's idle intra-op threads spin (binding.ts SessionOptions.spinning). @defaultValue true */
@@ -89,6 +91,7 @@ export class WorkerReplica implements Replica {
       type: 'load',
       modelPath: options.modelPath,
       backend: options.backend,
+      optimization: options.optimization ?? 'disabled',
       intraOpThreads: options.intraOpThreads,
       spinning: options.spinning ?? true,
       nice: options.nice ?? 0,

@@ -15,7 +15,8 @@ import { defaultBuckets } from '../model/buckets.js';
 import type { ModelInput } from '../model/input.js';
 import { TextTokenizer, type TruncationDirection } from '../model/tokenizer.js';
 import type { Batcher } from './batcher.js';
-import type { Backend } from './binding.js';
+import type { Backend, DeviceChoice } from './binding.js';
+import { chooseDevice, deviceLayout } from './device.js';
 import { checkLayoutFits } from './memory.js';
 import { type ReplicaFactory, workerReplicas } from './replica.js';
 import { DEFAULT_MAX_DELAY_MS, DEFAULT_MAX_QUEUE, Scheduler, type SchedulerStats } from './scheduler.js';
@@ -51,8 +52,11 @@ export interface ModelOptions {
   replicaNice?: number;
   /** Sequence lengths (tokens) batches are padded to, ascending; text tasks only. @defaultValue the artifact's buckets */
   buckets?: number[];
-  /** The ONNX Runtime execution provider the replicas run on. @defaultValue 'cpu' */
-  backend?: Backend;
+  /**
+   * The device the replicas run on: `cpu`, `webgpu`, `cuda`, or `auto` (the first of cuda, webgpu,
+   * cpu that answers and can run the artifact). A GPU runs one replica. @defaultValue the device the artifact was compiled for
+   */
+  device?: DeviceChoice;
   /** Check every file's SHA-256 against the manifest before loading. @defaultValue true */
   verify?: boolean;
   /** Replaces the worker replicas (tests inject failing ones). */
@@ -75,6 +79,8 @@ export const DEFAULT_THREADS_PER_REPLICA = 1;
 
 /** The layout in use: replicas × threads, batching. */
 export interface Layout {
+  /** Where the replicas run (ONNX Runtime's execution provider). */
+  device: Backend;
   replicas: number;
   threadsPerReplica: number;
   /** Threads of the wide replica that answers lone requests (ModelOptions.wide); 0 without one. */
@@ -104,9 +110,13 @@ export async function startScheduler<I>(
   batcher: Batcher<I>,
   fixedLength = false,
 ): Promise<{ scheduler: Scheduler<I>; layout: Layout }> {
-  const tuned = manifest.tuned;
-  const threadsPerReplica = options.threadsPerReplica ?? tuned?.threadsPerReplica ?? DEFAULT_THREADS_PER_REPLICA;
-  const replicas = resolveReplicas(options.replicas ?? tuned?.replicas, threadsPerReplica);
+  const { device, optimization } = await chooseDevice(dir, manifest, options.device);
+  // A layout tuned on another device says nothing about this one.
+  const tuned = (manifest.tuned?.device ?? 'cpu') === device ? manifest.tuned : undefined;
+  const onDevice = deviceLayout(device, options.replicas ?? tuned?.replicas);
+  const threadsPerReplica =
+    options.threadsPerReplica ?? tuned?.threadsPerReplica ?? onDevice.threadsPerReplica ?? DEFAULT_THREADS_PER_REPLICA;
+  const replicas = resolveReplicas(onDevice.replicas, threadsPerReplica);
   const maxBatch = Math.min(options.maxBatch ?? tuned?.maxBatch ?? manifest.limits.maxBatch, manifest.limits.maxBatch);
   let buckets = [1];
   if (!fixedLength) {
@@ -127,14 +137,16 @@ export async function startScheduler<I>(
   // The default layout only: a pinned one (flags, kiln tune) is what its user chose.
   const pinned = options.replicas !== undefined || options.threadsPerReplica !== undefined || tuned !== undefined;
   const wanted = options.wide ?? options.replicaFactory === undefined;
-  let wideThreads = wanted && !pinned && threadsPerReplica === 1 && cores > 1 ? cores : 0;
+  // One session per GPU (runtime/device.ts): the wide replica is a CPU layout.
+  let wideThreads = wanted && !pinned && device === 'cpu' && threadsPerReplica === 1 && cores > 1 ? cores : 0;
   // The wide replica is a session more in memory; where it does not fit, the layout goes without.
   if (wideThreads > 0) await checkLayoutFits(manifest.memory, replicas + 1, context).catch(() => (wideThreads = 0));
   // Refuse a layout that cannot fit before loading any replica.
   if (wideThreads === 0) await checkLayoutFits(manifest.memory, replicas, context);
   const replicaOptions = {
     modelPath: join(dir, manifest.model.file),
-    backend: options.backend ?? 'cpu',
+    backend: device,
+    optimization,
     nice: options.replicaNice ?? DEFAULT_REPLICA_NICE,
   };
   const scheduler = await Scheduler.create({
@@ -159,7 +171,10 @@ export async function startScheduler<I>(
     buckets,
     batcher,
   });
-  return { scheduler, layout: { replicas, threadsPerReplica, wideThreads, maxBatch, maxDelayMs, buckets, maxQueue } };
+  return {
+    scheduler,
+    layout: { device, replicas, threadsPerReplica, wideThreads, maxBatch, maxDelayMs, buckets, maxQueue },
+  };
 }
 
 /** The tokenizer stored in a text artifact. */

@@ -258,7 +258,7 @@ export const DASHBOARD_SCRIPT = String.raw`
     $('model').textContent = stats.model;
     const l = stats.layout;
     $('layout').textContent =
-      l.replicas + ' replica' + (l.replicas === 1 ? '' : 's') + ' × ' + l.threadsPerReplica + ' thread' + (l.threadsPerReplica === 1 ? '' : 's') +
+      (l.device ? l.device + ': ' : '') + l.replicas + ' replica' + (l.replicas === 1 ? '' : 's') + ' × ' + l.threadsPerReplica + ' thread' + (l.threadsPerReplica === 1 ? '' : 's') +
       ', max batch ' + l.maxBatch + ', max delay ' + l.maxDelayMs + ' ms · up ' + format(t / 60, 1) + ' min';
     setFigure('throughput', throughput, 1);
     setFigure('p50', p50, 1);

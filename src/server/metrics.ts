@@ -136,6 +136,17 @@ export class ServerMetrics {
       'Requests refused because the queue was full (HTTP 429).',
     );
 
+    new Gauge({
+      name: 'kiln_model_device_info',
+      help: 'Always 1, labelled with each loaded model and the device it runs on (cpu, webgpu, cuda).',
+      labelNames: ['model', 'device'],
+      registers,
+      collect() {
+        this.reset();
+        for (const m of host.all()) this.set({ model: m.manifest.name, device: m.layout.device }, 1);
+      },
+    });
+
     const stats = () => safeStats(host);
     gauge('kiln_queue_depth', 'Sequences waiting in the queue.', () => stats()?.queueDepth ?? 0);
     gauge(

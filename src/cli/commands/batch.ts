@@ -7,6 +7,7 @@ import { writeNpyFromJsonl } from '../../deploy/npy.js';
 import { readImageFile } from '../../model/image-files.js';
 import { taskOf, tasksWhere } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
+import { noticeAutoDevice } from '../device-flag.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { choice, defineCommand, integer, nonEmpty, nullFlag, valueFlag } from '../table.js';
@@ -108,6 +109,7 @@ export const batchCommand = defineCommand({
       hub: hubOptions(flags),
       ...runtimeOptions(flags),
     });
+    noticeAutoDevice(flags.device, model.layout.device, 'batch');
     const task = taskOf(model);
     const npyWidth = task.batch.npyWidth;
     if (flags.format === 'npy' && !npyWidth) {

@@ -12,6 +12,7 @@ import type { ModelInput } from '../../runtime/task-model.js';
 import { taskOf, taskOfManifest } from '../../tasks/registry.js';
 import { PACKAGE_ROOT } from '../../version.js';
 import { compileNotice } from '../compile-notice.js';
+import { noticeAutoDevice } from '../device-flag.js';
 import { formatMs, wideNote } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
@@ -143,7 +144,11 @@ export const benchCommand = defineCommand({
   ],
   async run({ positionals, flags }) {
     const artifactArg = positionals.ARTIFACT![0]!;
-    const artifact = await resolveArtifact(artifactArg, { onCompile: compileNotice, hub: hubOptions(flags) });
+    const artifact = await resolveArtifact(artifactArg, {
+      onCompile: compileNotice,
+      hub: hubOptions(flags),
+      device: flags.device,
+    });
     // Image models: --data is a folder of images or a file of image paths.
     const { manifest } = await readArtifact(artifact, { verify: false });
     const images = taskOfManifest(artifact, manifest).input === 'image';
@@ -152,6 +157,7 @@ export const benchCommand = defineCommand({
       ? await Promise.all(paths.map((p, i) => readImageFile(p, `image ${i + 1} of ${flags.data}`)))
       : (await readDataset(flags.data)).examples.map(inputOf);
     const model = await loadModel({ model: artifact, ...runtimeOptions(flags) });
+    noticeAutoDevice(flags.device, model.layout.device, 'bench');
     const progress = new Progress();
     try {
       const out = process.stdout;
@@ -168,7 +174,7 @@ export const benchCommand = defineCommand({
         : ` (mean ${meanInputSize(model, inputs).toFixed(1)} tokens)`;
       out.write(
         `kiln bench ${artifactArg}: ${m.name}${m.synthetic ? ' (SYNTHETIC weights)' : ''}; ${inputs.length} ${noun} from ${data}${size}\n` +
-          `  ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
+          `  device ${l.device}; ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
       );
       // What one inference makes: a label for a text, a vector, or a label for an image.
       // A text task's inputs read as pairs are counted as pairs (a pair classifier's pairs/s).

@@ -2,12 +2,14 @@ import { relative } from 'node:path';
 import {
   type CompileStep,
   compile,
+  DEFAULT_GPU_MAX_BATCH,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_LENGTH,
   MAX_BATCH_LIMIT,
   PRECISIONS,
   type Precision,
 } from '../../compiler/compile.js';
+import { describePlacement } from '../../compiler/placement.js';
 import { KilnError } from '../../core/errors.js';
 import { Progress } from '../../core/log.js';
 import {
@@ -20,6 +22,7 @@ import {
   type Task,
 } from '../../model/artifact.js';
 import { CHANNEL_ORDERS, type ChannelOrder, parseImageSize, RESIZE_MODES, type ResizeMode } from '../../model/image.js';
+import { deviceFlag, noticeAutoDevice } from '../device-flag.js';
 import {
   describeImage,
   formatBytes,
@@ -51,11 +54,13 @@ const STEP_LABELS: Record<CompileStep, string> = {
   import: 'imported the checkpoint into an ONNX graph',
   prune: 'looked for work the outputs do not need',
   quantize: 'quantized MatMul weights to int8',
+  fp16: 'converted MatMul/Gemm weights and compute to fp16',
+  'place-operators': 'placed the operators on the device (profiled test inference)',
   verify: 'verified the compiled model against the fp32 source',
   'measure-memory': 'measured one replica at max batch × max length',
   'check-operators': 'checked every operator against the runtime',
   'check-io': 'checked inputs, outputs and labels',
-  optimize: 'optimized the graph for this machine',
+  optimize: 'optimized the graph (for this CPU; basic and portable for a GPU)',
   'smoke-test': 'ran a test inference',
   write: 'wrote the artifact',
 };
@@ -108,16 +113,16 @@ export const compileCommand = defineCommand({
       defaultText: `${DEFAULT_MAX_LENGTH}, or the model's position limit if smaller`,
       parse: integer(2, 8192),
     }),
-    'max-batch': valueFlag({
+    'max-batch': deferredFlag({
       arg: 'N',
       description: 'Most texts per inference call.',
-      default: DEFAULT_MAX_BATCH,
+      defaultText: `${DEFAULT_MAX_BATCH} (${DEFAULT_GPU_MAX_BATCH} on a GPU device)`,
       parse: integer(1, MAX_BATCH_LIMIT),
     }),
     precision: valueFlag({
       arg: 'P',
       description:
-        'fp32, or int8: MatMul/Gemm weights quantized per channel, activations at run time (faster, smaller; check it with --verify).',
+        'fp32; int8 (CPU): MatMul/Gemm weights quantized per channel, activations at run time (faster, smaller); fp16 (GPU devices): MatMul/Gemm weights and compute in fp16, LayerNorm, Softmax and GELU in fp32. Check either with --verify.',
       default: 'fp32' as Precision,
       parse: choice<Precision>(PRECISIONS),
     }),
@@ -240,6 +245,7 @@ export const compileCommand = defineCommand({
       description: 'Print the result (artifact path, cache hit or miss, manifest) as one JSON object.',
       default: false,
     },
+    ...deviceFlag,
     ...hubFlags,
   },
   examples: [
@@ -275,6 +281,7 @@ export const compileCommand = defineCommand({
       maxLength: flags['max-length'],
       maxBatch: flags['max-batch'],
       cache: !flags['no-cache'],
+      device: flags.device,
       precision: flags.precision,
       prune: !flags['no-prune'],
       quantizeEmbeddings: flags['quantize-embeddings'],
@@ -299,6 +306,11 @@ export const compileCommand = defineCommand({
         phase === 'start' ? progress.step(STEP_LABELS[step]) : progress.done(STEP_LABELS[step]),
     });
     const { manifest } = result;
+    noticeAutoDevice(flags.device, manifest.compile.backend, 'compile');
+    const placement = manifest.compile.placement
+      ? describePlacement(manifest.compile.backend, manifest.compile.placement)
+      : null;
+    if (placement?.warning) process.stderr.write(`kiln compile: warning: ${placement.warning}\n`);
     if (flags.json) {
       process.stdout.write(
         `${JSON.stringify({ artifact: result.artifactDir, cache: result.cache, cacheKey: result.cacheKey, durationMs: Math.round(result.durationMs), manifest })}\n`,
@@ -327,6 +339,7 @@ export const compileCommand = defineCommand({
           ['', operatorChanges(ops.source, ops.optimized)],
           ['fusions', describeFusions(manifest.model.fusions)],
           ...pruningRows(manifest),
+          ...(placement ? [['placement', placement.line] as [string, string]] : []),
           ...precisionRows(manifest),
           ['inputs', manifest.model.inputs.map((i) => i.name).join(', ')],
           ...(manifest.memory

@@ -215,9 +215,11 @@ export const deployK8sCommand = defineCommand({
     for (const f of files) await writeFile(join(flags.out, f.file), f.text);
     const s = podSizing(manifest);
     const memory =
-      s.memoryRequestMi === null
-        ? 'no memory figures in the artifact'
-        : `memory ${s.memoryRequestMi}Mi (limit ${s.memoryLimitMi}Mi)`;
+      s.gpus > 0
+        ? `${s.gpus} nvidia.com/gpu (device ${manifest.compile.backend}; GPU memory is the device's)`
+        : s.memoryRequestMi === null
+          ? 'no memory figures in the artifact'
+          : `memory ${s.memoryRequestMi}Mi (limit ${s.memoryLimitMi}Mi)`;
     process.stderr.write(
       `kiln deploy k8s: wrote ${files.map((f) => join(flags.out, f.file)).join(', ')}; per pod ${s.cpu} CPU (${s.replicas} replica(s) × ${s.threadsPerReplica} thread(s)${manifest.tuned ? '' : ', untuned'}), ${memory}\n`,
     );

@@ -15,7 +15,7 @@ import { hubModelFor } from '../../hub/pull.js';
 import { readArtifact } from '../../model/artifact.js';
 import { compileNotice } from '../compile-notice.js';
 import { formatBytes, table } from '../format.js';
-import { defineCommand, integer, nonEmpty } from '../table.js';
+import { deferredFlag, defineCommand, integer, nonEmpty } from '../table.js';
 
 const invalid = (flag: string, rule: string, value: string): KilnError =>
   new KilnError('KILN_ERR_CLI_INVALID_FLAG', { flag, rule, value });
@@ -54,6 +54,15 @@ export function endpointName(raw: string, flag: string): string {
       raw,
     );
   return raw;
+}
+
+const DEFAULT_CPU_INSTANCE = 'ml.c7i.xlarge';
+/** One NVIDIA A10G (24 GB): the smallest of SageMaker's current GPU inference instances. */
+const DEFAULT_GPU_INSTANCE = 'ml.g5.xlarge';
+
+/** SageMaker's NVIDIA GPU families (g4dn, g5, g6, g6e, p3, p4d, p5, …); inf and trn are Neuron chips, not GPUs. */
+export function isGpuInstance(type: string): boolean {
+  return /^ml\.(g\d|p\d)/.test(type);
 }
 
 export function instanceType(raw: string, flag: string): string {
@@ -184,13 +193,13 @@ export const deploySageMakerCommand = defineCommand({
       defaultText: "the artifact's name, hyphenated",
       parse: endpointName,
     },
-    'instance-type': {
-      type: 'string',
+    'instance-type': deferredFlag({
       arg: 'TYPE',
-      description: 'SageMaker instance type of the variant.',
-      default: 'ml.c7i.xlarge',
+      description:
+        'SageMaker instance type of the variant. An artifact compiled for a GPU (--device cuda or webgpu) needs a GPU instance (ml.g5.*, ml.g6.*, ml.p*: NVIDIA, one GPU on ml.g5.xlarge to ml.g5.16xlarge) and an image built with --build-arg DEVICE=cuda.',
+      defaultText: 'ml.c7i.xlarge, or ml.g5.xlarge for a GPU artifact',
       parse: instanceType,
-    },
+    }),
     'initial-count': {
       type: 'string',
       arg: 'N',
@@ -280,6 +289,13 @@ export const deploySageMakerCommand = defineCommand({
       '../../deploy/sagemaker.js'
     );
     const endpoint = flags.endpoint ?? sageMakerName(manifest.name);
+    const gpu = manifest.compile.backend === 'cuda' || manifest.compile.backend === 'webgpu';
+    const instance = flags['instance-type'] ?? (gpu ? DEFAULT_GPU_INSTANCE : DEFAULT_CPU_INSTANCE);
+    if (gpu && !isGpuInstance(instance))
+      throw fail(
+        `${local} is compiled for --device ${manifest.compile.backend} and ${instance} has no GPU`,
+        `pass a GPU instance type such as --instance-type ${DEFAULT_GPU_INSTANCE}, or compile the model with --device cpu`,
+      );
     const plan = planSageMakerDeploy(manifest, {
       artifact,
       image: flags.image,
@@ -287,7 +303,7 @@ export const deploySageMakerCommand = defineCommand({
       bucket: flags.bucket,
       prefix: flags.prefix,
       endpoint,
-      instanceType: flags['instance-type'],
+      instanceType: instance,
       initialCount: initial,
       min: flags.min,
       max: flags.max,

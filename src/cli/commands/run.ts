@@ -9,6 +9,7 @@ import { readImageFile } from '../../model/image-files.js';
 import type { ModelInput } from '../../runtime/task-model.js';
 import { taskOfManifest, tasksWhere } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
+import { deviceFlag, noticeAutoDevice } from '../device-flag.js';
 import { formatMs, percentile } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { defineCommand, nonEmpty } from '../table.js';
@@ -65,6 +66,7 @@ export const runCommand = defineCommand({
         'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}, or "embedding" for embedders; images: {"image","label","score","labels","logits","latencyMs"}, labels being the top 5.',
       default: false,
     },
+    ...deviceFlag,
     ...hubFlags,
   },
   examples: [
@@ -120,6 +122,7 @@ export const runCommand = defineCommand({
     const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, {
       onCompile: flags.json ? undefined : compileNotice,
       hub: { ...hubOptions(flags), quiet: flags.json },
+      device: flags.device,
     });
     const { manifest } = await readArtifact(artifact, { verify: false });
     const task = taskOfManifest(artifact, manifest);
@@ -135,7 +138,13 @@ export const runCommand = defineCommand({
       ? await Promise.all(texts.map((t) => readImageFile(t.text, t.where)))
       : texts.map((t) => (t.pair === undefined ? t.text : { text: t.text, text_pair: t.pair }));
     // One replica using every core: the lowest latency for one request at a time.
-    const model = await loadModel({ model: artifact, replicas: 1, threadsPerReplica: availableParallelism() });
+    const model = await loadModel({
+      model: artifact,
+      device: flags.device,
+      replicas: 1,
+      threadsPerReplica: availableParallelism(),
+    });
+    noticeAutoDevice(flags.device, model.layout.device, 'run');
     try {
       for (let i = 0; i < WARMUP_RUNS; i += 1) await model.infer([inputs[0]!]);
       const progress = new Progress({ quiet: flags.json || texts.length < 200 });

@@ -5,6 +5,7 @@ import { KilnError } from '../../core/errors.js';
 import { readArtifact, writeManifest } from '../../model/artifact.js';
 import { readDataset } from '../../model/dataset.js';
 import { compileNotice } from '../compile-notice.js';
+import { deviceFlag, noticeAutoDevice } from '../device-flag.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { decimal, defineCommand, integer, nonEmpty } from '../table.js';
 import { DEFAULT_DATA } from './bench.js';
@@ -51,6 +52,7 @@ export const tuneCommand = defineCommand({
       default: 60,
       parse: integer(5, 86_400),
     },
+    ...deviceFlag,
     ...hubFlags,
   },
   examples: [
@@ -67,11 +69,23 @@ export const tuneCommand = defineCommand({
     const artifact = await resolveArtifact(positionals.ARTIFACT![0]!, {
       onCompile: compileNotice,
       hub: hubOptions(flags),
+      device: flags.device,
     });
     const { dir, manifest } = await readArtifact(artifact);
+    // The device is settled once (auto probes), so every trial runs where the stored layout will.
+    const probe = await loadModel({
+      model: dir,
+      device: flags.device,
+      replicas: 1,
+      threadsPerReplica: 1,
+      verify: false,
+    });
+    const device = probe.layout.device;
+    await probe.close();
+    noticeAutoDevice(flags.device, device, 'tune');
     const texts = (await readDataset(flags.data)).examples.map((e) => e.text);
     process.stdout.write(
-      `kiln tune ${manifest.name}: p99 target ${flags['p99-ms']} ms, budget ${flags['budget-s']} s, ${availableParallelism()} cores\n` +
+      `kiln tune ${manifest.name} on ${device}: p99 target ${flags['p99-ms']} ms, budget ${flags['budget-s']} s, ${availableParallelism()} cores\n` +
         `  replicas  threads  max batch  delay ms  clients     req/s   p50 ms   p99 ms  meets target\n`,
     );
     const { best, trials } = await tune({
@@ -79,7 +93,9 @@ export const tuneCommand = defineCommand({
       sloP99Ms: flags['p99-ms'],
       budgetS: flags['budget-s'],
       maxBatchLimit: manifest.limits.maxBatch,
-      load: (replicas, threadsPerReplica) => loadModel({ model: dir, replicas, threadsPerReplica, verify: false }),
+      gpu: device !== 'cpu',
+      load: (replicas, threadsPerReplica) =>
+        loadModel({ model: dir, device, replicas, threadsPerReplica, verify: false }),
       onTrial: (t) => process.stdout.write(`${row(t)}\n`),
     });
     if (!best) {
@@ -91,6 +107,7 @@ export const tuneCommand = defineCommand({
       });
     }
     manifest.tuned = {
+      device,
       replicas: best.replicas,
       threadsPerReplica: best.threadsPerReplica,
       maxBatch: best.maxBatch,

@@ -34,7 +34,7 @@ export const infoRoutes = [
       return {
         model_id: manifest.source.name,
         model_sha: manifest.source.sha256,
-        model_dtype: manifest.precision === 'int8' ? 'int8' : 'float32',
+        model_dtype: manifest.precision === 'int8' ? 'int8' : manifest.precision === 'fp16' ? 'float16' : 'float32',
         served_model_name: manifest.name,
         model_type: task.info?.modelType(manifest) ?? classifierType(manifest),
         max_concurrent_requests: layout.maxQueue,
