@@ -4,11 +4,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { BenchResult } from '../../src/bench/result.js';
-import { EMBEDDED_MODEL, errorCode, kiln, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, errorCode, kiln, SHARED_CACHE_ENV, tempDir } from '../fixtures/models.js';
 
 test('kiln bench runs latency, throughput and concurrency, and writes JSON and a self-contained HTML report', async () => {
   const dir = await tempDir();
-  const env = { KILN_CACHE_DIR: join(dir, 'cache') };
+  const env = SHARED_CACHE_ENV; // bench of a source; compiling it is tested elsewhere
   const data = join(dir, 'texts.jsonl');
   await writeFile(
     data,
@@ -109,7 +109,7 @@ test('--compare seed is still accepted as --compare baseline, and the JSON keeps
       '--json',
       join(dir, 'bench.json'),
     ],
-    { env: { KILN_CACHE_DIR: join(dir, 'cache') } },
+    { env: SHARED_CACHE_ENV },
   );
   assert.equal(result.code, 0, result.stderr);
   assert.match(
@@ -133,7 +133,7 @@ test('kiln bench with a data file lacking a text column → KILN_ERR_DATA_NO_TEX
   const dir = await tempDir();
   const data = join(dir, 'bad.tsv');
   await writeFile(data, 'review\tstars\ngreat\t5\n');
-  const result = await kiln(['bench', EMBEDDED_MODEL, '--data', data], { env: { KILN_CACHE_DIR: join(dir, 'cache') } });
+  const result = await kiln(['bench', EMBEDDED_MODEL, '--data', data], { env: SHARED_CACHE_ENV });
   assert.equal(errorCode(result.stderr), 'KILN_ERR_DATA_NO_TEXT_COLUMN');
   assert.match(result.stderr, /\["review","stars"\]/);
 });

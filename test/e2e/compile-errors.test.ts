@@ -7,7 +7,15 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { pathKind } from '../../src/core/fs.js';
-import { EMBEDDED_MODEL, errorCode, kiln, sourceFolder, tempDir, tinyClassifier } from '../fixtures/models.js';
+import {
+  EMBEDDED_MODEL,
+  errorCode,
+  kiln,
+  SHARED_CACHE_ENV,
+  sourceFolder,
+  tempDir,
+  tinyClassifier,
+} from '../fixtures/models.js';
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -170,7 +178,7 @@ describe('kiln refuses a corrupted artifact', () => {
 
 describe('kiln run rejects bad texts', () => {
   test('an empty or whitespace-only text → KILN_ERR_INPUT_EMPTY_TEXT naming it', async () => {
-    const result = await kiln(['run', EMBEDDED_MODEL, 'fine text', '   '], { env });
+    const result = await kiln(['run', EMBEDDED_MODEL, 'fine text', '   '], { env: SHARED_CACHE_ENV });
     assert.equal(errorCode(result.stderr), 'KILN_ERR_INPUT_EMPTY_TEXT');
     assert.match(result.stderr, /TEXT argument 2/);
   });
@@ -178,16 +186,21 @@ describe('kiln run rejects bad texts', () => {
   test('a blank line in --file → KILN_ERR_INPUT_EMPTY_TEXT naming the line', async () => {
     const file = join(dir, 'texts.txt');
     await writeFile(file, 'good one\n\nanother\n');
-    const result = await kiln(['run', EMBEDDED_MODEL, '--file', file], { env });
+    const result = await kiln(['run', EMBEDDED_MODEL, '--file', file], { env: SHARED_CACHE_ENV });
     assert.equal(errorCode(result.stderr), 'KILN_ERR_INPUT_EMPTY_TEXT');
     assert.match(result.stderr, /line 2 of/);
   });
 
   test('--file that does not exist → KILN_ERR_INPUT_FILE_NOT_FOUND; no texts at all → KILN_ERR_INPUT_NO_TEXTS', async () => {
     assert.equal(
-      errorCode((await kiln(['run', EMBEDDED_MODEL, '--file', join(dir, 'missing.txt')], { env })).stderr),
+      errorCode(
+        (await kiln(['run', EMBEDDED_MODEL, '--file', join(dir, 'missing.txt')], { env: SHARED_CACHE_ENV })).stderr,
+      ),
       'KILN_ERR_INPUT_FILE_NOT_FOUND',
     );
-    assert.equal(errorCode((await kiln(['run', EMBEDDED_MODEL], { env })).stderr), 'KILN_ERR_INPUT_NO_TEXTS');
+    assert.equal(
+      errorCode((await kiln(['run', EMBEDDED_MODEL], { env: SHARED_CACHE_ENV })).stderr),
+      'KILN_ERR_INPUT_NO_TEXTS',
+    );
   });
 });

@@ -9,10 +9,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
-import { compile } from '../../src/compiler/compile.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
 import { TextClassifier } from '../../src/tasks/text-classification/model.js';
-import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, tempDir } from '../fixtures/models.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const KEY = 's3cret-dashboard-key';
@@ -22,7 +21,7 @@ let artifact: string;
 before(async () => {
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+  artifact = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
 });
 
 async function started(

@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import type { Manifest, TunedLayout } from '../../src/model/artifact.js';
 import { type FakeHub, HUB_TOKEN, startFakeHub } from '../fixtures/fake-hub.js';
 import { embeddedModelFiles } from '../fixtures/hub-repos.js';
-import { EMBEDDED_MODEL, errorCode, kiln, REPO, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, errorCode, kiln, REPO, SHARED_CACHE_ENV, tempDir } from '../fixtures/models.js';
 
 const SCHEMAS: Record<string, string> = {
   Deployment: 'deployment-apps-v1.json',
@@ -57,9 +57,7 @@ describe('kiln deploy k8s', () => {
   before(async () => {
     dir = await tempDir();
     artifact = join(dir, 'sst2.kiln');
-    const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], {
-      env: { KILN_CACHE_DIR: join(dir, 'cache') },
-    });
+    const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], { env: SHARED_CACHE_ENV });
     assert.equal(compiled.code, 0, compiled.stderr);
     manifest = JSON.parse(await readFile(join(artifact, 'manifest.json'), 'utf8')) as Manifest;
     assert.ok(manifest.memory, 'compile measures memory');

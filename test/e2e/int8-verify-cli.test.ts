@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { pathKind } from '../../src/core/fs.js';
 import type { Manifest } from '../../src/model/artifact.js';
-import { EMBEDDED_MODEL, errorCode, kiln, REPO, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, errorCode, kiln, REPO, SHARED_CACHE_ENV, tempDir } from '../fixtures/models.js';
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -67,7 +67,7 @@ test('int8 with --verify on SST-2 dev: accuracy drop â‰¤ 0.5 pt and agreement â‰
 
 test('--quantize-embeddings shrinks the artifact: the word embeddings are most of this model', async () => {
   const fp32 = JSON.parse(
-    (await kiln(['compile', EMBEDDED_MODEL, '-o', join(dir, 'fp32.kiln'), '--json'], { env })).stdout,
+    (await kiln(['compile', EMBEDDED_MODEL, '-o', join(dir, 'fp32.kiln'), '--json'], { env: SHARED_CACHE_ENV })).stdout,
   ) as { manifest: Manifest };
   const small = JSON.parse(
     (

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import type { Manifest } from '../../src/model/artifact.js';
-import { EMBEDDED_MODEL, errorCode, kiln, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, errorCode, kiln, SHARED_CACHE_ENV, tempDir } from '../fixtures/models.js';
 
 let env: NodeJS.ProcessEnv;
 let artifact: string;
@@ -13,7 +13,7 @@ before(async () => {
   const dir = await tempDir();
   env = { KILN_CACHE_DIR: join(dir, 'cache') };
   artifact = join(dir, 'sst2.kiln');
-  const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact, '--json'], { env });
+  const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact, '--json'], { env: SHARED_CACHE_ENV });
   memory = (JSON.parse(compiled.stdout) as { manifest: Manifest }).manifest.memory!;
 });
 

@@ -4,11 +4,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
 import type { MonitorReport } from '../../src/monitor/report.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
 import { TextClassifier } from '../../src/tasks/text-classification/model.js';
-import { CLI, EMBEDDED_MODEL, kiln, REPO, tempDir } from '../fixtures/models.js';
+import { CLI, compileEmbedded, kiln, REPO, tempDir } from '../fixtures/models.js';
 
 let server: KilnServer;
 let url: string;
@@ -16,7 +15,7 @@ let url: string;
 before(async () => {
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  const { artifactDir } = await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') });
+  const { artifactDir } = await compileEmbedded(join(dir, 'sst2.kiln'));
   server = createServer({ port: 0 });
   url = await server.listen();
   server.model.set(await TextClassifier.load(artifactDir, { replicas: 2 }));

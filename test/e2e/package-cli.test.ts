@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tar from 'tar';
-import { EMBEDDED_MODEL, kiln, serveProcess, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, kiln, SHARED_CACHE_ENV, serveProcess, tempDir } from '../fixtures/models.js';
 
 async function stop(child: ChildProcess, stderr: () => string): Promise<void> {
   const exited = once(child, 'exit');
@@ -22,7 +22,7 @@ const shared = (async () => {
   const dir = await tempDir();
   const env = { KILN_CACHE_DIR: join(dir, 'cache') };
   const out = join(dir, 'model.tar.gz');
-  const result = await kiln(['package', EMBEDDED_MODEL, '-o', out, '--json'], { env });
+  const result = await kiln(['package', EMBEDDED_MODEL, '-o', out, '--json'], { env: SHARED_CACHE_ENV });
   return { dir, env, out, result };
 })();
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { EMBEDDED_MODEL, kiln, REPO, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, kiln, REPO, SHARED_CACHE_ENV, tempDir } from '../fixtures/models.js';
 
 interface Reference {
   sentences: string[];
@@ -40,7 +40,7 @@ test('kiln run --json logits match PyTorch within 1e-4 on all 872 SST-2 dev sent
   const artifact = join(dir, 'sst2.kiln');
   const compiled = await kiln(
     ['compile', EMBEDDED_MODEL, '-o', artifact, '--max-length', String(reference.max_length)],
-    { env },
+    { env: SHARED_CACHE_ENV },
   );
   assert.equal(compiled.code, 0, compiled.stderr);
 

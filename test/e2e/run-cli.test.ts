@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { BenchResult } from '../../src/bench/result.js';
-import { EMBEDDED_MODEL, kiln, tempDir } from '../fixtures/models.js';
+import { EMBEDDED_MODEL, kiln, SHARED_CACHE_ENV, tempDir } from '../fixtures/models.js';
 
 let env: NodeJS.ProcessEnv;
 let artifact: string;
@@ -18,7 +18,7 @@ before(async () => {
   dir = await tempDir();
   env = { KILN_CACHE_DIR: join(dir, 'cache') };
   artifact = join(dir, 'sst2.kiln');
-  const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], { env });
+  const compiled = await kiln(['compile', EMBEDDED_MODEL, '-o', artifact], { env: SHARED_CACHE_ENV });
   assert.equal(compiled.code, 0, compiled.stderr);
 });
 

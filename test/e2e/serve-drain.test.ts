@@ -8,9 +8,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { CLI, EMBEDDED_MODEL, errorCode, kiln, REPO, tempDir } from '../fixtures/models.js';
+import { CLI, EMBEDDED_MODEL, errorCode, kiln, REPO, SHARED_CACHE_ENV } from '../fixtures/models.js';
 
 /** Starts `kiln serve`; `waitFor(re)` resolves with the match once stderr shows it. */
 function serve(
@@ -76,11 +75,10 @@ function heldRequest(
 test('SIGTERM drains kiln serve: /ping turns 503, new requests get 503 KILN_ERR_HTTP_DRAINING, every accepted request is answered, exit 0', {
   timeout: 60_000,
 }, async () => {
-  const dir = await tempDir();
   const { child, stderr, waitFor } = serve([EMBEDDED_MODEL], {
     PORT: '',
     SAGEMAKER_BIND_TO_PORT: '0',
-    KILN_CACHE_DIR: join(dir, 'cache'),
+    ...SHARED_CACHE_ENV,
   });
   const url = (await waitFor(/listening on (http:\/\/[^ ]+)/))[1]!;
   assert.doesNotMatch(url, /:8080$/, 'SAGEMAKER_BIND_TO_PORT=0 picked a free port');

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CLI, EMBEDDED_MODEL, kiln, REPO, sourceFolder, tempDir } from '../fixtures/models.js';
+import { CLI, EMBEDDED_MODEL, kiln, REPO, SHARED_CACHE_ENV, sourceFolder, tempDir } from '../fixtures/models.js';
 
 test('kiln serve on a model repository serves every model by name, and asks which when a request does not say', async () => {
   const dir = await tempDir();
@@ -13,7 +13,10 @@ test('kiln serve on a model repository serves every model by name, and asks whic
   const repository = join(dir, 'models');
   await mkdir(repository);
   // One compiled artifact and one source folder (compiled on the way).
-  assert.equal((await kiln(['compile', EMBEDDED_MODEL, '-o', join(repository, 'sentiment')], { env })).code, 0);
+  assert.equal(
+    (await kiln(['compile', EMBEDDED_MODEL, '-o', join(repository, 'sentiment')], { env: SHARED_CACHE_ENV })).code,
+    0,
+  );
   await sourceFolder(repository, 'tiny');
   await cp(join(EMBEDDED_MODEL, 'README.md'), join(repository, 'README.md'));
 

@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
 import { TextTokenizer } from '../../src/model/tokenizer.js';
 import { type Replica, WorkerReplica } from '../../src/runtime/replica.js';
 import { TextClassifier } from '../../src/tasks/text-classification/model.js';
-import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
 
 const BUCKETS = [16, 32, 64, 128];
 let artifact: string;
@@ -22,7 +21,7 @@ let alone: TextClassifier;
 before(async () => {
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+  artifact = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
   sentences = (await readFile(join(REPO, 'data', 'sst2', 'dev.tsv'), 'utf8'))
     .trim()
     .split('\n')

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
 import { KilnError } from '../../src/core/errors.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { createSession } from '../../src/runtime/binding.js';
@@ -16,7 +15,7 @@ import { WorkerReplica, workerReplicas } from '../../src/runtime/replica.js';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
 import { createServer } from '../../src/server/server.js';
 import { TextClassifier } from '../../src/tasks/text-classification/model.js';
-import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, tempDir } from '../fixtures/models.js';
 
 let dir: string;
 /** A graph whose token inputs are float: int64 ids fail in ONNX Runtime when the batch runs, not at load. */
@@ -93,7 +92,7 @@ describe('an error in a replica worker is wrapped once and keeps its code', () =
 
     before(async () => {
       process.env.KILN_CACHE_DIR = join(dir, 'cache');
-      artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+      artifact = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
     });
 
     test('classify() and POST /predict on replicas whose run fails → KILN_ERR_RUNTIME_RUN (500) with the reason once', async (t) => {

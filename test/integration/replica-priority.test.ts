@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
 import { TextClassifier } from '../../src/tasks/text-classification/model.js';
-import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, tempDir } from '../fixtures/models.js';
 
 const linux = process.platform === 'linux';
 let artifact: string;
@@ -19,7 +18,7 @@ before(async () => {
   if (!linux) return;
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+  artifact = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
 });
 
 /** Nice value of each thread of this process, by thread id. */

@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
 import { createServer } from '../../src/server/server.js';
 import type { TextClassifier } from '../../src/tasks/text-classification/model.js';
-import { EMBEDDED_MODEL, REPO, servedWithReference, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, REPO, servedWithReference, tempDir } from '../fixtures/models.js';
 
 const MODEL = 'sst2-distilbert-tiny';
 let artifact: string;
@@ -18,7 +17,7 @@ let artifact: string;
 before(async () => {
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+  artifact = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
 });
 
 const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>

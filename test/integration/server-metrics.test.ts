@@ -7,17 +7,16 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
 import { createServer } from '../../src/server/server.js';
 import { TextClassifier } from '../../src/tasks/text-classification/model.js';
-import { EMBEDDED_MODEL, REPO, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, REPO, tempDir } from '../fixtures/models.js';
 
 let artifact: string;
 
 before(async () => {
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+  artifact = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
 });
 
 /** The value of one sample: `name{labels}` with exactly these labels (none: the bare name). */

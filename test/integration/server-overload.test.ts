@@ -7,19 +7,18 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
 import type { ModelOptions } from '../../src/runtime/task-model.js';
 import { createServer, type ServerOptions } from '../../src/server/server.js';
 import { TextClassifier } from '../../src/tasks/text-classification/model.js';
 import { type GatedReplicas, gatedReplicas as gatedReplicasOf, until, within } from '../fixtures/gated-replicas.js';
-import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, tempDir } from '../fixtures/models.js';
 
 let artifact: string;
 
 before(async () => {
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+  artifact = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
 });
 
 /** Replicas of the compiled model whose batches wait until the test opens the gate. */

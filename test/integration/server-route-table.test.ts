@@ -23,7 +23,7 @@ import { createServer, type KilnServer, type ServerOptions } from '../../src/ser
 import { loadModel } from '../../src/tasks/registry.js';
 import { type GatedReplicas, gatedReplicas, until, within } from '../fixtures/gated-replicas.js';
 import { CNN, cnnFolder, pixels, png } from '../fixtures/image-models.js';
-import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
 import { randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 
 type Kind = 'classifier' | 'embedder' | 'image' | 'ranker' | 'tagger';
@@ -58,7 +58,7 @@ function tinyEncoder(): Uint8Array {
 before(async () => {
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  artifacts.classifier = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+  artifacts.classifier = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
   const encoder = join(dir, NAMES.embedder);
   await mkdir(join(encoder, 'onnx'), { recursive: true });
   await writeFile(join(encoder, 'onnx', 'model.onnx'), tinyEncoder());

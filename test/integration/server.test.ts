@@ -2,17 +2,16 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
 import { TextClassifier } from '../../src/tasks/text-classification/model.js';
-import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, tempDir } from '../fixtures/models.js';
 
 let artifact: string;
 
 before(async () => {
   const dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
-  artifact = (await compile({ source: EMBEDDED_MODEL, out: join(dir, 'sst2.kiln') })).artifactDir;
+  artifact = (await compileEmbedded(join(dir, 'sst2.kiln'))).artifactDir;
 });
 
 async function started(options: Parameters<typeof createServer>[0] = {}): Promise<{ server: KilnServer; url: string }> {

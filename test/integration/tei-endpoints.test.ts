@@ -17,7 +17,7 @@ import type { TextEmbedder } from '../../src/tasks/feature-extraction/model.js';
 import { MAX_TEXTS_PER_REQUEST } from '../../src/tasks/limits.js';
 import { loadModel } from '../../src/tasks/registry.js';
 import { KILN_VERSION } from '../../src/version.js';
-import { EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
+import { compileEmbedded, EMBEDDED_MODEL, tempDir } from '../fixtures/models.js';
 
 const PROMPTS = { query: 'query: ', passage: 'passage: ' };
 const MAX_LENGTH = 16;
@@ -61,7 +61,7 @@ before(async () => {
     maxLength: MAX_LENGTH,
     normalize: false,
   });
-  const classifier = await compile({ source: EMBEDDED_MODEL, out: join(dir, 'classifier.kiln') });
+  const classifier = await compileEmbedded(join(dir, 'classifier.kiln'));
   manifests = { embedder: embedded.manifest, classifier: classifier.manifest };
   tokenizer = new Tokenizer(JSON.parse(await readFile(join(EMBEDDED_MODEL, 'tokenizer.json'), 'utf8')) as object, {});
   server = createServer({ port: 0, maxClientBatch: MAX_CLIENT_BATCH });
