@@ -6,17 +6,28 @@
  * scores, windows over a text longer than max length, redaction, and coded refusals.
  */
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { softmax } from '../../src/core/stats.js';
+import { runBatch } from '../../src/deploy/batch.js';
+import { importCheckpoint } from '../../src/import/import.js';
+import { decodeModel, type ModelProto } from '../../src/onnx/proto.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
-import { loadModel } from '../../src/tasks/registry.js';
+import { loadModel, taskFromGraph } from '../../src/tasks/registry.js';
 import type { GroupEntity, TokenEntity } from '../../src/tasks/token-classification/aggregate.js';
 import type { TokenClassifier } from '../../src/tasks/token-classification/model.js';
 import { ownerOfEachToken, windowsOf } from '../../src/tasks/token-classification/windows.js';
 import { tempDir } from '../fixtures/models.js';
-import { lookup, randomWeights, tinyBertConfig, vocabIds, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+import {
+  type CheckpointWeights,
+  lookup,
+  randomWeights,
+  tinyBertConfig,
+  vocabIds,
+  writeCheckpoint,
+} from '../fixtures/random-checkpoint.js';
 import { referenceTokenLogits, type Weights } from '../fixtures/reference-encoder.js';
 
 const LABELS = ['O', 'B-PER', 'I-PER', 'B-LOC', 'I-LOC'];
@@ -43,10 +54,45 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
     id2label: Object.fromEntries(LABELS.map((l, i) => [i, l])),
   },
 };
+CONFIGS.roberta = {
+  ...tinyBertConfig(LABELS, { architectures: ['RobertaForTokenClassification'] }),
+  model_type: 'roberta',
+  pad_token_id: 1,
+  type_vocab_size: 1,
+  layer_norm_eps: 1e-5,
+  max_position_embeddings: 40,
+};
 
 /** Where each space-separated word of `text` starts and ends. */
 function wordSpans(text: string): Array<{ start: number; end: number }> {
   return [...text.matchAll(/\S+/g)].map((m) => ({ start: m.index, end: m.index + m[0].length }));
+}
+
+const compilations = new Map<string, Promise<{ artifactDir: string; weights: CheckpointWeights }>>();
+
+/** Each family's checkpoint, written and compiled once for every test of this file that needs it. */
+function compiledOnce(family: string): Promise<{ artifactDir: string; weights: CheckpointWeights }> {
+  if (!compilations.has(family)) {
+    compilations.set(
+      family,
+      (async () => {
+        const config = CONFIGS[family]!;
+        const dir = await tempDir(`kiln-ner-${family}-`);
+        const weights = randomWeights(config, family.length);
+        const checkpoint = await writeCheckpoint(join(dir, 'checkpoint'), config, weights);
+        const { artifactDir, manifest } = await compile({
+          source: checkpoint,
+          out: join(dir, 'ner.kiln'),
+          cache: false,
+          maxLength: MAX_LENGTH,
+        });
+        assert.equal(manifest.task, 'token-classification');
+        assert.deepEqual(manifest.labels, LABELS);
+        return { artifactDir, weights };
+      })(),
+    );
+  }
+  return compilations.get(family)!;
 }
 
 for (const [family, config] of Object.entries(CONFIGS)) {
@@ -55,19 +101,9 @@ for (const [family, config] of Object.entries(CONFIGS)) {
     let weights: Weights;
 
     before(async () => {
-      const dir = await tempDir(`kiln-ner-${family}-`);
-      const checkpointWeights = randomWeights(config, family === 'bert' ? 7 : 8);
-      weights = lookup(checkpointWeights);
-      const checkpoint = await writeCheckpoint(join(dir, 'checkpoint'), config, checkpointWeights);
-      const { artifactDir, manifest } = await compile({
-        source: checkpoint,
-        out: join(dir, 'ner.kiln'),
-        cache: false,
-        maxLength: MAX_LENGTH,
-      });
-      assert.equal(manifest.task, 'token-classification');
-      assert.deepEqual(manifest.labels, LABELS);
-      model = (await loadModel(artifactDir, { replicas: 1, maxDelayMs: 0 })) as TokenClassifier;
+      const compiled = await compiledOnce(family);
+      weights = lookup(compiled.weights);
+      model = (await loadModel(compiled.artifactDir, { replicas: 1, maxDelayMs: 0 })) as TokenClassifier;
     });
     after(() => model?.close());
 
@@ -242,10 +278,7 @@ describe('token classification over HTTP', () => {
   };
 
   before(async () => {
-    const dir = await tempDir('kiln-ner-http-');
-    const config = CONFIGS.bert!;
-    const checkpoint = await writeCheckpoint(join(dir, 'checkpoint'), config, randomWeights(config, 7));
-    const { artifactDir } = await compile({ source: checkpoint, out: join(dir, 'ner.kiln'), maxLength: MAX_LENGTH });
+    const { artifactDir } = await compiledOnce('bert');
     model = (await loadModel(artifactDir, { replicas: 1, maxDelayMs: 0 })) as TokenClassifier;
     server = createServer({ port: 0 });
     server.model.set(model);
@@ -296,4 +329,44 @@ describe('token classification over HTTP', () => {
     assert.equal(invocations.status, 400);
     assert.match(invocations.body.error.message, /top_k/);
   });
+});
+
+test('a bare ONNX graph whose first output is logits [batch, tokens, labels] is token-classification; token states are not', async () => {
+  const dir = await tempDir('kiln-ner-graph-');
+  const config = CONFIGS.bert!;
+  const checkpoint = await writeCheckpoint(join(dir, 'checkpoint'), config, randomWeights(config, 4));
+  const graphOf = async (headless: boolean): Promise<ModelProto> => {
+    const out = join(dir, headless ? 'encoder' : 'tagger');
+    await importCheckpoint({ dir: checkpoint, out, headless });
+    return decodeModel(await readFile(join(out, 'onnx', 'model.onnx')), out);
+  };
+  assert.equal(taskFromGraph(await graphOf(false)), 'token-classification');
+  assert.equal(taskFromGraph(await graphOf(true)), 'feature-extraction');
+});
+
+test('kiln batch --redact (runBatch): one JSON line per row with its entities and the redacted text', async () => {
+  const dir = await tempDir('kiln-ner-batch-');
+  const { artifactDir } = await compiledOnce('bert');
+  const model = (await loadModel(artifactDir, { replicas: 1 })) as TokenClassifier;
+  try {
+    const texts = [SENTENCE, 'the man went to london', `${SENTENCE} and ${SENTENCE}`];
+    const input = join(dir, 'rows.jsonl');
+    await writeFile(input, `${texts.map((text, id) => JSON.stringify({ id, text })).join('\n')}\n`);
+    const output = join(dir, 'rows.predictions.jsonl');
+    const summary = await runBatch({ model, input, output, redact: true });
+    assert.equal(summary.rows, texts.length);
+    assert.equal(summary.errors, 0);
+    const lines = (await readFile(output, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const expected = await model.recognize(texts, undefined, { redact: true });
+    lines.forEach((line, i) => {
+      assert.equal(line.id, i);
+      assert.deepEqual(line.entities, expected[i]!.entities);
+      assert.equal(line.redacted, expected[i]!.redacted);
+    });
+  } finally {
+    await model.close();
+  }
 });

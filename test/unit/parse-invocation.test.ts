@@ -144,7 +144,7 @@ describe('parseInvocation', () => {
       kind: 'run',
       command: 'run',
       positionals: { ARTIFACT: ['m.kiln'], TEXT: ['I loved it', 'meh', 'awful'] },
-      flags: { file: null, pair: false, json: true, token: null, offline: false, weights: undefined },
+      flags: { file: null, pair: false, redact: false, json: true, token: null, offline: false, weights: undefined },
     });
   });
 

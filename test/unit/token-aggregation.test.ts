@@ -12,6 +12,7 @@ import {
   redact,
   type ScoredToken,
 } from '../../src/tasks/token-classification/aggregate.js';
+import { highlight } from '../../src/tasks/token-classification/highlight.js';
 import { ownerOfEachToken, windowsOf } from '../../src/tasks/token-classification/windows.js';
 
 const LABELS = ['O', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG'];
@@ -248,4 +249,17 @@ test('ownerOfEachToken: a token takes the window where it is farthest from an ed
   // token 4 is 1 from either edge (a tie: the earlier window); token 5 is 0 from window 0's end,
   // 2 from window 1's start → window 1.
   assert.deepEqual(ownerOfEachToken(9, windowsOf(9, 6, 3)), [0, 0, 0, 0, 0, 1, 1, 1, 1]);
+});
+
+test('highlight marks each entity inline with its label, or shows the redacted text', () => {
+  const text = 'Ann Lee lives in Oslo.';
+  const entities: Entity[] = [
+    { entity_group: 'PER', score: 1, word: 'Ann Lee', start: 0, end: 7 },
+    { entity_group: 'LOC', score: 1, word: 'Oslo', start: 17, end: 21 },
+  ];
+  const answer = { text, entities, windows: 1, tokens: 8, truncated: false };
+  assert.equal(highlight(answer, false), '2 entities  [Ann Lee](PER) lives in [Oslo](LOC).');
+  assert.ok(highlight(answer, true).includes('Ann Lee\u001b[0m'), 'colored, then reset');
+  assert.ok(!highlight(answer, true).includes('[Ann Lee]'));
+  assert.equal(highlight({ ...answer, redacted: redact(text, entities) }, false), '2 entities  [PER] lives in [LOC].');
 });

@@ -1,7 +1,7 @@
 /**
- * `kiln run`'s line for a token classifier: the text with each entity marked inline — in color
- * with its label after it on a terminal, `[text](LABEL)` otherwise — and the redacted text when
- * asked.
+ * `kiln run`'s line for a token classifier: the number of entities, then the text with each
+ * entity marked inline — in color with its label after it on a terminal, `[text](LABEL)`
+ * otherwise — or, when asked, the redacted text.
  */
 import type { TokenAnswer } from './model.js';
 
@@ -28,5 +28,7 @@ export function highlight(answer: TokenAnswer, color: boolean): string {
   }
   out += text.slice(at);
   const found = `${entities.length} ${entities.length === 1 ? 'entity' : 'entities'}`;
-  return `${found}: ${out.replace(/\s*\n\s*/g, ' ')}${answer.redacted !== undefined ? `\n  redacted: ${answer.redacted}` : ''}`;
+  // One line per text: the redacted text when asked, else the text with its entities marked.
+  const shown = answer.redacted ?? out;
+  return `${found}  ${shown.replace(/\s*\n\s*/g, ' ')}`;
 }
