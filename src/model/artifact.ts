@@ -117,7 +117,13 @@ export function scoreFunctionOf(manifest: Pick<Manifest, 'functionToApply' | 'la
 }
 
 /** What a compiled model does with its input; decides the runtime class, routes and outputs. */
-export const TASKS = ['text-classification', 'feature-extraction', 'image-classification', 'text-ranking'] as const;
+export const TASKS = [
+  'text-classification',
+  'feature-extraction',
+  'image-classification',
+  'text-ranking',
+  'zero-shot-classification',
+] as const;
 export type Task = (typeof TASKS)[number];
 
 /** How feature-extraction turns token states into one vector (see {@link EmbeddingHead}). */

@@ -15,11 +15,16 @@ export const DEFAULT_MAX_TEXT_CHARS = 20_000;
 /** Most texts per rerank request unless `--max-client-batch` says otherwise: the per-request cap of every route. */
 export const DEFAULT_MAX_CLIENT_BATCH = MAX_TEXTS_PER_REQUEST;
 
+/** Most candidate labels per zero-shot request unless `--max-labels` says otherwise: each label is one model run. */
+export const DEFAULT_MAX_LABELS = 32;
+
 export interface RequestLimits {
   /** Most characters per text. */
   maxTextChars: number;
   /** Most texts one rerank request may score against its query (`--max-client-batch`). */
   maxClientBatch: number;
+  /** Most candidate labels one zero-shot request may carry (`--max-labels`). */
+  maxLabels: number;
   /** Deadline of a request from its arrival, in ms; null for none. */
   timeoutMs: number | null;
 }

@@ -15,16 +15,19 @@ import { textClassification } from './text-classification/index.js';
 import type { TextClassifier } from './text-classification/model.js';
 import { textRanking } from './text-ranking/index.js';
 import type { TextRanker } from './text-ranking/model.js';
+import { zeroShotClassification } from './zero-shot-classification/index.js';
+import type { ZeroShotClassifier } from './zero-shot-classification/model.js';
 
 export const TASK_MODULES: readonly TaskModule[] = [
   textClassification,
   featureExtraction,
   imageClassification,
   textRanking,
+  zeroShotClassification,
 ] as unknown as readonly TaskModule[];
 
 /** Every loaded model, one runtime class per task; narrow with `model.task`. */
-export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier | TextRanker;
+export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier | TextRanker | ZeroShotClassifier;
 
 /** Fails to compile when a task the artifact format names (TASKS) has no module here. */
 export const EVERY_TASK_HAS_A_MODULE: [Exclude<Task, LoadedModel['task']>] extends [never] ? true : never = true;

@@ -79,7 +79,7 @@ export interface CompileHooks {
 }
 
 /** What /predict makes of a task's answers (the route reads the body's inputs by {@link InputKind}). */
-export interface PredictHook<M extends AnyTaskModel> {
+export interface PredictInputsHook<M extends AnyTaskModel> {
   answer(
     model: M,
     inputs: readonly ModelInput[],
@@ -87,6 +87,29 @@ export interface PredictHook<M extends AnyTaskModel> {
     options: InferOptions & { allScores: boolean },
   ): Promise<object[]>;
 }
+
+/**
+ * For a task whose /predict body has a shape of its own (`{"question", "context"}`,
+ * `{"text", "candidate_labels"}`): the fields it adds to the route's schema, and how it answers
+ * such a body. Fields of the body other than these (and `model`) are refused.
+ */
+export interface PredictBodyHook<M extends AnyTaskModel> {
+  /** The body's fields as JSON schema properties; the route's schema lists every task's. */
+  readonly fields: Readonly<Record<string, object>>;
+  /** The body's shape, for the fix of an error's message: `{"question": "…", "context": "…"}`. */
+  readonly expected: string;
+  read(
+    model: M,
+    body: Readonly<Record<string, unknown>>,
+    context: Pick<RouteContext, 'limits' | 'deadline'> & {
+      /** The coded 400 for a body that is not {@link expected}. */
+      invalid: (problem: string) => Error;
+    },
+  ): Promise<object>;
+}
+
+/** How /predict reads a task's requests: the shared text or image inputs, or a body of the task's own. */
+export type PredictHook<M extends AnyTaskModel> = PredictInputsHook<M> | PredictBodyHook<M>;
 
 /**
  * What SageMaker's /invocations answers per input of an `{"inputs": …}` body (a text, a text

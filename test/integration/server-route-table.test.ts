@@ -25,13 +25,14 @@ import { CNN, cnnFolder, pixels, png } from '../fixtures/image-models.js';
 import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
 import { randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 
-type Kind = 'classifier' | 'embedder' | 'image' | 'ranker';
+type Kind = 'classifier' | 'embedder' | 'image' | 'ranker' | 'zeroshot';
 
 const NAMES: Record<Kind, string> = {
   classifier: 'sst2-distilbert-tiny',
   embedder: 'tiny-encoder',
   image: 'tiny-resnet',
   ranker: 'tiny-cross-encoder',
+  zeroshot: 'tiny-nli',
 };
 
 const artifacts = {} as Record<Kind, string>;
@@ -75,6 +76,11 @@ before(async () => {
   const ranker = tinyBertConfig(['LABEL_0']);
   const checkpoint = await writeCheckpoint(join(dir, NAMES.ranker), ranker, randomWeights(ranker, 1));
   artifacts.ranker = (await compile({ source: checkpoint, out: join(dir, 'ranker.kiln'), maxLength: 16 })).artifactDir;
+  const nli = tinyBertConfig(['contradiction', 'entailment', 'neutral']);
+  const nliCheckpoint = await writeCheckpoint(join(dir, NAMES.zeroshot), nli, randomWeights(nli, 2));
+  artifacts.zeroshot = (
+    await compile({ source: nliCheckpoint, out: join(dir, 'nli.kiln'), maxLength: 16 })
+  ).artifactDir;
 });
 
 /** One request a route takes. */
@@ -290,6 +296,39 @@ const CASES: Case[] = [
     model: 'ranker',
     request: (name) => v2(name, tokens('INT64'), '1'),
   },
+  {
+    name: 'POST /predict {"text", "candidate_labels"} (zero-shot)',
+    route: '/predict',
+    model: 'zeroshot',
+    request: () => json('/predict', { text: 'a fine film', candidate_labels: ['good', 'bad'] }),
+  },
+  {
+    name: 'POST /invocations {"text", "candidate_labels", "multi_label"} (zero-shot)',
+    route: '/invocations',
+    model: 'zeroshot',
+    request: () => json('/invocations', { text: 'a fine film', candidate_labels: 'good, bad', multi_label: true }),
+  },
+  {
+    name: 'POST /v2/models/{name}/infer, BYTES text and candidate_labels (zero-shot)',
+    route: '/v2/models/:name/infer',
+    model: 'zeroshot',
+    request: (name) =>
+      v2(name, [
+        bytesText(['a fine film']),
+        { name: 'candidate_labels', datatype: 'BYTES', shape: [2], data: ['good', 'bad'] },
+      ]),
+  },
+  {
+    name: 'POST /v2/models/{name}/versions/1/infer, BYTES text and candidate_labels (zero-shot)',
+    route: '/v2/models/:name/versions/:version/infer',
+    model: 'zeroshot',
+    request: (name) =>
+      v2(
+        name,
+        [bytesText(['a fine film']), { name: 'candidate_labels', datatype: 'BYTES', shape: [1], data: ['good'] }],
+        '1',
+      ),
+  },
 ];
 
 /** The same routes on a server with all four models, where a request must name its model. */
@@ -361,6 +400,11 @@ function occupying(kind: Kind): Request {
   if (kind === 'image')
     return v2(NAMES.image, [{ name: 'image', datatype: 'BYTES', shape: [1], data: [imagePng.toString('base64')] }]);
   if (kind === 'ranker') return v2(NAMES.ranker, [bytesQuery('occupying'), bytesText(['the replica'])]);
+  if (kind === 'zeroshot')
+    return v2(NAMES.zeroshot, [
+      bytesText(['occupying the replica']),
+      { name: 'candidate_labels', datatype: 'BYTES', shape: [1], data: ['busy'] },
+    ]);
   return v2(NAMES[kind], [bytesText(['occupying the replica'])]);
 }
 
@@ -490,6 +534,7 @@ const TASK_OF: Record<Kind, Task> = {
   embedder: 'feature-extraction',
   image: 'image-classification',
   ranker: 'text-ranking',
+  zeroshot: 'zero-shot-classification',
 };
 
 test('every inference route of the route table is tried below with a model of each task it serves', () => {
@@ -510,7 +555,7 @@ test('every inference route of the route table is tried below with a model of ea
     );
 });
 
-for (const kind of ['classifier', 'embedder', 'image', 'ranker'] as const) {
+for (const kind of ['classifier', 'embedder', 'image', 'ranker', 'zeroshot'] as const) {
   const cases = CASES.filter((c) => c.model === kind);
   timeoutTests(`--timeout-ms on every inference route (${kind})`, [kind], cases);
   refusalTests(`early refusal on every inference route (${kind})`, [kind], cases);
