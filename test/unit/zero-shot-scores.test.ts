@@ -25,7 +25,8 @@ test('zeroShotScores: single-label softmax across entailment logits; multi-label
   ];
   for (const c of cases) {
     const actual = zeroShotScores(c.rows, NLI, c.multi);
-    c.expected.forEach((v, i) => assert.ok(Math.abs(actual[i]! - v) < 1e-12, `${c.name}: ${actual} vs ${c.expected}`));
+    for (const [i, v] of c.expected.entries())
+      assert.ok(Math.abs(actual[i]! - v) < 1e-12, `${c.name}: ${actual} vs ${c.expected}`);
   }
 });
 
