@@ -313,6 +313,17 @@ export const ERRORS = {
     (p) =>
       `hypothesis_template ${q(p.template)} has no "{}" for the candidate label; put {} where the label goes, e.g. "This example is {}." (the default)`,
   ),
+  KILN_ERR_INPUT_QUESTION_TOO_LONG: def<{ where: string; tokens: number; specials: number; limit: number }>(
+    413,
+    "A question leaves no room for its context in the model's max length (the question and the special tokens fill it).",
+    (p) =>
+      `${p.where} has ${p.tokens} tokens, and with the ${p.specials} special tokens of a pair that leaves no token of the context in the model's ${p.limit}; shorten the question, or compile the model with a larger --max-length`,
+  ),
+  KILN_ERR_INPUT_ANSWER_OPTION: def<{ option: string; value: unknown; rule: string }>(
+    400,
+    'A question-answering option (top_k, max_answer_len, doc_stride) is out of its range.',
+    (p) => `${p.option} is ${q(p.value)}; it must be ${p.rule}`,
+  ),
   KILN_ERR_INPUT_PAIR_MAX_LENGTH: def<{ limit: number; specials: number }>(
     422,
     'A text pair had to be cut for a model whose max length leaves no room for a token of each text beside the special tokens of a pair.',

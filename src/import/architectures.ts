@@ -22,10 +22,13 @@ export interface EncoderConfig {
   /** 0 when the family has no token type embeddings (DistilBERT). */
   typeVocabSize: number;
   padTokenId: number;
-  /** Classes of the classification head; 0 for a base model (no head: outputs last_hidden_state). */
+  /** Classes of the classification head (2 for a span head); 0 for a base model (no head: outputs last_hidden_state). */
   labels: number;
-  /** `classifier`: a sequence-classification head gives logits; `none`: the encoder's hidden states. */
-  head: 'classifier' | 'none';
+  /**
+   * `classifier`: a sequence-classification head gives logits; `span`: a question-answering
+   * head gives each token's start and end logits; `none`: the encoder's hidden states.
+   */
+  head: 'classifier' | 'span' | 'none';
 }
 
 /** Parameter names of one encoder layer, relative to the model prefix. */
@@ -59,6 +62,8 @@ export interface FamilyNames {
    * heads outside it.
    */
   head: { dense: string; activation: 'Tanh' | 'Relu'; out: string };
+  /** The question-answering head: one Linear from each token's state to its start and end logits. */
+  spanHead: string;
 }
 
 const BERT_LAYER = (i: number): LayerNames => ({
@@ -81,6 +86,7 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
     head: { dense: 'bert.pooler.dense', activation: 'Tanh', out: 'classifier' },
+    spanHead: 'qa_outputs',
   },
   roberta: {
     prefix: 'roberta.',
@@ -90,6 +96,7 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
     head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
+    spanHead: 'qa_outputs',
   },
   distilbert: {
     prefix: 'distilbert.',
@@ -108,6 +115,7 @@ export const FAMILY_NAMES: Record<Family, FamilyNames> = {
       outputNorm: `transformer.layer.${i}.output_layer_norm`,
     }),
     head: { dense: 'pre_classifier', activation: 'Relu', out: 'classifier' },
+    spanHead: 'qa_outputs',
   },
 };
 
@@ -136,11 +144,20 @@ const ARCHITECTURES: Record<string, Family> = {
   DistilBertForSequenceClassification: 'distilbert',
   RobertaForSequenceClassification: 'roberta',
   XLMRobertaForSequenceClassification: 'roberta',
+  BertForQuestionAnswering: 'bert',
+  DistilBertForQuestionAnswering: 'distilbert',
+  RobertaForQuestionAnswering: 'roberta',
+  XLMRobertaForQuestionAnswering: 'roberta',
   BertModel: 'bert',
   DistilBertModel: 'distilbert',
   RobertaModel: 'roberta',
   XLMRobertaModel: 'roberta',
 };
+
+/** The head an architecture's class name says (its suffix): `…ForQuestionAnswering` is a span head. */
+function headOf(architecture: string): 'classifier' | 'span' {
+  return architecture.endsWith('ForQuestionAnswering') ? 'span' : 'classifier';
+}
 
 const MODEL_TYPES: Record<string, Family> = {
   bert: 'bert',
@@ -202,9 +219,15 @@ export function encoderConfig(
     return activation;
   };
   const id2label = raw.id2label;
-  const head = options.headless || BASE_ENCODERS.has(architecture) ? 'none' : 'classifier';
+  const head = options.headless || BASE_ENCODERS.has(architecture) ? 'none' : headOf(architecture);
   const labels =
-    head === 'none' ? 0 : typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
+    head === 'span'
+      ? 2
+      : head === 'none'
+        ? 0
+        : typeof id2label === 'object' && id2label !== null
+          ? Object.keys(id2label).length
+          : 0;
   if (head === 'classifier' && labels === 0)
     throw new KilnError('KILN_ERR_CONFIG_INVALID', {
       path,

@@ -1,6 +1,6 @@
 /**
- * Builds the ONNX graph of a BERT-family encoder (a sequence classifier, or a base model whose
- * output is last_hidden_state) from a Hugging Face checkpoint.
+ * Builds the ONNX graph of a BERT-family encoder (a sequence classifier, a question-answering
+ * model, or a base model whose output is last_hidden_state) from a Hugging Face checkpoint.
  * Standard ONNX operators at opset 17, written in the shapes ONNX Runtime's optimizer fuses
  * (LayerNormalization, the erf GELU, MatMul + Add), as PyTorch's exporter writes them.
  * Weights are not read here: each becomes a lazy initializer, streamed when the file is written.
@@ -207,6 +207,20 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     // A base model: the token states are the output; compile adds pooling for embeddings.
     g.op('Identity', [hidden], undefined, { name: '/last_hidden_state', output: 'last_hidden_state' });
     g.output('last_hidden_state', 'float', ['batch', 'sequence', H]);
+    return { builder: g, inputs, parameters, vocabSize };
+  }
+
+  if (config.head === 'span') {
+    // Question answering: each token's start and end logits, the outputs Hugging Face's ONNX
+    // exports name start_logits and end_logits [batch, sequence].
+    const both = linear(hidden, names.spanHead, H, 2);
+    for (const [index, output] of [
+      [0, 'start_logits'],
+      [1, 'end_logits'],
+    ] as const) {
+      g.op('Gather', [both, g.ints(`${output}_index`, [index], [])], { axis: 2 }, { name: `/head/${output}`, output });
+      g.output(output, 'float', ['batch', 'sequence']);
+    }
     return { builder: g, inputs, parameters, vocabSize };
   }
 

@@ -161,6 +161,10 @@ export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[st
     linear(p + n.output, H, I);
     norm(p + n.outputNorm);
   }
+  if (config.head === 'span') {
+    linear(names.spanHead, 2, H);
+    return out;
+  }
   linear(names.head.dense, H, H);
   linear(names.head.out, config.labels, H);
   return out;

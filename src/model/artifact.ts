@@ -123,6 +123,7 @@ export const TASKS = [
   'image-classification',
   'text-ranking',
   'zero-shot-classification',
+  'question-answering',
 ] as const;
 export type Task = (typeof TASKS)[number];
 

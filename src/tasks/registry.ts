@@ -10,6 +10,8 @@ import { featureExtraction } from './feature-extraction/index.js';
 import type { TextEmbedder } from './feature-extraction/model.js';
 import { imageClassification } from './image-classification/index.js';
 import type { ImageClassifier } from './image-classification/model.js';
+import { questionAnswering } from './question-answering/index.js';
+import type { QuestionAnswerer } from './question-answering/model.js';
 import type { AnyTaskModel, TaskModule } from './task.js';
 import { textClassification } from './text-classification/index.js';
 import type { TextClassifier } from './text-classification/model.js';
@@ -24,10 +26,17 @@ export const TASK_MODULES: readonly TaskModule[] = [
   imageClassification,
   textRanking,
   zeroShotClassification,
+  questionAnswering,
 ] as unknown as readonly TaskModule[];
 
 /** Every loaded model, one runtime class per task; narrow with `model.task`. */
-export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier | TextRanker | ZeroShotClassifier;
+export type LoadedModel =
+  | TextClassifier
+  | TextEmbedder
+  | ImageClassifier
+  | TextRanker
+  | ZeroShotClassifier
+  | QuestionAnswerer;
 
 /** Fails to compile when a task the artifact format names (TASKS) has no module here. */
 export const EVERY_TASK_HAS_A_MODULE: [Exclude<Task, LoadedModel['task']>] extends [never] ? true : never = true;

@@ -36,6 +36,8 @@ export interface HeadFacts {
   hiddenSize: number | null;
   /** What {@link CompileHooks.headOptions} resolved. */
   options: HeadOptions | null;
+  /** The artifact's max length (tokens per input), for heads whose row is per token. */
+  maxLength: number;
 }
 
 /** A task's head options, resolved at compile from flags and the model's own files; each task sets its own. */
@@ -175,8 +177,14 @@ export interface AnswerHooks<M extends AnyTaskModel> {
   json(answer: AnswerOf<M>): object;
   /** `kiln run`'s human line (before the latency and the input). */
   line(answer: AnswerOf<M>): string;
-  /** `kiln batch`'s JSONL fields; a `label` is counted in the summary. */
-  batch(answer: AnswerOf<M>): { label?: string; score?: number; embedding?: number[]; labels?: object[] };
+  /** `kiln batch`'s JSONL fields; a `label` is counted in the summary; a task may add fields of its own (an answer's `start`). */
+  batch(answer: AnswerOf<M>): {
+    label?: string;
+    score?: number;
+    embedding?: number[];
+    labels?: object[];
+    [field: string]: unknown;
+  };
 }
 
 export interface BatchHooks<M extends AnyTaskModel> {
