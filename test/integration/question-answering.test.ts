@@ -183,7 +183,7 @@ for (const name of ['bert', 'roberta'] as const) {
       assert.equal(res.status, 200, JSON.stringify(res.body));
       const expected = await reference(family, QUESTION, CONTEXT, { topK: 5, maxAnswerLen: 2 });
       assert.equal(res.body.length, 5);
-      expected.forEach((e, i) => assertAnswer(res.body[i], e, `answer ${i}`));
+      for (const [i, e] of expected.entries()) assertAnswer(res.body[i], e, `answer ${i}`);
       for (const a of res.body) assert.ok(a.answer.split(' ').length <= 2);
       // Every span of the context (100 ≥ its valid spans) and "no answer", in the reference's order.
       const all = { question: QUESTION, context: CONTEXT, top_k: 100, handle_impossible_answer: true };
@@ -191,7 +191,7 @@ for (const name of ['bert', 'roberta'] as const) {
       assert.equal(withNull.status, 200, JSON.stringify(withNull.body));
       const expectedAll = await reference(family, QUESTION, CONTEXT, { topK: 100, impossible: true });
       assert.equal(withNull.body.length, expectedAll.length);
-      expectedAll.forEach((e, i) => assertAnswer(withNull.body[i], e, `answer ${i} of all`));
+      for (const [i, e] of expectedAll.entries()) assertAnswer(withNull.body[i], e, `answer ${i} of all`);
       assert.equal((withNull.body as Expected[]).filter((a) => a.answer === '').length, 1, 'one "no answer"');
     });
   });
@@ -206,7 +206,7 @@ describe('long contexts, offsets, other routes, errors (BERT)', () => {
       const res = await post(family.url, { question: QUESTION, context: LONG, doc_stride: stride, top_k: 3 });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       const expected = await reference(family, QUESTION, LONG, { stride, topK: 3 });
-      expected.forEach((e, i) => assertAnswer(res.body[i], e, `stride ${stride}, answer ${i}`));
+      for (const [i, e] of expected.entries()) assertAnswer(res.body[i], e, `stride ${stride}, answer ${i}`);
     }
     const [answers] = await family.model.ask([{ question: QUESTION, context: LONG, docStride: 2 }]);
     assert.ok(answers!.windows >= 2, `${answers!.windows} windows`);
