@@ -74,9 +74,21 @@ async function repositoryMembers(path: string): Promise<string[] | null> {
 }
 
 export function createServer(options: CreateServerOptions): Server {
-  const { models, onCompile, hub, host, port, apiKey, bodyLimit, maxTextChars, maxClientBatch, timeoutMs, ...runtime } =
-    options;
-  const http = createHttpServer({ host, port, apiKey, bodyLimit, maxTextChars, maxClientBatch, timeoutMs });
+  const {
+    models,
+    onCompile,
+    hub,
+    host,
+    port,
+    apiKey,
+    bodyLimit,
+    maxTextChars,
+    maxClientBatch,
+    maxLabels,
+    timeoutMs,
+    ...runtime
+  } = options;
+  const http = createHttpServer({ host, port, apiKey, bodyLimit, maxTextChars, maxClientBatch, maxLabels, timeoutMs });
   let stopping = false;
   let loading: Promise<unknown> = Promise.resolve();
   let settle: { resolve: (models: readonly LoadedModel[]) => void; reject: (err: unknown) => void };

@@ -187,6 +187,7 @@ async function checkIo(plan: CompilePlan, { model, shownPath }: SourceGraph): Pr
       labels: config.labels,
       hiddenSize: config.encoderShape?.hidden ?? null,
       options: plan.head,
+      maxLength: plan.limits.maxLength,
     });
   if (plan.image) return { tokenizer: null, head: checkHead() };
   checkTextInputs(shownPath, graphInputs(model.graph ?? {}));

@@ -295,6 +295,35 @@ export const ERRORS = {
     (p) =>
       `${p.where} cannot be cut to ${p.limit} tokens by cutting only its second text: the first text has ${p.first} tokens and the pair adds ${p.specials} special tokens, which leaves no token of the second; use the truncation longest_first, or shorten the first text`,
   ),
+  KILN_ERR_INPUT_CANDIDATE_LABELS: def<{ where: string; problem: string }>(
+    400,
+    "A zero-shot request's candidate labels are missing, empty, or not strings.",
+    (p) =>
+      `${p.where} is not usable: ${p.problem}; send "candidate_labels" as a list of non-empty strings (or one string of comma-separated labels)`,
+  ),
+  KILN_ERR_INPUT_TOO_MANY_LABELS: def<{ count: number; limit: number }>(
+    413,
+    'A zero-shot request carries more candidate labels than the server takes per request (--max-labels); each label is one model run.',
+    (p) =>
+      `the request has ${p.count} candidate labels; at most ${p.limit} are accepted per request (--max-labels ${p.limit}); split them over several requests, or start the server with a larger --max-labels`,
+  ),
+  KILN_ERR_INPUT_HYPOTHESIS_TEMPLATE: def<{ template: string }>(
+    400,
+    'A zero-shot hypothesis_template has no "{}" where the label goes.',
+    (p) =>
+      `hypothesis_template ${q(p.template)} has no "{}" for the candidate label; put {} where the label goes, e.g. "This example is {}." (the default)`,
+  ),
+  KILN_ERR_INPUT_QUESTION_TOO_LONG: def<{ where: string; tokens: number; specials: number; limit: number }>(
+    413,
+    "A question leaves no room for its context in the model's max length (the question and the special tokens fill it).",
+    (p) =>
+      `${p.where} has ${p.tokens} tokens, and with the ${p.specials} special tokens of a pair that leaves no token of the context in the model's ${p.limit}; shorten the question, or compile the model with a larger --max-length`,
+  ),
+  KILN_ERR_INPUT_ANSWER_OPTION: def<{ option: string; value: unknown; rule: string }>(
+    400,
+    'A question-answering option (top_k, max_answer_len, doc_stride) is out of its range.',
+    (p) => `${p.option} is ${q(p.value)}; it must be ${p.rule}`,
+  ),
   KILN_ERR_INPUT_PAIR_MAX_LENGTH: def<{ limit: number; specials: number }>(
     422,
     'A text pair had to be cut for a model whose max length leaves no room for a token of each text beside the special tokens of a pair.',

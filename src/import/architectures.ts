@@ -28,11 +28,12 @@ export interface EncoderConfig {
   /** 0 when the family has no token type embeddings (DistilBERT). */
   typeVocabSize: number;
   padTokenId: number;
-  /** Classes of the classification head; 0 for a base model (no head: outputs last_hidden_state). */
+  /** Classes of the classification head (2 for a span head); 0 for a base model (no head: outputs last_hidden_state). */
   labels: number;
   /**
    * `classifier`: a sequence-classification head gives logits [batch, labels]; `token`: a
-   * token-classification head gives logits [batch, sequence, labels]; `none`: the encoder's
+   * token-classification head gives logits [batch, sequence, labels]; `span`: a
+   * question-answering head gives each token's start and end logits; `none`: the encoder's
    * hidden states.
    */
   head: HeadKind;
@@ -44,7 +45,7 @@ export interface EncoderConfig {
   arch?: ArchBuild;
 }
 
-export type HeadKind = 'classifier' | 'token' | 'none';
+export type HeadKind = 'classifier' | 'token' | 'span' | 'none';
 
 /** Parameter names of one encoder layer, relative to the model prefix. */
 export interface LayerNames {
@@ -88,6 +89,8 @@ export interface FamilyNames {
   relativeAttentionBias?: string;
   /** The base model's own pooler (kept by its checkpoints, unused for embeddings): a full name; null when it has none. */
   basePooler?: string | null;
+  /** The question-answering head: one Linear from each token's state to its start and end logits. */
+  spanHead: string;
 }
 
 /** Reads one config.json field, or throws the coded error naming it. */
@@ -139,6 +142,7 @@ export const FAMILY_NAMES = {
     layer: BERT_LAYER,
     head: { dense: 'bert.pooler.dense', activation: 'Tanh', out: 'classifier' },
     tokenHead: 'classifier',
+    spanHead: 'qa_outputs',
   },
   roberta: {
     prefix: 'roberta.',
@@ -149,6 +153,7 @@ export const FAMILY_NAMES = {
     layer: BERT_LAYER,
     head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
     tokenHead: 'classifier',
+    spanHead: 'qa_outputs',
   },
   distilbert: {
     prefix: 'distilbert.',
@@ -168,6 +173,7 @@ export const FAMILY_NAMES = {
     }),
     head: { dense: 'pre_classifier', activation: 'Relu', out: 'classifier' },
     tokenHead: 'classifier',
+    spanHead: 'qa_outputs',
   },
   ...(Object.fromEntries(DEFINED.map((d) => [d.family, d.names])) as Record<string, FamilyNames>),
 } as Record<Family, FamilyNames>;
@@ -214,6 +220,10 @@ const ARCHITECTURES: Record<string, Family> = {
   DistilBertForTokenClassification: 'distilbert',
   RobertaForTokenClassification: 'roberta',
   XLMRobertaForTokenClassification: 'roberta',
+  BertForQuestionAnswering: 'bert',
+  DistilBertForQuestionAnswering: 'distilbert',
+  RobertaForQuestionAnswering: 'roberta',
+  XLMRobertaForQuestionAnswering: 'roberta',
   BertModel: 'bert',
   DistilBertModel: 'distilbert',
   RobertaModel: 'roberta',
@@ -234,9 +244,10 @@ export const SUPPORTED_ARCHITECTURES = [
   ...ARCH_MODULES.flatMap((m) => [...m.heads, ...m.baseModels]),
 ];
 
-/** The head an architecture name implies: a base encoder has none, `…ForTokenClassification` a per-token one. */
+/** The head an architecture name implies: a base encoder has none, `…ForTokenClassification` a per-token one, `…ForQuestionAnswering` a span head. */
 export function headOf(architecture: string): HeadKind {
   if (BASE_ENCODERS.has(architecture)) return 'none';
+  if (architecture.endsWith('ForQuestionAnswering')) return 'span';
   return architecture.endsWith('ForTokenClassification') ? 'token' : 'classifier';
 }
 
@@ -297,7 +308,13 @@ export function encoderConfig(
   const id2label = raw.id2label;
   const head = options.headless ? 'none' : headOf(architecture);
   const labels =
-    head === 'none' ? 0 : typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
+    head === 'span'
+      ? 2
+      : head === 'none'
+        ? 0
+        : typeof id2label === 'object' && id2label !== null
+          ? Object.keys(id2label).length
+          : 0;
   if (head !== 'none' && labels === 0)
     throw new KilnError('KILN_ERR_CONFIG_INVALID', {
       path,

@@ -1,6 +1,6 @@
 /**
- * Builds the ONNX graph of a BERT-shaped encoder (a sequence classifier, a token classifier, or a
- * base model whose output is last_hidden_state) from a Hugging Face checkpoint, by parts: embeddings (how
+ * Builds the ONNX graph of a BERT-shaped encoder (a sequence classifier, a token classifier, a
+ * question-answering model, or a base model whose output is last_hidden_state) from a Hugging Face checkpoint, by parts: embeddings (how
  * positions are numbered, token types, a projection), a bias shared by every layer's attention
  * scores (the padding mask, plus MPNet's relative positions), post-norm layers (attention, then
  * the feed-forward block), and the head (on every token, or on the first token). Each family picks its parts
@@ -292,6 +292,20 @@ export function buildEncoderClassifier(config: EncoderConfig, source: WeightSour
     // Token classification: one Linear on every token's state (HF runs dropout first, a no-op at inference).
     linear(hidden, withoutPrefix(names.tokenHead), H, config.labels, 'logits');
     g.output('logits', 'float', ['batch', 'sequence', config.labels]);
+    return { builder: g, inputs, parameters, vocabSize };
+  }
+
+  if (config.head === 'span') {
+    // Question answering: each token's start and end logits, the outputs Hugging Face's ONNX
+    // exports name start_logits and end_logits [batch, sequence].
+    const both = linear(hidden, names.spanHead, H, 2);
+    for (const [index, output] of [
+      [0, 'start_logits'],
+      [1, 'end_logits'],
+    ] as const) {
+      g.op('Gather', [both, g.ints(`${output}_index`, [index], [])], { axis: 2 }, { name: `/head/${output}`, output });
+      g.output(output, 'float', ['batch', 'sequence']);
+    }
     return { builder: g, inputs, parameters, vocabSize };
   }
 

@@ -193,6 +193,10 @@ export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[st
     linear(p + n.output, H, I);
     norm(p + n.outputNorm);
   }
+  if (config.head === 'span') {
+    linear(names.spanHead, 2, H);
+    return out;
+  }
   if (config.head === 'token') {
     linear(names.tokenHead, config.labels, H);
     return out;

@@ -140,6 +140,8 @@ export const TASKS = [
   'image-classification',
   'text-ranking',
   'token-classification',
+  'zero-shot-classification',
+  'question-answering',
 ] as const;
 export type Task = (typeof TASKS)[number];
 

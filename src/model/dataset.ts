@@ -3,7 +3,10 @@
  * header naming the text column (`sentence` or `text`, or `--text-column`) and optionally
  * `label`; JSON Lines with `{"text", "label", "id"}`; anything else is one text per line. A
  * `text_pair` column (or field) makes each row a text pair, for pair classifiers; a `query`
- * column with a `text` column makes each row a query–passage pair, for rerankers.
+ * column with a `text` column makes each row a query–passage pair, for rerankers; `question` and
+ * `context` columns make each row a question for extractive question answering (the question
+ * first, the context second); a `candidate_labels` column (comma-separated, or a JSON list in
+ * JSON Lines) gives a zero-shot classifier each row's labels, as the pair's second text.
  * Files are read as a stream, line by line, so a batch job's memory does not grow with them.
  */
 import { createReadStream } from 'node:fs';
@@ -123,11 +126,13 @@ export async function* streamRows(path: string, options: { textColumn?: string }
         header = split(line).map((h) => h.trim().toLowerCase());
         const wanted = options.textColumn?.toLowerCase();
         textIndex = wanted ? header.indexOf(wanted) : header.findIndex((h) => TEXT_COLUMNS.includes(h));
+        // A question's passage: the question is read as a query, the context as its text.
+        if (textIndex < 0 && !wanted && header.includes('question')) textIndex = header.indexOf('context');
         if (textIndex < 0)
           throw new KilnError('KILN_ERR_DATA_NO_TEXT_COLUMN', { path, columns: JSON.stringify(header) });
         labelIndex = header.indexOf('label');
-        pairIndex = header.indexOf('text_pair');
-        queryIndex = header.indexOf('query');
+        pairIndex = header.includes('text_pair') ? header.indexOf('text_pair') : header.indexOf('candidate_labels');
+        queryIndex = header.includes('query') ? header.indexOf('query') : header.indexOf('question');
         continue;
       }
       if (line.trim() === '') continue;
@@ -161,13 +166,23 @@ export async function* streamRows(path: string, options: { textColumn?: string }
         continue;
       }
       const record = (typeof row === 'object' && row !== null ? row : {}) as Record<string, unknown>;
-      const key = options.textColumn ?? (typeof record.text === 'string' ? 'text' : 'sentence');
+      const key =
+        options.textColumn ??
+        (typeof record.text === 'string'
+          ? 'text'
+          : typeof record.question === 'string' && typeof record.context === 'string'
+            ? 'context'
+            : 'sentence');
       const text = typeof row === 'string' ? row : typeof record[key] === 'string' ? (record[key] as string) : null;
       const field = (name: string) => {
         const value = record[name];
         return value === undefined ? undefined : typeof value === 'string' ? value : null;
       };
-      const [pair, query] = [field('text_pair'), field('query')];
+      // Candidate labels as a list travel as JSON text (a label may hold a comma).
+      const labels = Array.isArray(record.candidate_labels)
+        ? JSON.stringify(record.candidate_labels)
+        : field('candidate_labels');
+      const [pair, query] = [field('text_pair') ?? labels, field('query') ?? field('question')];
       const texts = text === null || pair === null || query === null ? null : pairOf(text, pair, query);
       if (text === null) yield invalid(lineNo, `the object has no "${options.textColumn ?? 'text'}" string`);
       else if (text.trim() === '') yield invalid(lineNo, 'the text is empty');

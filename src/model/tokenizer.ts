@@ -74,6 +74,30 @@ export interface SpannedText {
   subword: boolean[];
 }
 
+/**
+ * A text's tokens (no special tokens) with where each lies in the text, as JavaScript string
+ * indices (UTF-16 code units), and the word (pre-tokenizer piece) each belongs to.
+ */
+export interface TokenSpans {
+  ids: number[];
+  /** Where token i starts in the text; a token that cannot be placed gets its neighbours' boundary. */
+  starts: number[];
+  /** Where token i ends (exclusive). */
+  ends: number[];
+  /** The index of token i's word: word pieces of one word share it. */
+  words: number[];
+}
+
+/** A pair laid out from ids already tokenized, with where its parts are. */
+export interface LaidOutPair {
+  ids: number[];
+  typeIds: number[];
+  /** Index of the second text's first token. */
+  secondStart: number;
+  /** Index of the leading special token ([CLS], <s>), or null when the layout starts with text. */
+  clsIndex: number | null;
+}
+
 export interface EncodePairOptions extends EncodeOptions {
   /** Which text of the pair is cut. @defaultValue 'longest_first' */
   truncationStrategy?: PairTruncation;
@@ -234,6 +258,101 @@ export class TextTokenizer {
     });
   }
 
+  /**
+   * The tokens of `text` without special tokens, with their UTF-16 spans in it and their words.
+   * @huggingface/tokenizers gives neither offsets nor word ids: spans come from finding each
+   * token's text in the input (as {@link tokens} does), words from running the tokenizer's own
+   * normalizer, pre-tokenizer and model word by word. When that does not reproduce the ids (an
+   * added token inside the text), a word is a token and the word pieces (`##`) after it.
+   */
+  spans(text: string): TokenSpans {
+    const placed = this.tokens(text, { addSpecialTokens: false });
+    const ids = placed.map((t) => t.id);
+    const starts: Array<number | null> = [];
+    const ends: Array<number | null> = [];
+    let byteCursor = 0;
+    let charCursor = 0;
+    // tokens() gives UTF-8 byte offsets; walk the text once to turn them back into UTF-16 indices.
+    const toChar = (byte: number): number => {
+      while (byteCursor < byte && charCursor < text.length) {
+        const code = text.codePointAt(charCursor)!;
+        byteCursor += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+        charCursor += code > 0xffff ? 2 : 1;
+      }
+      return charCursor;
+    };
+    for (const token of placed) {
+      starts.push(token.start === null ? null : toChar(token.start));
+      ends.push(token.stop === null ? null : toChar(token.stop));
+    }
+    // An unplaced token spans the gap between its placed neighbours.
+    let lastEnd = 0;
+    const filledStarts = starts.map((start, i) => {
+      const value = start ?? lastEnd;
+      lastEnd = ends[i] ?? lastEnd;
+      return value;
+    });
+    const filledEnds = ends.map((end, i) => end ?? starts.slice(i + 1).find((s) => s !== null) ?? text.length);
+    // Without the whitespace around it: an [UNK] for an emoji spans the emoji.
+    starts.forEach((start, i) => {
+      if (start !== null && ends[i] !== null) return;
+      while (filledStarts[i]! < filledEnds[i]! && /\s/.test(text[filledStarts[i]!]!)) filledStarts[i]! += 1;
+      while (filledEnds[i]! > filledStarts[i]! && /\s/.test(text[filledEnds[i]! - 1]!)) filledEnds[i]! -= 1;
+    });
+    return { ids, starts: filledStarts, ends: filledEnds, words: this.wordsOf(text, placed) };
+  }
+
+  /** Word index per token of `text` (see {@link spans}). */
+  private wordsOf(text: string, placed: readonly TextToken[]): number[] {
+    const parts = this.tokenizer as unknown as {
+      normalizer: ((text: string) => string) | null;
+      pre_tokenizer: ((text: string, options?: object) => string[]) | null;
+      model: (words: string[]) => string[];
+    };
+    try {
+      const normalized = parts.normalizer ? parts.normalizer(text) : text;
+      const words = parts.pre_tokenizer ? parts.pre_tokenizer(normalized, { section_index: 0 }) : [normalized];
+      const wordOf: number[] = [];
+      words.forEach((word, w) => {
+        for (const _ of parts.model([word])) wordOf.push(w);
+      });
+      if (wordOf.length === placed.length) return wordOf;
+    } catch {
+      // A tokenizer whose parts cannot be called one by one: the fallback below.
+    }
+    let word = -1;
+    return placed.map((t) => {
+      if (!this.tokenizer.id_to_token(t.id)?.startsWith('##')) word += 1;
+      return Math.max(word, 0);
+    });
+  }
+
+  /** A pair from ids already tokenized without special tokens, laid out as {@link encodePair} lays it out. */
+  layoutPair(first: readonly number[], second: readonly number[]): LaidOutPair {
+    if (!('style' in this.pairLayout)) {
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path: this.path,
+        problem: `it cannot encode text pairs: ${this.pairLayout.problem}`,
+      });
+    }
+    const { pieces } = this.pairLayout;
+    let secondStart = 0;
+    for (const piece of pieces) {
+      if (piece.kind === 'text' && piece.text === 'B') break;
+      secondStart += piece.kind === 'special' ? piece.ids.length : piece.text === 'A' ? first.length : 0;
+    }
+    return {
+      ...applyPairTemplate(this.pairLayout, first, second),
+      secondStart,
+      clsIndex: pieces[0]?.kind === 'special' ? 0 : null,
+    };
+  }
+
+  /** The ids of `text` without special tokens. */
+  bareIds(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
   /** Token ids back to text, as the tokenizer's decoder joins them. */
   decode(ids: readonly number[], options: { skipSpecialTokens: boolean }): string {
     return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens });
@@ -322,10 +441,6 @@ export class TextTokenizer {
       specialTokensAfterText: this.trailingSpecials,
       specialTokensTotal: this.tokenizer.encode('').ids.length,
     };
-  }
-
-  private bareIds(text: string): number[] {
-    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
 }
 

@@ -141,6 +141,18 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
     describe: (index: number) => string,
     options: TextOptions,
   ): Promise<R[]> {
+    return (await this.runRows(texts, describe, options)).map((row) => this.answer(row));
+  }
+
+  /**
+   * Tokenizes texts and pairs (refusing empty ones), queues each, and gives each one's output
+   * row: for tasks whose answer reads several rows (a zero-shot text's pair per label).
+   */
+  protected async runRows(
+    texts: readonly TextInput[],
+    describe: (index: number) => string,
+    options: TextOptions,
+  ): Promise<TextRow[]> {
     texts.forEach((text, index) => {
       if (typeof text === 'string') {
         if (text.trim() === '') throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', { where: describe(index) });
@@ -163,7 +175,7 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
     // One request: its texts take turns with other requests' (fair queuing), not all first.
     const request = {};
     const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, { deadline, request })));
-    return rows.map((row, i) => this.answer({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
+    return rows.map((row, i) => ({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }
 
   /**

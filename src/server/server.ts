@@ -6,7 +6,12 @@
 import { createServer as createHttpServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { KilnError } from '../core/errors.js';
-import { DEFAULT_MAX_CLIENT_BATCH, DEFAULT_MAX_TEXT_CHARS, type RequestLimits } from '../tasks/limits.js';
+import {
+  DEFAULT_MAX_CLIENT_BATCH,
+  DEFAULT_MAX_LABELS,
+  DEFAULT_MAX_TEXT_CHARS,
+  type RequestLimits,
+} from '../tasks/limits.js';
 import { installEarlyRefusal, withEarlyRefusal } from './admission.js';
 import { installApiKey } from './auth.js';
 import { RequestTracker } from './drain.js';
@@ -28,6 +33,8 @@ export interface ServerOptions {
   maxTextChars?: number;
   /** Most inputs (texts, pairs, images, a rerank's texts) one request may carry, at most 1024; more answer 413. @defaultValue 1024 */
   maxClientBatch?: number;
+  /** Most candidate labels one zero-shot request may carry; more answer 413. @defaultValue 32 */
+  maxLabels?: number;
   /** Deadline of an inference request from its arrival, in ms; later answers are 504. @defaultValue null (none) */
   timeoutMs?: number | null;
 }
@@ -60,6 +67,7 @@ export function createServer(options: ServerOptions = {}): KilnServer {
   const limits: RequestLimits = {
     maxTextChars: options.maxTextChars ?? DEFAULT_MAX_TEXT_CHARS,
     maxClientBatch: options.maxClientBatch ?? DEFAULT_MAX_CLIENT_BATCH,
+    maxLabels: options.maxLabels ?? DEFAULT_MAX_LABELS,
     timeoutMs: options.timeoutMs ?? null,
   };
   const model = new ModelHost();

@@ -19,6 +19,9 @@ export const DEFAULT_MAX_TEXT_CHARS = 20_000;
 /** Most inputs per request unless `--max-client-batch` says otherwise. */
 export const DEFAULT_MAX_CLIENT_BATCH = MAX_TEXTS_PER_REQUEST;
 
+/** Most candidate labels per zero-shot request unless `--max-labels` says otherwise: each label is one model run. */
+export const DEFAULT_MAX_LABELS = 32;
+
 export interface RequestLimits {
   /** Most characters per text. */
   maxTextChars: number;
@@ -28,6 +31,8 @@ export interface RequestLimits {
    * images on /predict, the texts a rerank scores against its query. TEI's `max_client_batch_size`.
    */
   maxClientBatch: number;
+  /** Most candidate labels one zero-shot request may carry (`--max-labels`). */
+  maxLabels: number;
   /** Deadline of a request from its arrival, in ms; null for none. */
   timeoutMs: number | null;
 }

@@ -10,6 +10,8 @@ import { featureExtraction } from './feature-extraction/index.js';
 import type { TextEmbedder } from './feature-extraction/model.js';
 import { imageClassification } from './image-classification/index.js';
 import type { ImageClassifier } from './image-classification/model.js';
+import { questionAnswering } from './question-answering/index.js';
+import type { QuestionAnswerer } from './question-answering/model.js';
 import type { AnyTaskModel, TaskModule } from './task.js';
 import { textClassification } from './text-classification/index.js';
 import type { TextClassifier } from './text-classification/model.js';
@@ -17,6 +19,8 @@ import { textRanking } from './text-ranking/index.js';
 import type { TextRanker } from './text-ranking/model.js';
 import { tokenClassification } from './token-classification/index.js';
 import type { TokenClassifier } from './token-classification/model.js';
+import { zeroShotClassification } from './zero-shot-classification/index.js';
+import type { ZeroShotClassifier } from './zero-shot-classification/model.js';
 
 export const TASK_MODULES: readonly TaskModule[] = [
   textClassification,
@@ -24,10 +28,19 @@ export const TASK_MODULES: readonly TaskModule[] = [
   imageClassification,
   textRanking,
   tokenClassification,
+  zeroShotClassification,
+  questionAnswering,
 ] as unknown as readonly TaskModule[];
 
 /** Every loaded model, one runtime class per task; narrow with `model.task`. */
-export type LoadedModel = TextClassifier | TextEmbedder | ImageClassifier | TextRanker | TokenClassifier;
+export type LoadedModel =
+  | TextClassifier
+  | TextEmbedder
+  | ImageClassifier
+  | TextRanker
+  | TokenClassifier
+  | ZeroShotClassifier
+  | QuestionAnswerer;
 
 /** Fails to compile when a task the artifact format names (TASKS) has no module here. */
 export const EVERY_TASK_HAS_A_MODULE: [Exclude<Task, LoadedModel['task']>] extends [never] ? true : never = true;

@@ -36,6 +36,8 @@ export interface HeadFacts {
   hiddenSize: number | null;
   /** What {@link CompileHooks.headOptions} resolved. */
   options: HeadOptions | null;
+  /** The artifact's max length (tokens per input), for heads whose row is per token. */
+  maxLength: number;
 }
 
 /** A task's head options, resolved at compile from flags and the model's own files; each task sets its own. */
@@ -79,12 +81,13 @@ export interface CompileHooks {
 }
 
 /** What /predict makes of a task's answers (the route reads the body's inputs by {@link InputKind}). */
-export interface PredictHook<M extends AnyTaskModel> {
+export interface PredictInputsHook<M extends AnyTaskModel> {
   /**
-   * Body fields of the task's own (JSON schemas by name), added to /predict's schema; a request
-   * that sends one to a model of another task is refused. Their values reach `answer` as `fields`.
+   * Options of the task's own read beside the shared inputs (JSON schemas by name), added to
+   * /predict's schema; a request that sends one to a model of another task is refused. Their
+   * values reach `answer` as `fields`.
    */
-  readonly fields?: Record<string, object>;
+  readonly options?: Record<string, object>;
   answer(
     model: M,
     inputs: readonly ModelInput[],
@@ -92,6 +95,29 @@ export interface PredictHook<M extends AnyTaskModel> {
     options: InferOptions & { allScores: boolean; fields: Record<string, unknown> },
   ): Promise<object[]>;
 }
+
+/**
+ * For a task whose /predict body has a shape of its own (`{"question", "context"}`,
+ * `{"text", "candidate_labels"}`): the fields it adds to the route's schema, and how it answers
+ * such a body. Fields of the body other than these (and `model`) are refused.
+ */
+export interface PredictBodyHook<M extends AnyTaskModel> {
+  /** The body's fields as JSON schema properties; the route's schema lists every task's. */
+  readonly fields: Readonly<Record<string, object>>;
+  /** The body's shape, for the fix of an error's message: `{"question": "…", "context": "…"}`. */
+  readonly expected: string;
+  read(
+    model: M,
+    body: Readonly<Record<string, unknown>>,
+    context: Pick<RouteContext, 'limits' | 'deadline'> & {
+      /** The coded 400 for a body that is not {@link expected}. */
+      invalid: (problem: string) => Error;
+    },
+  ): Promise<object>;
+}
+
+/** How /predict reads a task's requests: the shared text or image inputs, or a body of the task's own. */
+export type PredictHook<M extends AnyTaskModel> = PredictInputsHook<M> | PredictBodyHook<M>;
 
 /**
  * What SageMaker's /invocations answers per input of an `{"inputs": …}` body (a text, a text
@@ -157,7 +183,7 @@ export interface AnswerHooks<M extends AnyTaskModel> {
   json(answer: AnswerOf<M>): object;
   /** `kiln run`'s human line (before the latency and the input). */
   line(answer: AnswerOf<M>): string;
-  /** `kiln batch`'s JSONL fields; a `label` is counted in the summary. */
+  /** `kiln batch`'s JSONL fields; a `label` is counted in the summary; a task may add fields of its own (an answer's `start`). */
   batch(answer: AnswerOf<M>): {
     label?: string;
     score?: number;
@@ -165,6 +191,7 @@ export interface AnswerHooks<M extends AnyTaskModel> {
     labels?: object[];
     entities?: object[];
     redacted?: string;
+    [field: string]: unknown;
   };
   /** The task answers `--redact` (run, batch): each text with its entities replaced by `[LABEL]`. */
   readonly redacts?: boolean;

@@ -5,9 +5,10 @@
  * model's queue is full; only a request whose body names its model among several reaches its
  * route before the scheduler refuses it (still 429 with Retry-After). Each route is tried with
  * each kind of body it takes: texts, JSON Lines, KServe BYTES, client-side tokens (INT64 and
- * INT32), images and image tensors, text pairs and rerank bodies, token-classification fields, on
- * a text classifier, an embedding model, an image classifier, a reranker and a token classifier,
- * alone, and the first four served together. Gated replicas hold every
+ * INT32), images and image tensors, text pairs and rerank bodies, token-classification fields,
+ * zero-shot and question bodies, on a text classifier, an embedding model, an image classifier, a
+ * reranker, a token classifier, a zero-shot classifier and a question-answering model, alone,
+ * and the first four served together. Gated replicas hold every
  * batch until the test opens them, so no answer can come in time and the queue stays full for
  * as long as the test needs: the outcomes follow from the order of events, not from timing.
  */
@@ -26,7 +27,7 @@ import { CNN, cnnFolder, pixels, png } from '../fixtures/image-models.js';
 import { compileEmbedded, EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
 import { randomWeights, tinyBertConfig, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 
-type Kind = 'classifier' | 'embedder' | 'image' | 'ranker' | 'tagger';
+type Kind = 'classifier' | 'embedder' | 'image' | 'ranker' | 'tagger' | 'zeroshot' | 'qa';
 
 const NAMES: Record<Kind, string> = {
   classifier: 'sst2-distilbert-tiny',
@@ -34,6 +35,8 @@ const NAMES: Record<Kind, string> = {
   image: 'tiny-resnet',
   ranker: 'tiny-cross-encoder',
   tagger: 'tiny-ner',
+  zeroshot: 'tiny-nli',
+  qa: 'tiny-qa',
 };
 
 const artifacts = {} as Record<Kind, string>;
@@ -82,6 +85,14 @@ before(async () => {
   artifacts.tagger = (
     await compile({ source: taggerCheckpoint, out: join(dir, 'tagger.kiln'), maxLength: 16 })
   ).artifactDir;
+  const nli = tinyBertConfig(['contradiction', 'entailment', 'neutral']);
+  const nliCheckpoint = await writeCheckpoint(join(dir, NAMES.zeroshot), nli, randomWeights(nli, 2));
+  const qa = { ...tinyBertConfig([]), architectures: ['BertForQuestionAnswering'] };
+  const qaCheckpoint = await writeCheckpoint(join(dir, NAMES.qa), qa, randomWeights(qa, 3));
+  artifacts.qa = (await compile({ source: qaCheckpoint, out: join(dir, 'qa.kiln'), maxLength: 16 })).artifactDir;
+  artifacts.zeroshot = (
+    await compile({ source: nliCheckpoint, out: join(dir, 'nli.kiln'), maxLength: 16 })
+  ).artifactDir;
 });
 
 /** One request a route takes. */
@@ -122,6 +133,10 @@ const imageTensor = () => ({
 });
 const bytesText = (texts: string[]) => ({ name: 'text', datatype: 'BYTES', shape: [texts.length], data: texts });
 const bytesQuery = (query: string) => ({ name: 'query', datatype: 'BYTES', shape: [1], data: [query] });
+const qaTensors = () => [
+  { name: 'question', datatype: 'BYTES', shape: [1], data: ['what film?'] },
+  { name: 'context', datatype: 'BYTES', shape: [1], data: ['a fine film'] },
+];
 const tokens = (datatype: string) => [
   { name: 'input_ids', datatype, shape: [2, 4], data: [101, 2204, 3185, 102, 101, 102, 0, 0] },
   { name: 'attention_mask', datatype, shape: [2, 4], data: [1, 1, 1, 1, 1, 1, 0, 0] },
@@ -330,6 +345,63 @@ const CASES: Case[] = [
         '1',
       ),
   },
+  {
+    name: 'POST /predict {"text", "candidate_labels"} (zero-shot)',
+    route: '/predict',
+    model: 'zeroshot',
+    request: () => json('/predict', { text: 'a fine film', candidate_labels: ['good', 'bad'] }),
+  },
+  {
+    name: 'POST /invocations {"text", "candidate_labels", "multi_label"} (zero-shot)',
+    route: '/invocations',
+    model: 'zeroshot',
+    request: () => json('/invocations', { text: 'a fine film', candidate_labels: 'good, bad', multi_label: true }),
+  },
+  {
+    name: 'POST /v2/models/{name}/infer, BYTES text and candidate_labels (zero-shot)',
+    route: '/v2/models/:name/infer',
+    model: 'zeroshot',
+    request: (name) =>
+      v2(name, [
+        bytesText(['a fine film']),
+        { name: 'candidate_labels', datatype: 'BYTES', shape: [2], data: ['good', 'bad'] },
+      ]),
+  },
+  {
+    name: 'POST /v2/models/{name}/versions/1/infer, BYTES text and candidate_labels (zero-shot)',
+    route: '/v2/models/:name/versions/:version/infer',
+    model: 'zeroshot',
+    request: (name) =>
+      v2(
+        name,
+        [bytesText(['a fine film']), { name: 'candidate_labels', datatype: 'BYTES', shape: [1], data: ['good'] }],
+        '1',
+      ),
+  },
+  {
+    name: 'POST /predict {"question", "context"} (question answering)',
+    route: '/predict',
+    model: 'qa',
+    request: () => json('/predict', { question: 'what film?', context: 'a fine film', top_k: 2 }),
+  },
+  {
+    name: 'POST /invocations {"question", "context"} (question answering)',
+    route: '/invocations',
+    model: 'qa',
+    request: () => json('/invocations', { question: 'what film?', context: 'a fine film' }),
+  },
+  {
+    name: 'POST /v2/models/{name}/infer, BYTES question and context',
+    route: '/v2/models/:name/infer',
+    model: 'qa',
+    request: (name) => v2(name, qaTensors()),
+  },
+  {
+    name: 'POST /v2/models/{name}/versions/1/infer, BYTES question and context',
+    route: '/v2/models/:name/versions/:version/infer',
+    model: 'qa',
+    request: (name) => v2(name, qaTensors(), '1'),
+  },
 ];
 
 /** The same routes on a server with all four models, where a request must name its model. */
@@ -401,6 +473,12 @@ function occupying(kind: Kind): Request {
   if (kind === 'image')
     return v2(NAMES.image, [{ name: 'image', datatype: 'BYTES', shape: [1], data: [imagePng.toString('base64')] }]);
   if (kind === 'ranker') return v2(NAMES.ranker, [bytesQuery('occupying'), bytesText(['the replica'])]);
+  if (kind === 'qa') return v2(NAMES.qa, qaTensors());
+  if (kind === 'zeroshot')
+    return v2(NAMES.zeroshot, [
+      bytesText(['occupying the replica']),
+      { name: 'candidate_labels', datatype: 'BYTES', shape: [1], data: ['busy'] },
+    ]);
   return v2(NAMES[kind], [bytesText(['occupying the replica'])]);
 }
 
@@ -531,6 +609,8 @@ const TASK_OF: Record<Kind, Task> = {
   image: 'image-classification',
   ranker: 'text-ranking',
   tagger: 'token-classification',
+  zeroshot: 'zero-shot-classification',
+  qa: 'question-answering',
 };
 
 test('every inference route of the route table is tried below with a model of each task it serves', () => {
@@ -551,7 +631,7 @@ test('every inference route of the route table is tried below with a model of ea
     );
 });
 
-for (const kind of ['classifier', 'embedder', 'image', 'ranker', 'tagger'] as const) {
+for (const kind of ['classifier', 'embedder', 'image', 'ranker', 'tagger', 'zeroshot', 'qa'] as const) {
   const cases = CASES.filter((c) => c.model === kind);
   timeoutTests(`--timeout-ms on every inference route (${kind})`, [kind], cases);
   refusalTests(`early refusal on every inference route (${kind})`, [kind], cases);

@@ -36,7 +36,13 @@ before(async () => {
   dir = await tempDir();
   process.env.KILN_CACHE_DIR = join(dir, 'cache');
   const checkpoint = await writeCheckpoint(join(dir, 'nli'), CONFIG, WEIGHTS);
-  const { artifactDir } = await compile({ source: checkpoint, out: join(dir, 'nli.kiln'), maxLength: 16 });
+  // An NLI head is detected as zero-shot classification; here it classifies the pairs themselves.
+  const { artifactDir } = await compile({
+    source: checkpoint,
+    out: join(dir, 'nli.kiln'),
+    maxLength: 16,
+    task: 'text-classification',
+  });
   server = createServer({ port: 0 });
   url = await server.listen();
   model = await loadModel(artifactDir, { replicas: 1 });

@@ -270,6 +270,7 @@ describe('parseInvocation', () => {
       'timeout-ms': null,
       'max-text-chars': 20000,
       'max-client-batch': 1024,
+      'max-labels': 32,
       replicas: undefined,
       'threads-per-replica': undefined,
       'max-batch': undefined,

@@ -2,7 +2,12 @@ import { createServer } from '../../api/serve.js';
 import { KilnError } from '../../core/errors.js';
 import { formatError } from '../../core/log.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
-import { DEFAULT_MAX_CLIENT_BATCH, DEFAULT_MAX_TEXT_CHARS, MAX_TEXTS_PER_REQUEST } from '../../tasks/limits.js';
+import {
+  DEFAULT_MAX_CLIENT_BATCH,
+  DEFAULT_MAX_LABELS,
+  DEFAULT_MAX_TEXT_CHARS,
+  MAX_TEXTS_PER_REQUEST,
+} from '../../tasks/limits.js';
 import { type LoadedModel, taskOf } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { defaultModel } from '../default-model.js';
@@ -77,6 +82,13 @@ export const serveCommand = defineCommand({
       default: DEFAULT_MAX_CLIENT_BATCH,
       parse: integer(1, MAX_TEXTS_PER_REQUEST),
     }),
+    'max-labels': valueFlag({
+      arg: 'N',
+      description:
+        'Most candidate labels one zero-shot request may carry (each label is one model run); more answer 413 (KILN_ERR_INPUT_TOO_MANY_LABELS).',
+      default: DEFAULT_MAX_LABELS,
+      parse: integer(1, MAX_TEXTS_PER_REQUEST),
+    }),
     ...runtimeFlags,
     ...hubFlags,
   },
@@ -117,6 +129,7 @@ export const serveCommand = defineCommand({
       timeoutMs: flags['timeout-ms'],
       maxTextChars: flags['max-text-chars'],
       maxClientBatch: flags['max-client-batch'],
+      maxLabels: flags['max-labels'],
       ...runtimeOptions(flags),
     });
     const started = performance.now();

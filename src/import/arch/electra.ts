@@ -30,6 +30,7 @@ export const ELECTRA: ArchitectureDef = {
     }),
     head: { dense: 'classifier.dense', activation: 'Gelu', out: 'classifier.out_proj' },
     tokenHead: 'classifier',
+    spanHead: 'qa_outputs',
     embeddingProject: 'embeddings_project',
     basePooler: null,
   },

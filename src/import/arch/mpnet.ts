@@ -77,6 +77,7 @@ export const MPNET: ArchitectureDef = {
     }),
     head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
     tokenHead: 'classifier',
+    spanHead: 'qa_outputs',
     relativeAttentionBias: 'encoder.relative_attention_bias',
     basePooler: 'mpnet.pooler.dense',
   },

@@ -13,9 +13,9 @@ import { KilnError } from '../../core/errors.js';
 import { MAX_IMAGE_BYTES } from '../../model/image.js';
 import type { TextInput } from '../../runtime/text-model.js';
 import { checkTexts } from '../../tasks/limits.js';
-import { findTaskModule, taskOf, tasksWhere } from '../../tasks/registry.js';
-import { decodeBase64, defineRoute } from '../../tasks/route.js';
-import type { InputKind } from '../../tasks/task.js';
+import { TASK_MODULES, taskOf, tasksWhere } from '../../tasks/registry.js';
+import { decodeBase64, defineRoute, type RouteContext } from '../../tasks/route.js';
+import type { AnyTaskModel, InputKind, PredictHook, PredictInputsHook } from '../../tasks/task.js';
 import {
   PREDICT_INPUTS_SHAPES,
   type PredictInputs,
@@ -43,36 +43,56 @@ interface PredictBody {
   truncation_direction?: TruncationBody;
   /** Which model, when the server serves several (a model repository). */
   model?: string;
-  /** Fields of a task's own (PredictHook.fields): token classification's aggregation_strategy, … */
+  /** Options of a task's own (PredictInputsHook.options: token classification's aggregation_strategy, …) or fields of a task's own body. */
   [field: string]: unknown;
 }
 
-/** Every task's own body fields, and the tasks that read each. */
-const TASK_FIELDS = new Map<string, string[]>();
-for (const task of tasksWhere((m) => m.predict?.fields !== undefined)) {
-  for (const field of Object.keys(findTaskModule(task)!.predict!.fields!))
-    TASK_FIELDS.set(field, [...(TASK_FIELDS.get(field) ?? []), task]);
+/** Options some tasks read beside the shared inputs (token classification's "aggregation_strategy"), by task. */
+const TASK_OPTIONS = new Map<string, string[]>();
+for (const module of TASK_MODULES) {
+  if (!module.predict || !('options' in module.predict) || !module.predict.options) continue;
+  for (const field of Object.keys(module.predict.options))
+    TASK_OPTIONS.set(field, [...(TASK_OPTIONS.get(field) ?? []), module.name]);
 }
 
+/** An option's JSON schema, from the first task that reads it. */
+function optionSchema(field: string): object {
+  const module = TASK_MODULES.find((m) => m.name === TASK_OPTIONS.get(field)![0]);
+  return (module!.predict as PredictInputsHook<AnyTaskModel>).options![field]!;
+}
+
+const SHARED_FIELDS = {
+  text: { type: 'string' },
+  text_pair: { type: 'string' },
+  texts: { type: 'array', items: { anyOf: [{ type: 'string' }, TEXT_PAIR_SCHEMA] } },
+  // Any JSON: readPredictInputs names what is wrong, where a schema error could not.
+  inputs: {},
+  image: { type: 'string' },
+  images: { type: 'array', items: { type: 'string' } },
+  return_all_scores: { type: 'boolean' },
+  ...TRUNCATION_SCHEMA,
+  model: { type: 'string' },
+} as const;
+
+/** Fields only some tasks read (a zero-shot body's "candidate_labels", a question's "context"), by task. */
+const OWN_FIELDS = new Map<string, string[]>();
+for (const module of TASK_MODULES) {
+  if (!module.predict || !('fields' in module.predict)) continue;
+  for (const field of Object.keys(module.predict.fields)) {
+    if (field in SHARED_FIELDS) continue;
+    OWN_FIELDS.set(field, [...(OWN_FIELDS.get(field) ?? []), module.name]);
+  }
+}
+
+/** The shared fields and every task's own; each task's hook checks the fields it reads. */
 const bodySchema = {
   type: 'object',
   properties: {
-    text: { type: 'string' },
-    text_pair: { type: 'string' },
-    texts: { type: 'array', items: { anyOf: [{ type: 'string' }, TEXT_PAIR_SCHEMA] } },
-    // Any JSON: readPredictInputs names what is wrong, where a schema error could not.
-    inputs: {},
-    image: { type: 'string' },
-    images: { type: 'array', items: { type: 'string' } },
-    return_all_scores: { type: 'boolean' },
-    ...TRUNCATION_SCHEMA,
-    model: { type: 'string' },
     ...Object.fromEntries(
-      [...TASK_FIELDS.keys()].map((field) => [
-        field,
-        findTaskModule(TASK_FIELDS.get(field)![0]!)!.predict!.fields![field],
-      ]),
+      TASK_MODULES.flatMap((m) => (m.predict && 'fields' in m.predict ? Object.entries(m.predict.fields) : [])),
     ),
+    ...Object.fromEntries([...TASK_OPTIONS.keys()].map((field) => [field, optionSchema(field)])),
+    ...SHARED_FIELDS,
   },
   additionalProperties: false,
 } as const;
@@ -111,6 +131,8 @@ export const predictRoutes = [
       const name = request.body.model;
       const raw = request.body[RAW_IMAGE];
       const { deadline } = context;
+      const own = Object.keys(request.body).filter((field) => OWN_FIELDS.has(field));
+      if (own.length > 0) return ownBody(request.body, own, context);
       if (raw !== undefined || image !== undefined || images !== undefined) {
         if ([raw, image, images, text ?? pair, texts, tei].filter((v) => v !== undefined).length > 1)
           throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
@@ -129,15 +151,21 @@ export const predictRoutes = [
             : images!.map((b, i) => base64(b, `"images[${i}]"`));
         const describe = (i: number): string =>
           raw ? 'the request body' : image !== undefined ? '"image"' : `"images[${i}]"`;
-        const bodies = await taskOf(model).predict!.answer(model, bytes, describe, {
+        const bodies = await inputsHook(model).answer(model, bytes, describe, {
           deadline,
           allScores,
-          fields: taskFields(request.body, model.task),
+          fields: taskOptions(request.body, model.task),
         });
         return images ? { predictions: bodies } : bodies[0];
       }
       const { inputs, single, describe } = textInputs(request.body);
       const model = context.model(name);
+      const hook = taskOf(model).predict!;
+      if ('read' in hook)
+        throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
+          problem: `${model.manifest.name} is a ${model.task} model, which reads a body of its own`,
+          expected: hook.expected,
+        });
       if (taskOf(model).input !== 'text')
         throw new KilnError('KILN_ERR_INPUT_KIND', {
           where: text !== undefined ? '"text"' : texts !== undefined ? '"texts"' : '"inputs"',
@@ -146,11 +174,11 @@ export const predictRoutes = [
           task: model.task,
         });
       checkTexts(inputs, describe, context.limits);
-      const bodies = await taskOf(model).predict!.answer(model, inputs, describe, {
+      const bodies = await hook.answer(model, inputs, describe, {
         deadline,
         allScores,
         ...truncationOptions(request.body),
-        fields: taskFields(request.body, model.task),
+        fields: taskOptions(request.body, model.task),
       });
       return single ? bodies[0] : { predictions: bodies };
     },
@@ -185,11 +213,11 @@ function textInputs({ text, text_pair: pair, texts, inputs }: PredictBody): Pred
   };
 }
 
-/** The body's fields of tasks' own, refused when the model's task does not read them. */
-function taskFields(body: PredictBody, task: string): Record<string, unknown> {
+/** The body's options of tasks' own (beside the shared inputs), refused when the model's task does not read them. */
+function taskOptions(body: PredictBody, task: string): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(body)) {
-    const tasks = TASK_FIELDS.get(field);
+    const tasks = TASK_OPTIONS.get(field);
     if (!tasks) continue;
     if (!tasks.includes(task))
       throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
@@ -198,6 +226,28 @@ function taskFields(body: PredictBody, task: string): Record<string, unknown> {
     fields[field] = value;
   }
   return fields;
+}
+
+/** The hook of a task that reads the shared inputs (image tasks do). */
+function inputsHook(model: AnyTaskModel): PredictInputsHook<AnyTaskModel> {
+  return taskOf(model).predict as PredictInputsHook<AnyTaskModel>;
+}
+
+/** A body of a task's own shape (`own` are the fields that say so), read by its model's task. */
+function ownBody(body: PredictBody, own: readonly string[], context: RouteContext): Promise<object> {
+  const model = context.model(body.model);
+  const hook: PredictHook<AnyTaskModel> = taskOf(model).predict!;
+  const readers = (field: string): string => OWN_FIELDS.get(field)!.join(' and ');
+  if (!('read' in hook))
+    throw new KilnError('KILN_ERR_HTTP_INVALID_BODY', {
+      problem: `it has "${own[0]}", which ${readers(own[0]!)} models read, but ${model.manifest.name} is a ${model.task} model`,
+    });
+  const invalid = (problem: string): Error =>
+    new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem, expected: hook.expected });
+  const extra = Object.keys(body).find((field) => field !== 'model' && !Object.hasOwn(hook.fields, field));
+  if (extra !== undefined) throw invalid(`it has "${extra}", which ${model.task} models do not read`);
+  const { model: _name, ...fields } = body as Record<string, unknown>;
+  return hook.read(model, fields, { limits: context.limits, deadline: context.deadline, invalid });
 }
 
 function base64(value: string, where: string): Uint8Array {

@@ -6,6 +6,7 @@ import { readTextRequest } from '../kserve-tensors.js';
 import { labelList, labelOutputs, labelTensors, predictionBody } from '../labels.js';
 import { problemType } from '../scores.js';
 import { defineTask } from '../task.js';
+import { nliLabels } from '../zero-shot-classification/scores.js';
 import { type Prediction, TextClassifier, topLabel } from './model.js';
 
 export const textClassification = defineTask<TextClassifier>({
@@ -13,8 +14,9 @@ export const textClassification = defineTask<TextClassifier>({
   input: 'text',
   formatVersion: 1,
   detect: {
-    // One logit is a relevance score: text-ranking claims it.
-    architecture: (name, labels) => name.endsWith('ForSequenceClassification') && labels.length !== 1,
+    // One logit is a relevance score (text-ranking claims it); an NLI head, zero-shot classification.
+    architecture: (name, labels) =>
+      name.endsWith('ForSequenceClassification') && labels.length !== 1 && nliLabels(labels) === null,
     // A text graph that ends in neither image input nor token states: checked against its labels.
     fallback: true,
   },

@@ -76,7 +76,7 @@ export const tokenClassification = defineTask<TokenClassifier>({
   open: (dir, manifest, options) => TokenClassifier.open(dir, manifest, options),
   routes: [],
   predict: {
-    fields: TOKEN_FIELDS,
+    options: TOKEN_FIELDS,
     async answer(model, inputs, describe, { deadline, fields }) {
       const options = tokenOptions(fields, (problem) => new KilnError('KILN_ERR_HTTP_INVALID_BODY', { problem }));
       return (await model.infer(inputs, describe, { ...options, deadline })).map(entitiesBody);
