@@ -1,7 +1,7 @@
 /**
  * Compile's task detection for DeBERTa-v2 and ModernBERT configs: the base models serve
- * embeddings (kiln's pooling), the sequence classifiers text-classification, or text-ranking
- * with one label (cross-encoders); the importer builds each of them.
+ * embeddings (kiln's pooling), the sequence classifiers text-classification, zero-shot
+ * classification with NLI labels, or text-ranking with one label (cross-encoders); the importer builds each of them.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,7 +11,9 @@ import { taskFromArchitecture } from '../../src/tasks/registry.js';
 const CASES: Array<[string, string[], string]> = [
   ['DebertaV2Model', [], 'feature-extraction'],
   ['ModernBertModel', [], 'feature-extraction'],
-  ['DebertaV2ForSequenceClassification', ['entailment', 'neutral', 'contradiction'], 'text-classification'],
+  ['DebertaV2ForSequenceClassification', ['anger', 'joy', 'sadness'], 'text-classification'],
+  // An NLI head (entailment and contradiction among its labels) is a zero-shot classifier.
+  ['DebertaV2ForSequenceClassification', ['entailment', 'neutral', 'contradiction'], 'zero-shot-classification'],
   ['ModernBertForSequenceClassification', ['NEGATIVE', 'POSITIVE'], 'text-classification'],
   ['DebertaV2ForSequenceClassification', ['LABEL_0'], 'text-ranking'],
   ['ModernBertForSequenceClassification', ['LABEL_0'], 'text-ranking'],

@@ -144,7 +144,16 @@ describe('parseInvocation', () => {
       kind: 'run',
       command: 'run',
       positionals: { ARTIFACT: ['m.kiln'], TEXT: ['I loved it', 'meh', 'awful'] },
-      flags: { file: null, pair: false, redact: false, json: true, token: null, offline: false, weights: undefined },
+      flags: {
+        file: null,
+        pair: false,
+        redact: false,
+        json: true,
+        device: undefined,
+        token: null,
+        offline: false,
+        weights: undefined,
+      },
     });
   });
 
@@ -163,8 +172,10 @@ describe('parseInvocation', () => {
       flags: {
         out: null,
         'max-length': undefined,
-        'max-batch': 32,
+        // The device's default (32 on the CPU, 128 on a GPU), chosen when the device is known.
+        'max-batch': undefined,
         precision: 'fp32',
+        'no-prune': false,
         'quantize-embeddings': false,
         'keep-fp32': [],
         verify: null,
@@ -183,6 +194,7 @@ describe('parseInvocation', () => {
         labels: undefined,
         'no-cache': false,
         json: false,
+        device: undefined,
         token: null,
         offline: false,
         weights: undefined,
@@ -229,6 +241,7 @@ describe('parseInvocation', () => {
       'max-length': 64,
       'max-batch': 1024,
       precision: 'int8',
+      'no-prune': false,
       'quantize-embeddings': true,
       'keep-fp32': ['/classifier*', '/pre_classifier/MatMul'],
       verify: 'dev.tsv',
@@ -247,13 +260,14 @@ describe('parseInvocation', () => {
       labels: undefined,
       'no-cache': true,
       json: true,
+      device: undefined,
       token: null,
       offline: false,
       weights: undefined,
     });
-    assert.throws(() => parseInvocation(['compile', 'x', '--precision', 'fp16'], COMMANDS, NO_ENV), {
+    assert.throws(() => parseInvocation(['compile', 'x', '--precision', 'bf16'], COMMANDS, NO_ENV), {
       code: 'KILN_ERR_CLI_INVALID_FLAG',
-      message: /--precision must be one of fp32, int8, got "fp16"/,
+      message: /--precision must be one of fp32, int8, fp16, got "bf16"/,
     });
     assert.throws(() => parseInvocation(['compile', 'x', '--min-agreement', '1.5'], COMMANDS, NO_ENV), {
       code: 'KILN_ERR_CLI_INVALID_FLAG',
@@ -280,6 +294,7 @@ describe('parseInvocation', () => {
       pipeline: 2,
       'replica-nice': 10,
       buckets: undefined,
+      device: undefined,
       token: null,
       offline: false,
       weights: undefined,
