@@ -14,11 +14,14 @@ import {
 } from '../tasks/limits.js';
 import { installEarlyRefusal, withEarlyRefusal } from './admission.js';
 import { installApiKey } from './auth.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from './defaults.js';
 import { RequestTracker } from './drain.js';
 import { installErrorHandling } from './http-errors.js';
 import { ServerMetrics } from './metrics.js';
 import { ModelHost } from './model-host.js';
 import { installRoutes, ROUTE_LIST } from './route-table.js';
+
+export { DEFAULT_HOST, DEFAULT_PORT };
 
 export interface ServerOptions {
   /** Address to bind; loopback unless told otherwise. @defaultValue '127.0.0.1' */
@@ -39,8 +42,6 @@ export interface ServerOptions {
   timeoutMs?: number | null;
 }
 
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 8080;
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** fastify's default keep-alive timeout, longer than load balancers' idle timeouts (60 s on AWS). */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;

@@ -1,7 +1,6 @@
-import { createServer } from '../../api/serve.js';
 import { KilnError } from '../../core/errors.js';
 import { formatError } from '../../core/log.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/server.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/defaults.js';
 import {
   DEFAULT_MAX_CLIENT_BATCH,
   DEFAULT_MAX_LABELS,
@@ -119,6 +118,8 @@ export const serveCommand = defineCommand({
     const port =
       flags.port ??
       (sagemakerPort ? integer(0, 65535)(sagemakerPort, `${SAGEMAKER_PORT_ENV} (environment)`) : DEFAULT_PORT);
+    // Loaded here, not at the top: every other command (and --help) starts without fastify.
+    const { createServer } = await import('../../api/serve.js');
     const server = createServer({
       models: artifactArg,
       onCompile: compileNotice,
