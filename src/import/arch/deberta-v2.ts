@@ -14,7 +14,7 @@ import { attend, mergeHeads, paddingBias, positionIds, splitHeads } from '../par
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { denseFeedForward } from '../parts/feed-forward.js';
 import { firstToken } from '../parts/pooling.js';
-import type { ArchitectureModule } from './module.js';
+import { type ArchitectureModule, partsEncoderConfig } from './module.js';
 
 export interface DebertaV2Facts {
   architecture: string;
@@ -422,22 +422,11 @@ export function debertaV2Shapes(c: DebertaV2Facts, vocab: number): Array<[string
 
 /** What the CLI prints and compile reads, plus the builder. */
 function encoderConfigOf(c: DebertaV2Facts, raw: Record<string, unknown>): EncoderConfig {
-  return {
-    family: 'parts',
-    architecture: c.architecture,
-    hidden: c.hidden,
-    layers: c.layers,
-    heads: c.heads,
-    intermediate: c.intermediate,
-    activation: c.activation === 'relu' ? 'relu' : c.activation === 'gelu' ? 'gelu' : 'gelu_new',
-    layerNormEps: c.eps,
-    maxPositions: c.maxPositions,
-    typeVocabSize: c.typeVocabSize,
-    padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 0,
-    labels: c.labels,
-    head: c.head,
-    arch: { build: (source) => buildDebertaV2(c, source), shapes: (vocab) => debertaV2Shapes(c, vocab) },
-  };
+  return partsEncoderConfig(
+    c,
+    { typeVocabSize: c.typeVocabSize, padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 0 },
+    { build: (source) => buildDebertaV2(c, source), shapes: (vocab) => debertaV2Shapes(c, vocab) },
+  );
 }
 
 export const DEBERTA_V2: ArchitectureModule = {

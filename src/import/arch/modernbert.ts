@@ -22,7 +22,7 @@ import {
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { gatedFeedForward } from '../parts/feed-forward.js';
 import { firstToken, maskedMean } from '../parts/pooling.js';
-import type { ArchitectureModule } from './module.js';
+import { type ArchitectureModule, partsEncoderConfig } from './module.js';
 
 export interface ModernBertFacts {
   architecture: string;
@@ -215,22 +215,11 @@ export const MODERNBERT: ArchitectureModule = {
   heads: [CLASSIFIER],
   config: (raw, path, { headless }): EncoderConfig => {
     const c = modernBertFacts(raw, path, headless);
-    return {
-      family: 'parts',
-      architecture: c.architecture,
-      hidden: c.hidden,
-      layers: c.layers,
-      heads: c.heads,
-      intermediate: c.intermediate,
-      activation: c.activation === 'relu' ? 'relu' : c.activation === 'gelu' ? 'gelu' : 'gelu_new',
-      layerNormEps: c.eps,
-      maxPositions: c.maxPositions,
-      typeVocabSize: 0,
-      padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 50283,
-      labels: c.labels,
-      head: c.head,
-      arch: { build: (source) => buildModernBert(c, source), shapes: (vocab) => modernBertShapes(c, vocab) },
-    };
+    return partsEncoderConfig(
+      c,
+      { typeVocabSize: 0, padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 50283 },
+      { build: (source) => buildModernBert(c, source), shapes: (vocab) => modernBertShapes(c, vocab) },
+    );
   },
   presets: {
     // answerdotai/ModernBERT-base's config.json.
