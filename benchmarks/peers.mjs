@@ -12,7 +12,7 @@ import { DIST, ROOT, scratch } from './lib.mjs';
 
 const { synthesize } = await import(`${DIST}/import/synth.js`);
 const { compile } = await import(`${DIST}/compiler/compile.js`);
-const { TextClassifier } = await import(`${DIST}/runtime/text-classifier.js`);
+const { TextClassifier } = await import(`${DIST}/tasks/text-classification/model.js`);
 const { throughputSweep, concurrencySweep, baselineThroughput } = await import(`${DIST}/bench/measure.js`);
 const { createSession, RUNTIME_VERSION } = await import(`${DIST}/runtime/binding.js`);
 const { GraphBuilder } = await import(`${DIST}/onnx/builder.js`);
