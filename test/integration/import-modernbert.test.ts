@@ -6,22 +6,18 @@
  * int8; the imported ONNX folder (Optimum's layout) compiles too.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { findUnsupportedOps } from '../../src/compiler/op-check.js';
 import { encoderConfig } from '../../src/import/architectures.js';
-import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes, PRESETS } from '../../src/import/synth.js';
-import { decodeModel } from '../../src/onnx/proto.js';
 import { tempDir } from '../fixtures/models.js';
 import {
+  checkShardedExport,
   compiledRows,
   maxDelta,
   paddedBatch,
   parameterCount,
   randomPartsWeights,
-  writeShardedCheckpoint,
 } from '../fixtures/parts-checkpoints.js';
 import { lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { modernBertEmbeddings, modernBertLogits } from '../fixtures/reference-modernbert.js';
@@ -139,39 +135,17 @@ describe('ModernBertModel embeddings', () => {
 
 describe('sharded half-precision checkpoints, the imported ONNX folder (Optimum layout), the operator check, int8', () => {
   test('no-bias-mean-pooling, BF16 in two shards, imported to an ONNX folder (input_ids + attention_mask → logits): logits equal the reference within 1e-4; int8 runs close', async () => {
-    const config = CONFIGS['no-bias-mean-pooling']!;
-    // The checkpoint: BF16, in two shards and an index; the reference reads the values it stores.
-    const weights = await writeShardedCheckpoint(join(dir, 'export'), config, randomPartsWeights(config, 21), 'BF16');
-    const checkpoint = join(dir, 'export');
-    const out = join(dir, 'export-onnx');
-    await importCheckpoint({ dir: checkpoint, out });
-    const model = decodeModel(await readFile(join(out, 'onnx', 'model.onnx')), 'model.onnx');
-    assert.deepEqual(
-      model.graph!.input!.map((i) => i.name),
-      ['input_ids', 'attention_mask'],
-    );
-    assert.deepEqual(findUnsupportedOps(model, 'cpu'), []);
-    const ops = new Set(model.graph!.node!.map((n) => n.opType));
-    for (const op of ['Cos', 'Sin', 'Split', 'Neg', 'Where']) assert.ok(ops.has(op), op);
-
-    const input = paddedBatch(LENGTHS, WIDTH, 0);
-    const expected = modernBertLogits(config, lookup(weights), input);
-    const fp32 = await compiledRows(out, input, { out: join(dir, 'export.kiln'), maxLength: WIDTH });
-    const delta = maxDelta(fp32.rows, expected);
-    console.log(
-      `no-bias-mean-pooling (${'BF16'} shards → ONNX folder): max |Δlogit| = ${delta.toExponential(2)}; fusions ${JSON.stringify(fp32.fusions)}`,
-    );
-    assert.ok(delta <= 1e-4, `max |Δ| ${delta}`);
-    assert.ok(maxDelta([fp32.rows[0]!], [fp32.rows[1]!]) > 1e-3, 'rows differ');
-    const int8 = await compiledRows(out, input, {
-      out: join(dir, 'export-int8.kiln'),
-      maxLength: WIDTH,
-      precision: 'int8',
+    await checkShardedExport({
+      dir,
+      label: 'no-bias-mean-pooling',
+      config: CONFIGS['no-bias-mean-pooling']!,
+      seed: 21,
+      dtype: 'BF16',
+      ops: ['Cos', 'Sin', 'Split', 'Neg', 'Where'],
+      lengths: LENGTHS,
+      width: WIDTH,
+      reference: (weights, input) => modernBertLogits(CONFIGS['no-bias-mean-pooling']!, weights, input),
     });
-    const drift = maxDelta(int8.rows, expected);
-    console.log(`ModernBERT int8: max |Δlogit| = ${drift.toExponential(2)}`);
-    assert.ok(int8.rows.flat().every(Number.isFinite));
-    assert.ok(drift > 0 && drift < 0.25, `int8 drift ${drift}`);
   });
 });
 

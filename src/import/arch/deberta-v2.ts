@@ -14,19 +14,10 @@ import { attend, mergeHeads, paddingBias, positionIds, splitHeads } from '../par
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { denseFeedForward } from '../parts/feed-forward.js';
 import { firstToken } from '../parts/pooling.js';
-import { type ArchitectureModule, partsEncoderConfig } from './module.js';
+import { type ArchitectureModule, type PartsFacts, partsEncoderConfig } from './module.js';
 
-export interface DebertaV2Facts {
-  architecture: string;
-  head: 'classifier' | 'none';
-  labels: number;
-  hidden: number;
-  layers: number;
-  heads: number;
-  intermediate: number;
-  activation: PartActivation;
-  eps: number;
-  maxPositions: number;
+/** The shared facts (PartsFacts) and this family's own. */
+export interface DebertaV2Facts extends PartsFacts {
   /** Width of the embedding tables; projected to `hidden` (embed_proj) when different. */
   embeddingSize: number;
   positionBiasedInput: boolean;

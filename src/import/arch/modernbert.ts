@@ -22,22 +22,13 @@ import {
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { gatedFeedForward } from '../parts/feed-forward.js';
 import { firstToken, maskedMean } from '../parts/pooling.js';
-import { type ArchitectureModule, partsEncoderConfig } from './module.js';
+import { type ArchitectureModule, type PartsFacts, partsEncoderConfig } from './module.js';
 
-export interface ModernBertFacts {
-  architecture: string;
-  head: 'classifier' | 'none';
-  labels: number;
-  hidden: number;
-  layers: number;
-  heads: number;
-  intermediate: number;
-  activation: PartActivation;
-  eps: number;
+/** The shared facts (PartsFacts) and this family's own. */
+export interface ModernBertFacts extends PartsFacts {
   normBias: boolean;
   attentionBias: boolean;
   mlpBias: boolean;
-  maxPositions: number;
   globalTheta: number;
   localTheta: number;
   globalEvery: number;
