@@ -18,6 +18,7 @@ export interface MonitorReport {
     report: {
       replica_counters: {
         period_s: number;
+        /** Per replica id; the default layout's wide replica (every core, for lone requests) is `wide`. */
         replicas_in_use: Record<string, { utilization: number; batches: number; items: number; failures: number }>;
       };
       execution_stats: {
@@ -62,9 +63,10 @@ export function buildReport(
     const s = current.scheduler;
     const p = previous?.scheduler;
     const elapsedMs = p ? Math.max(1, s.uptimeMs - p.uptimeMs) : Math.max(1, s.uptimeMs);
-    for (const r of s.replicas) {
-      const before = p?.replicas.find((x) => x.id === r.id);
-      replicas[String(r.id)] = {
+    // The wide replica (the default layout's, for lone requests on every core) is listed last, as `wide`.
+    for (const r of [...s.replicas, ...(s.wide ? [s.wide] : [])]) {
+      const before = [...(p?.replicas ?? []), ...(p?.wide ? [p.wide] : [])].find((x) => x.id === r.id);
+      replicas[r === s.wide ? 'wide' : String(r.id)] = {
         utilization: Math.min(100, (100 * (r.busyMs - (before?.busyMs ?? 0))) / elapsedMs),
         batches: r.batches - (before?.batches ?? 0),
         items: r.items - (before?.items ?? 0),

@@ -23,7 +23,7 @@ export function renderTop(report: MonitorReport, width = 80): string[] {
     'replicas (busy share of the last period)',
     ...Object.entries(r.replica_counters.replicas_in_use).map(
       ([id, c]) =>
-        `  ${id.padStart(3)} ${bar(c.utilization / 100, barWidth)} ${c.utilization.toFixed(0).padStart(3)} %  ${String(c.batches).padStart(4)} batches${c.failures ? `  ${c.failures} failed` : ''}`,
+        `  ${id.padStart(4)} ${bar(c.utilization / 100, barWidth)} ${c.utilization.toFixed(0).padStart(3)} %  ${String(c.batches).padStart(4)} batches${c.failures ? `  ${c.failures} failed` : ''}`,
     ),
     '',
     `throughput   ${e.execution_summary.requests_per_s.toFixed(1)} req/s   batches ${e.execution_summary.batches}, avg size ${e.execution_summary.avg_batch.toFixed(1)}, fill ${(e.execution_summary.fill * 100).toFixed(0)} %`,

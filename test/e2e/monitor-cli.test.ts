@@ -90,7 +90,7 @@ test('kiln top without a terminal prints plain blocks of figures, and stops on S
   await exited;
   await stop();
   assert.match(out, /^kiln top {2}sst2-distilbert-tiny/m);
-  assert.match(out, /replicas \(busy share of the last period\)\n {4}0 [█░]+ +\d+ %/);
+  assert.match(out, /replicas \(busy share of the last period\)\n {5}0 [█░]+ +\d+ %/);
   assert.match(out, /throughput {3}[\d.]+ req\/s/);
   assert.match(out, /latency {6}p50 [\d.]+ ms {3}p90 [\d.]+ ms {3}p99 [\d.]+ ms/);
   assert.ok(!out.includes('\x1b['), 'no escape codes when stdout is not a terminal');
