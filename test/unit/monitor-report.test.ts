@@ -19,7 +19,14 @@ function stats(uptimeMs: number, replicas: ReplicaStats[], wide: ReplicaStats | 
   const none = { windowMs: 10_000, count: 0, perSecond: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 };
   return {
     model: 'm',
-    layout: { device: 'cpu', replicas: replicas.length, threadsPerReplica: 1, maxBatch: 8, maxDelayMs: 2, buckets: [128] },
+    layout: {
+      device: 'cpu',
+      replicas: replicas.length,
+      threadsPerReplica: 1,
+      maxBatch: 8,
+      maxDelayMs: 2,
+      buckets: [128],
+    },
     scheduler: {
       replicas,
       wide,
@@ -41,7 +48,7 @@ function stats(uptimeMs: number, replicas: ReplicaStats[], wide: ReplicaStats | 
   };
 }
 
-test('the wide replica is reported as `wide`, its busy share over the period like the others', { timeout: 10_000 }, () => {
+test('the wide replica is reported as `wide`, busy share over the period as the others', { timeout: 10_000 }, () => {
   const before = stats(1_000, [replica(0, 0, 0), replica(1, 0, 0)], replica(2, 100, 1));
   const after = stats(2_000, [replica(0, 250, 3), replica(1, 0, 0)], replica(2, 600, 6));
   const counters = buildReport('http://x', before, after, 1).kiln_runtime_data[0]!.report.replica_counters;
