@@ -15,8 +15,7 @@ import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { compile } from '../../src/compiler/compile.js';
-import { loadModel } from '../../src/index.js';
+import { compile, loadModel } from '../../src/index.js';
 import { TextTokenizer } from '../../src/model/tokenizer.js';
 import type { QuestionAnswerer } from '../../src/tasks/question-answering/model.js';
 import type { GroupEntity, TokenEntity } from '../../src/tasks/token-classification/aggregate.js';
@@ -102,7 +101,9 @@ function assertEntities(got: readonly object[], want: readonly object[], what: s
 }
 
 describe('the fixtures’ tokenizer.json read by kiln', () => {
-  test('gives the reference WordPiece ids and character offsets of every text, and its pair layout', async () => {
+  test('gives the reference WordPiece ids and character offsets of every text, and its pair layout', {
+    timeout: 30_000,
+  }, async () => {
     const json = JSON.parse(await readFile(join(FIXTURES, 'ner-bert', 'tokenizer.json'), 'utf8'));
     const config = JSON.parse(await readFile(join(FIXTURES, 'ner-bert', 'tokenizer_config.json'), 'utf8'));
     const tokenizer = new TextTokenizer(json, config, 'tokenizer.json');
