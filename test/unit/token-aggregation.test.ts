@@ -167,6 +167,23 @@ test('aggregate: labels without B-/I- prefixes group when adjacent and equal', (
   assert.ok(near(group!.score, 0.8));
 });
 
+test('aggregate: a type with a hyphen keeps it (B-E-MAIL groups as E-MAIL, the text after the first "-")', () => {
+  const labels = ['O', 'B-E-MAIL', 'I-E-MAIL'];
+  const text = 'mail ann at home';
+  const score = (label: string): number[] => labels.map((l) => (l === label ? 0.8 : 0.1));
+  const tokens: ScoredToken[] = [
+    { index: 1, scores: score('O'), start: 0, end: 4, subword: false, token: 'mail' },
+    { index: 2, scores: score('B-E-MAIL'), start: 5, end: 8, subword: false, token: 'ann' },
+    { index: 3, scores: score('I-E-MAIL'), start: 9, end: 11, subword: false, token: 'at' },
+    { index: 4, scores: score('I-E-MAIL'), start: 12, end: 16, subword: false, token: 'home' },
+  ];
+  const groups = aggregate(text, tokens, labels, 'simple') as Array<Entity & { entity_group: string }>;
+  assert.deepEqual(
+    groups.map((g) => [g.entity_group, g.word]),
+    [['E-MAIL', 'ann at home']],
+  );
+});
+
 const REDACT_CASES: Array<{ name: string; text: string; entities: Entity[]; expected: string }> = [
   {
     name: 'groups',

@@ -153,8 +153,9 @@ function groupEntities(text: string, entries: readonly Labelled[]): GroupEntity[
     const first = current[0]!;
     const last = current.at(-1)!;
     groups.push({
-      // The first entry's type: the label after its last "-" (as the pipeline reads it).
-      entity_group: first.entity.split('-').at(-1)!,
+      // The first entry's type: the label after its first "-" (the pipeline's split("-", 1)), so
+      // B-E-MAIL groups as E-MAIL, not MAIL.
+      entity_group: first.entity.slice(first.entity.indexOf('-') + 1),
       score: current.reduce((sum, e) => sum + e.score, 0) / current.length,
       word: slice(text, first.start, last.end, current.map((e) => e.word).join(' ')),
       start: first.start,
