@@ -14,6 +14,7 @@ import type { CompileOptions } from '../../src/compiler/compile-options.js';
 import { enforceLimits } from '../../src/compiler/verify.js';
 import { verifyAnswers } from '../../src/compiler/verify-answers.js';
 import { KilnError } from '../../src/core/errors.js';
+import { importCheckpoint } from '../../src/import/import.js';
 import { readArtifact } from '../../src/model/artifact.js';
 import { inputOf, readDataset } from '../../src/model/dataset.js';
 import type { VerifyReport } from '../../src/model/reports.js';
@@ -83,8 +84,9 @@ describe('token classification', { timeout: 120_000 }, () => {
 
   test('against a different model (another seed), tokens disagree: listed, counted, and refused at the default limit', async () => {
     const { artifactDir } = await verified('ner', 'ner.jsonl');
+    // Another seed's graph, imported only: the reference need not be compiled.
     const other = await writeCheckpoint(join(dir, 'ner-other'), NER, randomWeights(NER, 34));
-    const { artifactDir: otherDir } = await compile({ source: other, out: join(dir, 'other.kiln'), maxLength: 32 });
+    await importCheckpoint({ dir: other, out: join(dir, 'other-onnx') });
     const { manifest } = await readArtifact(artifactDir);
     const report = await verifyAnswers({
       module: tokenClassification,
@@ -92,7 +94,7 @@ describe('token classification', { timeout: 120_000 }, () => {
       dataset: await readDataset(join(DATA, 'ner.jsonl')),
       dir: artifactDir,
       manifest,
-      referencePath: join(otherDir, 'model.onnx'),
+      referencePath: join(dir, 'other-onnx', 'onnx', 'model.onnx'),
       compiledPath: join(artifactDir, 'model.onnx'),
       backend: 'cpu',
       maxAccuracyDrop: 1,
