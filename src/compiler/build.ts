@@ -44,6 +44,7 @@ import { imageBatch, smokeTest, type TestBatch, textBatch } from './smoke-test.j
 import { companionFiles } from './source-files.js';
 import { staticQuantize } from './static-quantize.js';
 import { enforceLimits, verifyArtifact, verifyImages } from './verify.js';
+import { verifyAnswers } from './verify-answers.js';
 
 /** How a build reports and where it writes. */
 export interface BuildRun {
@@ -111,12 +112,11 @@ export async function build(plan: CompilePlan, run: BuildRun): Promise<Manifest>
     const memory = isGpu(plan.backend)
       ? null
       : await run.step('measure-memory', () => measureMemory(plan, modelPath, optimized));
+    const built = { source, io, optimized, pruned, quantized, memory, placement };
     const verified = plan.verify
-      ? await run.step('verify', () => verify(plan, source, io, modelPath, optimized))
+      ? await run.step('verify', () => verify(plan, run, { ...built, tail, modelPath }))
       : null;
-    return run.step('write', () =>
-      writeArtifact(plan, run, { source, io, optimized, pruned, quantized, memory, verified, placement }),
-    );
+    return run.step('write', () => writeArtifact(plan, run, { ...built, verified }));
   });
 }
 
@@ -334,13 +334,13 @@ async function measureMemory(plan: CompilePlan, modelPath: string, optimized: Mo
 /** The compiled graph against the unoptimized fp32 source, on the data file or the images; fails past the limits. */
 async function verify(
   plan: CompilePlan,
-  source: SourceGraph,
-  io: Io,
-  modelPath: string,
-  optimized: ModelProto,
+  run: BuildRun,
+  built: Omit<Built, 'verified'> & { tail: ModelProto; modelPath: string },
 ): Promise<VerifyReport> {
   const { config, backend } = plan;
+  const { source, io, optimized, modelPath } = built;
   const settings = plan.verify!;
+  const module = taskModule(plan);
   const report =
     plan.image && plan.verifyImages
       ? await verifyImages({
@@ -354,52 +354,111 @@ async function verify(
           minAgreement: settings.minAgreement,
           maxAccuracyDrop: settings.maxAccuracyDrop,
         })
-      : await verifyArtifact({
-          dataset: await readDataset(settings.path),
-          labels: config.labels,
-          tokenizer: io.tokenizer!,
-          maxLength: plan.limits.maxLength,
-          backend,
-          referencePath: source.path,
-          referenceInputs: graphInputs(source.model.graph ?? {}),
-          compiledPath: modelPath,
-          compiledInputs: graphInputs(optimized.graph ?? {}),
-          maxAccuracyDrop: settings.maxAccuracyDrop,
-          minAgreement: settings.minAgreement,
-        });
+      : module.verify
+        ? await verifyByAnswers(plan, run, built, module)
+        : await verifyArtifact({
+            dataset: await readDataset(settings.path),
+            labels: config.labels,
+            tokenizer: io.tokenizer!,
+            maxLength: plan.limits.maxLength,
+            backend,
+            referencePath: source.path,
+            referenceInputs: graphInputs(source.model.graph ?? {}),
+            compiledPath: modelPath,
+            compiledInputs: graphInputs(optimized.graph ?? {}),
+            maxAccuracyDrop: settings.maxAccuracyDrop,
+            minAgreement: settings.minAgreement,
+          });
   enforceLimits(report, plan.precision);
   return report;
 }
 
-/** The companion files copied in, every file hashed, and manifest.json written last. */
-async function writeArtifact(
+/**
+ * {@link verifyAnswers}: both graphs opened as the task's runtime class on the staging folder,
+ * its companion files copied in and the manifest so far. The reference is the source graph with
+ * the task's tail (a question-answering model's span output), written beside the staging folder.
+ */
+async function verifyByAnswers(
   plan: CompilePlan,
   run: BuildRun,
-  built: {
-    source: SourceGraph;
-    io: Io;
-    optimized: ModelProto;
-    pruned: Pruned;
-    quantized: Quantized;
-    memory: MemoryFigures | null;
-    verified: VerifyReport | null;
-    placement: Placement | null;
-  },
-): Promise<Manifest> {
-  const { source, config, image, limits, backend } = plan;
-  const { io, optimized, pruned, quantized, memory, verified, placement } = built;
-  const model = built.source.model;
+  built: Omit<Built, 'verified'> & { tail: ModelProto; modelPath: string },
+  module: TaskModule,
+): Promise<VerifyReport> {
+  const settings = plan.verify!;
+  const copied = await copyCompanions(plan, run.staging);
+  const manifest = artifactManifest(plan, run, { ...built, memory: null, verified: null }, copied, {});
+  const scratch = built.tail === built.source.model ? null : temporarySibling(run.staging);
+  try {
+    let referencePath = built.source.path;
+    if (scratch) {
+      await mkdir(scratch, { recursive: true });
+      referencePath = join(scratch, 'reference.onnx');
+      await writeFile(referencePath, encodeModel(built.tail));
+    }
+    return await verifyAnswers({
+      module,
+      hooks: module.verify!,
+      dataset: await readDataset(settings.path),
+      dir: run.staging,
+      manifest,
+      referencePath,
+      compiledPath: built.modelPath,
+      backend: plan.backend,
+      maxAccuracyDrop: settings.maxAccuracyDrop,
+      minAgreement: settings.minAgreement,
+    });
+  } finally {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** What the build made, for the manifest. */
+interface Built {
+  source: SourceGraph;
+  io: Io;
+  optimized: ModelProto;
+  pruned: Pruned;
+  quantized: Quantized;
+  memory: MemoryFigures | null;
+  verified: VerifyReport | null;
+  placement: Placement | null;
+}
+
+/** Copies the source's companion files (config, tokenizer) into the staging folder; their names. */
+async function copyCompanions(plan: CompilePlan, staging: string): Promise<string[]> {
   const copied: string[] = [];
-  for (const [name, path] of companionFiles(source)) {
-    await copyFile(path, join(run.staging, name));
+  for (const [name, path] of companionFiles(plan.source)) {
+    await copyFile(path, join(staging, name));
     copied.push(name);
   }
+  return copied;
+}
+
+/** The companion files copied in, every file hashed, and manifest.json written last. */
+async function writeArtifact(plan: CompilePlan, run: BuildRun, built: Built): Promise<Manifest> {
+  const copied = await copyCompanions(plan, run.staging);
   const files: Manifest['files'] = {};
   for (const name of [MODEL_FILE, ...copied]) {
     const path = join(run.staging, name);
     files[name] = { sha256: await sha256File(path), bytes: (await stat(path)).size };
   }
-  const manifest: Manifest = {
+  const manifest = artifactManifest(plan, run, built, copied, files);
+  await writeFile(join(run.staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
+}
+
+/** The manifest of what the build made; verify opens the runtime class with one before the files are hashed. */
+function artifactManifest(
+  plan: CompilePlan,
+  run: BuildRun,
+  built: Built,
+  copied: readonly string[],
+  files: Manifest['files'],
+): Manifest {
+  const { source, config, image, limits, backend } = plan;
+  const { io, optimized, pruned, quantized, memory, verified, placement } = built;
+  const model = built.source.model;
+  return {
     format: ARTIFACT_FORMAT,
     formatVersion: taskModule(plan).formatVersion,
     name: source.name,
@@ -455,8 +514,6 @@ async function writeArtifact(
     versions: { kiln: KILN_VERSION, onnxruntime: RUNTIME_VERSION, node: process.versions.node },
     files,
   };
-  await writeFile(join(run.staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
-  return manifest;
 }
 
 /** The head options compile.options records: prompts live in the manifest's embedding block only. */

@@ -47,11 +47,15 @@ export interface CompileOptions {
    * classifier, a reranker, a CLS-pooled embedder): exact, about 1/layers less work. @defaultValue true
    */
   prune?: boolean;
-  /** A data file to check the compiled model against the fp32 source on (see verify.ts). */
+  /**
+   * A data file to check the compiled model against the fp32 source on: by the top label of
+   * classifiers (verify.ts), by the answers of token classification, question answering and
+   * zero-shot classification (verify-answers.ts).
+   */
   verify?: string | null;
   /** Most accuracy the compiled model may lose on `verify`, in percentage points. @defaultValue 1 */
   maxAccuracyDrop?: number;
-  /** Without labels: least label agreement with the fp32 source, in [0, 1]. @defaultValue 0.98 */
+  /** Without labels (gold answers): least agreement with the fp32 source, in [0, 1], of rows (tokens for token classification). @defaultValue 0.98 */
   minAgreement?: number;
   /** What the model does; detected from config.json's architectures and the graph when unset. */
   task?: Task;

@@ -251,6 +251,7 @@ export function enforceLimits(report: VerifyReport, precision: string): void {
   if (!report.accuracy && report.agreement < report.limits.minAgreement) {
     throw new KilnError('KILN_ERR_VERIFY_AGREEMENT', {
       agreement: (report.agreement * 100).toFixed(2),
+      unit: report.unit ?? 'rows',
       limit: (report.limits.minAgreement * 100).toFixed(2),
       flipped: report.flippedCount,
       fix,

@@ -194,11 +194,11 @@ export const ERRORS = {
     (p) =>
       `the compiled model's accuracy is ${p.compiled} % against ${p.reference} % for the fp32 source, a drop of ${p.drop} points (limit ${p.limit}; ${p.flipped} rows flipped); nothing was written. To proceed: ${p.fix}, or raise --max-accuracy-drop`,
   ),
-  KILN_ERR_VERIFY_AGREEMENT: def<{ agreement: string; limit: string; flipped: number; fix: string }>(
+  KILN_ERR_VERIFY_AGREEMENT: def<{ agreement: string; unit: string; limit: string; flipped: number; fix: string }>(
     422,
-    'Without labels, the compiled model agreed with the fp32 source on fewer rows than --min-agreement.',
+    'Without labels, the compiled model agreed with the fp32 source on fewer rows (tokens, answers) than --min-agreement.',
     (p) =>
-      `the compiled model agrees with the fp32 source on ${p.agreement} % of the rows (limit ${p.limit} %; ${p.flipped} rows flipped); nothing was written. To proceed: ${p.fix}, or lower --min-agreement`,
+      `the compiled model agrees with the fp32 source on ${p.agreement} % of the ${p.unit} (limit ${p.limit} %; ${p.flipped} rows flipped); nothing was written. To proceed: ${p.fix}, or lower --min-agreement`,
   ),
 
   // Artifacts and cache

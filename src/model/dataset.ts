@@ -6,7 +6,9 @@
  * column with a `text` column makes each row a query–passage pair, for rerankers; `question` and
  * `context` columns make each row a question for extractive question answering (the question
  * first, the context second); a `candidate_labels` column (comma-separated, or a JSON list in
- * JSON Lines) gives a zero-shot classifier each row's labels, as the pair's second text.
+ * JSON Lines) gives a zero-shot classifier each row's labels, as the pair's second text. An
+ * `answer` column (or `answers`: in JSON Lines a list of strings, or SQuAD's `{"text": […]}`)
+ * gives a question its gold answers, for `compile --verify`.
  * Files are read as a stream, line by line, so a batch job's memory does not grow with them.
  */
 import { createReadStream } from 'node:fs';
@@ -27,6 +29,8 @@ export interface Example {
   line: number;
   /** The row's own id (JSONL `id`), when it has one. */
   id?: string | number;
+  /** A question's gold answers (`answer` / `answers`), when the file has them. */
+  answers?: string[];
 }
 
 /** One row of a file as a batch job sees it: an example, or why the row cannot be one. */
@@ -91,6 +95,17 @@ function labelOf(raw: string): string | number {
   return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
 }
 
+/**
+ * A JSON Lines row's gold answers: a string, a list of strings, or SQuAD's
+ * `{"text": [...], "answer_start": [...]}`; undefined when there are none.
+ */
+function goldAnswers(value: unknown): string[] | undefined {
+  const list =
+    typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { text?: unknown }).text : value;
+  const answers = (Array.isArray(list) ? list : [list]).filter((a): a is string => typeof a === 'string');
+  return answers.length > 0 ? answers : undefined;
+}
+
 export function formatOf(path: string): Dataset['format'] {
   const extension = extname(path).toLowerCase();
   if (extension === '.jsonl' || extension === '.ndjson') return 'jsonl';
@@ -113,6 +128,7 @@ export async function* streamRows(path: string, options: { textColumn?: string }
   let labelIndex = -1;
   let pairIndex = -1;
   let queryIndex = -1;
+  let answerIndex = -1;
   const invalid = (line: number, problem: string): Row => ({
     line,
     error: new KilnError('KILN_ERR_DATA_INVALID', { path, line, problem }),
@@ -133,6 +149,7 @@ export async function* streamRows(path: string, options: { textColumn?: string }
         labelIndex = header.indexOf('label');
         pairIndex = header.includes('text_pair') ? header.indexOf('text_pair') : header.indexOf('candidate_labels');
         queryIndex = header.includes('query') ? header.indexOf('query') : header.indexOf('question');
+        answerIndex = header.includes('answer') ? header.indexOf('answer') : header.indexOf('answers');
         continue;
       }
       if (line.trim() === '') continue;
@@ -154,6 +171,7 @@ export async function* streamRows(path: string, options: { textColumn?: string }
             ...texts,
             line: lineNo,
             ...(labelIndex >= 0 && cells[labelIndex]!.trim() !== '' ? { label: labelOf(cells[labelIndex]!) } : {}),
+            ...(answerIndex >= 0 && cells[answerIndex]!.trim() !== '' ? { answers: [cells[answerIndex]!.trim()] } : {}),
           },
         };
     } else if (format === 'jsonl') {
@@ -191,6 +209,7 @@ export async function* streamRows(path: string, options: { textColumn?: string }
       else {
         const label = typeof record.label === 'string' || typeof record.label === 'number' ? record.label : undefined;
         const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : undefined;
+        const answers = goldAnswers(record.answer ?? record.answers);
         yield {
           line: lineNo,
           example: {
@@ -198,6 +217,7 @@ export async function* streamRows(path: string, options: { textColumn?: string }
             line: lineNo,
             ...(label !== undefined ? { label } : {}),
             ...(id !== undefined ? { id } : {}),
+            ...(answers ? { answers } : {}),
           },
         };
       }

@@ -18,13 +18,26 @@ export interface QuantizeReport {
 export interface VerifyReport {
   data: string;
   rows: number;
-  /** Present when every row has a label. */
+  /**
+   * What agreement counts, for the tasks verified by their answers: `tokens` (token
+   * classification: each token's label), `answers` (question answering: the answer's text),
+   * `top labels` (zero-shot). Absent: rows, by the logits' top label (classifiers).
+   */
+  unit?: string;
+  /** How many of {@link unit} were compared (the tokens of every row); absent with `unit`. */
+  units?: number;
+  /** Present when every row has a gold label (or, question answering, gold answers). */
   accuracy?: { reference: number; compiled: number; drop: number };
-  /** Fraction of rows where both predict the same label. */
+  /** Fraction of rows (of {@link unit}, when set) where both give the same label (answer). */
   agreement: number;
+  /**
+   * |Δ| between the source's and the compiled model's outputs, largest and mean: every logit of a
+   * classifier; for the tasks with a {@link unit}, the scores of the answers both gave alike (a
+   * token's label, an answer, each candidate label), which is what drifts when the logits do.
+   */
   maxAbsLogitDelta: number;
   meanAbsLogitDelta: number;
-  /** Rows whose predicted label differs (first 10). */
+  /** Rows whose predicted label (any token's label, the answer) differs (first 10). */
   flipped: Array<{ line: number; text: string; reference: string; compiled: string; gold?: string }>;
   flippedCount: number;
   limits: { maxAccuracyDrop: number; minAgreement: number };

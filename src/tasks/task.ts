@@ -74,7 +74,10 @@ export interface CompileHooks {
   checkHead(model: ModelProto, facts: HeadFacts): CheckedHead;
   /** A graph tail appended before optimizing (embedding pooling), so replicas return final rows. */
   tail?(model: ModelProto, head: CheckedHead, path: string): ModelProto;
-  /** Why `--verify` (which compares labels) cannot check this task: the flag's rule; absent when it can. */
+  /**
+   * Why `--verify` cannot check this task: the flag's rule. Absent when it can: by the logits'
+   * top label (classifiers), or by the task's answers ({@link TaskModule.verify}).
+   */
   readonly verifyRefusal?: string;
   /** What each input's output row holds, for the smoke test's message ("logits per text (…)"). */
   readonly row: string;
@@ -206,6 +209,40 @@ export interface BatchHooks<M extends AnyTaskModel> {
   npyWidth?(model: M): number;
 }
 
+/** One row of a `--verify` file, as the source and the compiled model answered it. */
+export interface VerifiedRow {
+  /** What agreement counts in this row (its tokens; 1 for a row with one answer), and how many agree. */
+  units: number;
+  agreeing: number;
+  /** Whether each answer matches the row's gold (an answer, a label); absent when the row has none. */
+  correct?: { reference: boolean; compiled: boolean };
+  /** |Δ| of the scores both answered for the same thing (a token's label, the same answer), one per pair. */
+  scoreDeltas: number[];
+  /** How the row's answers read where they differ (the first differing token, the answer texts). */
+  reference: string;
+  compiled: string;
+  /** The row's gold, as the flipped-row list shows it. */
+  gold?: string;
+}
+
+/**
+ * `compile --verify` for a task whose rows become answers (entities, spans, ranked labels): the
+ * fp32 source and the compiled model both loaded as the task's runtime class, every row of the
+ * file answered by each (the inputs `kiln batch` reads), and the answers compared.
+ */
+export interface VerifyHooks<M extends AnyTaskModel> {
+  /** What agreement counts, plural, for the summary and errors ("tokens", "answers"). */
+  readonly unit: string;
+  /** Answers a chunk of rows (with the options the comparison needs: every token's label). */
+  answer(model: M, inputs: readonly ModelInput[], describe: (index: number) => string): Promise<AnswerOf<M>[]>;
+  /** Compares one row's answers, against its gold when it has one (an example's `label` or `answers`). */
+  compare(
+    reference: AnswerOf<M>,
+    compiled: AnswerOf<M>,
+    gold: { label?: string | number; answers?: readonly string[] },
+  ): VerifiedRow;
+}
+
 export interface TaskModule<M extends AnyTaskModel = AnyTaskModel> {
   readonly name: Task;
   readonly input: InputKind;
@@ -221,6 +258,8 @@ export interface TaskModule<M extends AnyTaskModel = AnyTaskModel> {
     readonly fallback?: boolean;
   };
   readonly compile: CompileHooks;
+  /** `compile --verify` by the task's answers; absent: by the logits' top label, or refused (`compile.verifyRefusal`). */
+  readonly verify?: VerifyHooks<M>;
   /** Starts the task's runtime class on an artifact already read. */
   open(dir: string, manifest: Manifest, options: ModelOptions): Promise<M>;
   /** Routes only this task serves (/v1/embeddings); the shared ones read the hooks below. */

@@ -147,7 +147,7 @@ export const compileCommand = defineCommand({
     verify: nullFlag({
       arg: 'FILE',
       description:
-        'Run the fp32 source and the compiled model on every row of FILE (TSV/CSV with sentence/text and label columns, or JSONL) and fail if accuracy drops too much.',
+        "Run the fp32 source and the compiled model on every row of FILE (the rows kiln batch reads: TSV/CSV with a text column and optionally label, or JSONL) and fail if accuracy drops too much. Token classification compares each token's label; question answering (question, context, optional answer/answers) the answer text, exactly; zero-shot (text, candidate_labels, optional label) the top label.",
       parse: nonEmpty,
     }),
     'max-accuracy-drop': valueFlag({
@@ -159,7 +159,7 @@ export const compileCommand = defineCommand({
     'min-agreement': valueFlag({
       arg: 'F',
       description:
-        'With --verify on rows without labels: least fraction of rows with the same label as the fp32 source.',
+        'With --verify on rows without labels (gold answers): least fraction of rows (tokens, for token classification) answered as the fp32 source answers them.',
       default: 0.98,
       parse: decimal(0, 1),
     }),

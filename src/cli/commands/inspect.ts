@@ -1,5 +1,7 @@
 import { type Manifest, readArtifact } from '../../model/artifact.js';
 import {
+  agreementOf,
+  deltaOf,
   describeImage,
   formatBytes,
   formatCount,
@@ -124,8 +126,8 @@ export function renderManifest(dir: string, m: Manifest): string {
                 ] as [string, string],
               ]
             : []),
-          ['agreement', `${(v.agreement * 100).toFixed(2)} % (${v.flippedCount} rows flipped)`],
-          ['|Δlogit|', `max ${v.maxAbsLogitDelta.toExponential(2)}, mean ${v.meanAbsLogitDelta.toExponential(2)}`],
+          ['agreement', `${agreementOf(v)} (${v.flippedCount} rows flipped)`],
+          [deltaOf(v), `max ${v.maxAbsLogitDelta.toExponential(2)}, mean ${v.meanAbsLogitDelta.toExponential(2)}`],
           ...v.flipped.map((f): [string, string] => [
             'flipped',
             `line ${f.line}: ${f.reference} → ${f.compiled}${f.gold ? ` (gold ${f.gold})` : ''}: ${f.text}`,

@@ -11,6 +11,7 @@ import { defineTask } from '../task.js';
 import { answerBody, QA_EXPECTED, QA_FIELDS, readQuestionBody } from './body.js';
 import { type Answer, type Answers, QuestionAnswerer, type QuestionRequest } from './model.js';
 import { appendSpanTail, checkSpanOutputs, hasSpanOutputs } from './tail.js';
+import { answerVerify } from './verify.js';
 
 /** An infer request's questions and contexts: BYTES [n] each, element i of one with element i of the other. */
 function readInfer(
@@ -64,9 +65,9 @@ export const questionAnswering = defineTask<QuestionAnswerer>({
       return { width: 2 * maxLength, manifest: {} };
     },
     tail: (model, head) => appendSpanTail(model, head.width / 2),
-    verifyRefusal: 'used with classifiers only (it compares labels); a question-answering model answers spans',
     row: 'start and end logits per token (padded to the max length)',
   },
+  verify: answerVerify,
   open: (dir, manifest, options) => QuestionAnswerer.open(dir, manifest, options),
   routes: [],
   predict: {

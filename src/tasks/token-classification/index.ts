@@ -14,6 +14,7 @@ import { entitiesBody, TOKEN_FIELDS, tokenOptions } from './body.js';
 import { highlight } from './highlight.js';
 import { tokenInvocations } from './invocations.js';
 import { type TokenAnswer, TokenClassifier, type TokenOptions } from './model.js';
+import { tokenVerify } from './verify.js';
 
 /** KServe's optional `aggregation_strategy` input (BYTES [1]) beside the texts. */
 function readKServe(inputs: readonly TensorInput[]): { texts: readonly TensorInput[]; options: TokenOptions } {
@@ -69,10 +70,9 @@ export const tokenClassification = defineTask<TokenClassifier>({
         );
       return { width: labels.length, manifest: {} };
     },
-    verifyRefusal:
-      'used with sequence classifiers only (it compares one label per text); a token classifier labels each token',
     row: 'logits per token (one per label in config.json)',
   },
+  verify: tokenVerify,
   open: (dir, manifest, options) => TokenClassifier.open(dir, manifest, options),
   routes: [],
   predict: {

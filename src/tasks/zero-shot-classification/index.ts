@@ -13,6 +13,7 @@ import { defineTask } from '../task.js';
 import { readZeroShotBody, ZERO_SHOT_EXPECTED, ZERO_SHOT_FIELDS } from './body.js';
 import { type ZeroShotAnswer, ZeroShotClassifier, type ZeroShotRequest } from './model.js';
 import { nliLabels } from './scores.js';
+import { zeroShotVerify } from './verify.js';
 
 const answerBody = (a: ZeroShotAnswer) => ({ sequence: a.sequence, labels: a.labels, scores: a.scores });
 
@@ -92,10 +93,9 @@ export const zeroShotClassification = defineTask<ZeroShotClassifier>({
         });
       return { width: labels.length, manifest: {} };
     },
-    verifyRefusal:
-      'used with classifiers of fixed labels (it compares labels); a zero-shot model takes its labels with each request',
     row: 'NLI logits per text pair (one per label in config.json)',
   },
+  verify: zeroShotVerify,
   open: (dir, manifest, options) => ZeroShotClassifier.open(dir, manifest, options),
   routes: [],
   predict: {

@@ -1,0 +1,173 @@
+/**
+ * `compile --verify` on the tasks whose rows become answers, with tiny random-weight BERT heads
+ * and the small files under test/fixtures/verify/: token classification counts every token's
+ * label, question answering the answer text (and exact match with gold answers), zero-shot the
+ * top label (and accuracy against a gold label). An fp32 compile agrees with its source on
+ * everything, and its accuracy is what the loaded artifact scores on the gold here; a limit the
+ * figures cannot meet stops compile with the coded error.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { compile } from '../../src/compiler/compile.js';
+import type { CompileOptions } from '../../src/compiler/compile-options.js';
+import { enforceLimits } from '../../src/compiler/verify.js';
+import { verifyAnswers } from '../../src/compiler/verify-answers.js';
+import { KilnError } from '../../src/core/errors.js';
+import { importCheckpoint } from '../../src/import/import.js';
+import { readArtifact } from '../../src/model/artifact.js';
+import { inputOf, readDataset } from '../../src/model/dataset.js';
+import type { VerifyReport } from '../../src/model/reports.js';
+import { loadModel } from '../../src/tasks/registry.js';
+import { tokenClassification } from '../../src/tasks/token-classification/index.js';
+import { REPO, tempDir } from '../fixtures/models.js';
+import { randomWeights, tinyBertConfig, vocabIds, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+
+const DATA = join(REPO, 'test', 'fixtures', 'verify');
+const NER = tinyBertConfig(['O', 'B-PER', 'I-PER', 'B-LOC', 'I-LOC'], {
+  architectures: ['BertForTokenClassification'],
+});
+const QA = { ...tinyBertConfig([]), architectures: ['BertForQuestionAnswering'] };
+const NLI = tinyBertConfig(['contradiction', 'entailment', 'neutral']);
+
+let dir: string;
+const checkpoints: Record<'ner' | 'qa' | 'nli', string> = { ner: '', qa: '', nli: '' };
+
+before(async () => {
+  dir = await tempDir();
+  process.env.KILN_CACHE_DIR = join(dir, 'cache');
+  for (const [name, config, seed] of [
+    ['ner', NER, 31],
+    ['qa', QA, 32],
+    ['nli', NLI, 33],
+  ] as const)
+    checkpoints[name] = await writeCheckpoint(join(dir, name), config, randomWeights(config, seed));
+});
+
+async function verified(name: keyof typeof checkpoints, file: string, options: Partial<CompileOptions> = {}) {
+  const { manifest, artifactDir } = await compile({
+    source: checkpoints[name],
+    out: join(dir, `${name}-${options.precision ?? 'int8'}.kiln`),
+    maxLength: 32,
+    precision: 'int8',
+    verify: join(DATA, file),
+    ...options,
+  });
+  assert.ok(manifest.verify, 'the manifest records the verify report');
+  return { report: manifest.verify, artifactDir };
+}
+
+/** Figures every report must hold whatever the weights. */
+function checkShape(report: VerifyReport, unit: string, rows: number): void {
+  assert.equal(report.unit, unit);
+  assert.equal(report.rows, rows);
+  assert.ok(report.agreement >= 0 && report.agreement <= 1, `agreement ${report.agreement}`);
+  const agreeing = report.agreement * report.units!;
+  assert.ok(Math.abs(agreeing - Math.round(agreeing)) < 1e-9, 'agreement is a count of units over the units');
+  assert.ok(report.flippedCount <= rows && report.flipped.length === report.flippedCount);
+  assert.ok(report.maxAbsLogitDelta >= report.meanAbsLogitDelta && report.meanAbsLogitDelta >= 0);
+  if (report.agreement === 1) assert.equal(report.flippedCount, 0);
+  else assert.ok(report.flippedCount > 0, 'a unit that differs flips its row');
+}
+
+describe('token classification', { timeout: 120_000 }, () => {
+  test('int8: agreement counts every token of every row', async () => {
+    const { report } = await verified('ner', 'ner.jsonl');
+    checkShape(report, 'tokens', 3);
+    // Each word of the fixture is one whole token of vocab.txt: the units are the words.
+    const dataset = await readDataset(join(DATA, 'ner.jsonl'));
+    let words = 0;
+    for (const e of dataset.examples) words += (await vocabIds(e.text)).length;
+    assert.equal(report.units, words);
+    assert.equal(report.accuracy, undefined, 'gold entities are not read');
+  });
+
+  test('against a different model (another seed), tokens disagree: listed, counted, and refused at the default limit', async () => {
+    const { artifactDir } = await verified('ner', 'ner.jsonl');
+    // Another seed's graph, imported only: the reference need not be compiled.
+    const other = await writeCheckpoint(join(dir, 'ner-other'), NER, randomWeights(NER, 34));
+    await importCheckpoint({ dir: other, out: join(dir, 'other-onnx') });
+    const { manifest } = await readArtifact(artifactDir);
+    const report = await verifyAnswers({
+      module: tokenClassification,
+      hooks: tokenClassification.verify!,
+      dataset: await readDataset(join(DATA, 'ner.jsonl')),
+      dir: artifactDir,
+      manifest,
+      referencePath: join(dir, 'other-onnx', 'onnx', 'model.onnx'),
+      compiledPath: join(artifactDir, 'model.onnx'),
+      backend: 'cpu',
+      maxAccuracyDrop: 1,
+      minAgreement: 0.98,
+    });
+    checkShape(report, 'tokens', 3);
+    assert.ok(report.agreement < 0.9, `two random models agree on ${report.agreement} of the tokens`);
+    const flip = report.flipped[0]!;
+    assert.match(flip.reference, /^"\w+" [BI]-(PER|LOC)$|^"\w+" O$/);
+    assert.notEqual(flip.reference, flip.compiled);
+    assert.throws(() => enforceLimits(report, 'int8'), { code: 'KILN_ERR_VERIFY_AGREEMENT' });
+  });
+
+  test('a --min-agreement no model meets stops compile with KILN_ERR_VERIFY_AGREEMENT, naming tokens', async () => {
+    await assert.rejects(
+      verified('ner', 'ner.jsonl', { minAgreement: 1.01, out: join(dir, 'never.kiln') }),
+      (err: unknown) => {
+        assert.ok(err instanceof KilnError);
+        assert.equal(err.code, 'KILN_ERR_VERIFY_AGREEMENT');
+        assert.match(err.message, /% of the tokens \(limit 101\.00 %/);
+        assert.match(err.message, /--precision fp32/, 'the fix is named');
+        return true;
+      },
+    );
+  });
+});
+
+describe('question answering', { timeout: 120_000 }, () => {
+  test('int8: exact match of answers, and against the gold answers of every row', async () => {
+    const { report } = await verified('qa', 'qa.jsonl');
+    checkShape(report, 'answers', 3);
+    assert.equal(report.units, 3);
+    assert.ok(report.accuracy, 'every row has gold answers');
+    for (const v of [report.accuracy.reference, report.accuracy.compiled]) assert.ok([0, 1, 2, 3].includes(v * 3));
+  });
+
+  test('fp32: agrees with its source, and its gold accuracy is what the loaded artifact scores', async () => {
+    const { report, artifactDir } = await verified('qa', 'qa.jsonl', { precision: 'fp32' });
+    assert.equal(report.agreement, 1);
+    assert.ok(report.maxAbsLogitDelta < 1e-4, `scores drift ${report.maxAbsLogitDelta}`);
+    const dataset = await readDataset(join(DATA, 'qa.jsonl'));
+    // SQuAD's {"text": [...]}, a plain "answer", a list of "answers".
+    assert.deepEqual(
+      dataset.examples.map((e) => e.answers),
+      [['war and music'], ['london'], ['the man', 'man']],
+    );
+    const model = await loadModel(artifactDir, { replicas: 1 });
+    try {
+      const answers = (await model.infer(dataset.examples.map(inputOf))) as Array<{
+        answers: Array<{ answer: string }>;
+      }>;
+      const exact = answers.filter((a, i) => dataset.examples[i]!.answers!.includes(a.answers[0]!.answer)).length;
+      assert.equal(report.accuracy!.reference, exact / 3);
+      assert.equal(report.accuracy!.compiled, exact / 3);
+    } finally {
+      await model.close();
+    }
+  });
+});
+
+describe('zero-shot classification', { timeout: 120_000 }, () => {
+  test('int8: top-label agreement, and accuracy what the loaded artifact scores on the gold label column', async () => {
+    const { report, artifactDir } = await verified('nli', 'zero-shot.tsv');
+    checkShape(report, 'top labels', 3);
+    const dataset = await readDataset(join(DATA, 'zero-shot.tsv'));
+    const model = await loadModel(artifactDir, { replicas: 1 });
+    try {
+      const answers = (await model.infer(dataset.examples.map(inputOf))) as Array<{ labels: string[] }>;
+      const right = answers.filter((a, i) => a.labels[0] === dataset.examples[i]!.label).length;
+      assert.equal(report.accuracy!.compiled, right / 3);
+    } finally {
+      await model.close();
+    }
+    assert.ok([0, 1, 2, 3].includes(report.accuracy!.reference * 3));
+  });
+});
