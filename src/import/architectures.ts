@@ -6,7 +6,7 @@
 import { KilnError } from '../core/errors.js';
 import { ELECTRA } from './arch/electra.js';
 import { ARCH_MODULES, archModuleFor } from './arch/index.js';
-import type { ArchBuild } from './arch/module.js';
+import { type ArchBuild, headFromName } from './arch/module.js';
 import { MPNET } from './arch/mpnet.js';
 import type { EncoderParts } from './encoder-graph.js';
 
@@ -204,7 +204,8 @@ export const BASE_ENCODERS: ReadonlySet<string> = new Set([
   // config.json names MPNetForMaskedLM, google/electra-*-discriminator's ElectraForPreTraining.
   'MPNetForMaskedLM',
   'ElectraForPreTraining',
-  'ModernBertModel',
+  // The families built by parts list theirs (ModernBertForMaskedLM, DebertaV2ForMaskedLM among them).
+  ...ARCH_MODULES.flatMap((m) => m.baseModels),
 ]);
 
 /**
@@ -246,9 +247,7 @@ export const SUPPORTED_ARCHITECTURES = [
 
 /** The head an architecture name implies: a base encoder has none, `…ForTokenClassification` a per-token one, `…ForQuestionAnswering` a span head. */
 export function headOf(architecture: string): HeadKind {
-  if (BASE_ENCODERS.has(architecture)) return 'none';
-  if (architecture.endsWith('ForQuestionAnswering')) return 'span';
-  return architecture.endsWith('ForTokenClassification') ? 'token' : 'classifier';
+  return BASE_ENCODERS.has(architecture) ? 'none' : headFromName(architecture);
 }
 
 const ACTIVATIONS: Record<string, Activation> = {

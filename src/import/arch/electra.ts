@@ -1,6 +1,7 @@
 /**
  * ELECTRA discriminators (`ElectraModel`, `ElectraForSequenceClassification`,
- * `ElectraForPreTraining`): BERT's embeddings and layers, with embedding tables `embedding_size`
+ * `ElectraForTokenClassification` and `ElectraForQuestionAnswering` with `classifier` and
+ * `qa_outputs` on every token, `ElectraForPreTraining`): BERT's embeddings and layers, with embedding tables `embedding_size`
  * wide and a Linear (`embeddings_project`) up to the hidden size when the two differ, no pooler,
  * and a classification head of dense, exact GELU (not tanh, not `hidden_act`) and out_proj on the
  * first token. Semantics from transformers' modeling_electra.py.
@@ -11,7 +12,13 @@ import type { ArchitectureDef } from '../architectures.js';
 export const ELECTRA: ArchitectureDef = {
   family: 'electra',
   modelTypes: ['electra'],
-  classes: ['ElectraForSequenceClassification', 'ElectraModel', 'ElectraForPreTraining'],
+  classes: [
+    'ElectraForSequenceClassification',
+    'ElectraForTokenClassification',
+    'ElectraForQuestionAnswering',
+    'ElectraModel',
+    'ElectraForPreTraining',
+  ],
   names: {
     prefix: 'electra.',
     wordEmbeddings: 'embeddings.word_embeddings',

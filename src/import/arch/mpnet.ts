@@ -1,5 +1,7 @@
 /**
- * MPNet (`MPNetModel`, `MPNetForSequenceClassification`; sentence-transformers/all-mpnet-base-v2):
+ * MPNet (`MPNetModel`, `MPNetForSequenceClassification`, `MPNetForTokenClassification` and
+ * `MPNetForQuestionAnswering`, whose `classifier` and `qa_outputs` read every token;
+ * sentence-transformers/all-mpnet-base-v2 names `MPNetForMaskedLM`):
  * BERT-shaped post-norm layers with its own parameter names, positions numbered after the padding
  * index as RoBERTa does, no token types, and a relative position bias added to every layer's
  * attention scores. Semantics from transformers' modeling_mpnet.py.
@@ -58,7 +60,13 @@ function relativePositionBias(ctx: EncoderContext): string {
 export const MPNET: ArchitectureDef = {
   family: 'mpnet',
   modelTypes: ['mpnet'],
-  classes: ['MPNetForSequenceClassification', 'MPNetModel', 'MPNetForMaskedLM'],
+  classes: [
+    'MPNetForSequenceClassification',
+    'MPNetForTokenClassification',
+    'MPNetForQuestionAnswering',
+    'MPNetModel',
+    'MPNetForMaskedLM',
+  ],
   names: {
     prefix: 'mpnet.',
     wordEmbeddings: 'embeddings.word_embeddings',
