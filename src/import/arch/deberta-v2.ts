@@ -419,6 +419,7 @@ export function debertaV2Shapes(c: DebertaV2Facts, vocab: number): Array<[string
 /** What the CLI prints and compile reads, plus the builder. */
 function encoderConfigOf(c: DebertaV2Facts, raw: Record<string, unknown>): EncoderConfig {
   return partsEncoderConfig(
+    DEBERTA_V2.family,
     c,
     { typeVocabSize: c.typeVocabSize, padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 0 },
     { build: (source) => buildDebertaV2(c, source), shapes: (vocab) => debertaV2Shapes(c, vocab) },
@@ -426,6 +427,7 @@ function encoderConfigOf(c: DebertaV2Facts, raw: Record<string, unknown>): Encod
 }
 
 export const DEBERTA_V2: ArchitectureModule = {
+  family: 'deberta-v2',
   modelTypes: ['deberta-v2'],
   baseModels: BASE_MODELS,
   heads: [CLASSIFIER, 'DebertaV2ForTokenClassification', 'DebertaV2ForQuestionAnswering'],

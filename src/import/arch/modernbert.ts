@@ -215,12 +215,14 @@ export function modernBertShapes(c: ModernBertFacts, vocab: number): Array<[stri
 }
 
 export const MODERNBERT: ArchitectureModule = {
+  family: 'modernbert',
   modelTypes: ['modernbert'],
   baseModels: BASE_MODELS,
   heads: [CLASSIFIER, 'ModernBertForTokenClassification', 'ModernBertForQuestionAnswering'],
   config: (raw, path, { headless }): EncoderConfig => {
     const c = modernBertFacts(raw, path, headless);
     return partsEncoderConfig(
+      'modernbert',
       c,
       { typeVocabSize: 0, padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 50283 },
       { build: (source) => buildModernBert(c, source), shapes: (vocab) => modernBertShapes(c, vocab) },

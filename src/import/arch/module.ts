@@ -1,13 +1,16 @@
 /**
- * An architecture built by parts (src/import/parts/): one file per family under src/import/arch/
- * reads its config.json fields, names its parameters and composes the parts. The importer,
- * `kiln synth` and compile's detection reach it through `ARCH_MODULES` (arch/index.ts).
+ * Every architecture kiln imports is built by parts (src/import/parts/): one file per family
+ * under src/import/arch/ reads its config.json fields, names its parameters and composes the
+ * parts (the BERT-shaped families through arch/bert-shaped.ts). The importer, `kiln synth` and
+ * compile's detection reach it through `ARCH_MODULES` (arch/index.ts).
  */
 import type { EncoderConfig, HeadKind } from '../architectures.js';
 import type { BuiltGraph, WeightSource } from '../encoder-graph.js';
 import type { ConfigFields, PartActivation } from '../parts/encoder-parts.js';
 
 export interface ArchitectureModule {
+  /** The family's name, as EncoderConfig.family reports it. */
+  family: string;
   /** config.json `model_type` values of the family. */
   modelTypes: readonly string[];
   /**
@@ -78,12 +81,13 @@ export function partsHead(
  * types and padding id, and `arch`, which builds it.
  */
 export function partsEncoderConfig(
+  family: string,
   c: PartsFacts,
   more: { typeVocabSize: number; padTokenId: number },
   arch: ArchBuild,
 ): EncoderConfig {
   return {
-    family: 'parts',
+    family,
     architecture: c.architecture,
     hidden: c.hidden,
     layers: c.layers,
