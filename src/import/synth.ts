@@ -12,95 +12,14 @@ import { writeSafetensors } from '../model/safetensors.js';
 import { writeModel } from '../onnx/writer.js';
 import { PACKAGE_ROOT } from '../version.js';
 import { ARCH_MODULES } from './arch/index.js';
-import { type EncoderConfig, encoderConfig, FAMILY_NAMES } from './architectures.js';
+import { type EncoderConfig, encoderConfig } from './architectures.js';
 import { buildEncoderClassifier, IMPORT_OPSET, type WeightSource } from './encoder-graph.js';
 import { assertReplaceable } from './import.js';
 
-/** bert-base-uncased's public config.json facts; the other BERT-shaped presets differ in a few. */
-const BERT_BASE: Record<string, unknown> = {
-  architectures: ['BertForSequenceClassification'],
-  model_type: 'bert',
-  hidden_act: 'gelu',
-  hidden_size: 768,
-  intermediate_size: 3072,
-  num_attention_heads: 12,
-  num_hidden_layers: 12,
-  max_position_embeddings: 512,
-  type_vocab_size: 2,
-  vocab_size: 30522,
-  layer_norm_eps: 1e-12,
-  pad_token_id: 0,
-  initializer_range: 0.02,
-};
-
-/** Public config.json facts of each preset (labels are added per run). */
-export const PRESETS: Record<string, Record<string, unknown>> = {
-  'distilbert-base-uncased': {
-    architectures: ['DistilBertForSequenceClassification'],
-    model_type: 'distilbert',
-    activation: 'gelu',
-    dim: 768,
-    hidden_dim: 3072,
-    n_heads: 12,
-    n_layers: 6,
-    max_position_embeddings: 512,
-    vocab_size: 30522,
-    pad_token_id: 0,
-    sinusoidal_pos_embds: false,
-    initializer_range: 0.02,
-  },
-  'bert-base-uncased': BERT_BASE,
-  'roberta-base': {
-    ...BERT_BASE,
-    architectures: ['RobertaForSequenceClassification'],
-    model_type: 'roberta',
-    max_position_embeddings: 514,
-    type_vocab_size: 1,
-    vocab_size: 50265,
-    layer_norm_eps: 1e-5,
-    pad_token_id: 1,
-  },
-  // sentence-transformers/all-MiniLM-L6-v2: a head-less BertModel (its embeddings are mean-pooled outside the model).
-  'all-minilm-l6': {
-    ...BERT_BASE,
-    architectures: ['BertModel'],
-    hidden_size: 384,
-    intermediate_size: 1536,
-    num_hidden_layers: 6,
-  },
-  // sentence-transformers/all-mpnet-base-v2: microsoft/mpnet-base's sizes; its config.json names
-  // MPNetForMaskedLM, its weights are an MPNetModel's (pooler included).
-  'all-mpnet-base-v2': {
-    architectures: ['MPNetForMaskedLM'],
-    model_type: 'mpnet',
-    hidden_act: 'gelu',
-    hidden_size: 768,
-    intermediate_size: 3072,
-    num_attention_heads: 12,
-    num_hidden_layers: 12,
-    max_position_embeddings: 514,
-    relative_attention_num_buckets: 32,
-    vocab_size: 30527,
-    layer_norm_eps: 1e-5,
-    pad_token_id: 1,
-    initializer_range: 0.02,
-  },
-  // google/electra-base-discriminator's sizes, with a sequence-classification head.
-  'electra-base-discriminator': {
-    ...BERT_BASE,
-    architectures: ['ElectraForSequenceClassification'],
-    model_type: 'electra',
-    embedding_size: 768,
-  },
-  'bert-large-uncased': {
-    ...BERT_BASE,
-    hidden_size: 1024,
-    intermediate_size: 4096,
-    num_attention_heads: 16,
-    num_hidden_layers: 24,
-  },
-  ...Object.fromEntries(ARCH_MODULES.flatMap((m) => Object.entries(m.presets))),
-};
+/** Public config.json facts of each preset (labels are added per run), from each family's module. */
+export const PRESETS: Record<string, Record<string, unknown>> = Object.fromEntries(
+  ARCH_MODULES.flatMap((m) => Object.entries(m.presets)),
+);
 
 export const SYNTHETIC_NOTE =
   'kiln synth: random weights with the architecture of a public model, for benchmarks; predictions are meaningless';
@@ -161,54 +80,9 @@ export function syntheticTensor(name: string, count: number, seed: number, std: 
   return out;
 }
 
-/** The canonical Hugging Face parameter names and shapes of a sequence classifier. */
+/** The canonical Hugging Face parameter names and shapes of the model `config` describes, from its family's module. */
 export function canonicalShapes(config: EncoderConfig, vocab: number): Array<[string, number[]]> {
-  if (config.family === 'parts') return config.arch!.shapes(vocab);
-  const H = config.hidden;
-  const I = config.intermediate;
-  const names = FAMILY_NAMES[config.family];
-  const p = names.prefix;
-  const out: Array<[string, number[]]> = [];
-  const linear = (name: string, o: number, i: number): void => {
-    out.push([`${name}.weight`, [o, i]], [`${name}.bias`, [o]]);
-  };
-  const norm = (name: string, width = H): void => {
-    out.push([`${name}.weight`, [width]], [`${name}.bias`, [width]]);
-  };
-  const E = config.embeddingSize ?? H;
-  out.push(
-    [`${p}${names.wordEmbeddings}.weight`, [vocab, E]],
-    [`${p}${names.positionEmbeddings}.weight`, [config.maxPositions, E]],
-  );
-  if (names.tokenTypeEmbeddings) out.push([`${p}${names.tokenTypeEmbeddings}.weight`, [config.typeVocabSize, E]]);
-  norm(p + names.embeddingNorm, E);
-  if (names.embeddingProject && E !== H) linear(p + names.embeddingProject, H, E);
-  if (names.relativeAttentionBias)
-    out.push([`${p}${names.relativeAttentionBias}.weight`, [config.relativeBuckets!, config.heads]]);
-  for (let l = 0; l < config.layers; l += 1) {
-    const n = names.layer(l);
-    for (const attention of [n.query, n.key, n.value, n.attentionOutput]) linear(p + attention, H, H);
-    norm(p + n.attentionNorm);
-    linear(p + n.intermediate, I, H);
-    linear(p + n.output, H, I);
-    norm(p + n.outputNorm);
-  }
-  if (config.head === 'span') {
-    linear(names.spanHead, 2, H);
-    return out;
-  }
-  if (config.head === 'token') {
-    linear(names.tokenHead, config.labels, H);
-    return out;
-  }
-  if (config.head === 'none' && names.basePooler !== undefined) {
-    // A family that says what its base model holds: its pooler, if any, and no classifier.
-    if (names.basePooler) linear(names.basePooler, H, H);
-    return out;
-  }
-  linear(names.head.dense, H, H);
-  linear(names.head.out, config.labels, H);
-  return out;
+  return config.arch.shapes(vocab);
 }
 
 export async function synthesize(options: SynthOptions): Promise<SynthResult> {

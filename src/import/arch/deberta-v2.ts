@@ -1,5 +1,7 @@
 /**
- * DeBERTa-v2 (and DeBERTa-v3, which uses it): DebertaV2Model and DebertaV2ForSequenceClassification.
+ * DeBERTa-v2 (and DeBERTa-v3, which uses it): DebertaV2Model (and DebertaV2ForMaskedLM, whose
+ * checkpoints carry it), DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification and
+ * DebertaV2ForQuestionAnswering (`classifier` and `qa_outputs` on every token's last hidden state).
  * The encoder is BERT's post-norm block with disentangled attention: besides content·content,
  * each score gets content→position (c2p: the query against the projected relative-position
  * embedding of query − key) and position→content (p2c: the key against the embedding of the
@@ -13,8 +15,9 @@ import type { BuiltGraph, WeightSource } from '../encoder-graph.js';
 import { attend, mergeHeads, paddingBias, positionIds, splitHeads } from '../parts/attention.js';
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { denseFeedForward } from '../parts/feed-forward.js';
+import { spanLogits, tokenLogits } from '../parts/heads.js';
 import { firstToken } from '../parts/pooling.js';
-import { type ArchitectureModule, type PartsFacts, partsEncoderConfig } from './module.js';
+import { type ArchitectureModule, type PartsFacts, partsEncoderConfig, partsHead } from './module.js';
 
 /** The shared facts (PartsFacts) and this family's own. */
 export interface DebertaV2Facts extends PartsFacts {
@@ -40,6 +43,10 @@ export interface DebertaV2Facts extends PartsFacts {
 
 const BASE = 'DebertaV2Model';
 const CLASSIFIER = 'DebertaV2ForSequenceClassification';
+/** microsoft/deberta-v3-base's config.json names it; its `lm_predictions` head is not built. */
+const MASKED_LM = 'DebertaV2ForMaskedLM';
+const BASE_MODELS = [BASE, MASKED_LM];
+const PREFIX = 'deberta.';
 
 /** The parameter names, relative to the `deberta.` prefix (the head's are outside it). */
 const layer = (i: number) => {
@@ -68,8 +75,7 @@ export function debertaV2Facts(raw: Record<string, unknown>, path: string, headl
   if (raw.attention_head_size !== undefined && raw.attention_head_size !== hidden / heads)
     f.refuse('attention_head_size', `kiln builds heads of hidden_size / num_attention_heads = ${hidden / heads}`);
   const maxPositions = f.int('max_position_embeddings', 512, 1);
-  const head = headless || architecture === BASE ? 'none' : 'classifier';
-  const labels = head === 'none' ? 0 : labelCount(raw, f);
+  const { head, labels } = partsHead(raw, f, { architecture, baseModels: BASE_MODELS, headless });
 
   // pos_att_type: "p2c|c2p" or ["p2c", "c2p"]; transformers reads only these two terms.
   const kinds = raw.pos_att_type ?? [];
@@ -132,13 +138,6 @@ export function debertaV2Facts(raw: Record<string, unknown>, path: string, headl
   };
 }
 
-function labelCount(raw: Record<string, unknown>, f: ConfigFields): number {
-  const id2label = raw.id2label;
-  const count = typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
-  if (count === 0) f.refuse('id2label', 'a classifier needs its map of class ids to names');
-  return count;
-}
-
 /**
  * Relative positions query − key [tokens, tokens] as float, bucketed when `buckets` > 0:
  * distances within ±buckets/2 stay, longer ones map to mid + ⌈log(|d|/mid) / log((max−1)/mid) · (mid−1)⌉
@@ -188,7 +187,7 @@ function relativePositions(p: EncoderParts, ids: string, facts: NonNullable<Debe
 }
 
 export function buildDebertaV2(c: DebertaV2Facts, source: WeightSource): BuiltGraph {
-  const p = new EncoderParts(source, 'deberta.', c.architecture);
+  const p = new EncoderParts(source, PREFIX, c.architecture);
   const g = p.g;
   const H = c.hidden;
   const E = c.embeddingSize;
@@ -324,7 +323,9 @@ export function buildDebertaV2(c: DebertaV2Facts, source: WeightSource): BuiltGr
   if (c.head === 'none') {
     g.op('Identity', [x], undefined, { name: '/last_hidden_state', output: 'last_hidden_state' });
     g.output('last_hidden_state', 'float', ['batch', 'sequence', H]);
-  } else {
+  } else if (c.head === 'token') tokenLogits(p, x, 'classifier', H, c.labels);
+  else if (c.head === 'span') spanLogits(p, x, 'qa_outputs', H);
+  else {
     // ContextPooler: the first token, dense, activation; then the classifier.
     const pooled = p.activation(
       p.linear(firstToken(p, x), 'pooler.dense', H, H),
@@ -362,11 +363,14 @@ function convLayer(p: EncoderParts, c: DebertaV2Facts, embedded: string, residua
   return g.op('Mul', [p.layerNorm(g.op('Add', [residual, out]), 'encoder.conv.LayerNorm', H, c.eps), tokenMask]);
 }
 
-/** Parameter names and shapes, as save_pretrained writes them (a base model without the prefix). */
+/**
+ * Parameter names and shapes, as save_pretrained writes them (a DebertaV2Model without the
+ * prefix; a masked LM's own head, which kiln ignores, left out).
+ */
 export function debertaV2Shapes(c: DebertaV2Facts, vocab: number): Array<[string, number[]]> {
   const H = c.hidden;
   const E = c.embeddingSize;
-  const prefix = c.head === 'none' ? '' : 'deberta.';
+  const prefix = c.architecture === BASE ? '' : PREFIX;
   const out: Array<[string, number[]]> = [];
   const linear = (name: string, o: number, i: number, bias = true): void => {
     out.push([`${name}.weight`, [o, i]]);
@@ -407,13 +411,15 @@ export function debertaV2Shapes(c: DebertaV2Facts, vocab: number): Array<[string
   if (c.head === 'classifier') {
     linear('pooler.dense', H, H);
     linear('classifier', c.labels, H);
-  }
+  } else if (c.head === 'token') linear('classifier', c.labels, H);
+  else if (c.head === 'span') linear('qa_outputs', 2, H);
   return out;
 }
 
 /** What the CLI prints and compile reads, plus the builder. */
 function encoderConfigOf(c: DebertaV2Facts, raw: Record<string, unknown>): EncoderConfig {
   return partsEncoderConfig(
+    DEBERTA_V2.family,
     c,
     { typeVocabSize: c.typeVocabSize, padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 0 },
     { build: (source) => buildDebertaV2(c, source), shapes: (vocab) => debertaV2Shapes(c, vocab) },
@@ -421,9 +427,10 @@ function encoderConfigOf(c: DebertaV2Facts, raw: Record<string, unknown>): Encod
 }
 
 export const DEBERTA_V2: ArchitectureModule = {
+  family: 'deberta-v2',
   modelTypes: ['deberta-v2'],
-  baseModels: [BASE],
-  heads: [CLASSIFIER],
+  baseModels: BASE_MODELS,
+  heads: [CLASSIFIER, 'DebertaV2ForTokenClassification', 'DebertaV2ForQuestionAnswering'],
   config: (raw, path, { headless }) => encoderConfigOf(debertaV2Facts(raw, path, headless), raw),
   presets: {
     // microsoft/deberta-v3-base's config.json.

@@ -1,33 +1,28 @@
 /**
  * ELECTRA discriminators (`ElectraModel`, `ElectraForSequenceClassification`,
- * `ElectraForPreTraining`): BERT's embeddings and layers, with embedding tables `embedding_size`
+ * `ElectraForTokenClassification` and `ElectraForQuestionAnswering` with `classifier` and
+ * `qa_outputs` on every token, `ElectraForPreTraining`): BERT's embeddings and layers, with embedding tables `embedding_size`
  * wide and a Linear (`embeddings_project`) up to the hidden size when the two differ, no pooler,
  * and a classification head of dense, exact GELU (not tanh, not `hidden_act`) and out_proj on the
  * first token. Semantics from transformers' modeling_electra.py.
  */
 import { KilnError } from '../../core/errors.js';
-import type { ArchitectureDef } from '../architectures.js';
+import { BERT_BASE_PRESET } from './bert.js';
+import { BERT_LAYER, bertShapedModule } from './bert-shaped.js';
 
-export const ELECTRA: ArchitectureDef = {
+export const ELECTRA = bertShapedModule({
   family: 'electra',
   modelTypes: ['electra'],
-  classes: ['ElectraForSequenceClassification', 'ElectraModel', 'ElectraForPreTraining'],
+  heads: ['ElectraForSequenceClassification', 'ElectraForTokenClassification', 'ElectraForQuestionAnswering'],
+  // google/electra-*-discriminator's config.json names ElectraForPreTraining.
+  baseModels: ['ElectraModel', 'ElectraForPreTraining'],
   names: {
     prefix: 'electra.',
     wordEmbeddings: 'embeddings.word_embeddings',
     positionEmbeddings: 'embeddings.position_embeddings',
     tokenTypeEmbeddings: 'embeddings.token_type_embeddings',
     embeddingNorm: 'embeddings.LayerNorm',
-    layer: (i) => ({
-      query: `encoder.layer.${i}.attention.self.query`,
-      key: `encoder.layer.${i}.attention.self.key`,
-      value: `encoder.layer.${i}.attention.self.value`,
-      attentionOutput: `encoder.layer.${i}.attention.output.dense`,
-      attentionNorm: `encoder.layer.${i}.attention.output.LayerNorm`,
-      intermediate: `encoder.layer.${i}.intermediate.dense`,
-      output: `encoder.layer.${i}.output.dense`,
-      outputNorm: `encoder.layer.${i}.output.LayerNorm`,
-    }),
+    layer: BERT_LAYER,
     head: { dense: 'classifier.dense', activation: 'Gelu', out: 'classifier.out_proj' },
     tokenHead: 'classifier',
     spanHead: 'qa_outputs',
@@ -51,4 +46,13 @@ export const ELECTRA: ArchitectureDef = {
       });
     return { embeddingSize: int('embedding_size') };
   },
-};
+  presets: {
+    // google/electra-base-discriminator's sizes, with a sequence-classification head.
+    'electra-base-discriminator': {
+      ...BERT_BASE_PRESET,
+      architectures: ['ElectraForSequenceClassification'],
+      model_type: 'electra',
+      embedding_size: 768,
+    },
+  },
+});

@@ -1,5 +1,8 @@
 /**
- * ModernBERT: ModernBertModel and ModernBertForSequenceClassification. A pre-norm encoder:
+ * ModernBERT: ModernBertModel (and ModernBertForMaskedLM, whose checkpoints carry it: answerdotai's
+ * base and large), ModernBertForSequenceClassification, and ModernBertForTokenClassification and
+ * ModernBertForQuestionAnswering (the head's dense, activation and norm on every token, then
+ * `classifier`, two columns for QA's start and end). A pre-norm encoder:
  * token embeddings and LayerNorm (no positions: rotary embeddings rotate each layer's queries
  * and keys), layers that alternate global attention (every `global_attn_every_n_layers`-th,
  * rotary base `global_rope_theta`) with sliding-window attention (|query − key| ≤
@@ -21,8 +24,9 @@ import {
 } from '../parts/attention.js';
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { gatedFeedForward } from '../parts/feed-forward.js';
+import { spanLogits, tokenLogits } from '../parts/heads.js';
 import { firstToken, maskedMean } from '../parts/pooling.js';
-import { type ArchitectureModule, type PartsFacts, partsEncoderConfig } from './module.js';
+import { type ArchitectureModule, type PartsFacts, partsEncoderConfig, partsHead } from './module.js';
 
 /** The shared facts (PartsFacts) and this family's own. */
 export interface ModernBertFacts extends PartsFacts {
@@ -41,6 +45,10 @@ export interface ModernBertFacts extends PartsFacts {
 
 const BASE = 'ModernBertModel';
 const CLASSIFIER = 'ModernBertForSequenceClassification';
+/** answerdotai/ModernBERT-base's config.json names it; its `head` and `decoder` are not built. */
+const MASKED_LM = 'ModernBertForMaskedLM';
+const BASE_MODELS = [BASE, MASKED_LM];
+const PREFIX = 'model.';
 
 const layer = (i: number) => ({
   attentionNorm: `layers.${i}.attn_norm`,
@@ -61,11 +69,7 @@ export function modernBertFacts(raw: Record<string, unknown>, path: string, head
       'num_attention_heads',
       `the head size hidden_size / heads must be an even integer (hidden_size ${hidden})`,
     );
-  const head = headless || architecture === BASE ? 'none' : 'classifier';
-  const id2label = raw.id2label;
-  const labels =
-    head === 'none' ? 0 : typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
-  if (head === 'classifier' && labels === 0) f.refuse('id2label', 'a classifier needs its map of class ids to names');
+  const { head, labels } = partsHead(raw, f, { architecture, baseModels: BASE_MODELS, headless });
   const globalTheta = f.positive('global_rope_theta', 160000);
   return {
     architecture,
@@ -92,7 +96,7 @@ export function modernBertFacts(raw: Record<string, unknown>, path: string, head
 }
 
 export function buildModernBert(c: ModernBertFacts, source: WeightSource): BuiltGraph {
-  const p = new EncoderParts(source, 'model.', c.architecture);
+  const p = new EncoderParts(source, PREFIX, c.architecture);
   const g = p.g;
   const H = c.hidden;
   const headSize = H / c.heads;
@@ -151,26 +155,36 @@ export function buildModernBert(c: ModernBertFacts, source: WeightSource): Built
   }
   x = norm(x, 'final_norm');
 
+  /** ModernBertPredictionHead: dense, activation, norm (on the pooled vector, or on every token). */
+  const transform = (y: string): string =>
+    norm(
+      p.activation(
+        p.linear(y, 'head.dense', H, H, { bias: c.classifierBias }),
+        c.classifierActivation,
+        '/head/activation',
+      ),
+      'head.norm',
+    );
   if (c.head === 'none') {
     g.op('Identity', [x], undefined, { name: '/last_hidden_state', output: 'last_hidden_state' });
     g.output('last_hidden_state', 'float', ['batch', 'sequence', H]);
-  } else {
+  } else if (c.head === 'token') tokenLogits(p, transform(x), 'classifier', H, c.labels);
+  else if (c.head === 'span') spanLogits(p, transform(x), 'classifier', H);
+  else {
     const pooled = c.pooling === 'cls' ? firstToken(p, x) : maskedMean(p, x, attentionMask);
-    const dense = p.activation(
-      p.linear(pooled, 'head.dense', H, H, { bias: c.classifierBias }),
-      c.classifierActivation,
-      '/head/activation',
-    );
-    p.linear(norm(dense, 'head.norm'), 'classifier', H, c.labels, { output: 'logits' });
+    p.linear(transform(pooled), 'classifier', H, c.labels, { output: 'logits' });
     g.output('logits', 'float', ['batch', c.labels]);
   }
   return { builder: g, inputs: [ids, attentionMask], parameters: p.parameters, vocabSize };
 }
 
-/** Parameter names and shapes, as save_pretrained writes them (a base model without the `model.` prefix). */
+/**
+ * Parameter names and shapes, as save_pretrained writes them (a ModernBertModel without the
+ * `model.` prefix; a masked LM's own head, which kiln ignores, left out).
+ */
 export function modernBertShapes(c: ModernBertFacts, vocab: number): Array<[string, number[]]> {
   const H = c.hidden;
-  const prefix = c.head === 'none' ? '' : 'model.';
+  const prefix = c.architecture === BASE ? '' : PREFIX;
   const out: Array<[string, number[]]> = [];
   const linear = (name: string, o: number, i: number, bias: boolean): void => {
     out.push([`${name}.weight`, [o, i]]);
@@ -192,7 +206,7 @@ export function modernBertShapes(c: ModernBertFacts, vocab: number): Array<[stri
     linear(prefix + n.down, H, c.intermediate, c.mlpBias);
   }
   norm(`${prefix}final_norm`);
-  if (c.head === 'classifier') {
+  if (c.head !== 'none') {
     linear('head.dense', H, H, c.classifierBias);
     norm('head.norm');
     linear('classifier', c.labels, H, true);
@@ -201,12 +215,14 @@ export function modernBertShapes(c: ModernBertFacts, vocab: number): Array<[stri
 }
 
 export const MODERNBERT: ArchitectureModule = {
+  family: 'modernbert',
   modelTypes: ['modernbert'],
-  baseModels: [BASE],
-  heads: [CLASSIFIER],
+  baseModels: BASE_MODELS,
+  heads: [CLASSIFIER, 'ModernBertForTokenClassification', 'ModernBertForQuestionAnswering'],
   config: (raw, path, { headless }): EncoderConfig => {
     const c = modernBertFacts(raw, path, headless);
     return partsEncoderConfig(
+      'modernbert',
       c,
       { typeVocabSize: 0, padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 50283 },
       { build: (source) => buildModernBert(c, source), shapes: (vocab) => modernBertShapes(c, vocab) },

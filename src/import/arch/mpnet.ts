@@ -1,12 +1,16 @@
 /**
- * MPNet (`MPNetModel`, `MPNetForSequenceClassification`; sentence-transformers/all-mpnet-base-v2):
+ * MPNet (`MPNetModel`, `MPNetForSequenceClassification`, `MPNetForTokenClassification` and
+ * `MPNetForQuestionAnswering`, whose `classifier` and `qa_outputs` read every token;
+ * sentence-transformers/all-mpnet-base-v2 names `MPNetForMaskedLM`):
  * BERT-shaped post-norm layers with its own parameter names, positions numbered after the padding
  * index as RoBERTa does, no token types, and a relative position bias added to every layer's
  * attention scores. Semantics from transformers' modeling_mpnet.py.
  */
 import { KilnError } from '../../core/errors.js';
-import type { ArchitectureDef } from '../architectures.js';
-import type { EncoderContext } from '../encoder-graph.js';
+import type { EncoderConfig } from '../architectures.js';
+import { positionIds } from '../parts/attention.js';
+import type { EncoderParts } from '../parts/encoder-parts.js';
+import { bertShapedModule } from './bert-shaped.js';
 
 /**
  * transformers' MPNetEncoder buckets with its defaults, 32 buckets and a maximum distance of
@@ -14,6 +18,8 @@ import type { EncoderContext } from '../encoder-graph.js';
  */
 export const MPNET_BUCKETS = 32;
 const MPNET_MAX_DISTANCE = 128;
+/** The relative position bias table [buckets, heads], relative to the `mpnet.` prefix. */
+const RELATIVE_ATTENTION_BIAS = 'encoder.relative_attention_bias';
 
 /**
  * The bucket of a query at position i attending to a key at position j, from n = i - j: keys
@@ -36,29 +42,31 @@ export function mpnetBucket(n: number): number {
  * allows), then the bucket's row of `relative_attention_bias`. Like transformers, positions are
  * 0, 1, 2, … whatever the padding (the mask hides padded keys).
  */
-function relativePositionBias(ctx: EncoderContext): string {
-  const { g, config, names } = ctx;
+function relativePositionBias(p: EncoderParts, ids: string, config: EncoderConfig): string {
+  const g = p.g;
   const span = config.maxPositions;
-  const buckets = g.ints(
+  const buckets = p.int(
     'relative_position_buckets',
     Array.from({ length: 2 * span - 1 }, (_, k) => mpnetBucket(k - (span - 1))),
   );
-  const table = ctx.tensor(`${names.relativeAttentionBias}.weight`, [config.relativeBuckets!, config.heads]);
-  const positions = g.op('Range', [ctx.zero, ctx.sequenceLength(), ctx.one]);
-  const query = g.op('Unsqueeze', [positions, g.ints('axis_1', [1])]);
-  const key = g.op('Unsqueeze', [positions, g.ints('axis_0', [0])]);
-  const distance = g.op('Add', [g.op('Sub', [query, key]), g.ints('max_distance', [span - 1], [])]);
+  const table = p.tensor(`${RELATIVE_ATTENTION_BIAS}.weight`, [config.relativeBuckets!, config.heads]);
+  const positions = positionIds(p, ids);
+  const query = g.op('Unsqueeze', [positions, p.int('axis_1', [1])]);
+  const key = g.op('Unsqueeze', [positions, p.int('axis_0', [0])]);
+  const distance = g.op('Add', [g.op('Sub', [query, key]), p.int('max_distance', [span - 1], [])]);
   const bucket = g.op('Gather', [buckets, distance], { axis: 0 }, { name: '/relative_position/bucket' });
   const bias = g.op('Gather', [table, bucket], { axis: 0 }, { name: '/relative_position/Gather' });
-  return g.op('Unsqueeze', [g.op('Transpose', [bias], { perm: [2, 0, 1] }), g.ints('axis_0b', [0])], undefined, {
+  return g.op('Unsqueeze', [g.op('Transpose', [bias], { perm: [2, 0, 1] }), p.int('axis_0', [0])], undefined, {
     name: '/relative_position/bias',
   });
 }
 
-export const MPNET: ArchitectureDef = {
+export const MPNET = bertShapedModule({
   family: 'mpnet',
   modelTypes: ['mpnet'],
-  classes: ['MPNetForSequenceClassification', 'MPNetModel', 'MPNetForMaskedLM'],
+  heads: ['MPNetForSequenceClassification', 'MPNetForTokenClassification', 'MPNetForQuestionAnswering'],
+  // sentence-transformers/all-mpnet-base-v2's config.json names MPNetForMaskedLM.
+  baseModels: ['MPNetModel', 'MPNetForMaskedLM'],
   names: {
     prefix: 'mpnet.',
     wordEmbeddings: 'embeddings.word_embeddings',
@@ -78,7 +86,7 @@ export const MPNET: ArchitectureDef = {
     head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
     tokenHead: 'classifier',
     spanHead: 'qa_outputs',
-    relativeAttentionBias: 'encoder.relative_attention_bias',
+    relativeAttentionBias: RELATIVE_ATTENTION_BIAS,
     basePooler: 'mpnet.pooler.dense',
   },
   // MPNetEmbeddings fixes padding_idx at 1, whatever pad_token_id says.
@@ -98,4 +106,23 @@ export const MPNET: ArchitectureDef = {
       });
     return { relativeBuckets, typeVocabSize: 0 };
   },
-};
+  presets: {
+    // sentence-transformers/all-mpnet-base-v2: microsoft/mpnet-base's sizes; its config.json names
+    // MPNetForMaskedLM, its weights are an MPNetModel's (pooler included).
+    'all-mpnet-base-v2': {
+      architectures: ['MPNetForMaskedLM'],
+      model_type: 'mpnet',
+      hidden_act: 'gelu',
+      hidden_size: 768,
+      intermediate_size: 3072,
+      num_attention_heads: 12,
+      num_hidden_layers: 12,
+      max_position_embeddings: 514,
+      relative_attention_num_buckets: 32,
+      vocab_size: 30527,
+      layer_norm_eps: 1e-5,
+      pad_token_id: 1,
+      initializer_range: 0.02,
+    },
+  },
+});

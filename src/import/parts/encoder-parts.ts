@@ -35,7 +35,11 @@ export class EncoderParts {
   }
 
   private resolve(relative: string): string | undefined {
-    return [this.prefix + relative, relative].find((c) => this.source.shape(c) !== undefined);
+    const candidates = [this.prefix + relative, relative];
+    // Checkpoints converted from TensorFlow name LayerNorm parameters gamma and beta.
+    if (relative.endsWith('.weight')) candidates.push(...candidates.map((c) => c.replace(/\.weight$/, '.gamma')));
+    if (relative.endsWith('.bias')) candidates.push(...candidates.map((c) => c.replace(/\.bias$/, '.beta')));
+    return candidates.find((c) => this.source.shape(c) !== undefined);
   }
 
   has(relative: string): boolean {

@@ -1,0 +1,284 @@
+/**
+ * Token-classification and question-answering heads of MPNet, ELECTRA, DeBERTa-v2 and ModernBERT
+ * checkpoints (random weights, small unusual sizes, Hugging Face names, safetensors) compiled by
+ * kiln: the task is inferred from the class name, and every token's logits (token heads) or
+ * start and end logits (QA heads) equal the independent float64 references within 1e-4, rows
+ * padded in one batch with one at the full width. The masked-LM classes that ModernBERT and
+ * DeBERTa-v3 checkpoints name compile as base encoders (their MLM head ignored), embeddings
+ * equal to the reference's.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { compile } from '../../src/compiler/compile.js';
+import { encoderConfig, SUPPORTED_ARCHITECTURES } from '../../src/import/architectures.js';
+import { MANIFEST_FILE, type Manifest } from '../../src/model/artifact.js';
+import { createSession } from '../../src/runtime/binding.js';
+import { tempDir } from '../fixtures/models.js';
+import { compiledRows, maxDelta, paddedBatch, randomPartsWeights } from '../fixtures/parts-checkpoints.js';
+import { type CheckpointWeights, lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+import { debertaV2Embeddings, debertaV2TokenOutputs } from '../fixtures/reference-deberta-v2.js';
+import {
+  type ReferenceInput,
+  referenceSpanLogits,
+  referenceTokenLogits,
+  type Weights,
+} from '../fixtures/reference-encoder.js';
+import { modernBertEmbeddings, modernBertTokenOutputs } from '../fixtures/reference-modernbert.js';
+
+const SMALL = {
+  hidden_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 3,
+  intermediate_size: 40,
+  vocab_size: VOCAB,
+};
+
+const MPNET: Record<string, unknown> = {
+  ...SMALL,
+  model_type: 'mpnet',
+  hidden_act: 'gelu',
+  // 38 tokens: distances past 8 reach the logarithmic buckets.
+  max_position_embeddings: 40,
+  relative_attention_num_buckets: 32,
+  layer_norm_eps: 1e-5,
+  pad_token_id: 1,
+};
+
+const ELECTRA: Record<string, unknown> = {
+  ...SMALL,
+  model_type: 'electra',
+  hidden_act: 'gelu_new',
+  // Embedding tables narrower than the hidden size: embeddings_project runs.
+  embedding_size: 10,
+  max_position_embeddings: 20,
+  type_vocab_size: 2,
+  layer_norm_eps: 1e-12,
+  pad_token_id: 0,
+};
+
+/** DeBERTa-v3's shape: log buckets past ±4, shared key, normalized relative embeddings. */
+const DEBERTA: Record<string, unknown> = {
+  model_type: 'deberta-v2',
+  hidden_size: 16,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  intermediate_size: 20,
+  hidden_act: 'gelu',
+  max_position_embeddings: 24,
+  layer_norm_eps: 1e-7,
+  relative_attention: true,
+  position_buckets: 8,
+  max_relative_positions: -1,
+  share_att_key: true,
+  pos_att_type: 'p2c|c2p',
+  norm_rel_ebd: 'layer_norm',
+  position_biased_input: false,
+  type_vocab_size: 0,
+  vocab_size: VOCAB,
+  pad_token_id: 0,
+};
+
+/** Layers 0 and 2 global, 1 and 3 local with a window of ±3, shorter than the inputs; a biased head. */
+const MODERNBERT: Record<string, unknown> = {
+  model_type: 'modernbert',
+  hidden_size: 16,
+  intermediate_size: 12,
+  num_hidden_layers: 4,
+  num_attention_heads: 2,
+  hidden_activation: 'gelu',
+  max_position_embeddings: 20,
+  norm_eps: 1e-5,
+  norm_bias: true,
+  global_attn_every_n_layers: 2,
+  local_attention: 6,
+  global_rope_theta: 160000,
+  local_rope_theta: 10,
+  classifier_activation: 'silu',
+  classifier_bias: true,
+  vocab_size: VOCAB,
+  pad_token_id: 0,
+};
+
+const NER_LABELS = { 0: 'O', 1: 'B-PER', 2: 'I-PER', 3: 'B-LOC', 4: 'I-LOC' };
+
+interface Family {
+  /** The class-name prefix: `MPNet` → MPNetForTokenClassification. */
+  classPrefix: string;
+  config: Record<string, unknown>;
+  width: number;
+  /** Per-token outputs [batch][token][column] from the family's float64 reference. */
+  token: (config: Record<string, unknown>, weights: Weights, input: ReferenceInput) => number[][][];
+  span: (config: Record<string, unknown>, weights: Weights, input: ReferenceInput) => number[][][];
+}
+
+/** reference-encoder's span logits as [batch][token][start, end]. */
+const encoderSpan: Family['span'] = (config, weights, input) =>
+  referenceSpanLogits(config, weights, input).map(({ start, end }) => start.map((s, t) => [s, end[t]!]));
+
+const FAMILIES: Family[] = [
+  { classPrefix: 'MPNet', config: MPNET, width: 38, token: referenceTokenLogits, span: encoderSpan },
+  { classPrefix: 'Electra', config: ELECTRA, width: 20, token: referenceTokenLogits, span: encoderSpan },
+  {
+    classPrefix: 'DebertaV2',
+    config: DEBERTA,
+    width: 24,
+    token: (c, w, i) => debertaV2TokenOutputs(c, w, i, 'classifier'),
+    span: (c, w, i) => debertaV2TokenOutputs(c, w, i, 'qa_outputs'),
+  },
+  {
+    classPrefix: 'ModernBert',
+    config: MODERNBERT,
+    width: 20,
+    token: modernBertTokenOutputs,
+    span: modernBertTokenOutputs,
+  },
+];
+
+/** The compiled graph's first output on `input`, read as [batch][token][column]. */
+async function tokenRows(artifactDir: string, input: ReferenceInput, head: 'token' | 'span'): Promise<number[][][]> {
+  const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
+  try {
+    const [batch, width] = [input.inputIds.length, input.inputIds[0]!.length];
+    const tensor = (rows: number[][]) => ({
+      type: 'int64' as const,
+      data: BigInt64Array.from(rows.flat().map(BigInt)),
+      dims: [batch, width],
+    });
+    const feeds: Record<string, ReturnType<typeof tensor>> = {
+      input_ids: tensor(input.inputIds),
+      attention_mask: tensor(input.attentionMask),
+    };
+    if (session.inputNames.includes('token_type_ids')) feeds.token_type_ids = tensor(input.tokenTypeIds!);
+    const out = (await session.run(feeds))[session.outputNames[0]!]!;
+    const data = out.data as Float32Array;
+    if (head === 'span') {
+      // span_logits [batch, 2 × width]: the starts, then the ends (compile's question-answering tail).
+      assert.deepEqual(out.dims, [batch, 2 * width]);
+      return Array.from({ length: batch }, (_, r) =>
+        Array.from({ length: width }, (_, t) => [data[r * 2 * width + t]!, data[r * 2 * width + width + t]!]),
+      );
+    }
+    const labels = out.dims[2]!;
+    assert.deepEqual(out.dims, [batch, width, labels]);
+    return Array.from({ length: batch }, (_, r) =>
+      Array.from({ length: width }, (_, t) =>
+        Array.from(data.subarray((r * width + t) * labels, (r * width + t + 1) * labels)),
+      ),
+    );
+  } finally {
+    await session.release();
+  }
+}
+
+let dir: string;
+before(async () => {
+  dir = await tempDir();
+  process.env.KILN_CACHE_DIR = join(dir, 'cache');
+});
+
+describe('token-classification and question-answering heads equal the float64 references within 1e-4', () => {
+  const heads = [
+    { head: 'token', suffix: 'ForTokenClassification', task: 'token-classification', id2label: NER_LABELS },
+    {
+      head: 'span',
+      suffix: 'ForQuestionAnswering',
+      task: 'question-answering',
+      id2label: { 0: 'LABEL_0', 1: 'LABEL_1' },
+    },
+  ] as const;
+  for (const family of FAMILIES) {
+    for (const { head, suffix, task, id2label } of heads) {
+      const architecture = `${family.classPrefix}${suffix}`;
+      test(`compile(${architecture}) infers ${task}; outputs of rows of 3, 11 and ${family.width} tokens padded in one batch`, async () => {
+        const config = { ...family.config, architectures: [architecture], id2label };
+        assert.ok(SUPPORTED_ARCHITECTURES.includes(architecture));
+        const weights: CheckpointWeights = randomPartsWeights(config, 31);
+        const checkpoint = await writeCheckpoint(join(dir, architecture), config, weights);
+        const { artifactDir, manifest } = await compile({
+          source: checkpoint,
+          out: join(dir, `${architecture}.kiln`),
+          cache: false,
+          maxBatch: 4,
+          maxLength: family.width,
+        });
+        assert.equal(manifest.task, task);
+
+        const input = paddedBatch([3, 11, family.width], family.width, family.config.pad_token_id as number);
+        const expected = (head === 'token' ? family.token : family.span)(config, lookup(weights), input);
+        const actual = await tokenRows(artifactDir, input, head);
+        // Real tokens only: what a padded position gets differs by family (DeBERTa masks its
+        // queries too) and no task reads it.
+        const real = (rows: number[][][]) =>
+          rows.map((row, r) => row.filter((_, t) => input.attentionMask[r]![t] === 1));
+        const delta = Math.max(...real(actual).map((rows, r) => maxDelta(rows, real(expected)[r]!)));
+        console.log(`${architecture}: max |Δ| vs float64 reference = ${delta.toExponential(2)}`);
+        assert.ok(delta <= 1e-4, `max |Δ| ${delta}`);
+        assert.equal(actual[0]![0]!.length, head === 'token' ? 5 : 2);
+        assert.ok(maxDelta([actual[1]![1]!], [actual[1]![2]!]) > 1e-3, 'tokens differ');
+      });
+    }
+  }
+
+  test('an architecture kiln cannot build → KILN_ERR_IMPORT_ARCHITECTURE listing the new heads', () => {
+    assert.throws(() => encoderConfig({ architectures: ['FunnelForTokenClassification'] }, 'config.json'), {
+      code: 'KILN_ERR_IMPORT_ARCHITECTURE',
+      message: /ModernBertForTokenClassification.*ModernBertForQuestionAnswering/s,
+    });
+  });
+});
+
+describe('masked-LM checkpoints compile as base encoders (their MLM head ignored)', () => {
+  const cases = [
+    {
+      architecture: 'ModernBertForMaskedLM',
+      config: MODERNBERT,
+      prefix: 'model.',
+      // ModernBertForMaskedLM's head and decoder, which kiln does not build.
+      mlm: [
+        ['head.dense.weight', [16, 16]],
+        ['decoder.bias', [VOCAB]],
+      ],
+      reference: modernBertEmbeddings,
+      width: 20,
+    },
+    {
+      architecture: 'DebertaV2ForMaskedLM',
+      config: DEBERTA,
+      prefix: 'deberta.',
+      mlm: [
+        ['lm_predictions.lm_head.dense.weight', [16, 16]],
+        ['lm_predictions.lm_head.bias', [VOCAB]],
+      ],
+      reference: debertaV2Embeddings,
+      width: 24,
+    },
+  ] as const;
+  for (const c of cases) {
+    test(`compile(${c.architecture}) is feature-extraction; mean-pooled unit vectors equal the base model's reference within 1e-4`, async () => {
+      const base = randomPartsWeights({ ...c.config, architectures: [c.architecture] }, 32);
+      const checkpoint: CheckpointWeights = new Map(base);
+      for (const [name, shape] of c.mlm)
+        checkpoint.set(name, { shape: [...shape], data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) });
+      assert.ok(
+        [...base.keys()].every((name) => name.startsWith(c.prefix)),
+        'the base model under its prefix',
+      );
+      const config = { ...c.config, architectures: [c.architecture] };
+      const source = await writeCheckpoint(join(dir, c.architecture), config, checkpoint);
+      const input = paddedBatch([5, c.width, 2], c.width, 0);
+      const unprefixed = new Map([...base].map(([name, w]) => [name.slice(c.prefix.length), w]));
+      const expected = c.reference(config, lookup(unprefixed), input);
+      const { rows, artifactDir } = await compiledRows(source, input, {
+        out: join(dir, `${c.architecture}.kiln`),
+        maxLength: c.width,
+      });
+      const manifest = JSON.parse(await readFile(join(artifactDir, MANIFEST_FILE), 'utf8')) as Manifest;
+      assert.equal(manifest.task, 'feature-extraction');
+      const delta = maxDelta(rows, expected);
+      console.log(`${c.architecture}: max |Δ| embedding = ${delta.toExponential(2)}`);
+      assert.ok(delta <= 1e-4, `max |Δ| ${delta}`);
+    });
+  }
+});
