@@ -482,6 +482,7 @@ function artifactManifest(
       parameters: parameterCount(model.graph ?? {}),
       operators: { source: operatorCounts(model.graph ?? {}), optimized: operatorCounts(optimized.graph ?? {}) },
       fusions: fusionCounts(operatorCounts(optimized.graph ?? {})),
+      ...(config.encoderShape && !image ? { encoder: config.encoderShape } : {}),
     },
     ...io.head.manifest,
     ...(config.synthetic ? { synthetic: config.synthetic } : {}),

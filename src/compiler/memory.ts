@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { TensorInfo } from '../onnx/graph.js';
+import { encoderActivationFloats } from '../runtime/device-memory.js';
 
 const run = promisify(execFile);
 const PROBE = new URL('../runtime/memory-probe.js', import.meta.url).pathname;
@@ -21,9 +22,7 @@ export function analyticEstimate(
   weightsBytes: number,
   shape: { batch: number; length: number; hidden: number; intermediate: number; heads: number },
 ): number {
-  const tokens = shape.batch * shape.length;
-  const floats =
-    tokens * (4 * shape.hidden + shape.intermediate) + 2 * shape.batch * shape.heads * shape.length * shape.length;
+  const floats = encoderActivationFloats(shape);
   // MLAS packs each GEMM's weights once more at load; the arena and the runtime add ~20 MiB.
   return 2 * weightsBytes + floats * 4 + 20 * 2 ** 20;
 }

@@ -411,6 +411,12 @@ export const ERRORS = {
     (p) =>
       `--replicas ${p.replicas} on --device ${p.device}: a GPU runs one session (replicas would share the same device and its memory, not add compute); use --replicas 1 and a larger --max-batch, or --device cpu for replicas on cores`,
   ),
+  KILN_ERR_DEVICE_MEMORY: def<{ model: string; device: string; needed: string; available: string; fix: string }>(
+    507,
+    "A CUDA session's estimated memory (weights, activations at the largest batch, the CUDA runtime) exceeds the GPU's free memory as nvidia-smi reports it.",
+    (p) =>
+      `${p.model} on --device ${p.device} needs about ${p.needed}, but the GPU has ${p.available} and a session may plan to fill 90 % of it; ${p.fix}`,
+  ),
 
   KILN_ERR_MEMORY_INSUFFICIENT: def<{
     model: string;

@@ -47,6 +47,11 @@ export interface Manifest {
     operators: { source: Record<string, number>; optimized: Record<string, number> };
     /** Fused kernels in the optimized graph, by kind. */
     fusions: { attention: number; layerNorm: number; gelu: number; matmul: number };
+    /**
+     * Text encoders: the sizes activations grow with (config.json's), for the GPU memory check
+     * (runtime/device-memory.ts); absent for image models and configs that do not name them.
+     */
+    encoder?: { hidden: number; intermediate: number; heads: number };
   };
   /** feature-extraction: how the graph turns token states into one vector per text. */
   embedding?: EmbeddingHead;

@@ -17,6 +17,7 @@ import { TextTokenizer, type TruncationDirection } from '../model/tokenizer.js';
 import type { Batcher } from './batcher.js';
 import type { Backend, DeviceChoice } from './binding.js';
 import { chooseDevice, deviceLayout } from './device.js';
+import { checkDeviceFits } from './device-memory.js';
 import { checkLayoutFits } from './memory.js';
 import { type ReplicaFactory, workerReplicas } from './replica.js';
 import { DEFAULT_MAX_DELAY_MS, DEFAULT_MAX_QUEUE, Scheduler, type SchedulerStats } from './scheduler.js';
@@ -143,6 +144,8 @@ export async function startScheduler<I>(
   if (wideThreads > 0) await checkLayoutFits(manifest.memory, replicas + 1, context).catch(() => (wideThreads = 0));
   // Refuse a layout that cannot fit before loading any replica.
   if (wideThreads === 0) await checkLayoutFits(manifest.memory, replicas, context);
+  // A GPU session's memory is the device's: checked against the GPU's own figure where one is reported.
+  await checkDeviceFits(manifest, device, maxBatch);
   const replicaOptions = {
     modelPath: join(dir, manifest.model.file),
     backend: device,

@@ -3,7 +3,8 @@
  * lavapipe (a software GPU, from Debian bookworm-backports; .ci/run installs it). Without an
  * adapter the tests that need one skip and say why; the refusals are checked either way.
  * Lavapipe runs the tiny model at about 1/50 of ONNX Runtime's CPU speed, so parity here uses
- * the first 8 SST-2 dev sentences; benchmarks/devices.mjs --parity checks all 872.
+ * the first 8 SST-2 dev sentences; benchmarks/devices.mjs --parity checks all 872. An imported
+ * checkpoint and an image model are tiny ones, cheap on lavapipe.
  */
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
@@ -16,6 +17,8 @@ import type { Manifest } from '../../src/model/artifact.js';
 import { probeDevice } from '../../src/runtime/binding.js';
 import { cnnFolder, pixels, png } from '../fixtures/image-models.js';
 import { EMBEDDED_MODEL, errorCode, kiln, serveProcess, tempDir } from '../fixtures/models.js';
+import { lookup, randomWeights, tinyBertConfig, vocabIds, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+import { referenceLogits } from '../fixtures/reference-encoder.js';
 
 /** Vulkan pointed at no driver: the Vulkan loader finds none, so Dawn has no adapter. */
 const NO_VULKAN = { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' };
@@ -197,6 +200,47 @@ test("an image model (a small CNN: Conv, Relu, GlobalAveragePool, Gemm) on WebGP
       for (const [j, v] of (row as { logits: number[] }).logits.entries())
         assert.ok(Math.abs(v - expected[j]!) <= 1e-3, `image ${i} logit ${j}: webgpu ${v}, cpu ${expected[j]}`);
     }
+  } finally {
+    await Promise.all([gpu.close(), cpu.close()]);
+  }
+});
+
+test("an imported checkpoint (a tiny random BERT, safetensors) on WebGPU answers the CPU artifact's logits and the float64 reference's within 1e-3", async (t) => {
+  if (noAdapter) {
+    t.skip(`no WebGPU adapter (${noAdapter}); .ci/run installs Mesa's lavapipe from bookworm-backports`);
+    return;
+  }
+  const config = tinyBertConfig(['A', 'B', 'C']);
+  const weights = randomWeights(config, 11);
+  const source = await writeCheckpoint(join(dir, 'tiny-bert'), config, weights);
+  const options = { source, maxLength: 16, maxBatch: 4, cache: false };
+  const gpuArt = await compile({ ...options, out: join(dir, 'tiny-bert-webgpu.kiln'), device: 'webgpu' });
+  const cpuArt = await compile({ ...options, out: join(dir, 'tiny-bert-cpu.kiln') });
+  // The one float node the CPU keeps is the Cast of the int64 attention mask (WebGPU kernels take
+  // no int64): every MatMul, LayerNorm and Softmax runs on the GPU.
+  const onCpu = gpuArt.manifest.compile.placement!.computeOnCpu;
+  assert.ok(onCpu.length <= 1 && onCpu.every((node) => node.startsWith('Cast:')), onCpu.join(', '));
+  // Whole vocabulary words of different lengths: one batch with padding, ids known without the tokenizer.
+  const texts = ['a great movie', 'the plot is bad', 'good film'];
+  const gpu = await loadModel({ model: gpuArt.artifactDir });
+  const cpu = await loadModel({ model: cpuArt.artifactDir });
+  try {
+    const [onGpu, onCpu] = await Promise.all([gpu.infer(texts), cpu.infer(texts)]);
+    const rows = onGpu.map((row) => (row as { logits: number[] }).logits);
+    for (const [i, text] of texts.entries()) {
+      const ids = [101, ...(await vocabIds(text)), 102];
+      const [expected] = referenceLogits(config, lookup(weights), {
+        inputIds: [ids],
+        attentionMask: [ids.map(() => 1)],
+      });
+      const cpuLogits = (onCpu[i] as { logits: number[] }).logits;
+      for (const [j, v] of rows[i]!.entries()) {
+        assert.ok(Math.abs(v - cpuLogits[j]!) <= 1e-3, `"${text}" logit ${j}: webgpu ${v}, cpu ${cpuLogits[j]}`);
+        assert.ok(Math.abs(v - expected![j]!) <= 1e-3, `"${text}" logit ${j}: webgpu ${v}, reference ${expected![j]}`);
+      }
+    }
+    // The rows differ: a graph that ignored its input would pass a weaker check.
+    assert.ok(rows[0]!.some((v, j) => Math.abs(v - rows[1]![j]!) > 1e-2));
   } finally {
     await Promise.all([gpu.close(), cpu.close()]);
   }
