@@ -63,11 +63,13 @@ export interface SessionOptions {
   /** Intra-op threads; 0 lets ONNX Runtime use every core. @defaultValue 0 */
   intraOpThreads?: number;
   /**
-   * Whether idle intra-op threads spin waiting for work (ONNX Runtime's
-   * `session.intra_op.allow_spinning`); false puts them to sleep, so a session that is used now
-   * and then leaves its cores to others in between. @defaultValue true
+   * How idle intra-op threads wait for work. `always` (ONNX Runtime's default): they spin a
+   * while, between a run's operators and after the run. `during-run`: they spin between the
+   * operators of a run and sleep as soon as it returns (`session.force_spinning_stop`), so a
+   * session used now and then answers as fast and leaves its cores to others in between.
+   * `never`: they sleep (`session.intra_op.allow_spinning` 0). @defaultValue 'always'
    */
-  spinning?: boolean;
+  spinning?: Spinning;
   /** A folder ONNX Runtime writes its profile into (per-node timings and providers; see {@link nodePlacement}). */
   profileDir?: string;
 }
@@ -78,6 +80,14 @@ export interface RuntimeSession {
   /** Token ids are int tensors; images and other float inputs are Float32Array tensors (`type` 'float32' optional). */
   run(feeds: Record<string, InputTensor | FloatTensor>): Promise<Record<string, FloatTensor>>;
   release(): Promise<void>;
+}
+
+export type Spinning = 'always' | 'during-run' | 'never';
+
+function spinningOptions(spinning: Spinning): Pick<ort.InferenceSession.SessionOptions, 'extra'> {
+  if (spinning === 'never') return { extra: { session: { intra_op: { allow_spinning: '0' } } } };
+  if (spinning === 'during-run') return { extra: { session: { force_spinning_stop: '1' } } };
+  return {};
 }
 
 function executionProviders(backend: Backend): ort.InferenceSession.ExecutionProviderConfig[] {
@@ -96,7 +106,7 @@ export async function createSession(modelPath: string, options: SessionOptions):
       ...(options.optimizedModelPath ? { optimizedModelFilePath: options.optimizedModelPath } : {}),
       ...(options.profileDir ? { enableProfiling: true, profileFilePrefix: join(options.profileDir, 'profile') } : {}),
       intraOpNumThreads: options.intraOpThreads ?? 0,
-      ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+      ...spinningOptions(options.spinning ?? 'always'),
       // Level 4 = fatal only. Errors reach kiln as exceptions and become coded errors; the warning
       // that an 'all'-optimized graph is specific to this machine is in the manifest's target.
       logSeverityLevel: 4,

@@ -1,6 +1,6 @@
 /** Messages between the main thread and a replica worker (one ONNX Runtime session each). */
 import { type ErrorCode, type ErrorParams, isKilnError, KilnError } from '../core/errors.js';
-import type { Backend } from './binding.js';
+import type { Backend, Spinning } from './binding.js';
 
 export type WireTensor =
   | { type: 'int64' | 'int32'; data: BigInt64Array | Int32Array; dims: number[] }
@@ -20,7 +20,7 @@ export type ToReplica =
       backend: Backend;
       optimization: 'all' | 'disabled';
       intraOpThreads: number;
-      spinning: boolean;
+      spinning: Spinning;
       nice: number;
     }
   | { type: 'run'; id: number; feeds: Record<string, WireTensor> }

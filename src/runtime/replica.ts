@@ -2,7 +2,7 @@
 import { Worker } from 'node:worker_threads';
 import { KilnError } from '../core/errors.js';
 import type { FloatTensor } from '../core/tensor.js';
-import type { Backend } from './binding.js';
+import type { Backend, Spinning } from './binding.js';
 import { type FromReplica, fromWireError, type ToReplica, type WireTensor } from './replica-protocol.js';
 
 /** What the scheduler needs from a replica; tests supply their own to inject failures. */
@@ -26,8 +26,8 @@ export interface ReplicaOptions {
   optimization?: 'all' | 'disabled';
   /** Intra-op threads of this replica's session: the cores one batch may use. */
   intraOpThreads: number;
-  /** Whether the session's idle intra-op threads spin (binding.ts SessionOptions.spinning). @defaultValue true */
-  spinning?: boolean;
+  /** How the session's idle intra-op threads wait (binding.ts SessionOptions.spinning). @defaultValue 'always' */
+  spinning?: Spinning;
   /** How much lower the replica's threads' CPU priority is (Linux nice; 0: unchanged). @defaultValue 0 */
   nice?: number;
 }
@@ -93,7 +93,7 @@ export class WorkerReplica implements Replica {
       backend: options.backend,
       optimization: options.optimization ?? 'disabled',
       intraOpThreads: options.intraOpThreads,
-      spinning: options.spinning ?? true,
+      spinning: options.spinning ?? 'always',
       nice: options.nice ?? 0,
     } satisfies ToReplica);
     try {

@@ -155,13 +155,14 @@ export async function startScheduler<I>(
   const scheduler = await Scheduler.create({
     replicas,
     factory: options.replicaFactory ?? workerReplicas({ ...replicaOptions, intraOpThreads: threadsPerReplica }),
-    // Asleep between batches, so its threads leave the cores to the replicas when the load rises.
+    // Its threads spin between a run's operators and sleep as soon as it returns, so they leave
+    // the cores to the replicas when the load rises (benchmarks/latency.mjs measured the choice).
     ...(wideThreads > 0
       ? {
           wide: {
             factory:
               options.replicaFactory ??
-              workerReplicas({ ...replicaOptions, intraOpThreads: wideThreads, spinning: false }),
+              workerReplicas({ ...replicaOptions, intraOpThreads: wideThreads, spinning: 'during-run' }),
             maxRows: replicas,
           },
         }
