@@ -4,8 +4,9 @@
  * ModernBERT (rotary positions, a fused Wqkv and a gated feed-forward behind a Split, a final
  * norm before the cls pooling). Each classifier's last layer computes token 0 only, its logits
  * equal the unpruned graph's within 1e-5 and the float64 reference's within 1e-4, and the
- * report counts every product (a saving counted without some reads −0.0 %); a mean-pooled
- * ModernBERT classifier reads every token and is left as it was.
+ * report counts every product (a saving counted without some reads −0.0 %). A CLS-pooled
+ * ModernBERT embedder is pruned too, its vectors unchanged within 1e-5; a mean-pooled ModernBERT
+ * classifier reads every token and is left as it was.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { pruneToFirstToken } from '../../src/compiler/prune.js';
 import { importCheckpoint } from '../../src/import/import.js';
 import { decodeModel, encodeModel, type ModelProto } from '../../src/onnx/proto.js';
 import { createSession } from '../../src/runtime/binding.js';
+import { appendPooling } from '../../src/tasks/feature-extraction/pooling.js';
 import { tempDir } from '../fixtures/models.js';
 import { maxDelta, paddedBatch, randomPartsWeights } from '../fixtures/parts-checkpoints.js';
 import { lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
@@ -198,6 +200,25 @@ describe('DeBERTa and ModernBERT classifiers: the last layer computes token 0 on
       }
     });
   }
+
+  test('a CLS-pooled ModernBertModel embedder (through the final norm): pruned, the vectors equal the unpruned ones within 1e-5', {
+    timeout: 60_000,
+  }, async () => {
+    const model = await imported('modernbert-base', { ...MODERNBERT, architectures: ['ModernBertModel'] });
+    const pooled = appendPooling(
+      model,
+      { pooling: 'cls', normalize: true, hiddenOutput: 'last_hidden_state', hidden: 16 },
+      'modernbert-base',
+    );
+    const result = pruneToFirstToken(pooled, { length: 128 });
+    assert.ok(result.report.pruned && result.report.weightProducts.length === 3, JSON.stringify(result.report));
+    const input = paddedBatch([3, WIDTH, 7], WIDTH, 0, 19);
+    const full = await logits(pooled, join(dir, 'modernbert-cls-full.onnx'), input);
+    const cut = await logits(result.model, join(dir, 'modernbert-cls-pruned.onnx'), input);
+    assert.equal(cut[0]!.length, 16);
+    assert.ok(maxDelta(cut, full) <= 1e-5, `max |Δ| ${maxDelta(cut, full)}`);
+    assert.ok(maxDelta([cut[0]!], [cut[1]!]) > 1e-3, 'rows differ');
+  });
 
   test('a mean-pooled ModernBERT classifier reads every token: not pruned', { timeout: 30_000 }, async () => {
     const model = await imported('modernbert-mean', { ...MODERNBERT, classifier_pooling: 'mean' });
