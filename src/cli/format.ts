@@ -49,12 +49,13 @@ export function pruningRows(m: Manifest): Array<[string, string]> {
   const p = m.pruning;
   if (!p) return [];
   if (!p.pruned) return [['pruned', `no: ${p.reason}`]];
-  const saved = p.flops.before > 0 ? (1 - p.flops.after / p.flops.before) * 100 : 0;
+  const { before, after, length, uncounted } = p.flops;
+  const saving =
+    uncounted || before <= 0
+      ? `MatMul FLOPs not counted: ${uncounted ?? 0} products of unknown shape`
+      : `−${((1 - after / before) * 100).toFixed(1)} % MatMul FLOPs at ${length} tokens`;
   return [
-    [
-      'pruned',
-      `last layer computes token 0 only (−${saved.toFixed(1)} % MatMul FLOPs at ${p.flops.length} tokens; ${p.weightProducts.length} weight products on one row)`,
-    ],
+    ['pruned', `last layer computes token 0 only (${saving}; ${p.weightProducts.length} weight products on one row)`],
   ];
 }
 

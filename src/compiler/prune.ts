@@ -78,9 +78,8 @@ export function pruneToFirstToken(model: ModelProto, options: PruneOptions): Pru
       });
       continue;
     }
-    const need = outputs[0] ? needOf(outputs[0]) : null;
-    const othersUnused = outputs.slice(1).every((o) => !o || needOf(o) === null);
-    if (typeof need === 'number' && othersUnused && dimOf(facts, outputs[0]!, need) !== 1) {
+    const need = outputNeed(node, needOf);
+    if (typeof need === 'number' && dimOf(facts, outputs[0]!, need) !== 1) {
       const axes = rowRule(node, need, facts, opset);
       if (axes) {
         sliced.set(i, { axis: need, inputs: axes });
@@ -146,10 +145,13 @@ export function pruneToFirstToken(model: ModelProto, options: PruneOptions): Pru
       return firstRow(name, axis);
     });
     if (node.opType === 'Reshape') input[1] = withOne(input[1]!, plan.axis, out, rewrite, ints);
-    const first = node.output![0]!;
-    const name = rewrite.name(`${first}/first_row`);
-    renamed.set(first, name);
-    out.push({ ...node, input, output: [name, ...node.output!.slice(1)] });
+    const output = node.output!.map((o) => {
+      if (!o) return o;
+      const name = rewrite.name(`${o}/first_row`);
+      renamed.set(o, name);
+      return name;
+    });
+    out.push({ ...node, input, output });
   });
 
   const { graph: prunedGraph } = rewrite.finish(out, [], renamed.keys());
@@ -162,9 +164,25 @@ export function pruneToFirstToken(model: ModelProto, options: PruneOptions): Pru
       pruned: true,
       nodes: sliced.size,
       weightProducts: weightsRead.sort((a, b) => a - b).map((k) => nodes[k]!.name || `#${k}`),
-      flops: { length: options.length, before, after },
+      flops: {
+        length: options.length,
+        before: before.total,
+        after: after.total,
+        ...(before.uncounted + after.uncounted > 0 && { uncounted: Math.max(before.uncounted, after.uncounted) }),
+      },
     },
   };
+}
+
+/**
+ * The axis whose first row is all that `node`'s outputs are read at: its first output's, with
+ * any other output unread, or, for a Split, the same axis on every output that is read.
+ */
+function outputNeed(node: NodeProto, needOf: (name: string) => Need | null): Need | null {
+  const [first, ...others] = (node.output ?? []).map((o) => (o ? needOf(o) : null));
+  if (node.opType !== 'Split') return others.every((n) => n === null) ? (first ?? null) : 'full';
+  const read = [first ?? null, ...others].filter((n) => n !== null);
+  return read.length > 0 && read.every((n) => n === read[0]) ? read[0]! : read.length > 0 ? 'full' : null;
 }
 
 function dimOf(facts: ShapeFacts, name: string, axis: number): Dim | undefined {
@@ -246,6 +264,14 @@ function rowRule(node: NodeProto, axis: number, facts: ShapeFacts, opset: number
     if (inAxis === undefined || reduced.has(inAxis)) return null;
     return inputs.map((_, k) => (k === 0 ? inAxis : 'full'));
   }
+  if (op === 'GatherElements') {
+    // out[..., i, ...] = data[..., i, ...] on every axis but the gathered one: row 0 of each.
+    return axis !== normalize(intAttribute(node, 'axis', 0), rank) ? [axis, axis] : null;
+  }
+  if (op === 'Split') {
+    // Split takes its parts along its axis; the other axes pass through (the sizes input is read whole).
+    return axis !== normalize(intAttribute(node, 'axis', 0), rank) ? [axis, 'full'] : null;
+  }
   if (op === 'Transpose') {
     const perm = readInts(node, 'perm') ?? [...Array(rank).keys()].reverse();
     return [perm[axis]!];
@@ -321,9 +347,9 @@ function isWeightProduct(node: NodeProto, facts: ShapeFacts): boolean {
 /**
  * Multiply-add FLOPs of every MatMul and Gemm for one sequence of `length` tokens (a graph
  * input's first dim is the batch, its other named dims the length); nodes of unknown shape are
- * left out of both counts.
+ * left out and counted apart, since a saving computed without them can read −0 %.
  */
-function productFlops(model: ModelProto, facts: ShapeFacts, length: number): number {
+function productFlops(model: ModelProto, facts: ShapeFacts, length: number): { total: number; uncounted: number } {
   const graph = model.graph ?? {};
   const batchSymbols = new Set<Dim>();
   for (const input of graph.input ?? []) {
@@ -333,15 +359,15 @@ function productFlops(model: ModelProto, facts: ShapeFacts, length: number): num
   const size = (d: Dim): number | null =>
     typeof d === 'number' ? d : d === null ? null : batchSymbols.has(d) ? 1 : length;
   let total = 0;
+  let uncounted = 0;
   for (const node of graph.node ?? []) {
     if (node.opType !== 'MatMul' && node.opType !== 'Gemm') continue;
     const y = facts.shape(node.output?.[0] ?? '');
     const a = facts.shape(node.input?.[0] ?? '');
-    if (!y || !a) continue;
-    const inner = node.opType === 'Gemm' && intAttribute(node, 'transA', 0) ? a[0] : a[a.length - 1];
-    const dims = [...y, inner ?? null].map(size);
-    if (dims.some((d) => d === null)) continue;
-    total += 2 * (dims as number[]).reduce((p, d) => p * d, 1);
+    const inner = node.opType === 'Gemm' && intAttribute(node, 'transA', 0) ? a?.[0] : a?.[a.length - 1];
+    const dims = y ? [...y, inner ?? null].map(size) : [null];
+    if (dims.some((d) => d === null)) uncounted += 1;
+    else total += 2 * (dims as number[]).reduce((p, d) => p * d, 1);
   }
-  return total;
+  return { total, uncounted };
 }

@@ -73,8 +73,12 @@ export type PruneReport =
       nodes: number;
       /** Of them, the MatMul/Gemm nodes by a weight, in graph order. */
       weightProducts: string[];
-      /** Multiply-add FLOPs of the MatMul and Gemm nodes for one sequence of `length` tokens. */
-      flops: { length: number; before: number; after: number };
+      /**
+       * Multiply-add FLOPs of the MatMul and Gemm nodes for one sequence of `length` tokens;
+       * `uncounted`: products whose shapes the pass could not tell, left out of both counts (so
+       * the saving is not shown).
+       */
+      flops: { length: number; before: number; after: number; uncounted?: number };
     }
   | {
       pruned: false;

@@ -25,6 +25,7 @@ const UNARY = new Set([
   'Cast',
   'Ceil',
   'Celu',
+  'Cos',
   'Dropout',
   'Elu',
   'Erf',
@@ -45,6 +46,7 @@ const UNARY = new Set([
   'Round',
   'Sigmoid',
   'Sign',
+  'Sin',
   'Softmax',
   'Softplus',
   'Sqrt',
@@ -228,6 +230,12 @@ export function inferShapes(model: ModelProto): ShapeFacts {
           data && picks && x.length === 1 ? picks.map((i) => data[i < 0 ? i + data.length : i] ?? null) : null;
         set(shape, picked);
       }
+    } else if (op === 'GatherElements') {
+      set(shapesOf(inputs[1]));
+    } else if (op === 'Split') {
+      split(node, x, opset, numbers).forEach((shape, i) => {
+        if (out[i]) shapes.set(out[i], shape);
+      });
     } else if (op === 'Unsqueeze') {
       const axes = axesOf(node, 1);
       if (!x || !axes) set(null);
@@ -304,9 +312,19 @@ export function inferShapes(model: ModelProto): ShapeFacts {
       const shape = sliced(node, x, opset, numbers, valuesOf);
       const data = valuesOf(inputs[0]);
       const [start, end] = [numbers(inputs[1])?.[0], numbers(inputs[2])?.[0]];
-      // A piece of a shape vector (Shape(x)[0:1]) keeps its values.
+      // A piece of a shape vector (Shape(x)[0:1]) keeps its values: axis 0, step 1.
+      const [axes, steps] = [inputs[3] ? numbers(inputs[3]) : [0], inputs[4] ? numbers(inputs[4]) : [1]];
       const piece =
-        data && x?.length === 1 && opset >= 10 && !inputs[3] && !inputs[4] && start !== undefined && end !== undefined
+        data &&
+        x?.length === 1 &&
+        opset >= 10 &&
+        axes?.length === 1 &&
+        (axes[0] === 0 || axes[0] === -1) &&
+        steps?.length === 1 &&
+        steps[0] === 1 &&
+        start !== undefined &&
+        start >= 0 &&
+        end !== undefined
           ? data.slice(start, end)
           : null;
       set(shape, piece);
@@ -389,6 +407,26 @@ function convolved(node: NodeProto, x: Dim[] | null, w: Dim[] | null): Dim[] | n
     return Math.floor((d + pads[i]! + pads[i + spatial]! - span) / strides[i]!) + 1;
   });
   return [x[0]!, w[0]!, ...dims];
+}
+
+/** Each output's shape: `x` with the split axis cut into the given sizes, or equal parts. */
+function split(
+  node: NodeProto,
+  x: Dim[] | null,
+  opset: number,
+  numbers: (name: string | undefined) => number[] | null,
+): Array<Dim[] | null> {
+  const count = (node.output ?? []).length;
+  if (!x) return Array(count).fill(null);
+  const axis = normalize(intAttribute(node, 'axis', 0), x.length);
+  const given =
+    opset >= 13 ? (node.input?.[1] ? numbers(node.input[1]) : undefined) : (ints(node, 'split') ?? undefined);
+  const dim = x[axis];
+  let sizes: Dim[];
+  if (given === null) sizes = Array(count).fill(null);
+  else if (given) sizes = given;
+  else sizes = Array(count).fill(typeof dim === 'number' && dim % count === 0 ? dim / count : null);
+  return sizes.map((size) => x.map((d, i) => (i === axis ? size : d)));
 }
 
 function sliced(

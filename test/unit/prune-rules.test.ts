@@ -32,6 +32,18 @@ const ROW_WISE: Record<string, Op> = {
       g.op('Transpose', [g.op('Reshape', [x, g.ints('split', [0, 0, 2, 2])])], { perm: [0, 1, 3, 2] }),
       g.ints('merge', [0, 0, 4]),
     ]),
+  // ModernBERT's gated feed-forward: both halves of a Split over features, on token 0.
+  'Split over features, the halves multiplied, back to 4 features': (g, x) => {
+    const [a, b] = g.node('Split', [x, g.ints('halves', [2, 2])], { outputs: 2, attrs: { axis: -1 } });
+    const gated = g.op('Add', [g.op('Mul', [a!, b!]), g.op('Cos', [b!])]);
+    return g.op('MatMul', [gated, g.weight('up', randomFloats(8, 7), [2, 4])]);
+  },
+  // DeBERTa's c2p scores: per token, features picked by an index along the feature axis (the
+  // index expanded to the input's shape, as DeBERTa's is to the ids').
+  'GatherElements along features, indices per token': (g, x) => {
+    const picks = g.ints('picks', [3, 0, 0, 2, 1, 1, 2, 3, 0, 3, 1, 2, 2, 2, 3, 0, 1, 0, 3, 1], [5, 4]);
+    return g.op('GatherElements', [x, g.op('Expand', [picks, g.op('Shape', ['x'])])], { axis: -1 });
+  },
   'MatMul by a weight and a bias': (g, x) =>
     g.op('Add', [
       g.op('MatMul', [x, g.weight('w2', randomFloats(16, 5), [4, 4])]),
@@ -52,6 +64,12 @@ const MIXING: Record<string, Op> = {
     const mean = g.op('ReduceMean', [tokensLast], { axes: [-1], keepdims: 1 });
     return g.op('Add', [x, g.op('Transpose', [mean], { perm: [0, 2, 1] })]);
   },
+  // The first row of the second part is token 2.
+  'Split over tokens': (g, x) => g.node('Split', [x, g.ints('parts', [2, 3])], { outputs: 2, attrs: { axis: 1 } })[1]!,
+  'GatherElements along tokens': (g, x) =>
+    g.op('GatherElements', [x, g.op('Expand', [g.ints('rows', [4, 3, 2, 1, 0], [5, 1]), g.op('Shape', ['x'])])], {
+      axis: 1,
+    }),
   'a token-mixing MatMul (tokens × tokens)': (g, x) =>
     g.op('MatMul', [g.op('MatMul', [x, g.op('Transpose', [x], { perm: [0, 2, 1] })]), x]),
 };

@@ -12,7 +12,7 @@
  */
 import type { EncoderConfig } from '../architectures.js';
 import type { BuiltGraph, WeightSource } from '../encoder-graph.js';
-import { attend, mergeHeads, paddingBias, positionIds, splitHeads } from '../parts/attention.js';
+import { attend, mergeHeads, paddedTokens, paddingBias, positionIds, splitHeads } from '../parts/attention.js';
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { denseFeedForward } from '../parts/feed-forward.js';
 import { spanLogits, tokenLogits } from '../parts/heads.js';
@@ -220,8 +220,9 @@ export function buildDebertaV2(c: DebertaV2Facts, source: WeightSource): BuiltGr
     x = g.op('Add', [x, g.op('Gather', [table, tokenTypes], { axis: 0 }, { name: '/embeddings/token_type/Gather' })]);
   }
   if (E !== H) x = p.linear(x, 'embeddings.embed_proj', E, H, { bias: false });
-  const tokenMask = g.op('Cast', [g.op('Unsqueeze', [attentionMask, p.int('axis_last', [-1])])], { to: 1 });
-  x = g.op('Mul', [p.layerNorm(x, 'embeddings.LayerNorm', H, c.eps), tokenMask], undefined, {
+  // Padded tokens' embeddings are zeroed (transformers multiplies by the mask).
+  const padded = paddedTokens(p, attentionMask, 'axis_last', [-1]);
+  x = g.op('Where', [padded, p.float('zero_f', 0), p.layerNorm(x, 'embeddings.LayerNorm', H, c.eps)], undefined, {
     name: '/embeddings/mask',
   });
   const embedded = x;
@@ -317,7 +318,7 @@ export function buildDebertaV2(c: DebertaV2Facts, source: WeightSource): BuiltGr
       name: `/layer.${i}/activation`,
     });
     x = p.layerNorm(g.op('Add', [ff, x]), n.outputNorm, H, c.eps);
-    if (i === 0 && c.conv) x = convLayer(p, c, embedded, x, tokenMask);
+    if (i === 0 && c.conv) x = convLayer(p, c, embedded, x, padded);
   }
 
   if (c.head === 'none') {
@@ -342,8 +343,9 @@ export function buildDebertaV2(c: DebertaV2Facts, source: WeightSource): BuiltGr
  * ConvLayer after the first layer: a 1-D convolution over the embedding output (same padding),
  * padding positions zeroed, activation, added to the layer's output, LayerNorm, padding zeroed.
  */
-function convLayer(p: EncoderParts, c: DebertaV2Facts, embedded: string, residual: string, tokenMask: string): string {
+function convLayer(p: EncoderParts, c: DebertaV2Facts, embedded: string, residual: string, padded: string): string {
   const g = p.g;
+  const zeroed = (x: string): string => g.op('Where', [padded, p.float('zero_f', 0), x]);
   const { kernel, groups, activation } = c.conv!;
   const H = c.hidden;
   const weight = p.tensor('encoder.conv.conv.weight', [H, H / groups, kernel]);
@@ -356,11 +358,11 @@ function convLayer(p: EncoderParts, c: DebertaV2Facts, embedded: string, residua
     { name: '/encoder/conv/Conv' },
   );
   const out = p.activation(
-    g.op('Mul', [g.op('Transpose', [convolved], { perm: [0, 2, 1] }), tokenMask]),
+    zeroed(g.op('Transpose', [convolved], { perm: [0, 2, 1] })),
     activation,
     '/encoder/conv/activation',
   );
-  return g.op('Mul', [p.layerNorm(g.op('Add', [residual, out]), 'encoder.conv.LayerNorm', H, c.eps), tokenMask]);
+  return zeroed(p.layerNorm(g.op('Add', [residual, out]), 'encoder.conv.LayerNorm', H, c.eps));
 }
 
 /**

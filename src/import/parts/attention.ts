@@ -37,17 +37,31 @@ export function mergeHeads(p: EncoderParts, x: string, width: number): string {
 }
 
 /**
- * The padding mask as a score bias [batch, 1, 1, tokens], (1 − mask) · −10000, in the form ONNX
- * Runtime's fusions know; exp(−10000) is 0 in float32, so padded keys get no weight.
+ * Whether each token is padding (`attention_mask` == 0), bool, with `axes` inserted (made once
+ * per `name`). The int64 mask is compared, not cast to float: ONNX Runtime's WebGPU kernels take
+ * no int64 (Cast included), so the first node on the mask runs on the CPU either way, and a bool
+ * output keeps the float work that follows on the GPU, as PyTorch exports' `mask == 0` does.
+ */
+export function paddedTokens(p: EncoderParts, attentionMask: string, name: string, axes: number[]): string {
+  return p.once(`padded:${name}`, () =>
+    p.g.op('Equal', [p.g.op('Unsqueeze', [attentionMask, p.int(name, axes)]), p.int('zero', [0], [])]),
+  );
+}
+
+/**
+ * The padding mask as a score bias [batch, 1, 1, tokens]: −10000 on padded keys, 0 elsewhere
+ * (transformers' (1 − mask) · −10000 for a 0/1 mask); exp(−10000) is 0 in float32, so padded
+ * keys get no weight.
  */
 export function paddingBias(p: EncoderParts, attentionMask: string): string {
-  return p.once('padding_bias', () => {
-    const g = p.g;
-    const mask = g.op('Cast', [g.op('Unsqueeze', [attentionMask, p.int('mask_axes', [1, 2])])], { to: 1 });
-    return g.op('Mul', [g.op('Sub', [p.float('one_f', 1), mask]), p.float('mask_fill', -10000)], undefined, {
-      name: '/attention_mask/Mul',
-    });
-  });
+  return p.once('padding_bias', () =>
+    p.g.op(
+      'Where',
+      [paddedTokens(p, attentionMask, 'mask_axes', [1, 2]), p.float('mask_fill', -10000), p.float('zero_f', 0)],
+      undefined,
+      { name: '/attention_mask/Where' },
+    ),
+  );
 }
 
 /**
