@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { KilnError } from '../core/errors.js';
 import type { FloatTensor, InputTensor } from '../core/tensor.js';
+import { encodeModel, onnx } from '../onnx/proto.js';
 
 export const RUNTIME_VERSION: string = ort.env.versions.node ?? ort.env.versions.common;
 // ONNX Runtime's process-wide logger prints a provider that fails to load (CUDA without its
@@ -168,9 +169,7 @@ const firstLine = (s: string): string =>
 
 /** A one-node graph (Y = X + X) every provider can run: what a device probe loads. */
 let probeModel: Uint8Array | null = null;
-async function probeBytes(): Promise<Uint8Array> {
-  // Imported here: a replica worker never probes, and protobufjs's schema costs ~0.1 s of CPU to load.
-  const { encodeModel, onnx } = await import('../onnx/proto.js');
+function probeBytes(): Uint8Array {
   const value = (name: string) => ({
     name,
     type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 4 }] } } },
@@ -191,7 +190,7 @@ async function probeBytes(): Promise<Uint8Array> {
 /** Null when `device` answers (a session loads and runs), else the coded error saying why and how to fix it. */
 export async function probeDevice(device: Backend): Promise<KilnError | null> {
   try {
-    const session = await ort.InferenceSession.create(await probeBytes(), {
+    const session = await ort.InferenceSession.create(probeBytes(), {
       executionProviders: executionProviders(device),
       logSeverityLevel: 4,
     });
