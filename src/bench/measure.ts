@@ -3,7 +3,7 @@
  * throughput sweep over max batch sizes, a closed-loop concurrency sweep (perf_analyzer style),
  * and the baseline's throughput; percentiles come from an HDR histogram.
  */
-import hdr from 'hdr-histogram-js';
+import { createRequire } from 'node:module';
 import type { ModelInput, TaskModel } from '../runtime/task-model.js';
 
 export interface LatencySummary {
@@ -35,8 +35,15 @@ export interface ConcurrencyPoint {
 /** One request = `infer([input])` (a text or an image's bytes), in process or over HTTP. */
 export type Predict = (input: ModelInput) => Promise<unknown>;
 
+// Required on first use (it is CommonJS): every kiln command imports this module through the command
+// table, and loading hdr-histogram-js (and its pako) costs each of them ~0.07 s of CPU.
+const require = createRequire(import.meta.url);
+let hdrModule: typeof import('hdr-histogram-js') | undefined;
+const hdr = (): typeof import('hdr-histogram-js') =>
+  (hdrModule ??= require('hdr-histogram-js') as typeof import('hdr-histogram-js'));
+
 const newHistogram = () =>
-  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  hdr().build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 
 /** Latency figures from microsecond samples. */
 export function summarize(samplesUs: readonly number[]): LatencySummary {

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import type { FloatTensor } from '../core/tensor.js';
 import { graphInputs } from '../onnx/graph.js';
-import { encodeModel, type GraphProto, type ModelProto, onnx, type ValueInfoProto } from '../onnx/proto.js';
+import { DataType, encodeModel, type GraphProto, type ModelProto, onnx, type ValueInfoProto } from '../onnx/proto.js';
 import { createSession } from '../runtime/binding.js';
 
-const T = onnx.TensorProto.DataType;
+const T = DataType;
 
 export interface CalibrateOptions {
   /** The model input the batches feed. @defaultValue the model's only input */

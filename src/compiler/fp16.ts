@@ -10,12 +10,12 @@
 
 import type { Fp16Report } from '../model/artifact.js';
 import { encodeF16 } from '../model/float16.js';
-import { type GraphProto, type ModelProto, type NodeProto, onnx, type TensorProto } from '../onnx/proto.js';
+import { DataType, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 import { GraphRewrite } from '../onnx/rewrite.js';
 import { floatValues, hasFloatValues } from '../onnx/weights.js';
 
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
+const FLOAT = DataType.FLOAT;
+const FLOAT16 = DataType.FLOAT16;
 
 /** The nodes converted: every input fp16 (weights stored so, activations cast), the output cast back. */
 const FP16_OPS = new Set(['MatMul', 'Gemm']);

@@ -13,7 +13,15 @@ import {
   tensorElementCount,
   walkNodes,
 } from '../onnx/graph.js';
-import { type GraphProto, int64, type ModelProto, type NodeProto, onnx, type TensorProto } from '../onnx/proto.js';
+import {
+  DataType,
+  type GraphProto,
+  int64,
+  type ModelProto,
+  type NodeProto,
+  onnx,
+  type TensorProto,
+} from '../onnx/proto.js';
 import { GraphRewrite } from '../onnx/rewrite.js';
 import { floatValues, hasFloatValues, transpose } from '../onnx/weights.js';
 import { keepMatcher, quantizeWeight, roundHalfEven, uint8Params } from './quantize-common.js';
@@ -50,7 +58,7 @@ export interface QuantizedColumns {
   zeroPoints: Int8Array | Uint8Array;
 }
 
-const T = onnx.TensorProto.DataType;
+const T = DataType;
 const MS_DOMAIN = 'com.microsoft';
 /** Rows above which a Gather table counts as a word-embedding table (vocabularies; not positions). */
 const EMBEDDING_MIN_ROWS = 1000;

@@ -23,6 +23,8 @@ import type { StaticQuantizeReport } from '../model/reports.js';
 import { floatAttribute, intAttribute, isDefaultDomain, opsetImports, walkNodes } from '../onnx/graph.js';
 import {
   type AttributeProto,
+  AttributeType,
+  DataType,
   type GraphProto,
   int64,
   type ModelProto,
@@ -35,8 +37,8 @@ import { floatValues, hasFloatValues } from '../onnx/weights.js';
 import { type CalibrateOptions, type CalibrationBatches, type CalibrationResult, calibrate } from './calibrate.js';
 import { keepMatcher, type QuantizedWeight, quantizeWeight, roundHalfEven, uint8Params } from './quantize-common.js';
 
-const T = onnx.TensorProto.DataType;
-const A = onnx.AttributeProto.AttributeType;
+const T = DataType;
+const A = AttributeType;
 
 export interface StaticQuantizeOptions {
   /**

@@ -5,8 +5,15 @@
  * pulls it in an init container into a volume at HF_HOME, and kiln reads it from there offline.
  * Pure: objects in, YAML out.
  */
-import { Document, isMap, isPair, isScalar, type YAMLMap } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, YAMLMap } from 'yaml';
 import type { Manifest } from '../model/artifact.js';
+
+// Required on first use (it is CommonJS under Node): every kiln command imports this module through
+// the command table, and loading yaml costs each of them ~0.07 s of CPU.
+const require = createRequire(import.meta.url);
+let yamlModule: typeof import('yaml') | undefined;
+const yaml = (): typeof import('yaml') => (yamlModule ??= require('yaml') as typeof import('yaml'));
 
 /** Where the image holds the artifact: `/models/<name>` (baked in by the image's Dockerfile). */
 export const MODELS_DIR = '/models';
@@ -208,7 +215,7 @@ function serveContainer(
 
 function toDocument(value: unknown, comment?: string): Document {
   // No anchors and aliases for repeated objects (labels): kubectl reads them, but people grep the YAML.
-  const doc = new Document(value, { aliasDuplicateObjects: false });
+  const doc = new (yaml().Document)(value, { aliasDuplicateObjects: false });
   if (comment)
     doc.commentBefore = comment
       .split('\n')
@@ -221,6 +228,7 @@ function toDocument(value: unknown, comment?: string): Document {
 function commentOn(doc: Document, path: (string | number)[], comment: string): void {
   const node = doc.getIn(path.slice(0, -1), true) as YAMLMap | undefined;
   const key = path[path.length - 1];
+  const { isMap, isPair, isScalar } = yaml();
   if (!node || !isMap(node)) return;
   const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === key);
   if (pair && isScalar(pair.key)) pair.key.commentBefore = comment;

@@ -6,12 +6,14 @@
  */
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import * as tar from 'tar';
 import { cacheRoot } from '../compiler/cache.js';
 import { KilnError } from '../core/errors.js';
 import { pathKind, temporarySibling } from '../core/fs.js';
 import { sha256File } from '../core/hash.js';
 import { isArtifactDir, MANIFEST_FILE, readArtifact } from '../model/artifact.js';
+
+/** `tar` on first use: every command that takes an ARTIFACT imports this module, few of them pack or unpack. */
+const loadTar = (): Promise<typeof import('tar')> => import('tar');
 
 /** The name SageMaker's own tooling gives a model package. */
 export const DEFAULT_PACKAGE_FILE = 'model.tar.gz';
@@ -45,6 +47,7 @@ export async function packageArtifact(options: PackageOptions): Promise<PackageR
   const temporary = temporarySibling(out);
   try {
     // portable: no uid, gid or user names of the machine that packaged it.
+    const tar = await loadTar();
     await tar.create({ gzip: true, file: temporary, cwd: dir, portable: true }, files);
     await rename(temporary, out);
   } catch (err) {
@@ -72,6 +75,7 @@ export async function unpackPackage(path: string): Promise<string> {
   const staging = temporarySibling(target);
   try {
     await mkdir(staging);
+    const tar = await loadTar();
     const skipped: string[] = [];
     try {
       // List first: tar's extract rejects on a truncated gzip while its file writes are still

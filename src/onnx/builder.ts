@@ -5,6 +5,7 @@
 import type { Dim } from './graph.js';
 import {
   type AttributeProto,
+  DataType,
   encodeModel,
   type IModelProto,
   type NodeProto,
@@ -16,10 +17,10 @@ import {
 export type ElementType = 'float' | 'int64' | 'int32' | 'bool';
 
 const ELEMENT_CODES: Record<ElementType, number> = {
-  float: onnx.TensorProto.DataType.FLOAT,
-  int64: onnx.TensorProto.DataType.INT64,
-  int32: onnx.TensorProto.DataType.INT32,
-  bool: onnx.TensorProto.DataType.BOOL,
+  float: DataType.FLOAT,
+  int64: DataType.INT64,
+  int32: DataType.INT32,
+  bool: DataType.BOOL,
 };
 
 export type AttributeValue = number | string | number[] | { floats: number[] } | { float: number };

@@ -1,6 +1,7 @@
 /** Read-only views of an ONNX graph: operator counts, parameters, inputs and outputs, node attributes. */
 import {
   type AttributeProto,
+  DataType,
   type GraphProto,
   int64,
   type ModelProto,
@@ -29,7 +30,7 @@ export interface OpUse {
 }
 
 const ELEMENT_TYPES: Record<number, string> = Object.fromEntries(
-  Object.entries(onnx.TensorProto.DataType)
+  Object.entries(DataType)
     .filter(([, v]) => typeof v === 'number')
     .map(([k, v]) => [v as number, k.toLowerCase()]),
 );
@@ -102,12 +103,12 @@ export function tensorElementCount(tensor: TensorProto): number {
 }
 
 const WEIGHT_TYPES = new Set<number>([
-  onnx.TensorProto.DataType.FLOAT,
-  onnx.TensorProto.DataType.FLOAT16,
-  onnx.TensorProto.DataType.BFLOAT16,
-  onnx.TensorProto.DataType.DOUBLE,
-  onnx.TensorProto.DataType.INT8,
-  onnx.TensorProto.DataType.UINT8,
+  DataType.FLOAT,
+  DataType.FLOAT16,
+  DataType.BFLOAT16,
+  DataType.DOUBLE,
+  DataType.INT8,
+  DataType.UINT8,
 ]);
 
 /**

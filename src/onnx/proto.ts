@@ -3,11 +3,75 @@
  * everything else in kiln sees these types through this module only.
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import type { onnx as O } from 'onnx-proto';
-import onnxProto from 'onnx-proto';
 import { KilnError } from '../core/errors.js';
 
-export const onnx = onnxProto.onnx;
+// The schema is required on first use (onnx-proto is CommonJS): every kiln command imports this
+// module through the command table, and building protobufjs's schema costs each ~0.13 s of CPU,
+// while only those that read or write a graph need it.
+const require = createRequire(import.meta.url);
+let schema: typeof O | undefined;
+const loadSchema = (): typeof O => (schema ??= (require('onnx-proto') as typeof import('onnx-proto')).onnx);
+
+/** The message types of onnx.proto that kiln uses, loaded on first access. */
+export const onnx = {
+  get AttributeProto(): typeof O.AttributeProto {
+    return loadSchema().AttributeProto;
+  },
+  get GraphProto(): typeof O.GraphProto {
+    return loadSchema().GraphProto;
+  },
+  get ModelProto(): typeof O.ModelProto {
+    return loadSchema().ModelProto;
+  },
+  get TensorProto(): typeof O.TensorProto {
+    return loadSchema().TensorProto;
+  },
+};
+
+/**
+ * TensorProto.DataType as onnx.proto numbers it, for code that runs at import without loading the
+ * schema (test/unit/onnx-enums.test.ts checks it against the schema).
+ */
+export const DataType: typeof O.TensorProto.DataType = {
+  UNDEFINED: 0,
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
+  COMPLEX64: 14,
+  COMPLEX128: 15,
+  BFLOAT16: 16,
+};
+
+/** AttributeProto.AttributeType as onnx.proto numbers it (checked as DataType is). */
+export const AttributeType: typeof O.AttributeProto.AttributeType = {
+  UNDEFINED: 0,
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  SPARSE_TENSOR: 11,
+  TYPE_PROTO: 13,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9,
+  GRAPHS: 10,
+  SPARSE_TENSORS: 12,
+  TYPE_PROTOS: 14,
+};
 export type ModelProto = O.ModelProto;
 export type IModelProto = O.IModelProto;
 export type GraphProto = O.IGraphProto;

@@ -3,9 +3,9 @@
  * arrays as the raw bytes of a new initializer, and a Linear layer's weight turned for MatMul.
  */
 import { tensorElementCount } from './graph.js';
-import { onnx, type TensorProto } from './proto.js';
+import { DataType, onnx, type TensorProto } from './proto.js';
 
-const T = onnx.TensorProto.DataType;
+const T = DataType;
 
 /** Bytes per element by ONNX data type; float8 (17–20) and int4 (21, 22) types included for completeness. */
 const ELEMENT_BYTES: Record<number, number> = {

@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { watch } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { before, test } from 'node:test';
 import { CLI, EMBEDDED_MODEL, kiln, REPO, SHARED_CACHE_ENV, tempDir } from '../fixtures/models.js';
 
@@ -38,6 +39,32 @@ before(async () => {
   await writeFile(input, `${lines.join('\n')}\n`);
   rows = lines.length;
 });
+
+const sizeOf = async (path: string): Promise<number> => (await stat(path).catch(() => ({ size: 0 }))).size;
+
+/**
+ * Resolves once `path` holds `size` bytes or `exited` settles, checking the size whenever its
+ * folder changes (a check after every turn of the event loop would spin a core the job needs).
+ */
+function whenGrown(path: string, size: number, exited: Promise<unknown>): Promise<void> {
+  return new Promise((resolvePromise) => {
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      watcher.close();
+      resolvePromise();
+    };
+    const check = (): void => {
+      void sizeOf(path).then((n) => {
+        if (n >= size) finish();
+      });
+    };
+    const watcher = watch(dirname(path), check);
+    void exited.then(finish);
+    check();
+  });
+}
 
 type Out = { line: number; id?: string; label?: string; score?: number; error?: { code: string } };
 const readOut = async (path: string): Promise<Out[]> =>
@@ -82,13 +109,10 @@ test('killed with SIGKILL at random points, the same command resumes: no row los
       env: { ...process.env, ...env },
     });
     // Kill once the output has grown by a random amount since this attempt began (or the job ended).
-    const start = (await stat(out).catch(() => ({ size: 0 }))).size;
+    const start = await sizeOf(out);
     const target = start + 1000 + Math.floor(Math.random() * 8000);
     const exited = once(child, 'exit');
-    let done = false;
-    void exited.then(() => (done = true));
-    while (!done && (await stat(out).catch(() => ({ size: 0 }))).size < target)
-      await new Promise((r) => setImmediate(r));
+    await whenGrown(out, target, exited);
     child.kill('SIGKILL');
     await exited;
   }
