@@ -24,7 +24,7 @@ export interface VerifyReport {
    * `top labels` (zero-shot). Absent: rows, by the logits' top label (classifiers).
    */
   unit?: string;
-  /** How many of {@link unit} were compared (the tokens of every row); absent with `unit`. */
+  /** How many of {@link unit} were compared (the tokens of every row); absent without `unit`. */
   units?: number;
   /** Present when every row has a gold label (or, question answering, gold answers). */
   accuracy?: { reference: number; compiled: number; drop: number };

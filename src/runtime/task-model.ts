@@ -31,7 +31,7 @@ export interface ModelOptions {
   /** Intra-op threads of each replica (cores per model copy). @defaultValue the tuned layout, else {@link DEFAULT_THREADS_PER_REPLICA} */
   threadsPerReplica?: number;
   /**
-   * Adds a wide replica (one session on every core, idle threads asleep) that answers a request
+   * Adds a wide replica (one session on every core, threads asleep between runs) that answers a request
    * finding the runtime idle, beside the replicas of one core each that carry the load: lone
    * requests get the latency of one replica × every core, busy times the throughput of one
    * replica per core. Used only for the default layout: `replicas`, `threadsPerReplica` or a

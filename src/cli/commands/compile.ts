@@ -166,7 +166,7 @@ export const compileCommand = defineCommand({
     task: deferredFlag({
       arg: 'T',
       description:
-        "text-classification, feature-extraction (embeddings), image-classification, text-ranking (rerankers) or token-classification (NER, PII). Detected from config.json's architectures (…ForSequenceClassification: text-ranking with one label, else text-classification; …ForTokenClassification; BertModel…) and the graph's outputs (rank-3 logits [batch, tokens, labels]: token-classification); set it to serve a classifier checkpoint's encoder as an embedder.",
+        "text-classification, feature-extraction (embeddings), image-classification, text-ranking (rerankers), token-classification (NER, PII), zero-shot-classification (NLI heads) or question-answering. Detected from config.json's architectures (…ForSequenceClassification: zero-shot-classification when id2label has entailment and contradiction, text-ranking with one label, else text-classification; …ForTokenClassification; …ForQuestionAnswering; BertModel…) and the graph's outputs (rank-3 logits [batch, tokens, labels]: token-classification; start_logits and end_logits: question-answering); set it to serve a classifier checkpoint's encoder as an embedder.",
       defaultText: 'detected',
       parse: choice<Task>(TASKS),
     }),

@@ -19,7 +19,8 @@ const WARMUP_RUNS = 3;
 
 export const runCommand = defineCommand({
   name: 'run',
-  summary: 'Run a model on texts or images one at a time (labels or embeddings) and report each latency.',
+  summary:
+    'Run a model on texts or images one at a time (labels, embeddings, entities, answers) and report each latency.',
   description:
     'Loads an artifact (or compiles a SOURCE on the fly through the cache), warms it up, then classifies each text ' +
     'alone, one request at a time: one line per text with label, score and latency, and with several ' +
@@ -51,7 +52,7 @@ export const runCommand = defineCommand({
     pair: {
       type: 'boolean',
       description:
-        'Text pairs (query and passage, premise and hypothesis): TEXT arguments are read two at a time, the first of each two as "text" and the second as "text_pair", and each line of -f as text, a tab, then text_pair.',
+        'Text pairs (query and passage, premise and hypothesis; a question-answering model\'s question and context; a zero-shot model\'s text and comma-separated candidate labels): TEXT arguments are read two at a time, the first of each two as "text" and the second as "text_pair", and each line of -f as text, a tab, then text_pair.',
       default: false,
     },
     redact: {
@@ -63,7 +64,7 @@ export const runCommand = defineCommand({
     json: {
       type: 'boolean',
       description:
-        'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}, or "embedding" for embedders; images: {"image","label","score","labels","logits","latencyMs"}, labels being the top 5.',
+        'Print only JSON lines, one per text: {"text","label","score","logits","latencyMs"}, or "embedding" for embedders; images: {"image","label","score","labels","logits","latencyMs"}, labels being the top 5; rerankers, token classifiers, zero-shot and question answering: the fields of their /predict answer ("score","logit"; "entities"; "sequence","labels","scores"; "answer","score","start","end").',
       default: false,
     },
     ...deviceFlag,
