@@ -20,6 +20,7 @@ export { KilnError } from './core/errors.js';
 export type { PullOptions } from './hub/pull.js';
 export type { EmbeddingHead, Manifest, Pooling, Task } from './model/artifact.js';
 export type { ImageOverrides, ImagePreprocessing } from './model/image.js';
+export type { TruncationDirection } from './model/tokenizer.js';
 export type { InferOptions, Layout, ModelInput, TextPair } from './runtime/task-model.js';
 export type { TextTokens } from './runtime/text-model.js';
 export type { ServerOptions } from './server/server.js';
