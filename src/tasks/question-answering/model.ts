@@ -49,6 +49,7 @@ export interface Answers extends TextTokens {
   windows: number;
 }
 
+/** A loaded extractive question-answering model (`task: 'question-answering'`): `ask(requests)`. */
 export class QuestionAnswerer extends TextModel<Answers> {
   private constructor(dir: string, manifest: Manifest, parts: TextParts) {
     super(dir, manifest, parts);

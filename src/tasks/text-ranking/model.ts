@@ -9,6 +9,7 @@ import type { InferOptions, ModelOptions } from '../../runtime/task-model.js';
 import { TextModel, type TextParts, type TextRow, type TextTokens } from '../../runtime/text-model.js';
 import { scoresOf } from '../scores.js';
 
+/** How relevant one text is to the query: the score and the logit it came from. */
 export interface Relevance extends TextTokens {
   /** The logit through the score function: in [0, 1] for sigmoid. */
   score: number;
@@ -22,6 +23,7 @@ export interface Ranked {
   relevance: Relevance;
 }
 
+/** A loaded cross-encoder (`task: 'text-ranking'`): `rank(query, texts, describe)` orders texts by relevance. */
 export class TextRanker extends TextModel<Relevance> {
   /** What turns the logit into a score. */
   readonly scoreFunction: ScoreFunction;

@@ -14,6 +14,7 @@
 import { argmax } from '../../core/stats.js';
 
 export const AGGREGATION_STRATEGIES = ['none', 'simple', 'first', 'average', 'max'] as const;
+/** How tokens are grouped into entities, as the Hugging Face pipeline's `aggregation_strategy` names them. */
 export type AggregationStrategy = (typeof AGGREGATION_STRATEGIES)[number];
 
 /** One token of the text as the model scored it. */
@@ -50,6 +51,7 @@ export interface GroupEntity {
   end: number | null;
 }
 
+/** A found entity: a token ({@link TokenEntity}, strategy `none`) or a group of them ({@link GroupEntity}). */
 export type Entity = TokenEntity | GroupEntity;
 
 /** A labelled stretch before grouping: a token (none, simple) or a whole word. */

@@ -40,6 +40,7 @@ export interface TokenAnswer extends TextTokens {
   windows: number;
 }
 
+/** A loaded token classifier (`task: 'token-classification'`): `recognize(texts)` finds each text's entities. */
 export class TokenClassifier extends TextModel<TokenAnswer> {
   private constructor(dir: string, manifest: Manifest, parts: TextParts) {
     super(dir, manifest, parts);

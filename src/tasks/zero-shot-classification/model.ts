@@ -36,11 +36,13 @@ export interface ZeroShotAnswer extends TextTokens {
   scores: number[];
 }
 
+/** How a zero-shot request is run: the request limits of every text task, and a cap on labels. */
 export interface ZeroShotOptions extends InferOptions {
   /** Most candidate labels per text; more are refused (KILN_ERR_INPUT_TOO_MANY_LABELS). @defaultValue {@link DEFAULT_MAX_LABELS} */
   maxLabels?: number;
 }
 
+/** A loaded NLI model run as a zero-shot classifier (`task: 'zero-shot-classification'`): `classify(requests)`. */
 export class ZeroShotClassifier extends TextModel<ZeroShotAnswer> {
   /** Where the head's entailment and contradiction logits are. */
   readonly nli: NliLabels;
