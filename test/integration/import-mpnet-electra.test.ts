@@ -15,6 +15,7 @@ import { importCheckpoint } from '../../src/import/import.js';
 import { createSession } from '../../src/runtime/binding.js';
 import { TextEmbedder } from '../../src/tasks/feature-extraction/model.js';
 import { loadModel } from '../../src/tasks/registry.js';
+import { int64Feeds } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import {
   type CheckpointWeights,
@@ -107,19 +108,7 @@ function maxDelta(a: number[][], b: number[][]): number {
 async function runArtifact(artifactDir: string, input: ReferenceInput, names: string[]): Promise<number[][]> {
   const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
   try {
-    const dims = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({
-      type: 'int64' as const,
-      data: BigInt64Array.from(rows.flat().map(BigInt)),
-      dims,
-    });
-    const grids: Record<string, number[][]> = {
-      input_ids: input.inputIds,
-      attention_mask: input.attentionMask,
-      token_type_ids: input.tokenTypeIds!,
-    };
-    const feeds = Object.fromEntries(names.map((name) => [name, tensor(grids[name]!)]));
-    const out = Object.values(await session.run(feeds))[0]!;
+    const out = Object.values(await session.run(int64Feeds(input, names)))[0]!;
     const width = out.dims[1]!;
     return Array.from({ length: out.dims[0]! }, (_, r) => Array.from(out.data.subarray(r * width, (r + 1) * width)));
   } finally {

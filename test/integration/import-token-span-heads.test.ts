@@ -15,6 +15,7 @@ import { compile } from '../../src/compiler/compile.js';
 import { encoderConfig, SUPPORTED_ARCHITECTURES } from '../../src/import/architectures.js';
 import { MANIFEST_FILE, type Manifest } from '../../src/model/artifact.js';
 import { createSession } from '../../src/runtime/binding.js';
+import { int64Feeds } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import { compiledRows, maxDelta, paddedBatch, randomPartsWeights } from '../fixtures/parts-checkpoints.js';
 import { type CheckpointWeights, lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
@@ -141,17 +142,7 @@ async function tokenRows(artifactDir: string, input: ReferenceInput, head: 'toke
   const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
   try {
     const [batch, width] = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({
-      type: 'int64' as const,
-      data: BigInt64Array.from(rows.flat().map(BigInt)),
-      dims: [batch, width],
-    });
-    const feeds: Record<string, ReturnType<typeof tensor>> = {
-      input_ids: tensor(input.inputIds),
-      attention_mask: tensor(input.attentionMask),
-    };
-    if (session.inputNames.includes('token_type_ids')) feeds.token_type_ids = tensor(input.tokenTypeIds!);
-    const out = (await session.run(feeds))[session.outputNames[0]!]!;
+    const out = (await session.run(int64Feeds(input, session.inputNames)))[session.outputNames[0]!]!;
     const data = out.data as Float32Array;
     if (head === 'span') {
       // span_logits [batch, 2 × width]: the starts, then the ends (compile's question-answering tail).

@@ -15,8 +15,8 @@ import { before, describe, test } from 'node:test';
 import { pruneToFirstToken } from '../../src/compiler/prune.js';
 import { importCheckpoint } from '../../src/import/import.js';
 import { decodeModel, encodeModel, type ModelProto } from '../../src/onnx/proto.js';
-import { createSession } from '../../src/runtime/binding.js';
 import { appendPooling } from '../../src/tasks/feature-extraction/pooling.js';
+import { graphRows } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import { maxDelta, paddedBatch, randomPartsWeights } from '../fixtures/parts-checkpoints.js';
 import { lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
@@ -147,27 +147,7 @@ async function imported(name: string, config: Record<string, unknown>): Promise<
 /** The graph's logits for `input`, one row per sequence. */
 async function logits(model: ModelProto, path: string, input: ReferenceInput): Promise<number[][]> {
   await writeFile(path, encodeModel(model));
-  const session = await createSession(path, { backend: 'cpu', optimization: 'all' });
-  try {
-    const dims = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({
-      type: 'int64' as const,
-      data: BigInt64Array.from(rows.flat().map(BigInt)),
-      dims,
-    });
-    const feeds: Record<string, ReturnType<typeof tensor>> = {
-      input_ids: tensor(input.inputIds),
-      attention_mask: tensor(input.attentionMask),
-    };
-    if (session.inputNames.includes('token_type_ids')) feeds.token_type_ids = tensor(input.tokenTypeIds!);
-    const out = (await session.run(feeds))[session.outputNames[0]!]!;
-    const width = out.dims[1]!;
-    return Array.from({ length: out.dims[0]! }, (_, r) =>
-      Array.from((out.data as Float32Array).subarray(r * width, (r + 1) * width)),
-    );
-  } finally {
-    await session.release();
-  }
+  return graphRows(path, input, 'all');
 }
 
 describe('DeBERTa and ModernBERT classifiers: the last layer computes token 0 only, the logits do not change', () => {
