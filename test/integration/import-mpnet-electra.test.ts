@@ -25,38 +25,19 @@ import {
   writeCheckpoint,
 } from '../fixtures/random-checkpoint.js';
 import { type ReferenceInput, referenceEmbeddings, referenceLogits } from '../fixtures/reference-encoder.js';
-
-const SMALL = {
-  hidden_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 3,
-  intermediate_size: 40,
-  vocab_size: VOCAB,
-};
+import { TINY_ELECTRA, TINY_MPNET } from '../fixtures/tiny-configs.js';
 
 const MPNET_CLASSIFIER: Record<string, unknown> = {
-  ...SMALL,
+  ...TINY_MPNET,
   architectures: ['MPNetForSequenceClassification'],
-  model_type: 'mpnet',
-  hidden_act: 'gelu',
   // 38 tokens: distances up to 37 reach the logarithmic buckets (from distance 8 on).
-  max_position_embeddings: 40,
   relative_attention_num_buckets: 35,
-  layer_norm_eps: 1e-5,
-  pad_token_id: 1,
   id2label: { 0: 'neg', 1: 'neu', 2: 'pos' },
 };
 
 const ELECTRA_CLASSIFIER: Record<string, unknown> = {
-  ...SMALL,
+  ...TINY_ELECTRA,
   architectures: ['ElectraForSequenceClassification'],
-  model_type: 'electra',
-  hidden_act: 'gelu_new',
-  embedding_size: 10,
-  max_position_embeddings: 20,
-  type_vocab_size: 2,
-  layer_norm_eps: 1e-12,
-  pad_token_id: 0,
   id2label: { 0: 'no', 1: 'yes' },
 };
 
