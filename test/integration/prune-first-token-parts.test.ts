@@ -50,6 +50,14 @@ const MODERNBERT: Record<string, unknown> = {
   id2label: { 0: 'NEGATIVE', 1: 'POSITIVE' },
 };
 
+/** The products of the last layer that a DeBERTa classifier computes on token 0 only. */
+const DEBERTA_PRODUCTS = [
+  /layer\.2\.attention\.self\.query_proj/,
+  /layer\.2\.attention\.output/,
+  /layer\.2\.intermediate/,
+  /layer\.2\.output/,
+];
+
 type Reference = (
   config: Record<string, unknown>,
   weights: ReturnType<typeof lookup>,
@@ -66,12 +74,7 @@ const CASES: Array<{
     // DeBERTa-v3's shape: log buckets, shared key, normalized relative embeddings, both c2p and p2c.
     name: 'deberta-v3',
     config: { ...DEBERTA, ...DEBERTA_V3_ATTENTION },
-    products: [
-      /layer\.2\.attention\.self\.query_proj/,
-      /layer\.2\.attention\.output/,
-      /layer\.2\.intermediate/,
-      /layer\.2\.output/,
-    ],
+    products: DEBERTA_PRODUCTS,
     reference: debertaV2Logits,
   },
   {
@@ -87,12 +90,7 @@ const CASES: Array<{
       type_vocab_size: 2,
       pooler_hidden_act: 'tanh',
     },
-    products: [
-      /layer\.2\.attention\.self\.query_proj/,
-      /layer\.2\.attention\.output/,
-      /layer\.2\.intermediate/,
-      /layer\.2\.output/,
-    ],
+    products: DEBERTA_PRODUCTS,
     reference: debertaV2Logits,
   },
   {
