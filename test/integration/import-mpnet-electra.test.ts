@@ -12,10 +12,9 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { importCheckpoint } from '../../src/import/import.js';
-import { createSession } from '../../src/runtime/binding.js';
 import { TextEmbedder } from '../../src/tasks/feature-extraction/model.js';
 import { loadModel } from '../../src/tasks/registry.js';
-import { int64Feeds } from '../fixtures/graph-rows.js';
+import { graphRows } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import {
   type CheckpointWeights,
@@ -85,16 +84,9 @@ function maxDelta(a: number[][], b: number[][]): number {
   return max;
 }
 
-/** Runs an artifact's graph on explicit tensors, as a replica does. */
-async function runArtifact(artifactDir: string, input: ReferenceInput, names: string[]): Promise<number[][]> {
-  const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
-  try {
-    const out = Object.values(await session.run(int64Feeds(input, names)))[0]!;
-    const width = out.dims[1]!;
-    return Array.from({ length: out.dims[0]! }, (_, r) => Array.from(out.data.subarray(r * width, (r + 1) * width)));
-  } finally {
-    await session.release();
-  }
+/** Runs an artifact's graph on explicit tensors (the inputs in `names`), as a replica does. */
+function runArtifact(artifactDir: string, input: ReferenceInput, names: string[]): Promise<number[][]> {
+  return graphRows(join(artifactDir, 'model.onnx'), input, 'disabled', names);
 }
 
 let dir: string;
