@@ -13,6 +13,7 @@ import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes, PRESETS } from '../../src/import/synth.js';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/model/float16.js';
 import { createSession } from '../../src/runtime/binding.js';
+import { int64Feeds } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import { randomWeights, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { type ReferenceInput, referenceLogits } from '../fixtures/reference-encoder.js';
@@ -77,18 +78,8 @@ async function kilnLogits(checkpoint: string, input: ReferenceInput, withTokenTy
   const { artifactDir } = await compile({ source: checkpoint, out: `${checkpoint}.kiln`, cache: false, maxLength: 8 });
   const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
   try {
-    const dims = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({
-      type: 'int64' as const,
-      data: BigInt64Array.from(rows.flat().map(BigInt)),
-      dims,
-    });
-    const feeds = {
-      input_ids: tensor(input.inputIds),
-      attention_mask: tensor(input.attentionMask),
-      ...(withTokenTypes ? { token_type_ids: tensor(input.tokenTypeIds!) } : {}),
-    };
-    const out = (await session.run(feeds)).logits!;
+    const names = ['input_ids', 'attention_mask', ...(withTokenTypes ? ['token_type_ids'] : [])];
+    const out = (await session.run(int64Feeds(input, names))).logits!;
     const classes = out.dims[1]!;
     return Array.from({ length: out.dims[0]! }, (_, r) =>
       Array.from(out.data.subarray(r * classes, (r + 1) * classes)),

@@ -20,35 +20,18 @@ import {
   parameterCount,
   randomPartsWeights,
 } from '../fixtures/parts-checkpoints.js';
-import { lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+import { lookup, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { debertaV2Embeddings, debertaV2Logits, logBucket } from '../fixtures/reference-deberta-v2.js';
+import { DEBERTA_V3_ATTENTION, TINY_DEBERTA_V2 } from '../fixtures/tiny-configs.js';
 
-const BASE: Record<string, unknown> = {
-  model_type: 'deberta-v2',
-  hidden_size: 16,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  intermediate_size: 20,
-  hidden_act: 'gelu',
-  max_position_embeddings: 24,
-  layer_norm_eps: 1e-7,
-  vocab_size: VOCAB,
-  pad_token_id: 0,
-};
+const BASE: Record<string, unknown> = TINY_DEBERTA_V2;
 
 const CONFIGS: Record<string, Record<string, unknown>> = {
   // DeBERTa-v3's shape: log buckets (8 buckets, so distances past ±4 are bucketed), shared key, normalized relative embeddings.
   'v3-buckets-shared-key': {
     ...BASE,
     architectures: ['DebertaV2ForSequenceClassification'],
-    relative_attention: true,
-    position_buckets: 8,
-    max_relative_positions: -1,
-    share_att_key: true,
-    pos_att_type: 'p2c|c2p',
-    norm_rel_ebd: 'layer_norm',
-    position_biased_input: false,
-    type_vocab_size: 0,
+    ...DEBERTA_V3_ATTENTION,
     id2label: { 0: 'entailment', 1: 'neutral', 2: 'contradiction' },
   },
   // DeBERTa-v2-xlarge's extras: separate position projections, raw distances clamped at ±5,

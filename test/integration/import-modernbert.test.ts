@@ -19,30 +19,19 @@ import {
   parameterCount,
   randomPartsWeights,
 } from '../fixtures/parts-checkpoints.js';
-import { lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+import { lookup, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { modernBertEmbeddings, modernBertLogits } from '../fixtures/reference-modernbert.js';
+import { TINY_MODERNBERT } from '../fixtures/tiny-configs.js';
 
 const WIDTH = 20;
 
+// Layers 0 and 2 global, 1 and 3 local with a window of 6 (±3): shorter than the inputs.
 const BASE: Record<string, unknown> = {
-  model_type: 'modernbert',
-  hidden_size: 16,
-  intermediate_size: 12,
-  num_hidden_layers: 4,
-  num_attention_heads: 2,
-  hidden_activation: 'gelu',
+  ...TINY_MODERNBERT,
   max_position_embeddings: WIDTH,
-  norm_eps: 1e-5,
   norm_bias: false,
   attention_bias: false,
   mlp_bias: false,
-  // Layers 0 and 2 global, 1 and 3 local with a window of 6 (±3): shorter than the inputs.
-  global_attn_every_n_layers: 2,
-  local_attention: 6,
-  global_rope_theta: 160000,
-  local_rope_theta: 10,
-  vocab_size: VOCAB,
-  pad_token_id: 0,
 };
 
 const CONFIGS: Record<string, Record<string, unknown>> = {

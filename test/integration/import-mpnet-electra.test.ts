@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { importCheckpoint } from '../../src/import/import.js';
-import { createSession } from '../../src/runtime/binding.js';
 import { TextEmbedder } from '../../src/tasks/feature-extraction/model.js';
 import { loadModel } from '../../src/tasks/registry.js';
+import { graphRows } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import {
   type CheckpointWeights,
@@ -24,38 +24,19 @@ import {
   writeCheckpoint,
 } from '../fixtures/random-checkpoint.js';
 import { type ReferenceInput, referenceEmbeddings, referenceLogits } from '../fixtures/reference-encoder.js';
-
-const SMALL = {
-  hidden_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 3,
-  intermediate_size: 40,
-  vocab_size: VOCAB,
-};
+import { TINY_ELECTRA, TINY_MPNET } from '../fixtures/tiny-configs.js';
 
 const MPNET_CLASSIFIER: Record<string, unknown> = {
-  ...SMALL,
+  ...TINY_MPNET,
   architectures: ['MPNetForSequenceClassification'],
-  model_type: 'mpnet',
-  hidden_act: 'gelu',
   // 38 tokens: distances up to 37 reach the logarithmic buckets (from distance 8 on).
-  max_position_embeddings: 40,
   relative_attention_num_buckets: 35,
-  layer_norm_eps: 1e-5,
-  pad_token_id: 1,
   id2label: { 0: 'neg', 1: 'neu', 2: 'pos' },
 };
 
 const ELECTRA_CLASSIFIER: Record<string, unknown> = {
-  ...SMALL,
+  ...TINY_ELECTRA,
   architectures: ['ElectraForSequenceClassification'],
-  model_type: 'electra',
-  hidden_act: 'gelu_new',
-  embedding_size: 10,
-  max_position_embeddings: 20,
-  type_vocab_size: 2,
-  layer_norm_eps: 1e-12,
-  pad_token_id: 0,
   id2label: { 0: 'no', 1: 'yes' },
 };
 
@@ -103,28 +84,9 @@ function maxDelta(a: number[][], b: number[][]): number {
   return max;
 }
 
-/** Runs an artifact's graph on explicit tensors, as a replica does. */
-async function runArtifact(artifactDir: string, input: ReferenceInput, names: string[]): Promise<number[][]> {
-  const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
-  try {
-    const dims = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({
-      type: 'int64' as const,
-      data: BigInt64Array.from(rows.flat().map(BigInt)),
-      dims,
-    });
-    const grids: Record<string, number[][]> = {
-      input_ids: input.inputIds,
-      attention_mask: input.attentionMask,
-      token_type_ids: input.tokenTypeIds!,
-    };
-    const feeds = Object.fromEntries(names.map((name) => [name, tensor(grids[name]!)]));
-    const out = Object.values(await session.run(feeds))[0]!;
-    const width = out.dims[1]!;
-    return Array.from({ length: out.dims[0]! }, (_, r) => Array.from(out.data.subarray(r * width, (r + 1) * width)));
-  } finally {
-    await session.release();
-  }
+/** Runs an artifact's graph on explicit tensors (the inputs in `names`), as a replica does. */
+function runArtifact(artifactDir: string, input: ReferenceInput, names: string[]): Promise<number[][]> {
+  return graphRows(join(artifactDir, 'model.onnx'), input, 'disabled', names);
 }
 
 let dir: string;

@@ -15,6 +15,7 @@ import { compile } from '../../src/compiler/compile.js';
 import { encoderConfig, SUPPORTED_ARCHITECTURES } from '../../src/import/architectures.js';
 import { MANIFEST_FILE, type Manifest } from '../../src/model/artifact.js';
 import { createSession } from '../../src/runtime/binding.js';
+import { int64Feeds } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import { compiledRows, maxDelta, paddedBatch, randomPartsWeights } from '../fixtures/parts-checkpoints.js';
 import { type CheckpointWeights, lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
@@ -26,79 +27,28 @@ import {
   type Weights,
 } from '../fixtures/reference-encoder.js';
 import { modernBertEmbeddings, modernBertTokenOutputs } from '../fixtures/reference-modernbert.js';
+import {
+  DEBERTA_V3_ATTENTION,
+  TINY_DEBERTA_V2,
+  TINY_ELECTRA,
+  TINY_MODERNBERT,
+  TINY_MPNET,
+} from '../fixtures/tiny-configs.js';
 
-const SMALL = {
-  hidden_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 3,
-  intermediate_size: 40,
-  vocab_size: VOCAB,
-};
+// 38 tokens: distances past 8 reach the logarithmic buckets.
+const MPNET: Record<string, unknown> = { ...TINY_MPNET, relative_attention_num_buckets: 32 };
 
-const MPNET: Record<string, unknown> = {
-  ...SMALL,
-  model_type: 'mpnet',
-  hidden_act: 'gelu',
-  // 38 tokens: distances past 8 reach the logarithmic buckets.
-  max_position_embeddings: 40,
-  relative_attention_num_buckets: 32,
-  layer_norm_eps: 1e-5,
-  pad_token_id: 1,
-};
-
-const ELECTRA: Record<string, unknown> = {
-  ...SMALL,
-  model_type: 'electra',
-  hidden_act: 'gelu_new',
-  // Embedding tables narrower than the hidden size: embeddings_project runs.
-  embedding_size: 10,
-  max_position_embeddings: 20,
-  type_vocab_size: 2,
-  layer_norm_eps: 1e-12,
-  pad_token_id: 0,
-};
+const ELECTRA: Record<string, unknown> = TINY_ELECTRA;
 
 /** DeBERTa-v3's shape: log buckets past ±4, shared key, normalized relative embeddings. */
-const DEBERTA: Record<string, unknown> = {
-  model_type: 'deberta-v2',
-  hidden_size: 16,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  intermediate_size: 20,
-  hidden_act: 'gelu',
-  max_position_embeddings: 24,
-  layer_norm_eps: 1e-7,
-  relative_attention: true,
-  position_buckets: 8,
-  max_relative_positions: -1,
-  share_att_key: true,
-  pos_att_type: 'p2c|c2p',
-  norm_rel_ebd: 'layer_norm',
-  position_biased_input: false,
-  type_vocab_size: 0,
-  vocab_size: VOCAB,
-  pad_token_id: 0,
-};
+const DEBERTA: Record<string, unknown> = { ...TINY_DEBERTA_V2, ...DEBERTA_V3_ATTENTION };
 
 /** Layers 0 and 2 global, 1 and 3 local with a window of ±3, shorter than the inputs; a biased head. */
 const MODERNBERT: Record<string, unknown> = {
-  model_type: 'modernbert',
-  hidden_size: 16,
-  intermediate_size: 12,
-  num_hidden_layers: 4,
-  num_attention_heads: 2,
-  hidden_activation: 'gelu',
-  max_position_embeddings: 20,
-  norm_eps: 1e-5,
+  ...TINY_MODERNBERT,
   norm_bias: true,
-  global_attn_every_n_layers: 2,
-  local_attention: 6,
-  global_rope_theta: 160000,
-  local_rope_theta: 10,
   classifier_activation: 'silu',
   classifier_bias: true,
-  vocab_size: VOCAB,
-  pad_token_id: 0,
 };
 
 const NER_LABELS = { 0: 'O', 1: 'B-PER', 2: 'I-PER', 3: 'B-LOC', 4: 'I-LOC' };
@@ -141,17 +91,7 @@ async function tokenRows(artifactDir: string, input: ReferenceInput, head: 'toke
   const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
   try {
     const [batch, width] = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({
-      type: 'int64' as const,
-      data: BigInt64Array.from(rows.flat().map(BigInt)),
-      dims: [batch, width],
-    });
-    const feeds: Record<string, ReturnType<typeof tensor>> = {
-      input_ids: tensor(input.inputIds),
-      attention_mask: tensor(input.attentionMask),
-    };
-    if (session.inputNames.includes('token_type_ids')) feeds.token_type_ids = tensor(input.tokenTypeIds!);
-    const out = (await session.run(feeds))[session.outputNames[0]!]!;
+    const out = (await session.run(int64Feeds(input, session.inputNames)))[session.outputNames[0]!]!;
     const data = out.data as Float32Array;
     if (head === 'span') {
       // span_logits [batch, 2 × width]: the starts, then the ends (compile's question-answering tail).

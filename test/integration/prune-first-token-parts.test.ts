@@ -15,58 +15,48 @@ import { before, describe, test } from 'node:test';
 import { pruneToFirstToken } from '../../src/compiler/prune.js';
 import { importCheckpoint } from '../../src/import/import.js';
 import { decodeModel, encodeModel, type ModelProto } from '../../src/onnx/proto.js';
-import { createSession } from '../../src/runtime/binding.js';
 import { appendPooling } from '../../src/tasks/feature-extraction/pooling.js';
+import { graphRows } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import { maxDelta, paddedBatch, randomPartsWeights } from '../fixtures/parts-checkpoints.js';
-import { lookup, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
+import { lookup, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { debertaV2Logits } from '../fixtures/reference-deberta-v2.js';
 import type { ReferenceInput } from '../fixtures/reference-encoder.js';
 import { modernBertLogits } from '../fixtures/reference-modernbert.js';
+import { DEBERTA_V3_ATTENTION, TINY_DEBERTA_V2, TINY_MODERNBERT } from '../fixtures/tiny-configs.js';
 
 const WIDTH = 14;
 
 const DEBERTA: Record<string, unknown> = {
+  ...TINY_DEBERTA_V2,
   architectures: ['DebertaV2ForSequenceClassification'],
-  model_type: 'deberta-v2',
-  hidden_size: 16,
   num_hidden_layers: 3,
-  num_attention_heads: 2,
-  intermediate_size: 20,
-  hidden_act: 'gelu',
-  max_position_embeddings: 24,
-  layer_norm_eps: 1e-7,
-  vocab_size: VOCAB,
-  pad_token_id: 0,
   relative_attention: true,
   id2label: { 0: 'A', 1: 'B', 2: 'C' },
 };
 
 const MODERNBERT: Record<string, unknown> = {
+  ...TINY_MODERNBERT,
   architectures: ['ModernBertForSequenceClassification'],
-  model_type: 'modernbert',
-  hidden_size: 16,
-  intermediate_size: 12,
   num_hidden_layers: 3,
-  num_attention_heads: 2,
-  hidden_activation: 'gelu',
-  max_position_embeddings: 20,
-  norm_eps: 1e-5,
   norm_bias: true,
   attention_bias: true,
   mlp_bias: true,
-  global_attn_every_n_layers: 3,
   // Layers 1 and 2 local with a window of 6 (±3), shorter than the inputs: the window mask is sliced too.
-  local_attention: 6,
-  global_rope_theta: 160000,
-  local_rope_theta: 10,
-  vocab_size: VOCAB,
-  pad_token_id: 0,
+  global_attn_every_n_layers: 3,
   classifier_pooling: 'cls',
   classifier_activation: 'gelu',
   classifier_bias: true,
   id2label: { 0: 'NEGATIVE', 1: 'POSITIVE' },
 };
+
+/** The products of the last layer that a DeBERTa classifier computes on token 0 only. */
+const DEBERTA_PRODUCTS = [
+  /layer\.2\.attention\.self\.query_proj/,
+  /layer\.2\.attention\.output/,
+  /layer\.2\.intermediate/,
+  /layer\.2\.output/,
+];
 
 type Reference = (
   config: Record<string, unknown>,
@@ -83,22 +73,8 @@ const CASES: Array<{
   {
     // DeBERTa-v3's shape: log buckets, shared key, normalized relative embeddings, both c2p and p2c.
     name: 'deberta-v3',
-    config: {
-      ...DEBERTA,
-      position_buckets: 8,
-      max_relative_positions: -1,
-      share_att_key: true,
-      pos_att_type: 'p2c|c2p',
-      norm_rel_ebd: 'layer_norm',
-      position_biased_input: false,
-      type_vocab_size: 0,
-    },
-    products: [
-      /layer\.2\.attention\.self\.query_proj/,
-      /layer\.2\.attention\.output/,
-      /layer\.2\.intermediate/,
-      /layer\.2\.output/,
-    ],
+    config: { ...DEBERTA, ...DEBERTA_V3_ATTENTION },
+    products: DEBERTA_PRODUCTS,
     reference: debertaV2Logits,
   },
   {
@@ -114,12 +90,7 @@ const CASES: Array<{
       type_vocab_size: 2,
       pooler_hidden_act: 'tanh',
     },
-    products: [
-      /layer\.2\.attention\.self\.query_proj/,
-      /layer\.2\.attention\.output/,
-      /layer\.2\.intermediate/,
-      /layer\.2\.output/,
-    ],
+    products: DEBERTA_PRODUCTS,
     reference: debertaV2Logits,
   },
   {
@@ -147,27 +118,7 @@ async function imported(name: string, config: Record<string, unknown>): Promise<
 /** The graph's logits for `input`, one row per sequence. */
 async function logits(model: ModelProto, path: string, input: ReferenceInput): Promise<number[][]> {
   await writeFile(path, encodeModel(model));
-  const session = await createSession(path, { backend: 'cpu', optimization: 'all' });
-  try {
-    const dims = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({
-      type: 'int64' as const,
-      data: BigInt64Array.from(rows.flat().map(BigInt)),
-      dims,
-    });
-    const feeds: Record<string, ReturnType<typeof tensor>> = {
-      input_ids: tensor(input.inputIds),
-      attention_mask: tensor(input.attentionMask),
-    };
-    if (session.inputNames.includes('token_type_ids')) feeds.token_type_ids = tensor(input.tokenTypeIds!);
-    const out = (await session.run(feeds))[session.outputNames[0]!]!;
-    const width = out.dims[1]!;
-    return Array.from({ length: out.dims[0]! }, (_, r) =>
-      Array.from((out.data as Float32Array).subarray(r * width, (r + 1) * width)),
-    );
-  } finally {
-    await session.release();
-  }
+  return graphRows(path, input, 'all');
 }
 
 describe('DeBERTa and ModernBERT classifiers: the last layer computes token 0 only, the logits do not change', () => {

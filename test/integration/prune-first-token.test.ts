@@ -15,8 +15,8 @@ import { importCheckpoint } from '../../src/import/import.js';
 import type { PruneReport } from '../../src/model/reports.js';
 import { decodeModel, encodeModel, type ModelProto, onnx } from '../../src/onnx/proto.js';
 import { inferShapes } from '../../src/onnx/shapes.js';
-import { createSession } from '../../src/runtime/binding.js';
 import { appendPooling } from '../../src/tasks/feature-extraction/pooling.js';
+import { graphRows } from '../fixtures/graph-rows.js';
 import { EMBEDDED_MODEL, randomFloats, tempDir } from '../fixtures/models.js';
 import { lookup, randomWeights, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { type ReferenceInput, referenceLogits } from '../fixtures/reference-encoder.js';
@@ -86,26 +86,8 @@ function paddedBatch(lengths: number[], width: number, pad: number, seed: number
 }
 
 /** The graph's first output for `input`, one row per sequence (a row of any width). */
-async function run(path: string, input: ReferenceInput): Promise<Rows> {
-  const session = await createSession(path, { backend: 'cpu', optimization: 'all' });
-  try {
-    const dims = [input.inputIds.length, input.inputIds[0]!.length];
-    const tensor = (rows: number[][]) => ({
-      type: 'int64' as const,
-      data: BigInt64Array.from(rows.flat().map(BigInt)),
-      dims,
-    });
-    const feeds: Record<string, ReturnType<typeof tensor>> = {
-      input_ids: tensor(input.inputIds),
-      attention_mask: tensor(input.attentionMask),
-    };
-    if (session.inputNames.includes('token_type_ids')) feeds.token_type_ids = tensor(input.tokenTypeIds!);
-    const out = (await session.run(feeds))[session.outputNames[0]!]!;
-    const width = out.data.length / out.dims[0]!;
-    return Array.from({ length: out.dims[0]! }, (_, r) => Array.from(out.data.subarray(r * width, (r + 1) * width)));
-  } finally {
-    await session.release();
-  }
+function run(path: string, input: ReferenceInput): Promise<Rows> {
+  return graphRows(path, input, 'all');
 }
 
 function maxDelta(a: Rows, b: Rows): number {
