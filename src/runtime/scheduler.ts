@@ -57,8 +57,6 @@ export interface SchedulerOptions<I> {
    * idle: every replica idle and at most `maxRows` inputs queued. A lone request is then answered
    * at the latency of one session on all cores, while under load the replicas (one core each)
    * give the throughput; while the wide replica computes, the others wait (it holds the cores).
-   * Its batches are padded to their longest input, not to a bucket: a CPU session takes any
-   * length, and a lone request need not compute padding (buckets exist to line rows up).
    * @defaultValue none
    */
   wide?: { factory: ReplicaFactory; maxRows: number };
@@ -498,7 +496,7 @@ export class Scheduler<I> {
 
   private dispatch(slot: Slot, batch: Job<I>[]): void {
     const longest = Math.max(...batch.map((j) => j.length));
-    const paddedLength = slot === this.wide ? longest : this.paddedLength(longest);
+    const paddedLength = this.paddedLength(longest);
     const feeds = this.options.batcher.feeds(
       batch.map((j) => j.item),
       paddedLength,
