@@ -148,6 +148,8 @@ export class ServerMetrics {
     });
 
     const stats = () => safeStats(host);
+    // The default layout's wide replica (lone requests on every core) is `wide`, as in kiln top.
+    const replicaLabel = (id: number) => (id === stats()?.wide?.id ? 'wide' : String(id));
     gauge('kiln_queue_depth', 'Sequences waiting in the queue.', () => stats()?.queueDepth ?? 0);
     gauge(
       'kiln_batches_in_flight',
@@ -162,16 +164,15 @@ export class ServerMetrics {
       collect() {
         this.reset();
         const s = stats();
-        // The wide replica (the default layout's, for lone requests) is a replica too, with the next id.
         for (const r of [...(s?.replicas ?? []), ...(s?.wide ? [s.wide] : [])])
-          this.set({ replica: String(r.id) }, s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0);
+          this.set({ replica: replicaLabel(r.id) }, s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0);
       },
     });
 
     this.onBatch = (message) => {
       const e = message as BatchEvent;
       if (!e.ok) {
-        failures.inc({ replica: String(e.replica) });
+        failures.inc({ replica: replicaLabel(e.replica) });
         return;
       }
       queueWait.observe(e.longestWaitMs / 1000);

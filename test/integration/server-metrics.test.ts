@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { createServer } from '../../src/server/server.js';
@@ -111,6 +112,26 @@ describe('GET /metrics', () => {
           (sample(page, 'kiln_replica_busy_ratio', { replica: '1' }) ?? 0) >
           0,
         'some replica did work',
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("the default layout's wide replica is labelled `wide`, as in kiln top; it answered the lone request", {
+    skip: availableParallelism() < 2 ? 'one core: the default layout has no wide replica' : false,
+  }, async () => {
+    const server = createServer({ port: 0 });
+    const url = await server.listen();
+    try {
+      server.model.set(await TextClassifier.load(artifact));
+      assert.equal((await predict(url, { text: 'a lone request finds every replica idle' })).status, 200);
+      const page = await (await fetch(`${url}/metrics`)).text();
+      const replicas = [...page.matchAll(/^kiln_replica_busy_ratio\{replica="([^"]+)"\}/gm)].map((m) => m[1]);
+      assert.deepEqual(replicas, [...Array.from({ length: replicas.length - 1 }, (_, i) => String(i)), 'wide']);
+      assert.ok(
+        (sample(page, 'kiln_replica_busy_ratio', { replica: 'wide' }) ?? 0) > 0,
+        'the wide replica did the work',
       );
     } finally {
       await server.close();
