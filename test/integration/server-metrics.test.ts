@@ -119,6 +119,7 @@ describe('GET /metrics', () => {
   });
 
   test("the default layout's wide replica is labelled `wide`, as in kiln top; it answered the lone request", {
+    timeout: 60_000,
     skip: availableParallelism() < 2 ? 'one core: the default layout has no wide replica' : false,
   }, async () => {
     const server = createServer({ port: 0 });
