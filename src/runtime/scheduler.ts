@@ -60,6 +60,15 @@ export interface SchedulerOptions<I> {
    * @defaultValue none
    */
   wide?: { factory: ReplicaFactory; maxRows: number };
+  /**
+   * When one replica takes a batch from several queued jobs, take similar lengths together: the
+   * candidates (what the batch would take in fair order) are ordered by length and the batch is
+   * cut before a longer row that would drop its fill (real tokens / padded tokens) below
+   * {@link GROUP_MIN_FILL}; the rows left wait one batch at most (the next batch takes them
+   * whatever their length). Candidates that are all rows of one request are not split. Off, the
+   * candidates go as they come, padded to the longest. @defaultValue false
+   */
+  lengthGrouping?: boolean;
 }
 
 export interface SubmitOptions {
@@ -81,6 +90,10 @@ interface Job<I> {
   enqueuedAt: number;
   deadline: number;
   attempts: number;
+  /** The request it is part of (SubmitOptions.request); null: a request of its own. */
+  request: object | null;
+  /** Left out of a batch once by length grouping: the next batch that could take it must. */
+  passedOver: boolean;
   settled: boolean;
   resolve: (output: number[]) => void;
   reject: (err: Error) => void;
@@ -156,6 +169,8 @@ const RECENT_CAPACITY = 8192;
 export const DEFAULT_MAX_DELAY_MS = 2;
 /** Requests that may wait before new ones are refused, unless told otherwise. */
 export const DEFAULT_MAX_QUEUE = 4096;
+/** Length grouping cuts a batch before a row that would drop its fill below this. */
+export const GROUP_MIN_FILL = 0.6;
 
 export class Scheduler<I> {
   /** Waiting jobs by start tag (ties in arrival order). */
@@ -173,6 +188,7 @@ export class Scheduler<I> {
   /** Null: the budget follows max batch × the largest bucket. */
   private readonly tokenBudget: number | null;
   private readonly maxAttempts: number;
+  private readonly lengthGrouping: boolean;
   private readonly started = performance.now();
   private timer: NodeJS.Timeout | null = null;
   /** Jobs dispatched to a replica and not answered yet (sent-ahead batches too), so destroy() can fail them at once. */
@@ -226,6 +242,7 @@ export class Scheduler<I> {
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
     this.tokenBudget = options.tokenBudget ?? null;
     this.maxAttempts = options.maxAttempts ?? 2;
+    this.lengthGrouping = options.lengthGrouping ?? false;
   }
 
   /** Starts every replica (in parallel) and returns a scheduler that uses them. */
@@ -269,6 +286,8 @@ export class Scheduler<I> {
         enqueuedAt: performance.now(),
         deadline: options.deadline ?? Infinity,
         attempts: 0,
+        request: request ?? null,
+        passedOver: false,
         settled: false,
         resolve,
         reject,
@@ -418,7 +437,8 @@ export class Scheduler<I> {
         const head = this.queue.splice(0, round).sort((a, b) => a.length - b.length);
         this.queue.unshift(...head);
       }
-      const batch = this.takeBatch(Math.ceil(this.queue.length / Math.max(1, idle)));
+      const share = Math.ceil(this.queue.length / Math.max(1, idle));
+      const batch = this.takeBatch(idle === 1 ? this.groupByLength(share) : share);
       if (batch.length > 0) this.dispatch(slot, batch);
     }
     this.checkDrained();
@@ -448,9 +468,46 @@ export class Scheduler<I> {
       this.timer = setTimeout(() => this.pump(), due - now);
       return false;
     }
-    const batch = this.takeBatch(this.maxBatch);
+    const batch = this.takeBatch(this.groupByLength(this.maxBatch));
     if (batch.length > 0) this.dispatch(slot, batch);
     return true;
+  }
+
+  /**
+   * Length grouping (SchedulerOptions.lengthGrouping) for one batch of at most `share` rows:
+   * reorders the queue's first `share` jobs (the batch's candidates in fair order) so the rows to
+   * take come first, shortest first, and the rows passed over follow in their fair order; returns
+   * how many to take. Rows are added shortest first; the first row that would raise the padded
+   * length and drop the fill below GROUP_MIN_FILL ends the batch, unless it (or a longer one) was
+   * passed over before: those are taken now, so a row waits one batch at most for its length.
+   * Candidates that are all rows of one request go as they are: it is answered when its last
+   * row is, so splitting it would save only padding, while splitting between requests answers
+   * the short ones sooner.
+   */
+  private groupByLength(share: number): number {
+    const n = Math.min(this.queue.length, this.maxBatch, Math.max(1, share));
+    if (!this.lengthGrouping || n < 2) return n;
+    const candidates = this.queue.slice(0, n);
+    const one = candidates[0]!.request;
+    if (one !== null && candidates.every((j) => j.request === one)) return n;
+    const sorted = [...candidates].sort((a, b) => a.length - b.length);
+    // The longest row that must go now sets the least padded length the batch has anyway.
+    const mustPad = sorted.reduce((m, j) => (j.passedOver ? Math.max(m, this.paddedLength(j.length)) : m), 0);
+    let real = 0;
+    let take = 0;
+    let current = mustPad;
+    for (const job of sorted) {
+      const padded = Math.max(current, this.paddedLength(job.length));
+      if (take > 0 && padded > current && (real + job.length) / (padded * (take + 1)) < GROUP_MIN_FILL) break;
+      real += job.length;
+      take += 1;
+      current = padded;
+    }
+    if (take === n) return n;
+    const taken = new Set(sorted.slice(0, take));
+    for (const job of candidates) if (!taken.has(job)) job.passedOver = true;
+    this.queue.splice(0, n, ...sorted.slice(0, take), ...candidates.filter((j) => !taken.has(j)));
+    return take;
   }
 
   /** The free replica that has worked least: spreads load and keeps caches warm evenly. */

@@ -174,6 +174,8 @@ export async function startScheduler<I>(
     pipeline: options.pipeline ?? DEFAULT_PIPELINE,
     buckets,
     batcher,
+    // KILN_LENGTH_GROUPING=0 turns it off: benchmarks/length-grouping.mjs compares the two.
+    lengthGrouping: process.env.KILN_LENGTH_GROUPING !== '0',
   });
   return {
     scheduler,

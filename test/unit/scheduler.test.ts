@@ -1427,3 +1427,63 @@ describe('Scheduler.create', () => {
     await assert.rejects(Scheduler.create(options(fleet, { replicas: 2 })), (err: unknown) => err === loadError);
   });
 });
+
+describe('Scheduler length grouping (lengthGrouping: similar lengths share a batch)', () => {
+  test('8 queued rows, lengths 4 and 60 alternating, one free replica: a batch of the 4s padded to 16, then the 60s padded to 64 (FIFO pads all 8 to 64)', {
+    timeout: 10_000,
+  }, async (t) => {
+    const paddedTokens = async (lengthGrouping: boolean) => {
+      const fleet = new Fleet();
+      fleet.outcome = () => 'hold';
+      const scheduler = await start(t, fleet, { maxBatch: 8, lengthGrouping });
+      const first = submit(scheduler, seq(1000, 4));
+      await fleet.waitForRuns(1);
+      const queued = Array.from({ length: 8 }, (_, i) => submit(scheduler, seq(1001 + i, i % 2 === 0 ? 4 : 60)));
+      await afterPump();
+      fleet.outcome = () => 'ok';
+      fleet.at(0).release();
+      await assertAnswered([first, ...queued]);
+      assertComputedOnceEach(fleet, [first, ...queued]);
+      return { fleet, padded: scheduler.stats().paddedTokens - 16 };
+    };
+    const grouped = await paddedTokens(true);
+    assert.deepEqual(
+      grouped.fleet.runs.slice(1).map((r) => ({ tags: r.tags, dims: r.dims })),
+      [
+        { tags: [1001, 1003, 1005, 1007], dims: [4, 16] },
+        { tags: [1002, 1004, 1006, 1008], dims: [4, 64] },
+      ],
+    );
+    const fifo = await paddedTokens(false);
+    assert.deepEqual(
+      fifo.fleet.runs.slice(1).map((r) => r.dims),
+      [[8, 64]],
+    );
+    assert.deepEqual([grouped.padded, fifo.padded], [4 * 16 + 4 * 64, 8 * 64]);
+  });
+
+  test('a row passed over for its length goes in the next batch, ahead of shorter rows that arrived meanwhile', {
+    timeout: 10_000,
+  }, async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 8, lengthGrouping: true });
+    const first = submit(scheduler, seq(1000, 4));
+    await fleet.waitForRuns(1);
+    const queued = [submit(scheduler, seq(1001, 60)), submit(scheduler, seq(1002, 4)), submit(scheduler, seq(1003, 4))];
+    await afterPump();
+    fleet.at(0).release();
+    await fleet.waitForRuns(2);
+    assert.deepEqual(fleet.at(1).tags, [1002, 1003], 'the 60-token row would pad the 4s to 64');
+    // Shorter rows arrive while that batch computes: the long row still goes in the next batch.
+    queued.push(submit(scheduler, seq(1004, 4)), submit(scheduler, seq(1005, 4)));
+    await afterPump();
+    fleet.at(1).release();
+    await fleet.waitForRuns(3);
+    assert.deepEqual(fleet.at(2).tags, [1001, 1004, 1005]);
+    assert.deepEqual(fleet.at(2).dims, [3, 64]);
+    fleet.at(2).release();
+    await assertAnswered([first, ...queued]);
+    assertComputedOnceEach(fleet, [first, ...queued]);
+  });
+});
