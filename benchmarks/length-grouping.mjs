@@ -45,8 +45,7 @@ const column = header.split('\t').indexOf('sentence');
 const sentences = rows.map((row) => row.split('\t')[column].trim()).slice(0, Number(flags.sentences));
 
 async function measure(grouping) {
-  process.env.KILN_LENGTH_GROUPING = grouping ? '1' : '0';
-  const model = await TextClassifier.load(flags.artifact, { verify: false });
+  const model = await TextClassifier.load(flags.artifact, { verify: false, lengthGrouping: grouping });
   try {
     for (const s of sentences.slice(0, 10)) await model.classify([s]);
     const lone = [];

@@ -39,6 +39,12 @@ export interface ModelOptions {
    * a machine of 2 or more cores, unless `replicaFactory` is given
    */
   wide?: boolean;
+  /**
+   * When one replica takes a batch from requests of different lengths, take similar lengths
+   * together (SchedulerOptions.lengthGrouping): less padding under load, a row waiting one batch
+   * at most. @defaultValue true
+   */
+  lengthGrouping?: boolean;
   /** Most inputs per batch, capped by the artifact's max batch. @defaultValue the tuned layout, else the artifact's max batch */
   maxBatch?: number;
   /** How long a request may wait for companions while every replica is busy, in ms. @defaultValue the tuned layout, else {@link DEFAULT_MAX_DELAY_MS} */
@@ -174,8 +180,7 @@ export async function startScheduler<I>(
     pipeline: options.pipeline ?? DEFAULT_PIPELINE,
     buckets,
     batcher,
-    // KILN_LENGTH_GROUPING=0 turns it off: benchmarks/length-grouping.mjs compares the two.
-    lengthGrouping: process.env.KILN_LENGTH_GROUPING !== '0',
+    lengthGrouping: options.lengthGrouping ?? true,
   });
   return {
     scheduler,
