@@ -4,7 +4,8 @@
 // ratio is taken within a round; the table gives the median over rounds. It also measures how
 // much of the main thread tokenizing takes at full load (event-loop utilization during the
 // offline run and a closed loop of 32 clients, and tokenizing alone), and times transformers.js
-// q8 on the same ONNX file when benchmarks/node_modules has it.
+// q8 on the same ONNX file when benchmarks/node_modules has it. The default layout with the
+// scheduler's length grouping off is measured too: the closed loop's req/s, p99 and fill on ÷ off.
 //   npm run bench:latency -- [--artifact DIR] [--rounds N] [--requests N] [--sentences N] [--json FILE]
 // Without --artifact it synthesizes DistilBERT-base (kiln synth) and compiles it int8 first.
 import { execFileSync } from 'node:child_process';
@@ -78,7 +79,13 @@ function layouts() {
     { name: `1 replica × ${cores} threads (fixed)`, options: { replicas: 1, threadsPerReplica: cores } },
     { name: `${cores} replicas × ${cores} threads (fixed)`, options: { replicas: cores, threadsPerReplica: cores } },
   ];
-  const all = [{ name: 'default (adaptive)', options: {}, isDefault: true }, ...fixed];
+  // The default with the scheduler's length grouping off: what grouping similar lengths under load buys.
+  const ungrouped = { name: 'default, length grouping off', options: { lengthGrouping: false } };
+  const all = [
+    { name: 'default (adaptive)', options: {}, isDefault: true },
+    ...fixed.map((l) => ({ ...l, fixed: true })),
+  ];
+  all.push(ungrouped);
   return flags.only ? all.filter((l) => l.name.startsWith(flags.only) || l.isDefault) : all;
 }
 
@@ -106,20 +113,23 @@ async function measure(dir, layout, sentences) {
     const offlineElu = performance.eventLoopUtilization(elu0).utilization;
     // A closed loop of 32 clients, one text each: a server's full load, tokenized one by one.
     const elu1 = performance.eventLoopUtilization();
+    const before = model.stats();
     let cursor = 0;
-    let done = 0;
+    const waits = [];
     const until = performance.now() + 3000;
     const c0 = performance.now();
     await Promise.all(
       Array.from({ length: 32 }, async () => {
         while (performance.now() < until) {
+          const s0 = performance.now();
           await model.classify([sentences[cursor++ % sentences.length]]);
-          done += 1;
+          waits.push((performance.now() - s0) * 1000);
         }
       }),
     );
-    const closedRate = done / ((performance.now() - c0) / 1000);
+    const closedRate = waits.length / ((performance.now() - c0) / 1000);
     const closedElu = performance.eventLoopUtilization(elu1).utilization;
+    const after = model.stats();
     return {
       layout: {
         replicas: model.layout.replicas,
@@ -128,7 +138,12 @@ async function measure(dir, layout, sentences) {
       },
       latency: { avgMs: latency.avgMs, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms },
       textsPerSecond: sentences.length / seconds,
-      closedLoop32: { requestsPerSecond: closedRate, eventLoopUtilization: closedElu },
+      closedLoop32: {
+        requestsPerSecond: closedRate,
+        p99Ms: summarize(waits).p99Ms,
+        fill: (after.realTokens - before.realTokens) / (after.paddedTokens - before.paddedTokens),
+        eventLoopUtilization: closedElu,
+      },
       offlineEventLoopUtilization: offlineElu,
     };
   } finally {
@@ -262,7 +277,7 @@ note('wide session: idle threads spinning always, during a run, never');
 const spin = await spinning(dir, sentences);
 
 const def = results[0];
-const fixedIndex = list.map((_, i) => i).filter((i) => i > 0);
+const fixedIndex = list.map((_, i) => i).filter((i) => list[i].fixed);
 /** Per round: default ÷ the best fixed layout of that round. */
 const latencyRatios = def.map(
   (d, r) => d.latency.avgMs / Math.min(...fixedIndex.map((i) => results[i][r].latency.avgMs)),
@@ -276,16 +291,18 @@ const out = (line = '') => lines.push(line);
 out(`CPU: ${cpu.model}, ${cores} cores (${cpu.simd}); load average at the end ${loadavg()[0].toFixed(1)}`);
 out(`artifact: ${dir}; ${sentences.length} SST-2 dev sentences; ${rounds} interleaved rounds; medians over rounds`);
 out();
-out(`| layout | latency avg (ms) | p99 (ms) | offline texts/s (batch ${flags.batch}) | closed loop 32 req/s |`);
-out('| --- | --- | --- | --- | --- |');
+out(
+  `| layout | latency avg (ms) | p99 (ms) | offline texts/s (batch ${flags.batch}) | closed loop 32 req/s | its p99 (ms) | its fill |`,
+);
+out('| --- | --- | --- | --- | --- | --- | --- |');
 list.forEach((l, i) => {
   const r = results[i];
   out(
-    `| ${l.name} | ${median(r.map((x) => x.latency.avgMs)).toFixed(2)} | ${median(r.map((x) => x.latency.p99Ms)).toFixed(2)} | ${median(r.map((x) => x.textsPerSecond)).toFixed(1)} | ${median(r.map((x) => x.closedLoop32.requestsPerSecond)).toFixed(1)} |`,
+    `| ${l.name} | ${median(r.map((x) => x.latency.avgMs)).toFixed(2)} | ${median(r.map((x) => x.latency.p99Ms)).toFixed(2)} | ${median(r.map((x) => x.textsPerSecond)).toFixed(1)} | ${median(r.map((x) => x.closedLoop32.requestsPerSecond)).toFixed(1)} | ${median(r.map((x) => x.closedLoop32.p99Ms)).toFixed(1)} | ${(100 * median(r.map((x) => x.closedLoop32.fill))).toFixed(0)} % |`,
   );
 });
 if (tjs.length > 0)
-  out(`| transformers.js q8, same ONNX, batch 1 | ${median(tjs.map((x) => x.avgMs)).toFixed(2)} | | | |`);
+  out(`| transformers.js q8, same ONNX, batch 1 | ${median(tjs.map((x) => x.avgMs)).toFixed(2)} | | | | | |`);
 else out('transformers.js: not installed in benchmarks/ (npm install there to compare it)');
 out();
 out(
@@ -294,6 +311,15 @@ out(
 out(
   `default throughput ÷ best fixed, per round: ${throughputRatios.map((x) => x.toFixed(3)).join(', ')} (median ${median(throughputRatios).toFixed(3)}; must be ≥ 0.95)`,
 );
+const ungrouped = list.findIndex((l) => l.options.lengthGrouping === false);
+if (ungrouped >= 0) {
+  const grouping = def.map(
+    (d, r) => d.closedLoop32.requestsPerSecond / results[ungrouped][r].closedLoop32.requestsPerSecond,
+  );
+  out(
+    `closed loop 32, length grouping on ÷ off, per round: ${grouping.map((x) => x.toFixed(3)).join(', ')} (median ${median(grouping).toFixed(3)})`,
+  );
+}
 if (tjs.length > 0)
   out(
     `transformers.js q8 latency ÷ default latency: ${(median(tjs.map((x) => x.avgMs)) / median(def.map((x) => x.latency.avgMs))).toFixed(2)}`,
