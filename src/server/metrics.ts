@@ -149,7 +149,7 @@ export class ServerMetrics {
 
     const stats = () => safeStats(host);
     // The default layout's wide replica (lone requests on every core) is `wide`, as in kiln top.
-    const replicaLabel = (id: number) => (id === stats()?.wide?.id ? 'wide' : String(id));
+    const replicaLabel = (id: number, wideId = stats()?.wide?.id) => (id === wideId ? 'wide' : String(id));
     gauge('kiln_queue_depth', 'Sequences waiting in the queue.', () => stats()?.queueDepth ?? 0);
     gauge(
       'kiln_batches_in_flight',
@@ -165,7 +165,7 @@ export class ServerMetrics {
         this.reset();
         const s = stats();
         for (const r of [...(s?.replicas ?? []), ...(s?.wide ? [s.wide] : [])])
-          this.set({ replica: replicaLabel(r.id) }, s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0);
+          this.set({ replica: replicaLabel(r.id, s!.wide?.id) }, s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0);
       },
     });
 
