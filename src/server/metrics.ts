@@ -165,7 +165,10 @@ export class ServerMetrics {
         this.reset();
         const s = stats();
         for (const r of [...(s?.replicas ?? []), ...(s?.wide ? [s.wide] : [])])
-          this.set({ replica: replicaLabel(r.id, s!.wide?.id) }, s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0);
+          this.set(
+            { replica: replicaLabel(r.id, s!.wide?.id) },
+            s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0,
+          );
       },
     });
 
