@@ -4,8 +4,10 @@
 // ratio is taken within a round; the table gives the median over rounds. It also measures how
 // much of the main thread tokenizing takes at full load (event-loop utilization during the
 // offline run and a closed loop of 32 clients, and tokenizing alone), and times transformers.js
-// q8 on the same ONNX file when benchmarks/node_modules has it. The default layout with the
-// scheduler's length grouping off is measured too: the closed loop's req/s, p99 and fill on ÷ off.
+// q8 on the same ONNX file (batch 1 and offline) when benchmarks/node_modules has it, and ONNX
+// Runtime alone on that file: the ceiling any wrapper of this runtime could reach, against which
+// the transformers.js ratios are read. The default layout with the scheduler's length grouping
+// off is measured too: the closed loop's req/s, p99 and fill on ÷ off.
 //   npm run bench:latency -- [--artifact DIR] [--rounds N] [--requests N] [--sentences N] [--json FILE]
 // Without --artifact it synthesizes DistilBERT-base (kiln synth) and compiles it int8 first.
 import { execFileSync } from 'node:child_process';
@@ -102,13 +104,9 @@ async function measure(dir, layout, sentences) {
     }
     const latency = summarize(samples);
     model.reconfigure({ maxBatch: Number(flags.batch), maxDelayMs: 0 });
-    const sorted = sentences
-      .map((text) => ({ text, tokens: model.tokenCount(text) }))
-      .sort((a, b) => a.tokens - b.tokens)
-      .map(({ text }) => text);
     const elu0 = performance.eventLoopUtilization();
     const t0 = performance.now();
-    await model.classify(sorted);
+    await model.classify(sortedSentences);
     const seconds = (performance.now() - t0) / 1000;
     const offlineElu = performance.eventLoopUtilization(elu0).utilization;
     // A closed loop of 32 clients, one text each: a server's full load, tokenized one by one.
@@ -151,14 +149,69 @@ async function measure(dir, layout, sentences) {
   }
 }
 
-/** Tokenizing alone on the main thread: µs per sentence (what it takes from the event loop). */
-async function tokenizeCost(dir, sentences) {
+const { createSession } = await import(`${DIST}/runtime/binding.js`);
+
+/** A batch of `rows` sequences of `length` tokens for the artifact's graph (ids, an all-ones mask, zero type ids). */
+function feedsOf(length, rows = 1) {
+  const filled = (value) => ({
+    type: 'int64',
+    data: new BigInt64Array(rows * length).fill(value),
+    dims: [rows, length],
+  });
+  return {
+    input_ids: filled(1012n),
+    attention_mask: filled(1n),
+    ...(withTypeIds ? { token_type_ids: filled(0n) } : {}),
+  };
+}
+let withTypeIds = false;
+
+/**
+ * ONNX Runtime alone on the same file, no kiln around it: what any wrapper of this runtime could
+ * reach here. Batch 1: one session on every core (ONNX Runtime's default spinning, as
+ * transformers.js runs it), each sentence at its own length, no padding. Offline: one one-thread
+ * session at batch `batch` over the length-sorted sentences, padded to each batch's longest, its
+ * rate times the cores (perfect scaling, which no layout beats).
+ */
+async function ortAlone(dir, lengths) {
+  const model = join(dir, 'model.onnx');
+  const wide = await createSession(model, { backend: 'cpu', optimization: 'disabled', intraOpThreads: cores });
+  let batch1Ms;
+  try {
+    const sample = lengths.slice(0, Number(flags.requests));
+    for (const n of new Set(lengths)) await wide.run(feedsOf(n));
+    const t0 = performance.now();
+    for (const n of sample) await wide.run(feedsOf(n));
+    batch1Ms = (performance.now() - t0) / sample.length;
+  } finally {
+    await wide.release();
+  }
+  const one = await createSession(model, { backend: 'cpu', optimization: 'disabled', intraOpThreads: 1 });
+  try {
+    const sorted = [...lengths].sort((a, b) => a - b);
+    const size = Number(flags.batch);
+    const batches = [];
+    for (let i = 0; i < sorted.length; i += size) batches.push(sorted.slice(i, i + size));
+    await one.run(feedsOf(sorted.at(-1), size));
+    const t0 = performance.now();
+    for (const b of batches) await one.run(feedsOf(b.at(-1), b.length));
+    return { batch1Ms, textsPerSecond: (cores * sorted.length) / ((performance.now() - t0) / 1000) };
+  } finally {
+    await one.release();
+  }
+}
+
+/**
+ * Each sentence's token count, and tokenizing alone on the main thread: µs per sentence (what it
+ * takes from the event loop).
+ */
+async function tokenizing(dir, sentences) {
   const model = await TextClassifier.load(dir, { replicas: 1, threadsPerReplica: 1, verify: false });
   try {
-    for (const s of sentences) model.tokenCount(s);
+    const lengths = sentences.map((s) => model.tokenCount(s));
     const t0 = performance.now();
     for (let i = 0; i < 3; i += 1) for (const s of sentences) model.tokenCount(s);
-    return ((performance.now() - t0) * 1000) / (3 * sentences.length);
+    return { lengths, usPerSentence: ((performance.now() - t0) * 1000) / (3 * sentences.length) };
   } finally {
     await model.close();
   }
@@ -171,15 +224,8 @@ async function tokenizeCost(dir, sentences) {
  * core, each mode in turn, and what its idle pool costs two one-thread sessions running beside it
  * (the wide replica idles while the replicas carry load). The default layout uses `during-run`.
  */
-async function spinning(dir, sentences) {
-  const { createSession } = await import(`${DIST}/runtime/binding.js`);
-  const tokenizer = await TextClassifier.load(dir, { replicas: 1, threadsPerReplica: 1, verify: false });
-  const encoded = sentences.slice(0, 50).map((s) => tokenizer.tokenCount(s));
-  await tokenizer.close();
-  const feedsOf = (length, rows = 1) => ({
-    input_ids: { type: 'int64', data: new BigInt64Array(rows * length).fill(1012n), dims: [rows, length] },
-    attention_mask: { type: 'int64', data: new BigInt64Array(rows * length).fill(1n), dims: [rows, length] },
-  });
+async function spinning(dir, lengths) {
+  const encoded = lengths.slice(0, 50);
   const model = join(dir, 'model.onnx');
   const modes = ['always', 'during-run', 'never'];
   const result = Object.fromEntries(modes.map((m) => [m, []]));
@@ -216,8 +262,8 @@ async function spinning(dir, sentences) {
   return result;
 }
 
-/** transformers.js q8 (its dynamic int8) on the same ONNX file, batch 1, when installed here. */
-async function transformersJs(dir, sentences) {
+/** transformers.js q8 (its dynamic int8) on the same ONNX file, batch 1 and offline, when installed here. */
+async function transformersJs(dir, sentences, sorted) {
   let transformers;
   try {
     transformers = await import('@huggingface/transformers');
@@ -245,8 +291,14 @@ async function transformersJs(dir, sentences) {
     await pipe(s);
     samples.push((performance.now() - t0) * 1000);
   }
+  // Offline: calls of `batch` sentences in kiln's offline order (sorted by length), so its batches
+  // pad as little as kiln's do.
+  const size = Number(flags.batch);
+  const t0 = performance.now();
+  for (let i = 0; i < sorted.length; i += size) await pipe(sorted.slice(i, i + size));
+  const textsPerSecond = sorted.length / ((performance.now() - t0) / 1000);
   await pipe.dispose?.();
-  return { avgMs: summarize(samples).avgMs };
+  return { avgMs: summarize(samples).avgMs, textsPerSecond };
 }
 
 const median = (values) => {
@@ -258,9 +310,22 @@ const median = (values) => {
 const cpu = cpuInfo();
 const dir = await artifactDir();
 const sentences = await readSentences(Number(flags.sentences));
+const { lengths, usPerSentence: tokenizeUs } = await tokenizing(dir, sentences);
+const byLength = sentences.map((text, i) => ({ text, n: lengths[i] }));
+const sortedSentences = byLength.sort((a, b) => a.n - b.n).map((x) => x.text);
+{
+  const probe = await createSession(join(dir, 'model.onnx'), {
+    backend: 'cpu',
+    optimization: 'disabled',
+    intraOpThreads: 1,
+  });
+  withTypeIds = probe.inputNames.includes('token_type_ids');
+  await probe.release();
+}
 const list = layouts();
 const results = list.map(() => []);
 const tjs = [];
+const alone = [];
 note(`CPU ${cpu.model}, ${cores} cores; SIMD flags: ${cpu.simd}; load average ${loadavg()[0].toFixed(1)}`);
 for (let round = 0; round < rounds; round += 1) {
   // Rotate the order each round so no layout always runs first (or after the same one).
@@ -269,12 +334,13 @@ for (let round = 0; round < rounds; round += 1) {
     note(`round ${round + 1}/${rounds}: ${list[i].name}`);
     results[i].push(await measure(dir, list[i], sentences));
   }
-  const t = await transformersJs(dir, sentences);
+  note(`round ${round + 1}/${rounds}: ONNX Runtime alone`);
+  alone.push(await ortAlone(dir, lengths));
+  const t = await transformersJs(dir, sentences, sortedSentences);
   if (t) tjs.push(t);
 }
-const tokenizeUs = await tokenizeCost(dir, sentences);
 note('wide session: idle threads spinning always, during a run, never');
-const spin = await spinning(dir, sentences);
+const spin = await spinning(dir, lengths);
 
 const def = results[0];
 const fixedIndex = list.map((_, i) => i).filter((i) => list[i].fixed);
@@ -301,8 +367,13 @@ list.forEach((l, i) => {
     `| ${l.name} | ${median(r.map((x) => x.latency.avgMs)).toFixed(2)} | ${median(r.map((x) => x.latency.p99Ms)).toFixed(2)} | ${median(r.map((x) => x.textsPerSecond)).toFixed(1)} | ${median(r.map((x) => x.closedLoop32.requestsPerSecond)).toFixed(1)} | ${median(r.map((x) => x.closedLoop32.p99Ms)).toFixed(1)} | ${(100 * median(r.map((x) => x.closedLoop32.fill))).toFixed(0)} % |`,
   );
 });
+out(
+  `| ONNX Runtime alone, same file (batch 1: ${cores} threads, own length; offline: one thread × ${cores}) | ${median(alone.map((x) => x.batch1Ms)).toFixed(2)} | | ${median(alone.map((x) => x.textsPerSecond)).toFixed(1)} | | | |`,
+);
 if (tjs.length > 0)
-  out(`| transformers.js q8, same ONNX, batch 1 | ${median(tjs.map((x) => x.avgMs)).toFixed(2)} | | | | | |`);
+  out(
+    `| transformers.js q8, same ONNX | ${median(tjs.map((x) => x.avgMs)).toFixed(2)} | | ${median(tjs.map((x) => x.textsPerSecond)).toFixed(1)} | | | |`,
+  );
 else out('transformers.js: not installed in benchmarks/ (npm install there to compare it)');
 out();
 out(
@@ -320,10 +391,24 @@ if (ungrouped >= 0) {
     `closed loop 32, length grouping on ÷ off, per round: ${grouping.map((x) => x.toFixed(3)).join(', ')} (median ${median(grouping).toFixed(3)})`,
   );
 }
-if (tjs.length > 0)
+if (tjs.length > 0) {
+  // Within each round: kiln's default against transformers.js, and ONNX Runtime alone against
+  // transformers.js (the most any wrapper of this runtime could reach on this file and machine).
+  const perRound = (f) => tjs.map((t, r) => f(t, def[r], alone[r]));
+  const ratios = (xs) => `${xs.map((x) => x.toFixed(2)).join(', ')} (median ${median(xs).toFixed(2)})`;
   out(
-    `transformers.js q8 latency ÷ default latency: ${(median(tjs.map((x) => x.avgMs)) / median(def.map((x) => x.latency.avgMs))).toFixed(2)}`,
+    `transformers.js q8 latency ÷ default latency, per round: ${ratios(perRound((t, d) => t.avgMs / d.latency.avgMs))}; must be ≥ 1.3`,
   );
+  out(
+    `default offline throughput ÷ transformers.js q8, per round: ${ratios(perRound((t, d) => d.textsPerSecond / t.textsPerSecond))}; must be ≥ 1.6`,
+  );
+  out(
+    `ceiling, ONNX Runtime alone ÷ transformers.js q8, per round: latency ${ratios(perRound((t, _, a) => t.avgMs / a.batch1Ms))}, offline throughput ${ratios(perRound((t, _, a) => a.textsPerSecond / t.textsPerSecond))}`,
+  );
+}
+out(
+  `default ÷ ONNX Runtime alone, per round: latency ${def.map((d, r) => (d.latency.avgMs / alone[r].batch1Ms).toFixed(2)).join(', ')}, offline throughput ${def.map((d, r) => (d.textsPerSecond / alone[r].textsPerSecond).toFixed(2)).join(', ')}`,
+);
 out();
 out(
   `main thread, default layout: event-loop utilization ${(100 * median(def.map((x) => x.offlineEventLoopUtilization))).toFixed(1)} % during the offline run, ` +
@@ -339,5 +424,5 @@ console.log(lines.join('\n'));
 if (flags.json)
   await writeFile(
     flags.json,
-    JSON.stringify({ cpu, cores, layouts: list.map((l) => l.name), results, tjs, tokenizeUs, spin }, null, 2),
+    JSON.stringify({ cpu, cores, layouts: list.map((l) => l.name), results, alone, tjs, tokenizeUs, spin }, null, 2),
   );
