@@ -13,6 +13,8 @@ export const REPLICA_ERROR_CHANNEL = 'kiln:scheduler:replica-error';
 
 export interface BatchEvent {
   replica: number;
+  /** It ran on the wide replica (SchedulerOptions.wide), whose id is the one after the replicas'. */
+  wide: boolean;
   size: number;
   /** Sequence length the batch was padded to (its bucket). */
   paddedLength: number;

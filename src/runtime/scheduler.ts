@@ -724,6 +724,7 @@ export class Scheduler<I> {
     if (channels.batch.hasSubscribers) {
       channels.batch.publish({
         replica: slot.replica.id,
+        wide: slot === this.wide,
         size,
         paddedLength,
         fill,

@@ -149,7 +149,7 @@ export class ServerMetrics {
 
     const stats = () => safeStats(host);
     // The default layout's wide replica (lone requests on every core) is `wide`, as in kiln top.
-    const replicaLabel = (id: number, wideId = stats()?.wide?.id) => (id === wideId ? 'wide' : String(id));
+    const replicaLabel = (id: number, wide: boolean) => (wide ? 'wide' : String(id));
     gauge('kiln_queue_depth', 'Sequences waiting in the queue.', () => stats()?.queueDepth ?? 0);
     gauge(
       'kiln_batches_in_flight',
@@ -164,10 +164,11 @@ export class ServerMetrics {
       collect() {
         this.reset();
         const s = stats();
-        for (const r of [...(s?.replicas ?? []), ...(s?.wide ? [s.wide] : [])])
+        if (!s) return;
+        for (const r of [...s.replicas, ...(s.wide ? [s.wide] : [])])
           this.set(
-            { replica: replicaLabel(r.id, s!.wide?.id) },
-            s!.uptimeMs > 0 ? Math.min(1, r.busyMs / s!.uptimeMs) : 0,
+            { replica: replicaLabel(r.id, r === s.wide) },
+            s.uptimeMs > 0 ? Math.min(1, r.busyMs / s.uptimeMs) : 0,
           );
       },
     });
@@ -175,7 +176,8 @@ export class ServerMetrics {
     this.onBatch = (message) => {
       const e = message as BatchEvent;
       if (!e.ok) {
-        failures.inc({ replica: replicaLabel(e.replica) });
+        // From the event, not a snapshot: stats() is the first model's, and the batch may be another's.
+        failures.inc({ replica: replicaLabel(e.replica, e.wide) });
         return;
       }
       queueWait.observe(e.longestWaitMs / 1000);

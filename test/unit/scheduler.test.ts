@@ -555,7 +555,8 @@ describe('Scheduler wide replica (lone requests on every core)', () => {
     await assertAnswered([...pair, lone]);
   });
 
-  test('a wide replica that crashes is replaced by its own factory and its batch retried; close() closes it', async (t) => {
+  test('a wide replica that crashes is replaced by its own factory and its batch retried; close() closes it; batch events tell the wide replica', async (t) => {
+    const events = subscribe<BatchEvent>(t, BATCH_CHANNEL);
     const fleet = new Fleet();
     const wideFleet = new Fleet();
     wideFleet.outcome = (_, nth) => (nth === 0 ? 'crash' : 'ok');
@@ -565,6 +566,13 @@ describe('Scheduler wide replica (lone requests on every core)', () => {
     assert.equal(wideFleet.at(0).state, 'rejected');
     // Retried on a replica (the wide one was restarting), and the wide one came back.
     assert.equal(fleet.runs.length + wideFleet.runs.length, 2);
+    assert.deepEqual(
+      events.map(({ replica, wide, ok }) => ({ replica, wide, ok })),
+      [
+        { replica: 2, wide: true, ok: false },
+        { replica: fleet.at(0).replica.id, wide: false, ok: true },
+      ],
+    );
     await until(() => wideFleet.factoryCalls.length === 2);
     assert.deepEqual(wideFleet.factoryCalls, [2, 2]);
     await scheduler.close();
