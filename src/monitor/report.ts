@@ -4,6 +4,7 @@
  * system data; instance info), with kiln's replicas where neuron-monitor has NeuronCores.
  */
 import { availableParallelism, cpus, freemem, hostname, loadavg, totalmem } from 'node:os';
+import { allReplicas } from '../runtime/scheduler.js';
 import type { ServerStats } from './poll.js';
 
 export interface MonitorReport {
@@ -64,8 +65,9 @@ export function buildReport(
     const p = previous?.scheduler;
     const elapsedMs = p ? Math.max(1, s.uptimeMs - p.uptimeMs) : Math.max(1, s.uptimeMs);
     // The wide replica (the default layout's, for lone requests on every core) is listed last, as `wide`.
-    for (const r of [...s.replicas, ...(s.wide ? [s.wide] : [])]) {
-      const before = [...(p?.replicas ?? []), ...(p?.wide ? [p.wide] : [])].find((x) => x.id === r.id);
+    const earlier = p ? allReplicas(p) : [];
+    for (const r of allReplicas(s)) {
+      const before = earlier.find((x) => x.id === r.id);
       replicas[r === s.wide ? 'wide' : String(r.id)] = {
         utilization: Math.min(100, (100 * (r.busyMs - (before?.busyMs ?? 0))) / elapsedMs),
         batches: r.batches - (before?.batches ?? 0),

@@ -150,6 +150,11 @@ export interface SchedulerStats {
   readonly recent: RecentLatency;
 }
 
+/** Every replica of a snapshot: the replicas, then the wide one when there is one. */
+export function allReplicas(stats: SchedulerStats): readonly ReplicaStats[] {
+  return stats.wide ? [...stats.replicas, stats.wide] : stats.replicas;
+}
+
 export interface RecentLatency {
   readonly windowMs: number;
   readonly count: number;

@@ -10,7 +10,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type BatchEvent, channels } from '../core/channels.js';
-import type { SchedulerStats } from '../runtime/scheduler.js';
+import { allReplicas, type SchedulerStats } from '../runtime/scheduler.js';
 import type { ModelHost } from './model-host.js';
 
 const PREFIX = 'kiln_';
@@ -165,7 +165,7 @@ export class ServerMetrics {
         this.reset();
         const s = stats();
         if (!s) return;
-        for (const r of [...s.replicas, ...(s.wide ? [s.wide] : [])])
+        for (const r of allReplicas(s))
           this.set(
             { replica: replicaLabel(r.id, r === s.wide) },
             s.uptimeMs > 0 ? Math.min(1, r.busyMs / s.uptimeMs) : 0,
