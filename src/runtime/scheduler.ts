@@ -401,6 +401,8 @@ export class Scheduler<I> {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    // Set once this pump has ordered a round to share among the idle replicas (below).
+    let sharing = false;
     while (this.queue.length > 0) {
       const wide = this.wide;
       // The wide replica holds every core while it computes: the others wait for it.
@@ -421,29 +423,35 @@ export class Scheduler<I> {
         if (this.dispatchAhead()) continue;
         return;
       }
-      const anyBusy = this.slots.some((s) => s.held.length > 0);
-      // Wait for companions only while another replica is working: an idle machine answers now.
-      // The oldest job is not always first (fair order): the wait counts from the oldest.
-      const waited =
-        this.queue.length < this.maxBatch
-          ? performance.now() - Math.min(...this.queue.map((j) => j.enqueuedAt))
-          : Infinity;
-      if (anyBusy && waited < this.maxDelayMs && this.state === 'open') {
-        this.timer = setTimeout(() => this.pump(), Math.max(0, this.maxDelayMs - waited));
-        return;
-      }
-      // Share the queue among the idle replicas: four requests and two idle replicas make two
-      // batches of two, not one batch of four and an idle core. The requests this round will
-      // take are ordered by length first, so each batch holds similar lengths and pads little
-      // (order changes only within one round; every request of the round is dispatched now).
       const idle = this.slots.filter((sl) => sl.held.length === 0 && !sl.restarting && sl.replica.alive).length;
-      const round = Math.min(this.queue.length, idle * this.maxBatch);
-      if (idle > 1 && round > 1) {
-        const head = this.queue.splice(0, round).sort((a, b) => a.length - b.length);
-        this.queue.unshift(...head);
+      if (!sharing) {
+        const anyBusy = this.slots.some((s) => s.held.length > 0);
+        // Wait for companions only while another replica is working: an idle machine answers now.
+        // The oldest job is not always first (fair order): the wait counts from the oldest.
+        const waited =
+          this.queue.length < this.maxBatch
+            ? performance.now() - Math.min(...this.queue.map((j) => j.enqueuedAt))
+            : Infinity;
+        if (anyBusy && waited < this.maxDelayMs && this.state === 'open') {
+          this.timer = setTimeout(() => this.pump(), Math.max(0, this.maxDelayMs - waited));
+          return;
+        }
+        // Share the queue among the idle replicas: four requests and two idle replicas make two
+        // batches of two, not one batch of four and an idle core. The requests this round will
+        // take are ordered by length first, so each batch holds similar lengths and pads little
+        // (order changes only within one round). The whole round goes out in this pump, a share
+        // per idle replica: the first share dispatched does not make the others wait for
+        // companions, and the last (the round's longest rows) is not cut by length grouping.
+        // Only a token budget can leave rows of the round to later batches.
+        const round = Math.min(this.queue.length, idle * this.maxBatch);
+        if (idle > 1 && round > 1) {
+          const head = this.queue.splice(0, round).sort((a, b) => a.length - b.length);
+          this.queue.unshift(...head);
+          sharing = true;
+        }
       }
       const share = Math.ceil(this.queue.length / Math.max(1, idle));
-      const batch = this.takeBatch(idle === 1 ? this.groupByLength(share) : share);
+      const batch = this.takeBatch(sharing ? share : this.groupByLength(share));
       if (batch.length > 0) this.dispatch(slot, batch);
     }
     this.checkDrained();

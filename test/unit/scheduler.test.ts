@@ -739,6 +739,46 @@ describe('Scheduler dispatch to replicas', () => {
     await assertAnswered(requests);
   });
 
+  test('submit() of several requests with two idle replicas and the default maxDelayMs: both shares go in the same pump, the second not held back for companions', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 8 });
+    const requests = [1000, 1001, 1002, 1003].map((tag) => submit(scheduler, seq(tag, 3)));
+    await fleet.waitForRuns(1);
+    // The pump that dispatched the first share has ended: a share it left for later would be missing here.
+    assert.deepEqual(
+      fleet.runs.map((r) => [r.replica.id, r.tags.length]),
+      [
+        [0, 2],
+        [1, 2],
+      ],
+    );
+    fleet.at(0).release();
+    fleet.at(1).release();
+    await assertAnswered(requests);
+  });
+
+  test('submit() of a round shared by two idle replicas with lengthGrouping: the last share (the longest rows) is not split by length', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { replicas: 2, maxBatch: 8, maxDelayMs: 0, lengthGrouping: true });
+    const lengths = [4, 60, 4, 4, 4, 4];
+    const requests = lengths.map((length, i) => submit(scheduler, seq(1000 + i, length)));
+    await fleet.waitForRuns(1);
+    // Ordered by length, the round is five 4s and the 60: three 4s, then two 4s with the 60
+    // (grouping those would pad 2 × 48 fewer tokens but leave the 60 waiting for a batch).
+    assert.deepEqual(
+      fleet.runs.map((r) => ({ replica: r.replica.id, tags: r.tags, dims: r.dims })),
+      [
+        { replica: 0, tags: [1000, 1002, 1003], dims: [3, 16] },
+        { replica: 1, tags: [1004, 1005, 1001], dims: [3, 64] },
+      ],
+    );
+    fleet.at(0).release();
+    fleet.at(1).release();
+    await assertAnswered(requests);
+  });
+
   test('submit() with both replicas idle picks the one with the least busy time, not the first or the one with fewest items', async (t) => {
     const clock = fakeClock(t);
     const fleet = new Fleet();
