@@ -16,7 +16,12 @@ import type { TensorInfo } from '../../src/onnx/graph.js';
 import { textBatcher } from '../../src/runtime/batcher.js';
 import type { Replica, ReplicaFactory } from '../../src/runtime/replica.js';
 import type { WireTensor } from '../../src/runtime/replica-protocol.js';
-import { Scheduler, type SchedulerOptions, type SubmitOptions } from '../../src/runtime/scheduler.js';
+import {
+  GROUP_MIN_SAVED_TOKENS,
+  Scheduler,
+  type SchedulerOptions,
+  type SubmitOptions,
+} from '../../src/runtime/scheduler.js';
 import { until } from '../fixtures/gated-replicas.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -1509,6 +1514,48 @@ describe('Scheduler length grouping (lengthGrouping: similar lengths share a bat
     );
     assert.deepEqual([grouped.padded, fifo.padded], [4 * 16 + 4 * 64, 8 * 64]);
   });
+
+  // Queued behind a busy replica, then taken by it: the batches (rows × padded length) it computes next.
+  const floorCases: { name: string; lengths: number[]; dims: number[][] }[] = [
+    {
+      name: 'rows of 5 and 9 share a batch: cutting them apart spares 4 padded tokens',
+      lengths: [9, 5],
+      dims: [[2, 12]],
+    },
+    {
+      name: 'a 60 after them is cut off: it would pad the two to 64, 2 × 52 tokens',
+      lengths: [60, 9, 5],
+      dims: [
+        [2, 12],
+        [1, 64],
+      ],
+    },
+    {
+      name: 'a 60 with one 5 shares its batch: the cut would spare 56 tokens, under the floor',
+      lengths: [60, 5],
+      dims: [[2, 64]],
+    },
+  ];
+  for (const { name, lengths, dims } of floorCases) {
+    test(`lengths ${lengths.join(', ')}, buckets [8, 12, 64]: ${name} (GROUP_MIN_SAVED_TOKENS ${GROUP_MIN_SAVED_TOKENS})`, {
+      timeout: 10_000,
+    }, async (t) => {
+      const fleet = new Fleet();
+      fleet.outcome = () => 'hold';
+      const scheduler = await start(t, fleet, { maxBatch: 8, buckets: [8, 12, 64], lengthGrouping: true });
+      const first = submit(scheduler, seq(1000, 4));
+      await fleet.waitForRuns(1);
+      const queued = lengths.map((length, i) => submit(scheduler, seq(1001 + i, length)));
+      await afterPump();
+      fleet.outcome = () => 'ok';
+      fleet.at(0).release();
+      await assertAnswered([first, ...queued]);
+      assert.deepEqual(
+        fleet.runs.slice(1).map((r) => r.dims),
+        dims,
+      );
+    });
+  }
 
   test('a row passed over for its length goes in the next batch, ahead of shorter rows that arrived meanwhile', {
     timeout: 10_000,
