@@ -65,8 +65,9 @@ export interface SchedulerOptions<I> {
    * candidates (what the batch would take in fair order) are ordered by length and the batch is
    * cut before a longer row that would drop its fill (real tokens / padded tokens) below
    * {@link GROUP_MIN_FILL}, where the cut spares more than {@link GROUP_MIN_SAVED_TOKENS} padded
-   * tokens; the rows left wait one batch at most (the next batch takes them
-   * whatever their length). Candidates that are all rows of one request are not split. Off, the
+   * tokens. A row left out goes in the first later batch that considers it, whatever its length:
+   * not always the next one (jobs queued ahead of it in fair order, or a token budget, can fill
+   * that), but it is never starved. Candidates that are all rows of one request are not split. Off, the
    * candidates go as they come, padded to the longest. @defaultValue false
    */
   lengthGrouping?: boolean;
@@ -93,7 +94,7 @@ interface Job<I> {
   attempts: number;
   /** The request it is part of (SubmitOptions.request); null: a request of its own. */
   request: object | null;
-  /** Left out of a batch once by length grouping: the next batch that could take it must. */
+  /** Left out of a batch once by length grouping: the first later batch that considers it takes it. */
   passedOver: boolean;
   settled: boolean;
   resolve: (output: number[]) => void;
@@ -503,7 +504,7 @@ export class Scheduler<I> {
    * how many to take. Rows are added shortest first; the first row that would raise the padded
    * length and drop the fill below GROUP_MIN_FILL ends the batch when cutting there spares the
    * rows taken more than GROUP_MIN_SAVED_TOKENS padded tokens, unless it (or a longer one) was
-   * passed over before: those are taken now, so a row waits one batch at most for its length.
+   * passed over before: those are taken now, so a row is passed over for its length once at most.
    * Candidates that are all rows of one request go as they are: it is answered when its last
    * row is, so splitting it would save only padding, while splitting between requests answers
    * the short ones sooner.

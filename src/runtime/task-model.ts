@@ -41,8 +41,8 @@ export interface ModelOptions {
   wide?: boolean;
   /**
    * When one replica takes a batch from requests of different lengths, take similar lengths
-   * together (SchedulerOptions.lengthGrouping): less padding under load, a row waiting one batch
-   * at most. @defaultValue true
+   * together (SchedulerOptions.lengthGrouping): less padding under load; a row left out goes in
+   * the first later batch that considers it, never starved. @defaultValue true
    */
   lengthGrouping?: boolean;
   /** Most inputs per batch, capped by the artifact's max batch. @defaultValue the tuned layout, else the artifact's max batch */
