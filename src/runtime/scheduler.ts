@@ -511,7 +511,9 @@ export class Scheduler<I> {
    */
   private groupByLength(share: number): number {
     const n = Math.min(this.queue.length, this.maxBatch, Math.max(1, share));
-    if (!this.lengthGrouping || n < 2) return n;
+    // One bucket pads every row alike (image models, every row length 1; a text model's one bucket
+    // is its max length, which tokenizing truncates to): nothing to group, nor to sort.
+    if (!this.lengthGrouping || n < 2 || this.options.buckets.length < 2) return n;
     const candidates = this.queue.slice(0, n);
     const one = candidates[0]!.request;
     if (one !== null && candidates.every((j) => j.request === one)) return n;
