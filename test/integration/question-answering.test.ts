@@ -15,6 +15,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile } from '../../src/compiler/compile.js';
 import { runBatch } from '../../src/deploy/batch.js';
+import type { EncodedText } from '../../src/model/tokenizer.js';
+import type { Scheduler } from '../../src/runtime/scheduler.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
 import type { QuestionAnswerer } from '../../src/tasks/question-answering/model.js';
 import { loadModel } from '../../src/tasks/registry.js';
@@ -210,6 +212,23 @@ describe('long contexts, offsets, other routes, errors (BERT)', () => {
     }
     const [answers] = await family.model.ask([{ question: QUESTION, context: LONG, docStride: 2 }]);
     assert.ok(answers!.windows >= 2, `${answers!.windows} windows`);
+  });
+
+  test('ask(two long contexts): every window is queued as part of one request, so they take turns with other requests', async (t) => {
+    const { model } = families.bert;
+    const scheduler = (model as unknown as { scheduler: Scheduler<EncodedText> }).scheduler;
+    const submit = t.mock.method(scheduler, 'submit');
+    const answers = await model.ask([
+      { question: QUESTION, context: LONG, docStride: 2 },
+      { question: QUESTION, context: `${LONG} again`, docStride: 2 },
+    ]);
+    const requests = submit.mock.calls.map((c) => c.arguments[1]?.request);
+    assert.equal(requests.length, answers[0]!.windows + answers[1]!.windows);
+    assert.ok(requests[0] instanceof Object, 'a request object');
+    assert.ok(
+      requests.every((r) => r === requests[0]),
+      'one request object',
+    );
   });
 
   test('start and end are UTF-16 offsets of whole words, with accents, CJK and emoji', async () => {

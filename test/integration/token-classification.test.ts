@@ -13,7 +13,9 @@ import { compile } from '../../src/compiler/compile.js';
 import { softmax } from '../../src/core/stats.js';
 import { runBatch } from '../../src/deploy/batch.js';
 import { importCheckpoint } from '../../src/import/import.js';
+import type { EncodedText } from '../../src/model/tokenizer.js';
 import { decodeModel, type ModelProto } from '../../src/onnx/proto.js';
+import type { Scheduler } from '../../src/runtime/scheduler.js';
 import { createServer, type KilnServer } from '../../src/server/server.js';
 import { loadModel, taskFromGraph } from '../../src/tasks/registry.js';
 import type { GroupEntity, TokenEntity } from '../../src/tasks/token-classification/aggregate.js';
@@ -62,6 +64,9 @@ CONFIGS.roberta = {
   layer_norm_eps: 1e-5,
   max_position_embeddings: 40,
 };
+
+/** The model's scheduler (protected), to watch what the task queues. */
+const schedulerOf = (model: TokenClassifier) => (model as unknown as { scheduler: Scheduler<EncodedText> }).scheduler;
 
 /** Where each space-separated word of `text` starts and ends. */
 function wordSpans(text: string): Array<{ start: number; end: number }> {
@@ -218,6 +223,20 @@ for (const [family, config] of Object.entries(CONFIGS)) {
         assert.deepEqual({ start: e.start, end: e.end }, spans[t]);
         assert.equal(e.index, t + 1);
       });
+    });
+
+    test('recognize(two long texts): every window is queued as part of one request, so they take turns with other requests', async (t) => {
+      const words = `${SENTENCE} and then the man went to london with his friend and his family`;
+      const submit = t.mock.method(schedulerOf(model), 'submit');
+      const answers = await model.recognize([words, `${words} again`], undefined, { stride: 4 });
+      const requests = submit.mock.calls.map((c) => c.arguments[1]?.request);
+      assert.equal(requests.length, answers[0]!.windows + answers[1]!.windows);
+      assert.ok(answers[0]!.windows >= 2, `${answers[0]!.windows} windows`);
+      assert.ok(requests[0] instanceof Object, 'a request object');
+      assert.ok(
+        requests.every((r) => r === requests[0]),
+        'one request object',
+      );
     });
 
     test('redact replaces each entity with its label and keeps the rest of the text', async () => {

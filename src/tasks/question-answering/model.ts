@@ -106,12 +106,15 @@ export class QuestionAnswerer extends TextModel<Answers> {
       });
       return { request, context, windows, topK, maxAnswerLen };
     });
+    // One request: its questions' windows take turns with other requests' (fair queuing), and length
+    // grouping does not split a batch that holds only them.
+    const submitOptions = { deadline: options.deadline, request: {} };
     const rows = await Promise.all(
       plans.map((plan) =>
         Promise.all(
           plan.windows.map((w) => {
             const encoded: EncodedText = { ids: w.laid.ids, typeIds: w.laid.typeIds, truncated: false };
-            return this.scheduler.submit(encoded, { deadline: options.deadline });
+            return this.scheduler.submit(encoded, submitOptions);
           }),
         ),
       ),

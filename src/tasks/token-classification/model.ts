@@ -108,6 +108,9 @@ export class TokenClassifier extends TextModel<TokenAnswer> {
     const stride = options.stride ?? defaultStride(room);
     const { leading, trailing } = this.tokenizer.specialsAround;
     const labels = this.labels;
+    // One request: its texts' windows take turns with other requests' (fair queuing), and length
+    // grouping does not split a batch that holds only them.
+    const submitOptions = { deadline: options.deadline, request: {} };
     return Promise.all(
       texts.map(async (text) => {
         const spanned = this.tokenizer.spannedTokens(text);
@@ -117,7 +120,7 @@ export class TokenClassifier extends TextModel<TokenAnswer> {
           windows.map((w) =>
             this.scheduler.submit(
               { ...this.tokenizer.withSpecials(spanned.ids.slice(w.start, w.end)), truncated: false },
-              { deadline: options.deadline },
+              submitOptions,
             ),
           ),
         );
