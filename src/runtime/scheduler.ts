@@ -121,7 +121,9 @@ interface Slot {
 export interface ReplicaStats {
   readonly id: number;
   readonly busy: boolean;
+  /** Time computing, failed runs included. */
   readonly busyMs: number;
+  /** Batches answered, and their inputs; a failed run counts in `failures` only. */
   readonly batches: number;
   readonly items: number;
   readonly failures: number;
@@ -138,6 +140,7 @@ export interface SchedulerStats {
   readonly completed: number;
   readonly failed: number;
   readonly rejected: number;
+  /** Batches answered; with the histograms and token counts below, a failed run is not counted (its replica's `failures` is). */
   readonly batches: number;
   /** Batches by size: `{ "1": 10, "16": 4 }`. */
   readonly batchSizes: Readonly<Record<string, number>>;
@@ -739,19 +742,23 @@ export class Scheduler<I> {
     longestWaitMs: number,
     ok: boolean,
   ): void {
+    // The replica was busy either way. A failed batch counts as a failure only (slot.failures):
+    // its retry is counted when it is answered, and /metrics skips failed batches too.
     slot.busyMs += computeMs;
-    slot.batches += 1;
-    slot.items += size;
-    this.counters.batches += 1;
-    this.counters.realTokens += realTokens;
-    this.counters.paddedTokens += paddedLength * size;
     const fill = realTokens / (paddedLength * size);
-    const bump = (h: Record<string, number>, key: string): void => {
-      h[key] = (h[key] ?? 0) + 1;
-    };
-    bump(this.histograms.batchSizes, String(size));
-    bump(this.histograms.paddedLengths, String(paddedLength));
-    bump(this.histograms.fill, (Math.min(9, Math.floor(fill * 10)) / 10).toFixed(1));
+    if (ok) {
+      slot.batches += 1;
+      slot.items += size;
+      this.counters.batches += 1;
+      this.counters.realTokens += realTokens;
+      this.counters.paddedTokens += paddedLength * size;
+      const bump = (h: Record<string, number>, key: string): void => {
+        h[key] = (h[key] ?? 0) + 1;
+      };
+      bump(this.histograms.batchSizes, String(size));
+      bump(this.histograms.paddedLengths, String(paddedLength));
+      bump(this.histograms.fill, (Math.min(9, Math.floor(fill * 10)) / 10).toFixed(1));
+    }
     if (channels.batch.hasSubscribers) {
       channels.batch.publish({
         replica: slot.replica.id,

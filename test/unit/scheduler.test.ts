@@ -1086,6 +1086,27 @@ describe('Scheduler replica failures', () => {
     assert.equal(stats.replicas[0]!.failures, 1);
     assert.equal(stats.completed, 3);
     assert.equal(stats.failed, 0);
+    // The failed run counts as a failure only: the batch and its tokens once, for the retry.
+    assert.deepEqual(
+      {
+        batches: stats.batches,
+        realTokens: stats.realTokens,
+        paddedTokens: stats.paddedTokens,
+        batchSizes: stats.batchSizes,
+        paddedLengths: stats.paddedLengths,
+        fill: stats.fill,
+        replica: { batches: stats.replicas[0]!.batches, items: stats.replicas[0]!.items },
+      },
+      {
+        batches: 1,
+        realTokens: 3 + 7 + 5,
+        paddedTokens: 3 * 16,
+        batchSizes: { 3: 1 },
+        paddedLengths: { 16: 1 },
+        fill: { '0.3': 1 },
+        replica: { batches: 1, items: 3 },
+      },
+    );
     assert.deepEqual(errors, [{ replica: 0, message: 'replica 0 failed' }]);
   });
 
@@ -1227,6 +1248,11 @@ describe('Scheduler replica failures', () => {
       assert.equal(stats.failed, 3);
       assert.equal(stats.completed, 0);
       assert.equal(stats.replicas[0]!.failures, runs);
+      assert.deepEqual(
+        [stats.batches, stats.realTokens, stats.paddedTokens, stats.replicas[0]!.batches],
+        [0, 0, 0, 0],
+        'no batch was answered',
+      );
     });
   }
 
