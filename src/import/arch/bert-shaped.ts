@@ -211,6 +211,15 @@ function bertShapedConfig(
       head,
     };
   } else {
+    // transformers' relative_key and relative_key_query drop the absolute position embeddings and
+    // add a learned distance embedding to every layer's attention scores: a graph built without
+    // that would import and give wrong logits.
+    const kind = raw.position_embedding_type ?? 'absolute';
+    if (kind !== 'absolute')
+      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
+        path,
+        problem: `"position_embedding_type" is ${JSON.stringify(kind)}; kiln builds ${architecture} with "absolute" positions only`,
+      });
     const eps = raw.layer_norm_eps ?? 1e-12;
     if (typeof eps !== 'number' || !(eps > 0))
       throw new KilnError('KILN_ERR_CONFIG_INVALID', {
