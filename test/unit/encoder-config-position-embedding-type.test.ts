@@ -33,7 +33,7 @@ describe('encoderConfig(position_embedding_type)', () => {
           () => encoderConfig(config(architecture, { ...extra, position_embedding_type: kind }), 'c.json'),
           {
             code: 'KILN_ERR_CONFIG_INVALID',
-            message: new RegExp(`"position_embedding_type" is "${kind}"; kiln builds ${architecture} with "absolute"`),
+            message: new RegExp(`"position_embedding_type" is "${kind}": kiln builds ${architecture} with "absolute"`),
           },
         );
       });

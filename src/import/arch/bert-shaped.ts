@@ -7,11 +7,10 @@
  * (parts/post-norm-encoder.ts). Field names and defaults follow the public `transformers`
  * configuration classes.
  */
-import { KilnError } from '../../core/errors.js';
 import type { Activation, EncoderConfig } from '../architectures.js';
-import type { EncoderParts } from '../parts/encoder-parts.js';
+import { ConfigFields, type EncoderParts } from '../parts/encoder-parts.js';
 import { buildPostNormEncoder } from '../parts/post-norm-encoder.js';
-import { type ArchitectureModule, headFromName } from './module.js';
+import { type ArchitectureModule, partsHead } from './module.js';
 
 /** Parameter names of one encoder layer, relative to the model prefix. */
 export interface LayerNames {
@@ -149,62 +148,30 @@ function bertShapedConfig(
   headless: boolean,
 ): Omit<EncoderConfig, 'arch'> {
   const architecture = (raw.architectures as string[])[0]!;
-  const int = (field: string, fallback?: number): number => {
-    const value = raw[field] ?? def.defaults?.[field] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: `"${field}" must be a non-negative integer for ${architecture}, got ${JSON.stringify(raw[field])}`,
-      });
-    }
-    return value;
-  };
-  const activationOf = (field: string, fallback: string): Activation => {
-    const name = raw[field] ?? fallback;
-    const activation = typeof name === 'string' ? ACTIVATIONS[name] : undefined;
-    if (!activation) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: `"${field}" is ${JSON.stringify(name)}; kiln builds ${Object.keys(ACTIVATIONS).join(', ')}`,
-      });
-    }
-    return activation;
-  };
-  const id2label = raw.id2label;
-  const head = headless || def.baseModels.includes(architecture) ? 'none' : headFromName(architecture);
-  const labels =
-    head === 'span'
-      ? 2
-      : head === 'none'
-        ? 0
-        : typeof id2label === 'object' && id2label !== null
-          ? Object.keys(id2label).length
-          : 0;
-  if (head !== 'none' && labels === 0)
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-      path,
-      problem: 'it has no "id2label" map, so the number of classes is unknown',
-    });
+  const f = new ConfigFields(raw, path, architecture);
+  /** An integer ≥ `min`, its default this family's where its configuration class differs from BERT's. */
+  const int = (field: string, fallback?: number, min = 0): number =>
+    f.int(field, def.defaults?.[field] ?? fallback, min);
+  const activationOf = (field: string): Activation => ACTIVATIONS[f.oneOf(field, Object.keys(ACTIVATIONS), 'gelu')]!;
+  const { head, labels } = partsHead(raw, f, { architecture, baseModels: def.baseModels, headless });
 
   let config: Omit<EncoderConfig, 'arch'>;
+  let headsField: string;
   if (def.fields === 'distilbert') {
-    if (raw.sinusoidal_pos_embds === true) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: '"sinusoidal_pos_embds": true is not supported; kiln imports learned position embeddings',
-      });
-    }
+    if (raw.sinusoidal_pos_embds === true)
+      f.refuse('sinusoidal_pos_embds', 'kiln imports learned position embeddings, not sinusoidal ones');
+    headsField = 'n_heads';
     config = {
       family: def.family,
       architecture,
-      hidden: int('dim', 768),
-      layers: int('n_layers', 6),
-      heads: int('n_heads', 12),
-      intermediate: int('hidden_dim', 3072),
-      activation: activationOf('activation', 'gelu'),
+      hidden: int('dim', 768, 1),
+      layers: int('n_layers', 6, 1),
+      heads: int('n_heads', 12, 1),
+      intermediate: int('hidden_dim', 3072, 1),
+      activation: activationOf('activation'),
       // DistilBERT's layer norms use a fixed epsilon of 1e-12.
       layerNormEps: 1e-12,
-      maxPositions: int('max_position_embeddings', 512),
+      maxPositions: int('max_position_embeddings', 512, 1),
       typeVocabSize: 0,
       padTokenId: int('pad_token_id', 0),
       labels,
@@ -214,28 +181,19 @@ function bertShapedConfig(
     // transformers' relative_key and relative_key_query drop the absolute position embeddings and
     // add a learned distance embedding to every layer's attention scores: a graph built without
     // that would import and give wrong logits.
-    const kind = raw.position_embedding_type ?? 'absolute';
-    if (kind !== 'absolute')
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: `"position_embedding_type" is ${JSON.stringify(kind)}; kiln builds ${architecture} with "absolute" positions only`,
-      });
-    const eps = raw.layer_norm_eps ?? 1e-12;
-    if (typeof eps !== 'number' || !(eps > 0))
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: `"layer_norm_eps" must be a positive number, got ${JSON.stringify(eps)}`,
-      });
+    if ((raw.position_embedding_type ?? 'absolute') !== 'absolute')
+      f.refuse('position_embedding_type', `kiln builds ${architecture} with "absolute" positions only`);
+    headsField = 'num_attention_heads';
     config = {
       family: def.family,
       architecture,
-      hidden: int('hidden_size', 768),
-      layers: int('num_hidden_layers', 12),
-      heads: int('num_attention_heads', 12),
-      intermediate: int('intermediate_size', 3072),
-      activation: activationOf('hidden_act', 'gelu'),
-      layerNormEps: eps,
-      maxPositions: int('max_position_embeddings', 512),
+      hidden: int('hidden_size', 768, 1),
+      layers: int('num_hidden_layers', 12, 1),
+      heads: int('num_attention_heads', 12, 1),
+      intermediate: int('intermediate_size', 3072, 1),
+      activation: activationOf('hidden_act'),
+      layerNormEps: f.positive('layer_norm_eps', 1e-12),
+      maxPositions: int('max_position_embeddings', 512, 1),
       typeVocabSize: int('type_vocab_size', 2),
       padTokenId: int('pad_token_id', 0),
       labels,
@@ -243,12 +201,8 @@ function bertShapedConfig(
     };
     if (def.extra) config = { ...config, ...def.extra({ int, raw }, config as EncoderConfig, path) };
   }
-  if (config.heads === 0 || config.hidden % config.heads !== 0) {
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-      path,
-      problem: `the hidden size ${config.hidden} must be a multiple of the number of attention heads ${config.heads}`,
-    });
-  }
+  if (config.hidden % config.heads !== 0)
+    f.refuse(headsField, `the hidden size ${config.hidden} must be a multiple of the number of attention heads`);
   return config;
 }
 
