@@ -54,8 +54,11 @@ export interface FamilyNames {
   embeddingProject?: string;
   /** MPNet's relative position bias table [buckets, heads], relative to `prefix`. */
   relativeAttentionBias?: string;
-  /** The base model's own pooler (kept by its checkpoints, unused for embeddings): a full name; null when it has none. */
-  basePooler?: string | null;
+  /**
+   * The base model's own pooler (`…Model` builds one by default; unused for embeddings), which
+   * synth writes for a base model instead of a head: a full name; null when it has none.
+   */
+  basePooler: string | null;
 }
 
 /** How a family's graph differs, part by part. */
@@ -248,8 +251,8 @@ function bertShapedShapes(
     linear(names.tokenHead, config.labels, H);
     return out;
   }
-  if (config.head === 'none' && names.basePooler !== undefined) {
-    // A family that says what its base model holds: its pooler, if any, and no classifier.
+  if (config.head === 'none') {
+    // A base model holds its pooler, if it has one, and no head.
     if (names.basePooler) linear(names.basePooler, H, H);
     return out;
   }

@@ -38,6 +38,7 @@ export const BERT = bertShapedModule({
     head: { dense: 'bert.pooler.dense', activation: 'Tanh', out: 'classifier' },
     tokenHead: 'classifier',
     spanHead: 'qa_outputs',
+    basePooler: 'bert.pooler.dense',
   },
   parts: { positions: 'absolute', tokenTypes: 'input' },
   presets: {

@@ -32,6 +32,7 @@ export const DISTILBERT = bertShapedModule({
     head: { dense: 'pre_classifier', activation: 'Relu', out: 'classifier' },
     tokenHead: 'classifier',
     spanHead: 'qa_outputs',
+    basePooler: null,
   },
   parts: { positions: 'absolute', tokenTypes: 'none' },
   presets: {
