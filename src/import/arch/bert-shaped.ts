@@ -9,6 +9,7 @@
  */
 import type { Activation, EncoderConfig } from '../architectures.js';
 import { ConfigFields, type EncoderParts } from '../parts/encoder-parts.js';
+import { SPAN_HEAD, TOKEN_HEAD } from '../parts/heads.js';
 import { buildPostNormEncoder } from '../parts/post-norm-encoder.js';
 import { type ArchitectureModule, partsHead } from './module.js';
 
@@ -45,11 +46,11 @@ export interface FamilyNames {
   head: { dense: string; activation: 'Tanh' | 'Relu' | 'Gelu'; out: string };
   /**
    * The token-classification head: one Linear on every token's last hidden state (dropout is
-   * not run at inference). Its full name; `classifier` in every family kiln builds so far.
+   * not run at inference). Its full name. @defaultValue {@link TOKEN_HEAD}
    */
-  tokenHead: string;
-  /** The question-answering head: one Linear from each token's state to its start and end logits. */
-  spanHead: string;
+  tokenHead?: string;
+  /** The question-answering head: one Linear from each token's state to its start and end logits. @defaultValue {@link SPAN_HEAD} */
+  spanHead?: string;
   /** ELECTRA's Linear from the embedding width to the hidden size, relative to `prefix`. */
   embeddingProject?: string;
   /** MPNet's relative position bias table [buckets, heads], relative to `prefix`. */
@@ -244,11 +245,11 @@ function bertShapedShapes(
     norm(p + n.outputNorm);
   }
   if (config.head === 'span') {
-    linear(names.spanHead, 2, H);
+    linear(names.spanHead ?? SPAN_HEAD, 2, H);
     return out;
   }
   if (config.head === 'token') {
-    linear(names.tokenHead, config.labels, H);
+    linear(names.tokenHead ?? TOKEN_HEAD, config.labels, H);
     return out;
   }
   if (config.head === 'none') {

@@ -23,8 +23,6 @@ export const ELECTRA = bertShapedModule({
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
     head: { dense: 'classifier.dense', activation: 'Gelu', out: 'classifier.out_proj' },
-    tokenHead: 'classifier',
-    spanHead: 'qa_outputs',
     embeddingProject: 'embeddings_project',
     basePooler: null,
   },

@@ -77,6 +77,14 @@ export function partsHead(
 }
 
 /**
+ * config.json's `pad_token_id`, or the configuration class's default when it names none (null
+ * included, as some configs write it).
+ */
+export function padTokenId(raw: Record<string, unknown>, fallback: number): number {
+  return typeof raw.pad_token_id === 'number' ? raw.pad_token_id : fallback;
+}
+
+/**
  * A family's EncoderConfig: the shared facts (what the CLI prints and compile reads), its token
  * types and padding id, and `arch`, which builds it.
  */

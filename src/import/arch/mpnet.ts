@@ -84,8 +84,6 @@ export const MPNET = bertShapedModule({
       outputNorm: `encoder.layer.${i}.output.LayerNorm`,
     }),
     head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
-    tokenHead: 'classifier',
-    spanHead: 'qa_outputs',
     relativeAttentionBias: RELATIVE_ATTENTION_BIAS,
     basePooler: 'mpnet.pooler.dense',
   },
