@@ -74,7 +74,7 @@ export interface BertShapedParts {
   /** token_type_ids: a graph input (BERT, ELECTRA), row 0 for every token (RoBERTa's tokenizer gives no other), or none. */
   tokenTypes: 'input' | 'zero' | 'none';
   /** A bias [1 or batch, heads, tokens, tokens] added to every layer's attention scores, built once. */
-  attentionBias?: (p: EncoderParts, ids: string, config: EncoderConfig) => string;
+  attentionBias?: (p: EncoderParts, ids: string, config: Omit<EncoderConfig, 'arch'>) => string;
 }
 
 /** Reads one config.json field, or throws the coded error naming it. */
@@ -99,7 +99,11 @@ export interface BertShapedFamily {
   /** Defaults of the BERT-shaped fields where this family's configuration class differs. */
   defaults?: Readonly<Record<string, number>>;
   /** Facts of this family beyond the BERT-shaped ones. */
-  extra?: (read: ConfigReader, config: EncoderConfig, path: string) => Partial<EncoderConfig>;
+  extra?: (
+    read: ConfigReader,
+    config: Omit<EncoderConfig, 'arch'>,
+    path: string,
+  ) => Partial<Omit<EncoderConfig, 'arch'>>;
   /** `kiln synth` presets: public config.json facts (labels are added per run). */
   presets?: Readonly<Record<string, Record<string, unknown>>>;
 }
@@ -203,7 +207,7 @@ function bertShapedConfig(
       labels,
       head,
     };
-    if (def.extra) config = { ...config, ...def.extra({ int, raw }, config as EncoderConfig, path) };
+    if (def.extra) config = { ...config, ...def.extra({ int, raw }, config, path) };
   }
   if (config.hidden % config.heads !== 0)
     f.refuse(headsField, `the hidden size ${config.hidden} must be a multiple of the number of attention heads`);

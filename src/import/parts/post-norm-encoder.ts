@@ -86,11 +86,11 @@ export function buildPostNormEncoder(
     hidden = p.linear(hidden, names.embeddingProject, E, H);
   }
 
-  // Part: the bias on every layer's attention scores: the padding mask in the form ONNX
-  // Runtime's fusions know, plus the family's own (MPNet's relative positions).
+  // Part: the bias on every layer's attention scores: the padding mask, Where(Equal(mask, 0))
+  // giving −10000 on padded keys and 0 elsewhere, plus the family's own (MPNet's relative positions).
   let scoreBias = paddingBias(p, attentionMask);
   if (parts.attentionBias)
-    scoreBias = g.op('Add', [scoreBias, parts.attentionBias(p, inputIds, config as EncoderConfig)], undefined, {
+    scoreBias = g.op('Add', [scoreBias, parts.attentionBias(p, inputIds, config)], undefined, {
       name: '/attention_bias/Add',
     });
   const shapes = attentionShapes(g, H, config.heads);
