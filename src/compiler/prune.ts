@@ -5,11 +5,13 @@
  * token only; its keys and values still cover every token. The pass proves this on the graph
  * rather than matching one exporter's pattern: walking back from the outputs, a tensor is needed
  * at index 0 of an axis only when every reader needs just that, and an operator computes its
- * output's first row from its inputs' first rows only when that is what it does (element-wise
- * operators, MatMul by a weight, normalization over other axes, a Reshape that keeps the leading
- * axes: shapes.ts proves the shapes). Such operators then run on one-row slices; everything else
- * is left as it was. A head that reads every token (token classification, question answering,
- * mean pooling) gives no such tensor, and the graph is returned unchanged.
+ * output's first row from its inputs' first rows only when that is what it does (`rowRule` says
+ * which: element-wise and broadcasting operators, MatMul and Gemm, Softmax, LayerNormalization
+ * and reductions over other axes, Transpose, Split and GatherElements off their axis, a Reshape
+ * that keeps the leading axes; shapes.ts proves the shapes). Such operators then run on one-row
+ * slices; everything else is left as it was. A head that reads every token (token
+ * classification, question answering, mean pooling) gives no such tensor, and the graph is
+ * returned unchanged.
  */
 import type { PruneReport } from '../model/reports.js';
 import { type Dim, intAttribute, isDefaultDomain, opsetImports } from '../onnx/graph.js';

@@ -7,11 +7,11 @@
  * (parts/post-norm-encoder.ts). Field names and defaults follow the public `transformers`
  * configuration classes.
  */
-import { KilnError } from '../../core/errors.js';
 import type { Activation, EncoderConfig } from '../architectures.js';
-import type { EncoderParts } from '../parts/encoder-parts.js';
+import { ConfigFields, type EncoderParts } from '../parts/encoder-parts.js';
+import { SPAN_HEAD, TOKEN_HEAD } from '../parts/heads.js';
 import { buildPostNormEncoder } from '../parts/post-norm-encoder.js';
-import { type ArchitectureModule, headFromName } from './module.js';
+import { type ArchitectureModule, padTokenId, partsHead } from './module.js';
 
 /** Parameter names of one encoder layer, relative to the model prefix. */
 export interface LayerNames {
@@ -46,17 +46,20 @@ export interface FamilyNames {
   head: { dense: string; activation: 'Tanh' | 'Relu' | 'Gelu'; out: string };
   /**
    * The token-classification head: one Linear on every token's last hidden state (dropout is
-   * not run at inference). Its full name; `classifier` in every family kiln builds so far.
+   * not run at inference). Its full name. @defaultValue {@link TOKEN_HEAD}
    */
-  tokenHead: string;
-  /** The question-answering head: one Linear from each token's state to its start and end logits. */
-  spanHead: string;
+  tokenHead?: string;
+  /** The question-answering head: one Linear from each token's state to its start and end logits. @defaultValue {@link SPAN_HEAD} */
+  spanHead?: string;
   /** ELECTRA's Linear from the embedding width to the hidden size, relative to `prefix`. */
   embeddingProject?: string;
   /** MPNet's relative position bias table [buckets, heads], relative to `prefix`. */
   relativeAttentionBias?: string;
-  /** The base model's own pooler (kept by its checkpoints, unused for embeddings): a full name; null when it has none. */
-  basePooler?: string | null;
+  /**
+   * The base model's own pooler (`…Model` builds one by default; unused for embeddings), which
+   * synth writes for a base model instead of a head: a full name; null when it has none.
+   */
+  basePooler: string | null;
 }
 
 /** How a family's graph differs, part by part. */
@@ -71,7 +74,7 @@ export interface BertShapedParts {
   /** token_type_ids: a graph input (BERT, ELECTRA), row 0 for every token (RoBERTa's tokenizer gives no other), or none. */
   tokenTypes: 'input' | 'zero' | 'none';
   /** A bias [1 or batch, heads, tokens, tokens] added to every layer's attention scores, built once. */
-  attentionBias?: (p: EncoderParts, ids: string, config: EncoderConfig) => string;
+  attentionBias?: (p: EncoderParts, ids: string, config: Omit<EncoderConfig, 'arch'>) => string;
 }
 
 /** Reads one config.json field, or throws the coded error naming it. */
@@ -96,7 +99,11 @@ export interface BertShapedFamily {
   /** Defaults of the BERT-shaped fields where this family's configuration class differs. */
   defaults?: Readonly<Record<string, number>>;
   /** Facts of this family beyond the BERT-shaped ones. */
-  extra?: (read: ConfigReader, config: EncoderConfig, path: string) => Partial<EncoderConfig>;
+  extra?: (
+    read: ConfigReader,
+    config: Omit<EncoderConfig, 'arch'>,
+    path: string,
+  ) => Partial<Omit<EncoderConfig, 'arch'>>;
   /** `kiln synth` presets: public config.json facts (labels are added per run). */
   presets?: Readonly<Record<string, Record<string, unknown>>>;
 }
@@ -128,6 +135,10 @@ export function bertShapedModule(def: BertShapedFamily): ArchitectureModule {
     baseModels: def.baseModels,
     heads: def.heads,
     presets: def.presets ?? {},
+    reservedPositions(raw) {
+      if (def.parts.positions === 'absolute') return 0;
+      return (def.parts.paddingIndex ?? padTokenId(raw, def.defaults?.pad_token_id ?? 0)) + 1;
+    },
     config(raw, path, { headless }) {
       const config = bertShapedConfig(def, raw, path, headless);
       return {
@@ -149,97 +160,61 @@ function bertShapedConfig(
   headless: boolean,
 ): Omit<EncoderConfig, 'arch'> {
   const architecture = (raw.architectures as string[])[0]!;
-  const int = (field: string, fallback?: number): number => {
-    const value = raw[field] ?? def.defaults?.[field] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: `"${field}" must be a non-negative integer for ${architecture}, got ${JSON.stringify(raw[field])}`,
-      });
-    }
-    return value;
-  };
-  const activationOf = (field: string, fallback: string): Activation => {
-    const name = raw[field] ?? fallback;
-    const activation = typeof name === 'string' ? ACTIVATIONS[name] : undefined;
-    if (!activation) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: `"${field}" is ${JSON.stringify(name)}; kiln builds ${Object.keys(ACTIVATIONS).join(', ')}`,
-      });
-    }
-    return activation;
-  };
-  const id2label = raw.id2label;
-  const head = headless || def.baseModels.includes(architecture) ? 'none' : headFromName(architecture);
-  const labels =
-    head === 'span'
-      ? 2
-      : head === 'none'
-        ? 0
-        : typeof id2label === 'object' && id2label !== null
-          ? Object.keys(id2label).length
-          : 0;
-  if (head !== 'none' && labels === 0)
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-      path,
-      problem: 'it has no "id2label" map, so the number of classes is unknown',
-    });
+  const f = new ConfigFields(raw, path, architecture);
+  /** An integer ≥ `min`, its default this family's where its configuration class differs from BERT's. */
+  const int = (field: string, fallback?: number, min = 0): number =>
+    f.int(field, def.defaults?.[field] ?? fallback, min);
+  const activationOf = (field: string): Activation => ACTIVATIONS[f.oneOf(field, Object.keys(ACTIVATIONS), 'gelu')]!;
+  const { head, labels } = partsHead(raw, f, { architecture, baseModels: def.baseModels, headless });
 
   let config: Omit<EncoderConfig, 'arch'>;
+  let headsField: string;
   if (def.fields === 'distilbert') {
-    if (raw.sinusoidal_pos_embds === true) {
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: '"sinusoidal_pos_embds": true is not supported; kiln imports learned position embeddings',
-      });
-    }
+    if (raw.sinusoidal_pos_embds === true)
+      f.refuse('sinusoidal_pos_embds', 'kiln imports learned position embeddings, not sinusoidal ones');
+    headsField = 'n_heads';
     config = {
       family: def.family,
       architecture,
-      hidden: int('dim', 768),
-      layers: int('n_layers', 6),
-      heads: int('n_heads', 12),
-      intermediate: int('hidden_dim', 3072),
-      activation: activationOf('activation', 'gelu'),
+      hidden: int('dim', 768, 1),
+      layers: int('n_layers', 6, 1),
+      heads: int('n_heads', 12, 1),
+      intermediate: int('hidden_dim', 3072, 1),
+      activation: activationOf('activation'),
       // DistilBERT's layer norms use a fixed epsilon of 1e-12.
       layerNormEps: 1e-12,
-      maxPositions: int('max_position_embeddings', 512),
+      maxPositions: int('max_position_embeddings', 512, 1),
       typeVocabSize: 0,
       padTokenId: int('pad_token_id', 0),
       labels,
       head,
     };
   } else {
-    const eps = raw.layer_norm_eps ?? 1e-12;
-    if (typeof eps !== 'number' || !(eps > 0))
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: `"layer_norm_eps" must be a positive number, got ${JSON.stringify(eps)}`,
-      });
+    // transformers' relative_key and relative_key_query drop the absolute position embeddings and
+    // add a learned distance embedding to every layer's attention scores: a graph built without
+    // that would import and give wrong logits.
+    if ((raw.position_embedding_type ?? 'absolute') !== 'absolute')
+      f.refuse('position_embedding_type', `kiln builds ${architecture} with "absolute" positions only`);
+    headsField = 'num_attention_heads';
     config = {
       family: def.family,
       architecture,
-      hidden: int('hidden_size', 768),
-      layers: int('num_hidden_layers', 12),
-      heads: int('num_attention_heads', 12),
-      intermediate: int('intermediate_size', 3072),
-      activation: activationOf('hidden_act', 'gelu'),
-      layerNormEps: eps,
-      maxPositions: int('max_position_embeddings', 512),
+      hidden: int('hidden_size', 768, 1),
+      layers: int('num_hidden_layers', 12, 1),
+      heads: int('num_attention_heads', 12, 1),
+      intermediate: int('intermediate_size', 3072, 1),
+      activation: activationOf('hidden_act'),
+      layerNormEps: f.positive('layer_norm_eps', 1e-12),
+      maxPositions: int('max_position_embeddings', 512, 1),
       typeVocabSize: int('type_vocab_size', 2),
       padTokenId: int('pad_token_id', 0),
       labels,
       head,
     };
-    if (def.extra) config = { ...config, ...def.extra({ int, raw }, config as EncoderConfig, path) };
+    if (def.extra) config = { ...config, ...def.extra({ int, raw }, config, path) };
   }
-  if (config.heads === 0 || config.hidden % config.heads !== 0) {
-    throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-      path,
-      problem: `the hidden size ${config.hidden} must be a multiple of the number of attention heads ${config.heads}`,
-    });
-  }
+  if (config.hidden % config.heads !== 0)
+    f.refuse(headsField, `the hidden size ${config.hidden} must be a multiple of the number of attention heads`);
   return config;
 }
 
@@ -278,15 +253,15 @@ function bertShapedShapes(
     norm(p + n.outputNorm);
   }
   if (config.head === 'span') {
-    linear(names.spanHead, 2, H);
+    linear(names.spanHead ?? SPAN_HEAD, 2, H);
     return out;
   }
   if (config.head === 'token') {
-    linear(names.tokenHead, config.labels, H);
+    linear(names.tokenHead ?? TOKEN_HEAD, config.labels, H);
     return out;
   }
-  if (config.head === 'none' && names.basePooler !== undefined) {
-    // A family that says what its base model holds: its pooler, if any, and no classifier.
+  if (config.head === 'none') {
+    // A base model holds its pooler, if it has one, and no head.
     if (names.basePooler) linear(names.basePooler, H, H);
     return out;
   }

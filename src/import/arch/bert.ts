@@ -36,8 +36,7 @@ export const BERT = bertShapedModule({
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
     head: { dense: 'bert.pooler.dense', activation: 'Tanh', out: 'classifier' },
-    tokenHead: 'classifier',
-    spanHead: 'qa_outputs',
+    basePooler: 'bert.pooler.dense',
   },
   parts: { positions: 'absolute', tokenTypes: 'input' },
   presets: {

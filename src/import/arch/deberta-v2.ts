@@ -15,9 +15,9 @@ import type { BuiltGraph, WeightSource } from '../encoder-graph.js';
 import { attend, mergeHeads, paddedTokens, paddingBias, positionIds, splitHeads } from '../parts/attention.js';
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { denseFeedForward } from '../parts/feed-forward.js';
-import { spanLogits, tokenLogits } from '../parts/heads.js';
+import { headOutputs, SPAN_HEAD, TOKEN_HEAD } from '../parts/heads.js';
 import { firstToken } from '../parts/pooling.js';
-import { type ArchitectureModule, type PartsFacts, partsEncoderConfig, partsHead } from './module.js';
+import { type ArchitectureModule, type PartsFacts, padTokenId, partsEncoderConfig, partsHead } from './module.js';
 
 /** The shared facts (PartsFacts) and this family's own. */
 export interface DebertaV2Facts extends PartsFacts {
@@ -321,21 +321,17 @@ export function buildDebertaV2(c: DebertaV2Facts, source: WeightSource): BuiltGr
     if (i === 0 && c.conv) x = convLayer(p, c, embedded, x, padded);
   }
 
-  if (c.head === 'none') {
-    g.op('Identity', [x], undefined, { name: '/last_hidden_state', output: 'last_hidden_state' });
-    g.output('last_hidden_state', 'float', ['batch', 'sequence', H]);
-  } else if (c.head === 'token') tokenLogits(p, x, 'classifier', H, c.labels);
-  else if (c.head === 'span') spanLogits(p, x, 'qa_outputs', H);
-  else {
+  headOutputs(p, x, {
+    head: c.head,
+    hidden: H,
+    labels: c.labels,
     // ContextPooler: the first token, dense, activation; then the classifier.
-    const pooled = p.activation(
-      p.linear(firstToken(p, x), 'pooler.dense', H, H),
-      c.poolerActivation,
-      '/pooler/activation',
-    );
-    p.linear(pooled, 'classifier', H, c.labels, { output: 'logits' });
-    g.output('logits', 'float', ['batch', c.labels]);
-  }
+    sequence: {
+      pool: (y) =>
+        p.activation(p.linear(firstToken(p, y), 'pooler.dense', H, H), c.poolerActivation, '/pooler/activation'),
+      out: 'classifier',
+    },
+  });
   return { builder: g, inputs, parameters: p.parameters, vocabSize };
 }
 
@@ -413,8 +409,8 @@ export function debertaV2Shapes(c: DebertaV2Facts, vocab: number): Array<[string
   if (c.head === 'classifier') {
     linear('pooler.dense', H, H);
     linear('classifier', c.labels, H);
-  } else if (c.head === 'token') linear('classifier', c.labels, H);
-  else if (c.head === 'span') linear('qa_outputs', 2, H);
+  } else if (c.head === 'token') linear(TOKEN_HEAD, c.labels, H);
+  else if (c.head === 'span') linear(SPAN_HEAD, 2, H);
   return out;
 }
 
@@ -423,7 +419,7 @@ function encoderConfigOf(c: DebertaV2Facts, raw: Record<string, unknown>): Encod
   return partsEncoderConfig(
     DEBERTA_V2.family,
     c,
-    { typeVocabSize: c.typeVocabSize, padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 0 },
+    { typeVocabSize: c.typeVocabSize, padTokenId: padTokenId(raw, 0) },
     { build: (source) => buildDebertaV2(c, source), shapes: (vocab) => debertaV2Shapes(c, vocab) },
   );
 }

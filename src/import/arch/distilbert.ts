@@ -30,8 +30,7 @@ export const DISTILBERT = bertShapedModule({
       outputNorm: `transformer.layer.${i}.output_layer_norm`,
     }),
     head: { dense: 'pre_classifier', activation: 'Relu', out: 'classifier' },
-    tokenHead: 'classifier',
-    spanHead: 'qa_outputs',
+    basePooler: null,
   },
   parts: { positions: 'absolute', tokenTypes: 'none' },
   presets: {

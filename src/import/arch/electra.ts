@@ -6,7 +6,6 @@
  * and a classification head of dense, exact GELU (not tanh, not `hidden_act`) and out_proj on the
  * first token. Semantics from transformers' modeling_electra.py.
  */
-import { KilnError } from '../../core/errors.js';
 import { BERT_BASE_PRESET } from './bert.js';
 import { BERT_LAYER, bertShapedModule } from './bert-shaped.js';
 
@@ -24,8 +23,6 @@ export const ELECTRA = bertShapedModule({
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
     head: { dense: 'classifier.dense', activation: 'Gelu', out: 'classifier.out_proj' },
-    tokenHead: 'classifier',
-    spanHead: 'qa_outputs',
     embeddingProject: 'embeddings_project',
     basePooler: null,
   },
@@ -37,15 +34,7 @@ export const ELECTRA = bertShapedModule({
     num_attention_heads: 4,
     intermediate_size: 1024,
   },
-  extra({ int, raw }, _config, path) {
-    const kind = raw.position_embedding_type ?? 'absolute';
-    if (kind !== 'absolute')
-      throw new KilnError('KILN_ERR_CONFIG_INVALID', {
-        path,
-        problem: `"position_embedding_type" is ${JSON.stringify(kind)}; kiln builds ELECTRA with "absolute" positions`,
-      });
-    return { embeddingSize: int('embedding_size') };
-  },
+  extra: ({ int }) => ({ embeddingSize: int('embedding_size') }),
   presets: {
     // google/electra-base-discriminator's sizes, with a sequence-classification head.
     'electra-base-discriminator': {

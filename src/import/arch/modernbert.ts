@@ -24,9 +24,9 @@ import {
 } from '../parts/attention.js';
 import { activationField, ConfigFields, EncoderParts, type PartActivation } from '../parts/encoder-parts.js';
 import { gatedFeedForward } from '../parts/feed-forward.js';
-import { spanLogits, tokenLogits } from '../parts/heads.js';
+import { headOutputs } from '../parts/heads.js';
 import { firstToken, maskedMean } from '../parts/pooling.js';
-import { type ArchitectureModule, type PartsFacts, partsEncoderConfig, partsHead } from './module.js';
+import { type ArchitectureModule, type PartsFacts, padTokenId, partsEncoderConfig, partsHead } from './module.js';
 
 /** The shared facts (PartsFacts) and this family's own. */
 export interface ModernBertFacts extends PartsFacts {
@@ -165,16 +165,18 @@ export function buildModernBert(c: ModernBertFacts, source: WeightSource): Built
       ),
       'head.norm',
     );
-  if (c.head === 'none') {
-    g.op('Identity', [x], undefined, { name: '/last_hidden_state', output: 'last_hidden_state' });
-    g.output('last_hidden_state', 'float', ['batch', 'sequence', H]);
-  } else if (c.head === 'token') tokenLogits(p, transform(x), 'classifier', H, c.labels);
-  else if (c.head === 'span') spanLogits(p, transform(x), 'classifier', H);
-  else {
-    const pooled = c.pooling === 'cls' ? firstToken(p, x) : maskedMean(p, x, attentionMask);
-    p.linear(transform(pooled), 'classifier', H, c.labels, { output: 'logits' });
-    g.output('logits', 'float', ['batch', c.labels]);
-  }
+  headOutputs(p, x, {
+    head: c.head,
+    hidden: H,
+    labels: c.labels,
+    // The QA head is ModernBertForQuestionAnswering's `classifier` with two columns.
+    spanHead: 'classifier',
+    perToken: transform,
+    sequence: {
+      pool: (y) => transform(c.pooling === 'cls' ? firstToken(p, y) : maskedMean(p, y, attentionMask)),
+      out: 'classifier',
+    },
+  });
   return { builder: g, inputs: [ids, attentionMask], parameters: p.parameters, vocabSize };
 }
 
@@ -224,7 +226,7 @@ export const MODERNBERT: ArchitectureModule = {
     return partsEncoderConfig(
       'modernbert',
       c,
-      { typeVocabSize: 0, padTokenId: typeof raw.pad_token_id === 'number' ? raw.pad_token_id : 50283 },
+      { typeVocabSize: 0, padTokenId: padTokenId(raw, 50283) },
       { build: (source) => buildModernBert(c, source), shapes: (vocab) => modernBertShapes(c, vocab) },
     );
   },

@@ -24,6 +24,12 @@ export interface ArchitectureModule {
   config(raw: Record<string, unknown>, path: string, options: { headless: boolean }): EncoderConfig;
   /** `kiln synth` presets: public config.json facts (labels are added per run). */
   presets: Readonly<Record<string, Record<string, unknown>>>;
+  /**
+   * Rows of the position table no token of a sequence reaches, for config.json: a family that
+   * numbers real tokens after the padding index (RoBERTa, MPNet) starts at padding index + 1.
+   * Absent: positions count from 0.
+   */
+  reservedPositions?(raw: Record<string, unknown>): number;
 }
 
 /** What an architecture built by parts adds to its EncoderConfig: its graph and its parameter list. */
@@ -74,6 +80,14 @@ export function partsHead(
   const labels = typeof id2label === 'object' && id2label !== null ? Object.keys(id2label).length : 0;
   if (labels === 0) f.refuse('id2label', 'a classifier needs its map of class ids to names');
   return { head, labels };
+}
+
+/**
+ * config.json's `pad_token_id`, or the configuration class's default when it names none (null
+ * included, as some configs write it).
+ */
+export function padTokenId(raw: Record<string, unknown>, fallback: number): number {
+  return typeof raw.pad_token_id === 'number' ? raw.pad_token_id : fallback;
 }
 
 /**

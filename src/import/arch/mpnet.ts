@@ -42,7 +42,7 @@ export function mpnetBucket(n: number): number {
  * allows), then the bucket's row of `relative_attention_bias`. Like transformers, positions are
  * 0, 1, 2, … whatever the padding (the mask hides padded keys).
  */
-function relativePositionBias(p: EncoderParts, ids: string, config: EncoderConfig): string {
+function relativePositionBias(p: EncoderParts, ids: string, config: Omit<EncoderConfig, 'arch'>): string {
   const g = p.g;
   const span = config.maxPositions;
   const buckets = p.int(
@@ -84,8 +84,6 @@ export const MPNET = bertShapedModule({
       outputNorm: `encoder.layer.${i}.output.LayerNorm`,
     }),
     head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
-    tokenHead: 'classifier',
-    spanHead: 'qa_outputs',
     relativeAttentionBias: RELATIVE_ATTENTION_BIAS,
     basePooler: 'mpnet.pooler.dense',
   },

@@ -26,8 +26,8 @@ export const ROBERTA = bertShapedModule({
     embeddingNorm: 'embeddings.LayerNorm',
     layer: BERT_LAYER,
     head: { dense: 'classifier.dense', activation: 'Tanh', out: 'classifier.out_proj' },
-    tokenHead: 'classifier',
-    spanHead: 'qa_outputs',
+    // RobertaModel builds a pooler by default; the heads build the model without it.
+    basePooler: 'roberta.pooler.dense',
   },
   parts: { positions: 'after-padding', tokenTypes: 'zero' },
   defaults: { pad_token_id: 1 },

@@ -14,7 +14,7 @@ import type { BuiltGraph, WeightSource } from '../encoder-graph.js';
 import { attentionShapes, selfAttention } from '../layers.js';
 import { paddingBias, positionIds } from './attention.js';
 import { EncoderParts } from './encoder-parts.js';
-import { spanLogits, tokenLogits } from './heads.js';
+import { headOutputs } from './heads.js';
 import { firstToken } from './pooling.js';
 
 export function buildPostNormEncoder(
@@ -86,11 +86,11 @@ export function buildPostNormEncoder(
     hidden = p.linear(hidden, names.embeddingProject, E, H);
   }
 
-  // Part: the bias on every layer's attention scores: the padding mask in the form ONNX
-  // Runtime's fusions know, plus the family's own (MPNet's relative positions).
+  // Part: the bias on every layer's attention scores: the padding mask, Where(Equal(mask, 0))
+  // giving −10000 on padded keys and 0 elsewhere, plus the family's own (MPNet's relative positions).
   let scoreBias = paddingBias(p, attentionMask);
   if (parts.attentionBias)
-    scoreBias = g.op('Add', [scoreBias, parts.attentionBias(p, inputIds, config as EncoderConfig)], undefined, {
+    scoreBias = g.op('Add', [scoreBias, parts.attentionBias(p, inputIds, config)], undefined, {
       name: '/attention_bias/Add',
     });
   const shapes = attentionShapes(g, H, config.heads);
@@ -117,23 +117,24 @@ export function buildPostNormEncoder(
     );
   }
 
-  // Part: the head.
-  if (config.head === 'none') {
-    // A base model: the token states are the output; compile adds pooling for embeddings.
-    g.op('Identity', [hidden], undefined, { name: '/last_hidden_state', output: 'last_hidden_state' });
-    g.output('last_hidden_state', 'float', ['batch', 'sequence', H]);
-  } else if (config.head === 'token') tokenLogits(p, hidden, withoutPrefix(names.tokenHead), H, config.labels);
-  else if (config.head === 'span') spanLogits(p, hidden, names.spanHead, H);
-  else {
+  // Part: the head, or the token states for a base model.
+  const activation = { Tanh: 'tanh', Relu: 'relu', Gelu: 'gelu' } as const;
+  headOutputs(p, hidden, {
+    head: config.head,
+    hidden: H,
+    labels: config.labels,
+    tokenHead: names.tokenHead,
+    spanHead: names.spanHead,
     // On the first token ([CLS] or <s>): dense, activation, out.
-    const activation = { Tanh: 'tanh', Relu: 'relu', Gelu: 'gelu' } as const;
-    const dense = p.activation(
-      p.linear(firstToken(p, hidden), withoutPrefix(names.head.dense), H, H),
-      activation[names.head.activation],
-      '/head/activation',
-    );
-    p.linear(dense, withoutPrefix(names.head.out), H, config.labels, { output: 'logits' });
-    g.output('logits', 'float', ['batch', config.labels]);
-  }
+    sequence: {
+      pool: (x) =>
+        p.activation(
+          p.linear(firstToken(p, x), withoutPrefix(names.head.dense), H, H),
+          activation[names.head.activation],
+          '/head/activation',
+        ),
+      out: withoutPrefix(names.head.out),
+    },
+  });
   return { builder: g, inputs, parameters: p.parameters, vocabSize };
 }
