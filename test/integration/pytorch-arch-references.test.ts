@@ -11,8 +11,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
+import { maxDelta } from '../fixtures/graph-rows.js';
 import { REPO, tempDir } from '../fixtures/models.js';
-import { compiledRows, maxDelta } from '../fixtures/parts-checkpoints.js';
+import { compiledRows } from '../fixtures/parts-checkpoints.js';
 
 interface Reference {
   name: string;
