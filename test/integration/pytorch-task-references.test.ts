@@ -10,9 +10,8 @@
  * rerun and must give the committed files again.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compile, loadModel } from '../../src/index.js';
@@ -23,10 +22,10 @@ import type { TokenClassifier } from '../../src/tasks/token-classification/model
 import type { ZeroShotClassifier } from '../../src/tasks/zero-shot-classification/model.js';
 import { DEFAULT_HYPOTHESIS_TEMPLATE } from '../../src/tasks/zero-shot-classification/scores.js';
 import { REPO, tempDir } from '../fixtures/models.js';
+import { assertRerunGivesCommitted, torchMissing } from '../fixtures/pytorch-rerun.js';
 
 const FIXTURES = join(REPO, 'test', 'fixtures', 'pytorch', 'tasks');
 const GENERATOR = join(REPO, 'test', 'fixtures', 'pytorch', 'make_task_references.py');
-const PYTHON = '/usr/bin/python3';
 const TOLERANCE = 1e-4;
 
 interface Expected {
@@ -213,46 +212,12 @@ describe('zero-shot classification (BERT NLI classifier) against PyTorch', { tim
   }
 });
 
-/** Why the generator cannot be rerun here, or null when /usr/bin/python3 imports torch. */
-function torchMissing(): string | null {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
-  if (probe.error)
-    return `${PYTHON} cannot be run (${probe.error.message}); the generator needs Debian's python3-torch`;
-  if (probe.status !== 0) return `${PYTHON} cannot import torch; the generator needs Debian's python3-torch`;
-  return null;
-}
-
-/** Equal, numbers within 1e-9 (another CPU may sum float64 in another order). */
-function assertSameJson(got: unknown, want: unknown, path: string): void {
-  if (typeof want === 'number' && typeof got === 'number') {
-    assert.ok(Math.abs(got - want) <= 1e-9, `${path}: ${got} vs ${want}`);
-  } else if (Array.isArray(want) && Array.isArray(got)) {
-    assert.equal(got.length, want.length, `${path}: length`);
-    for (const [i, w] of want.entries()) assertSameJson(got[i], w, `${path}[${i}]`);
-  } else if (want && typeof want === 'object' && got && typeof got === 'object') {
-    assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort(), `${path}: keys`);
-    for (const [k, w] of Object.entries(want)) assertSameJson((got as Record<string, unknown>)[k], w, `${path}.${k}`);
-  } else {
-    assert.deepEqual(got, want, path);
-  }
-}
-
 describe('make_task_references.py', () => {
   const missing = torchMissing();
   test('rerun into a temporary folder, gives the committed checkpoints byte for byte and expected.json', {
     skip: missing ?? false,
     timeout: 120_000,
   }, async () => {
-    const out = await tempDir('kiln-torchref-rerun-');
-    const run = spawnSync(PYTHON, [GENERATOR, '--out', out], { encoding: 'utf8', timeout: 110_000 });
-    assert.equal(run.status, 0, run.stderr);
-    const committed = (await readdir(FIXTURES, { recursive: true })).sort();
-    assert.deepEqual((await readdir(out, { recursive: true })).sort(), committed);
-    for (const file of committed) {
-      if (!file.includes('.')) continue; // a folder
-      const [got, want] = await Promise.all([readFile(join(out, file)), readFile(join(FIXTURES, file))]);
-      if (file === 'expected.json') assertSameJson(JSON.parse(got.toString()), JSON.parse(want.toString()), file);
-      else assert.ok(got.equals(want), `${file} differs from the committed one`);
-    }
+    await assertRerunGivesCommitted(GENERATOR, FIXTURES, { json: ['expected.json'], timeoutMs: 110_000 });
   });
 });
