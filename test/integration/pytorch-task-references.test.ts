@@ -4,7 +4,9 @@
  * checkpoints (safetensors, Hugging Face names, a small WordPiece vocabulary of its own) and,
  * with a float64 forward pass, a WordPiece tokenizer and the pipelines' post-processing of its
  * own, expected.json. Each checkpoint is compiled here (fp32, the library API) and its answers
- * compared: labels, offsets, words and answer texts exactly, scores within 1e-4. The generator
+ * compared: labels, offsets, words and answer texts exactly, scores within 1e-4; one NER text and
+ * one QA context have accented words (Zoë, Málaga, São Paulo), so offsets past them are checked
+ * too (Python's code-point offsets equal JavaScript's UTF-16 ones: all in the BMP). The generator
  * wrote every near-tie out of the fixtures (top labels, best spans and label scores are at least
  * 1e-3 apart), so fp32 cannot flip an answer. Where /usr/bin/python3 has torch, the generator is
  * rerun and must give the committed files again.
@@ -98,6 +100,18 @@ function assertEntities(got: readonly object[], want: readonly object[], what: s
     assertClose((e as { score: number }).score, (want[i] as { score: number }).score, `${what}, entry ${i}`);
   });
 }
+
+test('the fixtures put accented words before offsets that are checked: an NER text, answers in a QA context', () => {
+  const firstAccent = (text: string): number => text.search(/\P{ASCII}/u);
+  const ner = expected.token_classification.texts.find((t) => firstAccent(t.text) >= 0);
+  assert.ok(ner, 'an NER text has an accented word');
+  assert.ok(ner.none_all.some((e) => e.start! > firstAccent(ner.text)));
+  for (const [name, examples] of Object.entries(expected.question_answering))
+    assert.ok(
+      examples.some((e) => firstAccent(e.context) >= 0 && e.end > firstAccent(e.context)),
+      `${name}: an answer reaches past an accented letter`,
+    );
+});
 
 describe('the fixtures’ tokenizer.json read by kiln', () => {
   test('gives the reference WordPiece ids and character offsets of every text, and its pair layout', {
