@@ -55,7 +55,7 @@ export interface CompileOptions {
   verify?: string | null;
   /** Most accuracy the compiled model may lose on `verify`, in percentage points. @defaultValue 1 */
   maxAccuracyDrop?: number;
-  /** Without labels (gold answers): least agreement with the fp32 source, in [0, 1], of rows (tokens for token classification). @defaultValue 0.98 */
+  /** Least agreement with the fp32 source on `verify`, in [0, 1], of rows (tokens for token classification); for classifiers, only without labels. @defaultValue 0.98 */
   minAgreement?: number;
   /** What the model does; detected from config.json's architectures and the graph when unset. */
   task?: Task;

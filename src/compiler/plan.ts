@@ -138,17 +138,19 @@ export async function planCompile(options: CompileOptions): Promise<CompilePlan>
     precision === 'int8'
       ? { quantizeEmbeddings: options.quantizeEmbeddings ?? false, keepFp32: options.keepFp32 ?? [] }
       : null;
-  // A missing verify file fails now, not after minutes of hashing, importing and optimizing.
+  // A missing verify file or a limit out of range fails now, not after minutes of hashing,
+  // importing and optimizing.
+  const checkedLimits = options.verify ? verifyLimits(options) : null;
   if (options.verify && !verifyImages && (await pathKind(options.verify)) !== 'file')
     throw new KilnError('KILN_ERR_INPUT_FILE_NOT_FOUND', { path: options.verify });
-  const verify = options.verify
-    ? {
-        path: resolve(options.verify),
-        sha256: verifyImages ? verifyImages.sha256 : await sha256File(resolve(options.verify)),
-        maxAccuracyDrop: options.maxAccuracyDrop ?? 1,
-        minAgreement: options.minAgreement ?? 0.98,
-      }
-    : null;
+  const verify =
+    options.verify && checkedLimits
+      ? {
+          path: resolve(options.verify),
+          sha256: verifyImages ? verifyImages.sha256 : await sha256File(resolve(options.verify)),
+          ...checkedLimits,
+        }
+      : null;
   return {
     source,
     config: module.compile.labels === 'none' ? { ...config, labels: [] } : config,
@@ -250,6 +252,26 @@ function modelHome(source: ModelSource): string {
     : source.kind === 'onnx-file'
       ? dirname(source.path)
       : source.path;
+}
+
+/**
+ * The verify limits, range-checked as the CLI's flags are: a limit outside its range (NaN, or an
+ * agreement of 98 meant as a percentage) would pass or fail every compile whatever the figures.
+ */
+function verifyLimits(options: CompileOptions): { maxAccuracyDrop: number; minAgreement: number } {
+  const maxAccuracyDrop = options.maxAccuracyDrop ?? 1;
+  const minAgreement = options.minAgreement ?? 0.98;
+  const check = (flag: string, value: number, max: number, unit: string): void => {
+    if (!Number.isFinite(value) || value < 0 || value > max)
+      throw new KilnError('KILN_ERR_CLI_INVALID_FLAG', {
+        flag,
+        rule: `a number in [0, ${max}] (${unit})`,
+        value: String(value),
+      });
+  };
+  check('--max-accuracy-drop', maxAccuracyDrop, 100, 'percentage points');
+  check('--min-agreement', minAgreement, 1, 'a fraction: 0.98 is 98 %');
+  return { maxAccuracyDrop, minAgreement };
 }
 
 function resolveLimits(

@@ -26,7 +26,7 @@ export interface VerifyAnswersInput<M extends AnyTaskModel> {
   backend: Backend;
   /** Percentage points; applies when every row has a gold answer (label). */
   maxAccuracyDrop: number;
-  /** Fraction in [0, 1] of the task's units (tokens, answers); applies when rows have no gold. */
+  /** Fraction in [0, 1] of the task's units (tokens, answers); applies with gold or without. */
   minAgreement: number;
   onProgress?: (done: number, total: number) => void;
 }
@@ -63,7 +63,7 @@ export async function verifyAnswers<M extends AnyTaskModel>(input: VerifyAnswers
           ...(example.label === undefined ? {} : { label: example.label }),
           ...(example.answers === undefined ? {} : { answers: example.answers }),
         };
-        rows.push(hooks.compare(ref[i]!, out[i]!, gold));
+        rows.push(hooks.compare(ref[i]!, out[i]!, gold, { path: dataset.path, line: example.line }));
       });
     }
   } finally {

@@ -196,7 +196,7 @@ export const ERRORS = {
   ),
   KILN_ERR_VERIFY_AGREEMENT: def<{ agreement: string; unit: string; limit: string; flipped: number; fix: string }>(
     422,
-    'Without labels, the compiled model agreed with the fp32 source on fewer rows (tokens, answers) than --min-agreement.',
+    'The compiled model agreed with the fp32 source on fewer rows (tokens, answers) than --min-agreement (classifiers: on rows without labels).',
     (p) =>
       `the compiled model agrees with the fp32 source on ${p.agreement} % of the ${p.unit} (limit ${p.limit} %; ${p.flipped} rows flipped); nothing was written. To proceed: ${p.fix}, or lower --min-agreement`,
   ),

@@ -235,11 +235,15 @@ export interface VerifyHooks<M extends AnyTaskModel> {
   readonly unit: string;
   /** Answers a chunk of rows (with the options the comparison needs: every token's label). */
   answer(model: M, inputs: readonly ModelInput[], describe: (index: number) => string): Promise<AnswerOf<M>[]>;
-  /** Compares one row's answers, against its gold when it has one (an example's `label` or `answers`). */
+  /**
+   * Compares one row's answers, against its gold when it has one (an example's `label` or
+   * `answers`); a gold no answer could match throws KILN_ERR_DATA_INVALID naming `row`.
+   */
   compare(
     reference: AnswerOf<M>,
     compiled: AnswerOf<M>,
     gold: { label?: string | number; answers?: readonly string[] },
+    row: { path: string; line: number },
   ): VerifiedRow;
 }
 

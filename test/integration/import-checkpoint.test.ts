@@ -12,9 +12,9 @@ import { encoderConfig } from '../../src/import/architectures.js';
 import { importCheckpoint } from '../../src/import/import.js';
 import { canonicalShapes, PRESETS } from '../../src/import/synth.js';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/model/float16.js';
-import { createSession } from '../../src/runtime/binding.js';
-import { int64Feeds } from '../fixtures/graph-rows.js';
+import { graphRows, maxDelta } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
+import { paddedBatch } from '../fixtures/parts-checkpoints.js';
 import { randomWeights, VOCAB, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { type ReferenceInput, referenceLogits } from '../fixtures/reference-encoder.js';
 
@@ -73,30 +73,11 @@ CONFIGS['xlm-roberta'] = {
 };
 CONFIGS['bert-gelu-new'] = { ...CONFIGS.bert, hidden_act: 'gelu_new' };
 
-/** Runs the compiled (optimized) graph on explicit tensors, as the runtime does. */
+/** Compiles the checkpoint and runs its graph on explicit tensors, as the runtime does: the logits. */
 async function kilnLogits(checkpoint: string, input: ReferenceInput, withTokenTypes: boolean): Promise<number[][]> {
   const { artifactDir } = await compile({ source: checkpoint, out: `${checkpoint}.kiln`, cache: false, maxLength: 8 });
-  const session = await createSession(join(artifactDir, 'model.onnx'), { backend: 'cpu', optimization: 'disabled' });
-  try {
-    const names = ['input_ids', 'attention_mask', ...(withTokenTypes ? ['token_type_ids'] : [])];
-    const out = (await session.run(int64Feeds(input, names))).logits!;
-    const classes = out.dims[1]!;
-    return Array.from({ length: out.dims[0]! }, (_, r) =>
-      Array.from(out.data.subarray(r * classes, (r + 1) * classes)),
-    );
-  } finally {
-    await session.release();
-  }
-}
-
-function maxDelta(a: number[][], b: number[][]): number {
-  let max = 0;
-  a.forEach((row, r) => {
-    row.forEach((v, c) => {
-      max = Math.max(max, Math.abs(v - b[r]![c]!));
-    });
-  });
-  return max;
+  const names = ['input_ids', 'attention_mask', ...(withTokenTypes ? ['token_type_ids'] : [])];
+  return graphRows(join(artifactDir, 'model.onnx'), input, 'disabled', names);
 }
 
 /** Three rows: short with padding, medium with padding, and one at the model's max positions. */
@@ -105,18 +86,7 @@ function batchFor(config: Record<string, unknown>): ReferenceInput {
   const maxPositions =
     (config.max_position_embeddings as number) -
     (config.model_type === 'roberta' || config.model_type === 'xlm-roberta' ? pad + 1 : 0);
-  const width = maxPositions;
-  const lengths = [3, 7, width];
-  let state = 7;
-  const next = (): number => (state = (state * 48271) % 2147483647);
-  const inputIds = lengths.map((n) =>
-    Array.from({ length: width }, (_, i) => (i < n ? 2 + (next() % (VOCAB - 2)) : pad)),
-  );
-  const attentionMask = lengths.map((n) => Array.from({ length: width }, (_, i) => (i < n ? 1 : 0)));
-  const tokenTypeIds = lengths.map((n) =>
-    Array.from({ length: width }, (_, i) => (i < n && i >= Math.floor(n / 2) ? 1 : 0)),
-  );
-  return { inputIds, attentionMask, tokenTypeIds };
+  return paddedBatch([3, 7, maxPositions], maxPositions, pad);
 }
 
 let dir: string;

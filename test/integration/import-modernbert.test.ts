@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { encoderConfig } from '../../src/import/architectures.js';
 import { canonicalShapes, PRESETS } from '../../src/import/synth.js';
+import { maxDelta } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
 import {
   checkShardedExport,
   compiledRows,
-  maxDelta,
   paddedBatch,
   parameterCount,
   randomPartsWeights,

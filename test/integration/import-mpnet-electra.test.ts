@@ -14,15 +14,10 @@ import { compile } from '../../src/compiler/compile.js';
 import { importCheckpoint } from '../../src/import/import.js';
 import { TextEmbedder } from '../../src/tasks/feature-extraction/model.js';
 import { loadModel } from '../../src/tasks/registry.js';
-import { graphRows } from '../fixtures/graph-rows.js';
+import { graphRows, maxDelta } from '../fixtures/graph-rows.js';
 import { tempDir } from '../fixtures/models.js';
-import {
-  type CheckpointWeights,
-  lookup,
-  randomWeights,
-  VOCAB,
-  writeCheckpoint,
-} from '../fixtures/random-checkpoint.js';
+import { paddedBatch } from '../fixtures/parts-checkpoints.js';
+import { type CheckpointWeights, lookup, randomWeights, writeCheckpoint } from '../fixtures/random-checkpoint.js';
 import { type ReferenceInput, referenceEmbeddings, referenceLogits } from '../fixtures/reference-encoder.js';
 import { TINY_ELECTRA, TINY_MPNET } from '../fixtures/tiny-configs.js';
 
@@ -59,29 +54,6 @@ function baseWeights(config: Record<string, unknown>, seed: number): CheckpointW
   const prefix = `${config.model_type}.`;
   const weights = randomWeights(config, seed);
   return new Map([...weights].map(([name, w]) => [name.startsWith(prefix) ? name.slice(prefix.length) : name, w]));
-}
-
-/** Rows of random ids: short and medium with padding, one at the model's max length. */
-function paddedBatch(config: Record<string, unknown>, maxLength: number, lengths: number[]): ReferenceInput {
-  const pad = config.pad_token_id as number;
-  let state = 11;
-  const next = (): number => (state = (state * 48271) % 2147483647);
-  const inputIds = lengths.map((n) =>
-    Array.from({ length: maxLength }, (_, i) => (i < n ? 2 + (next() % (VOCAB - 2)) : pad)),
-  );
-  const attentionMask = lengths.map((n) => Array.from({ length: maxLength }, (_, i) => (i < n ? 1 : 0)));
-  const tokenTypeIds = lengths.map((n) => Array.from({ length: maxLength }, (_, i) => (i >= n / 2 && i < n ? 1 : 0)));
-  return { inputIds, attentionMask, tokenTypeIds };
-}
-
-function maxDelta(a: number[][], b: number[][]): number {
-  let max = 0;
-  a.forEach((row, r) => {
-    row.forEach((v, c) => {
-      max = Math.max(max, Math.abs(v - b[r]![c]!));
-    });
-  });
-  return max;
 }
 
 /** Runs an artifact's graph on explicit tensors (the inputs in `names`), as a replica does. */
@@ -122,7 +94,7 @@ describe('MPNet and ELECTRA classifiers match the float64 reference within 1e-4'
       assert.ok(fusions.layerNorm >= 1 + 2 * 2, `layer norms fused: ${fusions.layerNorm}`);
       if (name === 'mpnet') assert.ok(fusions.gelu >= 2, `GELUs fused: ${fusions.gelu}`);
 
-      const input = paddedBatch(config, maxLength, [3, 11, maxLength]);
+      const input = paddedBatch([3, 11, maxLength], maxLength, config.pad_token_id as number, 11);
       if (name === 'mpnet') delete input.tokenTypeIds;
       const expected = referenceLogits(config, lookup(weights), input);
       const actual = await runArtifact(fp32.artifactDir, input, inputs);
@@ -177,8 +149,8 @@ describe('MPNetModel and ElectraModel embeddings match the float64 reference wit
       assert.equal(manifest.task, 'feature-extraction');
       assert.deepEqual(manifest.embedding?.pooling, 'mean');
       assert.equal(manifest.embedding?.normalize, true);
-      const rows = paddedBatch(config, maxLength, [2, 7, 13, maxLength]).inputIds.map((ids, r) =>
-        ids.slice(0, [2, 7, 13, maxLength][r]),
+      const rows = paddedBatch([2, 7, 13, maxLength], maxLength, config.pad_token_id as number, 11).inputIds.map(
+        (ids, r) => ids.slice(0, [2, 7, 13, maxLength][r]),
       );
       const model = await loadModel(artifactDir, { replicas: 1, maxDelayMs: 50 });
       try {

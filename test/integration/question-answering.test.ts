@@ -292,6 +292,8 @@ describe('long contexts, offsets, other routes, errors (BERT)', () => {
     const long = Array.from({ length: 30 }, () => 'movie').join(' ');
     const cases: Array<[object, number, string, RegExp]> = [
       [{ question: QUESTION, context: '  ' }, 400, 'KILN_ERR_INPUT_EMPTY_TEXT', /context/],
+      // The tokenizer drops a zero-width space: no token, so no span to answer with.
+      [{ question: QUESTION, context: '\u200b' }, 400, 'KILN_ERR_INPUT_EMPTY_TEXT', /context \(only characters/],
       [{ question: '', context: CONTEXT }, 400, 'KILN_ERR_INPUT_EMPTY_TEXT', /question/],
       [{ question: QUESTION, context: CONTEXT, top_k: 0 }, 400, 'KILN_ERR_INPUT_ANSWER_OPTION', /top_k is 0/],
       [

@@ -211,6 +211,21 @@ const REDACT_CASES: Array<{ name: string; text: string; entities: Entity[]; expe
   },
 ];
 
+test('redact: a BIOES label is marked by its type under none as under simple (S-PER is [PER], not [S-PER])', () => {
+  const labels = ['O', 'S-PER', 'B-LOC', 'E-LOC'];
+  const text = 'Zoë went to Oslo';
+  const score = (label: string): number[] => labels.map((l) => (l === label ? 0.7 : 0.1));
+  const tokens: ScoredToken[] = [
+    { index: 1, scores: score('S-PER'), start: 0, end: 3, subword: false, token: 'zoe' },
+    { index: 2, scores: score('O'), start: 4, end: 8, subword: false, token: 'went' },
+    { index: 3, scores: score('O'), start: 9, end: 11, subword: false, token: 'to' },
+    { index: 4, scores: score('B-LOC'), start: 12, end: 14, subword: false, token: 'os' },
+    { index: 5, scores: score('E-LOC'), start: 14, end: 16, subword: true, token: '##lo' },
+  ];
+  for (const strategy of ['none', 'simple'] as const)
+    assert.equal(redact(text, aggregate(text, tokens, labels, strategy)), '[PER] went to [LOC]', strategy);
+});
+
 for (const c of REDACT_CASES) {
   test(`redact: ${c.name}`, () => {
     assert.equal(redact(c.text, c.entities), c.expected);

@@ -12,6 +12,9 @@ import { tokenVerify } from '../../src/tasks/token-classification/verify.js';
 import type { ZeroShotAnswer } from '../../src/tasks/zero-shot-classification/model.js';
 import { zeroShotVerify } from '../../src/tasks/zero-shot-classification/verify.js';
 
+/** Where the compared row is, for the errors that name it. */
+const ROW = { path: 'rows.tsv', line: 4 };
+
 const tokens = (labels: Array<[string, number]>): TokenAnswer => ({
   text: 'ada met bob',
   entities: labels.map(([entity, score], index) => ({
@@ -40,6 +43,7 @@ test('tokenVerify.compare counts tokens, shows the first that differs, and delta
       ['B-PER', 0.7],
     ]),
     {},
+    ROW,
   );
   assert.deepEqual(
     { units: row.units, agreeing: row.agreeing, reference: row.reference, compiled: row.compiled },
@@ -66,7 +70,7 @@ test('answerVerify.compare: exact match after trimming, against the source and a
     { ref: 'music', out: 'music', gold: ['Music'], agree: 1, correct: [false, false] },
   ];
   for (const c of cases) {
-    const row = answerVerify.compare(answers(c.ref, 0.5), answers(c.out, 0.25), c.gold ? { answers: c.gold } : {});
+    const row = answerVerify.compare(answers(c.ref, 0.5), answers(c.out, 0.25), c.gold ? { answers: c.gold } : {}, ROW);
     const where = JSON.stringify(c);
     assert.equal(row.units, 1, where);
     assert.equal(row.agreeing, c.agree, where);
@@ -88,6 +92,7 @@ test('zeroShotVerify.compare: top label agreement, gold label in any case, delta
     ranked(['sports', 'politics', 'cooking'], [0.5, 0.3, 0.2]),
     ranked(['politics', 'sports', 'cooking'], [0.45, 0.4, 0.15]),
     { label: 'Sports' },
+    ROW,
   );
   assert.equal(row.agreeing, 0);
   assert.deepEqual([row.reference, row.compiled, row.gold], ['sports', 'politics', 'Sports']);
@@ -96,5 +101,31 @@ test('zeroShotVerify.compare: top label agreement, gold label in any case, delta
     row.scoreDeltas.map((d) => Number(d.toFixed(6))),
     [0.1, 0.15, 0.05],
   );
-  assert.equal(zeroShotVerify.compare(ranked(['a', 'b'], [0.6, 0.4]), ranked(['a', 'b'], [0.7, 0.3]), {}).agreeing, 1);
+  assert.equal(
+    zeroShotVerify.compare(ranked(['a', 'b'], [0.6, 0.4]), ranked(['a', 'b'], [0.7, 0.3]), {}, ROW).agreeing,
+    1,
+  );
+});
+
+test('zeroShotVerify.compare refuses a gold label that is none of the candidates (KILN_ERR_DATA_INVALID), a number unless it names one', () => {
+  const stars = ranked(['1', '2', '3'], [0.5, 0.3, 0.2]);
+  // A TSV cell "2" is read as the number 2: it names the candidate "2".
+  assert.deepEqual(zeroShotVerify.compare(stars, stars, { label: 2 }, ROW).correct, {
+    reference: false,
+    compiled: false,
+  });
+  const topics = ranked(['sports', 'politics'], [0.6, 0.4]);
+  const cases: Array<[string | number, RegExp]> = [
+    [
+      'sport',
+      /"rows\.tsv" line 4: the gold label "sport" is none of the row's candidate labels \("sports", "politics"\)/,
+    ],
+    [1, /the gold label 1 \(a number: class ids are not read\) is none of the row's candidate labels/],
+    [' ', /the gold label " " is none/],
+  ];
+  for (const [label, message] of cases)
+    assert.throws(() => zeroShotVerify.compare(topics, topics, { label }, ROW), {
+      code: 'KILN_ERR_DATA_INVALID',
+      message,
+    });
 });

@@ -159,7 +159,7 @@ export const compileCommand = defineCommand({
     'min-agreement': valueFlag({
       arg: 'F',
       description:
-        'With --verify on rows without labels (gold answers): least fraction of rows (tokens, for token classification) answered as the fp32 source answers them.',
+        'With --verify: least fraction of rows (tokens, for token classification) answered as the fp32 source answers them; for classifiers, only on rows without labels.',
       default: 0.98,
       parse: decimal(0, 1),
     }),

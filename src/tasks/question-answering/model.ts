@@ -99,6 +99,11 @@ export class QuestionAnswerer extends TextModel<Answers> {
           `(the context's room in a window of this question: ${room} tokens)`,
         );
       const context = this.tokenizer.spans(request.context);
+      // Characters the tokenizer drops (a zero-width space, control characters) leave no span to answer.
+      if (context.ids.length === 0)
+        throw new KilnError('KILN_ERR_INPUT_EMPTY_TEXT', {
+          where: `${where}'s context (only characters the tokenizer drops)`,
+        });
       const windows = windowStarts(context.ids.length, room, stride).map((from) => {
         const ids = context.ids.slice(from, from + room);
         const laid = this.tokenizer.layoutPair(question, ids);

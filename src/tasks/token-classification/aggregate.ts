@@ -146,6 +146,15 @@ export function tagOf(label: string): { bi: 'B' | 'I'; tag: string } {
   return { bi: 'I', tag: label };
 }
 
+/**
+ * A label's entity type, as `entity_group` names it: the text after the first "-" (the
+ * pipeline's `split("-", 1)`), so B-/I-/E-/S- prefixes go and B-E-MAIL is E-MAIL; a label
+ * without "-" is its own type.
+ */
+export function entityType(label: string): string {
+  return label.slice(label.indexOf('-') + 1);
+}
+
 /** Adjacent entries of one entity type become one group, unless an entry begins a new entity (B-). */
 function groupEntities(text: string, entries: readonly Labelled[]): GroupEntity[] {
   const groups: GroupEntity[] = [];
@@ -155,9 +164,7 @@ function groupEntities(text: string, entries: readonly Labelled[]): GroupEntity[
     const first = current[0]!;
     const last = current.at(-1)!;
     groups.push({
-      // The first entry's type: the label after its first "-" (the pipeline's split("-", 1)), so
-      // B-E-MAIL groups as E-MAIL, not MAIL.
-      entity_group: first.entity.slice(first.entity.indexOf('-') + 1),
+      entity_group: entityType(first.entity),
       score: current.reduce((sum, e) => sum + e.score, 0) / current.length,
       word: slice(text, first.start, last.end, current.map((e) => e.word).join(' ')),
       start: first.start,
@@ -177,9 +184,10 @@ function groupEntities(text: string, entries: readonly Labelled[]): GroupEntity[
 }
 
 /**
- * `text` with each entity replaced by `[LABEL]` (its type, without a B-/I- prefix). Entities of
- * one type that touch (a word's pieces under `none`) become one mark; entities without a place
- * in the text are left out.
+ * `text` with each entity replaced by `[TYPE]`: its {@link entityType}, so a token's `S-PER`
+ * under `none` is marked `[PER]` as its group is under `simple`. Entities of one type that touch
+ * (a word's pieces under `none`) become one mark; entities without a place in the text are left
+ * out.
  */
 export function redact(text: string, entities: readonly Entity[]): string {
   const marks: Array<{ start: number; end: number; tag: string }> = [];
@@ -188,7 +196,7 @@ export function redact(text: string, entities: readonly Entity[]): string {
     .map((e) => ({
       start: e.start!,
       end: e.end!,
-      tag: 'entity_group' in e ? e.entity_group : tagOf(e.entity).tag,
+      tag: 'entity_group' in e ? e.entity_group : entityType(e.entity),
     }))
     .sort((a, b) => a.start - b.start || b.end - a.end);
   for (const e of placed) {
