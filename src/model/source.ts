@@ -8,7 +8,6 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { pathKind } from '../core/fs.js';
 import { hubModelFor, type PullOptions, pullModel } from '../hub/pull.js';
-import { ARCH_MODULES } from '../import/arch/index.js';
 import { graphInputs, type TensorInfo } from '../onnx/graph.js';
 import { decodeModel } from '../onnx/proto.js';
 
@@ -241,16 +240,6 @@ export interface ModelConfig {
   encoderShape: { hidden: number; intermediate: number; heads: number } | null;
 }
 
-/**
- * Rows of the position table a `model_type`'s sequences never reach, as its family's module says
- * (RoBERTa and MPNet number tokens after the padding index). CamemBERT, which kiln compiles from
- * ONNX exports only, is transformers' RoBERTa code under another name.
- */
-function reservedPositions(modelType: string, config: Record<string, unknown>): number {
-  const family = modelType === 'camembert' ? 'roberta' : modelType;
-  return ARCH_MODULES.find((m) => m.modelTypes.includes(family))?.reservedPositions?.(config) ?? 0;
-}
-
 /** `labels: 'optional'` (embedding models): a config without id2label gives no labels instead of an error. */
 export function parseConfig(
   raw: unknown,
@@ -297,7 +286,13 @@ export function parseConfig(
   }
   const modelType = typeof config.model_type === 'string' ? config.model_type : null;
   let maxPositions = typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings : null;
-  if (maxPositions !== null && modelType !== null) maxPositions -= reservedPositions(modelType, config);
+  // RoBERTa-family position ids start after the padding index, which costs pad_token_id + 1 slots.
+  if (maxPositions !== null && (modelType === 'roberta' || modelType === 'xlm-roberta' || modelType === 'camembert')) {
+    const pad = typeof config.pad_token_id === 'number' ? config.pad_token_id : 1;
+    maxPositions -= pad + 1;
+  }
+  // MPNet does the same from a padding index fixed at 1 in its embeddings module.
+  if (maxPositions !== null && modelType === 'mpnet') maxPositions -= 2;
   const architectures = Array.isArray(config.architectures)
     ? config.architectures.filter((a): a is string => typeof a === 'string')
     : [];

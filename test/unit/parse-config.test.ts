@@ -77,14 +77,6 @@ describe('parseConfig', () => {
       512,
     ],
     ['roberta with pad 0', { model_type: 'roberta', max_position_embeddings: 514, pad_token_id: 0 }, 513],
-    // MPNetEmbeddings fixes its padding index at 1 whatever pad_token_id says.
-    ['mpnet with pad 0', { model_type: 'mpnet', max_position_embeddings: 514, pad_token_id: 0 }, 512],
-    ['electra, 512 positions, pad 0', { model_type: 'electra', max_position_embeddings: 512, pad_token_id: 0 }, 512],
-    [
-      'modernbert, 8192 positions',
-      { model_type: 'modernbert', max_position_embeddings: 8192, pad_token_id: 50283 },
-      8192,
-    ],
     ['bert, 512 positions, pad 0', { model_type: 'bert', max_position_embeddings: 512, pad_token_id: 0 }, 512],
     ['no max_position_embeddings', { model_type: 'roberta' }, null],
   ];

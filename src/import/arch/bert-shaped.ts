@@ -11,7 +11,7 @@ import type { Activation, EncoderConfig } from '../architectures.js';
 import { ConfigFields, type EncoderParts } from '../parts/encoder-parts.js';
 import { SPAN_HEAD, TOKEN_HEAD } from '../parts/heads.js';
 import { buildPostNormEncoder } from '../parts/post-norm-encoder.js';
-import { type ArchitectureModule, padTokenId, partsHead } from './module.js';
+import { type ArchitectureModule, partsHead } from './module.js';
 
 /** Parameter names of one encoder layer, relative to the model prefix. */
 export interface LayerNames {
@@ -135,10 +135,6 @@ export function bertShapedModule(def: BertShapedFamily): ArchitectureModule {
     baseModels: def.baseModels,
     heads: def.heads,
     presets: def.presets ?? {},
-    reservedPositions(raw) {
-      if (def.parts.positions === 'absolute') return 0;
-      return (def.parts.paddingIndex ?? padTokenId(raw, def.defaults?.pad_token_id ?? 0)) + 1;
-    },
     config(raw, path, { headless }) {
       const config = bertShapedConfig(def, raw, path, headless);
       return {

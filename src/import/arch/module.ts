@@ -24,12 +24,6 @@ export interface ArchitectureModule {
   config(raw: Record<string, unknown>, path: string, options: { headless: boolean }): EncoderConfig;
   /** `kiln synth` presets: public config.json facts (labels are added per run). */
   presets: Readonly<Record<string, Record<string, unknown>>>;
-  /**
-   * Rows of the position table no token of a sequence reaches, for config.json: a family that
-   * numbers real tokens after the padding index (RoBERTa, MPNet) starts at padding index + 1.
-   * Absent: positions count from 0.
-   */
-  reservedPositions?(raw: Record<string, unknown>): number;
 }
 
 /** What an architecture built by parts adds to its EncoderConfig: its graph and its parameter list. */
