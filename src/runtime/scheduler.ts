@@ -73,6 +73,17 @@ export interface SchedulerOptions<I> {
   lengthGrouping?: boolean;
 }
 
+/** `flat` cut into consecutive groups of `sizes` (the rows of several texts' windows, submitted as one list). */
+export function regroup<T>(flat: readonly T[], sizes: readonly number[]): T[][] {
+  const groups: T[][] = [];
+  let from = 0;
+  for (const size of sizes) {
+    groups.push(flat.slice(from, from + size));
+    from += size;
+  }
+  return groups;
+}
+
 export interface SubmitOptions {
   /** performance.now() time after which the request is dropped unstarted (KILN_ERR_DEADLINE_EXCEEDED). */
   deadline?: number;
@@ -281,6 +292,26 @@ export class Scheduler<I> {
     }
     const replicas = settled.map((s) => (s as PromiseFulfilledResult<Replica>).value);
     return new Scheduler(options, replicas.slice(0, options.replicas), replicas[options.replicas] ?? null);
+  }
+
+  /**
+   * Queues the items of one request, shortest first, and resolves to their rows in `items`' order:
+   * a request of many texts in any order then fills consecutive batches with similar lengths
+   * instead of padding each batch to its longest (a bulk call of unsorted SST-2 sentences pads
+   * about half its tokens otherwise). Its items take turns with other requests' (fair queuing).
+   */
+  submitAll(items: readonly I[], options: Omit<SubmitOptions, 'request'> = {}): Promise<number[][]> {
+    const request = {};
+    const lengths = items.map((item) => this.options.batcher.length(item));
+    const order = items.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]!);
+    const rows: number[][] = new Array(items.length);
+    return Promise.all(
+      order.map((i) =>
+        this.submit(items[i]!, { ...options, request }).then((row) => {
+          rows[i] = row;
+        }),
+      ),
+    ).then(() => rows);
   }
 
   /** Queues one request; resolves to its row of the model's first output (logits, embedding…). */

@@ -172,9 +172,8 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
         { ...options, where: describe(index) },
       ),
     );
-    // One request: its texts take turns with other requests' (fair queuing), not all first.
-    const request = {};
-    const rows = await Promise.all(encoded.map((e) => this.scheduler.submit(e, { deadline, request })));
+    // One request: shortest first, taking turns with other requests' (Scheduler.submitAll).
+    const rows = await this.scheduler.submitAll(encoded, { deadline });
     return rows.map((row, i) => ({ row, tokens: encoded[i]!.ids.length, truncated: encoded[i]!.truncated }));
   }
 
@@ -208,19 +207,14 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
           problem: `token_type_ids ${badType} is ${row.typeIds![badType]}, outside the token types 0..${this.typeVocab - 1}`,
         });
     });
-    // One request: its rows take turns with other requests' (fair queuing).
-    const submitOptions = { deadline: options.deadline, request: {} };
-    return Promise.all(
-      rows.map((row) =>
-        this.scheduler.submit(
-          {
-            ids: [...row.ids],
-            typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0),
-            truncated: false,
-          },
-          submitOptions,
-        ),
-      ),
+    // One request: shortest first, taking turns with other requests' (Scheduler.submitAll).
+    return this.scheduler.submitAll(
+      rows.map((row) => ({
+        ids: [...row.ids],
+        typeIds: row.typeIds ? [...row.typeIds] : row.ids.map(() => 0),
+        truncated: false,
+      })),
+      { deadline: options.deadline },
     );
   }
 

@@ -415,6 +415,41 @@ describe('Scheduler fair queuing (requests take turns by tokens)', () => {
     );
   });
 
+  test('submitAll(8 texts, lengths 40 and 4 alternating): shortest first, so batches of 4 are padded to 16 and of 40 to 64, answers in the order given', async (t) => {
+    const fleet = new Fleet();
+    const scheduler = await start(t, fleet, { maxBatch: 4 });
+    const items = Array.from({ length: 8 }, (_, i) => seq(300 + i, i % 2 === 0 ? 40 : 4));
+    const rows = await scheduler.submitAll(items);
+    assert.deepEqual(rows, items.map(logitsOf), 'each row back at its own index');
+    assert.deepEqual(
+      fleet.runs.map((r) => r.tags),
+      [
+        [301, 303, 305, 307],
+        [300, 302, 304, 306],
+      ],
+    );
+    assert.deepEqual(
+      fleet.runs.map((r) => r.dims[1]),
+      [16, 64],
+      'submit() in the given order pads both batches to 64',
+    );
+  });
+
+  test('submitAll takes turns with another request like submit: its texts are one request for fair queuing', async (t) => {
+    const fleet = new Fleet();
+    fleet.outcome = () => 'hold';
+    const scheduler = await start(t, fleet, { maxBatch: 4, pipeline: 1 });
+    const first = submit(scheduler, seq(1, 8));
+    await fleet.waitForRuns(1);
+    const many = scheduler.submitAll(Array.from({ length: 6 }, (_, i) => seq(500 + i, 8)));
+    const other = request(scheduler, 600, 2, 8);
+    fleet.outcome = () => 'ok';
+    fleet.at(0).release();
+    await assertAnswered([first, ...other]);
+    await many;
+    assert.deepEqual(fleet.at(1).tags, [500, 600, 501, 601]);
+  });
+
   test('requests without a request key (one text each) keep their arrival order', async (t) => {
     const fleet = new Fleet();
     fleet.outcome = () => 'hold';

@@ -7,6 +7,7 @@
 import { KilnError } from '../../core/errors.js';
 import { softmax } from '../../core/stats.js';
 import type { Manifest } from '../../model/artifact.js';
+import { regroup } from '../../runtime/scheduler.js';
 import type { InferOptions, ModelInput, ModelOptions } from '../../runtime/task-model.js';
 import { TextModel, type TextParts, type TextRow, type TextTokens } from '../../runtime/text-model.js';
 import {
@@ -108,49 +109,50 @@ export class TokenClassifier extends TextModel<TokenAnswer> {
     const stride = options.stride ?? defaultStride(room);
     const { leading, trailing } = this.tokenizer.specialsAround;
     const labels = this.labels;
-    // One request: its texts' windows take turns with other requests' (fair queuing), and length
-    // grouping does not split a batch that holds only them.
-    const submitOptions = { deadline: options.deadline, request: {} };
-    return Promise.all(
-      texts.map(async (text) => {
-        const spanned = this.tokenizer.spannedTokens(text);
-        const count = spanned.ids.length;
-        const windows = windowsOf(count, room, stride);
-        const rows = await Promise.all(
-          windows.map((w) =>
-            this.scheduler.submit(
-              { ...this.tokenizer.withSpecials(spanned.ids.slice(w.start, w.end)), truncated: false },
-              submitOptions,
-            ),
-          ),
-        );
-        const owners = ownerOfEachToken(count, windows);
-        const width = labels.length;
-        const tokens: ScoredToken[] = spanned.ids.map((_, t) => {
-          const k = owners[t]!;
-          const at = (leading + t - windows[k]!.start) * width;
-          const span = spanned.spans[t];
-          return {
-            index: leading + t,
-            // Always softmax, whatever the head's problem type, as the pipeline scores tokens.
-            scores: softmax(rows[k]!.slice(at, at + width)),
-            start: span?.start ?? null,
-            end: span?.end ?? null,
-            subword: spanned.subword[t]!,
-            token: spanned.tokens[t]!,
-          };
-        });
-        const entities = aggregate(text, tokens, labels, options.aggregationStrategy ?? 'none', options.ignoreLabels);
-        return {
-          text,
-          entities,
-          ...(options.redact ? { redacted: redact(text, entities) } : {}),
-          windows: windows.length,
-          tokens: count + leading + trailing,
-          truncated: false,
-        };
-      }),
+    const plans = texts.map((text) => {
+      const spanned = this.tokenizer.spannedTokens(text);
+      return { text, spanned, windows: windowsOf(spanned.ids.length, room, stride) };
+    });
+    // One request: its texts' windows, shortest first, take turns with other requests' (Scheduler.submitAll).
+    const rows = await this.scheduler.submitAll(
+      plans.flatMap(({ spanned, windows }) =>
+        windows.map((w) => ({ ...this.tokenizer.withSpecials(spanned.ids.slice(w.start, w.end)), truncated: false })),
+      ),
+      { deadline: options.deadline },
     );
+    const perText = regroup(
+      rows,
+      plans.map((p) => p.windows.length),
+    );
+    return plans.map(({ text, spanned, windows }, i) => {
+      const own = perText[i]!;
+      const count = spanned.ids.length;
+      const owners = ownerOfEachToken(count, windows);
+      const width = labels.length;
+      const tokens: ScoredToken[] = spanned.ids.map((_, t) => {
+        const k = owners[t]!;
+        const at = (leading + t - windows[k]!.start) * width;
+        const span = spanned.spans[t];
+        return {
+          index: leading + t,
+          // Always softmax, whatever the head's problem type, as the pipeline scores tokens.
+          scores: softmax(own[k]!.slice(at, at + width)),
+          start: span?.start ?? null,
+          end: span?.end ?? null,
+          subword: spanned.subword[t]!,
+          token: spanned.tokens[t]!,
+        };
+      });
+      const entities = aggregate(text, tokens, labels, options.aggregationStrategy ?? 'none', options.ignoreLabels);
+      return {
+        text,
+        entities,
+        ...(options.redact ? { redacted: redact(text, entities) } : {}),
+        windows: windows.length,
+        tokens: count + leading + trailing,
+        truncated: false,
+      };
+    });
   }
 
   /** Unused: windows are answered by {@link recognize}, which needs more than one row. */
