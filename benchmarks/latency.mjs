@@ -1,13 +1,13 @@
-// The default layout against every fixed one, in one run: latency (one request at a time) and
-// offline throughput, on the same artifact, sentences and machine. Layouts are interleaved round
-// by round (the machine's speed drifts, and other work on it moves every figure), and each
-// ratio is taken within a round; the table gives the median over rounds. It also measures how
-// much of the main thread tokenizing takes at full load (event-loop utilization during the
-// offline run and a closed loop of 32 clients, and tokenizing alone), and times transformers.js
-// q8 on the same ONNX file (batch 1 and offline) when benchmarks/node_modules has it, and ONNX
-// Runtime alone on that file: the ceiling any wrapper of this runtime could reach, against which
-// the transformers.js ratios are read. The default layout with the scheduler's length grouping
-// off is measured too: the closed loop's req/s, p99 and fill on ÷ off.
+// The default layout against every fixed one, in one run: latency (one request at a time),
+// offline throughput and a closed loop of 32 clients, on the same artifact, sentences and machine.
+// Every contender is loaded once; each phase then runs them in turn, round by round, the order
+// rotating, so what is compared is measured seconds apart (this machine's speed drifts within a
+// minute), and each ratio is taken within a round; the table gives medians over rounds. Beside
+// the layouts: transformers.js q8 on the same ONNX file when benchmarks/node_modules has it, and
+// ONNX Runtime alone on that file: the ceiling any wrapper of this runtime could reach, against
+// which the transformers.js ratios are read. Also measured: the default layout with the
+// scheduler's length grouping off (closed loop on ÷ off), the default given the texts unsorted,
+// how much of the main thread tokenizing takes, and the wide session's spinning modes.
 //   npm run bench:latency -- [--artifact DIR] [--rounds N] [--requests N] [--sentences N] [--json FILE]
 // Without --artifact it synthesizes DistilBERT-base (kiln synth) and compiles it int8 first.
 import { execFileSync } from 'node:child_process';
@@ -91,62 +91,59 @@ function layouts() {
   return flags.only ? all.filter((l) => l.name.startsWith(flags.only) || l.isDefault) : all;
 }
 
-/** Latency (one at a time), offline throughput at max batch `batch`, and main-thread figures. */
-async function measure(dir, layout, sentences) {
+/** One of the layouts, loaded: lone requests, the offline run and the closed loop go through kiln. */
+async function kilnContender(dir, layout) {
   const model = await TextClassifier.load(dir, { ...layout.options, verify: false });
-  try {
-    for (const s of sentences.slice(0, 20)) await model.classify([s]);
-    const samples = [];
-    for (const s of sentences.slice(0, Number(flags.requests))) {
-      const t0 = performance.now();
-      await model.classify([s]);
-      samples.push((performance.now() - t0) * 1000);
-    }
-    const latency = summarize(samples);
-    model.reconfigure({ maxBatch: Number(flags.batch), maxDelayMs: 0 });
-    const elu0 = performance.eventLoopUtilization();
-    const t0 = performance.now();
-    await model.classify(sortedSentences);
-    const seconds = (performance.now() - t0) / 1000;
-    const offlineElu = performance.eventLoopUtilization(elu0).utilization;
-    // A closed loop of 32 clients, one text each: a server's full load, tokenized one by one.
-    const elu1 = performance.eventLoopUtilization();
-    const before = model.stats();
-    let cursor = 0;
-    const waits = [];
-    const until = performance.now() + 3000;
-    const c0 = performance.now();
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        while (performance.now() < until) {
-          const s0 = performance.now();
-          await model.classify([sentences[cursor++ % sentences.length]]);
-          waits.push((performance.now() - s0) * 1000);
-        }
-      }),
-    );
-    const closedRate = waits.length / ((performance.now() - c0) / 1000);
-    const closedElu = performance.eventLoopUtilization(elu1).utilization;
-    const after = model.stats();
-    return {
-      layout: {
-        replicas: model.layout.replicas,
-        threads: model.layout.threadsPerReplica,
-        wide: model.layout.wideThreads,
-      },
-      latency: { avgMs: latency.avgMs, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms },
-      textsPerSecond: sentences.length / seconds,
-      closedLoop32: {
-        requestsPerSecond: closedRate,
+  const { maxBatch, maxDelayMs } = model.layout;
+  return {
+    ...layout,
+    layout: {
+      replicas: model.layout.replicas,
+      threads: model.layout.threadsPerReplica,
+      wide: model.layout.wideThreads,
+    },
+    one: (i) => model.classify([sentences[i]]),
+    // Every sentence in one call, at max batch `batch`; then the layout's own batching again. The
+    // texts come length-sorted, as the other contenders get them, or in data order: kiln then
+    // sorts them itself (Scheduler.submitAll). Returns the batches' fill (real / padded tokens).
+    async offline(texts = sortedSentences) {
+      model.reconfigure({ maxBatch: Number(flags.batch), maxDelayMs: 0 });
+      const before = model.stats();
+      try {
+        await model.classify(texts);
+      } finally {
+        model.reconfigure({ maxBatch, maxDelayMs });
+      }
+      const after = model.stats();
+      return (after.realTokens - before.realTokens) / (after.paddedTokens - before.paddedTokens);
+    },
+    /** A closed loop of 32 clients, one text each, for `ms`: a server's full load, tokenized one by one. */
+    async closedLoop(ms) {
+      const before = model.stats();
+      const elu = performance.eventLoopUtilization();
+      let cursor = 0;
+      const waits = [];
+      const c0 = performance.now();
+      const until = c0 + ms;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (performance.now() < until) {
+            const s0 = performance.now();
+            await model.classify([sentences[cursor++ % sentences.length]]);
+            waits.push((performance.now() - s0) * 1000);
+          }
+        }),
+      );
+      const after = model.stats();
+      return {
+        requestsPerSecond: waits.length / ((performance.now() - c0) / 1000),
         p99Ms: summarize(waits).p99Ms,
         fill: (after.realTokens - before.realTokens) / (after.paddedTokens - before.paddedTokens),
-        eventLoopUtilization: closedElu,
-      },
-      offlineEventLoopUtilization: offlineElu,
-    };
-  } finally {
-    await model.close();
-  }
+        eventLoopUtilization: performance.eventLoopUtilization(elu).utilization,
+      };
+    },
+    close: () => model.close(),
+  };
 }
 
 const { createSession } = await import(`${DIST}/runtime/binding.js`);
@@ -168,37 +165,30 @@ let withTypeIds = false;
 
 /**
  * ONNX Runtime alone on the same file, no kiln around it: what any wrapper of this runtime could
- * reach here. Batch 1: one session on every core (ONNX Runtime's default spinning, as
+ * reach here. Lone requests: one session on every core (ONNX Runtime's default spinning, as
  * transformers.js runs it), each sentence at its own length, no padding. Offline: one one-thread
  * session at batch `batch` over the length-sorted sentences, padded to each batch's longest, its
- * rate times the cores (perfect scaling, which no layout beats).
+ * time divided by the cores (perfect scaling, which no layout beats).
  */
-async function ortAlone(dir, lengths) {
+async function ortAloneContender(dir) {
   const model = join(dir, 'model.onnx');
   const wide = await createSession(model, { backend: 'cpu', optimization: 'disabled', intraOpThreads: cores });
-  let batch1Ms;
-  try {
-    const sample = lengths.slice(0, Number(flags.requests));
-    for (const n of new Set(lengths)) await wide.run(feedsOf(n));
-    const t0 = performance.now();
-    for (const n of sample) await wide.run(feedsOf(n));
-    batch1Ms = (performance.now() - t0) / sample.length;
-  } finally {
-    await wide.release();
-  }
   const one = await createSession(model, { backend: 'cpu', optimization: 'disabled', intraOpThreads: 1 });
-  try {
-    const sorted = [...lengths].sort((a, b) => a - b);
-    const size = Number(flags.batch);
-    const batches = [];
-    for (let i = 0; i < sorted.length; i += size) batches.push(sorted.slice(i, i + size));
-    await one.run(feedsOf(sorted.at(-1), size));
-    const t0 = performance.now();
-    for (const b of batches) await one.run(feedsOf(b.at(-1), b.length));
-    return { batch1Ms, textsPerSecond: (cores * sorted.length) / ((performance.now() - t0) / 1000) };
-  } finally {
-    await one.release();
-  }
+  for (const n of new Set(lengths)) await wide.run(feedsOf(n));
+  const sorted = [...lengths].sort((a, b) => a - b);
+  const size = Number(flags.batch);
+  const batches = [];
+  for (let i = 0; i < sorted.length; i += size) batches.push(sorted.slice(i, i + size));
+  return {
+    name: `ONNX Runtime alone, same file (lone: ${cores} threads, own length; offline: one thread ÷ ${cores})`,
+    alone: true,
+    one: (i) => wide.run(feedsOf(lengths[i])),
+    async offline() {
+      for (const b of batches) await one.run(feedsOf(b.at(-1), b.length));
+    },
+    offlineScale: cores,
+    close: () => Promise.all([wide.release(), one.release()]),
+  };
 }
 
 /**
@@ -262,8 +252,8 @@ async function spinning(dir, lengths) {
   return result;
 }
 
-/** transformers.js q8 (its dynamic int8) on the same ONNX file, batch 1 and offline, when installed here. */
-async function transformersJs(dir, sentences, sorted) {
+/** transformers.js q8 (its dynamic int8) on the same ONNX file, when benchmarks/node_modules has it. */
+async function transformersJsContender(dir) {
   let transformers;
   try {
     transformers = await import('@huggingface/transformers');
@@ -284,21 +274,17 @@ async function transformersJs(dir, sentences, sorted) {
     device: 'cpu',
     session_options: { intraOpNumThreads: cores },
   });
-  for (const s of sentences.slice(0, 20)) await pipe(s);
-  const samples = [];
-  for (const s of sentences.slice(0, Number(flags.requests))) {
-    const t0 = performance.now();
-    await pipe(s);
-    samples.push((performance.now() - t0) * 1000);
-  }
-  // Offline: calls of `batch` sentences in kiln's offline order (sorted by length), so its batches
-  // pad as little as kiln's do.
   const size = Number(flags.batch);
-  const t0 = performance.now();
-  for (let i = 0; i < sorted.length; i += size) await pipe(sorted.slice(i, i + size));
-  const textsPerSecond = sorted.length / ((performance.now() - t0) / 1000);
-  await pipe.dispose?.();
-  return { avgMs: summarize(samples).avgMs, textsPerSecond };
+  return {
+    name: 'transformers.js q8, same ONNX',
+    tjs: true,
+    one: (i) => pipe(sentences[i]),
+    // Calls of `batch` sentences in kiln's offline order, so its batches pad as little as kiln's.
+    async offline() {
+      for (let i = 0; i < sortedSentences.length; i += size) await pipe(sortedSentences.slice(i, i + size));
+    },
+    close: async () => pipe.dispose?.(),
+  };
 }
 
 const median = (values) => {
@@ -323,97 +309,142 @@ const sortedSentences = byLength.sort((a, b) => a.n - b.n).map((x) => x.text);
   await probe.release();
 }
 const list = layouts();
-const results = list.map(() => []);
-const tjs = [];
-const alone = [];
 note(`CPU ${cpu.model}, ${cores} cores; SIMD flags: ${cpu.simd}; load average ${loadavg()[0].toFixed(1)}`);
-for (let round = 0; round < rounds; round += 1) {
-  // Rotate the order each round so no layout always runs first (or after the same one).
-  const order = list.map((_, i) => (i + round) % list.length);
-  for (const i of order) {
-    note(`round ${round + 1}/${rounds}: ${list[i].name}`);
-    results[i].push(await measure(dir, list[i], sentences));
-  }
-  note(`round ${round + 1}/${rounds}: ONNX Runtime alone`);
-  alone.push(await ortAlone(dir, lengths));
-  const t = await transformersJs(dir, sentences, sortedSentences);
-  if (t) tjs.push(t);
+// Every contender is loaded once and stays loaded (an idle one's threads sleep), so each phase can
+// interleave them in short blocks: the machine's speed drifts within seconds here.
+const contenders = [];
+for (const layout of list) {
+  note(`loading ${layout.name}`);
+  contenders.push(await kilnContender(dir, layout));
 }
+contenders.push(await ortAloneContender(dir));
+const tjsContender = await transformersJsContender(dir);
+if (tjsContender) contenders.push(tjsContender);
+const kilnOnes = contenders.filter((c) => c.layout);
+/** Runs `fn` for each contender in `among`, round by round, the order rotating every round. */
+async function interleaved(among, label, fn) {
+  const perRound = among.map(() => []);
+  for (let round = 0; round < rounds; round += 1) {
+    note(`${label}, round ${round + 1}/${rounds}`);
+    for (let k = 0; k < among.length; k += 1) {
+      const i = (k + round) % among.length;
+      perRound[i].push(await fn(among[i]));
+    }
+  }
+  return perRound;
+}
+const sample = sentences.slice(0, Number(flags.requests)).map((_, i) => i);
+for (const c of contenders) for (const i of sample.slice(0, 20)) await c.one(i);
+const lone = await interleaved(contenders, 'one request at a time', async (c) => {
+  const samples = [];
+  for (const i of sample) {
+    const t0 = performance.now();
+    await c.one(i);
+    samples.push((performance.now() - t0) * 1000);
+  }
+  return { avgMs: summarize(samples).avgMs, samples };
+});
+const defaultElu = { offline: [], closed: [] };
+/** The default layout given the texts in data order, measured right after its sorted run: texts/s and fill of both. */
+const dataOrder = [];
+const offline = await interleaved(contenders, 'offline', async (c) => {
+  const elu = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  const fill = await c.offline();
+  const seconds = (performance.now() - t0) / 1000 / (c.offlineScale ?? 1);
+  if (c.isDefault) {
+    defaultElu.offline.push(performance.eventLoopUtilization(elu).utilization);
+    const t1 = performance.now();
+    const unsortedFill = await c.offline(sentences);
+    dataOrder.push({
+      textsPerSecond: sentences.length / ((performance.now() - t1) / 1000),
+      fill: unsortedFill,
+      sortedFill: fill,
+    });
+  }
+  return sentences.length / seconds;
+});
+const closed = await interleaved(kilnOnes, 'closed loop of 32 clients', async (c) => {
+  const r = await c.closedLoop(3000);
+  if (c.isDefault) defaultElu.closed.push(r.eventLoopUtilization);
+  return r;
+});
+for (const c of contenders) await c.close();
 note('wide session: idle threads spinning always, during a run, never');
 const spin = await spinning(dir, lengths);
 
-const def = results[0];
-const fixedIndex = list.map((_, i) => i).filter((i) => list[i].fixed);
+const indexOf = (pred) => contenders.findIndex(pred);
+const def = indexOf((c) => c.isDefault);
+const aloneAt = indexOf((c) => c.alone);
+const tjsAt = indexOf((c) => c.tjs);
+const fixedIndex = contenders.map((_, i) => i).filter((i) => contenders[i].fixed);
 /** Per round: default ÷ the best fixed layout of that round. */
-const latencyRatios = def.map(
-  (d, r) => d.latency.avgMs / Math.min(...fixedIndex.map((i) => results[i][r].latency.avgMs)),
-);
-const throughputRatios = def.map(
-  (d, r) => d.textsPerSecond / Math.max(...fixedIndex.map((i) => results[i][r].textsPerSecond)),
-);
+const latencyRatios = lone[def].map((d, r) => d.avgMs / Math.min(...fixedIndex.map((i) => lone[i][r].avgMs)));
+const throughputRatios = offline[def].map((d, r) => d / Math.max(...fixedIndex.map((i) => offline[i][r])));
+/** All of a contender's lone-request samples, pooled over rounds, for the p99. */
+const pooledP99 = (i) => summarize(lone[i].flatMap((x) => x.samples)).p99Ms;
 
 const lines = [];
 const out = (line = '') => lines.push(line);
+const ratios = (xs) => `${xs.map((x) => x.toFixed(2)).join(', ')} (median ${median(xs).toFixed(2)})`;
 out(`CPU: ${cpu.model}, ${cores} cores (${cpu.simd}); load average at the end ${loadavg()[0].toFixed(1)}`);
-out(`artifact: ${dir}; ${sentences.length} SST-2 dev sentences; ${rounds} interleaved rounds; medians over rounds`);
+out(
+  `artifact: ${dir}; ${sentences.length} SST-2 dev sentences; ${rounds} rounds of each phase, contenders interleaved; medians over rounds`,
+);
 out();
 out(
   `| layout | latency avg (ms) | p99 (ms) | offline texts/s (batch ${flags.batch}) | closed loop 32 req/s | its p99 (ms) | its fill |`,
 );
 out('| --- | --- | --- | --- | --- | --- | --- |');
-list.forEach((l, i) => {
-  const r = results[i];
+contenders.forEach((c, i) => {
+  const k = kilnOnes.indexOf(c);
+  const loop = k >= 0 ? closed[k] : null;
+  const cells = loop
+    ? [
+        median(loop.map((x) => x.requestsPerSecond)).toFixed(1),
+        median(loop.map((x) => x.p99Ms)).toFixed(1),
+        `${(100 * median(loop.map((x) => x.fill))).toFixed(0)} %`,
+      ]
+    : ['', '', ''];
   out(
-    `| ${l.name} | ${median(r.map((x) => x.latency.avgMs)).toFixed(2)} | ${median(r.map((x) => x.latency.p99Ms)).toFixed(2)} | ${median(r.map((x) => x.textsPerSecond)).toFixed(1)} | ${median(r.map((x) => x.closedLoop32.requestsPerSecond)).toFixed(1)} | ${median(r.map((x) => x.closedLoop32.p99Ms)).toFixed(1)} | ${(100 * median(r.map((x) => x.closedLoop32.fill))).toFixed(0)} % |`,
+    `| ${c.name} | ${median(lone[i].map((x) => x.avgMs)).toFixed(2)} | ${pooledP99(i).toFixed(2)} | ${median(offline[i]).toFixed(1)} | ${cells.join(' | ')} |`,
   );
 });
-out(
-  `| ONNX Runtime alone, same file (batch 1: ${cores} threads, own length; offline: one thread × ${cores}) | ${median(alone.map((x) => x.batch1Ms)).toFixed(2)} | | ${median(alone.map((x) => x.textsPerSecond)).toFixed(1)} | | | |`,
-);
-if (tjs.length > 0)
-  out(
-    `| transformers.js q8, same ONNX | ${median(tjs.map((x) => x.avgMs)).toFixed(2)} | | ${median(tjs.map((x) => x.textsPerSecond)).toFixed(1)} | | | |`,
-  );
-else out('transformers.js: not installed in benchmarks/ (npm install there to compare it)');
+if (tjsAt < 0) out('transformers.js: not installed in benchmarks/ (npm install there to compare it)');
 out();
-out(
-  `default latency ÷ best fixed, per round: ${latencyRatios.map((x) => x.toFixed(3)).join(', ')} (median ${median(latencyRatios).toFixed(3)}; must be ≤ 1.10)`,
-);
-out(
-  `default throughput ÷ best fixed, per round: ${throughputRatios.map((x) => x.toFixed(3)).join(', ')} (median ${median(throughputRatios).toFixed(3)}; must be ≥ 0.95)`,
-);
-const ungrouped = list.findIndex((l) => l.options.lengthGrouping === false);
+out(`default latency ÷ best fixed, per round: ${ratios(latencyRatios)}; must be ≤ 1.10`);
+out(`default offline throughput ÷ best fixed, per round: ${ratios(throughputRatios)}; must be ≥ 0.95`);
+const ungrouped = kilnOnes.findIndex((c) => c.options.lengthGrouping === false);
 if (ungrouped >= 0) {
-  const grouping = def.map(
-    (d, r) => d.closedLoop32.requestsPerSecond / results[ungrouped][r].closedLoop32.requestsPerSecond,
-  );
-  out(
-    `closed loop 32, length grouping on ÷ off, per round: ${grouping.map((x) => x.toFixed(3)).join(', ')} (median ${median(grouping).toFixed(3)})`,
-  );
+  const d = kilnOnes.findIndex((c) => c.isDefault);
+  const grouping = closed[d].map((x, r) => x.requestsPerSecond / closed[ungrouped][r].requestsPerSecond);
+  out(`closed loop 32, length grouping on ÷ off, per round: ${ratios(grouping)}`);
 }
-if (tjs.length > 0) {
+out(
+  `default, offline with the texts in data order (kiln sorts a call's texts itself): ${median(dataOrder.map((x) => x.textsPerSecond)).toFixed(1)} texts/s, ÷ sorted per round ${ratios(dataOrder.map((x, r) => x.textsPerSecond / offline[def][r]))}; fill ${(100 * median(dataOrder.map((x) => x.fill))).toFixed(0)} % (sorted by the caller: ${(100 * median(dataOrder.map((x) => x.sortedFill))).toFixed(0)} %)`,
+);
+const perRound = (phase, f) => phase[def].map((_, r) => f(r));
+if (tjsAt >= 0) {
   // Within each round: kiln's default against transformers.js, and ONNX Runtime alone against
   // transformers.js (the most any wrapper of this runtime could reach on this file and machine).
-  const perRound = (f) => tjs.map((t, r) => f(t, def[r], alone[r]));
-  const ratios = (xs) => `${xs.map((x) => x.toFixed(2)).join(', ')} (median ${median(xs).toFixed(2)})`;
   out(
-    `transformers.js q8 latency ÷ default latency, per round: ${ratios(perRound((t, d) => t.avgMs / d.latency.avgMs))}; must be ≥ 1.3`,
+    `transformers.js q8 latency ÷ default latency, per round: ${ratios(perRound(lone, (r) => lone[tjsAt][r].avgMs / lone[def][r].avgMs))}; must be ≥ 1.3`,
   );
   out(
-    `default offline throughput ÷ transformers.js q8, per round: ${ratios(perRound((t, d) => d.textsPerSecond / t.textsPerSecond))}; must be ≥ 1.6`,
+    `default offline throughput ÷ transformers.js q8, per round: ${ratios(perRound(offline, (r) => offline[def][r] / offline[tjsAt][r]))}; must be ≥ 1.6`,
   );
   out(
-    `ceiling, ONNX Runtime alone ÷ transformers.js q8, per round: latency ${ratios(perRound((t, _, a) => t.avgMs / a.batch1Ms))}, offline throughput ${ratios(perRound((t, _, a) => a.textsPerSecond / t.textsPerSecond))}`,
+    `ceiling, ONNX Runtime alone ÷ transformers.js q8, per round: latency ${ratios(perRound(lone, (r) => lone[tjsAt][r].avgMs / lone[aloneAt][r].avgMs))}; offline throughput ${ratios(perRound(offline, (r) => offline[aloneAt][r] / offline[tjsAt][r]))}`,
   );
 }
 out(
-  `default ÷ ONNX Runtime alone, per round: latency ${def.map((d, r) => (d.latency.avgMs / alone[r].batch1Ms).toFixed(2)).join(', ')}, offline throughput ${def.map((d, r) => (d.textsPerSecond / alone[r].textsPerSecond).toFixed(2)).join(', ')}`,
+  `default ÷ ONNX Runtime alone, per round: latency ${ratios(perRound(lone, (r) => lone[def][r].avgMs / lone[aloneAt][r].avgMs))}; offline throughput ${ratios(perRound(offline, (r) => offline[def][r] / offline[aloneAt][r]))}`,
 );
 out();
 out(
-  `main thread, default layout: event-loop utilization ${(100 * median(def.map((x) => x.offlineEventLoopUtilization))).toFixed(1)} % during the offline run, ` +
-    `${(100 * median(def.map((x) => x.closedLoop32.eventLoopUtilization))).toFixed(1)} % under 32 closed-loop clients; ` +
-    `tokenizing alone ${tokenizeUs.toFixed(0)} µs per sentence (${((tokenizeUs / 1e6) * median(def.map((x) => x.textsPerSecond)) * 100).toFixed(1)} % of the main thread at the offline rate)`,
+  `main thread, default layout: event-loop utilization ${(100 * median(defaultElu.offline)).toFixed(1)} % during the offline run, ` +
+    `${(100 * median(defaultElu.closed)).toFixed(1)} % under 32 closed-loop clients; ` +
+    `tokenizing alone ${tokenizeUs.toFixed(0)} µs per sentence (${((tokenizeUs / 1e6) * median(offline[def]) * 100).toFixed(1)} % of the main thread at the offline rate)`,
 );
 const spinLine = (key) =>
   `${median(spin[key].map((x) => x.batch1Ms)).toFixed(2)} ms at batch 1, two one-thread sessions beside it ${median(spin[key].map((x) => x.narrowBesideMs)).toFixed(0)} ms`;
@@ -421,8 +452,14 @@ out(
   `wide session (${cores} threads), idle threads spinning always: ${spinLine('always')}; during a run (the default): ${spinLine('during-run')}; never: ${spinLine('never')}`,
 );
 console.log(lines.join('\n'));
-if (flags.json)
-  await writeFile(
-    flags.json,
-    JSON.stringify({ cpu, cores, layouts: list.map((l) => l.name), results, alone, tjs, tokenizeUs, spin }, null, 2),
-  );
+if (flags.json) {
+  const figures = contenders.map((c, i) => ({
+    name: c.name,
+    layout: c.layout ?? null,
+    lone: lone[i].map((x) => x.avgMs),
+    p99Ms: pooledP99(i),
+    offline: offline[i],
+    closedLoop: kilnOnes.includes(c) ? closed[kilnOnes.indexOf(c)] : null,
+  }));
+  await writeFile(flags.json, JSON.stringify({ cpu, cores, figures, dataOrder, tokenizeUs, spin }, null, 2));
+}
