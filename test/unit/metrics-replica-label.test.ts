@@ -6,41 +6,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type BatchEvent, channels } from '../../src/core/channels.js';
-import type { ReplicaStats, SchedulerStats } from '../../src/runtime/scheduler.js';
+import type { SchedulerStats } from '../../src/runtime/scheduler.js';
 import { ServerMetrics } from '../../src/server/metrics.js';
 import { ModelHost } from '../../src/server/model-host.js';
 import type { LoadedModel } from '../../src/tasks/registry.js';
-
-const replica = (id: number, busyMs: number): ReplicaStats => ({
-  id,
-  busy: false,
-  busyMs,
-  batches: 1,
-  items: 1,
-  failures: 0,
-});
-
-function schedulerStats(replicas: ReplicaStats[], wide: ReplicaStats | null): SchedulerStats {
-  const none = { windowMs: 10_000, count: 0, perSecond: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 };
-  return {
-    replicas,
-    wide,
-    queueDepth: 0,
-    inFlight: 0,
-    submitted: 0,
-    completed: 0,
-    failed: 0,
-    rejected: 0,
-    batches: 0,
-    batchSizes: {},
-    paddedLengths: {},
-    fill: {},
-    realTokens: 0,
-    paddedTokens: 0,
-    uptimeMs: 1000,
-    recent: none,
-  };
-}
+import { replicaStats as replica, schedulerStats } from '../fixtures/scheduler-stats.js';
 
 /** What ServerMetrics reads of a loaded model: its name, device and scheduler snapshot. */
 const model = (name: string, stats: SchedulerStats): LoadedModel =>

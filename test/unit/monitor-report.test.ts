@@ -5,18 +5,9 @@ import type { ServerStats } from '../../src/monitor/poll.js';
 import { buildReport } from '../../src/monitor/report.js';
 import { renderTop } from '../../src/monitor/top.js';
 import type { ReplicaStats } from '../../src/runtime/scheduler.js';
-
-const replica = (id: number, busyMs: number, batches: number): ReplicaStats => ({
-  id,
-  busy: false,
-  busyMs,
-  batches,
-  items: batches,
-  failures: 0,
-});
+import { replicaStats as replica, schedulerStats } from '../fixtures/scheduler-stats.js';
 
 function stats(uptimeMs: number, replicas: ReplicaStats[], wide: ReplicaStats | null): ServerStats {
-  const none = { windowMs: 10_000, count: 0, perSecond: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 };
   return {
     model: 'm',
     layout: {
@@ -27,24 +18,7 @@ function stats(uptimeMs: number, replicas: ReplicaStats[], wide: ReplicaStats | 
       maxDelayMs: 2,
       buckets: [128],
     },
-    scheduler: {
-      replicas,
-      wide,
-      queueDepth: 0,
-      inFlight: 0,
-      submitted: 0,
-      completed: 0,
-      failed: 0,
-      rejected: 0,
-      batches: 0,
-      batchSizes: {},
-      paddedLengths: {},
-      fill: {},
-      realTokens: 0,
-      paddedTokens: 0,
-      uptimeMs,
-      recent: none,
-    },
+    scheduler: schedulerStats(replicas, wide, uptimeMs),
   };
 }
 
