@@ -1,22 +1,9 @@
-// The default layout against every fixed one, in one run: latency (one request at a time),
-// offline throughput and a closed loop of 32 clients, on the same artifact, sentences and machine.
-// Every contender is loaded once; each phase then runs them in turn, round by round, the order
-// rotating, so what is compared is measured seconds apart (this machine's speed drifts within a
-// minute), and each ratio is taken within a round; the table gives medians over rounds. Beside
-// the layouts: transformers.js q8 on the same ONNX file when benchmarks/node_modules has it, and
-// ONNX Runtime alone on that file: the ceiling any wrapper of this runtime could reach, against
-// which the transformers.js ratios are read. Also measured: the default layout with the
-// scheduler's length grouping off (closed loop on ÷ off), the default given the texts unsorted,
-// how much of the main thread tokenizing takes, and the wide session's spinning modes.
-//   npm run bench:latency -- [--artifact DIR] [--rounds N] [--requests N] [--sentences N] [--json FILE]
-// Without --artifact it synthesizes DistilBERT-base (kiln synth) and compiles it int8 first.
-import { execFileSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { DIST, ROOT, scratch } from './lib.mjs';
+import { cpuInfo, DIST, scratch, sst2Sentences, synthesizedInt8 } from './lib.mjs';
 
 const { TextClassifier } = await import(`${DIST}/tasks/text-classification/model.js`);
 const { summarize } = await import(`${DIST}/bench/measure.js`);
@@ -41,38 +28,6 @@ for (const name of ['rounds', 'requests', 'sentences', 'batch']) {
 const rounds = Number(flags.rounds);
 const cores = availableParallelism();
 const note = (line) => process.stderr.write(`${line}\n`);
-
-function cpuInfo() {
-  try {
-    const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
-    const field = (name) => lscpu.match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1]?.trim() ?? 'unknown';
-    const flagList = field('Flags').split(/\s+/);
-    const simd = flagList.filter((f) => /^(avx|fma|f16c|amx|sse4)/.test(f) || f === 'avx512_vnni' || f === 'avx_vnni');
-    return { model: field('Model name'), simd: simd.join(' '), flags: field('Flags') };
-  } catch {
-    return { model: 'unknown (no lscpu)', simd: '', flags: '' };
-  }
-}
-
-async function readSentences(limit) {
-  const [header, ...rows] = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8'))
-    .split('\n')
-    .filter((l) => l.trim() !== '');
-  const column = header.split('\t').indexOf('sentence');
-  return rows.map((row) => row.split('\t')[column].trim()).slice(0, limit);
-}
-
-async function artifactDir() {
-  if (flags.artifact) return flags.artifact;
-  const { dir } = await scratch('kiln-latency-');
-  const { synthesize } = await import(`${DIST}/import/synth.js`);
-  const { compile } = await import(`${DIST}/compiler/compile.js`);
-  note('synthesizing distilbert-base-uncased and compiling it int8 (a few minutes)…');
-  const source = join(dir, 'distilbert-synthetic');
-  await synthesize({ preset: 'distilbert-base-uncased', out: source });
-  process.env.KILN_CACHE_DIR ??= join(dir, 'cache');
-  return (await compile({ source, out: join(dir, 'distilbert-int8.kiln'), precision: 'int8' })).artifactDir;
-}
 
 /** The layouts compared: the default (no flags) and each fixed replicas × threads. */
 function layouts() {
@@ -294,8 +249,8 @@ const median = (values) => {
 };
 
 const cpu = cpuInfo();
-const dir = await artifactDir();
-const sentences = await readSentences(Number(flags.sentences));
+const dir = flags.artifact ?? (await synthesizedInt8('distilbert-base-uncased'));
+const sentences = await sst2Sentences(Number(flags.sentences));
 const { lengths, usPerSentence: tokenizeUs } = await tokenizing(dir, sentences);
 const byLength = sentences.map((text, i) => ({ text, n: lengths[i] }));
 const sortedSentences = byLength.sort((a, b) => a.n - b.n).map((x) => x.text);

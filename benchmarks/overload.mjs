@@ -10,7 +10,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closedLoop, openLoop } from './http-load.mjs';
-import { CLI, mib, ROOT, scratch } from './lib.mjs';
+import { CLI, mib, ROOT, scratch, sst2Sentences } from './lib.mjs';
 
 const MODEL = join(ROOT, 'models', 'sst2-distilbert-tiny');
 const SENTENCES = 8;
@@ -65,14 +65,6 @@ function percentile(values, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
-
-async function readSentences(limit) {
-  const [header, ...rows] = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8'))
-    .split('\n')
-    .filter((l) => l.trim() !== '');
-  const column = header.split('\t').indexOf('sentence');
-  return rows.slice(0, limit).map((row) => row.split('\t')[column].trim());
-}
 
 /** The flags passed on to kiln serve, as given (unset ones and --max-queue-ms 0 stay kiln serve's defaults). */
 const SERVE_FLAGS = ['max-queue-ms', 'max-batch', 'replica-nice', 'pipeline', 'replicas'];
@@ -165,7 +157,7 @@ async function settled(url) {
   return stats(url);
 }
 
-const bodies = (await readSentences(SENTENCES)).map((text) => JSON.stringify({ text }));
+const bodies = (await sst2Sentences(SENTENCES)).map((text) => JSON.stringify({ text }));
 const cores = availableParallelism();
 const loadAtStart = loadavg()[0];
 const { dir, cleanup } = await scratch('kiln-bench-overload-');

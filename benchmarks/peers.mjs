@@ -3,12 +3,12 @@
 // throughput issue's "figures it must reach". Every figure is a ratio within the run because
 // this machine's speed moves by 2× from run to run (GEMM peak measured between 330 and 630 GOP/s).
 //   npm run bench:peers -- [--sentences N] [--json FILE]
-import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { env, pipeline } from '@huggingface/transformers';
-import { DIST, ROOT, scratch } from './lib.mjs';
+import { DIST, scratch, sst2Sentences } from './lib.mjs';
 
 const { synthesize } = await import(`${DIST}/import/synth.js`);
 const { compile } = await import(`${DIST}/compiler/compile.js`);
@@ -38,15 +38,6 @@ const runStarted = performance.now();
 // load is printed beside the ratios.
 const loadAtStart = loadavg()[0];
 const note = (line) => process.stderr.isTTY && process.stderr.write(`${line}\n`);
-
-async function readSentences(limit) {
-  const [header, ...rows] = (await readFile(join(ROOT, 'data', 'sst2', 'dev.tsv'), 'utf8'))
-    .split('\n')
-    .filter((l) => l.trim() !== '');
-  const column = header.split('\t').indexOf('sentence');
-  const sentences = rows.map((row) => row.split('\t')[column].trim());
-  return limit === undefined ? sentences : sentences.slice(0, limit);
-}
 
 /** The better of a batch-1 loop and batch-16 calls, as sentences/s, after a warm-up. */
 async function transformersJs(name, dtype, sentences) {
@@ -110,7 +101,7 @@ async function int8GemmPeak(dir) {
 const { dir, cleanup } = await scratch('kiln-peers-');
 const open = [];
 try {
-  const sentences = await readSentences(flags.sentences === undefined ? undefined : Number(flags.sentences));
+  const sentences = await sst2Sentences(flags.sentences === undefined ? undefined : Number(flags.sentences));
 
   note(`synthesizing ${PRESET} (onnx) and compiling fp32 and int8 artifacts…`);
   const synth = join(dir, 'synth');

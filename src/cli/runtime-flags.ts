@@ -56,6 +56,14 @@ export const runtimeFlags = {
     defaultText: "the tuned layout, else the artifact's max batch",
     parse: integer(1, MAX_BATCH_LIMIT),
   }),
+  'max-batch-tokens': deferredFlag({
+    arg: 'N',
+    description:
+      'Most padded tokens (texts × padded length) in one batch; a batch is cut before the text that would pass it. On the CPU, batches whose activations outgrow the caches run slower per text.',
+    defaultText:
+      "on the CPU, what keeps a batch's feed-forward activations within 6 MiB (512 for a BERT-base-sized encoder); elsewhere none",
+    parse: integer(1, 1_000_000),
+  }),
   'max-delay-ms': deferredFlag({
     arg: 'MS',
     description: 'How long a request may wait for companions while every replica is busy.',
@@ -104,6 +112,7 @@ export function runtimeOptions(flags: FlagValues<typeof runtimeFlags>): ModelOpt
     replicas: flags.replicas,
     threadsPerReplica: flags['threads-per-replica'],
     maxBatch: flags['max-batch'],
+    maxBatchTokens: flags['max-batch-tokens'],
     maxDelayMs: flags['max-delay-ms'],
     maxQueue: flags['max-queue'],
     maxQueueMs: flags['max-queue-ms'],

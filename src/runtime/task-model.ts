@@ -47,6 +47,14 @@ export interface ModelOptions {
   lengthGrouping?: boolean;
   /** Most inputs per batch, capped by the artifact's max batch. @defaultValue the tuned layout, else the artifact's max batch */
   maxBatch?: number;
+  /**
+   * Most padded tokens (rows × padded length) in one batch: a longer batch is cut before the row
+   * that would pass it (one row always goes). On the CPU a batch whose activations outgrow the
+   * caches runs slower per text, so by default a CPU text encoder's batches hold what keeps
+   * their feed-forward activations within {@link CPU_BATCH_ACTIVATION_BYTES} (512 tokens for a
+   * BERT-base-sized encoder). `null`: rows only (max batch). @defaultValue {@link defaultMaxBatchTokens}
+   */
+  maxBatchTokens?: number | null;
   /** How long a request may wait for companions while every replica is busy, in ms. @defaultValue the tuned layout, else {@link DEFAULT_MAX_DELAY_MS} */
   maxDelayMs?: number;
   /** Most requests waiting; more are refused with KILN_ERR_QUEUE_FULL (HTTP 429). @defaultValue {@link DEFAULT_MAX_QUEUE} */
@@ -68,6 +76,23 @@ export interface ModelOptions {
   verify?: boolean;
   /** Replaces the worker replicas (tests inject failing ones). */
   replicaFactory?: ReplicaFactory;
+}
+
+/**
+ * Feed-forward activations (padded tokens × intermediate size × 4 bytes) one CPU batch may hold
+ * by default. `npm run bench:batch-tokens` chose it: on `kiln synth distilbert-base-uncased` int8
+ * (intermediate 3072: 512 tokens), one call of 96 texts of 93 tokens ran 1.52× faster than with
+ * batches of 32 rows (per round 1.43–1.69), 256 SST-2 sentences 1.09× (noisy: 0.83–1.42); half
+ * or twice the budget did about as well, batches of 32 long rows did not. The embedded model
+ * (intermediate 512) gets 3,072 tokens, more than its max batch of SST-2 sentences fills.
+ */
+export const CPU_BATCH_ACTIVATION_BYTES = 6 * 1024 * 1024;
+
+/** The default {@link ModelOptions.maxBatchTokens}: from a text encoder's size on the CPU; null (rows only) elsewhere. */
+export function defaultMaxBatchTokens(manifest: Manifest, device: Backend): number | null {
+  const intermediate = manifest.model.encoder?.intermediate;
+  if (device !== 'cpu' || !intermediate) return null;
+  return Math.max(1, Math.floor(CPU_BATCH_ACTIVATION_BYTES / (4 * intermediate)));
 }
 
 /**
@@ -93,6 +118,8 @@ export interface Layout {
   /** Threads of the wide replica that answers lone requests (ModelOptions.wide); 0 without one. */
   wideThreads: number;
   maxBatch: number;
+  /** Most padded tokens in one batch (ModelOptions.maxBatchTokens); null: rows only. */
+  maxBatchTokens: number | null;
   maxDelayMs: number;
   buckets: number[];
   /** Most inputs waiting for a replica before new ones are refused (429). */
@@ -132,6 +159,8 @@ export async function startScheduler<I>(
     );
     if (buckets.at(-1) !== manifest.limits.maxLength) buckets.push(manifest.limits.maxLength);
   }
+  const maxBatchTokens =
+    options.maxBatchTokens === undefined ? defaultMaxBatchTokens(manifest, device) : options.maxBatchTokens;
   const maxDelayMs = options.maxDelayMs ?? tuned?.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
   const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
   const context = {
@@ -174,6 +203,7 @@ export async function startScheduler<I>(
         }
       : {}),
     maxBatch,
+    ...(maxBatchTokens !== null ? { tokenBudget: maxBatchTokens } : {}),
     maxDelayMs,
     maxQueue,
     maxQueueMs: options.maxQueueMs ?? null,
@@ -184,7 +214,17 @@ export async function startScheduler<I>(
   });
   return {
     scheduler,
-    layout: { device, replicas, threadsPerReplica, wideThreads, maxBatch, maxDelayMs, buckets, maxQueue },
+    layout: {
+      device,
+      replicas,
+      threadsPerReplica,
+      wideThreads,
+      maxBatch,
+      maxBatchTokens,
+      maxDelayMs,
+      buckets,
+      maxQueue,
+    },
   };
 }
 

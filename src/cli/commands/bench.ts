@@ -174,7 +174,7 @@ export const benchCommand = defineCommand({
         : ` (mean ${meanInputSize(model, inputs).toFixed(1)} tokens)`;
       out.write(
         `kiln bench ${artifactArg}: ${m.name}${m.synthetic ? ' (SYNTHETIC weights)' : ''}; ${inputs.length} ${noun} from ${data}${size}\n` +
-          `  device ${l.device}; ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
+          `  device ${l.device}; ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}${l.maxBatchTokens !== null ? ` (${l.maxBatchTokens} tokens)` : ''}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
       );
       // What one inference makes: a label for a text, a vector, or a label for an image.
       // A text task's inputs read as pairs are counted as pairs (a pair classifier's pairs/s).

@@ -175,7 +175,7 @@ export const serveCommand = defineCommand({
         const l = model.layout;
         process.stderr.write(
           `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (${taskOf(model).serve.describe(m)}; ` +
-            `on ${l.device}, ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}, buckets ${l.buckets.join(',')})\n`,
+            `on ${l.device}, ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}${l.maxBatchTokens !== null ? ` (${l.maxBatchTokens} tokens)` : ''}, buckets ${l.buckets.join(',')})\n`,
         );
       }
       process.stderr.write(`kiln serve: try: ${tryCommand(url, loaded[0]!, loaded.length > 1)}\n`);
