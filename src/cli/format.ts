@@ -123,3 +123,8 @@ export function scoresRow(fn: ScoreFunction): string {
 export function wideNote(wideThreads: number): string {
   return wideThreads > 0 ? ` + 1 wide replica × ${wideThreads} threads for lone requests` : '';
 }
+
+/** ", up to N tokens a batch" for a layout whose batches are capped by padded tokens (ModelOptions.maxBatchTokens). */
+export function batchTokensNote(maxBatchTokens: number | null): string {
+  return maxBatchTokens === null ? '' : `, up to ${maxBatchTokens} tokens a batch`;
+}

@@ -288,6 +288,7 @@ describe('parseInvocation', () => {
       replicas: undefined,
       'threads-per-replica': undefined,
       'max-batch': undefined,
+      'max-batch-tokens': undefined,
       'max-delay-ms': undefined,
       'max-queue': 4096,
       'max-queue-ms': null,

@@ -13,7 +13,7 @@ import { taskOf, taskOfManifest } from '../../tasks/registry.js';
 import { PACKAGE_ROOT } from '../../version.js';
 import { compileNotice } from '../compile-notice.js';
 import { noticeAutoDevice } from '../device-flag.js';
-import { formatMs, wideNote } from '../format.js';
+import { batchTokensNote, formatMs, wideNote } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { choice, defineCommand, integer, nonEmpty, nullFlag, valueFlag } from '../table.js';
@@ -174,7 +174,7 @@ export const benchCommand = defineCommand({
         : ` (mean ${meanInputSize(model, inputs).toFixed(1)} tokens)`;
       out.write(
         `kiln bench ${artifactArg}: ${m.name}${m.synthetic ? ' (SYNTHETIC weights)' : ''}; ${inputs.length} ${noun} from ${data}${size}\n` +
-          `  device ${l.device}; ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}${l.maxBatchTokens !== null ? ` (${l.maxBatchTokens} tokens)` : ''}, max delay ${l.maxDelayMs} ms, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
+          `  device ${l.device}; ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}, max delay ${l.maxDelayMs} ms${batchTokensNote(l.maxBatchTokens)}, buckets ${l.buckets.join(',')}${flags.url ? `; requests to ${flags.url}` : ''}\n`,
       );
       // What one inference makes: a label for a text, a vector, or a label for an image.
       // A text task's inputs read as pairs are counted as pairs (a pair classifier's pairs/s).

@@ -10,7 +10,7 @@ import {
 import { type LoadedModel, taskOf } from '../../tasks/registry.js';
 import { compileNotice } from '../compile-notice.js';
 import { defaultModel } from '../default-model.js';
-import { wideNote } from '../format.js';
+import { batchTokensNote, wideNote } from '../format.js';
 import { hubFlags, hubOptions } from '../hub-flags.js';
 import { runtimeFlags, runtimeOptions } from '../runtime-flags.js';
 import { defineCommand, host, integer, nonEmpty, nullFlag, usage, valueFlag } from '../table.js';
@@ -175,7 +175,7 @@ export const serveCommand = defineCommand({
         const l = model.layout;
         process.stderr.write(
           `kiln serve: model ${m.name} ready in ${((performance.now() - started) / 1000).toFixed(1)} s (${taskOf(model).serve.describe(m)}; ` +
-            `on ${l.device}, ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}${l.maxBatchTokens !== null ? ` (${l.maxBatchTokens} tokens)` : ''}, buckets ${l.buckets.join(',')})\n`,
+            `on ${l.device}, ${l.replicas} replica(s) × ${l.threadsPerReplica} thread(s)${wideNote(l.wideThreads)}, max batch ${l.maxBatch}${batchTokensNote(l.maxBatchTokens)}, buckets ${l.buckets.join(',')})\n`,
         );
       }
       process.stderr.write(`kiln serve: try: ${tryCommand(url, loaded[0]!, loaded.length > 1)}\n`);
