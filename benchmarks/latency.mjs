@@ -122,18 +122,27 @@ let withTypeIds = false;
  * ONNX Runtime alone on the same file, no kiln around it: what any wrapper of this runtime could
  * reach here. Lone requests: one session on every core (ONNX Runtime's default spinning, as
  * transformers.js runs it), each sentence at its own length, no padding. Offline: one one-thread
- * session at batch `batch` over the length-sorted sentences, padded to each batch's longest, its
- * time divided by the cores (perfect scaling, which no layout beats).
+ * session over the length-sorted sentences in the batches kiln's default makes (rows and token
+ * budget) but padded only to each batch's longest, its time divided by the cores (perfect
+ * scaling, which no layout beats).
  */
 async function ortAloneContender(dir) {
   const model = join(dir, 'model.onnx');
   const wide = await createSession(model, { backend: 'cpu', optimization: 'disabled', intraOpThreads: cores });
   const one = await createSession(model, { backend: 'cpu', optimization: 'disabled', intraOpThreads: 1 });
   for (const n of new Set(lengths)) await wide.run(feedsOf(n));
-  const sorted = [...lengths].sort((a, b) => a - b);
+  // kiln's offline batches for the default layout, unpadded to buckets: at most `batch` rows and
+  // the default token budget (maxBatchTokens), each padded to its longest.
+  const { readArtifact } = await import(`${DIST}/model/artifact.js`);
+  const { defaultMaxBatchTokens } = await import(`${DIST}/runtime/task-model.js`);
+  const budget = defaultMaxBatchTokens((await readArtifact(dir)).manifest, 'cpu') ?? Infinity;
   const size = Number(flags.batch);
   const batches = [];
-  for (let i = 0; i < sorted.length; i += size) batches.push(sorted.slice(i, i + size));
+  for (const n of [...lengths].sort((a, b) => a - b)) {
+    const last = batches.at(-1);
+    if (last && last.length < size && n * (last.length + 1) <= budget) last.push(n);
+    else batches.push([n]);
+  }
   return {
     name: `ONNX Runtime alone, same file (lone: ${cores} threads, own length; offline: one thread ÷ ${cores})`,
     alone: true,
