@@ -38,11 +38,13 @@ function layouts() {
   ];
   // The default with the scheduler's length grouping off: what grouping similar lengths under load buys.
   const ungrouped = { name: 'default, length grouping off', options: { lengthGrouping: false } };
+  // The default with its wide replica's threads asleep as soon as a run returns (the default spins a while after).
+  const duringRun = { name: 'default, wide replica spinning during a run', options: { wideSpinning: 'during-run' } };
   const all = [
     { name: 'default (adaptive)', options: {}, isDefault: true },
     ...fixed.map((l) => ({ ...l, fixed: true })),
   ];
-  all.push(ungrouped);
+  all.push(ungrouped, duringRun);
   return flags.only ? all.filter((l) => l.name.startsWith(flags.only) || l.isDefault) : all;
 }
 
@@ -176,7 +178,7 @@ async function tokenizing(dir, sentences) {
  * default: spinning between operators and a while after each run), `during-run` (spinning between
  * operators, asleep once the run returns) or `never`. Batch-1 latency of one session on every
  * core, each mode in turn, and what its idle pool costs two one-thread sessions running beside it
- * (the wide replica idles while the replicas carry load). The default layout uses `during-run`.
+ * (the wide replica idles while the replicas carry load). The default layout uses `always`.
  */
 async function spinning(dir, lengths) {
   const encoded = lengths.slice(0, 50);
@@ -387,6 +389,14 @@ if (ungrouped >= 0) {
 out(
   `default, offline with the texts in data order (kiln sorts a call's texts itself): ${median(dataOrder.map((x) => x.textsPerSecond)).toFixed(1)} texts/s, ÷ sorted per round ${ratios(dataOrder.map((x, r) => x.textsPerSecond / offline[def][r]))}; fill ${(100 * median(dataOrder.map((x) => x.fill))).toFixed(0)} % (sorted by the caller: ${(100 * median(dataOrder.map((x) => x.sortedFill))).toFixed(0)} %)`,
 );
+const spinAt = indexOf((c) => c.options?.wideSpinning === 'during-run');
+if (spinAt >= 0) {
+  const k = kilnOnes.indexOf(contenders[spinAt]);
+  const d = kilnOnes.findIndex((c) => c.isDefault);
+  out(
+    `wide replica spinning during a run ÷ the default (spinning always), per round: latency ${ratios(lone[spinAt].map((x, r) => x.avgMs / lone[def][r].avgMs))}; offline ${ratios(offline[spinAt].map((x, r) => x / offline[def][r]))}; closed loop ${ratios(closed[k].map((x, r) => x.requestsPerSecond / closed[d][r].requestsPerSecond))}`,
+  );
+}
 const perRound = (phase, f) => phase[def].map((_, r) => f(r));
 if (tjsAt >= 0) {
   // Within each round: kiln's default against transformers.js, and ONNX Runtime alone against
@@ -413,7 +423,7 @@ out(
 const spinLine = (key) =>
   `${median(spin[key].map((x) => x.batch1Ms)).toFixed(2)} ms at batch 1, two one-thread sessions beside it ${median(spin[key].map((x) => x.narrowBesideMs)).toFixed(0)} ms`;
 out(
-  `wide session (${cores} threads), idle threads spinning always: ${spinLine('always')}; during a run (the default): ${spinLine('during-run')}; never: ${spinLine('never')}`,
+  `wide session (${cores} threads), idle threads spinning always (the default): ${spinLine('always')}; during a run: ${spinLine('during-run')}; never: ${spinLine('never')}`,
 );
 console.log(lines.join('\n'));
 if (flags.json) {

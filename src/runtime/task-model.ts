@@ -15,7 +15,7 @@ import { defaultBuckets } from '../model/buckets.js';
 import type { ModelInput } from '../model/input.js';
 import { TextTokenizer, type TruncationDirection } from '../model/tokenizer.js';
 import type { Batcher } from './batcher.js';
-import type { Backend, DeviceChoice } from './binding.js';
+import type { Backend, DeviceChoice, Spinning } from './binding.js';
 import { chooseDevice, deviceLayout } from './device.js';
 import { checkDeviceFits } from './device-memory.js';
 import { checkLayoutFits } from './memory.js';
@@ -31,7 +31,7 @@ export interface ModelOptions {
   /** Intra-op threads of each replica (cores per model copy). @defaultValue the tuned layout, else {@link DEFAULT_THREADS_PER_REPLICA} */
   threadsPerReplica?: number;
   /**
-   * Adds a wide replica (one session on every core, threads asleep between runs) that answers a request
+   * Adds a wide replica (one session on every core) that answers a request
    * finding the runtime idle, beside the replicas of one core each that carry the load: lone
    * requests get the latency of one replica × every core, busy times the throughput of one
    * replica per core. Used only for the default layout: `replicas`, `threadsPerReplica` or a
@@ -39,6 +39,12 @@ export interface ModelOptions {
    * a machine of 2 or more cores, unless `replicaFactory` is given
    */
   wide?: boolean;
+  /**
+   * How the wide replica's idle intra-op threads wait (binding.ts Spinning): `during-run` spins
+   * between a run's operators and sleeps as soon as it returns; `always` (ONNX Runtime's default)
+   * also spins a while after each run, so a request that follows soon finds them awake. @defaultValue {@link DEFAULT_WIDE_SPINNING}
+   */
+  wideSpinning?: Spinning;
   /**
    * When one replica takes a batch from requests of different lengths, take similar lengths
    * together (SchedulerOptions.lengthGrouping): less padding under load; a row left out goes in
@@ -87,6 +93,14 @@ export interface ModelOptions {
  * (intermediate 512) gets 3,072 tokens, more than its max batch of SST-2 sentences fills.
  */
 export const CPU_BATCH_ACTIVATION_BYTES = 6 * 1024 * 1024;
+
+/**
+ * How the wide replica's threads wait by default (ModelOptions.wideSpinning). `npm run
+ * bench:latency` compares both, interleaved: on a 2-core AVX2 EPYC, spinning after each run too
+ * answered lone requests in 0.76× the time (per round 0.48–0.92) with offline (1.07×) and
+ * 32-client (1.05×) throughput no lower: the replicas lose nothing to the spin.
+ */
+export const DEFAULT_WIDE_SPINNING: Spinning = 'always';
 
 /** The default {@link ModelOptions.maxBatchTokens}: from a text encoder's size on the CPU; null (rows only) elsewhere. */
 export function defaultMaxBatchTokens(manifest: Manifest, device: Backend): number | null {
@@ -190,14 +204,17 @@ export async function startScheduler<I>(
   const scheduler = await Scheduler.create({
     replicas,
     factory: options.replicaFactory ?? workerReplicas({ ...replicaOptions, intraOpThreads: threadsPerReplica }),
-    // Its threads spin between a run's operators and sleep as soon as it returns, so they leave
-    // the cores to the replicas when the load rises (benchmarks/latency.mjs measured the choice).
+    // How its idle threads wait: DEFAULT_WIDE_SPINNING (benchmarks/latency.mjs measured the choice).
     ...(wideThreads > 0
       ? {
           wide: {
             factory:
               options.replicaFactory ??
-              workerReplicas({ ...replicaOptions, intraOpThreads: wideThreads, spinning: 'during-run' }),
+              workerReplicas({
+                ...replicaOptions,
+                intraOpThreads: wideThreads,
+                spinning: options.wideSpinning ?? DEFAULT_WIDE_SPINNING,
+              }),
             maxRows: replicas,
           },
         }
