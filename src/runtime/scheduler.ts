@@ -73,17 +73,6 @@ export interface SchedulerOptions<I> {
   lengthGrouping?: boolean;
 }
 
-/** `flat` cut into consecutive groups of `sizes` (the rows of several texts' windows, submitted as one list). */
-export function regroup<T>(flat: readonly T[], sizes: readonly number[]): T[][] {
-  const groups: T[][] = [];
-  let from = 0;
-  for (const size of sizes) {
-    groups.push(flat.slice(from, from + size));
-    from += size;
-  }
-  return groups;
-}
-
 export interface SubmitOptions {
   /** performance.now() time after which the request is dropped unstarted (KILN_ERR_DEADLINE_EXCEEDED). */
   deadline?: number;

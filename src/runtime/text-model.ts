@@ -178,6 +178,25 @@ export abstract class TextModel<R> extends TaskModel<EncodedText, R> {
   }
 
   /**
+   * Runs the windows of several texts (a text longer than max length is read in overlapping
+   * windows) as one request, shortest first (Scheduler.submitAll): each text's rows, in its
+   * windows' order.
+   */
+  protected async runWindows(
+    windows: ReadonlyArray<readonly EncodedText[]>,
+    options: { deadline?: number } = {},
+  ): Promise<number[][][]> {
+    const rows = await this.scheduler.submitAll(windows.flat(), { deadline: options.deadline });
+    const perText: number[][][] = [];
+    let from = 0;
+    for (const own of windows) {
+      perText.push(rows.slice(from, from + own.length));
+      from += own.length;
+    }
+    return perText;
+  }
+
+  /**
    * Runs sequences a client tokenized itself (KServe v2 INT64 tensors): each row's ids, without
    * padding. Ids must be in the tokenizer's vocabulary and rows no longer than max length.
    */

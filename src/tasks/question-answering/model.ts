@@ -8,7 +8,6 @@
 import { KilnError } from '../../core/errors.js';
 import type { Manifest } from '../../model/artifact.js';
 import type { EncodedText } from '../../model/tokenizer.js';
-import { regroup } from '../../runtime/scheduler.js';
 import type { InferOptions, ModelInput, ModelOptions } from '../../runtime/task-model.js';
 import { TextModel, type TextParts, type TextTokens } from '../../runtime/text-model.js';
 import {
@@ -112,16 +111,12 @@ export class QuestionAnswerer extends TextModel<Answers> {
       });
       return { request, context, windows, topK, maxAnswerLen };
     });
-    // One request: its questions' windows, shortest first, take turns with other requests' (Scheduler.submitAll).
-    const flat = await this.scheduler.submitAll(
-      plans.flatMap((plan) =>
+    // One request: its questions' windows take turns with other requests' (TextModel.runWindows).
+    const rows = await this.runWindows(
+      plans.map((plan) =>
         plan.windows.map((w): EncodedText => ({ ids: w.laid.ids, typeIds: w.laid.typeIds, truncated: false })),
       ),
-      { deadline: options.deadline },
-    );
-    const rows = regroup(
-      flat,
-      plans.map((plan) => plan.windows.length),
+      options,
     );
     return plans.map((plan, r) => {
       const { request, context, windows, topK, maxAnswerLen } = plan;

@@ -7,7 +7,6 @@
 import { KilnError } from '../../core/errors.js';
 import { softmax } from '../../core/stats.js';
 import type { Manifest } from '../../model/artifact.js';
-import { regroup } from '../../runtime/scheduler.js';
 import type { InferOptions, ModelInput, ModelOptions } from '../../runtime/task-model.js';
 import { TextModel, type TextParts, type TextRow, type TextTokens } from '../../runtime/text-model.js';
 import {
@@ -113,16 +112,12 @@ export class TokenClassifier extends TextModel<TokenAnswer> {
       const spanned = this.tokenizer.spannedTokens(text);
       return { text, spanned, windows: windowsOf(spanned.ids.length, room, stride) };
     });
-    // One request: its texts' windows, shortest first, take turns with other requests' (Scheduler.submitAll).
-    const rows = await this.scheduler.submitAll(
-      plans.flatMap(({ spanned, windows }) =>
+    // One request: its texts' windows take turns with other requests' (TextModel.runWindows).
+    const perText = await this.runWindows(
+      plans.map(({ spanned, windows }) =>
         windows.map((w) => ({ ...this.tokenizer.withSpecials(spanned.ids.slice(w.start, w.end)), truncated: false })),
       ),
-      { deadline: options.deadline },
-    );
-    const perText = regroup(
-      rows,
-      plans.map((p) => p.windows.length),
+      options,
     );
     return plans.map(({ text, spanned, windows }, i) => {
       const own = perText[i]!;
