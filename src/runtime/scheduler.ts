@@ -286,8 +286,9 @@ export class Scheduler<I> {
   /**
    * Queues the items of one request, shortest first, and resolves to their rows in `items`' order:
    * a request of many texts in any order then fills consecutive batches with similar lengths
-   * instead of padding each batch to its longest (a bulk call of unsorted SST-2 sentences pads
-   * about half its tokens otherwise). Its items take turns with other requests' (fair queuing).
+   * instead of padding each batch to the longest of whatever came together (`npm run
+   * bench:latency` gives the default unsorted texts: its fill equals the caller-sorted run's).
+   * Its items take turns with other requests' (fair queuing).
    */
   submitAll(items: readonly I[], options: Omit<SubmitOptions, 'request'> = {}): Promise<number[][]> {
     const request = {};

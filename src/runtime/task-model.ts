@@ -98,8 +98,7 @@ export const CPU_BATCH_ACTIVATION_BYTES = 6 * 1024 * 1024;
  * How the wide replica's threads wait by default (ModelOptions.wideSpinning). `npm run
  * bench:latency` compares both, interleaved, on a 2-core AVX2 EPYC: lone requests with the
  * threads spinning after each run too took 0.76× the time of sleeping ones in one run (every
- * round 0.48–0.92) and 1.03× in the next (0.95–1.54); in-process A/Bs gave 0.88–0.91×; offline
- * and 32-client throughput were no lower (1.07× and 1.05×, then 1.04× and 1.01×): the replicas
+ * round 0.48–0.92) and 1.03× in the next (0.95–1.54); offline and 32-client throughput were no lower (1.07× and 1.05×, then 1.04× and 1.01×): the replicas
  * lose nothing to the spin.
  */
 export const DEFAULT_WIDE_SPINNING: Spinning = 'always';
